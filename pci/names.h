@@ -1,0 +1,50 @@
+// NameDb: vendor and device names from the PCI ID database, through libpci.
+//
+// libpci answers from two sources: udev's hwdb (a memory-mapped index, cheap to open) and the
+// pci.ids text file (parsed whole on first use: ~15 ms). Names are asked of the hwdb first and
+// of pci.ids only for ids the hwdb lacks, so pci.ids is usually never parsed. With an explicit
+// `ids_path` only that file is used. Lookups are thread-safe (one mutex; libpci's pci_access is not) and cached
+// per id. libpci's default error callback exits the process: we install our own, which records
+// the failure and makes every lookup answer "no name".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+struct pci_access;
+
+namespace sriovd::pci {
+
+class NameDb {
+ public:
+  // `ids_path` overrides libpci's default pci.ids location (empty: libpci's default).
+  explicit NameDb(std::string ids_path = {});
+  ~NameDb();
+  NameDb(const NameDb&) = delete;
+  NameDb& operator=(const NameDb&) = delete;
+
+  // Loads the database now (it is otherwise loaded by the first lookup): lets a caller overlap
+  // the ~15 ms parse of pci.ids with other work.
+  void preload();
+
+  std::optional<std::string> vendor(uint16_t vendor_id);
+  std::optional<std::string> device(uint16_t vendor_id, uint16_t device_id);
+
+ private:
+  std::optional<std::string> lookup(int flags, uint16_t v, uint16_t d);
+  static std::optional<std::string> ask(pci_access* acc, int flags, uint16_t v, uint16_t d);
+
+  std::mutex mu_;
+  std::string ids_path_;
+  pci_access* hwdb_ = nullptr;                                   // guarded by mu_; hwdb only
+  pci_access* ids_ = nullptr;                                    // guarded by mu_; pci.ids
+  bool started_ = false;                                         // guarded by mu_
+  std::unordered_map<uint32_t, std::optional<std::string>> vendors_;  // guarded by mu_
+  std::unordered_map<uint32_t, std::optional<std::string>> devices_;  // guarded by mu_
+};
+
+}  // namespace sriovd::pci
