@@ -1,0 +1,161 @@
+#include "agent/daemon.h"
+
+#include <signal.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "agent/host_model.h"
+#include "pci/names.h"
+#include "pci/sysfs.h"
+#include "rest/api.h"
+#include "rest/encode.h"
+#include "rest/server.h"
+#include "schemas/openapi.h"
+
+#ifndef SRIOVD_VERSION
+#define SRIOVD_VERSION "0.0.0"
+#endif
+
+namespace sriovd::agent {
+
+namespace {
+
+// Blocks the stop signals in every thread (threads inherit the mask), so the main thread can
+// wait for them with sigwait and shut down in order.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Logs go to stderr. Under systemd (JOURNAL_STREAM set) the journal adds time and unit, so
+// each line carries only its sd-daemon priority prefix ("<4>" = warning) and the message.
+class SdPriority : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    static const char* const prefix[] = {"<7>", "<7>", "<6>", "<4>", "<3>", "<2>", "<6>"};
+    const char* p = prefix[static_cast<int>(msg.level)];
+    dest.append(p, p + 3);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<SdPriority>(); }
+};
+
+void setup_logging(bool verbose) {
+  auto logger = spdlog::stderr_logger_mt("sriovd");
+  if (std::getenv("JOURNAL_STREAM")) {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SdPriority>('*').set_pattern("%*%v");
+    logger->set_formatter(std::move(formatter));
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  }
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
+  setup_logging(options.verbose);
+  sigset_t stop_set = block_stop_signals();
+
+  auto root = pci::SysfsRoot::open(options.sysfs_root);
+  if (!root) {
+    spdlog::critical("cannot start: {}", root.error().message);
+    return 1;
+  }
+
+  pci::NameDb names(options.pci_ids);
+  HostModel model;
+  auto snap = build_snapshot(*root, &names, 1);
+  if (!snap) {
+    spdlog::critical("cannot start: reading the host: {}", snap.error().message);
+    return 1;
+  }
+  model.publish(*snap);
+  size_t with_warnings = 0;
+  for (const auto& d : (*snap)->devices) {
+    for (const auto& w : d.device.warnings) spdlog::warn("{}: {}", d.device.address.to_string(), w);
+    if (!d.device.warnings.empty()) ++with_warnings;
+  }
+  for (const auto& w : (*snap)->warnings) spdlog::warn("{}", w);
+
+  rest::ApiOptions api_options;
+  api_options.version = SRIOVD_VERSION;
+  api_options.openapi_json = std::string(schemas::openapi_json());
+  rest::Api api(model, std::move(api_options));
+
+  rest::ServerOptions server_options;
+  server_options.worker_threads = options.worker_threads;
+  rest::HttpServer server(api, server_options);
+  std::vector<std::string> listen = options.listen;
+  if (listen.empty()) listen.push_back("unix:/run/sriovd/sriovd.sock");
+  for (const auto& text : listen) {
+    auto addr = rest::ListenAddress::parse(text);
+    if (!addr) {
+      spdlog::critical("cannot start: {}", addr.error().message);
+      return 1;
+    }
+    if (auto r = server.bind(*addr); !r) {
+      spdlog::critical("cannot start: {}", r.error().message);
+      return 1;
+    }
+  }
+  server.start();
+  api.set_ready(true);
+  auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::string where;
+  for (const auto& a : server.bound()) where += (where.empty() ? "" : ", ") + a.to_string();
+  spdlog::info("ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}; listening on {}",
+               ms, (*snap)->devices.size(), with_warnings, (*snap)->groups.size(), options.sysfs_root, where);
+  sd_notifyf(0, "READY=1\nSTATUS=serving %zu PCI functions on %s", (*snap)->devices.size(), where.c_str());
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&stop_set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: configuration reload is not supported yet; ignoring");
+      continue;
+    }
+    spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    break;
+  }
+  sd_notify(0, "STOPPING=1");
+  api.set_ready(false);
+  server.stop();
+  return 0;
+}
+
+int run_inventory(const std::string& sysfs_root, const std::string& pci_ids, bool pretty) {
+  auto root = pci::SysfsRoot::open(sysfs_root);
+  if (!root) {
+    std::fprintf(stderr, "sriovd: %s\n", root.error().message.c_str());
+    return 1;
+  }
+  pci::NameDb names(pci_ids);
+  auto snap = build_snapshot(*root, &names, 1);
+  if (!snap) {
+    std::fprintf(stderr, "sriovd: %s\n", snap.error().message.c_str());
+    return 1;
+  }
+  std::string out = rest::encode_inventory(**snap);
+  if (pretty) out = nlohmann::json::parse(out).dump(2);
+  out += '\n';
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+}  // namespace sriovd::agent

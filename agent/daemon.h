@@ -1,0 +1,25 @@
+// Daemon: the sriovd process — opens the sysfs root, builds the host model, serves the REST API
+// until told to stop. main() only parses flags into DaemonOptions and calls run().
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sriovd::agent {
+
+struct DaemonOptions {
+  std::string sysfs_root = "/sys";
+  std::string state_dir = "/var/lib/sriovd";
+  std::vector<std::string> listen;  // empty: unix:/run/sriovd/sriovd.sock
+  int worker_threads = 64;
+  std::string pci_ids;              // override pci.ids path
+  bool verbose = false;
+};
+
+// Runs until SIGTERM or SIGINT; returns the process exit status.
+int run_daemon(const DaemonOptions& options);
+
+// Prints the inventory JSON of `sysfs_root` to stdout; returns the exit status.
+int run_inventory(const std::string& sysfs_root, const std::string& pci_ids, bool pretty);
+
+}  // namespace sriovd::agent

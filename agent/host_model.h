@@ -1,0 +1,63 @@
+// HostModel: the daemon's picture of the host — devices, IOMMU groups, readiness — as immutable
+// snapshots.
+//
+// A snapshot is built once from the sysfs root and never changed; readers take a
+// shared_ptr<const Snapshot> and keep using it for as long as they like, from any thread, while a
+// writer (a rescan, later hotplug and mutations) publishes a new one. Publishing is an atomic
+// pointer swap, so readers never wait on a scan.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "iommu/groups.h"
+#include "iommu/readiness.h"
+#include "pci/device.h"
+#include "pci/names.h"
+#include "pci/sysfs.h"
+
+namespace sriovd::agent {
+
+struct DeviceView {
+  pci::Device device;
+  std::optional<std::string> vendor_name;
+  std::optional<std::string> device_name;
+};
+
+struct Snapshot {
+  std::string sysfs_root;
+  std::vector<DeviceView> devices;                       // sorted by address
+  std::unordered_map<PciAddress, size_t> index;          // address → position in devices
+  std::map<int, iommu::Group> groups;
+  iommu::Readiness readiness;
+  std::vector<std::string> warnings;                     // tree-level
+  std::chrono::system_clock::time_point taken_at;
+  uint64_t generation = 0;
+
+  const DeviceView* find(const PciAddress& a) const {
+    auto it = index.find(a);
+    return it == index.end() ? nullptr : &devices[it->second];
+  }
+};
+
+// Reads the whole host. Names come from `names` (may be null: names stay null).
+Result<std::shared_ptr<const Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
+                                                       uint64_t generation);
+
+class HostModel {
+ public:
+  std::shared_ptr<const Snapshot> current() const { return snap_.load(std::memory_order_acquire); }
+  void publish(std::shared_ptr<const Snapshot> s) { snap_.store(std::move(s), std::memory_order_release); }
+
+ private:
+  std::atomic<std::shared_ptr<const Snapshot>> snap_;
+};
+
+}  // namespace sriovd::agent

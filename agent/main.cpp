@@ -1,0 +1,41 @@
+// sriovd: the SR-IOV and PCI passthrough host agent.
+#include <CLI/CLI.hpp>
+
+#include "agent/daemon.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sriovd: SR-IOV and PCI passthrough host agent"};
+  app.set_version_flag("--version", SRIOVD_VERSION);
+  app.require_subcommand(0, 1);
+
+  sriovd::agent::DaemonOptions opt;
+  std::string pci_ids;
+
+  auto add_common = [&](CLI::App* a) {
+    a->add_option("--sysfs-root", opt.sysfs_root, "sysfs to read and change (a simulated host in tests)")
+        ->capture_default_str();
+    a->add_option("--pci-ids", opt.pci_ids, "pci.ids file for vendor and device names (default: libpci's)");
+  };
+  auto add_serve = [&](CLI::App* a) {
+    add_common(a);
+    a->add_option("--listen", opt.listen,
+                  "unix:PATH or tcp:HOST:PORT; repeatable (default unix:/run/sriovd/sriovd.sock)");
+    a->add_option("--state-dir", opt.state_dir, "where desired state and leases are kept")->capture_default_str();
+    a->add_option("--threads", opt.worker_threads, "HTTP worker threads per listener (one per open connection)")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    a->add_flag("-v,--verbose", opt.verbose, "debug logging");
+  };
+
+  auto* serve = app.add_subcommand("serve", "run the daemon (the default)");
+  add_serve(serve);
+  add_serve(&app);
+  bool pretty = false;
+  auto* inventory = app.add_subcommand("inventory", "print the host's inventory as JSON and exit");
+  add_common(inventory);
+  inventory->add_flag("--pretty", pretty, "indent the JSON");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*inventory) return sriovd::agent::run_inventory(opt.sysfs_root, opt.pci_ids, pretty);
+  return sriovd::agent::run_daemon(opt);
+}
