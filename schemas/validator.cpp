@@ -1,0 +1,77 @@
+#include "schemas/validator.h"
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include "schemas/openapi.h"
+
+namespace sriovd::schemas {
+
+namespace {
+
+// "<root>.spec.num_vfs" / "[root][num_vfs]" → "num_vfs": the field path a client understands.
+std::string field_of(const std::vector<std::string>& context) {
+  std::string out;
+  for (const auto& c : context) {
+    if (c == "<root>") continue;
+    std::string part = c;
+    if (part.size() >= 2 && part.front() == '[' && part.back() == ']') part = part.substr(1, part.size() - 2);
+    if (!part.empty() && part.front() == '"' && part.back() == '"') part = part.substr(1, part.size() - 2);
+    if (!out.empty()) out += '.';
+    out += part;
+  }
+  return out;
+}
+
+}  // namespace
+
+SchemaValidator::SchemaValidator(const nlohmann::json& document) {
+  const auto& components = document.at("components").at("schemas");
+  for (auto it = components.begin(); it != components.end(); ++it) {
+    // Parse each component as a $ref into the whole document, so refs between components
+    // ("#/components/schemas/PciAddress") resolve against the document root.
+    nlohmann::json wrapper = document;
+    wrapper["$ref"] = "#/components/schemas/" + it.key();
+    auto schema = std::make_unique<valijson::Schema>();
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::NlohmannJsonAdapter adapter(wrapper);
+    parser.populateSchema(adapter, *schema);
+    schemas_.emplace(it.key(), std::move(schema));
+  }
+}
+
+SchemaValidator::~SchemaValidator() = default;
+
+Result<void> SchemaValidator::validate(const std::string& component, const nlohmann::json& value) const {
+  auto it = schemas_.find(component);
+  if (it == schemas_.end()) return Error::make(ErrorCode::internal, "no schema named " + component);
+  valijson::Validator validator(valijson::Validator::kStrongTypes);
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter adapter(value);
+  if (validator.validate(*it->second, adapter, &results)) return ok();
+  // valijson reports from the outermost context inwards; the deepest error is the useful one.
+  valijson::ValidationResults::Error best;
+  size_t depth = 0;
+  bool have = false;
+  valijson::ValidationResults::Error e;
+  while (results.popError(e)) {
+    if (!have || e.context.size() > depth) {
+      best = e;
+      depth = e.context.size();
+      have = true;
+    }
+  }
+  std::string field = field_of(best.context);
+  return Error::make(ErrorCode::invalid, (field.empty() ? std::string("body") : field) + ": " + best.description,
+                     field);
+}
+
+const SchemaValidator& api_validator() {
+  static const SchemaValidator v(nlohmann::json::parse(openapi_json()));
+  return v;
+}
+
+}  // namespace sriovd::schemas
