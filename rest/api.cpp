@@ -1,0 +1,236 @@
+#include "rest/api.h"
+
+#include <charconv>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "pci/decode.h"
+#include "rest/encode.h"
+#include "rest/problem.h"
+
+namespace sriovd::rest {
+
+using nlohmann::json;
+
+struct Api::Rendered {
+  uint64_t generation = 0;
+  std::vector<std::string> devices;  // parallel to Snapshot::devices
+  std::map<int, std::string> groups;  // by group number
+};
+
+namespace {
+
+Response json_response(std::string body, int status = 200) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) parts.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return parts;
+}
+
+bool is_hex(std::string_view s) {
+  for (char c : s)
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  return !s.empty();
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+Response method_not_allowed(const Request& req, const char* allow) {
+  Response r = problem(405, "method_not_allowed", req.method + " is not allowed on " + req.path, req.path);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+// Device filters from the query string, each validated with the parameter named in the error.
+struct DeviceFilter {
+  std::optional<uint16_t> vendor_id;
+  std::optional<std::string> driver;  // "none": unbound
+  std::optional<PciAddress> physfn;
+  std::optional<int> numa_node;       // -1: none
+  std::string class_prefix;           // 2, 4 or 6 hex digits, lower case
+
+  bool matches(const pci::Device& d) const {
+    if (vendor_id && d.vendor_id != vendor_id) return false;
+    if (driver) {
+      if (*driver == "none" ? d.driver.has_value() : d.driver != *driver) return false;
+    }
+    if (physfn && d.physfn != physfn) return false;
+    if (numa_node && d.numa_node.value_or(-1) != *numa_node) return false;
+    if (!class_prefix.empty()) {
+      if (!d.class_id || hex6(*d.class_id).compare(0, class_prefix.size(), class_prefix) != 0) return false;
+    }
+    return true;
+  }
+};
+
+Result<DeviceFilter> parse_filter(const Request& req) {
+  DeviceFilter f;
+  auto bad = [](const std::string& field, const std::string& why) {
+    return Error::make(ErrorCode::bad_request, "query parameter '" + field + "': " + why, field);
+  };
+  for (const auto& [k, v] : req.query) {
+    if (k == "vendor_id") {
+      if (v.size() != 4 || !is_hex(v)) return bad(k, "expected 4 hex digits such as 8086, got '" + v + "'");
+      f.vendor_id = static_cast<uint16_t>(std::stoul(v, nullptr, 16));
+    } else if (k == "driver") {
+      if (v.empty()) return bad(k, "expected a driver name or 'none'");
+      f.driver = v;
+    } else if (k == "physfn") {
+      auto a = PciAddress::parse(v);
+      if (!a) return bad(k, "'" + v + "' is not a PCI address like 0000:17:00.0");
+      f.physfn = a;
+    } else if (k == "numa_node") {
+      auto n = pci::parse_int(v, -1, 1 << 20);
+      if (!n || v.find_first_of(" \n\t") != std::string::npos)
+        return bad(k, "expected a NUMA node number (or -1 for none), got '" + v + "'");
+      f.numa_node = static_cast<int>(*n);
+    } else if (k == "class_id") {
+      if ((v.size() != 2 && v.size() != 4 && v.size() != 6) || !is_hex(v))
+        return bad(k, "expected 2, 4 or 6 hex digits (class, subclass, prog-if) such as 02 or 020000, got '" + v + "'");
+      f.class_prefix = lower(v);
+    } else {
+      return bad(k, "unknown parameter; known: vendor_id, driver, physfn, numa_node, class_id");
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+Api::Api(const agent::HostModel& model, ApiOptions options) : model_(model), options_(std::move(options)) {}
+
+std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const agent::Snapshot>& snap) const {
+  auto r = rendered_.load(std::memory_order_acquire);
+  if (r && r->generation == snap->generation) return r;
+  std::lock_guard lock(render_mu_);
+  r = rendered_.load(std::memory_order_acquire);
+  if (r && r->generation == snap->generation) return r;
+  auto fresh = std::make_shared<Rendered>();
+  fresh->generation = snap->generation;
+  fresh->devices.reserve(snap->devices.size());
+  for (const auto& d : snap->devices) fresh->devices.push_back(encode_device(d));
+  for (const auto& [n, g] : snap->groups) fresh->groups.emplace(n, encode_group(g));
+  rendered_.store(fresh, std::memory_order_release);
+  return fresh;
+}
+
+Response Api::handle(const Request& req) const {
+  auto parts = split_path(req.path);
+  const bool get = req.method == "GET" || req.method == "HEAD";
+
+  if (parts.size() == 1 && parts[0] == "healthz") {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    return json_response(R"({"status":"ok"})");
+  }
+  if (parts.size() == 1 && parts[0] == "readyz") {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    if (!ready_.load(std::memory_order_acquire) || !model_.current())
+      return problem(503, "unavailable", "sriovd is starting: inventory and reconcile have not finished", req.path);
+    return json_response(R"({"status":"ready"})");
+  }
+  if (parts.empty() || parts[0] != "v1") return problem(404, "not_found", "no such resource: " + req.path, req.path);
+
+  if (parts.size() == 2 && parts[1] == "openapi.json") {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    return json_response(options_.openapi_json);
+  }
+
+  auto snap = model_.current();
+  if (!snap) return problem(503, "unavailable", "the host inventory is not ready yet", req.path);
+
+  if (parts.size() == 2 && parts[1] == "host") {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    return get_host(req, *snap);
+  }
+  if (parts[1] == "devices" && parts.size() <= 3) {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    auto r = rendered(snap);
+    if (parts.size() == 2) return list_devices(req, *snap, *r);
+    return get_device(req, std::string(parts[2]), *snap, *r);
+  }
+  if (parts[1] == "iommu-groups" && parts.size() <= 3) {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    auto r = rendered(snap);
+    if (parts.size() == 2) return list_groups(req, *snap, *r);
+    return get_group(req, std::string(parts[2]), *snap, *r);
+  }
+  return problem(404, "not_found", "no such resource: " + req.path, req.path);
+}
+
+Response Api::get_host(const Request&, const agent::Snapshot& s) const {
+  json j = encode_host(s);
+  j["version"] = options_.version;
+  j["ready"] = ready_.load(std::memory_order_acquire);
+  return json_response(j.dump());
+}
+
+Response Api::list_devices(const Request& req, const agent::Snapshot& s, const Rendered& r) const {
+  auto filter = parse_filter(req);
+  if (!filter) return problem(filter.error(), req.path);
+  std::string body = "{\"devices\":[";
+  bool first = true;
+  size_t count = 0;
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    if (!filter->matches(s.devices[i].device)) continue;
+    if (!first) body += ',';
+    first = false;
+    body += r.devices[i];
+    ++count;
+  }
+  body += "],\"count\":" + std::to_string(count) + "}";
+  return json_response(std::move(body));
+}
+
+Response Api::get_device(const Request& req, const std::string& address, const agent::Snapshot& s,
+                         const Rendered& r) const {
+  auto a = PciAddress::parse(address);
+  if (!a)
+    return problem(400, "bad_request", "'" + address + "' is not a PCI address like 0000:17:00.0", req.path, "address");
+  auto it = s.index.find(*a);
+  if (it == s.index.end()) return problem(404, "not_found", "no PCI device " + a->to_string() + " on this host", req.path);
+  return json_response(r.devices[it->second]);
+}
+
+Response Api::list_groups(const Request& req, const agent::Snapshot&, const Rendered& r) const {
+  for (const auto& [k, v] : req.query)
+    return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter", req.path, k);
+  std::string body = "{\"iommu_groups\":[";
+  bool first = true;
+  for (const auto& [n, text] : r.groups) {
+    if (!first) body += ',';
+    first = false;
+    body += text;
+  }
+  body += "],\"count\":" + std::to_string(r.groups.size()) + "}";
+  return json_response(std::move(body));
+}
+
+Response Api::get_group(const Request& req, const std::string& number, const agent::Snapshot&,
+                        const Rendered& r) const {
+  auto n = pci::parse_int(number, 0, INT32_MAX);
+  if (!n || number.find_first_not_of("0123456789") != std::string::npos)
+    return problem(400, "bad_request", "'" + number + "' is not an IOMMU group number", req.path, "number");
+  auto it = r.groups.find(static_cast<int>(*n));
+  if (it == r.groups.end())
+    return problem(404, "not_found", "no IOMMU group " + number + " on this host", req.path);
+  return json_response(it->second);
+}
+
+}  // namespace sriovd::rest

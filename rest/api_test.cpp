@@ -1,0 +1,210 @@
+// REST handlers tested as functions from request to response, on a generated host; every
+// response body is validated against the OpenAPI document's schemas.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/host_model.h"
+#include "rest/api.h"
+#include "schemas/openapi.h"
+#include "schemas/validator.h"
+#include "tests/fixtures/profiles.h"
+#include "tests/support/temp_dir.h"
+
+using namespace sriovd;
+using nlohmann::json;
+
+namespace {
+
+struct Fixture {
+  test::TempDir dir;
+  fixtures::Manifest manifest;
+  agent::HostModel model;
+  pci::NameDb names;
+  std::unique_ptr<rest::Api> api;
+
+  explicit Fixture(const char* profile = "dual-socket") {
+    auto m = fixtures::build_profile(profile, dir.path());
+    REQUIRE(m.ok());
+    manifest = *m;
+    auto root = pci::SysfsRoot::open(dir.path());
+    model.publish(*agent::build_snapshot(*root, &names, 1));
+    rest::ApiOptions o;
+    o.version = "test";
+    o.openapi_json = std::string(schemas::openapi_json());
+    api = std::make_unique<rest::Api>(model, o);
+    api->set_ready(true);
+  }
+
+  rest::Response get(const std::string& path, std::vector<std::pair<std::string, std::string>> query = {}) {
+    rest::Request r;
+    r.method = "GET";
+    r.path = path;
+    r.query = std::move(query);
+    return api->handle(r);
+  }
+};
+
+json valid(const rest::Response& r, const char* component) {
+  auto j = json::parse(r.body);
+  auto v = schemas::api_validator().validate(component, j);
+  CHECK_MESSAGE(v.ok(), (v.ok() ? "" : v.error().message));
+  return j;
+}
+
+json problem(const rest::Response& r, int status) {
+  CHECK(r.status == status);
+  CHECK(r.content_type == "application/problem+json");
+  return valid(r, "Problem");
+}
+
+}  // namespace
+
+TEST_CASE("GET /v1/devices lists every function, sorted, each valid against the schema") {
+  Fixture f;
+  auto r = f.get("/v1/devices");
+  REQUIRE(r.status == 200);
+  auto j = valid(r, "DeviceList");
+  REQUIRE(j["count"] == f.manifest.functions.size());
+  std::string prev;
+  for (const auto& d : j["devices"]) {
+    std::string a = d["address"];
+    CHECK(prev < a);
+    prev = a;
+  }
+}
+
+TEST_CASE("GET /v1/devices/{address}: the contract's fields") {
+  Fixture f;
+  for (const auto& fn : f.manifest.functions) {
+    auto r = f.get("/v1/devices/" + fn.address.to_string());
+    REQUIRE(r.status == 200);
+    auto d = valid(r, "Device");
+    CHECK(d["address"] == fn.address.to_string());
+    CHECK(d["driver"] == (fn.driver.empty() ? json(nullptr) : json(fn.driver)));
+    if (fn.total_vfs > 0) {
+      CHECK(d["kind"] == "pf");
+      CHECK(d["sriov"]["total_vfs"] == fn.total_vfs);
+      CHECK(d["sriov"]["num_vfs"] == fn.num_vfs);
+    }
+    if (fn.physfn) {
+      CHECK(d["kind"] == "vf");
+      CHECK(d["physfn"] == fn.physfn->to_string());
+      CHECK(d["vf_index"] == fn.vf_index);
+    }
+  }
+  SUBCASE("upper-case and short addresses are accepted and canonicalised") {
+    const auto& fn = f.manifest.functions.back();
+    std::string upper = fn.address.to_string();
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    CHECK(f.get("/v1/devices/" + upper).status == 200);
+  }
+}
+
+TEST_CASE("filters combine, and a bad filter is a 400 naming the parameter") {
+  Fixture f;
+  auto count = [&](std::vector<std::pair<std::string, std::string>> q) {
+    auto r = f.get("/v1/devices", q);
+    REQUIRE(r.status == 200);
+    return valid(r, "DeviceList")["count"].get<size_t>();
+  };
+  size_t intel = 0, unbound = 0, node1 = 0, network = 0;
+  std::map<PciAddress, size_t> vfs_of;
+  for (const auto& fn : f.manifest.functions) {
+    if (fn.vendor == 0x8086) ++intel;
+    if (fn.driver.empty()) ++unbound;
+    if (fn.numa_node == 1) ++node1;
+    if (fn.class_code >> 16 == 0x02) ++network;
+    if (fn.physfn) ++vfs_of[*fn.physfn];
+  }
+  CHECK(count({{"vendor_id", "8086"}}) == intel);
+  CHECK(count({{"driver", "none"}}) == unbound);
+  CHECK(count({{"numa_node", "1"}}) == node1);
+  CHECK(count({{"class_id", "02"}}) == network);
+  REQUIRE_FALSE(vfs_of.empty());
+  for (const auto& [pf, n] : vfs_of) CHECK(count({{"physfn", pf.to_string()}}) == n);
+  CHECK(count({{"vendor_id", "8086"}, {"numa_node", "1"}, {"class_id", "02"}}) <= intel);
+
+  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{{"vendor_id", "80866"},
+                                                                      {"numa_node", "one"},
+                                                                      {"physfn", "17:00"},
+                                                                      {"class_id", "0"},
+                                                                      {"colour", "blue"}}) {
+    auto p = problem(f.get("/v1/devices", {{k, v}}), 400);
+    CHECK(p["field"] == k);
+    CHECK(p["detail"].get<std::string>().find(k) != std::string::npos);
+  }
+}
+
+TEST_CASE("malformed address is 400 naming it; unknown is 404") {
+  Fixture f;
+  auto bad = problem(f.get("/v1/devices/not-an-address"), 400);
+  CHECK(bad["field"] == "address");
+  CHECK(bad["detail"].get<std::string>().find("not-an-address") != std::string::npos);
+  auto unknown = problem(f.get("/v1/devices/0000:ee:1f.7"), 404);
+  CHECK(unknown["detail"].get<std::string>().find("0000:ee:1f.7") != std::string::npos);
+  problem(f.get("/v1/iommu-groups/x"), 400);
+  problem(f.get("/v1/iommu-groups/999999"), 404);
+  problem(f.get("/v1/nothing"), 404);
+  problem(f.get("/elsewhere"), 404);
+}
+
+TEST_CASE("IOMMU groups: list and one, valid against the schema") {
+  Fixture f;
+  auto r = f.get("/v1/iommu-groups");
+  REQUIRE(r.status == 200);
+  auto j = valid(r, "IommuGroupList");
+  REQUIRE(j["count"].get<size_t>() > 0);
+  bool saw_not_viable = false;
+  for (const auto& g : j["iommu_groups"]) {
+    auto one = f.get("/v1/iommu-groups/" + std::to_string(g["number"].get<int>()));
+    REQUIRE(one.status == 200);
+    CHECK(valid(one, "IommuGroup") == g);
+    if (!g["viable"].get<bool>()) {
+      saw_not_viable = true;
+      CHECK_FALSE(g["blocking"].empty());
+    }
+  }
+  CHECK(saw_not_viable);
+}
+
+TEST_CASE("host, health, readiness and the OpenAPI document") {
+  Fixture f;
+  auto h = f.get("/v1/host");
+  REQUIRE(h.status == 200);
+  auto host = valid(h, "Host");
+  CHECK(host["counts"]["devices"] == f.manifest.functions.size());
+  CHECK(host["sysfs_root"] == f.dir.path().string());
+  CHECK(f.get("/healthz").status == 200);
+  CHECK(f.get("/readyz").status == 200);
+  f.api->set_ready(false);
+  problem(f.get("/readyz"), 503);
+  auto doc = f.get("/v1/openapi.json");
+  REQUIRE(doc.status == 200);
+  CHECK(json::parse(doc.body)["openapi"] == "3.1.0");
+}
+
+TEST_CASE("a method the path does not take is a 405 with Allow") {
+  Fixture f;
+  rest::Request r;
+  r.method = "DELETE";
+  r.path = "/v1/devices";
+  auto res = f.api->handle(r);
+  problem(res, 405);
+  REQUIRE_FALSE(res.headers.empty());
+  CHECK(res.headers[0].first == "Allow");
+}
+
+TEST_CASE("a device with warnings is still served, and the host counts it") {
+  Fixture f("minimal");
+  const auto& fn = f.manifest.functions.back();
+  auto dir = std::filesystem::canonical(f.dir.path() / "bus/pci/devices" / fn.address.to_string());
+  std::filesystem::remove(dir / "uevent");
+  std::filesystem::remove(dir / "class");
+  auto root = pci::SysfsRoot::open(f.dir.path());
+  f.model.publish(*agent::build_snapshot(*root, &f.names, 2));
+  auto d = valid(f.get("/v1/devices/" + fn.address.to_string()), "Device");
+  CHECK(d["class_id"].is_null());
+  CHECK(d["warnings"].size() == 2);
+  CHECK(valid(f.get("/v1/host"), "Host")["counts"]["devices_with_warnings"] == 1);
+}

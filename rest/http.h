@@ -1,0 +1,33 @@
+// The transport-neutral request and response that REST handlers work on. The HTTP server turns
+// wire requests into these and back; handlers never see a socket, so they are tested directly.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sriovd::rest {
+
+struct Request {
+  std::string method;                                      // "GET"
+  std::string path;                                        // "/v1/devices/0000:17:00.0"
+  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
+  std::map<std::string, std::string> headers;              // lower-case names
+  std::string body;
+  std::string peer;                                        // "unix:uid=0,pid=123" or "tcp:127.0.0.1:5555"
+
+  const std::string* header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? nullptr : &it->second;
+  }
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+}  // namespace sriovd::rest

@@ -1,0 +1,214 @@
+#include "rest/server.h"
+
+#include <grp.h>
+#include <httplib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "base/fd.h"
+
+namespace sriovd::rest {
+
+namespace {
+
+// httplib 0.11 only creates TCP sockets. Its accept loop (listen_after_bind) works on any
+// listening stream socket in svr_sock_, so a unix socket is bound here and handed over.
+class UnixHttpServer : public httplib::Server {
+ public:
+  void adopt(int fd) { svr_sock_ = fd; }
+};
+
+Result<UniqueFd> bind_unix(const std::string& path, unsigned mode, const std::string& group) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path)
+    return Error::make(ErrorCode::invalid, "unix socket path too long: " + path, "listen");
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::sys(errno, "creating unix socket");
+
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return Error::make(ErrorCode::conflict, path + " exists and is not a socket");
+    // A socket file left by a daemon that died. Remove it unless someone still answers on it.
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
+      return Error::make(ErrorCode::conflict, "another process is serving on " + path);
+    ::unlink(path.c_str());
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+
+  // Create the socket file without any access for others, then widen it to `mode`: no window
+  // in which the socket is reachable with the process umask's permissions.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  int e = errno;
+  ::umask(old);
+  if (rc != 0) return Error::sys(e, "binding " + path);
+  if (!group.empty()) {
+    if (struct group* g = ::getgrnam(group.c_str())) {
+      if (::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+        return Error::sys(errno, "giving " + path + " to group " + group);
+    }
+  }
+  if (::chmod(path.c_str(), mode) != 0) return Error::sys(errno, "setting the mode of " + path);
+  if (::listen(fd.get(), SOMAXCONN) != 0) return Error::sys(errno, "listening on " + path);
+  return fd;
+}
+
+void translate(const Api& api, const httplib::Request& in, httplib::Response& out) {
+  Request req;
+  req.method = in.method;
+  req.path = in.path;
+  for (const auto& [k, v] : in.params) req.query.emplace_back(k, v);
+  for (const auto& [k, v] : in.headers) {
+    std::string lk = k;
+    for (auto& c : lk) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers.emplace(std::move(lk), v);
+  }
+  req.body = in.body;
+  req.peer = in.remote_addr.empty() ? "unix" : "tcp:" + in.remote_addr + ":" + std::to_string(in.remote_port);
+  Response res = api.handle(req);
+  out.status = res.status;
+  for (auto& [k, v] : res.headers) out.set_header(k.c_str(), v);
+  if (in.method == "HEAD") {
+    out.set_header("Content-Type", res.content_type);
+    out.set_header("Content-Length", std::to_string(res.body.size()));
+  } else {
+    out.set_content(std::move(res.body), res.content_type.c_str());
+  }
+}
+
+}  // namespace
+
+struct HttpServer::Listener {
+  ListenAddress address;
+  std::unique_ptr<httplib::Server> server;
+};
+
+Result<ListenAddress> ListenAddress::parse(const std::string& text) {
+  ListenAddress a;
+  if (text.rfind("unix:", 0) == 0) {
+    a.kind = Kind::unix_socket;
+    a.path = text.substr(5);
+    if (a.path.empty() || a.path[0] != '/')
+      return Error::make(ErrorCode::invalid, "listen address '" + text + "': unix socket path must be absolute", "listen");
+    return a;
+  }
+  if (text.rfind("tcp:", 0) == 0) {
+    a.kind = Kind::tcp;
+    std::string rest = text.substr(4);
+    size_t colon;
+    if (!rest.empty() && rest[0] == '[') {
+      auto close = rest.find(']');
+      if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+        return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected tcp:[ADDR]:PORT", "listen");
+      a.host = rest.substr(1, close - 1);
+      colon = close + 1;
+    } else {
+      colon = rest.rfind(':');
+      if (colon == std::string::npos)
+        return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected tcp:HOST:PORT", "listen");
+      a.host = rest.substr(0, colon);
+    }
+    std::string port = rest.substr(colon + 1);
+    char* end = nullptr;
+    long p = std::strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end || p < 0 || p > 65535 || a.host.empty())
+      return Error::make(ErrorCode::invalid, "listen address '" + text + "': bad host or port", "listen");
+    a.port = static_cast<int>(p);
+    return a;
+  }
+  return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected unix:PATH or tcp:HOST:PORT", "listen");
+}
+
+std::string ListenAddress::to_string() const {
+  if (kind == Kind::unix_socket) return "unix:" + path;
+  if (host.find(':') != std::string::npos) return "tcp:[" + host + "]:" + std::to_string(port);
+  return "tcp:" + host + ":" + std::to_string(port);
+}
+
+HttpServer::HttpServer(const Api& api, ServerOptions options) : api_(api), options_(std::move(options)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+Result<void> HttpServer::bind(const ListenAddress& address) {
+  auto l = std::make_unique<Listener>();
+  l->address = address;
+  std::unique_ptr<httplib::Server> srv;
+  if (address.kind == ListenAddress::Kind::unix_socket) {
+    auto u = std::make_unique<UnixHttpServer>();
+    auto fd = bind_unix(address.path, options_.unix_mode, options_.unix_group);
+    if (!fd) return std::move(fd).error();
+    u->adopt(fd->release());
+    srv = std::move(u);
+  } else {
+    srv = std::make_unique<httplib::Server>();
+    srv->set_tcp_nodelay(true);
+  }
+  const Api* api = &api_;
+  int threads = options_.worker_threads;
+  srv->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  srv->set_keep_alive_max_count(options_.keep_alive_max_requests);
+  srv->set_keep_alive_timeout(options_.keep_alive_timeout_s);
+  srv->set_read_timeout(options_.read_timeout_s, 0);
+  srv->set_payload_max_length(options_.max_body_bytes);
+  // GET and HEAD are answered before httplib's regex routing; requests with bodies go through
+  // catch-all handlers so httplib reads the body first.
+  srv->set_pre_routing_handler([api](const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "GET" && req.method != "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+    translate(*api, req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  auto handler = [api](const httplib::Request& req, httplib::Response& res) { translate(*api, req, res); };
+  srv->Post(".*", handler);
+  srv->Put(".*", handler);
+  srv->Patch(".*", handler);
+  srv->Delete(".*", handler);
+  srv->Options(".*", handler);
+  if (address.kind == ListenAddress::Kind::tcp) {
+    if (address.port == 0) {
+      int port = srv->bind_to_any_port(address.host);
+      if (port < 0) return Error::sys(errno, "binding " + address.to_string());
+      l->address.port = port;
+    } else if (!srv->bind_to_port(address.host, address.port)) {
+      return Error::sys(errno, "binding " + address.to_string());
+    }
+  }
+  l->server = std::move(srv);
+  listeners_.push_back(std::move(l));
+  return ok();
+}
+
+void HttpServer::start() {
+  for (auto& l : listeners_) {
+    httplib::Server* s = l->server.get();
+    threads_.emplace_back([s] { s->listen_after_bind(); });
+  }
+}
+
+void HttpServer::stop() {
+  for (auto& l : listeners_) l->server->stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+  for (auto& l : listeners_)
+    if (l->address.kind == ListenAddress::Kind::unix_socket) ::unlink(l->address.path.c_str());
+  listeners_.clear();
+}
+
+std::vector<ListenAddress> HttpServer::bound() const {
+  std::vector<ListenAddress> out;
+  for (const auto& l : listeners_) out.push_back(l->address);
+  return out;
+}
+
+}  // namespace sriovd::rest

@@ -1,0 +1,67 @@
+// HttpServer: serves an Api over unix sockets and TCP with cpp-httplib.
+//
+// One httplib::Server per listen address, each accepting on its own thread and handing
+// connections to a pool of worker threads; keep-alive connections hold a worker for as long as
+// they stay open, so the pool is sized for the expected concurrent clients. TCP sockets get
+// TCP_NODELAY (without it every small response waits for Nagle). Unix sockets are created with
+// mode 0660 and, where the group exists, group `sriovd`. Routing is the Api's: the server only
+// translates requests and responses.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/result.h"
+#include "rest/api.h"
+
+namespace sriovd::rest {
+
+struct ListenAddress {
+  enum class Kind { unix_socket, tcp } kind = Kind::unix_socket;
+  std::string path;  // unix
+  std::string host;  // tcp
+  int port = 0;      // tcp; 0 picks a free port
+
+  // "unix:/run/sriovd/sriovd.sock" or "tcp:127.0.0.1:8080" / "tcp:[::1]:8080".
+  static Result<ListenAddress> parse(const std::string& text);
+  std::string to_string() const;
+};
+
+struct ServerOptions {
+  int worker_threads = 64;
+  size_t max_body_bytes = 1 << 20;
+  int read_timeout_s = 10;
+  int keep_alive_timeout_s = 30;
+  size_t keep_alive_max_requests = 100000;
+  std::string unix_group = "sriovd";
+  unsigned unix_mode = 0660;
+};
+
+class HttpServer {
+ public:
+  HttpServer(const Api& api, ServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds now, so a bad address or a socket in use fails at start-up, not later.
+  Result<void> bind(const ListenAddress& address);
+  // Starts serving every bound address on background threads.
+  void start();
+  // Stops accepting and waits for the accept threads; removes unix socket files.
+  void stop();
+
+  // The addresses actually bound (TCP port 0 resolved).
+  std::vector<ListenAddress> bound() const;
+
+ private:
+  struct Listener;
+  const Api& api_;
+  ServerOptions options_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace sriovd::rest
