@@ -1,0 +1,50 @@
+// Client: HTTP requests to sriovd over its unix socket or a TCP URL, with libcurl.
+// One Client per thread (a curl easy handle is not shared); connections are kept alive between
+// requests of the same Client.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "base/result.h"
+
+namespace sriovd::cli {
+
+struct Endpoint {
+  std::string unix_socket;  // when set, requests go over this socket
+  std::string base_url;     // "http://127.0.0.1:8080"; "http://localhost" with a unix socket
+  std::string token;        // bearer token, if any
+
+  // --url wins, then --socket, then $SRIOVD_SOCKET, then /run/sriovd/sriovd.sock.
+  static Endpoint resolve(const std::string& url, const std::string& socket);
+  std::string describe() const;  // "unix:/run/sriovd/sriovd.sock" or the URL
+};
+
+struct HttpResult {
+  long status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+class Client {
+ public:
+  explicit Client(Endpoint endpoint);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Fails (unavailable) only when no HTTP answer came back; HTTP errors are results.
+  Result<HttpResult> request(const std::string& method, const std::string& path, const std::string& body = {},
+                             const std::string& content_type = "application/json");
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  Endpoint endpoint_;
+  void* curl_ = nullptr;
+};
+
+// The one-line message for an error answer: problem+json's detail, else the status line.
+std::string error_message(const HttpResult& r);
+
+}  // namespace sriovd::cli

@@ -1,0 +1,264 @@
+// sriovd-cli: the operator's command line for sriovd. Human tables by default, --json for
+// scripts. Exit status: 0 success, 1 the daemon refused or failed the request, 2 bad usage,
+// 3 the daemon could not be reached.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <functional>
+#include <thread>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/client.h"
+#include "cli/table.h"
+
+using nlohmann::json;
+using namespace sriovd::cli;
+
+namespace {
+
+constexpr int kExitRefused = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+
+struct Globals {
+  std::string socket;
+  std::string url;
+  bool json_out = false;
+  double wait_s = 0;
+};
+
+// --wait: a client started together with the daemon (scripts, units ordered After=) retries
+// until /readyz answers 200 or the time is up, backing off from 10 ms to 200 ms.
+bool wait_ready(const Globals& g) {
+  Client client(Endpoint::resolve(g.url, g.socket));
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(g.wait_s);
+  auto delay = std::chrono::milliseconds(10);
+  for (;;) {
+    auto r = client.request("GET", "/readyz");
+    if (r && r->status == 200) return true;
+    if (std::chrono::steady_clock::now() + delay > end) return false;
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(200));
+  }
+}
+
+std::string str(const json& j, const char* key, const char* none = "-") {
+  if (!j.contains(key) || j[key].is_null()) return none;
+  if (j[key].is_string()) return j[key].get<std::string>();
+  if (j[key].is_boolean()) return j[key].get<bool>() ? "yes" : "no";
+  return j[key].dump();
+}
+
+std::string join(const json& arr, const char* sep = ",", const char* none = "-") {
+  if (!arr.is_array() || arr.empty()) return none;
+  std::string out;
+  for (const auto& v : arr) {
+    if (!out.empty()) out += sep;
+    out += v.is_string() ? v.get<std::string>() : v.dump();
+  }
+  return out;
+}
+
+// Fetches `path`; on failure prints one line and returns the exit status through `status`.
+std::optional<json> fetch(const Globals& g, const std::string& path, int& status) {
+  Client client(Endpoint::resolve(g.url, g.socket));
+  auto r = client.request("GET", path);
+  if (!r) {
+    std::fprintf(stderr, "sriovd-cli: %s\n", r.error().message.c_str());
+    status = kExitUnreachable;
+    return std::nullopt;
+  }
+  if (r->status >= 400) {
+    std::fprintf(stderr, "sriovd-cli: %s\n", error_message(*r).c_str());
+    status = kExitRefused;
+    return std::nullopt;
+  }
+  auto j = json::parse(r->body, nullptr, false);
+  if (j.is_discarded()) {
+    std::fprintf(stderr, "sriovd-cli: sriovd answered with a body that is not JSON\n");
+    status = kExitRefused;
+    return std::nullopt;
+  }
+  status = 0;
+  return j;
+}
+
+void print_json(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+std::string sriov_cell(const json& d) {
+  if (d.contains("sriov") && d["sriov"].is_object())
+    return str(d["sriov"], "num_vfs") + "/" + str(d["sriov"], "total_vfs") + " VFs";
+  if (!d["physfn"].is_null()) return "VF " + str(d, "vf_index", "?") + " of " + d["physfn"].get<std::string>();
+  return "-";
+}
+
+std::string name_cell(const json& d) {
+  std::string v = str(d, "vendor", ""), n = str(d, "device", "");
+  if (v.empty() && n.empty()) return "-";
+  // "Intel Corporation" → "Intel": the first word is enough in a table.
+  auto sp = v.find(' ');
+  if (sp != std::string::npos) v = v.substr(0, sp);
+  return n.empty() ? v : v + " " + n;
+}
+
+int cmd_host(const Globals& g) {
+  int status;
+  auto j = fetch(g, "/v1/host", status);
+  if (!j) return status;
+  if (g.json_out) return print_json(*j), 0;
+  const auto& c = (*j)["counts"];
+  const auto& io = (*j)["iommu"];
+  const auto& vf = (*j)["vfio"];
+  Table t({"FIELD", "VALUE"});
+  t.add({"sysfs root", str(*j, "sysfs_root")});
+  t.add({"version", str(*j, "version")});
+  t.add({"ready", str(*j, "ready")});
+  t.add({"passthrough ready", str(*j, "passthrough_ready")});
+  t.add({"IOMMU", std::string(io["enabled"].get<bool>() ? "on" : "off") + ", " + io["group_count"].dump() +
+                      " groups (" + c["viable_iommu_groups"].dump() + " viable), units " + join(io["units"])});
+  t.add({"VFIO", "vfio " + str(vf, "vfio") + ", vfio-pci " + str(vf, "vfio_pci") + ", vfio_iommu_type1 " +
+                     str(vf, "vfio_iommu_type1")});
+  t.add({"devices", c["devices"].dump() + " functions: " + c["physical_functions"].dump() + " PFs, " +
+                        c["virtual_functions"].dump() + " VFs, " + c["bridges"].dump() + " bridges"});
+  t.add({"warnings", c["devices_with_warnings"].dump() + " devices with warnings"});
+  std::string out = t.render();
+  // Drop the header line: a key/value listing reads better without it.
+  std::fputs(out.substr(out.find('\n') + 1).c_str(), stdout);
+  for (const auto& p : (*j)["problems"]) std::printf("problem: %s\n", p.get<std::string>().c_str());
+  return 0;
+}
+
+int cmd_devices(const Globals& g, const std::vector<std::pair<std::string, std::string>>& filters) {
+  std::string path = "/v1/devices";
+  char sep = '?';
+  for (const auto& [k, v] : filters) {
+    if (v.empty()) continue;
+    path += sep + k + "=" + v;
+    sep = '&';
+  }
+  int status;
+  auto j = fetch(g, path, status);
+  if (!j) return status;
+  if (g.json_out) return print_json(*j), 0;
+  Table t({"ADDRESS", "KIND", "ID", "CLASS", "DRIVER", "NUMA", "GROUP", "NETDEV", "SR-IOV", "NAME"});
+  for (const auto& d : (*j)["devices"]) {
+    t.add({str(d, "address"), str(d, "kind"), str(d, "vendor_id", "????") + ":" + str(d, "device_id", "????"),
+           str(d, "class_id"), str(d, "driver"), str(d, "numa_node"), str(d, "iommu_group"), join(d["netdevs"]),
+           sriov_cell(d), name_cell(d)});
+  }
+  std::fputs(t.render().c_str(), stdout);
+  return 0;
+}
+
+int cmd_device(const Globals& g, const std::string& address) {
+  int status;
+  auto j = fetch(g, "/v1/devices/" + address, status);
+  if (!j) return status;
+  if (g.json_out) return print_json(*j), 0;
+  const json& d = *j;
+  Table t({"FIELD", "VALUE"});
+  t.add({"address", str(d, "address")});
+  t.add({"kind", str(d, "kind")});
+  t.add({"vendor", str(d, "vendor_id") + " " + str(d, "vendor", "")});
+  t.add({"device", str(d, "device_id") + " " + str(d, "device", "")});
+  t.add({"subsystem", str(d, "subsystem_vendor_id") + ":" + str(d, "subsystem_device_id")});
+  t.add({"class", str(d, "class_id")});
+  t.add({"driver", str(d, "driver")});
+  t.add({"iommu group", str(d, "iommu_group")});
+  t.add({"numa node", str(d, "numa_node")});
+  t.add({"netdevs", join(d["netdevs"])});
+  if (d["sriov"].is_object()) {
+    const auto& s = d["sriov"];
+    t.add({"sr-iov", str(s, "num_vfs") + " of " + str(s, "total_vfs") + " VFs enabled, VF device " +
+                         str(s, "vf_device_id") + ", drivers autoprobe " + str(s, "drivers_autoprobe")});
+  }
+  if (!d["physfn"].is_null()) t.add({"physfn", str(d, "physfn") + " (VF " + str(d, "vf_index", "?") + ")"});
+  t.add({"lease", str(d, "lease")});
+  std::string out = t.render();
+  std::fputs(out.substr(out.find('\n') + 1).c_str(), stdout);
+  for (const auto& w : d["warnings"]) std::printf("warning: %s\n", w.get<std::string>().c_str());
+  return 0;
+}
+
+void add_group_row(Table& t, const json& gr) {
+  t.add({gr["number"].dump(), str(gr, "type"), gr["viable"].get<bool>() ? "yes" : "no", join(gr["members"]),
+         gr["viable"].get<bool>() ? "" : str(gr, "reason")});
+}
+
+int cmd_groups(const Globals& g) {
+  int status;
+  auto j = fetch(g, "/v1/iommu-groups", status);
+  if (!j) return status;
+  if (g.json_out) return print_json(*j), 0;
+  Table t({"GROUP", "TYPE", "VIABLE", "MEMBERS", "WHY NOT"});
+  for (const auto& gr : (*j)["iommu_groups"]) add_group_row(t, gr);
+  std::fputs(t.render().c_str(), stdout);
+  return 0;
+}
+
+int cmd_group(const Globals& g, const std::string& number) {
+  int status;
+  auto j = fetch(g, "/v1/iommu-groups/" + number, status);
+  if (!j) return status;
+  if (g.json_out) return print_json(*j), 0;
+  Table t({"GROUP", "TYPE", "VIABLE", "MEMBERS", "WHY NOT"});
+  add_group_row(t, *j);
+  std::fputs(t.render().c_str(), stdout);
+  std::printf("%s\n", str(*j, "reason").c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sriovd-cli: inspect and drive sriovd, the SR-IOV and PCI passthrough agent"};
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("--socket", g.socket, "sriovd's unix socket (default $SRIOVD_SOCKET or /run/sriovd/sriovd.sock)");
+  app.add_option("--url", g.url, "sriovd over TCP, e.g. http://127.0.0.1:8080 (overrides --socket)");
+  app.add_flag("--json", g.json_out, "print the API's JSON instead of a table");
+  app.add_option("--wait", g.wait_s, "wait up to SECONDS for the daemon to be ready")->check(CLI::Range(0.0, 3600.0));
+
+  std::function<int()> action;
+  app.add_subcommand("host", "host readiness for passthrough, and counts")->callback([&] { action = [&] { return cmd_host(g); }; });
+
+  auto* devices = app.add_subcommand("devices", "list PCI functions");
+  std::string vendor_id, driver, physfn, numa_node, class_id;
+  devices->add_option("--vendor-id", vendor_id, "4 hex digits, e.g. 8086");
+  devices->add_option("--driver", driver, "bound driver, or 'none'");
+  devices->add_option("--physfn", physfn, "only the VFs of this PF");
+  devices->add_option("--numa-node", numa_node, "NUMA node (-1: none)");
+  devices->add_option("--class-id", class_id, "class prefix: 02 network, 0108 NVMe, 020000 Ethernet");
+  devices->callback([&] { action = [&] { return cmd_devices(g, {{"vendor_id", vendor_id},
+                         {"driver", driver},
+                         {"physfn", physfn},
+                         {"numa_node", numa_node},
+                         {"class_id", class_id}}); }; });
+
+  auto* device = app.add_subcommand("device", "one PCI function");
+  std::string address;
+  device->add_option("ADDRESS", address, "PCI address, e.g. 0000:17:00.0")->required();
+  device->callback([&] { action = [&] { return cmd_device(g, address); }; });
+
+  app.add_subcommand("groups", "list IOMMU groups and whether each can be passed through")->callback([&] { action = [&] { return cmd_groups(g); }; });
+  auto* group = app.add_subcommand("group", "one IOMMU group");
+  std::string number;
+  group->add_option("N", number, "group number")->required();
+  group->callback([&] { action = [&] { return cmd_group(g, number); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  if (g.wait_s > 0 && !wait_ready(g)) {
+    std::fprintf(stderr, "sriovd-cli: sriovd at %s was not ready within %g s\n",
+                 Endpoint::resolve(g.url, g.socket).describe().c_str(), g.wait_s);
+    return kExitUnreachable;
+  }
+  return action ? action() : kExitUsage;
+}
