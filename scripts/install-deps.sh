@@ -28,7 +28,7 @@ BUILD_PACKAGES=(
 # Tests, fuzzing, benchmarks.
 TEST_PACKAGES=(
   doctest-dev libbenchmark-dev clang libclang-rt-14-dev
-  wrk nginx-light python3
+  wrk nginx-light hyperfine curl python3
 )
 
 # The QEMU lab (tests/lab): a real Debian kernel with SR-IOV devices under TCG.

@@ -10,6 +10,7 @@
 #                                          kept between boots (default: none, /lab/state is tmpfs)
 #                 [ENV VAR=VALUE...]       environment for the command in the guest
 #                 [WORKING_DIRECTORY dir]  the command's cwd in the guest (default: this build dir)
+#                 [NVME_VFS n]             the NVMe PF's TotalVFs (default 16, max 127)
 #                 [REQUIRES igb]           skip (77, without booting) when QEMU lacks the device
 #                 [LABELS labels...])      added to the label "lab"
 # Runs `tests/lab/run.sh -- cmd args...`: boots the guest, runs the command as root in a chroot of
@@ -21,7 +22,7 @@ include_guard(GLOBAL)
 set(SRIOVD_LAB_OUTDIR "${CMAKE_BINARY_DIR}/lab" CACHE INTERNAL "Where tests/lab/build.sh caches the guest")
 
 function(sriovd_lab_test name)
-  cmake_parse_arguments(L "" "TIMEOUT;STATE;WORKING_DIRECTORY" "COMMAND;ENV;LABELS;REQUIRES" ${ARGN})
+  cmake_parse_arguments(L "" "TIMEOUT;STATE;WORKING_DIRECTORY;NVME_VFS" "COMMAND;ENV;LABELS;REQUIRES" ${ARGN})
   if(NOT L_COMMAND)
     message(FATAL_ERROR "sriovd_lab_test(${name}): COMMAND is required")
   endif()
@@ -35,6 +36,9 @@ function(sriovd_lab_test name)
       --timeout "${L_TIMEOUT}")
   if(L_STATE)
     list(APPEND run --state "${L_STATE}")
+  endif()
+  if(L_NVME_VFS)
+    list(APPEND run --nvme-vfs "${L_NVME_VFS}")
   endif()
   foreach(r IN LISTS L_REQUIRES)
     list(APPEND run --require "${r}")

@@ -26,6 +26,7 @@
 #   --mem SIZE     guest memory (default $LAB_MEM or 1G)
 #   -e VAR=VALUE   extra environment for COMMAND
 #   --require igb  exit 77 at once (no boot) when this QEMU has no igb device
+#   --nvme-vfs N   the NVMe PF's TotalVFs (default $LAB_NVME_VFS or 16; 1..127)
 # Env: LAB_QEMU (another qemu-system-x86_64), LAB_NVME_VFS (NVMe TotalVFs, default 16, max 127),
 #      LAB_APPEND (extra kernel command line), LAB_OUTDIR, LAB_TIMEOUT, LAB_MEM.
 # Exit: COMMAND's status; 77 (ctest skip) when QEMU or the kernel is not installed (1 if CI=true);
@@ -43,7 +44,7 @@ nvme_vfs=${LAB_NVME_VFS:-16}
 extra_env=()
 requires=()
 
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --outdir) outdir=$2; shift 2 ;;
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
     --name) name=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
     --require) requires+=("$2"); shift 2 ;;
+    --nvme-vfs) nvme_vfs=$2; shift 2 ;;
     -e) [[ "$2" == [A-Za-z_]*=* ]] || usage; extra_env+=("$2"); shift 2 ;;
     --) shift; break ;;
     -h|--help) usage ;;
@@ -59,6 +61,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# -gt 0 ] || usage
+[[ $nvme_vfs =~ ^[0-9]+$ ]] && [ "$nvme_vfs" -ge 1 ] && [ "$nvme_vfs" -le 127 ] \
+  || { echo "run.sh: --nvme-vfs must be 1..127" >&2; exit 2; }
 [ -n "$name" ] || name=$(basename "$1")
 
 skip() {

@@ -10,6 +10,7 @@ expect "port netdev is eth0" eth0 "$dev"
 expect "max_vfs raised to 64" 64 "$(cat /sys/kernel/debug/netdevsim/netdevsim1/max_vfs)"
 expect "8 VFs" OK "$(sysfs_write 8 "$D/sriov_numvfs")"
 expect "sriov_numvfs reads 8" 8 "$(cat "$D/sriov_numvfs")"
+expect "write 4 while 8 are enabled" EBUSY "$(sysfs_write 4 "$D/sriov_numvfs")"
 expect "ip shows 8 VFs" 8 "$(ip -d link show "$dev" | grep -c '^ *vf [0-9]')"
 
 expect "vf 3 mac" OK "$(iplink set "$dev" vf 3 mac 02:00:00:00:03:03)"
