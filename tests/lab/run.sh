@@ -137,7 +137,12 @@ printf '%q ' "$QEMU" "${args[@]}" > "$run/qemu.cmdline"; echo >> "$run/qemu.cmdl
 now() { date +%s.%N; }
 t0=$(now)
 qpid=""
-cleanup() { [ -n "$qpid" ] && kill -KILL "$qpid" 2>/dev/null; }
+cleanup() {
+  [ -n "$qpid" ] || return 0
+  kill -TERM "$qpid" 2>/dev/null   # timeout passes TERM on to QEMU
+  sleep 0.5
+  kill -KILL -- "-$qpid" 2>/dev/null || true   # timeout's own process group: QEMU included
+}
 trap 'cleanup; exit 143' TERM INT HUP
 # `timeout` runs in its own process group, so a killed run.sh must take it down itself (trap).
 timeout -k 5 "$timeout_s" "$QEMU" "${args[@]}" </dev/null >"$run/qemu.log" 2>&1 &

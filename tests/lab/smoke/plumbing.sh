@@ -33,13 +33,28 @@ o=$(run --name plumbing-2 --state "$tmp/state" -- bash -c 'cat /lab/state/f; ls 
 expect "second boot exit" 0 "$rc"
 expect "state kept across boots" "kept /lab/out/cmd.sh bridge-autoloaded" "$(echo $o)"
 
+qemus_left() {
+  local c n=0
+  for c in /proc/[0-9]*/cmdline; do
+    [[ "$(tr '\0' ' ' < "$c" 2>/dev/null)" == *qemu-system*"path=$out/runs/"* ]] && n=$((n + 1))
+  done
+  echo "$n"
+}
+
 # Boot 3: the hard timeout kills QEMU and says so.
 rc=0; t0=$(date +%s)
 run --name plumbing-timeout --timeout 12 -- sleep 1000 >/dev/null 2>"$tmp/e3" || rc=$?
 expect "timeout exit" 124 "$rc"
 expect "timeout reported" 1 "$(grep -c 'TIMEOUT' "$tmp/e3")"
-expect "no QEMU left behind" 0 "$(pgrep -f "path=$out/runs/" | wc -l)"
+expect "no QEMU left behind" 0 "$(qemus_left)"
 echo "timeout run took $(( $(date +%s) - t0 ))s"
+
+# Boot 4: run.sh stopped by SIGTERM (as ctest does on its own timeout) takes QEMU down with it.
+bash "$here/run.sh" --outdir "$out" --name plumbing-sigterm -- sleep 1000 >/dev/null 2>&1 & rpid=$!
+sleep 2; kill -TERM "$rpid"; rc=0; wait "$rpid" || rc=$?
+sleep 0.5
+expect "SIGTERM exit" 143 "$rc"
+expect "no QEMU left after SIGTERM" 0 "$(qemus_left)"
 
 echo "$((checks - fails)) passed, $fails failed"
 [ "$fails" = 0 ]
