@@ -193,6 +193,11 @@ void HttpServer::start() {
     httplib::Server* s = l->server.get();
     threads_.emplace_back([s] { s->listen_after_bind(); });
   }
+  // httplib's stop() does nothing until the accept loop has marked itself running, so a stop()
+  // right after start() would be lost and the accept thread never joined. Return only once
+  // every loop runs (it gets there without blocking: a few microseconds).
+  for (auto& l : listeners_)
+    while (!l->server->is_running()) std::this_thread::yield();
 }
 
 void HttpServer::stop() {
