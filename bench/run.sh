@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Runs every benchmark on this machine and rewrites bench/RESULTS.md. Each figure is compared
+# with its peer measured in the same run; the commands are recorded next to the figures.
+#   bench/run.sh [BUILD_DIR]        (default: build; run scripts/build.sh first)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$here/build}" && pwd)
+cd "$here"
+for tool in hyperfine wrk nginx lspci; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool missing (scripts/install-deps.sh --test)" >&2; exit 1; }
+done
+sriovd="$build/agent/sriovd"
+fakehost="$build/tests/fixtures/sriovd-fakehost"
+work=$(mktemp -d /dev/shm/sriovd-bench.XXXXXX 2>/dev/null || mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+chmod 0755 "$work"  # nginx workers run as an unprivileged user
+"$fakehost" --profile large --out "$work/sys" >/dev/null
+out="$work/RESULTS.md"
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][int(sys.argv[2])][sys.argv[3]])" "$@"; }
+
+{
+  echo "# Benchmark results"
+  echo
+  echo "Written by \`bench/run.sh\` on $(date -u +%Y-%m-%d) on this project's machine ($(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start). The simulated host is the \`large\` profile: 16 PFs x 63 VFs + 16 root ports = 1,040 PCI functions, on tmpfs. Ratios are ours / peer, measured in the same run."
+} > "$out"
+
+# 1. Cold inventory vs lspci on the same tree (whole processes).
+lspci_cmd="lspci -vmm -D -k -A linux-sysfs -O sysfs.path=$work/sys/bus/pci"
+ours_cmd="$sriovd inventory --sysfs-root $work/sys"
+hyperfine -N -w 5 -r 40 --export-json "$work/inv.json" "$lspci_cmd" "$ours_cmd" >/dev/null 2>&1
+lspci_ms=$(python3 -c "import json; print(json.load(open('$work/inv.json'))['results'][0]['median']*1000)")
+ours_ms=$(python3 -c "import json; print(json.load(open('$work/inv.json'))['results'][1]['median']*1000)")
+inv_ratio=$(ratio "$ours_ms" "$lspci_ms")
+{
+  echo
+  echo "## Cold inventory vs lspci (target <= 0.25x)"
+  echo
+  echo "| command | median |"
+  echo "|---|---|"
+  printf '| `lspci -vmm -D -k -A linux-sysfs -O sysfs.path=<root>/bus/pci` | %.1f ms |\n' "$lspci_ms"
+  printf '| `sriovd inventory --sysfs-root <root>` | %.1f ms |\n' "$ours_ms"
+  echo
+  echo "Ratio: **${inv_ratio}x** (\`hyperfine -N -w 5 -r 40\`, both print every function with names and drivers)."
+} >> "$out"
+
+# 2. GET /v1/devices/{address} with wrk vs nginx serving the same bytes from a file.
+port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+nport=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+"$sriovd" serve --sysfs-root "$work/sys" --state-dir "$work/state" --listen "unix:$work/s.sock" \
+  --listen "tcp:127.0.0.1:$port" 2>"$work/sriovd.log" &
+pids+=($!)
+"$build/cli/sriovd-cli" --socket "$work/s.sock" --wait 10 host >/dev/null
+addr=$(curl -s "http://127.0.0.1:$port/v1/devices?physfn=$("$build/cli/sriovd-cli" --socket "$work/s.sock" --json devices --class-id 02 | python3 -c 'import json,sys; print([d["address"] for d in json.load(sys.stdin)["devices"] if d["kind"]=="pf"][0])')" | python3 -c 'import json,sys; print(json.load(sys.stdin)["devices"][5]["address"])')
+mkdir -p "$work/www/v1/devices" "$work/nginx"
+curl -s "http://127.0.0.1:$port/v1/devices/$addr" > "$work/www/v1/devices/$addr"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$nport;
+    location / { root $work/www; default_type application/json; }
+  }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+curl -sf --retry 50 --retry-connrefused --retry-delay 0 --retry-max-time 10 "http://127.0.0.1:$nport/v1/devices/$addr" >/dev/null
+cmp <(curl -s "http://127.0.0.1:$nport/v1/devices/$addr") <(curl -s "http://127.0.0.1:$port/v1/devices/$addr")
+wrk_rps() { wrk -t2 -c64 -d8s "$1" | awk '/Requests\/sec/ {print $2}'; }
+wrk -t2 -c64 -d2s "http://127.0.0.1:$port/v1/devices/$addr" >/dev/null
+wrk -t2 -c64 -d2s "http://127.0.0.1:$nport/v1/devices/$addr" >/dev/null
+nginx_rps=$(wrk_rps "http://127.0.0.1:$nport/v1/devices/$addr")
+ours_rps=$(wrk_rps "http://127.0.0.1:$port/v1/devices/$addr")
+rest_ratio=$(ratio "$ours_rps" "$nginx_rps")
+{
+  echo
+  echo "## GET /v1/devices/{address} vs nginx serving the same bytes (target >= 0.5x)"
+  echo
+  echo "\`wrk -t2 -c64 -d8s\` on loopback; nginx with 1 worker, keep-alive, the identical JSON body from a file."
+  echo
+  echo "| server | requests/s |"
+  echo "|---|---|"
+  echo "| nginx | $nginx_rps |"
+  echo "| sriovd | $ours_rps |"
+  echo
+  echo "Ratio: **${rest_ratio}x**."
+} >> "$out"
+kill "${pids[@]}" 2>/dev/null || true
+wait 2>/dev/null || true
+pids=()
+
+# 3. Daemon footprint on the large host: start to READY=1, RSS once ready.
+foot=$("$build/bench/sriovd-bench-startup" "$sriovd" "$work/sys" 15)
+start_ms=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['start_to_ready_ms'])" "$foot")
+rss_kib=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['rss_kib'])" "$foot")
+{
+  echo
+  echo "## Daemon footprint with the 1,040-function host (targets: RSS <= 16 MiB, start to ready <= 100 ms)"
+  echo
+  echo "\`build/bench/sriovd-bench-startup build/agent/sriovd <root> 15\`: exec to READY=1 over sd_notify, median of 15; RSS from /proc once ready."
+  echo
+  echo "| figure | value |"
+  echo "|---|---|"
+  echo "| start to ready (median) | $start_ms ms |"
+  printf '| RSS when ready | %.1f MiB |\n' "$(python3 -c "print($rss_kib/1024)")"
+} >> "$out"
+
+cp "$out" "$here/bench/RESULTS.md"
+cat "$here/bench/RESULTS.md"
