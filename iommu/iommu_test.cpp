@@ -50,6 +50,11 @@ TEST_CASE("viability: every non-bridge member on vfio-pci, pci-stub or no driver
   CHECK(one.blocking == std::vector<PciAddress>{audio.address});
 
   CHECK_FALSE(assess({}).viable);
+
+  // The reason says what the verdict rests on.
+  CHECK(assess({&vf}).reason == "the only member is bound to vfio-pci");
+  CHECK(assess({&unbound}).reason == "the only member is bound to no driver");
+  CHECK(assess({&bridge}).reason.find("only PCI bridges") != std::string::npos);
 }
 
 TEST_CASE("groups of the dual-socket host: a GPU shares its group with its audio function") {
