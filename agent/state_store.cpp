@@ -1,0 +1,281 @@
+#include "agent/state_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+namespace sriovd::agent {
+
+namespace {
+
+// A prepared statement, finalised on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& bind(int i, const std::string& s) {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  int step() { return sqlite3_step(st_); }
+  std::string text(int col) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : std::string();
+  }
+  int64_t int64(int col) const { return sqlite3_column_int64(st_, col); }
+
+ private:
+  sqlite3_stmt* st_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS desired (
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, key)
+);
+CREATE TABLE IF NOT EXISTS operations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  target TEXT NOT NULL,
+  request TEXT NOT NULL,
+  state TEXT NOT NULL,
+  steps TEXT NOT NULL DEFAULT '[]',
+  error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS operations_state ON operations(state);
+)sql";
+
+}  // namespace
+
+Error StateStore::sql_error(const std::string& what) const {
+  return Error::make(ErrorCode::io, what + " in " + path_.string() + ": " + (db_ ? sqlite3_errmsg(db_) : "no database"));
+}
+
+Result<void> StateStore::exec(const char* sql) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    std::string m = msg ? msg : "unknown error";
+    sqlite3_free(msg);
+    return Error::make(ErrorCode::io, "state database " + path_.string() + ": " + m);
+  }
+  return ok();
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path& state_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) return Error::sys(ec.value(), "creating state directory " + state_dir.string());
+  std::unique_ptr<StateStore> s(new StateStore());
+  s->path_ = state_dir / "state.db";
+  int rc = sqlite3_open_v2(s->path_.c_str(), &s->db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return s->sql_error("opening the state database");
+  ::chmod(s->path_.c_str(), 0600);
+  sqlite3_busy_timeout(s->db_, 5000);
+  // WAL: readers never block the writer; synchronous=FULL: a committed change survives power loss.
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+    if (auto r = s->exec(pragma); !r) return std::move(r).error().context("not a usable state database");
+  }
+  if (auto r = s->exec(kSchema); !r) return std::move(r).error();
+  Stmt v(s->db_, "SELECT value FROM meta WHERE key='schema_version'");
+  if (!v.ok()) return s->sql_error("reading the schema version");
+  if (v.step() == SQLITE_ROW) {
+    int have = std::stoi(v.text(0));
+    if (have > kSchemaVersion)
+      return Error::make(ErrorCode::unavailable, s->path_.string() + " was written by a newer sriovd (schema " +
+                                                     std::to_string(have) + ", this one knows " +
+                                                     std::to_string(kSchemaVersion) + ")");
+  } else {
+    Stmt put(s->db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?1)");
+    put.bind(1, std::to_string(kSchemaVersion));
+    if (put.step() != SQLITE_DONE) return s->sql_error("writing the schema version");
+  }
+  return s;
+}
+
+StateStore::~StateStore() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Result<std::optional<std::string>> StateStore::get_locked(const std::string& kind, const std::string& key) {
+  Stmt st(db_, "SELECT value FROM desired WHERE kind=?1 AND key=?2");
+  if (!st.ok()) return sql_error("reading desired state");
+  st.bind(1, kind).bind(2, key);
+  int rc = st.step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(st.text(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return sql_error("reading desired state");
+}
+
+Result<void> StateStore::put_locked(const std::string& kind, const std::string& key, const std::string& json) {
+  Stmt st(db_,
+          "INSERT INTO desired(kind, key, value, updated_at) VALUES(?1, ?2, ?3, ?4) "
+          "ON CONFLICT(kind, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at");
+  if (!st.ok()) return sql_error("writing desired state");
+  st.bind(1, kind).bind(2, key).bind(3, json).bind(4, now_ms());
+  if (st.step() != SQLITE_DONE) return sql_error("writing desired state");
+  return ok();
+}
+
+Result<void> StateStore::erase_locked(const std::string& kind, const std::string& key) {
+  Stmt st(db_, "DELETE FROM desired WHERE kind=?1 AND key=?2");
+  if (!st.ok()) return sql_error("erasing desired state");
+  st.bind(1, kind).bind(2, key);
+  if (st.step() != SQLITE_DONE) return sql_error("erasing desired state");
+  return ok();
+}
+
+Result<std::optional<std::string>> StateStore::get(const std::string& kind, const std::string& key) {
+  std::lock_guard lock(mu_);
+  return get_locked(kind, key);
+}
+
+Result<std::map<std::string, std::string>> StateStore::all(const std::string& kind) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "SELECT key, value FROM desired WHERE kind=?1 ORDER BY key");
+  if (!st.ok()) return sql_error("reading desired state");
+  st.bind(1, kind);
+  std::map<std::string, std::string> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out.emplace(st.text(0), st.text(1));
+  if (rc != SQLITE_DONE) return sql_error("reading desired state");
+  return out;
+}
+
+Result<void> StateStore::put(const std::string& kind, const std::string& key, const std::string& json) {
+  std::lock_guard lock(mu_);
+  return put_locked(kind, key, json);
+}
+
+Result<void> StateStore::erase(const std::string& kind, const std::string& key) {
+  std::lock_guard lock(mu_);
+  return erase_locked(kind, key);
+}
+
+Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key, const std::string& json) {
+  return s_.put_locked(kind, key, json);
+}
+Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) {
+  return s_.erase_locked(kind, key);
+}
+Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, const std::string& key) {
+  return s_.get_locked(kind, key);
+}
+
+Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn) {
+  std::lock_guard lock(mu_);
+  // IMMEDIATE: take the write lock now, so a second process waits here, not at COMMIT.
+  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+  Tx tx(*this);
+  Result<void> result = ok();
+  try {
+    result = fn(tx);
+  } catch (...) {
+    (void)exec("ROLLBACK");
+    throw;
+  }
+  if (!result) {
+    (void)exec("ROLLBACK");
+    return result;
+  }
+  if (auto r = exec("COMMIT"); !r) {
+    (void)exec("ROLLBACK");
+    return r;
+  }
+  return ok();
+}
+
+Result<int64_t> StateStore::begin_operation(const std::string& kind, const std::string& target,
+                                            const std::string& request) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, 'pending', ?4)");
+  if (!st.ok()) return sql_error("journalling an operation");
+  st.bind(1, kind).bind(2, target).bind(3, request).bind(4, now_ms());
+  if (st.step() != SQLITE_DONE) return sql_error("journalling an operation");
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
+  std::lock_guard lock(mu_);
+  // json_insert appends to the array in SQL: one statement, atomic.
+  Stmt st(db_, "UPDATE operations SET steps=json_insert(steps, '$[#]', json(?2)) WHERE id=?1");
+  if (!st.ok()) return sql_error("journalling an operation step");
+  st.bind(1, id).bind(2, step_json);
+  if (st.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sql_error("journalling an operation step");
+  return ok();
+}
+
+Result<void> StateStore::finish_operation(int64_t id, const std::string& state, const std::string& error) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "UPDATE operations SET state=?2, error=?3, finished_at=?4 WHERE id=?1");
+  if (!st.ok()) return sql_error("finishing an operation");
+  st.bind(1, id).bind(2, state).bind(3, error).bind(4, now_ms());
+  if (st.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sql_error("finishing an operation");
+  return ok();
+}
+
+namespace {
+
+Operation read_operation(const Stmt& st) {
+  Operation op;
+  op.id = st.int64(0);
+  op.kind = st.text(1);
+  op.target = st.text(2);
+  op.request = st.text(3);
+  op.state = st.text(4);
+  auto steps = nlohmann::json::parse(st.text(5), nullptr, false);
+  if (steps.is_array())
+    for (const auto& s : steps) op.steps.push_back(s.dump());
+  op.error = st.text(6);
+  return op;
+}
+
+}  // namespace
+
+Result<std::vector<Operation>> StateStore::operations_in_state(const std::string& state) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "SELECT id, kind, target, request, state, steps, error FROM operations WHERE state=?1 ORDER BY id");
+  if (!st.ok()) return sql_error("reading the operation journal");
+  st.bind(1, state);
+  std::vector<Operation> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out.push_back(read_operation(st));
+  if (rc != SQLITE_DONE) return sql_error("reading the operation journal");
+  return out;
+}
+
+Result<std::optional<Operation>> StateStore::operation(int64_t id) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "SELECT id, kind, target, request, state, steps, error FROM operations WHERE id=?1");
+  if (!st.ok()) return sql_error("reading the operation journal");
+  st.bind(1, id);
+  int rc = st.step();
+  if (rc == SQLITE_ROW) return std::optional<Operation>(read_operation(st));
+  if (rc == SQLITE_DONE) return std::optional<Operation>();
+  return sql_error("reading the operation journal");
+}
+
+}  // namespace sriovd::agent

@@ -1,0 +1,94 @@
+// StateStore: sriovd's durable state in SQLite (WAL): what the operator asked for (desired
+// state: VFs per PF, VF attributes, drivers) and a journal of operations, so a restarted daemon
+// knows what to converge the host to and which operation it was in the middle of.
+//
+// Desired state is a map (kind, key) → JSON value, each kind owned by one part of the agent:
+//   "sriov"     key PF address                → {"num_vfs": N}
+//   "vf_config" key "<PF address>#<VF index>"  → the VF's attributes
+//   "driver"    key device address             → {"driver": "vfio-pci", "previous": "ice"}
+// Every change is one SQLite transaction, committed with synchronous=FULL before the call
+// returns: a crash after a call keeps it, a crash during one leaves the state as before.
+// One StateStore per process; its methods are serialised by an internal mutex (SQLite's
+// connection is not shared between threads). Another process opening the same directory waits
+// up to the busy timeout for the lock.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+struct sqlite3;
+
+namespace sriovd::agent {
+
+struct Operation {
+  int64_t id = 0;
+  std::string kind;      // "set_num_vfs", "set_vf_config", "set_driver"
+  std::string target;    // the device address
+  std::string request;   // JSON
+  std::string state;     // "pending", "done", "failed", "rolled_back"
+  std::vector<std::string> steps;  // JSON of each applied step, in order (for undo)
+  std::string error;
+};
+
+class StateStore {
+ public:
+  // Opens (creating if needed) <state_dir>/state.db. Errors name the path and SQLite's reason,
+  // e.g. for a file that is not a database.
+  static Result<std::unique_ptr<StateStore>> open(const std::filesystem::path& state_dir);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  Result<std::optional<std::string>> get(const std::string& kind, const std::string& key);
+  Result<std::map<std::string, std::string>> all(const std::string& kind);
+  Result<void> put(const std::string& kind, const std::string& key, const std::string& json);
+  Result<void> erase(const std::string& kind, const std::string& key);
+
+  // Several changes in one transaction: `fn` calls put/erase on the Tx; if it returns an error
+  // (or throws), nothing is kept.
+  class Tx {
+   public:
+    Result<void> put(const std::string& kind, const std::string& key, const std::string& json);
+    Result<void> erase(const std::string& kind, const std::string& key);
+    Result<std::optional<std::string>> get(const std::string& kind, const std::string& key);
+
+   private:
+    friend class StateStore;
+    explicit Tx(StateStore& s) : s_(s) {}
+    StateStore& s_;
+  };
+  Result<void> transaction(const std::function<Result<void>(Tx&)>& fn);
+
+  // The operation journal.
+  Result<int64_t> begin_operation(const std::string& kind, const std::string& target, const std::string& request);
+  Result<void> add_step(int64_t id, const std::string& step_json);
+  Result<void> finish_operation(int64_t id, const std::string& state, const std::string& error = {});
+  Result<std::vector<Operation>> operations_in_state(const std::string& state);
+  Result<std::optional<Operation>> operation(int64_t id);
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  StateStore() = default;
+  Result<void> exec(const char* sql);
+  Error sql_error(const std::string& what) const;
+  // Unlocked versions, for Tx and the public methods.
+  Result<std::optional<std::string>> get_locked(const std::string& kind, const std::string& key);
+  Result<void> put_locked(const std::string& kind, const std::string& key, const std::string& json);
+  Result<void> erase_locked(const std::string& kind, const std::string& key);
+
+  std::filesystem::path path_;
+  sqlite3* db_ = nullptr;  // guarded by mu_
+  std::recursive_mutex mu_;
+};
+
+}  // namespace sriovd::agent
