@@ -138,6 +138,7 @@ struct VfOptions {
   std::string iommu_group_type = "DMA";
   std::optional<uint16_t> subsystem_device;     // unset: the PF's
   unsigned first_index = 0;                     // add VFs first_index..first_index+count-1
+  bool iommu_groups = true;                     // false: no IOMMU groups (the PF has none)
 };
 
 // --- the tree as a whole ------------------------------------------------------------------
@@ -208,9 +209,9 @@ PciAddress vf_address(const PciAddress& pf, uint16_t offset, uint16_t stride, un
 // Adds VFs 0..count-1 of a PF (options.first_index shifts the range) the way the kernel's
 // pci_iov_add_virtfn does: BDF from sriov_offset/stride, device id from sriov_vf_device,
 // identity and NUMA node from the PF, directory next to the PF, virtfn/physfn links, one new
-// IOMMU group each, BAR0 inside the PF's IOV BAR, bound to `options.driver` if set. Does not
-// touch sriov_numvfs (write_numvfs). ERANGE if the range passes sriov_totalvfs, EEXIST if a VF
-// is there already. Returns the VF addresses in index order.
+// IOMMU group each (none with options.iommu_groups false), BAR0 inside the PF's IOV BAR, bound
+// to `options.driver` if set. Does not touch sriov_numvfs (write_numvfs). ERANGE if the range
+// passes sriov_totalvfs, EEXIST if a VF is there already. Returns the VF addresses in index order.
 Result<std::vector<PciAddress>> add_vfs(const fs::path& root, const PciAddress& pf, unsigned count,
                                         const VfOptions& options = {});
 

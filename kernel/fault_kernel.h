@@ -1,0 +1,64 @@
+// FaultKernel: wraps another Kernel and fails chosen changes, for rollback tests.
+//
+// Every mutating call (write_attr, set_vf) is counted, failed ones included. fail_at(n, errno)
+// makes the n-th mutating call from now fail with that errno without reaching the inner kernel
+// (for set_vf this stands for a netlink NACK, for write_attr the errno of write(2)), so the
+// tree is exactly as it was before that call; every other call passes through unchanged.
+// Reads (get_vfs, get_link) pass through and are not counted. Several faults may be pending.
+// Thread-safe; the wrapped kernel must outlive the wrapper.
+//
+// A test runs an operation once to learn calls(), then for n = 1..calls() restores the tree,
+// arms fail_at(n, ...) and checks that the operation rolls back to the state it started from.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel/kernel.h"
+
+namespace sriovd::kernel {
+
+class FaultKernel : public Kernel {
+ public:
+  explicit FaultKernel(Kernel& inner) : inner_(inner) {}
+
+  // The n-th (1-based) mutating call from now fails with `errnum`; `message` replaces the
+  // default text ("injected fault: ..."). n = 0 is ignored.
+  void fail_at(uint64_t n, int errnum, std::string message = {});
+  // Drops every pending fault.
+  void clear_faults();
+  // Mutating calls made so far (since construction or reset_calls()), failed ones included.
+  uint64_t calls() const;
+  // Restarts the count (and the call log); pending faults keep their absolute position.
+  void reset_calls();
+  // One line per mutating call, in order: "write <relpath> <value>" or
+  // "set_vf <ifname> <vf>", with " -> injected <errno>" on the failed ones.
+  std::vector<std::string> log() const;
+
+  Result<void> write_attr(const std::string& relpath, std::string_view value) override;
+  Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
+  Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
+  Result<LinkFacts> get_link(const std::string& ifname) override;
+
+ private:
+  struct Fault {
+    int errnum;
+    std::string message;
+  };
+  // Counts one mutating call; returns the fault to inject, if any.
+  std::optional<Error> next_call(std::string what);
+
+  Kernel& inner_;
+  mutable std::mutex mu_;
+  uint64_t calls_ = 0;                  // guarded by mu_
+  uint64_t base_ = 0;                   // guarded by mu_: absolute count at the last reset_calls()
+  std::map<uint64_t, Fault> faults_;    // guarded by mu_: by absolute call number
+  std::vector<std::string> log_;        // guarded by mu_
+};
+
+}  // namespace sriovd::kernel

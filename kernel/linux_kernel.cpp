@@ -1,0 +1,193 @@
+#include "kernel/linux_kernel.h"
+
+#include <fcntl.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "net/rtnl.h"
+
+namespace sriovd::kernel {
+namespace {
+
+using net::Bytes;
+using net::ByteView;
+
+bool has_dotdot(std::string_view p) {
+  size_t pos = 0;
+  while (pos <= p.size()) {
+    size_t end = p.find('/', pos);
+    if (end == std::string_view::npos) end = p.size();
+    if (p.substr(pos, end - pos) == "..") return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+std::string describe(const VfConfig& c) {
+  std::string s;
+  auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
+  if (c.mac) add("mac " + net::format_mac(*c.mac));
+  if (c.vlan) {
+    std::string v = "vlan " + std::to_string(*c.vlan);
+    if (c.qos) v += " qos " + std::to_string(*c.qos);
+    if (c.vlan_proto) {
+      char proto[8];
+      std::snprintf(proto, sizeof proto, "0x%04x", *c.vlan_proto);
+      v += std::string(" proto ") + proto;
+    }
+    add(v);
+  }
+  if (c.max_tx_rate_mbps) add("max_tx_rate " + std::to_string(*c.max_tx_rate_mbps));
+  if (c.min_tx_rate_mbps) add("min_tx_rate " + std::to_string(*c.min_tx_rate_mbps));
+  if (c.spoofchk) add(std::string("spoofchk ") + (*c.spoofchk ? "on" : "off"));
+  if (c.trust) add(std::string("trust ") + (*c.trust ? "on" : "off"));
+  if (c.link_state) {
+    static const char* const names[] = {"auto", "enable", "disable"};
+    auto i = static_cast<unsigned>(*c.link_state);
+    add(std::string("link_state ") + (i < 3 ? names[i] : "?"));
+  }
+  return s;
+}
+
+// The one RTM_NEWLINK answering an RTM_GETLINK.
+Result<net::LinkMessage> one_link(const std::vector<Bytes>& replies) {
+  for (const Bytes& m : replies) {
+    auto link = net::decode_link(m);
+    if (!link) return std::move(link).error();
+    if (link->type == RTM_NEWLINK) return link;
+  }
+  return Error::sys(EBADMSG, "RTM_GETLINK answered without RTM_NEWLINK");
+}
+
+Result<net::LinkMessage> getlink(net::RtnlSocket& sock, const std::string& ifname, uint32_t ext_mask) {
+  auto req = net::build_getlink(std::string_view(ifname), ext_mask);
+  if (!req) return std::move(req).error();
+  auto replies = sock.transact(std::move(*req));
+  if (!replies) return std::move(replies).error();
+  return one_link(*replies);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LinuxKernel>> LinuxKernel::open(const std::filesystem::path& sysfs_root, Options options) {
+  int fd = ::open(sysfs_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Error::sys(errno, "opening sysfs root " + sysfs_root.string());
+  return std::unique_ptr<LinuxKernel>(new LinuxKernel(sysfs_root, UniqueFd(fd), options));
+}
+
+Result<net::RtnlSocket> LinuxKernel::socket() const { return net::RtnlSocket::open(options_.netlink_timeout); }
+
+Result<void> LinuxKernel::write_attr(const std::string& relpath, std::string_view value) {
+  const std::string path = (root_path_ / relpath).string();
+  if (relpath.empty() || relpath.front() == '/' || has_dotdot(relpath)) {
+    Error e = Error::make(ErrorCode::invalid, "sysfs attribute path \"" + relpath + "\" is not relative to the root");
+    e.errnum = EINVAL;
+    return e;
+  }
+  const std::string what = "writing \"" + std::string(value) + "\" to " + path;
+  // No O_CREAT: an attribute that does not exist is ENOENT, as from the kernel; no O_TRUNC:
+  // sysfs has nothing to truncate.
+  UniqueFd fd(::openat(root_.get(), relpath.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Error::sys(errno, what);
+  ssize_t n;
+  do {
+    n = ::write(fd.get(), value.data(), value.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Error::sys(errno, what);
+  if (static_cast<size_t>(n) != value.size())
+    return Error::sys(EIO, what + " (" + std::to_string(n) + " of " + std::to_string(value.size()) + " bytes taken)");
+  return {};
+}
+
+Result<std::vector<VfInfo>> LinuxKernel::get_vfs(const std::string& pf_ifname) {
+  const std::string what = "reading VFs of " + pf_ifname;
+  auto sock = socket();
+  if (!sock) return std::move(sock).error().context(what);
+
+  auto full = getlink(*sock, pf_ifname, RTEXT_FILTER_VF);
+  if (full && (!full->num_vf || full->vfs.size() >= *full->num_vf)) return std::move(full->vfs);
+  // Either the kernel could not fit every VF with its counters into one message (EMSGSIZE; an
+  // IFLA_VFINFO_LIST past 64 KiB, the nest length's limit, also reads as malformed), or some VFs
+  // are missing. Without counters each entry is about a third of the size.
+  if (!full && full.error().errnum != EMSGSIZE && full.error().errnum != EBADMSG)
+    return std::move(full).error().context(what);
+  auto lean = getlink(*sock, pf_ifname, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
+  if (!lean) {
+    if (full) return std::move(full->vfs);
+    return std::move(lean).error().context(what);
+  }
+  if (full && full->vfs.size() >= lean->vfs.size()) return std::move(full->vfs);
+  return std::move(lean->vfs);
+}
+
+Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) {
+  if (config == VfConfig{}) return {};
+  const std::string what = "setting VF " + std::to_string(vf) + " of " + pf_ifname + " (" + describe(config) + ")";
+  auto sock = socket();
+  if (!sock) return std::move(sock).error().context(what);
+
+  VfConfig c = config;
+  int ifindex = 0;
+  if (c.min_tx_rate_mbps && !c.max_tx_rate_mbps) {
+    // IFLA_VF_RATE sets both rates: keep the current max, as `ip link set ... min_tx_rate` does.
+    auto link = getlink(*sock, pf_ifname, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
+    if (!link) return std::move(link).error().context(what + ": reading the current max_tx_rate");
+    ifindex = link->ifindex;
+    c.max_tx_rate_mbps = 0;  // a VF the PF does not report: the kernel will judge the index
+    for (const VfInfo& v : link->vfs)
+      if (v.index == vf) c.max_tx_rate_mbps = v.config.max_tx_rate_mbps.value_or(0);
+  } else {
+    ifindex = static_cast<int>(::if_nametoindex(pf_ifname.c_str()));
+    if (ifindex == 0) return Error::sys(errno == 0 ? ENODEV : errno, what + ": no netdev " + pf_ifname);
+  }
+  auto req = net::build_set_vf(ifindex, vf, c);
+  if (!req) return std::move(req).error().context(what);
+  auto r = sock->transact(std::move(*req));
+  if (!r) return std::move(r).error().context(what);
+  return {};
+}
+
+Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
+  const std::string what = "reading link facts of " + ifname;
+  auto sock = socket();
+  if (!sock) return std::move(sock).error().context(what);
+  auto link = getlink(*sock, ifname, 0);
+  if (!link) return std::move(link).error().context(what);
+
+  LinkFacts facts;
+  facts.ifname = link->ifname.empty() ? ifname : link->ifname;
+  facts.ifindex = link->ifindex;
+  facts.up = (link->flags & IFF_UP) != 0;
+
+  auto addrs = sock->transact(net::build_getaddr_dump());
+  if (!addrs) return std::move(addrs).error().context(what);
+  for (const Bytes& m : *addrs) {
+    auto a = net::decode_addr(m);
+    // A malformed entry is an error, not skipped: a missed address could let an interlock pass.
+    if (!a) return std::move(a).error().context(what);
+    if (*a && (*a)->ifindex == facts.ifindex) facts.addresses.push_back((*a)->address);
+  }
+
+  auto routes = sock->transact(net::build_getroute_dump());
+  if (!routes) return std::move(routes).error().context(what);
+  for (const Bytes& m : *routes) {
+    auto r = net::decode_route(m);
+    if (!r) return std::move(r).error().context(what);
+    // Without strict checking the kernel dumps every table (and, for IPv6 on some kernels,
+    // cached clones): count what `ip route show table main dev X` shows.
+    if (r->table != RT_TABLE_MAIN || (r->flags & RTM_F_CLONED)) continue;
+    for (int oif : r->oifs) {
+      if (oif == facts.ifindex) {
+        ++facts.routes;
+        break;
+      }
+    }
+  }
+  return facts;
+}
+
+}  // namespace sriovd::kernel

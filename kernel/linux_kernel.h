@@ -1,0 +1,75 @@
+// LinuxKernel: the production Kernel — writes real sysfs attributes and talks rtnetlink.
+//
+// Sysfs writes go through one directory fd opened on the sysfs root (default "/sys"; any
+// directory in tests): openat(root, relpath, O_WRONLY|O_CLOEXEC) and one write(2) of the value,
+// so the driver's store() sees the value exactly once and its errno comes back unchanged. VF
+// attributes and link facts go over NETLINK_ROUTE (net/rtnl.h builds and decodes the messages);
+// every call opens its own short-lived RtnlSocket, so a LinuxKernel is thread-safe with no lock
+// and a call never sees another call's replies. The network namespace is the calling thread's.
+//
+// Errors carry the kernel's errno and say what was attempted: the sysfs path and value, or the
+// netdev, VF and attributes plus the kernel's extended-ack text ("setting VF 3 of eth0 (mac
+// 02:00:00:00:03:03): RTM_SETLINK: <extack>: Invalid argument").
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "base/fd.h"
+#include "kernel/kernel.h"
+#include "net/rtnl_socket.h"
+
+namespace sriovd::kernel {
+
+struct LinuxKernelOptions {
+  // The longest any one netlink answer (a dump included) may take.
+  std::chrono::milliseconds netlink_timeout = net::RtnlSocket::kDefaultTimeout;
+};
+
+class LinuxKernel final : public Kernel {
+ public:
+  using Options = LinuxKernelOptions;
+
+  // Opens `sysfs_root` (a directory; not checked to be sysfs, so tests may use any tree).
+  static Result<std::unique_ptr<LinuxKernel>> open(const std::filesystem::path& sysfs_root = "/sys",
+                                                   Options options = {});
+
+  // `relpath` must be relative and free of ".." (EINVAL otherwise): writes stay under the root.
+  // The value is written as given, with no newline added and no O_TRUNC (sysfs has no file
+  // contents to truncate; on a plain file in a test tree, a shorter value overwrites only the
+  // start). A short write is an EIO error.
+  Result<void> write_attr(const std::string& relpath, std::string_view value) override;
+
+  // RTM_GETLINK of `pf_ifname` with RTEXT_FILTER_VF. A netdev without VFs (or without SR-IOV)
+  // gives an empty list. If the answer with counters is unusable (a PF with so many VFs that the
+  // kernel cannot fit them, or fewer entries than IFLA_NUM_VF), asks again without counters
+  // (RTEXT_FILTER_SKIP_STATS) and returns the VFs without stats.
+  Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
+
+  // One RTM_SETLINK (net::build_set_vf) on the PF's ifindex. Nothing set: succeeds without
+  // asking the kernel. min_tx_rate without max_tx_rate: reads the VF's current max rate first
+  // (IFLA_VF_RATE carries both; iproute2 does the same), so the call is then not atomic against
+  // a concurrent rate change. A config the builder refuses (qos without vlan) is EINVAL without
+  // a request.
+  Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
+
+  // RTM_GETLINK (ifindex, IFF_UP), RTM_GETADDR dump (addresses of the link, IPv6 link-local left
+  // out), RTM_GETROUTE dump (routes in the main table with the link among their output
+  // interfaces, multipath next hops included, cloned cache entries not).
+  Result<LinkFacts> get_link(const std::string& ifname) override;
+
+  const std::filesystem::path& sysfs_root() const { return root_path_; }
+
+ private:
+  LinuxKernel(std::filesystem::path root_path, UniqueFd root, Options options)
+      : root_path_(std::move(root_path)), root_(std::move(root)), options_(options) {}
+  Result<net::RtnlSocket> socket() const;
+
+  const std::filesystem::path root_path_;
+  const UniqueFd root_;  // O_PATH|O_DIRECTORY on the sysfs root; immutable
+  const Options options_;
+};
+
+}  // namespace sriovd::kernel

@@ -1,0 +1,413 @@
+// LinuxKernel against what this machine allows without changing its network: sysfs writes into
+// a temp-dir tree, rtnetlink reads of `lo`, a refused VF request on `lo`; and, when the test may
+// create a network namespace, links, addresses and routes it makes itself inside it (a forked
+// child does all of that and reports back; nothing it does outlives it).
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernel/linux_kernel.h"
+#include "net/rtnl_socket.h"
+#include "tests/support/temp_dir.h"
+
+using namespace sriovd;
+using namespace sriovd::kernel;
+
+namespace {
+
+// The error text of a failed Result, "" for a good one (doctest may print messages of passing
+// assertions, so the message must be safe to build either way).
+template <class R>
+std::string why(const R& r) {
+  return r ? std::string() : r.error().message;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::unique_ptr<LinuxKernel> open_kernel(const std::filesystem::path& root = "/sys") {
+  auto k = LinuxKernel::open(root);
+  REQUIRE_MESSAGE(k, why(k));
+  return std::move(*k);
+}
+
+}  // namespace
+
+TEST_CASE("write_attr: one write(2) under the root, with the kernel's errno and the path") {
+  test::TempDir tmp;
+  const std::string dev = "bus/pci/devices/0000:17:00.0";
+  std::filesystem::create_directories(tmp / dev);
+  std::ofstream(tmp / (dev + "/sriov_numvfs")).close();
+  auto k = open_kernel(tmp.path());
+  CHECK(k->sysfs_root() == tmp.path());
+
+  REQUIRE(k->write_attr(dev + "/sriov_numvfs", "8"));
+  CHECK(slurp(tmp / (dev + "/sriov_numvfs")) == "8");  // as given: no newline added
+
+  SUBCASE("a missing attribute is ENOENT, not created") {
+    auto r = k->write_attr(dev + "/sriov_totalvfs", "8");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().errnum == ENOENT);
+    CHECK(r.error().code == ErrorCode::not_found);
+    CHECK(r.error().message.find((tmp / dev).string() + "/sriov_totalvfs") != std::string::npos);
+    CHECK(r.error().message.find("\"8\"") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(tmp / (dev + "/sriov_totalvfs")));
+    CHECK(k->write_attr("bus/pci/devices/0000:99:00.0/reset", "1").error().errnum == ENOENT);
+  }
+  SUBCASE("a directory is EISDIR") {
+    CHECK(k->write_attr(dev, "1").error().errnum == EISDIR);
+  }
+  SUBCASE("paths must stay under the root") {
+    for (const char* p : {"/sys/bus/pci/drivers_probe", "../x", "bus/../../x", "bus/pci/..", ""}) {
+      auto r = k->write_attr(p, "1");
+      REQUIRE_FALSE(r);
+      CHECK(r.error().errnum == EINVAL);
+    }
+    CHECK(k->write_attr("bus/pci/devices/0000:17:00.0/..sriov_numvfs", "1").error().errnum == ENOENT);
+  }
+  SUBCASE("a symlinked device directory, as in /sys/bus/pci/devices") {
+    std::filesystem::create_directories(tmp / "devices/pci0000:00/0000:00:02.0");
+    std::ofstream(tmp / "devices/pci0000:00/0000:00:02.0/driver_override").close();
+    std::filesystem::create_directory_symlink("../../../devices/pci0000:00/0000:00:02.0",
+                                              tmp / "bus/pci/devices/0000:00:02.0");
+    REQUIRE(k->write_attr("bus/pci/devices/0000:00:02.0/driver_override", "vfio-pci"));
+    CHECK(slurp(tmp / "devices/pci0000:00/0000:00:02.0/driver_override") == "vfio-pci");
+  }
+  SUBCASE("a root that does not exist") {
+    auto bad = LinuxKernel::open(tmp / "nope");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().errnum == ENOENT);
+  }
+}
+
+TEST_CASE("write_attr on the real sysfs: a missing attribute is ENOENT (nothing is written)") {
+  auto k = open_kernel();
+  auto r = k->write_attr("class/net/lo/sriovd_no_such_attribute", "1");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().errnum == ENOENT);
+  CHECK(r.error().message.find("/sys/class/net/lo/sriovd_no_such_attribute") != std::string::npos);
+}
+
+TEST_CASE("get_link(\"lo\") on the real kernel") {
+  auto k = open_kernel();
+  auto lo = k->get_link("lo");
+  REQUIRE_MESSAGE(lo, why(lo));
+  CHECK(lo->ifname == "lo");
+  CHECK(lo->ifindex == static_cast<int>(if_nametoindex("lo")));
+  CHECK(lo->up);
+  CHECK(std::find(lo->addresses.begin(), lo->addresses.end(), "127.0.0.1/8") != lo->addresses.end());
+  for (const auto& a : lo->addresses) CHECK(a.rfind("fe80:", 0) != 0);  // link-local is left out
+
+  auto missing = k->get_link("sriovd-none0");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().errnum == ENODEV);
+  CHECK(missing.error().code == ErrorCode::not_found);
+  CHECK(missing.error().message.find("sriovd-none0") != std::string::npos);
+  CHECK(k->get_link("this-name-is-too-long").error().errnum == EINVAL);
+}
+
+TEST_CASE("get_vfs(\"lo\"): no VFs is an empty list, not an error") {
+  auto k = open_kernel();
+  auto vfs = k->get_vfs("lo");
+  REQUIRE_MESSAGE(vfs, why(vfs));
+  CHECK(vfs->empty());
+  auto missing = k->get_vfs("sriovd-none0");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().errnum == ENODEV);
+}
+
+TEST_CASE("set_vf on lo: the kernel's errno, a clear message, nothing changed") {
+  auto k = open_kernel();
+  auto before = k->get_link("lo");
+  REQUIRE(before);
+  VfConfig c;
+  c.mac = MacAddress{0x02, 0, 0, 0, 0, 0x01};
+  c.vlan = 10;
+  auto r = k->set_vf("lo", 0, c);
+  REQUIRE_FALSE(r);
+  // lo has no ndo_set_vf_mac: EOPNOTSUPP; without CAP_NET_ADMIN the kernel stops earlier, EPERM.
+  const int expected = geteuid() == 0 ? EOPNOTSUPP : EPERM;
+  CHECK(r.error().errnum == expected);
+  const std::string& msg = r.error().message;
+  INFO("set_vf(lo) error: ", msg);
+  CHECK(msg.find("VF 0 of lo") != std::string::npos);
+  CHECK(msg.find("mac 02:00:00:00:00:01") != std::string::npos);
+  CHECK(msg.find("RTM_SETLINK") != std::string::npos);
+  CHECK(msg.find(std::strerror(expected)) != std::string::npos);
+  auto after = k->get_link("lo");
+  REQUIRE(after);
+  CHECK(after->up == before->up);
+  CHECK(after->addresses == before->addresses);
+  CHECK(after->routes == before->routes);
+
+  SUBCASE("nothing to set: no request, success") { CHECK(k->set_vf("lo", 0, VfConfig{})); }
+  SUBCASE("qos without vlan: refused before any request") {
+    VfConfig q;
+    q.qos = 3;
+    auto e = k->set_vf("lo", 0, q);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().errnum == EINVAL);
+    CHECK(e.error().field == "qos");
+  }
+  SUBCASE("no such netdev") { CHECK(k->set_vf("sriovd-none0", 0, c).error().errnum == ENODEV); }
+  SUBCASE("min_tx_rate alone reads the current max first; lo still refuses") {
+    VfConfig m;
+    m.min_tx_rate_mbps = 10;
+    CHECK(k->set_vf("lo", 0, m).error().errnum == expected);
+  }
+}
+
+// --- inside a private network namespace ---------------------------------------------------------
+
+namespace {
+
+// Requests the test needs to build its own links; sriovd itself never creates links.
+class Req {
+ public:
+  Req(uint16_t type, uint16_t flags) : buf_(1024, 0) {
+    nlh_ = mnl_nlmsg_put_header(buf_.data());
+    nlh_->nlmsg_type = type;
+    nlh_->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  }
+  template <class T>
+  T* extra() { return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T))); }
+  nlmsghdr* nlh() { return nlh_; }
+  net::Bytes bytes() const { return net::Bytes(buf_.begin(), buf_.begin() + nlh_->nlmsg_len); }
+
+ private:
+  net::Bytes buf_;
+  nlmsghdr* nlh_;
+};
+
+net::Bytes veth_request(const char* name, const char* peer) {
+  Req r(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  r.extra<ifinfomsg>();
+  mnl_attr_put_strz(r.nlh(), IFLA_IFNAME, name);
+  nlattr* info = mnl_attr_nest_start(r.nlh(), IFLA_LINKINFO);
+  mnl_attr_put_strz(r.nlh(), IFLA_INFO_KIND, "veth");
+  nlattr* data = mnl_attr_nest_start(r.nlh(), IFLA_INFO_DATA);
+  nlattr* p = mnl_attr_nest_start(r.nlh(), VETH_INFO_PEER);
+  r.extra<ifinfomsg>();  // VETH_INFO_PEER holds an ifinfomsg, then the peer's attributes
+  mnl_attr_put_strz(r.nlh(), IFLA_IFNAME, peer);
+  mnl_attr_nest_end(r.nlh(), p);
+  mnl_attr_nest_end(r.nlh(), data);
+  mnl_attr_nest_end(r.nlh(), info);
+  return r.bytes();
+}
+
+net::Bytes updown_request(int ifindex, bool up) {
+  Req r(RTM_NEWLINK, 0);
+  auto* ifi = r.extra<ifinfomsg>();
+  ifi->ifi_index = ifindex;
+  ifi->ifi_flags = up ? IFF_UP : 0;
+  ifi->ifi_change = IFF_UP;
+  return r.bytes();
+}
+
+net::Bytes addr_request(int ifindex, int family, const char* addr, uint8_t prefix) {
+  Req r(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifa = r.extra<ifaddrmsg>();
+  ifa->ifa_family = static_cast<uint8_t>(family);
+  ifa->ifa_prefixlen = prefix;
+  ifa->ifa_flags = family == AF_INET6 ? IFA_F_NODAD : 0;
+  ifa->ifa_index = static_cast<uint32_t>(ifindex);
+  unsigned char bin[16];
+  inet_pton(family, addr, bin);
+  size_t len = family == AF_INET ? 4 : 16;
+  mnl_attr_put(r.nlh(), IFA_LOCAL, len, bin);
+  mnl_attr_put(r.nlh(), IFA_ADDRESS, len, bin);
+  return r.bytes();
+}
+
+net::Bytes route_request(int ifindex, const char* dst, uint8_t prefix, const char* via, uint32_t table) {
+  Req r(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+  auto* rtm = r.extra<rtmsg>();
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = prefix;
+  rtm->rtm_table = RT_TABLE_UNSPEC;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_scope = via ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  rtm->rtm_type = RTN_UNICAST;
+  unsigned char bin[4];
+  inet_pton(AF_INET, dst, bin);
+  mnl_attr_put(r.nlh(), RTA_DST, 4, bin);
+  if (via) {
+    inet_pton(AF_INET, via, bin);
+    mnl_attr_put(r.nlh(), RTA_GATEWAY, 4, bin);
+  }
+  mnl_attr_put_u32(r.nlh(), RTA_OIF, static_cast<uint32_t>(ifindex));
+  mnl_attr_put_u32(r.nlh(), RTA_TABLE, table);
+  return r.bytes();
+}
+
+// Failures collected in the child, reported to the parent through a pipe.
+struct Report {
+  std::string text;
+  void fail(int line, const std::string& what) { text += "line " + std::to_string(line) + ": " + what + "\n"; }
+};
+#define EXPECT(cond)                              \
+  do {                                            \
+    if (!(cond)) report.fail(__LINE__, #cond);    \
+  } while (0)
+#define EXPECT_OK(res)                                                  \
+  do {                                                                  \
+    auto&& r_ = (res);                                                  \
+    if (!r_) report.fail(__LINE__, #res ": " + r_.error().message);     \
+  } while (0)
+
+constexpr int kSkip = 77;
+
+// Runs in a child that owns a fresh network namespace. Returns the process exit status.
+int namespace_scenario(Report& report) {
+  auto opened = LinuxKernel::open("/sys");
+  if (!opened) return report.fail(__LINE__, opened.error().message), 1;
+  LinuxKernel& k = **opened;
+  auto sock_r = net::RtnlSocket::open();
+  if (!sock_r) return report.fail(__LINE__, sock_r.error().message), 1;
+  net::RtnlSocket& sock = *sock_r;
+
+  // A new namespace's lo is down and has no address.
+  auto lo = k.get_link("lo");
+  EXPECT_OK(lo);
+  if (!lo) return 1;
+  EXPECT(!lo->up);
+  EXPECT(lo->addresses.empty());
+  EXPECT(lo->routes == 0);
+  EXPECT_OK(sock.transact(updown_request(lo->ifindex, true)));
+  lo = k.get_link("lo");
+  EXPECT_OK(lo);
+  if (!lo) return 1;
+  EXPECT(lo->up);
+  EXPECT(std::find(lo->addresses.begin(), lo->addresses.end(), "127.0.0.1/8") != lo->addresses.end());
+
+  // veth is what this host can create (dummy is a module that is not loaded here); its peer
+  // stays down, so sv0 has no carrier and IPv6 adds no link-local address on its own.
+  auto created = sock.transact(veth_request("sv0", "sv1"));
+  if (!created) {
+    report.fail(__LINE__, "cannot create a veth pair: " + created.error().message);
+    return kSkip;
+  }
+  auto sv0 = k.get_link("sv0");
+  EXPECT_OK(sv0);
+  if (!sv0) return 1;
+  const int ix = sv0->ifindex;
+  EXPECT(ix > 0 && ix == static_cast<int>(if_nametoindex("sv0")));
+  EXPECT(!sv0->up);
+  EXPECT(sv0->addresses.empty());
+  EXPECT(sv0->routes == 0);
+  auto vfs = k.get_vfs("sv0");
+  EXPECT_OK(vfs);
+  EXPECT(vfs && vfs->empty());
+
+  EXPECT_OK(sock.transact(addr_request(ix, AF_INET, "192.0.2.1", 24)));
+  EXPECT_OK(sock.transact(addr_request(ix, AF_INET6, "2001:db8::1", 64)));
+  EXPECT_OK(sock.transact(updown_request(ix, true)));
+  EXPECT_OK(sock.transact(route_request(ix, "198.51.100.0", 24, "192.0.2.254", RT_TABLE_MAIN)));
+  EXPECT_OK(sock.transact(route_request(ix, "203.0.113.0", 24, nullptr, 100)));  // not main
+  auto busy = k.get_link("sv0");
+  EXPECT_OK(busy);
+  if (!busy) return 1;
+  EXPECT(busy->up);
+  std::set<std::string> addrs(busy->addresses.begin(), busy->addresses.end());
+  EXPECT((addrs == std::set<std::string>{"192.0.2.1/24", "2001:db8::1/64"}));
+  // 192.0.2.0/24 (kernel), 198.51.100.0/24 via .254, 2001:db8::/64 (kernel); table 100's route
+  // and the local table's entries do not count.
+  EXPECT(busy->routes == 3);
+  if (busy->routes != 3) report.fail(__LINE__, "routes = " + std::to_string(busy->routes));
+  auto lo_again = k.get_link("lo");
+  EXPECT(lo_again && lo_again->routes == 0);
+
+  // A VF request on a netdev without VFs: refused, nothing changes.
+  VfConfig c;
+  c.trust = true;
+  auto refused = k.set_vf("sv0", 0, c);
+  EXPECT(!refused);
+  if (!refused) EXPECT(refused.error().errnum == EOPNOTSUPP);
+  auto same = k.get_link("sv0");
+  EXPECT(same && same->up && same->addresses == busy->addresses && same->routes == busy->routes);
+
+  // Down: IPv4 keeps its address, IPv6 drops it, the routes through sv0 go.
+  EXPECT_OK(sock.transact(updown_request(ix, false)));
+  auto down = k.get_link("sv0");
+  EXPECT_OK(down);
+  if (!down) return 1;
+  EXPECT(!down->up);
+  EXPECT((down->addresses == std::vector<std::string>{"192.0.2.1/24"}));
+  EXPECT(down->routes == 0);
+
+  // Every call opens and closes its own socket: a hundred calls leave no fd behind.
+  auto fds = [] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+  };
+  const size_t fds_before = fds();
+  for (int i = 0; i < 100; ++i) {
+    auto again = k.get_link("sv0");
+    if (!again) {
+      report.fail(__LINE__, again.error().message);
+      break;
+    }
+  }
+  EXPECT(fds() == fds_before);
+  return report.text.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+TEST_CASE("get_link/get_vfs/set_vf in a private network namespace (veth, addresses, routes, up/down)") {
+  int pipefd[2];
+  REQUIRE(pipe2(pipefd, O_CLOEXEC) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(pipefd[0]);
+    Report report;
+    int status = kSkip;
+    if (unshare(CLONE_NEWNET) == 0 || unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
+      status = namespace_scenario(report);
+    else
+      report.fail(__LINE__, std::string("unshare: ") + std::strerror(errno));
+    ssize_t ignored = write(pipefd[1], report.text.data(), report.text.size());
+    (void)ignored;
+    _exit(status);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == kSkip) {
+    MESSAGE("skipped, no private network namespace here: ", out);
+    return;
+  }
+  INFO(out);
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(out.empty());
+}

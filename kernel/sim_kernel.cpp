@@ -1,0 +1,1551 @@
+#include "kernel/sim_kernel.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "base/fd.h"
+#include "kernel/sim_tree.h"
+#include "pci/decode.h"
+
+// Kernel sources followed here are Linux 6.1 (Debian's linux-source-6.1). Each emulated store
+// names the function it follows; the order of its checks is the kernel's, since callers see only
+// the first failing one.
+
+namespace sriovd::kernel {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kStateDir = ".sriovd-sim";
+constexpr const char* kVfDir = ".sriovd-sim-vf";
+constexpr const char* kLinkFile = ".sriovd-sim-link.json";
+constexpr uint32_t kAnyId = 0xffffffff;  // PCI_ANY_ID
+constexpr unsigned kIffUp = 0x1;
+constexpr uint16_t kEthP8021Q = 0x8100;
+constexpr uint16_t kEthP8021AD = 0x88a8;
+constexpr size_t kPageSize = 4096;
+
+// ---- files ---------------------------------------------------------------------------------
+
+Result<std::string> read_text(const fs::path& p) {
+  UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::sys(errno, "reading " + p.string());
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys(errno, "reading " + p.string());
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Result<void> write_text(const fs::path& p, std::string_view data) {
+  UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return Error::sys(errno, "writing " + p.string());
+  while (!data.empty()) {
+    ssize_t n = ::write(fd.get(), data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys(errno, "writing " + p.string());
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return ok();
+}
+
+// Whole-file replacement by rename, so a crash never leaves half a state file.
+Result<void> write_atomic(const fs::path& p, std::string_view data) {
+  fs::path tmp = p;
+  tmp += ".tmp";
+  if (auto r = write_text(tmp, data); !r) return r;
+  if (::rename(tmp.c_str(), p.c_str()) != 0) return Error::sys(errno, "renaming " + tmp.string());
+  return ok();
+}
+
+std::optional<std::string> read_link(const fs::path& p) {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf);
+  if (n < 0) return std::nullopt;
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+bool lexists(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+bool is_dir(const fs::path& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<std::string> list_names(const fs::path& p) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(p.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<fs::path> real_path(const fs::path& p) {
+  char* r = ::realpath(p.c_str(), nullptr);
+  if (!r) return std::nullopt;
+  fs::path out(r);
+  std::free(r);
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return std::string(s);
+}
+
+std::string hex(unsigned v, int width) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%0*x", width, v);
+  return buf;
+}
+
+// ---- the kernel's parsers ------------------------------------------------------------------
+
+// A sysfs store sees the written bytes NUL-terminated (kernfs_fop_write_iter), so C-string
+// parsers stop at an embedded NUL.
+std::string c_str_of(std::string_view v) { return std::string(v.substr(0, v.find('\0'))); }
+
+// lib/kstrtox.c _kstrtoull(): optional '+', base 0 picks 16 for "0x" + hex digit, 8 for a
+// leading 0, else 10; digits; one optional trailing newline; nothing else. -ERANGE on overflow.
+int kstrtoull(const char* s, unsigned base, unsigned long long* res) {
+  if (s[0] == '+') ++s;
+  if (base == 0) {
+    if (s[0] == '0')
+      base = std::tolower(static_cast<unsigned char>(s[1])) == 'x' && std::isxdigit(static_cast<unsigned char>(s[2]))
+                 ? 16
+                 : 8;
+    else
+      base = 10;
+  }
+  if (base == 16 && s[0] == '0' && std::tolower(static_cast<unsigned char>(s[1])) == 'x') s += 2;
+  unsigned long long r = 0;
+  unsigned digits = 0;
+  bool overflow = false;
+  for (;; ++s) {
+    const unsigned c = static_cast<unsigned char>(*s), lc = c | 0x20;
+    unsigned v;
+    if (c >= '0' && c <= '9') v = c - '0';
+    else if (lc >= 'a' && lc <= 'f') v = lc - 'a' + 10;
+    else break;
+    if (v >= base) break;
+    if (r > (ULLONG_MAX - v) / base) overflow = true;
+    r = r * base + v;
+    ++digits;
+  }
+  if (overflow) return -ERANGE;
+  if (digits == 0) return -EINVAL;
+  if (*s == '\n') ++s;
+  if (*s) return -EINVAL;
+  *res = r;
+  return 0;
+}
+
+// lib/kstrtox.c kstrtobool(): only the first character counts (two for "on"/"off").
+int kstrtobool(const char* s, bool* res) {
+  switch (s[0]) {
+    case 'y': case 'Y': case 't': case 'T': case '1': *res = true; return 0;
+    case 'n': case 'N': case 'f': case 'F': case '0': *res = false; return 0;
+    case 'o': case 'O':
+      if (s[1] == 'n' || s[1] == 'N') { *res = true; return 0; }
+      if (s[1] == 'f' || s[1] == 'F') { *res = false; return 0; }
+      return -EINVAL;
+    default: return -EINVAL;
+  }
+}
+
+// sscanf(buf, "%x %x ...") as lib/vsprintf.c vsscanf does it: blanks skipped, an optional "0x",
+// at least one hex digit; stops at the first field that does not convert. Returns the count.
+int scan_hex_fields(const char* s, int max, uint32_t* out) {
+  int n = 0;
+  while (n < max) {
+    while (std::isspace(static_cast<unsigned char>(*s))) ++s;
+    if (!std::isxdigit(static_cast<unsigned char>(*s))) break;
+    if (s[0] == '0' && std::tolower(static_cast<unsigned char>(s[1])) == 'x' &&
+        std::isxdigit(static_cast<unsigned char>(s[2])))
+      s += 2;
+    unsigned long long v = 0;
+    while (std::isxdigit(static_cast<unsigned char>(*s))) {
+      const unsigned c = static_cast<unsigned char>(*s) | 0x20;
+      v = v * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
+      ++s;
+    }
+    out[n++] = static_cast<uint32_t>(v);
+  }
+  return n;
+}
+
+// drivers/base/core.c device_match_name() → sysfs_streq(): equal but for one trailing newline.
+std::string device_name_of(std::string_view v) {
+  std::string s = c_str_of(v);
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+std::string format_mac(const MacAddress& m) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return buf;
+}
+
+std::optional<MacAddress> parse_mac(std::string_view s) {
+  std::string t = trim(s);
+  MacAddress m{};
+  unsigned b[6];
+  char tail;
+  if (std::sscanf(t.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+    return std::nullopt;
+  for (int i = 0; i < 6; ++i) m[static_cast<size_t>(i)] = static_cast<uint8_t>(b[i]);
+  return m;
+}
+
+bool is_zero_mac(const MacAddress& m) { return std::all_of(m.begin(), m.end(), [](uint8_t b) { return b == 0; }); }
+bool is_multicast_mac(const MacAddress& m) { return (m[0] & 0x01) != 0; }  // broadcast included
+
+// ---- what the sim knows of drivers ---------------------------------------------------------
+
+// VF device ids and the in-tree driver whose id table claims them. `subsystem_device` is what
+// the VF reports when it differs from the PF's (Intel's VFs report 0x0000), -1 if the same.
+struct KnownVf {
+  uint16_t vendor, device;
+  const char* driver;
+  int subsystem_device;
+};
+constexpr KnownVf kKnownVfs[] = {
+    {0x8086, 0x1889, "iavf", 0x0000},     // E810 Adaptive Virtual Function
+    {0x8086, 0x154c, "iavf", 0x0000},     // X710/XXV710/XL710 VF
+    {0x8086, 0x10ca, "igbvf", -1},        // 82576 VF
+    {0x8086, 0x1520, "igbvf", -1},        // I350 VF
+    {0x8086, 0x10ed, "ixgbevf", -1},      // 82599 VF
+    {0x8086, 0x1515, "ixgbevf", -1},      // X540 VF
+    {0x8086, 0x1565, "ixgbevf", -1},      // X550 VF
+    {0x15b3, 0x1016, "mlx5_core", -1},    // ConnectX-4 Lx VF
+    {0x15b3, 0x1018, "mlx5_core", -1},    // ConnectX-5 VF
+    {0x15b3, 0x101e, "mlx5_core", -1},    // ConnectX family mlx5Gen VF
+    {0x144d, 0xa824, "nvme", -1},         // PM173x: VFs carry the PF's device id
+};
+
+const KnownVf* known_vf(uint16_t vendor, uint16_t device) {
+  for (const auto& k : kKnownVfs)
+    if (k.vendor == vendor && k.device == device) return &k;
+  return nullptr;
+}
+
+// How the PF drivers' ndo_set_vf_* differ (6.1 sources): whether 802.1ad port VLANs, min rates
+// and forced link states are accepted, the order of the checks in ndo_set_vf_vlan, and whether
+// the VF's netdev takes a new admin MAC at once (ice resets the VF, iavf re-reads its MAC) or
+// only when its driver is reloaded (igb: "Reload the VF driver to make this change effective").
+enum class VlanChecks : uint8_t {
+  range_proto_vf,  // ice_set_vf_port_vlan
+  proto_vf_range,  // mlx5e_set_vf_vlan → mlx5_eswitch_set_vport_vlan
+  vf_range_proto,  // igb_ndo_set_vf_vlan, ixgbe_ndo_set_vf_vlan, i40e_ndo_set_vf_port_vlan
+};
+struct PfOps {
+  const char* driver;
+  bool qinq;        // ETH_P_8021AD accepted (ice only in Double VLAN Mode, assumed on)
+  bool min_rate;    // min_tx_rate accepted; else EINVAL (i40e, ixgbe, igb)
+  bool link_state;  // ndo_set_vf_link_state exists; else EOPNOTSUPP (igb)
+  bool live_mac;    // the VF netdev's address follows a new admin MAC at once
+  VlanChecks vlan_checks;
+};
+constexpr PfOps kPfOps[] = {
+    {"ice", true, true, true, true, VlanChecks::range_proto_vf},
+    {"i40e", false, false, true, false, VlanChecks::vf_range_proto},
+    {"ixgbe", false, false, true, false, VlanChecks::vf_range_proto},
+    {"igb", false, false, false, false, VlanChecks::vf_range_proto},
+    {"mlx5_core", false, true, true, false, VlanChecks::proto_vf_range},
+};
+
+const PfOps* pf_ops(const std::optional<std::string>& driver) {
+  if (!driver) return nullptr;
+  for (const auto& o : kPfOps)
+    if (*driver == o.driver) return &o;
+  return nullptr;
+}
+
+// PF drivers whose remove does not disable SR-IOV (nvme_remove; pci-pf-stub has no remove):
+// pci_device_remove() → pci_iov_remove() only warns "driver left SR-IOV enabled after remove"
+// and the VFs stay.
+bool leaves_sriov_on_remove(std::string_view driver) { return driver == "nvme" || driver == "pci-pf-stub"; }
+
+// Drivers that take a device without making a netdev of it (vfio-pci, pci-stub, pci-pf-stub,
+// uio_pci_generic, igb_uio...).
+bool makes_no_netdev(std::string_view driver) {
+  return driver.find("vfio") != std::string_view::npos || driver.find("stub") != std::string_view::npos ||
+         driver.find("uio") != std::string_view::npos;
+}
+
+// ---- boot state and sim state --------------------------------------------------------------
+
+struct NetdevRecord {
+  std::string name, mac, operstate = "up";
+  unsigned ifindex = 0, mtu = 1500, flags = 0x1003, dev_port = 0, type = 1;
+  bool carrier = true;
+};
+
+struct BootDevice {
+  std::string driver;  // empty: unbound at boot
+  uint16_t vendor = 0, device = 0;
+  bool vf = false;
+  std::vector<NetdevRecord> netdevs;
+  std::optional<uint16_t> vf_subsystem_device;  // PFs with VFs at boot: what the VFs reported
+};
+
+struct BootData {
+  std::map<std::string, BootDevice> devices;  // by BDF
+  unsigned max_ifindex = 1;
+  // Derived: the vendor:device pairs each driver was bound to at boot, standing in for its
+  // static id table (a driver that bound 8086:1593 at boot claims 8086:1593).
+  std::map<std::string, std::set<std::pair<uint16_t, uint16_t>>> claims;
+
+  const BootDevice* find(const PciAddress& a) const {
+    auto it = devices.find(a.to_string());
+    return it == devices.end() ? nullptr : &it->second;
+  }
+  void derive() {
+    claims.clear();
+    for (const auto& [bdf, d] : devices)
+      if (!d.driver.empty()) claims[d.driver].insert({d.vendor, d.device});
+  }
+};
+
+json to_json(const NetdevRecord& n) {
+  return {{"name", n.name}, {"mac", n.mac}, {"operstate", n.operstate}, {"ifindex", n.ifindex}, {"mtu", n.mtu},
+          {"flags", n.flags}, {"dev_port", n.dev_port}, {"type", n.type}, {"carrier", n.carrier}};
+}
+
+NetdevRecord netdev_from_json(const json& j) {
+  NetdevRecord n;
+  n.name = j.value("name", "");
+  n.mac = j.value("mac", "00:00:00:00:00:00");
+  n.operstate = j.value("operstate", "up");
+  n.ifindex = j.value("ifindex", 0u);
+  n.mtu = j.value("mtu", 1500u);
+  n.flags = j.value("flags", 0x1003u);
+  n.dev_port = j.value("dev_port", 0u);
+  n.type = j.value("type", 1u);
+  n.carrier = j.value("carrier", true);
+  return n;
+}
+
+struct DynId {
+  uint32_t vendor = 0, device = 0, subvendor = kAnyId, subdevice = kAnyId, cls = 0, cls_mask = 0;
+};
+
+struct SimState {
+  unsigned last_ifindex = 1;  // net->ifindex: dev_new_index() counts up from the last one given
+  std::map<std::string, std::vector<DynId>> dynids;  // by driver
+  std::map<std::string, size_t> resets;              // by BDF
+};
+
+json to_json(const SimState& s) {
+  json dyn = json::object();
+  for (const auto& [drv, ids] : s.dynids) {
+    json a = json::array();
+    for (const auto& d : ids)
+      a.push_back({{"vendor", d.vendor}, {"device", d.device}, {"subvendor", d.subvendor},
+                   {"subdevice", d.subdevice}, {"class", d.cls}, {"class_mask", d.cls_mask}});
+    dyn[drv] = a;
+  }
+  json resets = json::object();
+  for (const auto& [bdf, n] : s.resets) resets[bdf] = n;
+  return {{"last_ifindex", s.last_ifindex}, {"dynids", dyn}, {"resets", resets}};
+}
+
+SimState state_from_json(const json& j) {
+  SimState s;
+  s.last_ifindex = j.value("last_ifindex", 1u);
+  if (j.contains("dynids"))
+    for (const auto& [drv, arr] : j["dynids"].items())
+      for (const auto& d : arr)
+        s.dynids[drv].push_back(DynId{d.value("vendor", 0u), d.value("device", 0u), d.value("subvendor", kAnyId),
+                                      d.value("subdevice", kAnyId), d.value("class", 0u), d.value("class_mask", 0u)});
+  if (j.contains("resets"))
+    for (const auto& [bdf, n] : j["resets"].items()) s.resets[bdf] = n.get<size_t>();
+  return s;
+}
+
+// The attributes a PF driver keeps per VF, with the kernel's defaults for a new VF.
+struct VfAttrs {
+  MacAddress mac{};
+  uint16_t vlan = 0;
+  uint8_t qos = 0;
+  uint16_t proto = kEthP8021Q;
+  uint32_t max_rate = 0, min_rate = 0;
+  bool spoofchk = true, trust = false;
+  LinkState link = LinkState::auto_;
+};
+
+json to_json(const VfAttrs& a) {
+  return {{"mac", format_mac(a.mac)}, {"vlan", a.vlan}, {"qos", a.qos}, {"vlan_proto", a.proto},
+          {"max_tx_rate", a.max_rate}, {"min_tx_rate", a.min_rate}, {"spoofchk", a.spoofchk},
+          {"trust", a.trust}, {"link_state", static_cast<unsigned>(a.link)}};
+}
+
+VfAttrs vf_attrs_from_json(const json& j) {
+  VfAttrs a;
+  if (auto m = parse_mac(j.value("mac", ""))) a.mac = *m;
+  a.vlan = j.value("vlan", uint16_t{0});
+  a.qos = j.value("qos", uint8_t{0});
+  a.proto = j.value("vlan_proto", kEthP8021Q);
+  a.max_rate = j.value("max_tx_rate", 0u);
+  a.min_rate = j.value("min_tx_rate", 0u);
+  a.spoofchk = j.value("spoofchk", true);
+  a.trust = j.value("trust", false);
+  a.link = static_cast<LinkState>(j.value("link_state", 0u));
+  return a;
+}
+
+VfConfig to_config(const VfAttrs& a) {
+  VfConfig c;
+  c.mac = a.mac;
+  c.vlan = a.vlan;
+  c.qos = a.qos;
+  c.vlan_proto = a.proto;
+  c.max_tx_rate_mbps = a.max_rate;
+  c.min_tx_rate_mbps = a.min_rate;
+  c.spoofchk = a.spoofchk;
+  c.trust = a.trust;
+  c.link_state = a.link;
+  return c;
+}
+
+// ---- the worker ----------------------------------------------------------------------------
+
+// One PCI function as found in the tree.
+struct Dev {
+  PciAddress addr;
+  fs::path dir;  // relative to root
+  std::string name() const { return addr.to_string(); }
+};
+
+struct Ids {
+  uint16_t vendor = 0, device = 0, subvendor = 0, subdevice = 0;
+  uint32_t cls = 0;
+};
+
+// A probe that the driver (or the PCI core) refuses: the errno bind reports.
+struct Refusal {
+  int errnum;
+  std::string why;
+};
+
+// Does the work of one call under SimKernel's lock. Reads the tree on demand (no caching
+// across calls: the tree is the state) and loads state.json lazily, saving it in finish().
+class Sim {
+ public:
+  Sim(const fs::path& root, const fs::path& real_root, const BootData& boot)
+      : root_(root), real_root_(real_root), boot_(boot) {}
+
+  template <class T>
+  Result<T> finish(Result<T> r) {
+    if (dirty_) {
+      auto s = save_state();
+      if (!s && r.ok()) return std::move(s).error();
+    }
+    return r;
+  }
+
+  // -- tree queries --
+  fs::path abs(const fs::path& rel) const { return root_ / rel; }
+
+  Result<Dev> dev(const PciAddress& a) const {
+    auto d = simtree::device_dir(root_, a);
+    if (!d) return std::move(d).error();
+    return Dev{a, *d};
+  }
+  std::optional<Dev> find_dev(std::string_view bdf) const {
+    auto a = PciAddress::parse(bdf);
+    if (!a || a->to_string() != bdf) return std::nullopt;  // the kernel's names are exact
+    auto d = dev(*a);
+    if (!d) return std::nullopt;
+    return *d;
+  }
+  std::optional<std::string> driver_of(const Dev& d) const {
+    auto l = read_link(abs(d.dir / "driver"));
+    if (!l) return std::nullopt;
+    return fs::path(*l).filename().string();
+  }
+  std::optional<std::string> override_of(const Dev& d) const {
+    auto t = read_text(abs(d.dir / "driver_override"));
+    if (!t) return std::nullopt;
+    return pci::parse_driver_override(*t);
+  }
+  std::optional<PciAddress> physfn_of(const Dev& d) const {
+    auto l = read_link(abs(d.dir / "physfn"));
+    if (!l) return std::nullopt;
+    return pci::address_from_link(*l);
+  }
+  bool is_pf(const Dev& d) const { return lexists(abs(d.dir / "sriov_totalvfs")); }
+  unsigned read_uint(const Dev& d, const char* file) const {
+    auto t = read_text(abs(d.dir / file));
+    if (!t) return 0;
+    auto v = pci::parse_int(*t, 0, UINT32_MAX);
+    return v ? static_cast<unsigned>(*v) : 0;
+  }
+  unsigned num_vfs(const Dev& pf) const { return read_uint(pf, "sriov_numvfs"); }
+  bool vf_autoprobe(const Dev& pf) const {
+    auto t = read_text(abs(pf.dir / "sriov_drivers_autoprobe"));
+    return !t || trim(*t) != "0";
+  }
+  Ids ids_of(const Dev& d) const {
+    Ids ids;
+    auto h16 = [&](const char* f) -> uint16_t {
+      auto t = read_text(abs(d.dir / f));
+      if (!t) return 0;
+      return pci::parse_hex16(*t).value_or(0);
+    };
+    ids.vendor = h16("vendor");
+    ids.device = h16("device");
+    ids.subvendor = h16("subsystem_vendor");
+    ids.subdevice = h16("subsystem_device");
+    if (auto t = read_text(abs(d.dir / "class"))) ids.cls = pci::parse_class(*t).value_or(0);
+    return ids;
+  }
+  std::map<unsigned, PciAddress> virtfns(const Dev& pf) const {
+    std::map<unsigned, PciAddress> out;
+    for (const auto& n : list_names(abs(pf.dir))) {
+      auto i = pci::virtfn_index(n);
+      if (!i) continue;
+      if (auto l = read_link(abs(pf.dir / n)))
+        if (auto a = pci::address_from_link(*l)) out[static_cast<unsigned>(*i)] = *a;
+    }
+    return out;
+  }
+  std::optional<unsigned> vf_index_of(const Dev& pf, const PciAddress& vf) const {
+    for (const auto& [i, a] : virtfns(pf))
+      if (a == vf) return i;
+    return std::nullopt;
+  }
+  std::vector<std::string> netdevs_of(const Dev& d) const { return list_names(abs(d.dir / "net")); }
+  std::optional<unsigned> iommu_group_of(const Dev& d) const {
+    auto l = read_link(abs(d.dir / "iommu_group"));
+    if (!l) return std::nullopt;
+    auto g = pci::iommu_group_from_link(*l);
+    if (!g) return std::nullopt;
+    return static_cast<unsigned>(*g);
+  }
+  bool driver_loaded(std::string_view drv) const {
+    return !drv.empty() && drv.find('/') == std::string_view::npos &&
+           is_dir(abs(fs::path("bus/pci/drivers") / drv));
+  }
+  // A resolved absolute path that is a PCI function's directory.
+  std::optional<Dev> dev_at(const fs::path& real_dir) const {
+    auto a = PciAddress::parse(real_dir.filename().string());
+    if (!a) return std::nullopt;
+    auto link = real_path(abs(fs::path("bus/pci/devices") / a->to_string()));
+    if (!link || *link != real_dir) return std::nullopt;
+    auto d = dev(*a);
+    if (!d) return std::nullopt;
+    return *d;
+  }
+
+  // -- state.json --
+  SimState& state() {
+    if (!state_) {
+      state_.emplace();
+      if (auto t = read_text(abs(fs::path(kStateDir) / "state.json"))) {
+        auto j = json::parse(*t, nullptr, false);
+        if (!j.is_discarded() && j.is_object()) *state_ = state_from_json(j);
+      } else {
+        state_->last_ifindex = boot_.max_ifindex;
+      }
+    }
+    return *state_;
+  }
+  SimState& mutable_state() {
+    dirty_ = true;
+    return state();
+  }
+  Result<void> save_state() {
+    if (!state_) return ok();
+    std::error_code ec;
+    fs::create_directories(abs(kStateDir), ec);
+    if (ec) return Error::sys(ec.value(), "creating " + std::string(kStateDir));
+    dirty_ = false;
+    return write_atomic(abs(fs::path(kStateDir) / "state.json"), to_json(*state_).dump(1) + "\n");
+  }
+
+  // -- VF attributes (per PF, per VF index) --
+  fs::path vf_file(const Dev& pf, unsigned index) const {
+    return pf.dir / kVfDir / ("vf" + std::to_string(index) + ".json");
+  }
+  VfAttrs load_vf(const Dev& pf, unsigned index) const {
+    auto t = read_text(abs(vf_file(pf, index)));
+    if (!t) return VfAttrs{};
+    auto j = json::parse(*t, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return VfAttrs{};
+    return vf_attrs_from_json(j);
+  }
+  Result<void> save_vf(const Dev& pf, unsigned index, const VfAttrs& a) {
+    std::error_code ec;
+    fs::create_directories(abs(pf.dir / kVfDir), ec);
+    if (ec) return Error::sys(ec.value(), "creating " + (pf.dir / kVfDir).string());
+    return write_atomic(abs(vf_file(pf, index)), to_json(a).dump() + "\n");
+  }
+  Result<void> clear_vfs_attrs(const Dev& pf) {
+    std::error_code ec;
+    fs::remove_all(abs(pf.dir / kVfDir), ec);
+    if (ec) return Error::sys(ec.value(), "removing " + (pf.dir / kVfDir).string());
+    return ok();
+  }
+
+  // -- matching (drivers/pci/pci-driver.c pci_match_device) --
+
+  // The driver's "id table": what it claimed at boot plus the known VF ids.
+  bool static_match(const std::string& drv, const Ids& ids) const {
+    if (auto it = boot_.claims.find(drv); it != boot_.claims.end() && it->second.count({ids.vendor, ids.device}))
+      return true;
+    const KnownVf* k = known_vf(ids.vendor, ids.device);
+    return k && drv == k->driver;
+  }
+  // drivers/pci/pci.h pci_match_one_id(): `id` (a table entry) against `dev`, 32-bit fields.
+  static bool match_one(const DynId& id, const DynId& dev) {
+    return (id.vendor == kAnyId || id.vendor == dev.vendor) && (id.device == kAnyId || id.device == dev.device) &&
+           (id.subvendor == kAnyId || id.subvendor == dev.subvendor) &&
+           (id.subdevice == kAnyId || id.subdevice == dev.subdevice) && !((id.cls ^ dev.cls) & id.cls_mask);
+  }
+  static bool dynid_matches(const DynId& id, const Ids& d) {
+    return match_one(id, DynId{d.vendor, d.device, d.subvendor, d.subdevice, d.cls, 0});
+  }
+  bool dynamic_match(const std::string& drv, const Ids& ids) {
+    auto it = state().dynids.find(drv);
+    if (it == state().dynids.end()) return false;
+    return std::any_of(it->second.begin(), it->second.end(), [&](const DynId& id) { return dynid_matches(id, ids); });
+  }
+  // pci_match_device(): driver_override set → only that driver, and it always matches;
+  // otherwise dynamic ids first, then the static table.
+  bool matches(const std::string& drv, const Dev& d, const Ids& ids) {
+    if (auto o = override_of(d)) return *o == drv;
+    return dynamic_match(drv, ids) || static_match(drv, ids);
+  }
+  // The drivers device_attach() would try, in the order the sim assumes for bus registration:
+  // the device's boot driver, the known VF driver of its ids, other drivers claiming its ids,
+  // then drivers with a matching dynamic id. Only loaded drivers.
+  std::vector<std::string> candidates(const Dev& d, const Ids& ids, bool ignore_override = false) {
+    std::vector<std::string> out;
+    auto add = [&](const std::string& drv) {
+      if (driver_loaded(drv) && std::find(out.begin(), out.end(), drv) == out.end()) out.push_back(drv);
+    };
+    if (!ignore_override)
+      if (auto o = override_of(d)) {
+        add(*o);
+        return out;
+      }
+    if (const BootDevice* b = boot_.find(d.addr); b && !b->driver.empty() && b->vendor == ids.vendor &&
+                                                  b->device == ids.device)
+      add(b->driver);
+    if (const KnownVf* k = known_vf(ids.vendor, ids.device)) add(k->driver);
+    for (const auto& [drv, claimed] : boot_.claims)
+      if (claimed.count({ids.vendor, ids.device})) add(drv);
+    for (const auto& [drv, list] : state().dynids)
+      if (std::any_of(list.begin(), list.end(), [&](const DynId& id) { return dynid_matches(id, ids); })) add(drv);
+    return out;
+  }
+
+  // drivers/pci/pci-driver.c pci_device_probe() and the probe functions the sim knows.
+  std::optional<Refusal> probe_refusal(const std::string& drv, const Dev& d, const Ids& ids) {
+    // pci_device_can_probe(): a VF probes only with its PF's sriov_drivers_autoprobe on or a
+    // driver_override set.
+    if (auto pf = physfn_of(d)) {
+      auto pfd = dev(*pf);
+      if (pfd && !vf_autoprobe(*pfd) && !override_of(d))
+        return Refusal{ENODEV, "VF " + d.name() + " cannot probe: sriov_drivers_autoprobe is 0 on its PF and it "
+                                                 "has no driver_override"};
+    }
+    if (drv == "vfio-pci") {
+      // vfio_pci_core_register_device(): type-0 headers only; no IOMMU group → vfio_group_find_or_alloc
+      // fails (noiommu mode not modelled); a PF with VFs enabled is refused.
+      if ((ids.cls >> 8) == 0x0604 || (ids.cls >> 8) == 0x0607)
+        return Refusal{EINVAL, "vfio-pci " + d.name() + ": not a type-0 (endpoint) header"};
+      if (!iommu_group_of(d)) return Refusal{EINVAL, "vfio-pci " + d.name() + ": no IOMMU group"};
+      if (is_pf(d) && num_vfs(d) > 0)
+        return Refusal{EBUSY, "vfio-pci " + d.name() + ": Cannot bind to PF with SR-IOV enabled"};
+    }
+    return std::nullopt;
+  }
+
+  // -- netdevs --
+  Result<unsigned> new_ifindex() {
+    // net/core/dev.c dev_new_index(): the next number after the last one handed out that no
+    // netdev has.
+    if (!used_ifindexes_) {  // once per call: a host may have a thousand netdevs
+      used_ifindexes_.emplace();
+      for (const auto& n : list_names(abs("class/net")))
+        if (auto t = read_text(abs(fs::path("class/net") / n / "ifindex")))
+          if (auto v = pci::parse_int(*t, 0, INT32_MAX)) used_ifindexes_->insert(static_cast<unsigned>(*v));
+    }
+    std::set<unsigned>& used = *used_ifindexes_;
+    SimState& s = mutable_state();
+    unsigned i = std::max(s.last_ifindex, 1u);
+    do {
+      ++i;
+    } while (used.count(i));
+    s.last_ifindex = i;
+    used.insert(i);
+    return i;
+  }
+  std::string free_eth_name() const {
+    // net/core/dev.c dev_alloc_name("eth%d"): the lowest free number.
+    for (unsigned k = 0;; ++k) {
+      std::string n = "eth" + std::to_string(k);
+      if (!lexists(abs(fs::path("class/net") / n))) return n;
+    }
+  }
+  // A VF's netdev address when no admin MAC is set: a VF driver picks a random locally
+  // administered one (eth_hw_addr_random); the sim derives it from the address instead so
+  // trees are deterministic: 02:5f:<domain hi>:<domain lo>:<bus>:<devfn>.
+  static std::string generated_mac(const PciAddress& a, uint8_t tag) {
+    MacAddress m{0x02, tag, static_cast<uint8_t>(a.domain >> 8), static_cast<uint8_t>(a.domain),
+                 a.bus, static_cast<uint8_t>(a.device << 3 | a.function)};
+    return format_mac(m);
+  }
+  std::string primary_netdev(const Dev& d) const {
+    std::string best;
+    unsigned best_port = UINT32_MAX;
+    for (const auto& n : netdevs_of(d)) {
+      unsigned port = 0;
+      if (auto t = read_text(abs(d.dir / "net" / n / "dev_port")))
+        port = static_cast<unsigned>(pci::parse_int(*t, 0, UINT32_MAX).value_or(0));
+      if (port < best_port) best = n, best_port = port;
+    }
+    return best;
+  }
+  Result<void> add_netdev(const Dev& d, const NetdevRecord& n, bool exact) {
+    simtree::NetdevSpec s;
+    s.name = n.name;
+    s.mac = n.mac;
+    s.mtu = n.mtu;
+    s.type = n.type;
+    s.dev_port = n.dev_port;
+    if (exact) {
+      s.ifindex = n.ifindex;
+      s.flags = n.flags;
+      s.operstate = n.operstate;
+      s.carrier = n.carrier;
+    } else {
+      // A netdev a driver registers is down until someone sets it up.
+      auto i = new_ifindex();
+      if (!i) return std::move(i).error();
+      s.ifindex = *i;
+      s.flags = n.flags & ~kIffUp;
+      s.operstate = "down";
+      s.carrier = false;
+    }
+    return simtree::add_netdev(root_, d.addr, s);
+  }
+  // What a NIC driver's probe registers.
+  // `vf_index` saves looking the VF up among its PF's virtfn links when the caller knows it.
+  Result<void> add_netdevs_for(const std::string& drv, const Dev& d, const Ids& ids,
+                               std::optional<unsigned> vf_index = std::nullopt) {
+    if ((ids.cls >> 16) != 0x02 || makes_no_netdev(drv)) return ok();
+    if (auto pf = physfn_of(d)) {
+      auto pfd = dev(*pf);
+      if (!pfd) return std::move(pfd).error();
+      auto index = vf_index ? vf_index : vf_index_of(*pfd, d.addr);
+      std::string base = primary_netdev(*pfd);
+      NetdevRecord n;
+      n.name = base.empty() || !index ? free_eth_name() : base + "v" + std::to_string(*index);
+      if (lexists(abs(fs::path("class/net") / n.name))) n.name = free_eth_name();
+      n.mac = generated_mac(d.addr, 0x5f);
+      if (index) {
+        VfAttrs a = load_vf(*pfd, *index);
+        if (!is_zero_mac(a.mac)) n.mac = format_mac(a.mac);  // the PF tells the VF its admin MAC
+      }
+      return add_netdev(d, n, false);
+    }
+    if (const BootDevice* b = boot_.find(d.addr); b && b->driver == drv) {
+      for (const auto& n : b->netdevs)
+        if (auto r = add_netdev(d, n, false); !r) return r;
+      return ok();
+    }
+    NetdevRecord n;
+    n.name = free_eth_name();
+    n.mac = generated_mac(d.addr, 0x5e);
+    return add_netdev(d, n, false);
+  }
+  Result<void> remove_netdevs(const Dev& d) {
+    for (const auto& n : netdevs_of(d))
+      if (auto r = simtree::remove_netdev(root_, n); !r) return r;
+    return ok();
+  }
+
+  // -- binding --
+
+  // really_probe() succeeded: links, uevent, enable, and what the driver's probe registers.
+  Result<void> bind(const std::string& drv, const Dev& d, const Ids& ids,
+                    std::optional<unsigned> vf_index = std::nullopt) {
+    if (auto r = simtree::bind_driver(root_, d.addr, drv); !r) return r;
+    return add_netdevs_for(drv, d, ids, vf_index);
+  }
+
+  // device_release_driver(): the driver's remove, then the links. Most PF drivers disable SR-IOV
+  // in their remove (ice_free_vfs, i40e_free_vfs, igb_disable_sriov, mlx5_sriov_detach,
+  // vfio_pci_core_unregister_device), so the VFs go first.
+  Result<void> unbind(const Dev& d) {
+    const auto drv = driver_of(d);
+    if (is_pf(d) && (num_vfs(d) > 0 || !virtfns(d).empty()) && drv && !leaves_sriov_on_remove(*drv))
+      if (auto r = disable_sriov(d); !r) return r;
+    if (auto r = remove_netdevs(d); !r) return r;
+    return simtree::unbind_driver(root_, d.addr);
+  }
+
+  // drivers/base/dd.c __device_attach(): nothing if bound; else each matching driver in turn
+  // until one probes (probe failures are swallowed). Returns whether the device is bound.
+  Result<bool> attach(const Dev& d, std::optional<unsigned> vf_index = std::nullopt) {
+    if (driver_of(d)) return true;
+    const Ids ids = ids_of(d);
+    for (const auto& drv : candidates(d, ids)) {
+      if (!matches(drv, d, ids)) continue;
+      if (probe_refusal(drv, d, ids)) continue;
+      if (auto r = bind(drv, d, ids, vf_index); !r) return std::move(r).error();
+      return true;
+    }
+    return false;
+  }
+
+  // -- SR-IOV --
+
+  // drivers/pci/iov.c sriov_disable() → pci_iov_remove_virtfn() for each VF: the VF is
+  // released from its driver and removed (links, IOMMU group, netdevs); NumVFs is cleared. The
+  // PF driver frees its per-VF state.
+  Result<void> disable_sriov(const Dev& pf) {
+    for (const auto& [i, vf] : virtfns(pf))
+      if (auto r = simtree::remove_function(root_, vf); !r) return r;
+    if (auto r = simtree::write_numvfs(root_, pf.addr, 0); !r) return r;
+    return clear_vfs_attrs(pf);
+  }
+
+  // drivers/pci/iov.c sriov_enable() → sriov_add_vfs() → pci_iov_add_virtfn() for each VF:
+  // the device (ids from the PF and VF Device ID, a new IOMMU group when the PF has one), the
+  // bus notifiers (vfio-pci on the PF captures its VFs with driver_override), then
+  // pci_bus_add_device() → device_attach().
+  Result<void> enable_sriov(const Dev& pf, unsigned n) {
+    if (auto r = clear_vfs_attrs(pf); !r) return r;
+    simtree::VfOptions o;
+    const auto group = iommu_group_of(pf);
+    o.iommu_groups = group.has_value();
+    if (group)
+      if (auto t = read_text(abs(fs::path("kernel/iommu_groups") / std::to_string(*group) / "type")))
+        if (!trim(*t).empty()) o.iommu_group_type = trim(*t);
+    const Ids pids = ids_of(pf);
+    if (const BootDevice* b = boot_.find(pf.addr); b && b->vf_subsystem_device) {
+      o.subsystem_device = b->vf_subsystem_device;
+    } else if (auto vfdev = read_text(abs(pf.dir / "sriov_vf_device"))) {
+      if (auto id = pci::parse_bare_hex16(*vfdev))
+        if (const KnownVf* k = known_vf(pids.vendor, *id); k && k->subsystem_device >= 0)
+          o.subsystem_device = static_cast<uint16_t>(k->subsystem_device);
+    }
+    auto vfs = simtree::add_vfs(root_, pf.addr, n, o);
+    if (!vfs) return std::move(vfs).error();
+    if (auto r = simtree::write_numvfs(root_, pf.addr, n); !r) return r;
+    const auto pf_driver = driver_of(pf);
+    for (unsigned i = 0; i < vfs->size(); ++i) {
+      const PciAddress& a = (*vfs)[i];
+      auto vd = dev(a);
+      if (!vd) return std::move(vd).error();
+      if (pf_driver == "vfio-pci")  // vfio_pci_bus_notifier: "Captured SR-IOV VF ... driver_override"
+        if (auto r = write_text(abs(vd->dir / "driver_override"), "vfio-pci\n"); !r) return r;
+      if (auto r = attach(*vd, i); !r) return std::move(r).error();
+    }
+    return ok();
+  }
+
+  // Whether the PF's bound driver can configure SR-IOV (pdev->driver->sriov_configure) and, if
+  // not, why. vfio-pci has the callback but fails it with ENOENT unless its enable_sriov module
+  // parameter is on (vfio_pci_sriov_configure).
+  std::optional<std::string> no_sriov_configure(const std::string& drv) const {
+    if (drv == "pci-stub" || drv == "uio_pci_generic" || drv == "igb_uio")
+      return "driver does not support SR-IOV configuration via sysfs";
+    if (drv == "vfio-pci") {
+      auto t = read_text(abs("module/vfio_pci/parameters/enable_sriov"));
+      bool on = false;
+      if (t) kstrtobool(c_str_of(*t).c_str(), &on);
+      if (!on) return "vfio-pci: SR-IOV needs the enable_sriov module parameter";
+    }
+    return std::nullopt;
+  }
+
+  // -- the stores --
+
+  // drivers/pci/iov.c sriov_numvfs_store()
+  Result<void> store_sriov_numvfs(const Dev& pf, const std::string& buf) {
+    unsigned long long v = 0;
+    if (kstrtoull(buf.c_str(), 0, &v) < 0 || v > 0xffff)  // kstrtou16 < 0 → -EINVAL
+      return Error::sys(EINVAL, pf.name() + ": sriov_numvfs \"" + trim(buf) + "\" is not a number");
+    const unsigned want = static_cast<unsigned>(v);
+    const unsigned total = read_uint(pf, "sriov_totalvfs");
+    if (want > total)
+      return Error::sys(ERANGE, pf.name() + ": " + std::to_string(want) + " VFs requested, sriov_totalvfs is " +
+                                    std::to_string(total));
+    const unsigned cur = num_vfs(pf);
+    if (want == cur) return ok();
+    const auto drv = driver_of(pf);
+    if (!drv) return Error::sys(ENOENT, pf.name() + ": no driver bound to device; cannot configure SR-IOV");
+    if (auto why = no_sriov_configure(*drv)) return Error::sys(ENOENT, pf.name() + ": " + *why);
+    if (want == 0) return disable_sriov(pf);
+    if (cur != 0)
+      return Error::sys(EBUSY, pf.name() + ": " + std::to_string(cur) + " VFs already enabled. Disable before enabling " +
+                                   std::to_string(want) + " VFs");
+    return enable_sriov(pf, want);
+  }
+
+  // drivers/pci/iov.c sriov_drivers_autoprobe_store()
+  Result<void> store_sriov_drivers_autoprobe(const Dev& pf, const std::string& buf) {
+    bool on = false;
+    if (kstrtobool(buf.c_str(), &on) < 0)
+      return Error::sys(EINVAL, pf.name() + ": sriov_drivers_autoprobe \"" + trim(buf) + "\" is not a boolean");
+    return write_text(abs(pf.dir / "sriov_drivers_autoprobe"), on ? "1\n" : "0\n");
+  }
+
+  // drivers/pci/pci-sysfs.c driver_override_store() → drivers/base/driver.c
+  // driver_set_override(): the text up to the first newline; "" (after NULs) or "\n" clears.
+  // Setting it binds nothing: drivers_probe or bind does.
+  Result<void> store_driver_override(const Dev& d, std::string_view raw) {
+    if (raw.size() >= kPageSize - 1) return Error::sys(EINVAL, d.name() + ": driver_override too long");
+    std::string s = c_str_of(raw);
+    const size_t nl = s.find('\n');
+    if (nl != std::string::npos) s.resize(nl);
+    return write_text(abs(d.dir / "driver_override"), s.empty() ? "(null)\n" : s + "\n");
+  }
+
+  // drivers/pci/pci-sysfs.c reset_store(): kstrtoul base 0, only 1; pci_reset_function().
+  Result<void> store_reset(const Dev& d, const std::string& buf) {
+    unsigned long long v = 0;
+    if (kstrtoull(buf.c_str(), 0, &v) < 0 || v != 1)
+      return Error::sys(EINVAL, d.name() + ": reset takes 1, not \"" + trim(buf) + "\"");
+    ++mutable_state().resets[d.name()];
+    return ok();
+  }
+
+  // drivers/base/bus.c bind_store(): ENODEV unless the device exists and the driver matches it
+  // (driver_match_device → pci_match_device); then device_driver_attach(): EBUSY if bound, the
+  // probe's own errno if it fails.
+  Result<void> store_bind(const std::string& drv, const std::string& buf) {
+    const std::string name = device_name_of(buf);
+    auto d = find_dev(name);
+    if (!d) return Error::sys(ENODEV, drv + ": bind: no PCI device \"" + name + "\"");
+    const Ids ids = ids_of(*d);
+    if (!matches(drv, *d, ids)) {
+      if (auto o = override_of(*d))
+        return Error::sys(ENODEV, drv + ": bind " + name + ": driver_override is " + *o);
+      return Error::sys(ENODEV, drv + ": bind " + name + ": the driver does not claim " + hex(ids.vendor, 4) + ":" +
+                                    hex(ids.device, 4) + " (no id table entry or new_id)");
+    }
+    if (auto cur = driver_of(*d)) return Error::sys(EBUSY, drv + ": bind " + name + ": already bound to " + *cur);
+    if (auto no = probe_refusal(drv, *d, ids)) return Error::sys(no->errnum, drv + ": bind " + name + ": " + no->why);
+    return bind(drv, *d, ids);
+  }
+
+  // drivers/base/bus.c unbind_store(): ENODEV unless the device is bound to this driver.
+  Result<void> store_unbind(const std::string& drv, const std::string& buf) {
+    const std::string name = device_name_of(buf);
+    auto d = find_dev(name);
+    if (!d) return Error::sys(ENODEV, drv + ": unbind: no PCI device \"" + name + "\"");
+    auto cur = driver_of(*d);
+    if (cur != drv)
+      return Error::sys(ENODEV, drv + ": unbind " + name + ": " + (cur ? "bound to " + *cur : std::string("not bound")));
+    return unbind(*d);
+  }
+
+  // drivers/base/bus.c drivers_probe_store(): ENODEV for an unknown device; a bound device or
+  // one no driver takes is not an error.
+  Result<void> store_drivers_probe(const std::string& buf) {
+    const std::string name = device_name_of(buf);
+    auto d = find_dev(name);
+    if (!d) return Error::sys(ENODEV, "drivers_probe: no PCI device \"" + name + "\"");
+    auto r = attach(*d);
+    if (!r) return std::move(r).error();
+    return ok();
+  }
+
+  // drivers/pci/pci-driver.c new_id_store(): "vendor device [subvendor subdevice class
+  // class_mask driver_data]" in hex; fewer than 2 fields EINVAL; without all 7, EEXIST if the
+  // static table already has it or an identical dynamic id exists; then driver_attach() probes
+  // every unbound device it now matches. driver_data is not checked against the table.
+  Result<void> store_new_id(const std::string& drv, const std::string& buf) {
+    uint32_t f[7] = {0, 0, kAnyId, kAnyId, 0, 0, 0};
+    const int n = scan_hex_fields(buf.c_str(), 7, f);
+    if (n < 2) return Error::sys(EINVAL, drv + ": new_id \"" + trim(buf) + "\": needs vendor and device");
+    DynId id{f[0], f[1], f[2], f[3], f[4], f[5]};
+    if (n != 7) {
+      // The sim's static tables are vendor:device entries with any subsystem and class, so an
+      // id with those ids matches one whatever else it says.
+      if (id.vendor <= 0xffff && id.device <= 0xffff &&
+          static_match(drv, Ids{static_cast<uint16_t>(id.vendor), static_cast<uint16_t>(id.device), 0, 0, 0}))
+        return Error::sys(EEXIST, drv + ": new_id " + hex(id.vendor, 4) + " " + hex(id.device, 4) +
+                                      ": already in the driver's id table");
+      // do_pci_add_dynid(check_dup)
+      if (auto it = state().dynids.find(drv); it != state().dynids.end())
+        for (const auto& e : it->second)
+          if (match_one(e, id))
+            return Error::sys(EEXIST, drv + ": new_id " + hex(id.vendor, 4) + " " + hex(id.device, 4) +
+                                          ": already a dynamic id");
+    }
+    mutable_state().dynids[drv].push_back(id);
+    // driver_attach() → __driver_attach() for every device: match, then probe if unbound.
+    for (const auto& n2 : list_names(abs("bus/pci/devices"))) {
+      auto d = find_dev(n2);
+      if (!d || driver_of(*d)) continue;
+      const Ids ids = ids_of(*d);
+      if (!matches(drv, *d, ids) || probe_refusal(drv, *d, ids)) continue;
+      if (auto r = bind(drv, *d, ids); !r) return r;
+    }
+    return ok();
+  }
+
+  // drivers/pci/pci-driver.c remove_id_store(): removes the first matching dynamic id; ENODEV
+  // when there is none. Devices stay bound.
+  Result<void> store_remove_id(const std::string& drv, const std::string& buf) {
+    uint32_t f[6] = {0, 0, kAnyId, kAnyId, 0, 0};
+    const int n = scan_hex_fields(buf.c_str(), 6, f);
+    if (n < 2) return Error::sys(EINVAL, drv + ": remove_id \"" + trim(buf) + "\": needs vendor and device");
+    auto& all = state().dynids;
+    if (auto list = all.find(drv); list != all.end()) {
+      for (auto it = list->second.begin(); it != list->second.end(); ++it) {
+        if (it->vendor == f[0] && it->device == f[1] && (f[2] == kAnyId || it->subvendor == f[2]) &&
+            (f[3] == kAnyId || it->subdevice == f[3]) && !((it->cls ^ f[4]) & f[5])) {
+          mutable_state();
+          list->second.erase(it);
+          if (list->second.empty()) all.erase(list);
+          return ok();
+        }
+      }
+    }
+    return Error::sys(ENODEV, drv + ": remove_id " + trim(buf) + ": no such dynamic id");
+  }
+
+  Result<void> write_attr(const std::string& relpath, std::string_view value);
+
+  // -- rtnetlink --
+  struct Netdev {
+    std::string name;
+    fs::path dir;            // absolute, resolved
+    std::optional<Dev> pci;  // the PCI function it belongs to, if any
+  };
+  Result<Netdev> netdev(const std::string& ifname) const {
+    // rtnl_dev_get(): an unknown name is ENODEV.
+    if (ifname.empty() || ifname.size() >= 16 || ifname.find('/') != std::string::npos || ifname == "." ||
+        ifname == "..")
+      return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
+    auto dir = real_path(abs(fs::path("class/net") / ifname));
+    if (!dir || !is_dir(*dir)) return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
+    Netdev n{ifname, *dir, std::nullopt};
+    if (auto devdir = real_path(*dir / "device")) n.pci = dev_at(*devdir);
+    return n;
+  }
+
+  Result<std::vector<VfInfo>> get_vfs(const std::string& ifname) {
+    auto n = netdev(ifname);
+    if (!n) return std::move(n).error();
+    std::vector<VfInfo> out;
+    // rtnl_fill_vf(): IFLA_NUM_VF is the parent's pci_num_vf(); VF entries only when the
+    // driver has ndo_get_vf_config.
+    if (!n->pci || !pf_ops(driver_of(*n->pci))) return out;
+    const unsigned count = is_pf(*n->pci) ? num_vfs(*n->pci) : 0;
+    for (unsigned i = 0; i < count; ++i) out.push_back(VfInfo{i, to_config(load_vf(*n->pci, i)), VfStats{}});
+    return out;
+  }
+
+  Result<void> set_vf(const std::string& ifname, uint32_t vf, const VfConfig& c);
+
+  Result<LinkFacts> get_link(const std::string& ifname) const {
+    auto n = netdev(ifname);
+    if (!n) return std::move(n).error();
+    LinkFacts f;
+    f.ifname = ifname;
+    if (auto t = read_text(n->dir / "ifindex")) f.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
+    if (auto t = read_text(n->dir / "flags")) {
+      unsigned long long flags = 0;
+      if (kstrtoull(trim(*t).c_str(), 0, &flags) == 0) f.up = (flags & kIffUp) != 0;
+    }
+    if (auto t = read_text(n->dir / kLinkFile)) {
+      auto j = json::parse(*t, nullptr, false);
+      if (!j.is_discarded() && j.is_object()) {
+        f.addresses = j.value("addresses", std::vector<std::string>{});
+        f.routes = j.value("routes", size_t{0});
+      }
+    }
+    return f;
+  }
+
+  Result<void> set_link_addresses(const std::string& ifname, const std::vector<std::string>& addresses,
+                                  size_t routes) {
+    auto n = netdev(ifname);
+    if (!n) return std::move(n).error();
+    json j = {{"addresses", addresses}, {"routes", routes}};
+    return write_atomic(n->dir / kLinkFile, j.dump() + "\n");
+  }
+
+  // -- boot --
+  Result<void> reboot();
+
+ private:
+  const fs::path& root_;
+  const fs::path& real_root_;
+  const BootData& boot_;
+  std::optional<SimState> state_;
+  bool dirty_ = false;
+  std::optional<std::set<unsigned>> used_ifindexes_;  // ifindexes taken, read on first need
+};
+
+// Device attributes a write cannot change: kernfs_fop_open() refuses to open a file without a
+// write permission or a ->store for writing (EACCES), even for root.
+bool read_only_device_attr(const std::string& name) {
+  static const std::set<std::string> ro = {
+      "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "revision", "irq",
+      "local_cpus", "local_cpulist", "modalias", "resource", "sriov_totalvfs", "sriov_offset",
+      "sriov_stride", "sriov_vf_device", "current_link_speed", "current_link_width", "max_link_speed",
+      "max_link_width", "consistent_dma_mask_bits", "dma_mask_bits", "ari_enabled"};
+  return ro.count(name) != 0;
+}
+
+Result<void> Sim::write_attr(const std::string& relpath, std::string_view value) {
+  const fs::path rel(relpath);
+  if (relpath.empty() || rel.is_absolute())
+    return Error::sys(EINVAL, "\"" + relpath + "\" is not a path relative to the sysfs root");
+  for (const auto& c : rel)
+    if (c == "..") return Error::sys(EINVAL, "\"" + relpath + "\" leaves the sysfs root");
+  // open(O_WRONLY) resolves every link on the way, so classify by where the path really leads:
+  // bus/pci/devices/X/driver/unbind is bus/pci/drivers/<drv>/unbind.
+  auto real = real_path(abs(rel));
+  if (!real) return Error::sys(errno == ENOTDIR ? ENOTDIR : ENOENT, relpath);
+  if (is_dir(*real)) return Error::sys(EISDIR, relpath);
+  const std::string rs = real->string(), rr = real_root_.string();
+  if (rs.size() <= rr.size() || rs.compare(0, rr.size(), rr) != 0 || rs[rr.size()] != '/')
+    return Error::sys(EINVAL, relpath + " resolves outside the sysfs root");
+  // fs/sysfs/file.c sysfs_kf_write(): a zero-length write never reaches the store.
+  if (value.empty()) return ok();
+
+  const fs::path parent = real->parent_path();
+  const std::string name = real->filename().string();
+  const std::string buf = c_str_of(value);
+  const fs::path where = fs::path(rs.substr(rr.size() + 1));
+
+  if (where == "bus/pci/drivers_probe") return store_drivers_probe(buf);
+  if (where == "bus/pci/drivers_autoprobe")  // drivers/base/bus.c drivers_autoprobe_store()
+    return write_text(*real, buf.empty() || buf[0] != '0' ? "1\n" : "0\n");
+  if (where == "bus/pci/rescan")
+    return Error::sys(EOPNOTSUPP, "bus/pci/rescan is not modelled by SimKernel");
+  if (parent.parent_path() == real_root_ / "bus/pci/drivers") {
+    const std::string drv = parent.filename().string();
+    if (name == "bind") return store_bind(drv, buf);
+    if (name == "unbind") return store_unbind(drv, buf);
+    if (name == "new_id") return store_new_id(drv, buf);
+    if (name == "remove_id") return store_remove_id(drv, buf);
+    if (name == "uevent") return ok();  // synthesises an event; the file does not change
+  } else if (auto d = dev_at(parent)) {
+    if (name == "sriov_numvfs") return store_sriov_numvfs(*d, buf);
+    if (name == "sriov_drivers_autoprobe") return store_sriov_drivers_autoprobe(*d, buf);
+    if (name == "driver_override") return store_driver_override(*d, value);
+    if (name == "reset") return store_reset(*d, buf);
+    if (name == "uevent") return ok();
+    if (name == "remove" || name == "rescan")
+      return Error::sys(EOPNOTSUPP, d->name() + ": " + name + " is not modelled by SimKernel");
+    if (read_only_device_attr(name)) return Error::sys(EACCES, d->name() + ": " + name + " is read-only");
+  }
+  return write_text(*real, value);
+}
+
+// net/core/rtnetlink.c do_setvfinfo(): the attributes in the kernel's order — MAC, VLAN (with
+// QoS and protocol), rates, spoof check, link state, trust — each through the PF driver's
+// ndo_set_vf_*, stopping at the first error with the earlier ones applied.
+//
+// A VfConfig maps to one IFLA_VF_INFO as LinuxKernel builds it: a set vlan/qos/vlan_proto is one
+// IFLA_VF_VLAN (or IFLA_VF_VLAN_LIST with a protocol), which carries all three, so unset members
+// are sent as vlan 0, qos 0, 802.1Q; min/max rates are one IFLA_VF_RATE whose unset member keeps
+// the VF's current value (IFLA_VF_TX_RATE / `ip link` read it first). A VfConfig with nothing set
+// sends nothing and succeeds, as LinuxKernel does.
+Result<void> Sim::set_vf(const std::string& ifname, uint32_t vf, const VfConfig& c) {
+  auto n = netdev(ifname);
+  if (!n) return std::move(n).error();
+  const std::optional<std::string> drv = n->pci ? driver_of(*n->pci) : std::nullopt;
+  const PfOps* ops = pf_ops(drv);
+  const std::string who = (drv ? *drv : std::string("netdev")) + " " + ifname + ": ";
+  if (c == VfConfig{}) return ok();
+  if (vf >= static_cast<uint32_t>(INT_MAX)) return Error::sys(EINVAL, who + "VF number out of range");
+  if (!ops)
+    return Error::sys(EOPNOTSUPP, who + "the driver has no ndo_set_vf_* (not an SR-IOV PF netdev the sim knows)");
+  const Dev& pf = *n->pci;
+  const unsigned count = is_pf(pf) ? num_vfs(pf) : 0;
+  const bool vf_ok = vf < count;
+  const std::string vfs = "VF " + std::to_string(vf);
+  auto bad_vf = [&] {
+    return Error::sys(EINVAL, who + "Invalid VF Identifier " + std::to_string(vf) + " (" + std::to_string(count) +
+                                  " VFs enabled)");
+  };
+  VfAttrs a = vf_ok ? load_vf(pf, vf) : VfAttrs{};
+  // Each applied attribute is saved at once: a later failure leaves it applied.
+  auto save = [&]() { return save_vf(pf, vf, a); };
+
+  if (c.mac) {
+    // ice_set_vf_mac, i40e_ndo_set_vf_mac, igb/ixgbe_ndo_set_vf_mac, mlx5_eswitch_set_vport_mac:
+    // a multicast (or broadcast) address is EINVAL; all zeroes clears the admin MAC.
+    if (is_multicast_mac(*c.mac)) return Error::sys(EINVAL, who + format_mac(*c.mac) + " not a valid unicast address");
+    if (!vf_ok) return bad_vf();
+    a.mac = *c.mac;
+    if (auto r = save(); !r) return r;
+    if (ops->live_mac && !is_zero_mac(a.mac)) {
+      // ice resets the VF; iavf comes back with the new MAC.
+      if (auto vfa = virtfns(pf); vfa.count(vf))
+        if (auto vd = dev(vfa[vf]))
+          for (const auto& nd : netdevs_of(*vd))
+            if (auto r = write_text(abs(vd->dir / "net" / nd / "address"), format_mac(a.mac) + "\n"); !r) return r;
+    }
+  }
+  if (c.vlan || c.qos || c.vlan_proto) {
+    const uint32_t vlan = c.vlan.value_or(0), qos = c.qos.value_or(0);
+    const uint16_t proto = c.vlan_proto.value_or(kEthP8021Q);
+    const bool range_ok = vlan <= 4095 && qos <= 7;
+    const bool proto_ok = proto == kEthP8021Q || (proto == kEthP8021AD && ops->qinq);
+    auto bad_range = [&] {
+      return Error::sys(EINVAL, who + "Invalid Port VLAN parameters for " + vfs + ", ID " + std::to_string(vlan) +
+                                    ", QoS " + std::to_string(qos));
+    };
+    auto bad_proto = [&] {
+      return Error::sys(EPROTONOSUPPORT, who + "VF VLAN protocol 0x" + hex(proto, 4) + " is not supported");
+    };
+    switch (ops->vlan_checks) {
+      case VlanChecks::range_proto_vf:
+        if (!range_ok) return bad_range();
+        if (!proto_ok) return bad_proto();
+        if (!vf_ok) return bad_vf();
+        break;
+      case VlanChecks::proto_vf_range:
+        if (!proto_ok) return bad_proto();
+        if (!vf_ok) return bad_vf();
+        if (!range_ok) return bad_range();
+        break;
+      case VlanChecks::vf_range_proto:
+        if (!vf_ok) return bad_vf();
+        if (!range_ok) return bad_range();
+        if (!proto_ok) return bad_proto();
+        break;
+    }
+    a.vlan = static_cast<uint16_t>(vlan);
+    a.qos = static_cast<uint8_t>(qos);
+    a.proto = proto;
+    if (auto r = save(); !r) return r;
+  }
+  if (c.max_tx_rate_mbps || c.min_tx_rate_mbps) {
+    const uint32_t max = c.max_tx_rate_mbps.value_or(a.max_rate), min = c.min_tx_rate_mbps.value_or(a.min_rate);
+    // rtnl_set_vf_rate(): a maximum below the minimum is EINVAL before the driver sees it.
+    if (max && max < min)
+      return Error::sys(EINVAL, who + vfs + ": max_tx_rate " + std::to_string(max) + " is below min_tx_rate " +
+                                    std::to_string(min));
+    if (!vf_ok) return bad_vf();
+    if (min && !ops->min_rate)
+      return Error::sys(EINVAL, who + "Invalid min tx rate (" + std::to_string(min) +
+                                    ") (greater than 0) specified for " + vfs);
+    a.max_rate = max;
+    a.min_rate = min;
+    if (auto r = save(); !r) return r;
+  }
+  if (c.spoofchk) {
+    if (!vf_ok) return bad_vf();
+    a.spoofchk = *c.spoofchk;
+    if (auto r = save(); !r) return r;
+  }
+  if (c.link_state) {
+    if (!ops->link_state) return Error::sys(EOPNOTSUPP, who + "setting a VF link state is not supported");
+    if (!vf_ok) return bad_vf();
+    if (static_cast<unsigned>(*c.link_state) > 2)
+      return Error::sys(EINVAL, who + vfs + ": link state " + std::to_string(static_cast<unsigned>(*c.link_state)));
+    a.link = *c.link_state;
+    if (auto r = save(); !r) return r;
+  }
+  if (c.trust) {
+    if (!vf_ok) return bad_vf();
+    a.trust = *c.trust;
+    if (auto r = save(); !r) return r;
+  }
+  return ok();
+}
+
+Result<void> Sim::reboot() {
+  auto names = list_names(abs("bus/pci/devices"));
+  // 1. VFs go: nothing recreates them at boot.
+  for (const auto& name : names) {
+    auto d = find_dev(name);
+    if (!d || !is_pf(*d)) continue;
+    if (num_vfs(*d) > 0 || !virtfns(*d).empty())
+      if (auto r = disable_sriov(*d); !r) return r;
+    if (auto r = clear_vfs_attrs(*d); !r) return r;
+  }
+  // 2. Every function back to what the boot record says: driver, netdevs, no override.
+  names = list_names(abs("bus/pci/devices"));
+  for (const auto& name : names) {
+    auto d = find_dev(name);
+    if (!d) continue;
+    if (auto r = remove_netdevs(*d); !r) return r;
+    if (auto r = simtree::unbind_driver(root_, d->addr); !r) return r;
+    if (auto r = write_text(abs(d->dir / "driver_override"), "(null)\n"); !r) return r;
+    if (is_pf(*d))
+      if (auto r = write_text(abs(d->dir / "sriov_drivers_autoprobe"), "1\n"); !r) return r;
+  }
+  for (const auto& name : names) {
+    auto d = find_dev(name);
+    if (!d) continue;
+    const BootDevice* b = boot_.find(d->addr);
+    if (!b || b->driver.empty()) continue;
+    if (auto r = simtree::bind_driver(root_, d->addr, b->driver); !r) return r;
+    for (const auto& n : b->netdevs)
+      if (auto r = add_netdev(*d, n, true); !r) return r;
+  }
+  if (lexists(abs("bus/pci/drivers_autoprobe")))
+    if (auto r = write_text(abs("bus/pci/drivers_autoprobe"), "1\n"); !r) return r;
+  SimState& s = mutable_state();
+  s = SimState{};
+  s.last_ifindex = boot_.max_ifindex;
+  return ok();
+}
+
+// Reads the tree as it is now: the boot record.
+Result<BootData> record_boot(const fs::path& root) {
+  BootData b;
+  for (const auto& name : list_names(root / "bus/pci/devices")) {
+    auto a = PciAddress::parse(name);
+    if (!a) continue;
+    auto dir = simtree::device_dir(root, *a);
+    if (!dir) continue;
+    const fs::path d = root / *dir;
+    BootDevice bd;
+    if (auto l = read_link(d / "driver")) bd.driver = fs::path(*l).filename().string();
+    if (auto t = read_text(d / "vendor")) bd.vendor = pci::parse_hex16(*t).value_or(0);
+    if (auto t = read_text(d / "device")) bd.device = pci::parse_hex16(*t).value_or(0);
+    bd.vf = lexists(d / "physfn");
+    for (const auto& n : list_names(d / "net")) {
+      const fs::path nd = d / "net" / n;
+      NetdevRecord r;
+      r.name = n;
+      auto num = [&](const char* f, unsigned dflt) -> unsigned {
+        auto t = read_text(nd / f);
+        if (!t) return dflt;
+        unsigned long long v = 0;
+        return kstrtoull(trim(*t).c_str(), 0, &v) == 0 ? static_cast<unsigned>(v) : dflt;
+      };
+      if (auto t = read_text(nd / "address")) r.mac = trim(*t);
+      if (auto t = read_text(nd / "operstate")) r.operstate = trim(*t);
+      r.ifindex = num("ifindex", 0);
+      r.mtu = num("mtu", 1500);
+      r.flags = num("flags", 0x1003);
+      r.dev_port = num("dev_port", 0);
+      r.type = num("type", 1);
+      r.carrier = num("carrier", 1) != 0;
+      b.max_ifindex = std::max(b.max_ifindex, r.ifindex);
+      bd.netdevs.push_back(std::move(r));
+    }
+    b.devices[name] = std::move(bd);
+  }
+  // What VFs present at boot report as subsystem device, per PF (the VF's config space says;
+  // the sim reuses it for VFs it creates later).
+  for (auto& [name, bd] : b.devices) {
+    if (bd.vf) continue;
+    auto a = PciAddress::parse(name);
+    auto dir = simtree::device_dir(root, *a);
+    if (!dir) continue;
+    for (const auto& e : list_names(root / *dir)) {
+      if (!pci::virtfn_index(e)) continue;
+      if (auto t = read_text(root / *dir / e / "subsystem_device")) {
+        bd.vf_subsystem_device = pci::parse_hex16(*t);
+        break;
+      }
+    }
+  }
+  // Netdevs not on PCI functions (lo, bridges...) count for ifindexes too.
+  for (const auto& n : list_names(root / "class/net"))
+    if (auto t = read_text(root / "class/net" / n / "ifindex"))
+      if (auto v = pci::parse_int(*t, 0, INT32_MAX)) b.max_ifindex = std::max(b.max_ifindex, static_cast<unsigned>(*v));
+  return b;
+}
+
+json to_json(const BootData& b) {
+  json devs = json::object();
+  for (const auto& [bdf, d] : b.devices) {
+    json nds = json::array();
+    for (const auto& n : d.netdevs) nds.push_back(to_json(n));
+    json j = {{"driver", d.driver.empty() ? json(nullptr) : json(d.driver)},
+              {"vendor", hex(d.vendor, 4)},
+              {"device", hex(d.device, 4)},
+              {"vf", d.vf},
+              {"netdevs", nds}};
+    if (d.vf_subsystem_device) j["vf_subsystem_device"] = hex(*d.vf_subsystem_device, 4);
+    devs[bdf] = j;
+  }
+  return {{"version", 1}, {"max_ifindex", b.max_ifindex}, {"devices", devs}};
+}
+
+BootData boot_from_json(const json& j) {
+  BootData b;
+  b.max_ifindex = j.value("max_ifindex", 1u);
+  if (j.contains("devices"))
+    for (const auto& [bdf, d] : j["devices"].items()) {
+      BootDevice bd;
+      if (d.contains("driver") && d["driver"].is_string()) bd.driver = d["driver"].get<std::string>();
+      bd.vendor = pci::parse_bare_hex16(d.value("vendor", "")).value_or(0);
+      bd.device = pci::parse_bare_hex16(d.value("device", "")).value_or(0);
+      bd.vf = d.value("vf", false);
+      if (d.contains("netdevs"))
+        for (const auto& n : d["netdevs"]) bd.netdevs.push_back(netdev_from_json(n));
+      if (d.contains("vf_subsystem_device"))
+        bd.vf_subsystem_device = pci::parse_bare_hex16(d.value("vf_subsystem_device", ""));
+      b.devices[bdf] = std::move(bd);
+    }
+  return b;
+}
+
+}  // namespace
+
+struct SimKernel::Boot : BootData {};
+
+SimKernel::SimKernel(fs::path root) : root_(std::move(root)) {
+  auto fail = [&](Error e) { init_error_ = std::move(e).context("SimKernel on " + root_.string()); };
+  auto real = real_path(root_);
+  if (!real || !is_dir(*real / "bus/pci/devices")) {
+    fail(Error::sys(ENOENT, "no bus/pci/devices"));
+    return;
+  }
+  real_root_ = *real;
+  const fs::path dir = root_ / kStateDir, file = dir / "boot.json";
+  auto boot = std::make_shared<Boot>();
+  if (auto t = read_text(file)) {
+    auto j = json::parse(*t, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      fail(Error::sys(EINVAL, "unreadable " + file.string()));
+      return;
+    }
+    static_cast<BootData&>(*boot) = boot_from_json(j);
+  } else {
+    auto b = record_boot(root_);
+    if (!b) {
+      fail(std::move(b).error());
+      return;
+    }
+    static_cast<BootData&>(*boot) = std::move(*b);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+      fail(Error::sys(ec.value(), "creating " + dir.string()));
+      return;
+    }
+    if (auto r = write_atomic(file, to_json(*boot).dump(1) + "\n"); !r) {
+      fail(std::move(r).error());
+      return;
+    }
+  }
+  boot->derive();
+  boot_ = std::move(boot);
+}
+
+SimKernel::~SimKernel() = default;
+
+Result<std::unique_ptr<SimKernel>> SimKernel::open(fs::path root) {
+  auto k = std::make_unique<SimKernel>(std::move(root));
+  if (k->init_error_) return *k->init_error_;
+  return k;
+}
+
+Result<void> SimKernel::check_ready() const {
+  if (init_error_) return *init_error_;
+  return ok();
+}
+
+Result<void> SimKernel::write_attr(const std::string& relpath, std::string_view value) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return r;
+  Sim sim(root_, real_root_, *boot_);
+  auto r = sim.finish(sim.write_attr(relpath, value));
+  if (!r) return std::move(r).error().context("writing " + relpath);
+  return r;
+}
+
+Result<std::vector<VfInfo>> SimKernel::get_vfs(const std::string& pf_ifname) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return std::move(r).error();
+  Sim sim(root_, real_root_, *boot_);
+  return sim.finish(sim.get_vfs(pf_ifname));
+}
+
+Result<void> SimKernel::set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return r;
+  Sim sim(root_, real_root_, *boot_);
+  return sim.finish(sim.set_vf(pf_ifname, vf, config));
+}
+
+Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return std::move(r).error();
+  Sim sim(root_, real_root_, *boot_);
+  return sim.get_link(ifname);
+}
+
+Result<void> SimKernel::set_link_addresses(const std::string& ifname, std::vector<std::string> addresses,
+                                           size_t routes) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return r;
+  Sim sim(root_, real_root_, *boot_);
+  return sim.set_link_addresses(ifname, addresses, routes);
+}
+
+Result<void> SimKernel::simulate_reboot() {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return r;
+  Sim sim(root_, real_root_, *boot_);
+  return sim.finish(sim.reboot());
+}
+
+size_t SimKernel::reset_count(const PciAddress& address) const {
+  std::lock_guard lock(mu_);
+  if (init_error_) return 0;
+  Sim sim(root_, real_root_, *boot_);
+  auto it = sim.state().resets.find(address.to_string());
+  return it == sim.state().resets.end() ? 0 : it->second;
+}
+
+std::optional<std::string> SimKernel::default_driver(const PciAddress& address) const {
+  std::lock_guard lock(mu_);
+  if (init_error_) return std::nullopt;
+  Sim sim(root_, real_root_, *boot_);
+  auto d = sim.dev(address);
+  if (!d) return std::nullopt;
+  auto c = sim.candidates(*d, sim.ids_of(*d), true);
+  if (c.empty()) return std::nullopt;
+  return c.front();
+}
+
+}  // namespace sriovd::kernel

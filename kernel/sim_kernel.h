@@ -1,0 +1,93 @@
+// SimKernel: a fake kernel that applies to a sysfs tree what Linux would, with Linux's errnos.
+//
+// It works on any directory with the kernel's sysfs layout (kernel/sim_tree.h), not only on
+// trees tests/fixtures generates, and keeps all of its state in that tree, so a new SimKernel on
+// the same root (a restarted daemon) carries on where the last one stopped. What each write does
+// follows the kernel code named next to it in sim_kernel.cpp (Linux 6.1):
+//   bus/pci/devices/<PF>/sriov_numvfs      creates / removes VFs (iov.c sriov_numvfs_store)
+//   bus/pci/devices/<PF>/sriov_drivers_autoprobe, <dev>/driver_override, <dev>/reset
+//   bus/pci/drivers/<drv>/{bind,unbind,new_id,remove_id}, bus/pci/drivers_probe
+//   any other existing attribute           its content is replaced
+// and the rtnetlink calls keep VF attributes per PF the way the PF drivers (ice, i40e, ixgbe,
+// igb, mlx5_core) accept or reject them (rtnetlink.c do_setvfinfo).
+//
+// State the kernel holds in memory lives in hidden files of the tree:
+//   <root>/.sriovd-sim/boot.json        the tree as the first SimKernel saw it ("boot"): each
+//                                       device's driver, ids and netdevs; written once
+//   <root>/.sriovd-sim/state.json       dynamic ids (new_id), reset counts, last ifindex
+//   <PF dir>/.sriovd-sim-vf/vf<N>.json  VF N's attributes (mac, vlan, rates...); gone with the VFs
+//   <netdev dir>/.sriovd-sim-link.json  addresses and route count (set_link_addresses)
+//
+// Thread-safe: one mutex serialises every call. Two SimKernels on one tree at the same time
+// are not supported (one at a time, as one kernel per host). A failure in the middle of an
+// operation leaves what was done so far, like the kernel does; the errno says which check
+// failed.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/pci_address.h"
+#include "base/result.h"
+#include "kernel/kernel.h"
+
+namespace sriovd::kernel {
+
+class SimKernel : public Kernel {
+ public:
+  // Takes over the tree at `root` (standing for /sys). Records the boot state if the tree has
+  // none yet. An unusable root makes every call fail with the reason (see open()).
+  explicit SimKernel(std::filesystem::path root);
+  ~SimKernel() override;
+
+  // The same, reporting an unusable root (no bus/pci/devices, unwritable) at once.
+  static Result<std::unique_ptr<SimKernel>> open(std::filesystem::path root);
+
+  const std::filesystem::path& root() const { return root_; }
+
+  // --- Kernel ---------------------------------------------------------------------------
+  Result<void> write_attr(const std::string& relpath, std::string_view value) override;
+  Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
+  Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
+  Result<LinkFacts> get_link(const std::string& ifname) override;
+
+  // --- sim-only controls, for tests -----------------------------------------------------
+
+  // What get_link reports besides `up`: the netdev's addresses ("192.0.2.1/24") and how many
+  // main-table routes go through it. Kept until the netdev goes. ENODEV: no such netdev.
+  Result<void> set_link_addresses(const std::string& ifname, std::vector<std::string> addresses,
+                                  size_t routes = 0);
+
+  // What a reboot does to the host: every PF's VFs removed (sriov_numvfs 0), every
+  // driver_override cleared, sriov_drivers_autoprobe back to 1, every boot device back on its
+  // boot driver with its boot netdevs (names, MACs, ifindexes, flags), dynamic ids, VF
+  // attributes, link addresses and reset counts cleared.
+  Result<void> simulate_reboot();
+
+  // How many times `reset` was written "1" for the function since boot.
+  size_t reset_count(const PciAddress& address) const;
+
+  // The driver drivers_probe binds the function to when it has no driver_override: its boot
+  // driver, else the driver that claims its vendor:device (the known VF drivers, or a driver a
+  // device with the same ids was bound to at boot), else one with a matching dynamic id.
+  // nullopt when none is loaded (no bus/pci/drivers/<name>).
+  std::optional<std::string> default_driver(const PciAddress& address) const;
+
+ private:
+  Result<void> check_ready() const;
+
+  std::filesystem::path root_;       // as given
+  std::filesystem::path real_root_;  // canonical, for classifying resolved paths
+  std::optional<Error> init_error_;  // set once by the constructor
+  struct Boot;                       // boot.json, parsed once (it never changes)
+  std::shared_ptr<const Boot> boot_;
+  mutable std::mutex mu_;            // serialises every call; guards the tree and the files
+};
+
+}  // namespace sriovd::kernel
