@@ -17,7 +17,7 @@ namespace {
 // a message rather than let a library end the daemon silently. Warnings (a missing pci.ids)
 // are harmless: names stay null.
 void quiet(char*, ...) {}
-[[noreturn]] void fatal(char* msg, ...) {
+__attribute__((noreturn)) void fatal(char* msg, ...) {
   char buf[256];
   va_list ap;
   va_start(ap, msg);
