@@ -2,12 +2,13 @@
 
 #include "pci/inventory.h"
 
+#include <map>
 #include <thread>
 
 namespace sriovd::agent {
 
-Result<std::shared_ptr<const Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
-                                                       uint64_t generation) {
+Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
+                                                 uint64_t generation, kernel::Kernel* kernel) {
   // Parse pci.ids on another thread while the tree is read.
   std::thread loader;
   if (names) loader = std::thread([names] { names->preload(); });
@@ -32,10 +33,28 @@ Result<std::shared_ptr<const Snapshot>> build_snapshot(const pci::SysfsRoot& roo
   devices.reserve(snap->devices.size());
   for (const auto& v : snap->devices) devices.push_back(&v.device);
   snap->groups = iommu::build_groups(root, devices);
+  if (kernel) {
+    // One RTM_GETLINK per PF with a netdev: the attributes of all its VFs at once.
+    std::map<std::pair<PciAddress, int>, size_t> vf_at;
+    for (size_t i = 0; i < snap->devices.size(); ++i) {
+      const auto& d = snap->devices[i].device;
+      if (d.physfn && d.vf_index) vf_at[{*d.physfn, *d.vf_index}] = i;
+    }
+    for (const auto& v : snap->devices) {
+      const auto& pf = v.device;
+      if (!pf.sriov || pf.sriov->num_vfs == 0 || pf.netdevs.empty()) continue;
+      auto vfs = kernel->get_vfs(pf.netdevs.front());
+      if (!vfs) continue;  // a driver without VF ops: vf_config stays null
+      for (const auto& info : *vfs) {
+        auto it = vf_at.find({pf.address, static_cast<int>(info.index)});
+        if (it != vf_at.end()) snap->devices[it->second].vf_config = info.config;
+      }
+    }
+  }
   snap->readiness = iommu::read_readiness(root);
   snap->taken_at = std::chrono::system_clock::now();
   snap->generation = generation;
-  return std::shared_ptr<const Snapshot>(std::move(snap));
+  return snap;
 }
 
 }  // namespace sriovd::agent

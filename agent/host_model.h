@@ -19,6 +19,7 @@
 #include "base/result.h"
 #include "iommu/groups.h"
 #include "iommu/readiness.h"
+#include "kernel/kernel.h"
 #include "pci/device.h"
 #include "pci/names.h"
 #include "pci/sysfs.h"
@@ -29,6 +30,7 @@ struct DeviceView {
   pci::Device device;
   std::optional<std::string> vendor_name;
   std::optional<std::string> device_name;
+  std::optional<kernel::VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink
 };
 
 struct Snapshot {
@@ -38,6 +40,7 @@ struct Snapshot {
   std::map<int, iommu::Group> groups;
   iommu::Readiness readiness;
   std::vector<std::string> warnings;                     // tree-level
+  std::vector<std::string> drift;                        // desired state the host does not match
   std::chrono::system_clock::time_point taken_at;
   uint64_t generation = 0;
 
@@ -47,9 +50,10 @@ struct Snapshot {
   }
 };
 
-// Reads the whole host. Names come from `names` (may be null: names stay null).
-Result<std::shared_ptr<const Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
-                                                       uint64_t generation);
+// Reads the whole host. Names come from `names` (may be null: names stay null). With a kernel,
+// VF attributes are read over rtnetlink from every PF that has a netdev and enabled VFs.
+Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
+                                                 uint64_t generation, kernel::Kernel* kernel = nullptr);
 
 class HostModel {
  public:

@@ -1,0 +1,665 @@
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "agent/vf_config_json.h"
+#include "pci/decode.h"
+
+namespace sriovd::agent {
+
+using nlohmann::json;
+
+namespace {
+
+// One change to the kernel: a sysfs write, or a VF attribute group over rtnetlink.
+struct Action {
+  std::string path;   // write: relpath under the sysfs root
+  std::string value;
+  std::string ifname;  // set_vf
+  uint32_t vf = 0;
+  std::optional<kernel::VfConfig> config;
+
+  static Action write(std::string path, std::string value) { return {std::move(path), std::move(value), {}, 0, {}}; }
+  static Action set_vf(std::string ifname, uint32_t vf, kernel::VfConfig c) { return {{}, {}, std::move(ifname), vf, c}; }
+
+  json to_json() const {
+    if (config) return {{"set_vf", ifname}, {"vf", vf}, {"config", vf_config_to_json(*config)}};
+    return {{"write", path}, {"value", value}};
+  }
+  static std::optional<Action> from_json(const json& j) {
+    if (j.contains("write") && j["write"].is_string() && j.contains("value") && j["value"].is_string())
+      return write(j["write"].get<std::string>(), j["value"].get<std::string>());
+    if (j.contains("set_vf") && j["set_vf"].is_string() && j.contains("vf") && j["vf"].is_number_unsigned()) {
+      auto c = vf_config_from_json(j.value("config", json::object()));
+      if (!c) return std::nullopt;
+      return set_vf(j["set_vf"].get<std::string>(), j["vf"].get<uint32_t>(), *c);
+    }
+    return std::nullopt;
+  }
+  std::string describe() const {
+    if (config) return "set VF " + std::to_string(vf) + " of " + ifname + " " + vf_config_to_json(*config).dump();
+    return "write '" + value + "' to " + path;
+  }
+};
+
+Result<void> perform(kernel::Kernel& k, const Action& a) {
+  if (a.config) return k.set_vf(a.ifname, a.vf, *a.config);
+  return k.write_attr(a.path, a.value);
+}
+
+std::string dev_path(const PciAddress& a, const char* attr) { return "bus/pci/devices/" + a.to_string() + "/" + attr; }
+
+std::string vf_key(const PciAddress& pf, uint32_t index) { return pf.to_string() + "#" + std::to_string(index); }
+
+// The attribute groups of a VF, in the order the kernel's do_setvfinfo applies them. Each is one
+// RTM_SETLINK, so a NACK leaves no group half-applied.
+enum class VfGroup { mac, vlan, rate, spoofchk, link_state, trust };
+constexpr VfGroup kGroups[] = {VfGroup::mac, VfGroup::vlan, VfGroup::rate, VfGroup::spoofchk, VfGroup::link_state,
+                               VfGroup::trust};
+
+const char* group_field(VfGroup g) {
+  switch (g) {
+    case VfGroup::mac: return "mac";
+    case VfGroup::vlan: return "vlan";
+    case VfGroup::rate: return "max_tx_rate_mbps";
+    case VfGroup::spoofchk: return "spoofchk";
+    case VfGroup::link_state: return "link_state";
+    case VfGroup::trust: return "trust";
+  }
+  return "vf_config";
+}
+
+bool group_set(const kernel::VfConfig& c, VfGroup g) {
+  switch (g) {
+    case VfGroup::mac: return c.mac.has_value();
+    case VfGroup::vlan: return c.vlan || c.qos || c.vlan_proto;
+    case VfGroup::rate: return c.max_tx_rate_mbps || c.min_tx_rate_mbps;
+    case VfGroup::spoofchk: return c.spoofchk.has_value();
+    case VfGroup::link_state: return c.link_state.has_value();
+    case VfGroup::trust: return c.trust.has_value();
+  }
+  return false;
+}
+
+// The group `g` of `wanted` completed from `current` (a VLAN request carries vlan, qos and
+// protocol together; a rate request both rates).
+kernel::VfConfig group_of(const kernel::VfConfig& wanted, const kernel::VfConfig& current, VfGroup g) {
+  kernel::VfConfig out;
+  auto pick = [](auto w, auto c, auto dflt) { return w ? *w : c ? *c : dflt; };
+  switch (g) {
+    case VfGroup::mac: out.mac = pick(wanted.mac, current.mac, kernel::MacAddress{}); break;
+    case VfGroup::vlan:
+      out.vlan = pick(wanted.vlan, current.vlan, uint16_t{0});
+      out.qos = pick(wanted.qos, current.qos, uint8_t{0});
+      out.vlan_proto = pick(wanted.vlan_proto, current.vlan_proto, uint16_t{0x8100});
+      break;
+    case VfGroup::rate:
+      out.max_tx_rate_mbps = pick(wanted.max_tx_rate_mbps, current.max_tx_rate_mbps, uint32_t{0});
+      out.min_tx_rate_mbps = pick(wanted.min_tx_rate_mbps, current.min_tx_rate_mbps, uint32_t{0});
+      break;
+    case VfGroup::spoofchk: out.spoofchk = pick(wanted.spoofchk, current.spoofchk, true); break;
+    case VfGroup::link_state:
+      out.link_state = pick(wanted.link_state, current.link_state, kernel::LinkState::auto_);
+      break;
+    case VfGroup::trust: out.trust = pick(wanted.trust, current.trust, false); break;
+  }
+  return out;
+}
+
+// Fields of `patch` laid over `base`.
+kernel::VfConfig overlay(kernel::VfConfig base, const kernel::VfConfig& patch) {
+  if (patch.mac) base.mac = patch.mac;
+  if (patch.vlan) base.vlan = patch.vlan;
+  if (patch.qos) base.qos = patch.qos;
+  if (patch.vlan_proto) base.vlan_proto = patch.vlan_proto;
+  if (patch.max_tx_rate_mbps) base.max_tx_rate_mbps = patch.max_tx_rate_mbps;
+  if (patch.min_tx_rate_mbps) base.min_tx_rate_mbps = patch.min_tx_rate_mbps;
+  if (patch.spoofchk) base.spoofchk = patch.spoofchk;
+  if (patch.trust) base.trust = patch.trust;
+  if (patch.link_state) base.link_state = patch.link_state;
+  return base;
+}
+
+std::optional<std::string> read_override(const pci::SysfsRoot& root, const PciAddress& a) {
+  auto r = root.read(dev_path(a, "driver_override"), 256);
+  if (!r) return std::nullopt;
+  return pci::parse_driver_override(*r);
+}
+
+std::optional<std::string> read_driver(const pci::SysfsRoot& root, const PciAddress& a) {
+  auto r = root.readlink(dev_path(a, "driver"));
+  if (!r) return std::nullopt;
+  return pci::driver_from_link(*r);
+}
+
+}  // namespace
+
+// Applies actions, journalling each one's undo before taking it, and undoes them in reverse.
+class Agent::Applier {
+ public:
+  Applier(kernel::Kernel& k, StateStore& s, int64_t op) : k_(k), s_(s), op_(op) {}
+
+  Result<void> run(const Action& action, std::vector<Action> undo) {
+    json step = {{"do", action.to_json()}, {"undo", json::array()}};
+    for (const auto& u : undo) step["undo"].push_back(u.to_json());
+    if (auto r = s_.add_step(op_, step.dump()); !r) return r;
+    if (auto r = perform(k_, action); !r) {
+      spdlog::debug("operation {}: {} failed: {}", op_, action.describe(), r.error().message);
+      return r;
+    }
+    undo_.push_back(std::move(undo));
+    return ok();
+  }
+
+  // Undoes the taken steps, newest first. Undo actions restore old values, so they are safe to
+  // repeat; a failing one is logged and the rest still run.
+  std::vector<std::string> rollback() {
+    std::vector<std::string> failures;
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it)
+      for (const auto& u : *it)
+        if (auto r = perform(k_, u); !r) failures.push_back(u.describe() + ": " + r.error().message);
+    undo_.clear();
+    for (const auto& f : failures) spdlog::error("operation {}: rollback step failed: {}", op_, f);
+    return failures;
+  }
+
+  int64_t op() const { return op_; }
+
+ private:
+  kernel::Kernel& k_;
+  StateStore& s_;
+  int64_t op_;
+  std::vector<std::vector<Action>> undo_;
+};
+
+Agent::Agent(const pci::SysfsRoot& root, kernel::Kernel& kernel, StateStore& store, HostModel& model,
+             pci::NameDb* names)
+    : root_(root), kernel_(kernel), store_(store), model_(model), names_(names) {}
+
+Result<void> Agent::refresh() {
+  std::lock_guard lock(mu_);
+  return refresh_locked();
+}
+
+Result<void> Agent::refresh_locked() {
+  auto s = build_snapshot(root_, names_, ++generation_, &kernel_);
+  if (!s) return std::move(s).error();
+  (*s)->drift = drift_;
+  model_.publish(std::move(*s));
+  return ok();
+}
+
+Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
+  for (const auto& n : dev.netdevs) {
+    auto f = kernel_.get_link(n);
+    if (!f) continue;  // a netdev that went away is no reason to refuse
+    if (f->up && (!f->addresses.empty() || f->routes > 0)) {
+      std::string what = f->addresses.empty() ? "" : " with addresses ";
+      for (size_t i = 0; i < f->addresses.size(); ++i) what += (i ? ", " : "") + f->addresses[i];
+      if (f->routes) what += " and " + std::to_string(f->routes) + " route(s)";
+      return Error::make(ErrorCode::conflict, "netdev " + n + " of " + dev.address.to_string() + " is up" + what +
+                                                  "; the host is using it (pass force to take it anyway)");
+    }
+  }
+  return ok();
+}
+
+Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver) {
+  const PciAddress& addr = dev.address;
+  const std::string bdf = addr.to_string();
+  auto cur = read_driver(root_, addr);
+  auto override_now = read_override(root_, addr);
+  // "\n" clears driver_override: an empty write never reaches the kernel's store method.
+  const std::string old_override = override_now.value_or("\n");
+
+  if (driver == std::string("vfio-pci")) {
+    if (cur == std::string("vfio-pci")) return ok();
+    // driver_override makes vfio-pci the only driver that may bind the device, then it is moved.
+    if (auto r = a.run(Action::write(dev_path(addr, "driver_override"), "vfio-pci"),
+                       {Action::write(dev_path(addr, "driver_override"), old_override)});
+        !r)
+      return r;
+    if (cur) {
+      if (auto r = a.run(Action::write("bus/pci/drivers/" + *cur + "/unbind", bdf),
+                         {Action::write(dev_path(addr, "driver_override"), old_override),
+                          Action::write("bus/pci/drivers/" + *cur + "/bind", bdf)});
+          !r)
+        return r;
+    }
+    if (auto r = a.run(Action::write("bus/pci/drivers_probe", bdf),
+                       {Action::write("bus/pci/drivers/vfio-pci/unbind", bdf)});
+        !r)
+      return r;
+    if (read_driver(root_, addr) != std::string("vfio-pci"))
+      return Error::make(ErrorCode::io, "vfio-pci did not bind " + bdf + ": is the vfio-pci module loaded?");
+    return ok();
+  }
+
+  // Back to a host driver (`driver` names it, or nullopt with `probe`), or to none at all.
+  if (cur) {
+    std::vector<Action> undo;
+    if (override_now) undo.push_back(Action::write(dev_path(addr, "driver_override"), *override_now));
+    undo.push_back(Action::write("bus/pci/drivers/" + *cur + "/bind", bdf));
+    if (auto r = a.run(Action::write("bus/pci/drivers/" + *cur + "/unbind", bdf), undo); !r) return r;
+  }
+  if (override_now) {
+    if (auto r = a.run(Action::write(dev_path(addr, "driver_override"), "\n"),
+                       {Action::write(dev_path(addr, "driver_override"), *override_now)});
+        !r)
+      return r;
+  }
+  return ok();
+}
+
+Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
+                                    const kernel::VfConfig& current, const kernel::VfConfig& wanted) {
+  for (VfGroup g : kGroups) {
+    if (!group_set(wanted, g)) continue;
+    kernel::VfConfig want = group_of(wanted, current, g);
+    kernel::VfConfig was = group_of(current, current, g);
+    if (want == was) continue;
+    if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
+      Error e = std::move(r).error();
+      if (e.field.empty()) e.field = group_field(g);
+      return e;
+    }
+  }
+  return ok();
+}
+
+// After VFs were (re)created they have the driver's defaults: give them back the attributes and
+// drivers the desired state holds for this PF's VFs.
+Result<void> Agent::reapply_vf_state(Applier& a, const PciAddress& pf) {
+  if (auto r = refresh_locked(); !r) return r;
+  auto s = snap();
+  const DeviceView* pfv = s->find(pf);
+  if (!pfv) return ok();
+  auto configs = store_.all("vf_config");
+  if (!configs) return std::move(configs).error();
+  std::string prefix = pf.to_string() + "#";
+  if (!pfv->device.netdevs.empty()) {
+    auto vfs = kernel_.get_vfs(pfv->device.netdevs.front());
+    for (const auto& [key, text] : *configs) {
+      if (key.rfind(prefix, 0) != 0 || !vfs) continue;
+      uint32_t index = static_cast<uint32_t>(std::stoul(key.substr(prefix.size())));
+      auto wanted = vf_config_from_json(json::parse(text, nullptr, false));
+      auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& v) { return v.index == index; });
+      if (!wanted || it == vfs->end()) continue;
+      if (auto r = apply_vf_config(a, pfv->device.netdevs.front(), index, it->config, *wanted); !r) return r;
+    }
+  }
+  auto drivers = store_.all("driver");
+  if (!drivers) return std::move(drivers).error();
+  for (const auto& v : s->devices) {
+    if (v.device.physfn != pf) continue;
+    auto it = drivers->find(v.device.address.to_string());
+    if (it == drivers->end()) continue;
+    auto j = json::parse(it->second, nullptr, false);
+    if (!j.is_object() || !j.contains("driver")) continue;
+    std::optional<std::string> want;
+    if (j["driver"].is_string()) want = j["driver"].get<std::string>();
+    if (v.device.driver == want) continue;
+    if (auto r = bind(a, v.device, want); !r) return r;
+  }
+  return ok();
+}
+
+Result<void> Agent::set_num_vfs(const PciAddress& pf, uint32_t num_vfs) {
+  std::lock_guard lock(mu_);
+  auto s = snap();
+  const DeviceView* v = s->find(pf);
+  if (!v) return Error::make(ErrorCode::not_found, "no PCI device " + pf.to_string() + " on this host");
+  const pci::Device& d = v->device;
+  if (!d.sriov)
+    return Error::make(ErrorCode::invalid, pf.to_string() + " is not an SR-IOV physical function", "num_vfs");
+  if (num_vfs > d.sriov->total_vfs)
+    return Error::make(ErrorCode::invalid,
+                       "num_vfs: " + std::to_string(num_vfs) + " exceeds the total_vfs of " + pf.to_string() + " (" +
+                           std::to_string(d.sriov->total_vfs) + ")",
+                       "num_vfs");
+  const uint32_t cur = d.sriov->num_vfs;
+  const json desired = {{"num_vfs", num_vfs}};
+  if (cur == num_vfs) {
+    // Already there: no 0 → N cycle, only the desired state is recorded.
+    return store_.put("sriov", pf.to_string(), desired.dump());
+  }
+  // Interlock: the VFs are destroyed on the way (Linux only goes N → 0 → M).
+  if (cur != 0) {
+    std::string busy;
+    for (const auto& vf : s->devices)
+      if (vf.device.physfn == pf && vf.device.driver == std::string("vfio-pci"))
+        busy += (busy.empty() ? "" : ", ") + vf.device.address.to_string();
+    if (!busy.empty())
+      return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() +
+                                                  " from " + std::to_string(cur) + ": VFs bound to vfio-pci: " + busy);
+  }
+  auto op = store_.begin_operation("set_num_vfs", pf.to_string(), json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
+  const std::string path = dev_path(pf, "sriov_numvfs");
+  Result<void> r = ok();
+  if (cur != 0) r = a.run(Action::write(path, "0"), {Action::write(path, std::to_string(cur))});
+  if (r && num_vfs != 0) r = a.run(Action::write(path, std::to_string(num_vfs)), {Action::write(path, "0")});
+  if (!r) {
+    a.rollback();
+    // Recreated VFs come back with the driver's defaults: restore what the desired state says.
+    if (cur != 0) {
+      Applier again(kernel_, store_, *op);
+      if (auto re = reapply_vf_state(again, pf); !re) drift_.push_back(pf.to_string() + ": " + re.error().message);
+    }
+    (void)store_.finish_operation(*op, "failed", r.error().message);
+    (void)refresh_locked();
+    Error e = std::move(r).error();
+    if (e.field.empty() && e.code == ErrorCode::invalid) e.field = "num_vfs";
+    return std::move(e).context("setting num_vfs of " + pf.to_string() + " to " + std::to_string(num_vfs));
+  }
+  auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+    if (auto p = tx.put("sriov", pf.to_string(), desired.dump()); !p) return p;
+    return ok();
+  });
+  if (!committed) {
+    a.rollback();
+    (void)store_.finish_operation(*op, "failed", committed.error().message);
+    (void)refresh_locked();
+    return committed;
+  }
+  // VF attributes and drivers the operator asked for earlier apply to the new VFs too.
+  Applier more(kernel_, store_, *op);
+  if (auto re = reapply_vf_state(more, pf); !re) {
+    more.rollback();
+    drift_.push_back(pf.to_string() + ": VF settings not reapplied: " + re.error().message);
+  }
+  (void)store_.finish_operation(*op, "done");
+  return refresh_locked();
+}
+
+Result<void> Agent::set_vf_config(const PciAddress& vf, const kernel::VfConfig& patch) {
+  std::lock_guard lock(mu_);
+  auto s = snap();
+  const DeviceView* v = s->find(vf);
+  if (!v) return Error::make(ErrorCode::not_found, "no PCI device " + vf.to_string() + " on this host");
+  if (!v->device.physfn || !v->device.vf_index)
+    return Error::make(ErrorCode::invalid, vf.to_string() + " is not a virtual function");
+  const DeviceView* pf = s->find(*v->device.physfn);
+  if (!pf || pf->device.netdevs.empty())
+    return Error::make(ErrorCode::conflict, "the PF " + v->device.physfn->to_string() + " of " + vf.to_string() +
+                                                " has no netdev: VF attributes are set through the PF's netdev");
+  const std::string ifname = pf->device.netdevs.front();
+  const uint32_t index = static_cast<uint32_t>(*v->device.vf_index);
+  auto vfs = kernel_.get_vfs(ifname);
+  if (!vfs) return std::move(vfs).error().context("reading the VFs of " + ifname);
+  auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == index; });
+  if (it == vfs->end())
+    return Error::make(ErrorCode::conflict, ifname + " does not report VF " + std::to_string(index));
+  const kernel::VfConfig current = it->config;
+
+  auto op = store_.begin_operation("set_vf_config", vf.to_string(), vf_config_to_json(patch).dump());
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
+  if (auto r = apply_vf_config(a, ifname, index, current, patch); !r) {
+    a.rollback();
+    (void)store_.finish_operation(*op, "failed", r.error().message);
+    (void)refresh_locked();
+    return std::move(r).error().context("configuring VF " + std::to_string(index) + " of " + ifname + " (" +
+                                        vf.to_string() + ")");
+  }
+  const std::string key = vf_key(pf->device.address, index);
+  auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+    auto prev = tx.get("vf_config", key);
+    if (!prev) return std::move(prev).error();
+    kernel::VfConfig desired;
+    if (prev->has_value())
+      if (auto p = vf_config_from_json(json::parse(**prev, nullptr, false))) desired = *p;
+    return tx.put("vf_config", key, vf_config_to_json(overlay(desired, patch)).dump());
+  });
+  if (!committed) {
+    a.rollback();
+    (void)store_.finish_operation(*op, "failed", committed.error().message);
+    (void)refresh_locked();
+    return committed;
+  }
+  (void)store_.finish_operation(*op, "done");
+  return refresh_locked();
+}
+
+Result<void> Agent::set_driver(const PciAddress& address, const DriverRequest& request) {
+  std::lock_guard lock(mu_);
+  auto s = snap();
+  const DeviceView* v = s->find(address);
+  if (!v) return Error::make(ErrorCode::not_found, "no PCI device " + address.to_string() + " on this host");
+  if (request.driver && *request.driver != "vfio-pci" && *request.driver != "host")
+    return Error::make(ErrorCode::invalid, "driver: expected vfio-pci, host or null, got '" + *request.driver + "'",
+                       "driver");
+  std::vector<const pci::Device*> targets;
+  if (request.group) {
+    if (!v->device.iommu_group)
+      return Error::make(ErrorCode::invalid, address.to_string() + " is in no IOMMU group", "group");
+    auto g = s->groups.find(*v->device.iommu_group);
+    for (const auto& m : g->second.members)
+      if (const DeviceView* mv = s->find(m); mv && !mv->device.is_bridge()) targets.push_back(&mv->device);
+  } else {
+    targets.push_back(&v->device);
+  }
+  const bool to_vfio = request.driver == std::string("vfio-pci");
+  const bool to_host = request.driver == std::string("host");
+  auto drivers = store_.all("driver");
+  if (!drivers) return std::move(drivers).error();
+
+  for (const auto* t : targets) {
+    if (to_vfio && t->sriov && t->sriov->num_vfs > 0)
+      return Error::make(ErrorCode::conflict, t->address.to_string() + " has " + std::to_string(t->sriov->num_vfs) +
+                                                  " VFs enabled: set num_vfs to 0 before passing the PF through");
+    if (!to_host && !request.force && t->driver != std::string("vfio-pci"))
+      if (auto r = check_netdev_quiet(*t); !r) return r;
+  }
+
+  auto op = store_.begin_operation("set_driver", address.to_string(),
+                                   json({{"driver", request.driver ? json(*request.driver) : json(nullptr)},
+                                         {"group", request.group},
+                                         {"force", request.force}})
+                                       .dump());
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
+  std::map<std::string, json> records;  // desired "driver" entries to write (null: erase)
+  Result<void> r = ok();
+  for (const auto* t : targets) {
+    const std::string key = t->address.to_string();
+    json prev_record = drivers->count(key) ? json::parse(drivers->at(key), nullptr, false) : json();
+    // The host driver to go back to: the one recorded when sriovd first moved the device.
+    std::optional<std::string> host_driver;
+    if (prev_record.is_object() && prev_record.value("previous", json()).is_string())
+      host_driver = prev_record["previous"].get<std::string>();
+    else if (t->driver && *t->driver != "vfio-pci")
+      host_driver = t->driver;
+    if (to_vfio) {
+      r = bind(a, *t, std::string("vfio-pci"));
+      records[key] = {{"driver", "vfio-pci"}, {"previous", host_driver ? json(*host_driver) : json(nullptr)}};
+    } else if (to_host) {
+      r = bind(a, *t, std::nullopt);
+      if (r) {
+        const std::string bdf = t->address.to_string();
+        if (host_driver) {
+          r = a.run(Action::write("bus/pci/drivers/" + *host_driver + "/bind", bdf),
+                    {Action::write("bus/pci/drivers/" + *host_driver + "/unbind", bdf)});
+        } else {
+          // Nothing recorded: let the kernel pick the driver that matches the device.
+          r = a.run(Action::write("bus/pci/drivers_probe", bdf), {});
+        }
+      }
+      records[key] = nullptr;
+    } else {
+      r = bind(a, *t, std::nullopt);
+      records[key] = {{"driver", nullptr}, {"previous", host_driver ? json(*host_driver) : json(nullptr)}};
+    }
+    if (!r) {
+      r = std::move(r).error().context(key);
+      break;
+    }
+  }
+  if (r) {
+    r = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+      for (const auto& [key, rec] : records) {
+        auto w = rec.is_null() ? tx.erase("driver", key) : tx.put("driver", key, rec.dump());
+        if (!w) return w;
+      }
+      return ok();
+    });
+  }
+  if (!r) {
+    a.rollback();
+    (void)store_.finish_operation(*op, "failed", r.error().message);
+    (void)refresh_locked();
+    return r;
+  }
+  (void)store_.finish_operation(*op, "done");
+  return refresh_locked();
+}
+
+Result<void> Agent::recover_pending(ReconcileReport& report) {
+  auto pending = store_.operations_in_state("pending");
+  if (!pending) return std::move(pending).error();
+  for (const auto& op : *pending) {
+    // Steps were journalled before they were taken: undo them all, newest first. Undo actions
+    // set old values back, so undoing a step that never happened changes nothing.
+    std::vector<std::string> failures;
+    for (auto it = op.steps.rbegin(); it != op.steps.rend(); ++it) {
+      auto step = json::parse(*it, nullptr, false);
+      if (!step.is_object() || !step["undo"].is_array()) continue;
+      for (const auto& u : step["undo"]) {
+        auto action = Action::from_json(u);
+        if (!action) continue;
+        if (auto r = perform(kernel_, *action); !r) failures.push_back(action->describe() + ": " + r.error().message);
+      }
+    }
+    std::string what = op.kind + " " + op.target + " (operation " + std::to_string(op.id) + ")";
+    for (const auto& f : failures) spdlog::debug("recovering {}: {}", what, f);
+    (void)store_.finish_operation(op.id, "rolled_back", "interrupted: the daemon stopped mid-operation");
+    report.recovered.push_back(what);
+    spdlog::warn("undid interrupted {}", what);
+  }
+  return ok();
+}
+
+ReconcileReport Agent::reconcile() {
+  std::lock_guard lock(mu_);
+  ReconcileReport report;
+  drift_.clear();
+  if (auto r = recover_pending(report); !r) report.drift.push_back("operation journal: " + r.error().message);
+  if (auto r = refresh_locked(); !r) {
+    report.drift.push_back("inventory: " + r.error().message);
+    drift_ = report.drift;
+    return report;
+  }
+  auto op = store_.begin_operation("reconcile", "host", "{}");
+  if (!op) {
+    report.drift.push_back("operation journal: " + op.error().message);
+    drift_ = report.drift;
+    return report;
+  }
+
+  // VFs first: attributes and drivers of VFs need the VFs.
+  if (auto sriov = store_.all("sriov")) {
+    for (const auto& [key, text] : *sriov) {
+      auto pf = PciAddress::parse(key);
+      auto j = json::parse(text, nullptr, false);
+      if (!pf || !j.is_object() || !j["num_vfs"].is_number_unsigned()) continue;
+      uint32_t want = j["num_vfs"].get<uint32_t>();
+      auto s = snap();
+      const DeviceView* v = s->find(*pf);
+      if (!v || !v->device.sriov) {
+        report.drift.push_back(key + ": desired num_vfs " + std::to_string(want) + " but the PF is absent");
+        continue;
+      }
+      uint32_t cur = v->device.sriov->num_vfs;
+      if (cur == want) continue;
+      Applier a(kernel_, store_, *op);
+      const std::string path = dev_path(*pf, "sriov_numvfs");
+      Result<void> r = ok();
+      if (cur != 0) r = a.run(Action::write(path, "0"), {Action::write(path, std::to_string(cur))});
+      if (r && want != 0) r = a.run(Action::write(path, std::to_string(want)), {Action::write(path, "0")});
+      if (!r) {
+        a.rollback();
+        report.drift.push_back(key + ": num_vfs " + std::to_string(cur) + ", desired " + std::to_string(want) + ": " +
+                               r.error().message);
+      } else {
+        report.applied.push_back(key + ": num_vfs " + std::to_string(cur) + " -> " + std::to_string(want));
+      }
+      (void)refresh_locked();
+    }
+  }
+  // VF attributes, per PF.
+  if (auto configs = store_.all("vf_config")) {
+    std::map<std::string, std::vector<kernel::VfInfo>> vfs_of;
+    for (const auto& [key, text] : *configs) {
+      auto hash = key.find('#');
+      auto pf = PciAddress::parse(key.substr(0, hash));
+      auto wanted = vf_config_from_json(json::parse(text, nullptr, false));
+      if (!pf || hash == std::string::npos || !wanted) continue;
+      uint32_t index = static_cast<uint32_t>(std::stoul(key.substr(hash + 1)));
+      auto s = snap();
+      const DeviceView* v = s->find(*pf);
+      if (!v || v->device.netdevs.empty()) {
+        report.drift.push_back(key + ": VF attributes desired but the PF or its netdev is absent");
+        continue;
+      }
+      const std::string ifname = v->device.netdevs.front();
+      if (!vfs_of.count(ifname)) {
+        auto got = kernel_.get_vfs(ifname);
+        vfs_of[ifname] = got ? *got : std::vector<kernel::VfInfo>{};
+      }
+      const auto& list = vfs_of[ifname];
+      auto it = std::find_if(list.begin(), list.end(), [&](const auto& x) { return x.index == index; });
+      if (it == list.end()) {
+        report.drift.push_back(key + ": VF attributes desired but " + ifname + " has no VF " + std::to_string(index));
+        continue;
+      }
+      Applier a(kernel_, store_, *op);
+      size_t before = report.applied.size();
+      if (auto r = apply_vf_config(a, ifname, index, it->config, *wanted); !r) {
+        a.rollback();
+        report.drift.push_back(key + ": " + r.error().message);
+      } else if (before == report.applied.size() && !(overlay(it->config, *wanted) == it->config)) {
+        report.applied.push_back(key + ": VF attributes restored");
+      }
+    }
+  }
+  // Drivers.
+  if (auto drivers = store_.all("driver")) {
+    (void)refresh_locked();
+    for (const auto& [key, text] : *drivers) {
+      auto addr = PciAddress::parse(key);
+      auto j = json::parse(text, nullptr, false);
+      if (!addr || !j.is_object() || !j.contains("driver")) continue;
+      std::optional<std::string> want;
+      if (j["driver"].is_string()) want = j["driver"].get<std::string>();
+      auto s = snap();
+      const DeviceView* v = s->find(*addr);
+      if (!v) {
+        report.drift.push_back(key + ": driver " + want.value_or("none") + " desired but the device is absent");
+        continue;
+      }
+      if (v->device.driver == want) continue;
+      Applier a(kernel_, store_, *op);
+      if (auto r = bind(a, v->device, want); !r) {
+        a.rollback();
+        report.drift.push_back(key + ": driver " + v->device.driver.value_or("none") + ", desired " +
+                               want.value_or("none") + ": " + r.error().message);
+      } else {
+        report.applied.push_back(key + ": bound to " + want.value_or("no driver"));
+      }
+    }
+  }
+  (void)store_.finish_operation(*op, report.drift.empty() ? "done" : "failed",
+                                report.drift.empty() ? "" : std::to_string(report.drift.size()) + " drift(s)");
+  drift_ = report.drift;
+  for (const auto& d : report.drift) spdlog::warn("drift: {}", d);
+  for (const auto& a : report.applied) spdlog::info("reconcile: {}", a);
+  (void)refresh_locked();
+  return report;
+}
+
+}  // namespace sriovd::agent

@@ -1,0 +1,83 @@
+// Agent: the domain core that changes the host — SR-IOV VFs, VF attributes, drivers — safely.
+//
+// Every mutation follows one path: validate → check interlocks → journal the intent → apply to
+// the kernel step by step, journalling each step's undo before taking it → on failure undo the
+// taken steps in reverse → record the desired state and finish the journal entry, or mark it
+// failed. A daemon killed mid-operation finds the entry pending at start, undoes its steps and
+// reconciles: the host ends as it was before the operation or as the desired state says.
+// Desired state changes only when an operation succeeds, so reconcile never redoes a refused
+// or failed change.
+//
+// Mutations and refreshes are serialised by one mutex; reads go through the HostModel's
+// snapshots and never wait for them.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/host_model.h"
+#include "agent/state_store.h"
+#include "kernel/kernel.h"
+#include "pci/names.h"
+#include "pci/sysfs.h"
+
+namespace sriovd::agent {
+
+struct DriverRequest {
+  // "vfio-pci", "host" (the driver recorded before sriovd changed it), or nullopt: no driver.
+  std::optional<std::string> driver;
+  bool group = false;  // every member of the IOMMU group, all or none
+  bool force = false;  // even if a netdev is up with addresses or routes
+};
+
+struct ReconcileReport {
+  std::vector<std::string> recovered;  // interrupted operations undone
+  std::vector<std::string> applied;    // what was changed to reach the desired state
+  std::vector<std::string> drift;      // what could not be brought to the desired state
+};
+
+class Agent {
+ public:
+  Agent(const pci::SysfsRoot& root, kernel::Kernel& kernel, StateStore& store, HostModel& model,
+        pci::NameDb* names);
+
+  // Rescans the host (PCI inventory and, for PFs with a netdev, VF attributes over rtnetlink)
+  // and publishes a new snapshot.
+  Result<void> refresh();
+
+  // PUT /v1/devices/{pf}/sriov. The same count is a no-op (it only records the desired state);
+  // a different non-zero count goes through 0, refused while a VF is bound to vfio-pci.
+  Result<void> set_num_vfs(const PciAddress& pf, uint32_t num_vfs);
+  // PATCH /v1/devices/{vf}/vf-config: the set fields only, one netlink request per attribute
+  // group; on a NACK the groups already applied are restored.
+  Result<void> set_vf_config(const PciAddress& vf, const kernel::VfConfig& patch);
+  // PUT /v1/devices/{address}/driver.
+  Result<void> set_driver(const PciAddress& address, const DriverRequest& request);
+
+  // At start: undo interrupted operations, then bring the host to the desired state.
+  ReconcileReport reconcile();
+
+ private:
+  class Applier;
+  Result<void> refresh_locked();
+  Result<void> recover_pending(ReconcileReport& report);
+  Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
+                               const kernel::VfConfig& current, const kernel::VfConfig& wanted);
+  Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
+  Result<void> check_netdev_quiet(const pci::Device& dev);
+  Result<void> reapply_vf_state(Applier& a, const PciAddress& pf);
+  std::shared_ptr<const Snapshot> snap() const { return model_.current(); }
+
+  const pci::SysfsRoot& root_;
+  kernel::Kernel& kernel_;
+  StateStore& store_;
+  HostModel& model_;
+  pci::NameDb* names_;
+  std::mutex mu_;                          // serialises mutations and refreshes
+  uint64_t generation_ = 0;                // guarded by mu_
+  std::vector<std::string> drift_;         // guarded by mu_; published with each snapshot
+};
+
+}  // namespace sriovd::agent

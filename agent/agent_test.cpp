@@ -1,0 +1,387 @@
+// Sim tier: the Agent's mutations on a generated host through SimKernel, with a fault injected
+// at every step (the whole tree must come back as it was), interlocks, reconcile after a
+// simulated reboot, and recovery after a crash between steps.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "agent/agent.h"
+#include "agent/vf_config_json.h"
+#include "kernel/fault_kernel.h"
+#include "kernel/sim_kernel.h"
+#include "tests/fixtures/profiles.h"
+#include "tests/support/temp_dir.h"
+
+using namespace sriovd;
+using namespace sriovd::agent;
+namespace fs = std::filesystem;
+
+namespace {
+
+const PciAddress kE810 = *PciAddress::parse("0000:17:00.0");  // ice, 128 VFs possible, ens1f0
+const PciAddress kX710 = *PciAddress::parse("0000:3b:00.0");  // i40e, 4 VFs enabled (iavf)
+const PciAddress kGpu = *PciAddress::parse("0000:87:00.0");   // shares a group with its audio
+
+// Everything a host would see of the tree: file contents and link targets. The simulator's own
+// bookkeeping (counters like the kernel's ifindex counter, its files of VF attributes) is not
+// compared as bytes: VF attributes are compared as get_vfs() reports them (see host_state).
+std::map<std::string, std::string> tree(const fs::path& root) {
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    std::string rel = fs::relative(it->path(), root).string();
+    if (rel == ".sriovd-sim/state.json" || it->path().filename() == ".sriovd-sim-vf") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_symlink()) {
+      out[rel] = "-> " + fs::read_symlink(it->path()).string();
+      it.disable_recursion_pending();
+    } else if (it->is_regular_file()) {
+      std::ifstream in(it->path(), std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      out[rel] = ss.str();
+    } else {
+      out[rel] = "<dir>";
+    }
+  }
+  return out;
+}
+
+std::string diff(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
+  std::string out;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end()) out += "- " + k + "\n";
+    else if (it->second != v) out += "~ " + k + "\n";
+  }
+  for (const auto& [k, v] : b)
+    if (!a.count(k)) out += "+ " + k + "\n";
+  return out.size() > 2000 ? out.substr(0, 2000) + "...\n" : out;
+}
+
+// Linux cannot recreate destroyed VFs identically: their netdevs get new ifindexes and start
+// down with fresh MACs. After a rollback through sriov_numvfs=0 these per-netdev runtime files
+// (and the VFs' config space, which the simulator writes afresh) are compared by presence only.
+std::map<std::string, std::string> without_vf_runtime(std::map<std::string, std::string> t) {
+  for (auto& [k, v] : t) {
+    auto base = fs::path(k).filename().string();
+    bool netdev_file = k.find("/net/") != std::string::npos &&
+                       (base == "ifindex" || base == "address" || base == "carrier" || base == "flags" ||
+                        base == "operstate" || base == "uevent");
+    if (netdev_file || (base == "config" && k.find(":02.") != std::string::npos)) v = "<runtime>";
+  }
+  return t;
+}
+
+struct Host {
+  test::TempDir dir{"sriovd-agent"};
+  fs::path sys = dir / "sys";
+  std::unique_ptr<kernel::SimKernel> sim;
+  std::unique_ptr<kernel::FaultKernel> faults;
+  std::unique_ptr<StateStore> store;
+  std::unique_ptr<pci::SysfsRoot> root;
+  HostModel model;
+  std::unique_ptr<Agent> agent;
+
+  explicit Host(const char* profile = "dual-socket") {
+    REQUIRE(fixtures::write_profile(profile, sys).ok());
+    start();
+  }
+  void start() {
+    agent.reset();
+    sim = std::move(kernel::SimKernel::open(sys).value());
+    faults = std::make_unique<kernel::FaultKernel>(*sim);
+    store = std::move(StateStore::open(dir / "state").value());
+    root = std::make_unique<pci::SysfsRoot>(std::move(pci::SysfsRoot::open(sys).value()));
+    agent = std::make_unique<Agent>(*root, *faults, *store, model, nullptr);
+    REQUIRE(agent->refresh().ok());
+  }
+  const DeviceView* dev(const PciAddress& a) { return model.current()->find(a); }
+  // The tree plus every PF's VF attributes as rtnetlink (the simulator) reports them.
+  std::map<std::string, std::string> state() {
+    auto t = tree(sys);
+    for (const auto& v : model.current()->devices) {
+      if (!v.device.sriov || v.device.netdevs.empty()) continue;
+      auto vfs = sim->get_vfs(v.device.netdevs.front());
+      if (!vfs) continue;
+      for (const auto& info : *vfs)
+        t["vf_config " + v.device.netdevs.front() + "#" + std::to_string(info.index)] =
+            vf_config_to_json(info.config).dump();
+    }
+    return t;
+  }
+  std::vector<const DeviceView*> vfs_of(const PciAddress& pf) {
+    std::vector<const DeviceView*> out;
+    for (const auto& v : model.current()->devices)
+      if (v.device.physfn == pf) out.push_back(&v);
+    return out;
+  }
+};
+
+// Runs `op` once to count its kernel calls, then, on fresh hosts prepared by `setup`, fails
+// each call in turn: every failure must leave the tree exactly as before.
+template <class Setup, class Op>
+void fail_every_step(const char* profile, Setup setup, Op op, std::vector<int> errnos = {EBUSY, EIO, EINVAL, ERANGE},
+                     bool recreates_vfs = false) {
+  uint64_t calls = 0;
+  {
+    Host h(profile);
+    setup(h);
+    h.faults->reset_calls();
+    REQUIRE(op(h).ok());
+    calls = h.faults->calls();
+  }
+  REQUIRE(calls > 0);
+  for (uint64_t n = 1; n <= calls; ++n) {
+    int e = errnos[(n - 1) % errnos.size()];
+    CAPTURE(n);
+    CAPTURE(e);
+    Host h(profile);
+    setup(h);
+    auto before = h.state();
+    h.faults->reset_calls();
+    h.faults->fail_at(n, e);
+    auto r = op(h);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().errnum == e);
+    auto after = h.state();
+    if (recreates_vfs && n > 1) {
+      before = without_vf_runtime(before);
+      after = without_vf_runtime(after);
+    }
+    CHECK_MESSAGE(before == after, diff(before, after));
+    // Nothing recorded as desired by a failed operation.
+    CHECK(h.store->operations_in_state("pending")->empty());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("num_vfs: create, same count is a no-op, change goes through 0") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 4).ok());
+  CHECK(h.dev(kE810)->device.sriov->num_vfs == 4);
+  auto vfs = h.vfs_of(kE810);
+  REQUIRE(vfs.size() == 4);
+  CHECK(vfs[0]->device.driver == std::string("iavf"));
+  CHECK(**h.store->get("sriov", kE810.to_string()) == R"({"num_vfs":4})");
+
+  h.faults->reset_calls();
+  REQUIRE(h.agent->set_num_vfs(kE810, 4).ok());
+  CHECK(h.faults->calls() == 0);  // no 0 → N cycle
+
+  REQUIRE(h.agent->set_num_vfs(kE810, 2).ok());
+  CHECK(h.faults->calls() == 2);  // 0, then 2
+  CHECK(h.vfs_of(kE810).size() == 2);
+
+  auto too_many = h.agent->set_num_vfs(kE810, 129);
+  REQUIRE_FALSE(too_many.ok());
+  CHECK(too_many.error().code == ErrorCode::invalid);
+  CHECK(too_many.error().field == "num_vfs");
+  CHECK(too_many.error().message.find("128") != std::string::npos);
+
+  auto not_pf = h.agent->set_num_vfs(kGpu, 1);
+  REQUIRE_FALSE(not_pf.ok());
+  CHECK(not_pf.error().code == ErrorCode::invalid);
+  auto absent = h.agent->set_num_vfs(*PciAddress::parse("0000:ee:00.0"), 1);
+  CHECK(absent.error().code == ErrorCode::not_found);
+}
+
+TEST_CASE("num_vfs: a fault at any step leaves the whole tree as it was") {
+  SUBCASE("0 -> 4") {
+    fail_every_step("dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kE810, 4); });
+  }
+  SUBCASE("4 -> 0") {
+    fail_every_step("dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kX710, 0); });
+  }
+  SUBCASE("4 -> 8 (through 0)") {
+    fail_every_step(
+        "dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kX710, 8); },
+        {EBUSY, EIO, EINVAL, ERANGE}, true);
+  }
+}
+
+TEST_CASE("interlock: num_vfs cannot change while a VF is bound to vfio-pci") {
+  Host h;
+  auto vf = h.vfs_of(kX710)[1]->device.address;
+  REQUIRE(h.agent->set_driver(vf, {std::string("vfio-pci"), false, false}).ok());
+  CHECK(h.dev(vf)->device.driver == std::string("vfio-pci"));
+  auto before = tree(h.sys);
+  auto r = h.agent->set_num_vfs(kX710, 2);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::conflict);
+  CHECK(r.error().message.find(vf.to_string()) != std::string::npos);
+  CHECK(tree(h.sys) == before);
+}
+
+TEST_CASE("VF attributes: set, read back, refused values restore what was applied") {
+  Host h;
+  auto vf = h.vfs_of(kX710)[2]->device.address;
+  kernel::VfConfig c;
+  c.mac = *parse_mac("52:54:00:aa:bb:02");
+  c.vlan = 100;
+  c.qos = 3;
+  c.max_tx_rate_mbps = 1000;
+  c.spoofchk = false;
+  c.trust = true;
+  REQUIRE(h.agent->set_vf_config(vf, c).ok());
+  auto got = h.dev(vf)->vf_config;
+  REQUIRE(got);
+  CHECK(mac_to_string(*got->mac) == "52:54:00:aa:bb:02");
+  CHECK(got->vlan == 100);
+  CHECK(got->qos == 3);
+  CHECK(got->max_tx_rate_mbps == 1000);
+  CHECK(got->spoofchk == false);
+  CHECK(got->trust == true);
+
+  // i40e refuses a minimum rate: the MAC applied before it in the same PATCH is restored.
+  kernel::VfConfig bad;
+  bad.mac = *parse_mac("52:54:00:aa:bb:99");
+  bad.min_tx_rate_mbps = 10;
+  auto before = h.state();
+  auto r = h.agent->set_vf_config(vf, bad);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().errnum == EINVAL);
+  CHECK(r.error().field == "max_tx_rate_mbps");
+  CHECK(h.state() == before);
+  CHECK(mac_to_string(*h.dev(vf)->vf_config->mac) == "52:54:00:aa:bb:02");
+}
+
+TEST_CASE("VF attributes: a fault at any step leaves the tree as it was") {
+  fail_every_step(
+      "dual-socket", [](Host&) {},
+      [](Host& h) {
+        kernel::VfConfig c;
+        c.mac = *parse_mac("52:54:00:00:00:01");
+        c.vlan = 7;
+        c.max_tx_rate_mbps = 500;
+        c.spoofchk = false;
+        c.trust = true;
+        c.link_state = kernel::LinkState::enable;
+        return h.agent->set_vf_config(h.vfs_of(kX710)[0]->device.address, c);
+      },
+      {EINVAL, EOPNOTSUPP, EIO});
+}
+
+TEST_CASE("drivers: vfio-pci and back to the host driver; whole groups; faults roll back") {
+  Host h;
+  auto vf = h.vfs_of(kX710)[0]->device.address;
+  auto before = tree(h.sys);
+  REQUIRE(h.agent->set_driver(vf, {std::string("vfio-pci"), false, false}).ok());
+  CHECK(h.dev(vf)->device.driver == std::string("vfio-pci"));
+  CHECK(h.dev(vf)->device.netdevs.empty());
+  REQUIRE(h.agent->set_driver(vf, {std::string("host"), false, false}).ok());
+  CHECK(h.dev(vf)->device.driver == std::string("iavf"));
+  CHECK_FALSE(h.store->get("driver", vf.to_string())->has_value());
+
+  SUBCASE("group: the GPU and its audio function move together") {
+    REQUIRE(h.agent->set_driver(kGpu, {std::string("vfio-pci"), true, false}).ok());
+    auto audio = *PciAddress::parse("0000:87:00.1");
+    CHECK(h.dev(kGpu)->device.driver == std::string("vfio-pci"));
+    CHECK(h.dev(audio)->device.driver == std::string("vfio-pci"));
+    CHECK(h.model.current()->groups.at(*h.dev(kGpu)->device.iommu_group).verdict.viable);
+    REQUIRE(h.agent->set_driver(kGpu, {std::string("host"), true, false}).ok());
+    CHECK(h.dev(kGpu)->device.driver == std::string("nouveau"));
+    CHECK(h.dev(audio)->device.driver == std::string("snd_hda_intel"));
+  }
+  SUBCASE("a PF with VFs is not passed through") {
+    auto r = h.agent->set_driver(kX710, {std::string("vfio-pci"), false, false});
+    CHECK(r.error().code == ErrorCode::conflict);
+  }
+  SUBCASE("a netdev up with an address is refused unless forced") {
+    const auto ifname = h.dev(*PciAddress::parse("0000:02:00.0"))->device.netdevs.front();  // eno1, up
+    REQUIRE(h.sim->set_link_addresses(ifname, {"192.0.2.10/24"}, 1).ok());
+    auto r = h.agent->set_driver(*PciAddress::parse("0000:02:00.0"), {std::string("vfio-pci"), false, false});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::conflict);
+    CHECK(r.error().message.find("192.0.2.10/24") != std::string::npos);
+    CHECK(h.agent->set_driver(*PciAddress::parse("0000:02:00.0"), {std::string("vfio-pci"), false, true}).ok());
+  }
+}
+
+TEST_CASE("drivers: a fault at any step of a group move leaves the tree as it was") {
+  fail_every_step("dual-socket", [](Host&) {},
+                  [](Host& h) { return h.agent->set_driver(kGpu, {std::string("vfio-pci"), true, false}); });
+}
+
+TEST_CASE("reconcile after a reboot recreates VFs, attributes and drivers, and changes nothing twice") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 3).ok());
+  auto vfs = h.vfs_of(kE810);
+  kernel::VfConfig c;
+  c.mac = *parse_mac("52:54:00:12:34:56");
+  c.vlan = 42;
+  REQUIRE(h.agent->set_vf_config(vfs[1]->device.address, c).ok());
+  REQUIRE(h.agent->set_driver(vfs[2]->device.address, {std::string("vfio-pci"), false, false}).ok());
+  auto configured = tree(h.sys);
+
+  REQUIRE(h.sim->simulate_reboot().ok());
+  h.start();
+  CHECK(h.dev(kE810)->device.sriov->num_vfs == 0);
+  auto report = h.agent->reconcile();
+  CHECK(report.drift.empty());
+  CHECK_FALSE(report.applied.empty());
+  auto now = h.vfs_of(kE810);
+  REQUIRE(now.size() == 3);
+  CHECK(mac_to_string(*now[1]->vf_config->mac) == "52:54:00:12:34:56");
+  CHECK(now[1]->vf_config->vlan == 42);
+  CHECK(now[2]->device.driver == std::string("vfio-pci"));
+
+  // A second reconcile has nothing to do: no kernel call at all.
+  h.faults->reset_calls();
+  auto again = h.agent->reconcile();
+  CHECK(again.applied.empty());
+  CHECK(h.faults->calls() == 0);
+}
+
+TEST_CASE("kill -9 between steps: the restarted agent undoes the interrupted operation") {
+  // A child makes the change and dies at kernel call `n` (before it), as a SIGKILL would leave
+  // it; the parent restarts on the same tree and state and checks the host is as before.
+  for (int n = 1; n <= 6; ++n) {
+    CAPTURE(n);
+    Host h;
+    auto before = tree(h.sys);
+    pid_t pid = fork();
+    if (pid == 0) {
+      struct Dying : kernel::Kernel {
+        kernel::Kernel& in;
+        int left;
+        Dying(kernel::Kernel& k, int n) : in(k), left(n) {}
+        Result<void> write_attr(const std::string& p, std::string_view v) override {
+          if (--left == 0) _exit(9);
+          return in.write_attr(p, v);
+        }
+        Result<std::vector<kernel::VfInfo>> get_vfs(const std::string& i) override { return in.get_vfs(i); }
+        Result<void> set_vf(const std::string& i, uint32_t vf, const kernel::VfConfig& c) override {
+          if (--left == 0) _exit(9);
+          return in.set_vf(i, vf, c);
+        }
+        Result<kernel::LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+      } dying(*h.sim, n);
+      Agent a(*h.root, dying, *h.store, h.model, nullptr);
+      (void)a.refresh();
+      (void)a.set_driver(kGpu, {std::string("vfio-pci"), true, false});
+      _exit(0);
+    }
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    h.start();
+    auto report = h.agent->reconcile();
+    CHECK(report.drift.empty());
+    if (WEXITSTATUS(st) == 9) {
+      CHECK(report.recovered.size() == 1);
+      auto after = tree(h.sys);
+      CHECK_MESSAGE(before == after, diff(before, after));
+    } else {
+      // The operation finished before call n: the desired state holds and the host matches it.
+      CHECK(h.dev(kGpu)->device.driver == std::string("vfio-pci"));
+    }
+    CHECK(h.store->operations_in_state("pending")->empty());
+  }
+}

@@ -1,0 +1,133 @@
+#include "agent/vf_config_json.h"
+
+#include <cstdio>
+
+namespace sriovd::agent {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr uint16_t kEthP8021Q = 0x8100;
+constexpr uint16_t kEthP8021AD = 0x88a8;
+
+const char* link_state_name(kernel::LinkState s) {
+  switch (s) {
+    case kernel::LinkState::auto_: return "auto";
+    case kernel::LinkState::enable: return "enable";
+    case kernel::LinkState::disable: return "disable";
+  }
+  return "auto";
+}
+
+Error invalid(const std::string& field, const std::string& why) {
+  return Error::make(ErrorCode::invalid, field + ": " + why, field);
+}
+
+}  // namespace
+
+std::string mac_to_string(const kernel::MacAddress& m) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return buf;
+}
+
+std::optional<kernel::MacAddress> parse_mac(const std::string& s) {
+  if (s.size() != 17) return std::nullopt;
+  kernel::MacAddress m{};
+  for (size_t i = 0; i < 6; ++i) {
+    if (i > 0 && s[i * 3 - 1] != ':') return std::nullopt;
+    unsigned v = 0;
+    for (size_t k = 0; k < 2; ++k) {
+      char c = s[i * 3 + k];
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) return std::nullopt;
+      v = v << 4 | static_cast<unsigned>(d);
+    }
+    m[i] = static_cast<uint8_t>(v);
+  }
+  return m;
+}
+
+json vf_config_to_json(const kernel::VfConfig& c) {
+  json j = json::object();
+  if (c.mac) j["mac"] = mac_to_string(*c.mac);
+  if (c.vlan) j["vlan"] = *c.vlan;
+  if (c.qos) j["qos"] = *c.qos;
+  if (c.vlan_proto) j["vlan_proto"] = *c.vlan_proto == kEthP8021AD ? "802.1ad" : "802.1Q";
+  if (c.max_tx_rate_mbps) j["max_tx_rate_mbps"] = *c.max_tx_rate_mbps;
+  if (c.min_tx_rate_mbps) j["min_tx_rate_mbps"] = *c.min_tx_rate_mbps;
+  if (c.spoofchk) j["spoofchk"] = *c.spoofchk;
+  if (c.trust) j["trust"] = *c.trust;
+  if (c.link_state) j["link_state"] = link_state_name(*c.link_state);
+  return j;
+}
+
+Result<kernel::VfConfig> vf_config_from_json(const json& j) {
+  if (!j.is_object()) return invalid("vf_config", "expected an object");
+  kernel::VfConfig c;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const json& v = it.value();
+    auto uint_in = [&](uint64_t max) -> Result<uint64_t> {
+      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+        return invalid(k, "expected a non-negative integer");
+      auto n = v.get<uint64_t>();
+      if (n > max) return invalid(k, "must be at most " + std::to_string(max) + ", got " + std::to_string(n));
+      return n;
+    };
+    if (k == "mac") {
+      if (!v.is_string()) return invalid(k, "expected a MAC address like 52:54:00:12:34:56");
+      auto m = parse_mac(v.get<std::string>());
+      if (!m) return invalid(k, "'" + v.get<std::string>() + "' is not a MAC address like 52:54:00:12:34:56");
+      if ((*m)[0] & 1) return invalid(k, v.get<std::string>() + " is a multicast address; a VF needs a unicast MAC");
+      c.mac = m;
+    } else if (k == "vlan") {
+      auto n = uint_in(4095);
+      if (!n) return std::move(n).error();
+      c.vlan = static_cast<uint16_t>(*n);
+    } else if (k == "qos") {
+      auto n = uint_in(7);
+      if (!n) return std::move(n).error();
+      c.qos = static_cast<uint8_t>(*n);
+    } else if (k == "vlan_proto") {
+      if (v == "802.1Q") c.vlan_proto = kEthP8021Q;
+      else if (v == "802.1ad") c.vlan_proto = kEthP8021AD;
+      else return invalid(k, "expected 802.1Q or 802.1ad");
+    } else if (k == "max_tx_rate_mbps" || k == "min_tx_rate_mbps") {
+      auto n = uint_in(UINT32_MAX);
+      if (!n) return std::move(n).error();
+      (k[1] == 'a' ? c.max_tx_rate_mbps : c.min_tx_rate_mbps) = static_cast<uint32_t>(*n);
+    } else if (k == "spoofchk" || k == "trust") {
+      if (!v.is_boolean()) return invalid(k, "expected true or false");
+      (k == "trust" ? c.trust : c.spoofchk) = v.get<bool>();
+    } else if (k == "link_state") {
+      if (v == "auto") c.link_state = kernel::LinkState::auto_;
+      else if (v == "enable") c.link_state = kernel::LinkState::enable;
+      else if (v == "disable") c.link_state = kernel::LinkState::disable;
+      else return invalid(k, "expected auto, enable or disable");
+    } else {
+      return invalid(k, "unknown field; known: mac, vlan, qos, vlan_proto, max_tx_rate_mbps, min_tx_rate_mbps, "
+                        "spoofchk, trust, link_state");
+    }
+  }
+  if (c.min_tx_rate_mbps && c.max_tx_rate_mbps && *c.max_tx_rate_mbps != 0 && *c.min_tx_rate_mbps > *c.max_tx_rate_mbps)
+    return invalid("min_tx_rate_mbps", "must not exceed max_tx_rate_mbps (" + std::to_string(*c.max_tx_rate_mbps) + ")");
+  return c;
+}
+
+kernel::VfConfig clean_vf_config() {
+  kernel::VfConfig c;
+  c.mac = kernel::MacAddress{};
+  c.vlan = 0;
+  c.qos = 0;
+  c.vlan_proto = kEthP8021Q;
+  c.max_tx_rate_mbps = 0;
+  c.min_tx_rate_mbps = 0;
+  c.spoofchk = true;
+  c.trust = false;
+  c.link_state = kernel::LinkState::auto_;
+  return c;
+}
+
+}  // namespace sriovd::agent
