@@ -12,7 +12,11 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agent/agent.h"
 #include "agent/host_model.h"
+#include "agent/state_store.h"
+#include "kernel/linux_kernel.h"
+#include "kernel/sim_kernel.h"
 #include "pci/names.h"
 #include "pci/sysfs.h"
 #include "rest/api.h"
@@ -78,25 +82,50 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   }
 
-  pci::NameDb names(options.pci_ids);
-  HostModel model;
-  auto snap = build_snapshot(*root, &names, 1);
-  if (!snap) {
-    spdlog::critical("cannot start: reading the host: {}", snap.error().message);
+  std::unique_ptr<kernel::Kernel> kern;
+  if (options.sim) {
+    auto k = kernel::SimKernel::open(options.sysfs_root);
+    if (!k) {
+      spdlog::critical("cannot start: simulated kernel on {}: {}", options.sysfs_root, k.error().message);
+      return 1;
+    }
+    kern = std::move(*k);
+  } else {
+    auto k = kernel::LinuxKernel::open(options.sysfs_root);
+    if (!k) {
+      spdlog::critical("cannot start: {}", k.error().message);
+      return 1;
+    }
+    kern = std::move(*k);
+  }
+  auto store = StateStore::open(options.state_dir);
+  if (!store) {
+    spdlog::critical("cannot start: {}", store.error().message);
     return 1;
   }
-  model.publish(*snap);
+
+  pci::NameDb names(options.pci_ids);
+  HostModel model;
+  Agent agent(*root, *kern, **store, model, &names);
+  // Undo what a previous run left half-done, then bring the host to the desired state (after a
+  // reboot: recreate VFs, reapply VF attributes and drivers).
+  ReconcileReport report = agent.reconcile();
+  auto snap = model.current();
+  if (!snap) {
+    spdlog::critical("cannot start: reading the host failed: {}", report.drift.empty() ? "" : report.drift.front());
+    return 1;
+  }
   size_t with_warnings = 0;
-  for (const auto& d : (*snap)->devices) {
+  for (const auto& d : snap->devices) {
     for (const auto& w : d.device.warnings) spdlog::warn("{}: {}", d.device.address.to_string(), w);
     if (!d.device.warnings.empty()) ++with_warnings;
   }
-  for (const auto& w : (*snap)->warnings) spdlog::warn("{}", w);
+  for (const auto& w : snap->warnings) spdlog::warn("{}", w);
 
   rest::ApiOptions api_options;
   api_options.version = SRIOVD_VERSION;
   api_options.openapi_json = std::string(schemas::openapi_json());
-  rest::Api api(model, std::move(api_options));
+  rest::Api api(model, std::move(api_options), &agent);
 
   rest::ServerOptions server_options;
   server_options.worker_threads = options.worker_threads;
@@ -119,9 +148,12 @@ int run_daemon(const DaemonOptions& options) {
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::string where;
   for (const auto& a : server.bound()) where += (where.empty() ? "" : ", ") + a.to_string();
-  spdlog::info("ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}; listening on {}",
-               ms, (*snap)->devices.size(), with_warnings, (*snap)->groups.size(), options.sysfs_root, where);
-  sd_notifyf(0, "READY=1\nSTATUS=serving %zu PCI functions on %s", (*snap)->devices.size(), where.c_str());
+  spdlog::info("ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}{}; "
+               "reconcile: {} recovered, {} applied, {} drift; listening on {}",
+               ms, snap->devices.size(), with_warnings, snap->groups.size(), options.sysfs_root,
+               options.sim ? " (simulated kernel)" : "", report.recovered.size(), report.applied.size(),
+               report.drift.size(), where);
+  sd_notifyf(0, "READY=1\nSTATUS=serving %zu PCI functions on %s", snap->devices.size(), where.c_str());
 
   for (;;) {
     int sig = 0;
@@ -136,6 +168,19 @@ int run_daemon(const DaemonOptions& options) {
   sd_notify(0, "STOPPING=1");
   api.set_ready(false);
   server.stop();
+  return 0;
+}
+
+int run_simulate_reboot(const std::string& sysfs_root) {
+  auto k = kernel::SimKernel::open(sysfs_root);
+  if (!k) {
+    std::fprintf(stderr, "sriovd: %s\n", k.error().message.c_str());
+    return 1;
+  }
+  if (auto r = (*k)->simulate_reboot(); !r) {
+    std::fprintf(stderr, "sriovd: %s\n", r.error().message.c_str());
+    return 1;
+  }
   return 0;
 }
 

@@ -13,11 +13,15 @@ struct DaemonOptions {
   std::vector<std::string> listen;  // empty: unix:/run/sriovd/sriovd.sock
   int worker_threads = 64;
   std::string pci_ids;              // override pci.ids path
+  bool sim = false;                 // SimKernel on sysfs_root instead of the real kernel
   bool verbose = false;
 };
 
 // Runs until SIGTERM or SIGINT; returns the process exit status.
 int run_daemon(const DaemonOptions& options);
+
+// What a reboot does to a simulated host (VFs gone, boot drivers back, VF attributes cleared).
+int run_simulate_reboot(const std::string& sysfs_root);
 
 // Prints the inventory JSON of `sysfs_root` to stdout; returns the exit status.
 int run_inventory(const std::string& sysfs_root, const std::string& pci_ids, bool pretty);

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     a->add_option("--threads", opt.worker_threads, "HTTP worker threads per listener (one per open connection)")
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
+    a->add_flag("--sim", opt.sim, "simulate the kernel on --sysfs-root (a tree from sriovd-fakehost)");
     a->add_flag("-v,--verbose", opt.verbose, "debug logging");
   };
 
@@ -35,7 +36,11 @@ int main(int argc, char** argv) {
   add_common(inventory);
   inventory->add_flag("--pretty", pretty, "indent the JSON");
 
+  auto* reboot = app.add_subcommand("simulate-reboot", "do to a simulated host what a reboot does, and exit");
+  reboot->add_option("--sysfs-root", opt.sysfs_root, "the simulated host")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*reboot) return sriovd::agent::run_simulate_reboot(opt.sysfs_root);
   if (*inventory) return sriovd::agent::run_inventory(opt.sysfs_root, opt.pci_ids, pretty);
   return sriovd::agent::run_daemon(opt);
 }
