@@ -7,6 +7,8 @@
 #include "pci/decode.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
+#include "agent/vf_config_json.h"
+#include "schemas/validator.h"
 
 namespace sriovd::rest {
 
@@ -114,7 +116,8 @@ Result<DeviceFilter> parse_filter(const Request& req) {
 
 }  // namespace
 
-Api::Api(const agent::HostModel& model, ApiOptions options) : model_(model), options_(std::move(options)) {}
+Api::Api(const agent::HostModel& model, ApiOptions options, agent::Agent* agent)
+    : model_(model), options_(std::move(options)), agent_(agent) {}
 
 std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const agent::Snapshot>& snap) const {
   auto r = rendered_.load(std::memory_order_acquire);
@@ -159,6 +162,13 @@ Response Api::handle(const Request& req) const {
     if (!get) return method_not_allowed(req, "GET, HEAD");
     return get_host(req, *snap);
   }
+  if (parts[1] == "devices" && parts.size() == 4) {
+    const std::string what(parts[3]);
+    const char* allow = what == "sriov" || what == "driver" ? "PUT" : what == "vf-config" ? "PATCH" : nullptr;
+    if (!allow) return problem(404, "not_found", "no such resource: " + req.path, req.path);
+    if (req.method != allow) return method_not_allowed(req, allow);
+    return mutate_device(req, std::string(parts[2]), what);
+  }
   if (parts[1] == "devices" && parts.size() <= 3) {
     if (!get) return method_not_allowed(req, "GET, HEAD");
     auto r = rendered(snap);
@@ -172,6 +182,42 @@ Response Api::handle(const Request& req) const {
     return get_group(req, std::string(parts[2]), *snap, *r);
   }
   return problem(404, "not_found", "no such resource: " + req.path, req.path);
+}
+
+Response Api::mutate_device(const Request& req, const std::string& address, const std::string& what) const {
+  auto a = PciAddress::parse(address);
+  if (!a)
+    return problem(400, "bad_request", "'" + address + "' is not a PCI address like 0000:17:00.0", req.path, "address");
+  if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
+  const std::string* ct = req.header("content-type");
+  if (ct && ct->find("json") == std::string::npos)
+    return problem(415, "unsupported_media_type", "the body must be application/json, not " + *ct, req.path);
+  auto body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return problem(400, "bad_request", "the body is not JSON", req.path, "body");
+  static const std::map<std::string, std::string> schema_of = {
+      {"sriov", "SriovRequest"}, {"vf-config", "VfConfig"}, {"driver", "DriverRequest"}};
+  // The schema is checked before anything is written.
+  if (auto v = schemas::api_validator().validate(schema_of.at(what), body); !v) return problem(v.error(), req.path);
+  Result<void> r = ok();
+  if (what == "sriov") {
+    r = agent_->set_num_vfs(*a, body["num_vfs"].get<uint32_t>());
+  } else if (what == "vf-config") {
+    auto cfg = agent::vf_config_from_json(body);
+    if (!cfg) return problem(cfg.error(), req.path);
+    r = agent_->set_vf_config(*a, *cfg);
+  } else {
+    agent::DriverRequest d;
+    if (body["driver"].is_string()) d.driver = body["driver"].get<std::string>();
+    d.group = body.value("group", false);
+    d.force = body.value("force", false);
+    r = agent_->set_driver(*a, d);
+  }
+  if (!r) return problem(r.error(), req.path);
+  auto snap = model_.current();
+  auto rendered_now = rendered(snap);
+  auto it = snap->index.find(*a);
+  if (it == snap->index.end()) return json_response("{}");
+  return json_response(rendered_now->devices[it->second]);
 }
 
 Response Api::get_host(const Request&, const agent::Snapshot& s) const {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent.h"
 #include "agent/host_model.h"
 #include "rest/http.h"
 
@@ -23,7 +24,8 @@ struct ApiOptions {
 
 class Api {
  public:
-  Api(const agent::HostModel& model, ApiOptions options);
+  // `agent` (may be null: a read-only API) carries out the mutating calls.
+  Api(const agent::HostModel& model, ApiOptions options, agent::Agent* agent = nullptr);
   Response handle(const Request& request) const;
 
   // Set once the daemon has finished start-up (inventory, reconcile); /readyz answers 503 before.
@@ -34,6 +36,7 @@ class Api {
   std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const;
 
   Response get_host(const Request& req, const agent::Snapshot& s) const;
+  Response mutate_device(const Request& req, const std::string& address, const std::string& what) const;
   Response list_devices(const Request& req, const agent::Snapshot& s, const Rendered& r) const;
   Response get_device(const Request& req, const std::string& address, const agent::Snapshot& s,
                       const Rendered& r) const;
@@ -43,6 +46,7 @@ class Api {
 
   const agent::HostModel& model_;
   ApiOptions options_;
+  agent::Agent* agent_;
   std::atomic<bool> ready_{false};
   mutable std::mutex render_mu_;                                      // serialises rendering
   mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;     // latest rendering

@@ -1,5 +1,6 @@
 #include "rest/encode.h"
 
+#include "agent/vf_config_json.h"
 #include "rest/json_writer.h"
 
 #include <cstdio>
@@ -91,6 +92,8 @@ std::string encode_device(const agent::DeviceView& v) {
   } else {
     w.null();
   }
+  w.key("vf_config");
+  if (v.vf_config) w.raw(agent::vf_config_to_json(*v.vf_config).dump()); else w.null();
   w.key("lease").null();
   w.key("warnings").strings(d.warnings);
   w.end_object();
@@ -143,6 +146,7 @@ json encode_host(const agent::Snapshot& s) {
         {"viable_iommu_groups", viable},
         {"devices_with_warnings", with_warnings}}},
       {"warnings", s.warnings},
+      {"drift", s.drift},
       {"inventory", {{"generation", s.generation}, {"taken_at", iso8601(s.taken_at)}}},
   };
 }
