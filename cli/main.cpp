@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <thread>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -85,6 +86,32 @@ std::optional<json> fetch(const Globals& g, const std::string& path, int& status
 }
 
 void print_json(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+// Sends a change; prints the device it returns (a line, or --json) or the one-line error.
+int send(const Globals& g, const std::string& method, const std::string& path, const json& body) {
+  Client client(Endpoint::resolve(g.url, g.socket));
+  auto r = client.request(method, path, body.dump());
+  if (!r) {
+    std::fprintf(stderr, "sriovd-cli: %s\n", r.error().message.c_str());
+    return kExitUnreachable;
+  }
+  if (r->status >= 400) {
+    std::fprintf(stderr, "sriovd-cli: %s\n", error_message(*r).c_str());
+    return kExitRefused;
+  }
+  auto j = json::parse(r->body, nullptr, false);
+  if (g.json_out) {
+    print_json(j);
+    return 0;
+  }
+  if (j.is_object() && j.contains("address")) {
+    std::string line = j["address"].get<std::string>() + ": driver " + (j["driver"].is_string() ? j["driver"].get<std::string>() : std::string("none"));
+    if (j["sriov"].is_object()) line += ", " + j["sriov"]["num_vfs"].dump() + " of " + j["sriov"]["total_vfs"].dump() + " VFs";
+    if (j["vf_config"].is_object()) line += ", " + j["vf_config"].dump();
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
 
 std::string sriov_cell(const json& d) {
   if (d.contains("sriov") && d["sriov"].is_object())
@@ -246,6 +273,62 @@ int main(int argc, char** argv) {
   std::string number;
   group->add_option("N", number, "group number")->required();
   group->callback([&] { action = [&] { return cmd_group(g, number); }; });
+
+  auto* vfs = app.add_subcommand("vfs", "enable N VFs on a PF (0 disables them)");
+  std::string pf;
+  unsigned num_vfs = 0;
+  vfs->add_option("PF", pf, "PF address")->required();
+  vfs->add_option("N", num_vfs, "number of VFs")->required();
+  vfs->callback([&] { action = [&] { return send(g, "PUT", "/v1/devices/" + pf + "/sriov", {{"num_vfs", num_vfs}}); }; });
+
+  auto* vf = app.add_subcommand("vf", "set VF attributes (only those given change)");
+  std::string vf_addr, mac, vlan_proto, spoofchk, trust, link_state;
+  std::optional<unsigned> vlan, qos, max_rate, min_rate;
+  vf->add_option("VF", vf_addr, "VF address")->required();
+  vf->add_option("--mac", mac, "unicast MAC, e.g. 52:54:00:12:34:56");
+  vf->add_option("--vlan", vlan, "VLAN id, 0 for none")->check(CLI::Range(0, 4095));
+  vf->add_option("--qos", qos, "VLAN priority 0-7")->check(CLI::Range(0, 7));
+  vf->add_option("--proto", vlan_proto, "VLAN protocol")->check(CLI::IsMember({"802.1Q", "802.1ad"}));
+  vf->add_option("--max-rate", max_rate, "max tx rate, Mbit/s (0: unlimited)");
+  vf->add_option("--min-rate", min_rate, "min tx rate, Mbit/s");
+  vf->add_option("--spoofchk", spoofchk, "on or off")->check(CLI::IsMember({"on", "off"}));
+  vf->add_option("--trust", trust, "on or off")->check(CLI::IsMember({"on", "off"}));
+  vf->add_option("--link-state", link_state, "auto, enable or disable")->check(CLI::IsMember({"auto", "enable", "disable"}));
+  vf->callback([&] {
+    action = [&] {
+      json body = json::object();
+      if (!mac.empty()) body["mac"] = mac;
+      if (vlan) body["vlan"] = *vlan;
+      if (qos) body["qos"] = *qos;
+      if (!vlan_proto.empty()) body["vlan_proto"] = vlan_proto;
+      if (max_rate) body["max_tx_rate_mbps"] = *max_rate;
+      if (min_rate) body["min_tx_rate_mbps"] = *min_rate;
+      if (!spoofchk.empty()) body["spoofchk"] = spoofchk == "on";
+      if (!trust.empty()) body["trust"] = trust == "on";
+      if (!link_state.empty()) body["link_state"] = link_state;
+      if (body.empty()) {
+        std::fprintf(stderr, "sriovd-cli: vf: give at least one attribute (--mac, --vlan, ...)\n");
+        return kExitUsage;
+      }
+      return send(g, "PATCH", "/v1/devices/" + vf_addr + "/vf-config", body);
+    };
+  });
+
+  auto* bind = app.add_subcommand("bind", "bind a device to vfio-pci, back to its host driver, or to none");
+  std::string bind_addr, bind_driver;
+  bool bind_group = false, bind_force = false;
+  bind->add_option("ADDRESS", bind_addr, "PCI address")->required();
+  bind->add_option("DRIVER", bind_driver, "vfio-pci, host or none")->required()->check(CLI::IsMember({"vfio-pci", "host", "none"}));
+  bind->add_flag("--group", bind_group, "the whole IOMMU group, all or none");
+  bind->add_flag("--force", bind_force, "even if a netdev is up with addresses");
+  bind->callback([&] {
+    action = [&] {
+      json body = {{"driver", bind_driver == "none" ? json(nullptr) : json(bind_driver)},
+                   {"group", bind_group},
+                   {"force", bind_force}};
+      return send(g, "PUT", "/v1/devices/" + bind_addr + "/driver", body);
+    };
+  });
 
   try {
     app.parse(argc, argv);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "cli/client.h"
 #include "schemas/validator.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/process.h"
@@ -26,13 +27,20 @@ struct Host {
   test::Daemon daemon;
   int port = 0;
 
-  explicit Host(const char* profile = "dual-socket") {
+  bool sim = false;
+
+  explicit Host(const char* profile = "dual-socket", bool simulated = false) : sim(simulated) {
     auto m = fixtures::build_profile(profile, sys);
     REQUIRE(m.ok());
     manifest = *m;
-    bool started = daemon.start({SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir",
-                                 (dir / "state").string(), "--listen", "unix:" + sock.string(), "--listen",
-                                 "tcp:127.0.0.1:0"});
+    start();
+  }
+  void start() {
+    std::vector<std::string> argv{SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir",
+                                  (dir / "state").string(), "--listen", "unix:" + sock.string(), "--listen",
+                                  "tcp:127.0.0.1:0"};
+    if (sim) argv.push_back("--sim");
+    bool started = daemon.start(argv);
     REQUIRE_MESSAGE(started, daemon.error());
     // The READY notification says where it listens: "... on unix:/x.sock, tcp:127.0.0.1:41234".
     std::smatch m2;
@@ -173,4 +181,102 @@ TEST_CASE("sriovd inventory prints every device as the API encodes it") {
   host["version"] = "x";
   host["ready"] = true;
   CHECK(schemas::api_validator().validate("Host", host).ok());
+}
+
+namespace {
+
+json get_json(Host& h, const std::string& path) {
+  auto r = h.cli({"--json", "device", path});
+  REQUIRE(r.exit_code == 0);
+  return json::parse(r.out);
+}
+
+}  // namespace
+
+TEST_CASE("changes on a simulated kernel: VFs, VF attributes, vfio-pci, and refusals") {
+  Host h("dual-socket", true);
+  const std::string pf = "0000:17:00.0";
+  auto made = h.cli({"vfs", pf, "4"});
+  REQUIRE(made.exit_code == 0);
+  CHECK(made.out.find("4 of 128 VFs") != std::string::npos);
+  auto list = json::parse(h.cli({"--json", "devices", "--physfn", pf}).out);
+  REQUIRE(list["count"] == 4);
+  std::string vf0 = list["devices"][0]["address"], vf1 = list["devices"][1]["address"];
+
+  auto set = h.cli({"vf", vf0, "--mac", "52:54:00:00:00:01", "--vlan", "10", "--qos", "2", "--trust", "on"});
+  REQUIRE(set.exit_code == 0);
+  auto d0 = get_json(h, vf0);
+  CHECK(schemas::api_validator().validate("Device", d0).ok());
+  CHECK(d0["vf_config"]["mac"] == "52:54:00:00:00:01");
+  CHECK(d0["vf_config"]["vlan"] == 10);
+  CHECK(d0["vf_config"]["qos"] == 2);
+  CHECK(d0["vf_config"]["trust"] == true);
+
+  auto multicast = h.cli({"vf", vf0, "--mac", "01:00:5e:00:00:01"});
+  CHECK(multicast.exit_code == 1);
+  CHECK(multicast.err.find("mac") != std::string::npos);
+  CHECK(multicast.err.find("multicast") != std::string::npos);
+  CHECK(get_json(h, vf0)["vf_config"]["mac"] == "52:54:00:00:00:01");
+
+  auto too_many = h.cli({"vfs", pf, "200"});
+  CHECK(too_many.exit_code == 1);
+  CHECK(too_many.err.find("num_vfs") != std::string::npos);
+
+  REQUIRE(h.cli({"bind", vf1, "vfio-pci"}).exit_code == 0);
+  CHECK(get_json(h, vf1)["driver"] == "vfio-pci");
+  auto busy = h.cli({"vfs", pf, "2"});
+  CHECK(busy.exit_code == 1);
+  CHECK(busy.err.find(vf1) != std::string::npos);
+  CHECK(busy.err.find("vfio-pci") != std::string::npos);
+  CHECK(json::parse(h.cli({"--json", "devices", "--physfn", pf}).out)["count"] == 4);
+
+  SUBCASE("after a reboot the daemon restores VFs, attributes and drivers at start") {
+    CHECK(h.daemon.stop() == 0);
+    auto reboot = test::run({SRIOVD_BIN, "simulate-reboot", "--sysfs-root", h.sys.string()});
+    REQUIRE(reboot.exit_code == 0);
+    auto after_reboot = test::run({SRIOVD_BIN, "inventory", "--sysfs-root", h.sys.string()});
+    CHECK(after_reboot.out.find(vf0) == std::string::npos);  // the VFs are gone
+    h.start();
+    CHECK(json::parse(h.cli({"--json", "devices", "--physfn", pf}).out)["count"] == 4);
+    CHECK(get_json(h, vf0)["vf_config"]["mac"] == "52:54:00:00:00:01");
+    CHECK(get_json(h, vf0)["vf_config"]["vlan"] == 10);
+    CHECK(get_json(h, vf1)["driver"] == "vfio-pci");
+    auto host = json::parse(h.cli({"--json", "host"}).out);
+    CHECK(host["drift"].empty());
+  }
+  SUBCASE("back to the host driver") {
+    REQUIRE(h.cli({"bind", vf1, "host"}).exit_code == 0);
+    CHECK(get_json(h, vf1)["driver"] == "iavf");
+  }
+}
+
+TEST_CASE("REST: bodies are checked against the schema before anything is written") {
+  Host h("dual-socket", true);
+  cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+  auto expect_problem = [&](const std::string& method, const std::string& path, const std::string& body, long status,
+                            const std::string& field) {
+    auto r = c.request(method, path, body);
+    REQUIRE(r.ok());
+    CHECK(r->status == status);
+    CHECK(r->content_type == "application/problem+json");
+    auto p = json::parse(r->body);
+    CHECK(schemas::api_validator().validate("Problem", p).ok());
+    if (!field.empty()) CHECK(p["field"] == field);
+    return p;
+  };
+  expect_problem("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":"eight"})", 422, "num_vfs");
+  expect_problem("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":8,"extra":1})", 422, "");
+  expect_problem("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":8)", 400, "body");
+  expect_problem("PATCH", "/v1/devices/0000:3b:02.0/vf-config", R"({"vlan":5000})", 422, "vlan");
+  expect_problem("PATCH", "/v1/devices/0000:3b:02.0/vf-config", R"({"link_state":"up"})", 422, "link_state");
+  expect_problem("PUT", "/v1/devices/0000:3b:02.0/driver", R"({"driver":"e1000"})", 422, "driver");
+  expect_problem("PUT", "/v1/devices/0000:ee:00.0/sriov", R"({"num_vfs":1})", 404, "");
+  expect_problem("PUT", "/v1/devices/zz/sriov", R"({"num_vfs":1})", 400, "address");
+  expect_problem("GET", "/v1/devices/0000:17:00.0/sriov", "", 405, "");
+  auto wrong_type = c.request("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":1})", "text/plain");
+  REQUIRE(wrong_type.ok());
+  CHECK(wrong_type->status == 415);
+  // None of these changed anything.
+  auto d = json::parse(h.cli({"--json", "device", "0000:17:00.0"}).out);
+  CHECK(d["sriov"]["num_vfs"] == 0);
 }
