@@ -308,6 +308,21 @@ Result<void> Agent::reapply_vf_state(Applier& a, const PciAddress& pf) {
   return ok();
 }
 
+Result<void> Agent::change_num_vfs(Applier& a, const PciAddress& pf, uint32_t cur, uint32_t want) {
+  const std::string path = dev_path(pf, "sriov_numvfs");
+  if (cur != 0)
+    if (auto r = a.run(Action::write(path, "0"), {Action::write(path, std::to_string(cur))}); !r) return r;
+  if (want != 0) return a.run(Action::write(path, std::to_string(want)), {Action::write(path, "0")});
+  return ok();
+}
+
+Error Agent::abandon(Applier& a, Error e) {
+  a.rollback();
+  (void)store_.finish_operation(a.op(), "failed", e.message);
+  (void)refresh_locked();
+  return e;
+}
+
 Result<void> Agent::set_num_vfs(const PciAddress& pf, uint32_t num_vfs) {
   std::lock_guard lock(mu_);
   auto s = snap();
@@ -340,10 +355,7 @@ Result<void> Agent::set_num_vfs(const PciAddress& pf, uint32_t num_vfs) {
   auto op = store_.begin_operation("set_num_vfs", pf.to_string(), json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
-  const std::string path = dev_path(pf, "sriov_numvfs");
-  Result<void> r = ok();
-  if (cur != 0) r = a.run(Action::write(path, "0"), {Action::write(path, std::to_string(cur))});
-  if (r && num_vfs != 0) r = a.run(Action::write(path, std::to_string(num_vfs)), {Action::write(path, "0")});
+  Result<void> r = change_num_vfs(a, pf, cur, num_vfs);
   if (!r) {
     a.rollback();
     // Recreated VFs come back with the driver's defaults: restore what the desired state says.
@@ -361,12 +373,7 @@ Result<void> Agent::set_num_vfs(const PciAddress& pf, uint32_t num_vfs) {
     if (auto p = tx.put("sriov", pf.to_string(), desired.dump()); !p) return p;
     return ok();
   });
-  if (!committed) {
-    a.rollback();
-    (void)store_.finish_operation(*op, "failed", committed.error().message);
-    (void)refresh_locked();
-    return committed;
-  }
+  if (!committed) return abandon(a, std::move(committed).error());
   // VF attributes and drivers the operator asked for earlier apply to the new VFs too.
   Applier more(kernel_, store_, *op);
   if (auto re = reapply_vf_state(more, pf); !re) {
@@ -400,13 +407,9 @@ Result<void> Agent::set_vf_config(const PciAddress& vf, const kernel::VfConfig& 
   auto op = store_.begin_operation("set_vf_config", vf.to_string(), vf_config_to_json(patch).dump());
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
-  if (auto r = apply_vf_config(a, ifname, index, current, patch); !r) {
-    a.rollback();
-    (void)store_.finish_operation(*op, "failed", r.error().message);
-    (void)refresh_locked();
-    return std::move(r).error().context("configuring VF " + std::to_string(index) + " of " + ifname + " (" +
-                                        vf.to_string() + ")");
-  }
+  if (auto r = apply_vf_config(a, ifname, index, current, patch); !r)
+    return abandon(a, std::move(r).error().context("configuring VF " + std::to_string(index) + " of " + ifname +
+                                                   " (" + vf.to_string() + ")"));
   const std::string key = vf_key(pf->device.address, index);
   auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
     auto prev = tx.get("vf_config", key);
@@ -416,12 +419,7 @@ Result<void> Agent::set_vf_config(const PciAddress& vf, const kernel::VfConfig& 
       if (auto p = vf_config_from_json(json::parse(**prev, nullptr, false))) desired = *p;
     return tx.put("vf_config", key, vf_config_to_json(overlay(desired, patch)).dump());
   });
-  if (!committed) {
-    a.rollback();
-    (void)store_.finish_operation(*op, "failed", committed.error().message);
-    (void)refresh_locked();
-    return committed;
-  }
+  if (!committed) return abandon(a, std::move(committed).error());
   (void)store_.finish_operation(*op, "done");
   return refresh_locked();
 }
@@ -509,12 +507,7 @@ Result<void> Agent::set_driver(const PciAddress& address, const DriverRequest& r
       return ok();
     });
   }
-  if (!r) {
-    a.rollback();
-    (void)store_.finish_operation(*op, "failed", r.error().message);
-    (void)refresh_locked();
-    return r;
-  }
+  if (!r) return abandon(a, std::move(r).error());
   (void)store_.finish_operation(*op, "done");
   return refresh_locked();
 }
@@ -577,10 +570,7 @@ ReconcileReport Agent::reconcile() {
       uint32_t cur = v->device.sriov->num_vfs;
       if (cur == want) continue;
       Applier a(kernel_, store_, *op);
-      const std::string path = dev_path(*pf, "sriov_numvfs");
-      Result<void> r = ok();
-      if (cur != 0) r = a.run(Action::write(path, "0"), {Action::write(path, std::to_string(cur))});
-      if (r && want != 0) r = a.run(Action::write(path, std::to_string(want)), {Action::write(path, "0")});
+      Result<void> r = change_num_vfs(a, *pf, cur, want);
       if (!r) {
         a.rollback();
         report.drift.push_back(key + ": num_vfs " + std::to_string(cur) + ", desired " + std::to_string(want) + ": " +
