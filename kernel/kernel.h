@@ -60,7 +60,8 @@ struct LinkFacts {
   int ifindex = 0;
   bool up = false;                       // IFF_UP
   std::vector<std::string> addresses;    // "192.0.2.1/24", "2001:db8::1/64" (not link-local)
-  size_t routes = 0;                     // routes in the main table through this link
+  size_t routes = 0;                     // main-table routes through this link that were added
+                                         // (not the kernel's own prefix/link-local routes)
 };
 
 class Kernel {

@@ -178,8 +178,10 @@ Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
     auto r = net::decode_route(m);
     if (!r) return std::move(r).error().context(what);
     // Without strict checking the kernel dumps every table (and, for IPv6 on some kernels,
-    // cached clones): count what `ip route show table main dev X` shows.
-    if (r->table != RT_TABLE_MAIN || (r->flags & RTM_F_CLONED)) continue;
+    // cached clones): count what `ip route show table main dev X` shows, less the routes the
+    // kernel makes itself (the prefix route of each address, fe80::/64 on every IPv6 link):
+    // those say nothing the addresses do not, and would mark every up link as in use.
+    if (r->table != RT_TABLE_MAIN || (r->flags & RTM_F_CLONED) || r->protocol == RTPROT_KERNEL) continue;
     for (int oif : r->oifs) {
       if (oif == facts.ifindex) {
         ++facts.routes;

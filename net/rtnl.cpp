@@ -640,6 +640,7 @@ Result<RouteEntry> decode_route(ByteView bytes) {
   out.family = rtm.rtm_family;
   out.table = rtm.rtm_table;
   out.type = rtm.rtm_type;
+  out.protocol = rtm.rtm_protocol;
   out.flags = rtm.rtm_flags;
   const std::string what = "RTM_NEWROUTE";
   TRY_ASSIGN(attrs, attrs_of(m, what));

@@ -114,6 +114,7 @@ struct RouteEntry {
   uint8_t family = 0;
   uint32_t table = 0;
   uint8_t type = 0;      // RTN_UNICAST, RTN_LOCAL...
+  uint8_t protocol = 0;  // RTPROT_KERNEL (made by the kernel for an address or link), RTPROT_BOOT...
   uint32_t flags = 0;    // rtm_flags (RTM_F_CLONED...)
   std::vector<int> oifs;
 };
