@@ -340,13 +340,15 @@ TEST_CASE("reconcile after a reboot recreates VFs, attributes and drivers, and c
   CHECK(h.faults->calls() == 0);
 }
 
-TEST_CASE("kill -9 between steps: the restarted agent undoes the interrupted operation") {
-  // A child makes the change and dies at kernel call `n` (before it), as a SIGKILL would leave
-  // it; the parent restarts on the same tree and state and checks the host is as before.
-  for (int n = 1; n <= 6; ++n) {
+// Kills a child running `op` at each of its kernel calls in turn (before the call, as SIGKILL
+// between steps would), restarts on the same tree and state, reconciles, and checks the host is
+// either exactly as before (the operation was undone) or as `done` says (it had finished).
+template <class Op, class Done>
+void crash_at_every_step(Op op, Done done) {
+  for (int n = 1;; ++n) {
     CAPTURE(n);
     Host h;
-    auto before = tree(h.sys);
+    auto before = h.state();
     pid_t pid = fork();
     if (pid == 0) {
       struct Dying : kernel::Kernel {
@@ -366,22 +368,44 @@ TEST_CASE("kill -9 between steps: the restarted agent undoes the interrupted ope
       } dying(*h.sim, n);
       Agent a(*h.root, dying, *h.store, h.model, nullptr);
       (void)a.refresh();
-      (void)a.set_driver(kGpu, {std::string("vfio-pci"), true, false});
-      _exit(0);
+      _exit(op(a).ok() ? 0 : 1);
     }
     int st = 0;
     REQUIRE(waitpid(pid, &st, 0) == pid);
     h.start();
     auto report = h.agent->reconcile();
     CHECK(report.drift.empty());
-    if (WEXITSTATUS(st) == 9) {
-      CHECK(report.recovered.size() == 1);
-      auto after = tree(h.sys);
-      CHECK_MESSAGE(before == after, diff(before, after));
-    } else {
-      // The operation finished before call n: the desired state holds and the host matches it.
-      CHECK(h.dev(kGpu)->device.driver == std::string("vfio-pci"));
-    }
     CHECK(h.store->operations_in_state("pending")->empty());
+    if (WEXITSTATUS(st) != 9) {
+      // The operation finished before call n: the desired state holds and the host matches it.
+      CHECK(WEXITSTATUS(st) == 0);
+      done(h);
+      break;
+    }
+    CHECK(report.recovered.size() == 1);
+    auto after = h.state();
+    CHECK_MESSAGE(before == after, diff(before, after));
+  }
+}
+
+TEST_CASE("kill -9 between steps: the restarted agent undoes the interrupted operation") {
+  SUBCASE("a whole IOMMU group to vfio-pci") {
+    crash_at_every_step([](Agent& a) { return a.set_driver(kGpu, {std::string("vfio-pci"), true, false}); },
+                        [](Host& h) { CHECK(h.dev(kGpu)->device.driver == std::string("vfio-pci")); });
+  }
+  SUBCASE("VF count 4 -> 0 on the X710") {
+    crash_at_every_step([](Agent& a) { return a.set_num_vfs(kX710, 0); },
+                        [](Host& h) { CHECK(h.dev(kX710)->device.sriov->num_vfs == 0); });
+  }
+  SUBCASE("VF attributes") {
+    crash_at_every_step(
+        [](Agent& a) {
+          kernel::VfConfig c;
+          c.mac = *parse_mac("52:54:00:00:00:07");
+          c.vlan = 12;
+          c.trust = true;
+          return a.set_vf_config(*PciAddress::parse("0000:3b:02.1"), c);
+        },
+        [](Host& h) { CHECK(h.dev(*PciAddress::parse("0000:3b:02.1"))->vf_config->vlan == 12); });
   }
 }
