@@ -1,0 +1,33 @@
+// Conformance checks: one set of operations with the outcomes (errnos, resulting tree) Linux 6.1
+// gives, written once over a kernel::Kernel and the sysfs root it changes. They run against
+// SimKernel on a generated host (conformance_sim_test) and against LinuxKernel on /sys in the QEMU
+// lab (lab_conformance). Where SimKernel and Linux disagree the checks assert Linux's behaviour.
+// The checks use doctest assertions, so they must be called from inside a TEST_CASE.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "base/pci_address.h"
+#include "kernel/kernel.h"
+
+namespace sriovd::conformance {
+
+struct Target {
+  kernel::Kernel& kernel;
+  std::filesystem::path sysfs;  // the root `kernel` writes under ("/sys" in the lab)
+  PciAddress pf;                // an SR-IOV PF bound to a driver with sriov_configure, >= 5 TotalVFs
+  bool real = false;            // a real kernel: /dev/vfio/<group> is checked as well
+};
+
+// 1. sriov_numvfs: 0→4, 4 again, 4→2 EBUSY, >total ERANGE, garbage EINVAL, 4→0.
+void check_sriov_numvfs(Target& t);
+// 2. A VF to vfio-pci via driver_override + drivers_probe and back; bind/unbind misuse errnos.
+void check_vfio_binding(Target& t);
+// 3. The Agent end to end (state in `state_dir`, which must exist and be empty).
+void check_agent(Target& t, const std::filesystem::path& state_dir);
+// 4. VF attributes through Kernel::set_vf/get_vfs on a PF netdev with at least 8 VFs enabled.
+void check_vf_attributes(kernel::Kernel& k, const std::string& pf_ifname);
+
+}  // namespace sriovd::conformance
