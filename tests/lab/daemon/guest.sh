@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The daemon in the lab guest, one boot of two (run by tests/lab/daemon/reboot.sh through run.sh):
+#   guest.sh boot1|boot2 SRIOVD SRIOVD_CLI
+# boot1: changes the host through sriovd-cli only (NVMe VFs, one bound to vfio-pci, igb VFs and
+#        VF0's attributes), checks every answer and two refusals, stops the daemon with SIGTERM.
+# boot2: a fresh kernel (no VFs): the daemon alone must bring the host back to the desired state
+#        kept in /lab/state/sriovd, and report no drift.
+. "$(dirname "${BASH_SOURCE[0]}")/../smoke/lib.sh"
+
+phase=${1:?usage: guest.sh boot1|boot2 SRIOVD SRIOVD_CLI}
+sriovd=${2:?}
+cli_bin=${3:?}
+sock=/run/sriovd.sock
+state=/lab/state/sriovd
+NVME=0000:02:00.0
+IGB=0000:01:00.0
+MAC=52:54:00:00:00:11
+log=${LAB_OUT:-/tmp}/sriovd-$phase.log
+
+cli() { "$cli_bin" --socket "$sock" "$@"; }
+# run_cli DESC EXPECTED_RC ARGS...: runs sriovd-cli, checks its exit status; output in $cli_out.
+cli_out=""
+run_cli() {
+  local desc=$1 want=$2 rc=0; shift 2
+  cli_out=$(cli "$@" 2>&1) || rc=$?
+  if [ "$rc" = "$want" ]; then pass "$desc: sriovd-cli $* -> exit $rc"
+  else fail "$desc: sriovd-cli $* -> exit $rc (expected $want): $cli_out"; fi
+}
+# jdev ADDRESS JQ: a field of `sriovd-cli --json device ADDRESS`.
+jdev() { cli --json device "$1" | jq -r "$2"; }
+vf_addr() { basename "$(readlink -f "/sys/bus/pci/devices/$1/virtfn$2")"; }
+t_mark() { read -r _t_mark _ < /proc/uptime; }
+t_since_mark() { local now; read -r now _ < /proc/uptime; awk_free_sub "$now" "$_t_mark"; }
+
+daemon_pid=""
+start_daemon() {
+  mkdir -p "$state"
+  t_mark
+  "$sriovd" serve --listen "unix:$sock" --state-dir "$state" >"$log" 2>&1 &
+  daemon_pid=$!
+  if cli --wait 30 host >/dev/null 2>&1; then
+    pass "daemon ready in $(t_since_mark)s (pid $daemon_pid)"
+  else
+    fail "daemon not ready within 30 s; log:"; sed 's/^/    /' "$log"; lab_done; exit 1
+  fi
+}
+stop_daemon() {
+  local rc=0
+  t_mark
+  kill -TERM "$daemon_pid"; wait "$daemon_pid" || rc=$?
+  expect "daemon exits 0 on SIGTERM ($(t_since_mark)s)" 0 "$rc"
+}
+show_log() { echo "--- sriovd log ($phase):"; sed 's/^/    /' "$log"; }
+
+igb_present=${LAB_IGB:-0}
+[ -d /sys/bus/pci/devices/$IGB ] || igb_present=0
+[ "$igb_present" = 1 ] || echo "note: no igb in this QEMU: the igb checks are left out"
+
+case "$phase" in
+boot1)
+  rm -rf "$state"
+  expect "NVMe PF autoprobe off (prerequisite, sysfs)" OK "$(sysfs_write 0 /sys/bus/pci/devices/$NVME/sriov_drivers_autoprobe)"
+  start_daemon
+
+  t_mark
+  run_cli "4 NVMe VFs" 0 vfs $NVME 4
+  echo "    $(t_since_mark)s"
+  expect "NVMe num_vfs (--json device)" 4 "$(jdev $NVME .sriov.num_vfs)"
+  expect "NVMe num_vfs (sysfs)" 4 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
+  nvf1=$(vf_addr $NVME 1)
+  expect "second NVMe VF is VF 1 of the PF" "$NVME 1" "$(jdev "$nvf1" '"\(.physfn) \(.vf_index)"')"
+  t_mark
+  run_cli "bind second NVMe VF $nvf1" 0 bind "$nvf1" vfio-pci
+  echo "    $(t_since_mark)s"
+  grp=$(jdev "$nvf1" .iommu_group)
+  expect "VF driver (--json device)" vfio-pci "$(jdev "$nvf1" .driver)"
+  expect "VF driver (sysfs)" vfio-pci "$(driver_of "$nvf1")"
+  expect "iommu group matches sysfs" "$(group_of "$nvf1")" "$grp"
+  expect "/dev/vfio/$grp exists" yes "$([ -c "/dev/vfio/$grp" ] && echo yes || echo no)"
+
+  run_cli "change of NVMe VF count refused while a VF is on vfio-pci" 1 vfs $NVME 3
+  expect_match "refusal names vfio-pci and the VF" "vfio-pci.*$nvf1" "$cli_out"
+  echo "    refusal: $cli_out"
+  expect "NVMe still 4 VFs" 4 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
+  expect "VF still on vfio-pci" vfio-pci "$(driver_of "$nvf1")"
+
+  if [ "$igb_present" = 1 ]; then
+    t_mark
+    run_cli "2 igb VFs" 0 vfs $IGB 2
+    echo "    $(t_since_mark)s"
+    expect "igb num_vfs (--json device)" 2 "$(jdev $IGB .sriov.num_vfs)"
+    ivf0=$(vf_addr $IGB 0)
+    t_mark
+    run_cli "igb VF0 $ivf0 attributes" 0 vf "$ivf0" --mac $MAC --vlan 10 --qos 3 --spoofchk off --trust on
+    echo "    $(t_since_mark)s"
+    want='52:54:00:00:00:11 10 3 false true'
+    q='.vf_config | "\(.mac) \(.vlan) \(.qos) \(.spoofchk) \(.trust)"'
+    expect "VF0 vf_config (--json device)" "$want" "$(jdev "$ivf0" "$q")"
+    line=$(ip -d link show eth1 | grep '^ *vf 0 ')
+    echo "    $line"
+    expect_match "VF0 read back by ip" "link/ether $MAC.*vlan 10, qos 3.*spoof checking off.*trust on" "$line"
+
+    run_cli "min rate on igb refused" 1 vf "$ivf0" --min-rate 10
+    echo "    refusal: $cli_out"
+    expect_match "refusal carries the kernel's EINVAL" "Invalid argument|EINVAL" "$cli_out"
+    expect "VF0 MAC unchanged after the refusal" $MAC "$(jdev "$ivf0" .vf_config.mac)"
+    expect_match "VF0 MAC unchanged (ip)" "link/ether $MAC" "$(ip -d link show eth1 | grep '^ *vf 0 ')"
+  fi
+  expect "drift empty (--json host)" "[]" "$(cli --json host | jq -c .drift)"
+  stop_daemon
+  ;;
+boot2)
+  expect "fresh kernel: no NVMe VFs before the daemon" 0 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
+  [ "$igb_present" = 1 ] && expect "fresh kernel: no igb VFs" 0 "$(cat /sys/bus/pci/devices/$IGB/sriov_numvfs)"
+  echo "    NVMe PF sriov_drivers_autoprobe after the reboot: $(cat /sys/bus/pci/devices/$NVME/sriov_drivers_autoprobe)"
+  start_daemon
+  expect "NVMe VFs restored (--json device)" 4 "$(jdev $NVME .sriov.num_vfs)"
+  expect "NVMe VFs restored (sysfs)" 4 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
+  nvf1=$(vf_addr $NVME 1)
+  expect "second NVMe VF back on vfio-pci (--json device)" vfio-pci "$(jdev "$nvf1" .driver)"
+  expect "second NVMe VF back on vfio-pci (sysfs)" vfio-pci "$(driver_of "$nvf1")"
+  grp=$(group_of "$nvf1")
+  expect "/dev/vfio/$grp exists" yes "$([ -c "/dev/vfio/$grp" ] && echo yes || echo no)"
+  for i in 0 2 3; do echo "    NVMe VF $i: driver $(driver_of "$(vf_addr $NVME $i)")"; done
+  if [ "$igb_present" = 1 ]; then
+    expect "igb VFs restored" 2 "$(jdev $IGB .sriov.num_vfs)"
+    ivf0=$(vf_addr $IGB 0)
+    q='.vf_config | "\(.mac) \(.vlan) \(.qos) \(.spoofchk) \(.trust)"'
+    expect "VF0 attributes restored (--json device)" '52:54:00:00:00:11 10 3 false true' "$(jdev "$ivf0" "$q")"
+    line=$(ip -d link show eth1 | grep '^ *vf 0 ')
+    echo "    $line"
+    expect_match "VF0 restored (ip)" "link/ether $MAC.*vlan 10, qos 3.*spoof checking off.*trust on" "$line"
+  fi
+  drift=$(cli --json host | jq -c .drift)
+  expect "drift empty (--json host)" "[]" "$drift"
+  stop_daemon
+  ;;
+*) echo "guest.sh: unknown phase $phase" >&2; exit 2 ;;
+esac
+[ "$lab_failures" = 0 ] || show_log
+grep -i "reconcile\|ready in" "$log" | sed 's/^/  log: /'
+lab_done
