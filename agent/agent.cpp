@@ -323,7 +323,7 @@ Error Agent::abandon(Applier& a, Error e) {
   return e;
 }
 
-Result<void> Agent::set_num_vfs(const PciAddress& pf, uint32_t num_vfs) {
+Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs) {
   std::lock_guard lock(mu_);
   auto s = snap();
   const DeviceView* v = s->find(pf);
@@ -384,7 +384,7 @@ Result<void> Agent::set_num_vfs(const PciAddress& pf, uint32_t num_vfs) {
   return refresh_locked();
 }
 
-Result<void> Agent::set_vf_config(const PciAddress& vf, const kernel::VfConfig& patch) {
+Result<void> Agent::set_vf_config(PciAddress vf, const kernel::VfConfig& patch) {
   std::lock_guard lock(mu_);
   auto s = snap();
   const DeviceView* v = s->find(vf);
@@ -424,7 +424,7 @@ Result<void> Agent::set_vf_config(const PciAddress& vf, const kernel::VfConfig& 
   return refresh_locked();
 }
 
-Result<void> Agent::set_driver(const PciAddress& address, const DriverRequest& request) {
+Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request) {
   std::lock_guard lock(mu_);
   auto s = snap();
   const DeviceView* v = s->find(address);

@@ -9,7 +9,8 @@
 // or failed change.
 //
 // Mutations and refreshes are serialised by one mutex; reads go through the HostModel's
-// snapshots and never wait for them.
+// snapshots and never wait for them. Addresses are taken by value: a mutation publishes new
+// snapshots, so a reference into one would not outlive the call.
 #pragma once
 
 #include <mutex>
@@ -49,12 +50,12 @@ class Agent {
 
   // PUT /v1/devices/{pf}/sriov. The same count is a no-op (it only records the desired state);
   // a different non-zero count goes through 0, refused while a VF is bound to vfio-pci.
-  Result<void> set_num_vfs(const PciAddress& pf, uint32_t num_vfs);
+  Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs);
   // PATCH /v1/devices/{vf}/vf-config: the set fields only, one netlink request per attribute
   // group; on a NACK the groups already applied are restored.
-  Result<void> set_vf_config(const PciAddress& vf, const kernel::VfConfig& patch);
+  Result<void> set_vf_config(PciAddress vf, const kernel::VfConfig& patch);
   // PUT /v1/devices/{address}/driver.
-  Result<void> set_driver(const PciAddress& address, const DriverRequest& request);
+  Result<void> set_driver(PciAddress address, const DriverRequest& request);
 
   // At start: undo interrupted operations, then bring the host to the desired state.
   ReconcileReport reconcile();

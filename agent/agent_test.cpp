@@ -313,12 +313,13 @@ TEST_CASE("drivers: a fault at any step of a group move leaves the tree as it wa
 TEST_CASE("reconcile after a reboot recreates VFs, attributes and drivers, and changes nothing twice") {
   Host h;
   REQUIRE(h.agent->set_num_vfs(kE810, 3).ok());
-  auto vfs = h.vfs_of(kE810);
+  // Addresses, not pointers: every change publishes a new snapshot.
+  const PciAddress vf1 = h.vfs_of(kE810)[1]->device.address, vf2 = h.vfs_of(kE810)[2]->device.address;
   kernel::VfConfig c;
   c.mac = *parse_mac("52:54:00:12:34:56");
   c.vlan = 42;
-  REQUIRE(h.agent->set_vf_config(vfs[1]->device.address, c).ok());
-  REQUIRE(h.agent->set_driver(vfs[2]->device.address, {std::string("vfio-pci"), false, false}).ok());
+  REQUIRE(h.agent->set_vf_config(vf1, c).ok());
+  REQUIRE(h.agent->set_driver(vf2, {std::string("vfio-pci"), false, false}).ok());
   auto configured = tree(h.sys);
 
   REQUIRE(h.sim->simulate_reboot().ok());
