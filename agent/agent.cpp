@@ -168,6 +168,7 @@ class Agent::Applier {
   }
 
   int64_t op() const { return op_; }
+  size_t taken() const { return undo_.size(); }
 
  private:
   kernel::Kernel& k_;
@@ -187,6 +188,7 @@ Result<void> Agent::refresh() {
 
 Result<void> Agent::refresh_locked() {
   auto s = build_snapshot(root_, names_, ++generation_, &kernel_);
+  if (names_) names_->close();  // names are cached; the databases need not stay mapped
   if (!s) return std::move(s).error();
   (*s)->drift = drift_;
   model_.publish(std::move(*s));
@@ -547,12 +549,18 @@ ReconcileReport Agent::reconcile() {
     drift_ = report.drift;
     return report;
   }
-  auto op = store_.begin_operation("reconcile", "host", "{}");
-  if (!op) {
-    report.drift.push_back("operation journal: " + op.error().message);
-    drift_ = report.drift;
-    return report;
-  }
+  // The journal entry is written only once there is something to change: a host that already
+  // matches its desired state costs no write and no rescan (this runs at every start).
+  std::optional<int64_t> op;
+  auto journal = [&]() -> Result<int64_t> {
+    if (!op) {
+      auto id = store_.begin_operation("reconcile", "host", "{}");
+      if (!id) return std::move(id).error();
+      op = *id;
+    }
+    return *op;
+  };
+  bool changed = false;
 
   // VFs first: attributes and drivers of VFs need the VFs.
   if (auto sriov = store_.all("sriov")) {
@@ -569,8 +577,14 @@ ReconcileReport Agent::reconcile() {
       }
       uint32_t cur = v->device.sriov->num_vfs;
       if (cur == want) continue;
-      Applier a(kernel_, store_, *op);
+      auto id = journal();
+      if (!id) {
+        report.drift.push_back(key + ": " + id.error().message);
+        continue;
+      }
+      Applier a(kernel_, store_, *id);
       Result<void> r = change_num_vfs(a, *pf, cur, want);
+      changed = true;
       if (!r) {
         a.rollback();
         report.drift.push_back(key + ": num_vfs " + std::to_string(cur) + ", desired " + std::to_string(want) + ": " +
@@ -607,19 +621,26 @@ ReconcileReport Agent::reconcile() {
         report.drift.push_back(key + ": VF attributes desired but " + ifname + " has no VF " + std::to_string(index));
         continue;
       }
-      Applier a(kernel_, store_, *op);
-      size_t before = report.applied.size();
-      if (auto r = apply_vf_config(a, ifname, index, it->config, *wanted); !r) {
+      if (overlay(it->config, *wanted) == it->config) continue;
+      auto id = journal();
+      if (!id) {
+        report.drift.push_back(key + ": " + id.error().message);
+        continue;
+      }
+      Applier a(kernel_, store_, *id);
+      auto r = apply_vf_config(a, ifname, index, it->config, *wanted);
+      changed = changed || a.taken() > 0 || !r;
+      if (!r) {
         a.rollback();
         report.drift.push_back(key + ": " + r.error().message);
-      } else if (before == report.applied.size() && !(overlay(it->config, *wanted) == it->config)) {
+      } else if (a.taken() > 0) {
         report.applied.push_back(key + ": VF attributes restored");
       }
     }
   }
   // Drivers.
   if (auto drivers = store_.all("driver")) {
-    (void)refresh_locked();
+    if (changed) (void)refresh_locked();
     for (const auto& [key, text] : *drivers) {
       auto addr = PciAddress::parse(key);
       auto j = json::parse(text, nullptr, false);
@@ -633,7 +654,13 @@ ReconcileReport Agent::reconcile() {
         continue;
       }
       if (v->device.driver == want) continue;
-      Applier a(kernel_, store_, *op);
+      auto id = journal();
+      if (!id) {
+        report.drift.push_back(key + ": " + id.error().message);
+        continue;
+      }
+      Applier a(kernel_, store_, *id);
+      changed = true;
       if (auto r = bind(a, v->device, want); !r) {
         a.rollback();
         report.drift.push_back(key + ": driver " + v->device.driver.value_or("none") + ", desired " +
@@ -643,12 +670,14 @@ ReconcileReport Agent::reconcile() {
       }
     }
   }
-  (void)store_.finish_operation(*op, report.drift.empty() ? "done" : "failed",
-                                report.drift.empty() ? "" : std::to_string(report.drift.size()) + " drift(s)");
+  if (op)
+    (void)store_.finish_operation(*op, report.drift.empty() ? "done" : "failed",
+                                  report.drift.empty() ? "" : std::to_string(report.drift.size()) + " drift(s)");
   drift_ = report.drift;
   for (const auto& d : report.drift) spdlog::warn("drift: {}", d);
   for (const auto& a : report.applied) spdlog::info("reconcile: {}", a);
-  (void)refresh_locked();
+  // Republish when the host changed, or to carry the drift on /v1/host.
+  if (changed || !drift_.empty()) (void)refresh_locked();
   return report;
 }
 

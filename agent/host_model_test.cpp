@@ -47,6 +47,10 @@ TEST_CASE("names: unknown ids and a missing database give null names, never numb
   CHECK_FALSE(db.vendor(0xf00d));
   CHECK_FALSE(db.device(0x8086, 0xf00d));
   CHECK(db.device(0x8086, 0x1593).value_or("").find("E810") != std::string::npos);
+  // Closing keeps what was looked up and reopens for new ids.
+  db.close();
+  CHECK(db.device(0x8086, 0x1593).value_or("").find("E810") != std::string::npos);
+  CHECK(db.vendor(0x15b3).has_value());
   // Same answer whichever source (hwdb or pci.ids) gave it.
   pci::NameDb file("/usr/share/misc/pci.ids");
   CHECK(file.vendor(0x15b3) == db.vendor(0x15b3));

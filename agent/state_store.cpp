@@ -96,7 +96,10 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
   ::chmod(s->path_.c_str(), 0600);
   sqlite3_busy_timeout(s->db_, 5000);
   // WAL: readers never block the writer; synchronous=FULL: a committed change survives power loss.
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+  // cache_size: the state is a few kilobytes; SQLite's default 2 MiB page cache would be most
+  // of the daemon's memory.
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA cache_size=-256"}) {
     if (auto r = s->exec(pragma); !r) return std::move(r).error().context("not a usable state database");
   }
   if (auto r = s->exec(kSchema); !r) return std::move(r).error();

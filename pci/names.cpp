@@ -73,6 +73,14 @@ std::optional<std::string> NameDb::lookup(int flags, uint16_t v, uint16_t d) {
   return ask(ids_, flags | PCI_LOOKUP_NO_HWDB, v, d);
 }
 
+void NameDb::close() {
+  std::lock_guard lock(mu_);
+  if (hwdb_) pci_cleanup(hwdb_);
+  if (ids_) pci_cleanup(ids_);
+  hwdb_ = ids_ = nullptr;
+  started_ = false;
+}
+
 void NameDb::preload() {
   std::lock_guard lock(mu_);
   // Opens the first source that answers: the hwdb or, without one, pci.ids (parsed whole).

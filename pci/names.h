@@ -31,6 +31,10 @@ class NameDb {
   // the ~15 ms parse of pci.ids with other work.
   void preload();
 
+  // Lets go of the databases (the hwdb mapping, the parsed pci.ids) and keeps the names already
+  // looked up; a later lookup of a new id opens them again. A daemon calls this after each scan.
+  void close();
+
   std::optional<std::string> vendor(uint16_t vendor_id);
   std::optional<std::string> device(uint16_t vendor_id, uint16_t device_id);
 
