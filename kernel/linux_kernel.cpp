@@ -79,7 +79,14 @@ Result<std::unique_ptr<LinuxKernel>> LinuxKernel::open(const std::filesystem::pa
   return std::unique_ptr<LinuxKernel>(new LinuxKernel(sysfs_root, UniqueFd(fd), options));
 }
 
-Result<net::RtnlSocket> LinuxKernel::socket() const { return net::RtnlSocket::open(options_.netlink_timeout); }
+Result<net::RtnlSocket*> LinuxKernel::socket() const {
+  if (!sock_) {
+    auto s = net::RtnlSocket::open(options_.netlink_timeout);
+    if (!s) return std::move(s).error();
+    sock_.emplace(std::move(*s));
+  }
+  return &*sock_;
+}
 
 Result<void> LinuxKernel::write_attr(const std::string& relpath, std::string_view value) {
   const std::string path = (root_path_ / relpath).string();
@@ -105,17 +112,19 @@ Result<void> LinuxKernel::write_attr(const std::string& relpath, std::string_vie
 
 Result<std::vector<VfInfo>> LinuxKernel::get_vfs(const std::string& pf_ifname) {
   const std::string what = "reading VFs of " + pf_ifname;
+  std::lock_guard lock(sock_mu_);
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);
+  net::RtnlSocket& s = **sock;
 
-  auto full = getlink(*sock, pf_ifname, RTEXT_FILTER_VF);
+  auto full = getlink(s, pf_ifname, RTEXT_FILTER_VF);
   if (full && (!full->num_vf || full->vfs.size() >= *full->num_vf)) return std::move(full->vfs);
   // Either the kernel could not fit every VF with its counters into one message (EMSGSIZE; an
   // IFLA_VFINFO_LIST past 64 KiB, the nest length's limit, also reads as malformed), or some VFs
   // are missing. Without counters each entry is about a third of the size.
   if (!full && full.error().errnum != EMSGSIZE && full.error().errnum != EBADMSG)
     return std::move(full).error().context(what);
-  auto lean = getlink(*sock, pf_ifname, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
+  auto lean = getlink(s, pf_ifname, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
   if (!lean) {
     if (full) return std::move(full->vfs);
     return std::move(lean).error().context(what);
@@ -127,14 +136,16 @@ Result<std::vector<VfInfo>> LinuxKernel::get_vfs(const std::string& pf_ifname) {
 Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) {
   if (config == VfConfig{}) return {};
   const std::string what = "setting VF " + std::to_string(vf) + " of " + pf_ifname + " (" + describe(config) + ")";
+  std::lock_guard lock(sock_mu_);
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);
+  net::RtnlSocket& s = **sock;
 
   VfConfig c = config;
   int ifindex = 0;
   if (c.min_tx_rate_mbps && !c.max_tx_rate_mbps) {
     // IFLA_VF_RATE sets both rates: keep the current max, as `ip link set ... min_tx_rate` does.
-    auto link = getlink(*sock, pf_ifname, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
+    auto link = getlink(s, pf_ifname, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
     if (!link) return std::move(link).error().context(what + ": reading the current max_tx_rate");
     ifindex = link->ifindex;
     c.max_tx_rate_mbps = 0;  // a VF the PF does not report: the kernel will judge the index
@@ -146,16 +157,18 @@ Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, cons
   }
   auto req = net::build_set_vf(ifindex, vf, c);
   if (!req) return std::move(req).error().context(what);
-  auto r = sock->transact(std::move(*req));
+  auto r = s.transact(std::move(*req));
   if (!r) return std::move(r).error().context(what);
   return {};
 }
 
 Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
   const std::string what = "reading link facts of " + ifname;
+  std::lock_guard lock(sock_mu_);
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);
-  auto link = getlink(*sock, ifname, 0);
+  net::RtnlSocket& s = **sock;
+  auto link = getlink(s, ifname, 0);
   if (!link) return std::move(link).error().context(what);
 
   LinkFacts facts;
@@ -163,7 +176,7 @@ Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
   facts.ifindex = link->ifindex;
   facts.up = (link->flags & IFF_UP) != 0;
 
-  auto addrs = sock->transact(net::build_getaddr_dump());
+  auto addrs = s.transact(net::build_getaddr_dump());
   if (!addrs) return std::move(addrs).error().context(what);
   for (const Bytes& m : *addrs) {
     auto a = net::decode_addr(m);
@@ -172,7 +185,7 @@ Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
     if (*a && (*a)->ifindex == facts.ifindex) facts.addresses.push_back((*a)->address);
   }
 
-  auto routes = sock->transact(net::build_getroute_dump());
+  auto routes = s.transact(net::build_getroute_dump());
   if (!routes) return std::move(routes).error().context(what);
   for (const Bytes& m : *routes) {
     auto r = net::decode_route(m);

@@ -4,8 +4,9 @@
 // directory in tests): openat(root, relpath, O_WRONLY|O_CLOEXEC) and one write(2) of the value,
 // so the driver's store() sees the value exactly once and its errno comes back unchanged. VF
 // attributes and link facts go over NETLINK_ROUTE (net/rtnl.h builds and decodes the messages);
-// every call opens its own short-lived RtnlSocket, so a LinuxKernel is thread-safe with no lock
-// and a call never sees another call's replies. The network namespace is the calling thread's.
+// all requests go over one RtnlSocket, opened on first use and held under a mutex, so a
+// LinuxKernel is thread-safe and a call never sees another call's replies. The network
+// namespace is the one of the thread that made the first netlink call.
 //
 // Errors carry the kernel's errno and say what was attempted: the sysfs path and value, or the
 // netdev, VF and attributes plus the kernel's extended-ack text ("setting VF 3 of eth0 (mac
@@ -14,6 +15,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -65,8 +68,12 @@ class LinuxKernel final : public Kernel {
  private:
   LinuxKernel(std::filesystem::path root_path, UniqueFd root, Options options)
       : root_path_(std::move(root_path)), root_(std::move(root)), options_(options) {}
-  Result<net::RtnlSocket> socket() const;
+  // The one NETLINK_ROUTE socket every request goes through, opened on first use; the caller
+  // holds sock_mu_. RtnlSocket reopens itself when an answer was left half-read.
+  Result<net::RtnlSocket*> socket() const;
 
+  mutable std::mutex sock_mu_;
+  mutable std::optional<net::RtnlSocket> sock_;  // guarded by sock_mu_
   const std::filesystem::path root_path_;
   const UniqueFd root_;  // O_PATH|O_DIRECTORY on the sysfs root; immutable
   const Options options_;
