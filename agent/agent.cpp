@@ -318,6 +318,13 @@ Result<void> Agent::change_num_vfs(Applier& a, const PciAddress& pf, uint32_t cu
   return ok();
 }
 
+Result<void> Agent::change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want) {
+  if (!want || !pf.sriov || pf.sriov->drivers_autoprobe == want) return ok();
+  const std::string path = dev_path(pf.address, "sriov_drivers_autoprobe");
+  const bool was = pf.sriov->drivers_autoprobe.value_or(true);
+  return a.run(Action::write(path, *want ? "1" : "0"), {Action::write(path, was ? "1" : "0")});
+}
+
 Error Agent::abandon(Applier& a, Error e) {
   a.rollback();
   (void)store_.finish_operation(a.op(), "failed", e.message);
@@ -325,7 +332,7 @@ Error Agent::abandon(Applier& a, Error e) {
   return e;
 }
 
-Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs) {
+Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe) {
   std::lock_guard lock(mu_);
   auto s = snap();
   const DeviceView* v = s->find(pf);
@@ -339,8 +346,20 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs) {
                            std::to_string(d.sriov->total_vfs) + ")",
                        "num_vfs");
   const uint32_t cur = d.sriov->num_vfs;
-  const json desired = {{"num_vfs", num_vfs}};
-  if (cur == num_vfs) {
+  json desired = {{"num_vfs", num_vfs}};
+  if (!drivers_autoprobe) {
+    // Not asked: keep what an earlier request asked for.
+    auto prev = store_.get("sriov", pf.to_string());
+    if (prev && prev->has_value()) {
+      auto p = json::parse(**prev, nullptr, false);
+      if (p.is_object() && p.contains("drivers_autoprobe") && p["drivers_autoprobe"].is_boolean())
+        desired["drivers_autoprobe"] = p["drivers_autoprobe"];
+    }
+  } else {
+    desired["drivers_autoprobe"] = *drivers_autoprobe;
+  }
+  const bool autoprobe_change = drivers_autoprobe && d.sriov->drivers_autoprobe != drivers_autoprobe;
+  if (cur == num_vfs && !autoprobe_change) {
     // Already there: no 0 → N cycle, only the desired state is recorded.
     return store_.put("sriov", pf.to_string(), desired.dump());
   }
@@ -357,7 +376,8 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs) {
   auto op = store_.begin_operation("set_num_vfs", pf.to_string(), json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
-  Result<void> r = change_num_vfs(a, pf, cur, num_vfs);
+  Result<void> r = change_autoprobe(a, d, drivers_autoprobe);
+  if (r && cur != num_vfs) r = change_num_vfs(a, pf, cur, num_vfs);
   if (!r) {
     a.rollback();
     // Recreated VFs come back with the driver's defaults: restore what the desired state says.
@@ -576,21 +596,28 @@ ReconcileReport Agent::reconcile() {
         continue;
       }
       uint32_t cur = v->device.sriov->num_vfs;
-      if (cur == want) continue;
+      std::optional<bool> autoprobe;
+      if (j.contains("drivers_autoprobe") && j["drivers_autoprobe"].is_boolean())
+        autoprobe = j["drivers_autoprobe"].get<bool>();
+      const bool autoprobe_off = autoprobe && v->device.sriov->drivers_autoprobe != autoprobe;
+      if (cur == want && !autoprobe_off) continue;
       auto id = journal();
       if (!id) {
         report.drift.push_back(key + ": " + id.error().message);
         continue;
       }
       Applier a(kernel_, store_, *id);
-      Result<void> r = change_num_vfs(a, *pf, cur, want);
+      // Autoprobe first: after a reboot it is back to 1, and the VFs must not meet a driver.
+      Result<void> r = change_autoprobe(a, v->device, autoprobe);
+      if (r && cur != want) r = change_num_vfs(a, *pf, cur, want);
       changed = true;
       if (!r) {
         a.rollback();
         report.drift.push_back(key + ": num_vfs " + std::to_string(cur) + ", desired " + std::to_string(want) + ": " +
                                r.error().message);
       } else {
-        report.applied.push_back(key + ": num_vfs " + std::to_string(cur) + " -> " + std::to_string(want));
+        report.applied.push_back(key + ": num_vfs " + std::to_string(cur) + " -> " + std::to_string(want) +
+                                 (autoprobe_off ? ", drivers_autoprobe " + std::string(*autoprobe ? "1" : "0") : ""));
       }
       (void)refresh_locked();
     }

@@ -50,7 +50,10 @@ class Agent {
 
   // PUT /v1/devices/{pf}/sriov. The same count is a no-op (it only records the desired state);
   // a different non-zero count goes through 0, refused while a VF is bound to vfio-pci.
-  Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs);
+  // `drivers_autoprobe`, when given, is written to sriov_drivers_autoprobe first (false: new VFs
+  // stay unbound until bound explicitly, as for passthrough) and kept in the desired state, so a
+  // reboot's reconcile sets it again before recreating the VFs.
+  Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe = std::nullopt);
   // PATCH /v1/devices/{vf}/vf-config: the set fields only, one netlink request per attribute
   // group; on a NACK the groups already applied are restored.
   Result<void> set_vf_config(PciAddress vf, const kernel::VfConfig& patch);
@@ -71,6 +74,7 @@ class Agent {
   Result<void> reapply_vf_state(Applier& a, const PciAddress& pf);
   // sriov_numvfs from `cur` to `want`, through 0 when both are non-zero (Linux allows no other way).
   Result<void> change_num_vfs(Applier& a, const PciAddress& pf, uint32_t cur, uint32_t want);
+  Result<void> change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want);
   // Rolls back what `a` applied, marks its operation failed, republishes the host; returns `e`.
   Error abandon(Applier& a, Error e);
   std::shared_ptr<const Snapshot> snap() const { return model_.current(); }

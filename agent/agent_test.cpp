@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "agent/agent.h"
@@ -193,7 +194,28 @@ TEST_CASE("num_vfs: create, same count is a no-op, change goes through 0") {
   CHECK(absent.error().code == ErrorCode::not_found);
 }
 
+TEST_CASE("drivers_autoprobe off: new VFs stay unbound, and so after a reboot") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 2, false).ok());
+  CHECK(h.dev(kE810)->device.sriov->drivers_autoprobe == false);
+  for (const auto* vf : h.vfs_of(kE810)) CHECK_FALSE(vf->device.driver.has_value());
+  // Asking again without the flag keeps it in the desired state.
+  REQUIRE(h.agent->set_num_vfs(kE810, 3).ok());
+  CHECK(nlohmann::json::parse(**h.store->get("sriov", kE810.to_string()))["drivers_autoprobe"] == false);
+  REQUIRE(h.sim->simulate_reboot().ok());
+  h.start();
+  CHECK(h.dev(kE810)->device.sriov->drivers_autoprobe == true);
+  auto report = h.agent->reconcile();
+  CHECK(report.drift.empty());
+  CHECK(h.dev(kE810)->device.sriov->drivers_autoprobe == false);
+  REQUIRE(h.vfs_of(kE810).size() == 3);
+  for (const auto* vf : h.vfs_of(kE810)) CHECK_FALSE(vf->device.driver.has_value());
+}
+
 TEST_CASE("num_vfs: a fault at any step leaves the whole tree as it was") {
+  SUBCASE("0 -> 4 with autoprobe off") {
+    fail_every_step("dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kE810, 4, false); });
+  }
   SUBCASE("0 -> 4") {
     fail_every_step("dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kE810, 4); });
   }

@@ -278,8 +278,17 @@ int main(int argc, char** argv) {
   std::string pf;
   unsigned num_vfs = 0;
   vfs->add_option("PF", pf, "PF address")->required();
+  std::string autoprobe;
   vfs->add_option("N", num_vfs, "number of VFs")->required();
-  vfs->callback([&] { action = [&] { return send(g, "PUT", "/v1/devices/" + pf + "/sriov", {{"num_vfs", num_vfs}}); }; });
+  vfs->add_option("--autoprobe", autoprobe, "on: host drivers probe the new VFs; off: they stay unbound (passthrough)")
+      ->check(CLI::IsMember({"on", "off"}));
+  vfs->callback([&] {
+    action = [&] {
+      json body = {{"num_vfs", num_vfs}};
+      if (!autoprobe.empty()) body["drivers_autoprobe"] = autoprobe == "on";
+      return send(g, "PUT", "/v1/devices/" + pf + "/sriov", body);
+    };
+  });
 
   auto* vf = app.add_subcommand("vf", "set VF attributes (only those given change)");
   std::string vf_addr, mac, vlan_proto, spoofchk, trust, link_state;

@@ -200,7 +200,9 @@ Response Api::mutate_device(const Request& req, const std::string& address, cons
   if (auto v = schemas::api_validator().validate(schema_of.at(what), body); !v) return problem(v.error(), req.path);
   Result<void> r = ok();
   if (what == "sriov") {
-    r = agent_->set_num_vfs(*a, body["num_vfs"].get<uint32_t>());
+    std::optional<bool> autoprobe;
+    if (body.contains("drivers_autoprobe")) autoprobe = body["drivers_autoprobe"].get<bool>();
+    r = agent_->set_num_vfs(*a, body["num_vfs"].get<uint32_t>(), autoprobe);
   } else if (what == "vf-config") {
     auto cfg = agent::vf_config_from_json(body);
     if (!cfg) return problem(cfg.error(), req.path);
