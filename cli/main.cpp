@@ -62,9 +62,11 @@ std::string join(const json& arr, const char* sep = ",", const char* none = "-")
 }
 
 // Fetches `path`; on failure prints one line and returns the exit status through `status`.
-std::optional<json> fetch(const Globals& g, const std::string& path, int& status) {
+// One request; on failure prints one line and returns the exit status through `status`.
+std::optional<json> call(const Globals& g, const std::string& method, const std::string& path, const std::string& body,
+                         int& status) {
   Client client(Endpoint::resolve(g.url, g.socket));
-  auto r = client.request("GET", path);
+  auto r = client.request(method, path, body);
   if (!r) {
     std::fprintf(stderr, "sriovd-cli: %s\n", r.error().message.c_str());
     status = kExitUnreachable;
@@ -85,21 +87,18 @@ std::optional<json> fetch(const Globals& g, const std::string& path, int& status
   return j;
 }
 
+std::optional<json> fetch(const Globals& g, const std::string& path, int& status) {
+  return call(g, "GET", path, {}, status);
+}
+
 void print_json(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
 // Sends a change; prints the device it returns (a line, or --json) or the one-line error.
 int send(const Globals& g, const std::string& method, const std::string& path, const json& body) {
-  Client client(Endpoint::resolve(g.url, g.socket));
-  auto r = client.request(method, path, body.dump());
-  if (!r) {
-    std::fprintf(stderr, "sriovd-cli: %s\n", r.error().message.c_str());
-    return kExitUnreachable;
-  }
-  if (r->status >= 400) {
-    std::fprintf(stderr, "sriovd-cli: %s\n", error_message(*r).c_str());
-    return kExitRefused;
-  }
-  auto j = json::parse(r->body, nullptr, false);
+  int status;
+  auto answer = call(g, method, path, body.dump(), status);
+  if (!answer) return status;
+  const json& j = *answer;
   if (g.json_out) {
     print_json(j);
     return 0;
