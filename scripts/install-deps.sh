@@ -22,13 +22,13 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libpci-dev pciutils pci.ids libudev-dev libmnl-dev
   nlohmann-json3-dev libcpp-httplib-dev libvalijson-dev libsqlite3-dev libsystemd-dev
-  libcli11-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev
+  libcli11-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev doctest-dev
 )
 
 # Tests, fuzzing, benchmarks.
 TEST_PACKAGES=(
-  doctest-dev libbenchmark-dev clang libclang-rt-14-dev
-  wrk nginx-light hyperfine curl python3
+  clang libclang-rt-14-dev
+  wrk nginx-light hyperfine curl python3 jq
 )
 
 # The QEMU lab (tests/lab): a real Debian kernel with SR-IOV devices under TCG.
@@ -38,7 +38,7 @@ TEST_PACKAGES=(
 # the lab block below.
 LAB_PACKAGES=(
   linux-image-amd64 linux-headers-amd64 linux-source-6.1
-  busybox-static qemu-system-x86 iproute2 kmod zstd xz-utils
+  busybox-static qemu-system-x86 iproute2 kmod zstd xz-utils cpio file
 )
 
 # --- The QEMU lab: bookworm-backports for a QEMU with the igb SR-IOV NIC (--test only) -------
