@@ -79,6 +79,15 @@ boot1)
   expect "iommu group matches sysfs" "$(group_of "$nvf1")" "$grp"
   expect "/dev/vfio/$grp exists" yes "$([ -c "/dev/vfio/$grp" ] && echo yes || echo no)"
 
+  # Whole-group binding on the real kernel: every member of the third VF's IOMMU group moves to
+  # vfio-pci and back (each NVMe VF has a group of its own behind the intel-iommu).
+  nvf2=$(vf_addr $NVME 2)
+  run_cli "bind the IOMMU group of $nvf2 to vfio-pci" 0 bind "$nvf2" vfio-pci --group
+  expect "group member on vfio-pci (sysfs)" vfio-pci "$(driver_of "$nvf2")"
+  expect "/dev/vfio/$(group_of "$nvf2") exists" yes "$([ -c "/dev/vfio/$(group_of "$nvf2")" ] && echo yes || echo no)"
+  run_cli "the group back to its host driver (none: autoprobe off)" 0 bind "$nvf2" host --group
+  expect "group member back to no driver (sysfs)" none "$(driver_of "$nvf2")"
+
   run_cli "change of NVMe VF count refused while a VF is on vfio-pci" 1 vfs $NVME 3
   expect_match "refusal names vfio-pci and the VF" "vfio-pci.*$nvf1" "$cli_out"
   echo "    refusal: $cli_out"
