@@ -38,18 +38,21 @@ std::string_view trim(std::string_view s) noexcept {
   return s;
 }
 
-std::optional<uint16_t> parse_hex16(std::string_view s) noexcept {
+// "0x...\n" as the id and class attributes print it: the prefix is required.
+std::optional<uint64_t> parse_0x_hex(std::string_view s, uint64_t max) noexcept {
   s = trim(s);
   if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return std::nullopt;
-  auto v = parse_hex(s.substr(2), 0xffff);
+  return parse_hex(s.substr(2), max);
+}
+
+std::optional<uint16_t> parse_hex16(std::string_view s) noexcept {
+  auto v = parse_0x_hex(s, 0xffff);
   if (!v) return std::nullopt;
   return static_cast<uint16_t>(*v);
 }
 
 std::optional<uint32_t> parse_class(std::string_view s) noexcept {
-  s = trim(s);
-  if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return std::nullopt;
-  auto v = parse_hex(s.substr(2), 0xffffff);
+  auto v = parse_0x_hex(s, 0xffffff);
   if (!v) return std::nullopt;
   return static_cast<uint32_t>(*v);
 }

@@ -65,6 +65,17 @@ class DeviceReader {
     return std::string_view(buf_, static_cast<size_t>(n));
   }
 
+  // The target of the link `name`, or nullopt: silently when it does not exist (the links here
+  // are optional), with a warning when it cannot be read.
+  std::optional<std::string_view> link(const char* name) {
+    ssize_t l = readlink_small(dirfd_, name, buf_, sizeof buf_);
+    if (l < 0) {
+      if (l != -ENOENT) warn(name, "unreadable (" + describe(static_cast<int>(l)) + ")");
+      return std::nullopt;
+    }
+    return std::string_view(buf_, static_cast<size_t>(l));
+  }
+
   void read_uevent() {
     char ubuf[1024];
     ssize_t n = read_small(dirfd_, "uevent", ubuf, sizeof ubuf);
@@ -105,14 +116,9 @@ class DeviceReader {
     if (n >= 0) {
       // The kernel adds DRIVER= to uevent exactly while a driver is bound.
       dev_.driver = u.driver;
-    } else {
-      ssize_t l = readlink_small(dirfd_, "driver", buf_, sizeof buf_);
-      if (l >= 0) {
-        dev_.driver = driver_from_link(std::string_view(buf_, static_cast<size_t>(l)));
-        if (!dev_.driver) warn("driver", "link does not point into bus/pci/drivers");
-      } else if (l != -ENOENT) {
-        warn("driver", "unreadable (" + describe(static_cast<int>(l)) + ")");
-      }
+    } else if (auto target = link("driver")) {
+      dev_.driver = driver_from_link(*target);
+      if (!dev_.driver) warn("driver", "link does not point into bus/pci/drivers");
     }
   }
 
@@ -130,22 +136,16 @@ class DeviceReader {
 
   void read_iommu_group() {
     // No link: the IOMMU is off or the device is not translated. Not a warning.
-    ssize_t l = readlink_small(dirfd_, "iommu_group", buf_, sizeof buf_);
-    if (l < 0) {
-      if (l != -ENOENT) warn("iommu_group", "unreadable (" + describe(static_cast<int>(l)) + ")");
-      return;
-    }
-    dev_.iommu_group = iommu_group_from_link(std::string_view(buf_, static_cast<size_t>(l)));
+    auto target = link("iommu_group");
+    if (!target) return;
+    dev_.iommu_group = iommu_group_from_link(*target);
     if (!dev_.iommu_group) warn("iommu_group", "link does not point to kernel/iommu_groups/N");
   }
 
   void read_physfn() {
-    ssize_t l = readlink_small(dirfd_, "physfn", buf_, sizeof buf_);
-    if (l < 0) {
-      if (l != -ENOENT) warn("physfn", "unreadable (" + describe(static_cast<int>(l)) + ")");
-      return;
-    }
-    dev_.physfn = address_from_link(std::string_view(buf_, static_cast<size_t>(l)));
+    auto target = link("physfn");
+    if (!target) return;
+    dev_.physfn = address_from_link(*target);
     if (!dev_.physfn) warn("physfn", "link does not name a PCI address");
   }
 
