@@ -398,11 +398,14 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
   if (!committed) return abandon(a, std::move(committed).error());
   // VF attributes and drivers the operator asked for earlier apply to the new VFs too.
   Applier more(kernel_, store_, *op);
-  if (auto re = reapply_vf_state(more, pf); !re) {
+  auto re = reapply_vf_state(more, pf);
+  if (!re) {
     more.rollback();
     drift_.push_back(pf.to_string() + ": VF settings not reapplied: " + re.error().message);
   }
   (void)store_.finish_operation(*op, "done");
+  // reapply_vf_state rescanned after the VFs were created; scan again only if it changed more.
+  if (re && more.taken() == 0) return ok();
   return refresh_locked();
 }
 
