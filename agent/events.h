@@ -1,0 +1,66 @@
+// EventLog: the daemon's ordered record of what happened to the host and its leases, for
+// GET /v1/events (Server-Sent Events), sriovd-cli events/--watch and the k8s sidecar's health.
+//
+// Every event gets the next id. Ids carry the daemon's start time in their high bits
+// ((start seconds << 20) | sequence), so a client resuming with Last-Event-ID after a daemon
+// restart is told it missed events instead of waiting for an id that will never come again.
+// The last `capacity` events are kept; a reader asking for events after an id that has left the
+// ring gets `gap = true` and should resync from the REST resources.
+// Thread-safe: publish() and wait_after() may run on any number of threads.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace sriovd::agent {
+
+struct Event {
+  uint64_t id = 0;
+  std::string type;     // "device.added", "lease.created", ...
+  std::string time;     // RFC 3339, UTC
+  nlohmann::json data;  // the event object: {"id", "type", "time", ...fields given to publish}
+  std::string json;     // data, serialised once
+};
+
+class EventLog {
+ public:
+  explicit EventLog(size_t capacity = 4096);
+
+  // Appends an event; `fields` (an object) is merged into {"id","type","time"}. Wakes waiters.
+  uint64_t publish(const std::string& type, nlohmann::json fields = nlohmann::json::object());
+
+  struct Batch {
+    std::vector<std::shared_ptr<const Event>> events;  // ids > after, in order
+    bool gap = false;     // events after `after` were dropped or came from an earlier daemon run
+    bool closed = false;  // the log was closed (daemon stopping)
+  };
+  // Returns at once when there are events after `after`; otherwise waits up to `timeout` for one.
+  Batch wait_after(uint64_t after, std::chrono::milliseconds timeout) const;
+
+  uint64_t last_id() const;
+  // The id a client starts from when it has none: everything from now on.
+  uint64_t first_id_of_this_run() const { return base_; }
+
+  // Wakes every waiter with closed = true; later waits return at once.
+  void close();
+
+ private:
+  Batch collect_locked(uint64_t after) const;
+
+  const size_t capacity_;
+  const uint64_t base_;  // start seconds << 20; ids of this run are base_ + 1, base_ + 2, ...
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::deque<std::shared_ptr<const Event>> ring_;  // guarded by mu_
+  uint64_t next_ = 0;                              // guarded by mu_
+  bool closed_ = false;                            // guarded by mu_
+};
+
+}  // namespace sriovd::agent
