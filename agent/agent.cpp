@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "agent/host_events.h"
 #include "agent/vf_config_json.h"
 #include "pci/decode.h"
 
@@ -190,8 +191,26 @@ Result<void> Agent::refresh_locked() {
   auto s = build_snapshot(root_, names_, ++generation_, &kernel_);
   if (names_) names_->close();  // names are cached; the databases need not stay mapped
   if (!s) return std::move(s).error();
-  (*s)->drift = drift_;
-  model_.publish(std::move(*s));
+  publish_locked(std::move(*s));
+  return ok();
+}
+
+void Agent::publish_locked(std::shared_ptr<Snapshot> s) {
+  s->drift = drift_;
+  auto before = model_.current();
+  std::shared_ptr<const Snapshot> now = std::move(s);
+  model_.publish(now);
+  if (!events_) return;
+  for (auto& e : diff_snapshots(before.get(), *now)) events_->publish(e.type, std::move(e.fields));
+}
+
+Result<void> Agent::update_devices(const std::vector<PciAddress>& addresses) {
+  std::lock_guard lock(mu_);
+  auto before = snap();
+  if (!before) return refresh_locked();
+  auto s = update_snapshot(*before, root_, names_, addresses, ++generation_, &kernel_);
+  if (!s) return std::move(s).error();
+  publish_locked(std::move(*s));
   return ok();
 }
 

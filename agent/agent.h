@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/events.h"
 #include "agent/host_model.h"
 #include "agent/state_store.h"
 #include "kernel/kernel.h"
@@ -44,9 +45,19 @@ class Agent {
   Agent(const pci::SysfsRoot& root, kernel::Kernel& kernel, StateStore& store, HostModel& model,
         pci::NameDb* names);
 
+  // Where the agent reports what changed on the host (device.added/removed/changed,
+  // vf_config.changed, drift): every published snapshot is diffed against the previous one.
+  // Null (the default): no events. Set before the agent is used from other threads.
+  void set_event_log(EventLog* events) { events_ = events; }
+
   // Rescans the host (PCI inventory and, for PFs with a netdev, VF attributes over rtnetlink)
   // and publishes a new snapshot.
   Result<void> refresh();
+
+  // Hotplug: re-reads only these functions (added, removed, rebound or changed, as uevents
+  // said) and their IOMMU groups, and publishes the updated snapshot. The uevent's action is
+  // only a hint: what the tree says now wins, so late or repeated events do no harm.
+  Result<void> update_devices(const std::vector<PciAddress>& addresses);
 
   // PUT /v1/devices/{pf}/sriov. The same count is a no-op (it only records the desired state);
   // a different non-zero count goes through 0, refused while a VF is bound to vfio-pci.
@@ -66,6 +77,8 @@ class Agent {
  private:
   class Applier;
   Result<void> refresh_locked();
+  // Publishes `s` (with the current drift) and the events that lead to it from the last one.
+  void publish_locked(std::shared_ptr<Snapshot> s);
   Result<void> recover_pending(ReconcileReport& report);
   Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
                                const kernel::VfConfig& current, const kernel::VfConfig& wanted);
@@ -84,6 +97,7 @@ class Agent {
   StateStore& store_;
   HostModel& model_;
   pci::NameDb* names_;
+  EventLog* events_ = nullptr;
   std::mutex mu_;                          // serialises mutations and refreshes
   uint64_t generation_ = 0;                // guarded by mu_
   std::vector<std::string> drift_;         // guarded by mu_; published with each snapshot

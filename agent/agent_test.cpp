@@ -432,3 +432,77 @@ TEST_CASE("kill -9 between steps: the restarted agent undoes the interrupted ope
         [](Host& h) { CHECK(h.dev(*PciAddress::parse("0000:3b:02.1"))->vf_config->vlan == 12); });
   }
 }
+
+namespace {
+
+std::vector<std::shared_ptr<const Event>> events_after(const EventLog& log, uint64_t after) {
+  return log.wait_after(after, std::chrono::milliseconds(0)).events;
+}
+
+const Event* find_event(const std::vector<std::shared_ptr<const Event>>& evs, const std::string& type,
+                        const PciAddress& a) {
+  for (const auto& e : evs)
+    if (e->type == type && e->data.value("address", "") == a.to_string()) return e.get();
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("events: mutations report what changed on the host") {
+  Host h;
+  EventLog log;
+  h.agent->set_event_log(&log);
+
+  uint64_t mark = log.last_id();
+  REQUIRE(h.agent->set_num_vfs(kE810, 2).ok());
+  auto evs = events_after(log, mark);
+  const Event* pf = find_event(evs, "device.changed", kE810);
+  REQUIRE(pf);
+  CHECK(pf->data["changes"]["num_vfs"]["from"] == 0);
+  CHECK(pf->data["changes"]["num_vfs"]["to"] == 2);
+  REQUIRE(h.vfs_of(kE810).size() == 2);
+  const auto vf0 = h.vfs_of(kE810)[0]->device.address;
+  const auto vf = h.vfs_of(kE810)[1]->device.address;
+  const Event* added = find_event(evs, "device.added", vf0);
+  REQUIRE(added);
+  CHECK(added->data["physfn"] == kE810.to_string());
+  CHECK(added->data["vf_index"] == 0);
+
+  mark = log.last_id();
+  kernel::VfConfig c;
+  c.vlan = 100;
+  REQUIRE(h.agent->set_vf_config(vf, c).ok());
+  evs = events_after(log, mark);
+  const Event* cfg = find_event(evs, "vf_config.changed", vf);
+  REQUIRE(cfg);
+  CHECK(cfg->data["vf_config"]["vlan"] == 100);
+  CHECK(cfg->data["vf_index"] == 1);
+
+  mark = log.last_id();
+  REQUIRE(h.agent->set_driver(vf, {std::string("vfio-pci"), false, false}).ok());
+  evs = events_after(log, mark);
+  const Event* drv = find_event(evs, "device.changed", vf);
+  REQUIRE(drv);
+  CHECK(drv->data["changes"]["driver"]["from"] == "iavf");
+  CHECK(drv->data["changes"]["driver"]["to"] == "vfio-pci");
+  CHECK(drv->data["driver"] == "vfio-pci");
+
+  // A refused change publishes nothing that did not happen.
+  mark = log.last_id();
+  CHECK_FALSE(h.agent->set_num_vfs(kE810, 3).ok());  // a VF is on vfio-pci
+  CHECK(events_after(log, mark).empty());
+
+  // The group of the GPU becomes viable when both members move.
+  mark = log.last_id();
+  REQUIRE(h.agent->set_driver(kGpu, {std::string("vfio-pci"), true, false}).ok());
+  evs = events_after(log, mark);
+  const Event* gpu = find_event(evs, "device.changed", kGpu);
+  REQUIRE(gpu);
+  CHECK(gpu->data["changes"]["iommu_group_viable"]["to"] == true);
+
+  mark = log.last_id();
+  REQUIRE(h.agent->set_driver(vf, {std::string("host"), false, false}).ok());
+  REQUIRE(h.agent->set_num_vfs(kE810, 0).ok());
+  evs = events_after(log, mark);
+  CHECK(find_event(evs, "device.removed", vf0));
+}

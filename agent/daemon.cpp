@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
+#include "agent/events.h"
 #include "agent/host_model.h"
 #include "agent/state_store.h"
 #include "kernel/linux_kernel.h"
@@ -106,7 +107,11 @@ int run_daemon(const DaemonOptions& options) {
 
   pci::NameDb names(options.pci_ids);
   HostModel model;
+  // The one record of what happens to the host and its leases: the agent (and the pools and
+  // hotplug code through it) publish, GET /v1/events streams it.
+  EventLog events;
   Agent agent(*root, *kern, **store, model, &names);
+  agent.set_event_log(&events);
   // Undo what a previous run left half-done, then bring the host to the desired state (after a
   // reboot: recreate VFs, reapply VF attributes and drivers).
   ReconcileReport report = agent.reconcile();
@@ -126,6 +131,7 @@ int run_daemon(const DaemonOptions& options) {
   api_options.version = SRIOVD_VERSION;
   api_options.openapi_json = std::string(schemas::openapi_json());
   rest::Api api(model, std::move(api_options), &agent);
+  api.set_event_log(&events);
 
   rest::ServerOptions server_options;
   server_options.worker_threads = options.worker_threads;
@@ -167,6 +173,8 @@ int run_daemon(const DaemonOptions& options) {
   }
   sd_notify(0, "STOPPING=1");
   api.set_ready(false);
+  // Ends the event streams first: each holds a server worker until its log closes.
+  events.close();
   server.stop();
   return 0;
 }

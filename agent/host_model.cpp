@@ -2,7 +2,9 @@
 
 #include "pci/inventory.h"
 
+#include <algorithm>
 #include <map>
+#include <set>
 #include <thread>
 
 namespace sriovd::agent {
@@ -52,6 +54,101 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
     }
   }
   snap->readiness = iommu::read_readiness(root);
+  snap->taken_at = std::chrono::system_clock::now();
+  snap->generation = generation;
+  return snap;
+}
+
+namespace {
+
+void name_view(DeviceView& v, pci::NameDb* names) {
+  if (!names || !v.device.vendor_id) return;
+  v.vendor_name = names->vendor(*v.device.vendor_id);
+  if (v.device.device_id) v.device_name = names->device(*v.device.vendor_id, *v.device.device_id);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const pci::SysfsRoot& root,
+                                                  pci::NameDb* names, const std::vector<PciAddress>& addresses,
+                                                  uint64_t generation, kernel::Kernel* kernel) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->sysfs_root = before.sysfs_root;
+  snap->warnings = before.warnings;
+  snap->readiness = before.readiness;
+  snap->drift = before.drift;
+  snap->devices = before.devices;  // ~1,000 small values: tens of microseconds
+
+  const std::set<PciAddress> wanted(addresses.begin(), addresses.end());
+  std::set<int> groups;              // groups to rebuild
+  std::set<PciAddress> vf_pfs;       // PFs whose VFs' attributes to read again
+  std::vector<DeviceView> fresh;     // functions not in `before`
+  std::set<PciAddress> gone;
+  for (const auto& a : wanted) {
+    auto it = before.index.find(a);
+    DeviceView* slot = it == before.index.end() ? nullptr : &snap->devices[it->second];
+    if (slot && slot->device.iommu_group) groups.insert(*slot->device.iommu_group);
+    auto d = pci::read_device(root, a);
+    if (!d) {
+      if (d.error().code != ErrorCode::not_found) return std::move(d).error().context("reading " + a.to_string());
+      if (slot) gone.insert(a);
+      continue;
+    }
+    DeviceView v;
+    v.device = std::move(*d);
+    name_view(v, names);
+    if (v.device.iommu_group) groups.insert(*v.device.iommu_group);
+    if (v.device.physfn) vf_pfs.insert(*v.device.physfn);
+    if (v.device.sriov && v.device.sriov->num_vfs > 0) vf_pfs.insert(v.device.address);
+    if (slot) {
+      // Keep the VF attributes until they are read again below (a VF that lost its PF's
+      // netdev keeps none).
+      if (!v.device.physfn) v.vf_config.reset();
+      else v.vf_config = slot->vf_config;
+      *slot = std::move(v);
+    } else {
+      fresh.push_back(std::move(v));
+    }
+  }
+  if (!gone.empty())
+    std::erase_if(snap->devices, [&](const DeviceView& v) { return gone.count(v.device.address) != 0; });
+  if (!fresh.empty()) {
+    for (auto& v : fresh) snap->devices.push_back(std::move(v));
+    std::sort(snap->devices.begin(), snap->devices.end(),
+              [](const DeviceView& x, const DeviceView& y) { return x.device.address < y.device.address; });
+  }
+  if (!gone.empty() || !fresh.empty()) {
+    snap->index.reserve(snap->devices.size());
+    for (size_t i = 0; i < snap->devices.size(); ++i) snap->index.emplace(snap->devices[i].device.address, i);
+  } else {
+    snap->index = before.index;
+  }
+
+  // IOMMU groups: the untouched ones as they were, the touched ones from their members now.
+  snap->groups = before.groups;
+  if (!groups.empty()) {
+    std::vector<const pci::Device*> members;
+    for (const auto& v : snap->devices)
+      if (v.device.iommu_group && groups.count(*v.device.iommu_group)) members.push_back(&v.device);
+    for (int g : groups) snap->groups.erase(g);
+    for (auto& [n, g] : iommu::build_groups(root, members)) snap->groups.insert_or_assign(n, std::move(g));
+  }
+
+  if (kernel) {
+    for (const auto& pfa : vf_pfs) {
+      const DeviceView* pf = snap->find(pfa);
+      if (!pf || !pf->device.sriov || pf->device.sriov->num_vfs == 0 || pf->device.netdevs.empty()) continue;
+      auto vfs = kernel->get_vfs(pf->device.netdevs.front());
+      if (!vfs) continue;
+      std::map<int, const kernel::VfConfig*> by_index;
+      for (const auto& info : *vfs) by_index[static_cast<int>(info.index)] = &info.config;
+      for (auto& v : snap->devices) {
+        if (v.device.physfn != pfa || !v.device.vf_index) continue;
+        auto it = by_index.find(*v.device.vf_index);
+        if (it != by_index.end()) v.vf_config = *it->second;
+      }
+    }
+  }
   snap->taken_at = std::chrono::system_clock::now();
   snap->generation = generation;
   return snap;

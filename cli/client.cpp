@@ -14,6 +14,36 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+struct StreamState {
+  CURL* curl = nullptr;
+  const std::function<bool(std::string_view)>* on_bytes = nullptr;
+  HttpResult* out = nullptr;
+  bool checked = false;
+  bool is_error = false;
+  bool stopped = false;  // on_bytes asked to stop: not a failure
+};
+
+size_t on_stream(char* data, size_t size, size_t n, void* user) {
+  auto* st = static_cast<StreamState*>(user);
+  if (!st->checked) {
+    st->checked = true;
+    curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &st->out->status);
+    char* ct = nullptr;
+    curl_easy_getinfo(st->curl, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct) st->out->content_type = ct;
+    st->is_error = st->out->status >= 300;
+  }
+  if (st->is_error) {
+    st->out->body.append(data, size * n);
+    return size * n;
+  }
+  if (!(*st->on_bytes)(std::string_view(data, size * n))) {
+    st->stopped = true;
+    return 0;  // CURLE_WRITE_ERROR: ends the transfer
+  }
+  return size * n;
+}
+
 struct CurlGlobal {
   CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
@@ -81,6 +111,47 @@ Result<HttpResult> Client::request(const std::string& method, const std::string&
   char* ct = nullptr;
   curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
   if (ct) out.content_type = ct;
+  return out;
+}
+
+Result<HttpResult> Client::stream(const std::string& path, const std::vector<std::string>& extra_headers,
+                                  const std::function<bool(std::string_view)>& on_bytes, long idle_timeout_s) {
+  CURL* c = static_cast<CURL*>(curl_);
+  if (!c) return Error::make(ErrorCode::internal, "libcurl could not be initialised");
+  curl_easy_reset(c);
+  HttpResult out;
+  StreamState st{c, &on_bytes, &out};
+  std::string url = endpoint_.base_url + path;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  if (!endpoint_.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, endpoint_.unix_socket.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  // No overall timeout: a stream lasts as long as the daemon runs. The server sends a keepalive
+  // every 15 s, so a silence longer than idle_timeout_s means the daemon or the path is gone.
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, idle_timeout_s);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Accept: text/event-stream, application/problem+json");
+  if (!endpoint_.token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.token).c_str());
+  for (const auto& h : extra_headers) headers = curl_slist_append(headers, h.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  if (rc != CURLE_OK && !st.stopped) {
+    if (!st.checked)
+      return Error::make(ErrorCode::unavailable,
+                         "cannot reach sriovd at " + endpoint_.describe() + ": " + curl_easy_strerror(rc));
+    return Error::make(ErrorCode::unavailable,
+                       "the event stream from " + endpoint_.describe() + " broke: " + curl_easy_strerror(rc));
+  }
+  if (!st.checked) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
+    char* ct = nullptr;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct) out.content_type = ct;
+  }
   return out;
 }
 

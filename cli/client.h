@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
@@ -36,6 +38,14 @@ class Client {
   // Fails (unavailable) only when no HTTP answer came back; HTTP errors are results.
   Result<HttpResult> request(const std::string& method, const std::string& path, const std::string& body = {},
                              const std::string& content_type = "application/json");
+
+  // A streamed GET (text/event-stream): `on_bytes` gets the body as it arrives and returns
+  // false to stop. `on_status` is called once with the status and content type before any
+  // body; the body of an error answer (problem+json) is collected into the result instead. Gives
+  // up when nothing at all (not even a keepalive) arrives for `idle_timeout_s`. Returns when the
+  // server ends the stream, on_bytes says stop, or the connection fails (unavailable).
+  Result<HttpResult> stream(const std::string& path, const std::vector<std::string>& headers,
+                            const std::function<bool(std::string_view)>& on_bytes, long idle_timeout_s = 45);
 
   const Endpoint& endpoint() const { return endpoint_; }
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cli/client.h"
+#include "cli/sse_parser.h"
 #include "cli/table.h"
 
 using nlohmann::json;
@@ -155,7 +156,29 @@ int cmd_host(const Globals& g) {
   return 0;
 }
 
-int cmd_devices(const Globals& g, const std::vector<std::pair<std::string, std::string>>& filters) {
+int cmd_devices_once(const Globals& g, const std::vector<std::pair<std::string, std::string>>& filters);
+int follow_events(const Globals& g, const std::string& since, const std::function<void()>& on_subscribed,
+                  const std::function<bool(const json&)>& on_event);
+
+// --watch: subscribe first, print once subscribed (nothing can slip between the table and the
+// stream), then again after each device event or resync.
+int cmd_devices(const Globals& g, bool watch, const std::vector<std::pair<std::string, std::string>>& filters) {
+  if (!watch) return cmd_devices_once(g, filters);
+  int status = 0;
+  int rc = follow_events(
+      g, {}, [&] { status = cmd_devices_once(g, filters); std::fflush(stdout); },
+      [&](const json& e) {
+        std::string type = e.value("type", "");
+        if (type.rfind("device.", 0) != 0 && type != "resync") return true;
+        std::printf("\n-- %s %s %s\n", e.value("time", "").c_str(), type.c_str(), e.value("address", "").c_str());
+        status = cmd_devices_once(g, filters);
+        std::fflush(stdout);
+        return status == 0;
+      });
+  return rc != 0 ? rc : status;
+}
+
+int cmd_devices_once(const Globals& g, const std::vector<std::pair<std::string, std::string>>& filters) {
   std::string path = "/v1/devices";
   char sep = '?';
   for (const auto& [k, v] : filters) {
@@ -235,6 +258,89 @@ int cmd_group(const Globals& g, const std::string& number) {
   return 0;
 }
 
+// One line for an event: time, type, what it is about, and what changed.
+std::string event_line(const json& e) {
+  std::string type = str(e, "type");
+  std::string subject = e.contains("address") ? str(e, "address") : e.contains("lease") ? str(e, "lease")
+                        : e.contains("pool") ? str(e, "pool") : "-";
+  std::string summary;
+  if (e.contains("changes") && e["changes"].is_object()) {
+    for (const auto& [field, c] : e["changes"].items()) {
+      if (!summary.empty()) summary += ", ";
+      auto v = [](const json& x) { return x.is_null() ? std::string("none") : x.is_string() ? x.get<std::string>() : x.dump(); };
+      summary += field + " " + v(c.value("from", json())) + " -> " + v(c.value("to", json()));
+    }
+  } else if (type == "vf_config.changed") {
+    summary = "VF " + str(e, "vf_index", "?") + " of " + str(e, "physfn") + ": " + e.value("vf_config", json()).dump();
+  } else if (type == "drift") {
+    summary = str(e, "count", "0") + " drift(s)";
+    for (const auto& d : e.value("drift", json::array())) summary += "; " + d.get<std::string>();
+  } else if (type == "device.added" || type == "device.removed") {
+    summary = "driver " + str(e, "driver", "none");
+    if (!e.value("physfn", json()).is_null()) summary += ", VF " + str(e, "vf_index", "?") + " of " + str(e, "physfn");
+  } else {
+    json rest = e;
+    for (const char* k : {"id", "type", "time", "address", "lease"}) rest.erase(k);
+    summary = rest.dump();
+  }
+  return str(e, "time") + "  " + type + "  " + subject + "  " + summary;
+}
+
+// Follows GET /v1/events; `on_event` gets each event's JSON (resync too, as {"type":"resync"})
+// and returns false to stop; `on_subscribed` runs once the stream is open.
+int follow_events(const Globals& g, const std::string& since, const std::function<void()>& on_subscribed,
+                  const std::function<bool(const json&)>& on_event) {
+  Client client(Endpoint::resolve(g.url, g.socket));
+  SseParser parser;
+  bool subscribed = false;
+  bool bad = false;
+  std::string path = "/v1/events";
+  if (!since.empty()) path += "?since=" + since;
+  auto r = client.stream(path, {}, [&](std::string_view bytes) {
+    for (const auto& ev : parser.feed(bytes)) {
+      auto j = json::parse(ev.data, nullptr, false);
+      if (!j.is_object()) {
+        bad = true;
+        return false;
+      }
+      if (!j.contains("type")) j["type"] = ev.type;
+      if (!on_event(j)) return false;
+    }
+    if (parser.failed()) {
+      bad = true;
+      return false;
+    }
+    if (!subscribed && parser.comments() > 0) {
+      subscribed = true;
+      if (on_subscribed) on_subscribed();
+    }
+    return true;
+  });
+  if (!r) {
+    std::fprintf(stderr, "sriovd-cli: %s\n", r.error().message.c_str());
+    return kExitUnreachable;
+  }
+  if (r->status >= 400) {
+    std::fprintf(stderr, "sriovd-cli: %s\n", error_message(*r).c_str());
+    return kExitRefused;
+  }
+  if (bad) {
+    std::fprintf(stderr, "sriovd-cli: the event stream carried something that is not an event\n");
+    return kExitRefused;
+  }
+  return 0;
+}
+
+int cmd_events(const Globals& g, const std::string& since, long count) {
+  long seen = 0;
+  return follow_events(g, since, {}, [&](const json& e) {
+    if (g.json_out) std::printf("%s\n", e.dump().c_str());
+    else std::printf("%s\n", event_line(e).c_str());
+    std::fflush(stdout);
+    return count <= 0 || ++seen < count;
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -256,11 +362,21 @@ int main(int argc, char** argv) {
   devices->add_option("--physfn", physfn, "only the VFs of this PF");
   devices->add_option("--numa-node", numa_node, "NUMA node (-1: none)");
   devices->add_option("--class-id", class_id, "class prefix: 02 network, 0108 NVMe, 020000 Ethernet");
-  devices->callback([&] { action = [&] { return cmd_devices(g, {{"vendor_id", vendor_id},
+  bool watch = false;
+  devices->add_flag("--watch", watch, "print the table again whenever a device is added, removed or changed");
+  devices->callback([&] { action = [&] { return cmd_devices(g, watch, {{"vendor_id", vendor_id},
                          {"driver", driver},
                          {"physfn", physfn},
                          {"numa_node", numa_node},
                          {"class_id", class_id}}); }; });
+
+  auto* events = app.add_subcommand("events", "follow the daemon's events (one line each; --json: one object each)");
+  std::string since;
+  long count = 0;
+  events->add_option("--since", since, "start after this event id (0: every event the daemon still keeps)")
+      ->check(CLI::TypeValidator<uint64_t>());
+  events->add_option("--count", count, "stop after N events")->check(CLI::PositiveNumber);
+  events->callback([&] { action = [&] { return cmd_events(g, since, count); }; });
 
   auto* device = app.add_subcommand("device", "one PCI function");
   std::string address;

@@ -7,6 +7,7 @@
 #include "pci/decode.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
+#include "rest/sse.h"
 #include "agent/vf_config_json.h"
 #include "schemas/validator.h"
 
@@ -155,6 +156,11 @@ Response Api::handle(const Request& req) const {
     return json_response(options_.openapi_json);
   }
 
+  if (parts.size() == 2 && parts[1] == "events") {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    return event_stream(req);
+  }
+
   auto snap = model_.current();
   if (!snap) return problem(503, "unavailable", "the host inventory is not ready yet", req.path);
 
@@ -220,6 +226,49 @@ Response Api::mutate_device(const Request& req, const std::string& address, cons
   auto it = snap->index.find(*a);
   if (it == snap->index.end()) return json_response("{}");
   return json_response(rendered_now->devices[it->second]);
+}
+
+Response Api::event_stream(const Request& req) const {
+  if (!events_) return problem(503, "unavailable", "this sriovd has no event log", req.path);
+  // The cursor: Last-Event-ID (what EventSource sends when it reconnects), else ?since=,
+  // else "from now on". 0 asks for every event the daemon still keeps.
+  std::optional<uint64_t> cursor;
+  auto parse_id = [](const std::string& v) -> std::optional<uint64_t> {
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || v.empty()) return std::nullopt;
+    return n;
+  };
+  for (const auto& [k, v] : req.query) {
+    if (k != "since")
+      return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter; known: since", req.path, k);
+    cursor = parse_id(v);
+    if (!cursor)
+      return problem(400, "bad_request", "query parameter 'since': expected an event id (a decimal number), got '" +
+                                             v + "'", req.path, "since");
+  }
+  if (const std::string* h = req.header("last-event-id"); h && !h->empty()) {
+    cursor = parse_id(*h);
+    if (!cursor)
+      return problem(400, "bad_request", "header Last-Event-ID: expected an event id (a decimal number), got '" + *h +
+                                             "'", req.path, "Last-Event-ID");
+  }
+  if (open_streams_->fetch_add(1, std::memory_order_acq_rel) >= options_.max_event_streams) {
+    open_streams_->fetch_sub(1, std::memory_order_acq_rel);
+    Response r = problem(503, "unavailable",
+                         "too many open event streams (at most " + std::to_string(options_.max_event_streams) +
+                             "); close one or retry later",
+                         req.path);
+    r.headers.emplace_back("Retry-After", "5");
+    return r;
+  }
+  Response r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Accel-Buffering", "no");  // reverse proxies: do not buffer the stream
+  r.stream = std::make_shared<EventStream>(*events_, cursor.value_or(events_->last_id()), options_.event_heartbeat,
+                                           open_streams_);
+  return r;
 }
 
 Response Api::get_host(const Request&, const agent::Snapshot& s) const {

@@ -6,12 +6,15 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/events.h"
 #include "agent/host_model.h"
 #include "rest/http.h"
 
@@ -20,6 +23,11 @@ namespace sriovd::rest {
 struct ApiOptions {
   std::string version = "0.0.0";
   std::string openapi_json;  // served at /v1/openapi.json
+  // GET /v1/events streams hold a server worker thread each for as long as they are open, so
+  // their number is capped below the worker pool (64 by default): beyond it a new stream is
+  // refused with 503 and the other requests still find workers.
+  int max_event_streams = 32;
+  std::chrono::milliseconds event_heartbeat{15000};  // ": keepalive" when nothing happened
 };
 
 class Api {
@@ -31,6 +39,10 @@ class Api {
   // Set once the daemon has finished start-up (inventory, reconcile); /readyz answers 503 before.
   void set_ready(bool ready) { ready_.store(ready, std::memory_order_release); }
 
+  // The daemon's event log behind GET /v1/events (none: 503 there). Set before serving; the
+  // log must outlive the Api and be closed before the server stops, which ends the streams.
+  void set_event_log(const agent::EventLog* events) { events_ = events; }
+
  private:
   struct Rendered;
   std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const;
@@ -40,6 +52,7 @@ class Api {
   Response list_devices(const Request& req, const agent::Snapshot& s, const Rendered& r) const;
   Response get_device(const Request& req, const std::string& address, const agent::Snapshot& s,
                       const Rendered& r) const;
+  Response event_stream(const Request& req) const;
   Response list_groups(const Request& req, const agent::Snapshot& s, const Rendered& r) const;
   Response get_group(const Request& req, const std::string& number, const agent::Snapshot& s,
                      const Rendered& r) const;
@@ -47,6 +60,8 @@ class Api {
   const agent::HostModel& model_;
   ApiOptions options_;
   agent::Agent* agent_;
+  const agent::EventLog* events_ = nullptr;
+  std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
   std::atomic<bool> ready_{false};
   mutable std::mutex render_mu_;                                      // serialises rendering
   mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;     // latest rendering

@@ -208,3 +208,101 @@ TEST_CASE("a device with warnings is still served, and the host counts it") {
   CHECK(d["warnings"].size() == 2);
   CHECK(valid(f.get("/v1/host"), "Host")["counts"]["devices_with_warnings"] == 1);
 }
+
+TEST_CASE("GET /v1/events streams the log: subscribed first, then events; resume and resync") {
+  Fixture f;
+  agent::EventLog log(3);
+  f.api->set_event_log(&log);
+  uint64_t first = log.publish("device.added", {{"address", "0000:17:00.1"}});
+
+  auto r = f.get("/v1/events");
+  REQUIRE(r.status == 200);
+  CHECK(r.content_type == "text/event-stream");
+  REQUIRE(r.stream);
+  std::string out;
+  REQUIRE(r.stream->next(out));
+  CHECK(out == "retry: 2000\n: subscribed\n\n");  // no cursor: from now on, nothing old
+  uint64_t second = log.publish("lease.created", {{"lease", "l1"}});
+  out.clear();
+  REQUIRE(r.stream->next(out));
+  CHECK(out.find("id: " + std::to_string(second) + "\nevent: lease.created\ndata: {") == 0);
+  auto data = json::parse(out.substr(out.find("data: ") + 6));
+  CHECK(data["lease"] == "l1");
+  CHECK(data["id"] == second);
+
+  // Resume after `first` with Last-Event-ID: `second` comes at once.
+  rest::Request req;
+  req.method = "GET";
+  req.path = "/v1/events";
+  req.headers["last-event-id"] = std::to_string(first);
+  auto resumed = f.api->handle(req);
+  out.clear();
+  REQUIRE(resumed.stream->next(out));
+  CHECK(out.find("resync") == std::string::npos);
+  CHECK(out.find("id: " + std::to_string(second) + "\n") != std::string::npos);
+
+  // An id from an earlier run: resync first, then what this run has.
+  auto stale = f.get("/v1/events", {{"since", "42"}});
+  out.clear();
+  REQUIRE(stale.stream->next(out));
+  CHECK(out.find("event: resync\ndata: {") != std::string::npos);
+  CHECK(out.find("id: " + std::to_string(first) + "\n") != std::string::npos);
+
+  // Fell out of the ring (capacity 3): resync.
+  for (int i = 0; i < 4; ++i) log.publish("pool.changed");
+  auto behind = f.get("/v1/events", {{"since", std::to_string(first)}});
+  out.clear();
+  REQUIRE(behind.stream->next(out));
+  CHECK(out.find("event: resync") != std::string::npos);
+
+  // Closing the log ends the streams once they have sent what is left.
+  log.close();
+  out.clear();
+  REQUIRE(r.stream->next(out));
+  CHECK(out.find("event: pool.changed") != std::string::npos);
+  out.clear();
+  CHECK_FALSE(r.stream->next(out));
+  CHECK(out.empty());
+}
+
+TEST_CASE("GET /v1/events: a keepalive when nothing happens; bad cursors are 400; streams are capped") {
+  test::TempDir dir;
+  auto m = fixtures::build_profile("dual-socket", dir.path());
+  REQUIRE(m.ok());
+  agent::HostModel model;
+  auto root = pci::SysfsRoot::open(dir.path());
+  model.publish(*agent::build_snapshot(*root, nullptr, 1));
+  rest::ApiOptions o;
+  o.max_event_streams = 2;
+  o.event_heartbeat = std::chrono::milliseconds(20);
+  rest::Api api(model, o);
+  agent::EventLog log;
+  api.set_event_log(&log);
+  rest::Request req;
+  req.method = "GET";
+  req.path = "/v1/events";
+  auto a = api.handle(req);
+  std::string out;
+  REQUIRE(a.stream->next(out));
+  out.clear();
+  REQUIRE(a.stream->next(out));  // waits one heartbeat
+  CHECK(out == ": keepalive\n\n");
+
+  auto b = api.handle(req);
+  REQUIRE(b.status == 200);
+  auto c = api.handle(req);
+  CHECK(c.status == 503);
+  CHECK(c.content_type == "application/problem+json");
+  CHECK(c.body.find("too many open event streams") != std::string::npos);
+  b.stream.reset();  // a client went: its slot is free again
+  auto d = api.handle(req);
+  CHECK(d.status == 200);
+
+  req.query = {{"since", "12x"}};
+  auto bad = api.handle(req);
+  CHECK(bad.status == 400);
+  CHECK(json::parse(bad.body)["field"] == "since");
+  req.query = {};
+  req.headers["last-event-id"] = "-1";
+  CHECK(api.handle(req).status == 400);
+}

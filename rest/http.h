@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,11 +24,23 @@ struct Request {
   }
 };
 
+// A body that is produced while it is sent (Server-Sent Events): the server calls next() again
+// and again on its worker thread and sends what it appends, until next() returns false. next()
+// may block (waiting for an event, up to a heartbeat); it is called from one thread at a time
+// and the stream is destroyed when the client goes or the stream ends.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  // Appends the next bytes to `out` (possibly none); false: the stream has ended.
+  virtual bool next(std::string& out) = 0;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
-  std::string body;
+  std::string body;                     // ignored when `stream` is set
   std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<BodyStream> stream;   // set: a streamed (chunked) body instead of `body`
 };
 
 }  // namespace sriovd::rest

@@ -79,6 +79,21 @@ void translate(const Api& api, const httplib::Request& in, httplib::Response& ou
   Response res = api.handle(req);
   out.status = res.status;
   for (auto& [k, v] : res.headers) out.set_header(k.c_str(), v);
+  if (res.stream && in.method != "HEAD") {
+    // Chunked: httplib calls the provider until it stops; a failed write (the client went)
+    // ends the stream and frees the worker.
+    std::shared_ptr<BodyStream> stream = std::move(res.stream);
+    out.set_chunked_content_provider(res.content_type.c_str(), [stream](size_t, httplib::DataSink& sink) {
+      std::string chunk;
+      if (!stream->next(chunk)) {
+        sink.done();
+        return true;
+      }
+      if (!chunk.empty() && !sink.write(chunk.data(), chunk.size())) return false;
+      return true;
+    });
+    return;
+  }
   if (in.method == "HEAD") {
     out.set_header("Content-Type", res.content_type);
     out.set_header("Content-Length", std::to_string(res.body.size()));

@@ -5,7 +5,11 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <regex>
+#include <sstream>
+#include <thread>
 
 #include "cli/client.h"
 #include "schemas/validator.h"
@@ -279,4 +283,62 @@ TEST_CASE("REST: bodies are checked against the schema before anything is writte
   // None of these changed anything.
   auto d = json::parse(h.cli({"--json", "device", "0000:17:00.0"}).out);
   CHECK(d["sriov"]["num_vfs"] == 0);
+}
+
+TEST_CASE("events: sriovd-cli events follows what a change does; SIGTERM ends open streams") {
+  Host h("dual-socket", true);
+  // --since 0: every event of this run, so the follower cannot miss what happens before it is
+  // connected (this start changed nothing: no events yet).
+  test::RunResult follower;
+  std::thread t([&] { follower = h.cli({"--json", "events", "--since", "0", "--count", "3"}); });
+  auto vfs = h.cli({"vfs", "0000:17:00.0", "2"});
+  t.join();
+  REQUIRE(vfs.exit_code == 0);
+  REQUIRE_MESSAGE(follower.exit_code == 0, follower.err);
+  std::vector<json> got;
+  std::istringstream lines_in(follower.out);
+  for (std::string line; std::getline(lines_in, line);) got.push_back(json::parse(line));
+  REQUIRE(got.size() == 3);
+  for (const auto& e : got) {
+    auto v = schemas::api_validator().validate("Event", e);
+    CHECK_MESSAGE(v.ok(), (v.ok() ? "" : v.error().message));
+  }
+  CHECK(got[0]["type"] == "device.changed");
+  CHECK(got[0]["address"] == "0000:17:00.0");
+  CHECK(got[0]["changes"]["num_vfs"]["to"] == 2);
+  CHECK(got[1]["type"] == "device.added");
+  CHECK(got[1]["physfn"] == "0000:17:00.0");
+  CHECK(got[2]["type"] == "device.added");
+  CHECK(got[1]["id"].get<uint64_t>() < got[2]["id"].get<uint64_t>());
+
+  // The human form: one line per event.
+  auto human = h.cli({"events", "--since", "0", "--count", "1"});
+  REQUIRE(human.exit_code == 0);
+  CHECK(human.out.find("device.changed  0000:17:00.0  num_vfs 0 -> 2") != std::string::npos);
+
+  // A stream open while the daemon stops ends, and the daemon still exits promptly and cleanly.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool subscribed = false;
+  Result<cli::HttpResult> streamed = Error::make(ErrorCode::internal, "not run");
+  std::thread s([&] {
+    cli::Client client(cli::Endpoint::resolve("", h.sock.string()));
+    streamed = client.stream("/v1/events", {}, [&](std::string_view) {
+      std::lock_guard lock(mu);
+      subscribed = true;
+      cv.notify_all();
+      return true;
+    });
+  });
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return subscribed; }));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(h.daemon.stop() == 0);
+  s.join();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  REQUIRE(streamed.ok());
+  CHECK(streamed->status == 200);
+  CHECK(streamed->content_type == "text/event-stream");
 }
