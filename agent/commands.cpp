@@ -26,6 +26,25 @@ int run_simulate_reboot(const std::string& sysfs_root) {
   return 0;
 }
 
+int run_simulate_hotplug(const std::string& sysfs_root, const std::string& action, const std::string& address) {
+  auto a = PciAddress::parse(address);
+  if (!a) {
+    std::fprintf(stderr, "sriovd: ADDRESS: '%s' is not a PCI address like 0000:17:00.0\n", address.c_str());
+    return 2;
+  }
+  auto k = kernel::SimKernel::open(sysfs_root);
+  if (!k) {
+    std::fprintf(stderr, "sriovd: %s\n", k.error().message.c_str());
+    return 1;
+  }
+  auto r = action == "add" ? (*k)->hot_add(*a) : (*k)->hot_remove(*a);
+  if (!r) {
+    std::fprintf(stderr, "sriovd: %s %s: %s\n", action.c_str(), a->to_string().c_str(), r.error().message.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 int run_inventory(const std::string& sysfs_root, const std::string& pci_ids, bool pretty) {
   auto root = pci::SysfsRoot::open(sysfs_root);
   if (!root) {

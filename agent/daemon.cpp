@@ -9,12 +9,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
 #include "agent/events.h"
 #include "agent/host_model.h"
+#include "agent/hotplug.h"
 #include "agent/state_store.h"
 #include "kernel/linux_kernel.h"
 #include "kernel/sim_kernel.h"
@@ -112,6 +115,29 @@ int run_daemon(const DaemonOptions& options) {
   EventLog events;
   Agent agent(*root, *kern, **store, model, &names);
   agent.set_event_log(&events);
+  // Hotplug, before reconcile reads the host: nothing that changes from here on is missed.
+  std::unique_ptr<HotplugMonitor> hotplug;
+  {
+    std::optional<HotplugSource> source;
+    const std::string& h = options.hotplug;
+    if (h == "udev") source = HotplugSource::udev;
+    else if (h == "kernel") source = HotplugSource::kernel;
+    else if (h == "sim") source = HotplugSource::sim;
+    else if (h == "auto" && options.sim) source = HotplugSource::sim;
+    // The kernel's events are about /sys: a daemon reading another tree without --sim follows none.
+    else if (h == "auto" && std::filesystem::path(options.sysfs_root).lexically_normal() == "/sys")
+      source = detect_hotplug_source();
+    if (source) {
+      auto m = HotplugMonitor::start(agent, *source, options.sysfs_root);
+      if (!m) {
+        spdlog::critical("cannot start: {}", m.error().message);
+        return 1;
+      }
+      hotplug = std::move(*m);
+      spdlog::info("hotplug: following {} events", to_string(*source));
+    }
+  }
+
   // Undo what a previous run left half-done, then bring the host to the desired state (after a
   // reboot: recreate VFs, reapply VF attributes and drivers).
   ReconcileReport report = agent.reconcile();
@@ -173,6 +199,7 @@ int run_daemon(const DaemonOptions& options) {
   }
   sd_notify(0, "STOPPING=1");
   api.set_ready(false);
+  if (hotplug) hotplug->stop();
   // Ends the event streams first: each holds a server worker until its log closes.
   events.close();
   server.stop();

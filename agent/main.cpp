@@ -25,6 +25,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
     a->add_flag("--sim", opt.sim, "simulate the kernel on --sysfs-root (a tree from sriovd-fakehost)");
+    a->add_option("--hotplug", opt.hotplug,
+                  "hotplug event source: auto (sim with --sim; udev, else kernel, on /sys), udev, kernel, sim, off")
+        ->check(CLI::IsMember({"auto", "udev", "kernel", "sim", "off"}))
+        ->capture_default_str();
     a->add_flag("-v,--verbose", opt.verbose, "debug logging");
   };
 
@@ -39,7 +43,15 @@ int main(int argc, char** argv) {
   auto* reboot = app.add_subcommand("simulate-reboot", "do to a simulated host what a reboot does, and exit");
   reboot->add_option("--sysfs-root", opt.sysfs_root, "the simulated host")->required();
 
+  auto* hotplug = app.add_subcommand("simulate-hotplug",
+                                     "hot-remove a function of a simulated host, or add it back, and exit");
+  std::string hp_action, hp_address;
+  hotplug->add_option("ACTION", hp_action, "remove or add")->required()->check(CLI::IsMember({"add", "remove"}));
+  hotplug->add_option("ADDRESS", hp_address, "the PCI function, e.g. 0000:17:00.0")->required();
+  hotplug->add_option("--sysfs-root", opt.sysfs_root, "the simulated host")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*hotplug) return sriovd::agent::run_simulate_hotplug(opt.sysfs_root, hp_action, hp_address);
   if (*reboot) return sriovd::agent::run_simulate_reboot(opt.sysfs_root);
   if (*inventory) return sriovd::agent::run_inventory(opt.sysfs_root, opt.pci_ids, pretty);
   return sriovd::agent::run_daemon(opt);

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +32,12 @@ namespace sriovd::kernel {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+// A uevent a call will send once it is done (so the receiver reads the tree as it ends up).
+struct PendingUevent {
+  std::string action, devpath, subsystem;
+  std::vector<std::string> pairs;  // KEY=VALUE from the object's uevent file
+};
 
 namespace {
 
@@ -471,6 +479,31 @@ class Sim {
   Sim(const fs::path& root, const fs::path& real_root, const BootData& boot)
       : root_(root), real_root_(real_root), boot_(boot) {}
 
+  // Where the call's uevents go (none: not collected).
+  void collect_uevents(std::vector<PendingUevent>* out) { uevents_ = out; }
+
+  // lib/kobject_uevent.c: what the kernel sends for a device — ACTION, DEVPATH, SUBSYSTEM and
+  // the device's own uevent variables (for PCI: DRIVER, PCI_CLASS, PCI_ID, PCI_SUBSYS_ID,
+  // PCI_SLOT_NAME, MODALIAS). Read now: a remove event carries what the device had.
+  void uevent(const char* action, const fs::path& dir, const char* subsystem) {
+    if (!uevents_) return;
+    PendingUevent u{action, "/" + dir.string(), subsystem, {}};
+    if (auto t = read_text(abs(dir / "uevent"))) {
+      size_t i = 0;
+      while (i < t->size()) {
+        size_t j = t->find('\n', i);
+        if (j == std::string::npos) j = t->size();
+        if (j > i) u.pairs.push_back(t->substr(i, j - i));
+        i = j + 1;
+      }
+    }
+    uevents_->push_back(std::move(u));
+  }
+  void pci_uevent(const char* action, const Dev& d) { uevent(action, d.dir, "pci"); }
+  void net_uevents(const char* action, const Dev& d) {
+    for (const auto& n : netdevs_of(d)) uevent(action, d.dir / "net" / n, "net");
+  }
+
   template <class T>
   Result<T> finish(Result<T> r) {
     if (dirty_) {
@@ -766,7 +799,9 @@ class Sim {
       s.operstate = "down";
       s.carrier = false;
     }
-    return simtree::add_netdev(root_, d.addr, s);
+    if (auto r = simtree::add_netdev(root_, d.addr, s); !r) return r;
+    uevent("add", d.dir / "net" / s.name, "net");
+    return ok();
   }
   // What a NIC driver's probe registers.
   // `vf_index` saves looking the VF up among its PF's virtfn links when the caller knows it.
@@ -799,6 +834,7 @@ class Sim {
     return add_netdev(d, n, false);
   }
   Result<void> remove_netdevs(const Dev& d) {
+    net_uevents("remove", d);
     for (const auto& n : netdevs_of(d))
       if (auto r = simtree::remove_netdev(root_, n); !r) return r;
     return ok();
@@ -810,6 +846,7 @@ class Sim {
   Result<void> bind(const std::string& drv, const Dev& d, const Ids& ids,
                     std::optional<unsigned> vf_index = std::nullopt) {
     if (auto r = simtree::bind_driver(root_, d.addr, drv); !r) return r;
+    pci_uevent("bind", d);
     return add_netdevs_for(drv, d, ids, vf_index);
   }
 
@@ -821,7 +858,9 @@ class Sim {
     if (is_pf(d) && (num_vfs(d) > 0 || !virtfns(d).empty()) && drv && !leaves_sriov_on_remove(*drv))
       if (auto r = disable_sriov(d); !r) return r;
     if (auto r = remove_netdevs(d); !r) return r;
-    return simtree::unbind_driver(root_, d.addr);
+    if (auto r = simtree::unbind_driver(root_, d.addr); !r) return r;
+    pci_uevent("unbind", d);
+    return ok();
   }
 
   // drivers/base/dd.c __device_attach(): nothing if bound; else each matching driver in turn
@@ -844,9 +883,17 @@ class Sim {
   // released from its driver and removed (links, IOMMU group, netdevs); NumVFs is cleared. The
   // PF driver frees its per-VF state.
   Result<void> disable_sriov(const Dev& pf) {
-    for (const auto& [i, vf] : virtfns(pf))
+    for (const auto& [i, vf] : virtfns(pf)) {
+      // pci_stop_and_remove_bus_device(): the VF's netdevs and driver go, then the device.
+      if (auto vd = dev(vf)) {
+        net_uevents("remove", *vd);
+        if (driver_of(*vd)) uevent("unbind", vd->dir, "pci");
+        pci_uevent("remove", *vd);
+      }
       if (auto r = simtree::remove_function(root_, vf); !r) return r;
+    }
     if (auto r = simtree::write_numvfs(root_, pf.addr, 0); !r) return r;
+    pci_uevent("change", pf);  // sriov_numvfs_store(): kobject_uevent(KOBJ_CHANGE)
     return clear_vfs_attrs(pf);
   }
 
@@ -880,8 +927,10 @@ class Sim {
       if (!vd) return std::move(vd).error();
       if (pf_driver == "vfio-pci")  // vfio_pci_bus_notifier: "Captured SR-IOV VF ... driver_override"
         if (auto r = write_text(abs(vd->dir / "driver_override"), "vfio-pci\n"); !r) return r;
+      pci_uevent("add", *vd);
       if (auto r = attach(*vd, i); !r) return std::move(r).error();
     }
+    pci_uevent("change", pf);  // sriov_numvfs_store(): kobject_uevent(KOBJ_CHANGE)
     return ok();
   }
 
@@ -1051,6 +1100,103 @@ class Sim {
 
   Result<void> write_attr(const std::string& relpath, std::string_view value);
 
+  // -- hotplug --
+
+  // What a function occupies in the tree besides its directory: bus link, driver back-link,
+  // IOMMU group (the whole group directory: it goes when the function was its last member),
+  // IOMMU unit back-link, netdev class links, and the PF's virtfn link of a VF.
+  std::vector<fs::path> footprint(const Dev& d) const {
+    std::vector<fs::path> out{d.dir, fs::path("bus/pci/devices") / d.name()};
+    if (auto drv = driver_of(d)) out.push_back(fs::path("bus/pci/drivers") / *drv / d.name());
+    if (auto g = iommu_group_of(d)) out.push_back(fs::path("kernel/iommu_groups") / std::to_string(*g));
+    if (auto unit = read_link(abs(d.dir / "iommu")))
+      out.push_back(fs::path("devices/virtual/iommu") / fs::path(*unit).filename() / "devices" / d.name());
+    for (const auto& n : netdevs_of(d)) out.push_back(fs::path("class/net") / n);
+    if (auto pf = physfn_of(d))
+      if (auto pfd = dev(*pf))
+        if (auto i = vf_index_of(*pfd, d.addr)) out.push_back(pfd->dir / ("virtfn" + std::to_string(*i)));
+    return out;
+  }
+  // Every entry at or below `rel`: {"path", "dir"} / {"path", "link": target} / {"path", "file": text}.
+  void capture(const fs::path& rel, json& out) const {
+    const fs::path p = abs(rel);
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0) return;
+    if (S_ISLNK(st.st_mode)) {
+      if (auto t = read_link(p)) out.push_back({{"path", rel.string()}, {"link", *t}});
+    } else if (S_ISDIR(st.st_mode)) {
+      out.push_back({{"path", rel.string()}, {"dir", true}});
+      for (const auto& n : list_names(p))
+        if (n != kVfDir) capture(rel / n, out);
+    } else if (auto t = read_text(p)) {
+      out.push_back({{"path", rel.string()}, {"file", json::binary_t(std::vector<uint8_t>(t->begin(), t->end()))}});
+    }
+  }
+  fs::path removed_record(const PciAddress& a) const {
+    return fs::path(kStateDir) / "removed" / (a.to_string() + ".json");
+  }
+
+  // drivers/pci/remove.c pci_stop_and_remove_bus_device() for a surprise removal: netdevs and
+  // driver go, then the function. What it occupied is kept in .sriovd-sim/removed/<BDF>.json so
+  // hot_add can put it back as it was.
+  Result<void> hot_remove(const PciAddress& a) {
+    auto d = dev(a);
+    if (!d) return Error::sys(ENODEV, "no PCI function " + a.to_string());
+    if (is_pf(*d) && (num_vfs(*d) > 0 || !virtfns(*d).empty()))
+      return Error::sys(EBUSY, a.to_string() + " has VFs enabled: disable them (sriov_numvfs 0) before removing it");
+    if ((ids_of(*d).cls >> 8) == 0x0604)
+      return Error::sys(EINVAL, a.to_string() + " is a bridge: only endpoints are hot-removed by the simulator");
+    json entries = json::array();
+    for (const auto& f : footprint(*d)) capture(f, entries);
+    std::error_code ec;
+    fs::create_directories(abs(removed_record(a).parent_path()), ec);
+    if (ec) return Error::sys(ec.value(), "creating " + removed_record(a).parent_path().string());
+    std::vector<uint8_t> packed = json::to_cbor(json{{"address", a.to_string()}, {"entries", entries}});
+    if (auto r = write_atomic(abs(removed_record(a)), std::string(packed.begin(), packed.end())); !r) return r;
+    net_uevents("remove", *d);
+    if (driver_of(*d)) pci_uevent("unbind", *d);
+    pci_uevent("remove", *d);
+    return simtree::remove_function(root_, a);
+  }
+
+  // The function removed by hot_remove back, as it was (driver, netdevs, IOMMU group), then the
+  // add (and bind, and netdev add) uevents a rescan would bring.
+  Result<void> hot_add(const PciAddress& a) {
+    if (dev(a)) return Error::sys(EEXIST, a.to_string() + " is present");
+    auto t = read_text(abs(removed_record(a)));
+    if (!t) return Error::sys(ENOENT, a.to_string() + " was not removed by the simulator (no record of it)");
+    json rec = json::from_cbor(*t, true, false);
+    if (rec.is_discarded() || !rec.contains("entries")) return Error::sys(EINVAL, "unreadable record of " + a.to_string());
+    // Directories (parents first, by path order), then files and links, skipping what exists
+    // (an IOMMU group another member kept).
+    for (int pass = 0; pass < 2; ++pass) {
+      for (const auto& e : rec["entries"]) {
+        const fs::path rel = e["path"].get<std::string>();
+        const bool is_dir_entry = e.contains("dir");
+        if ((pass == 0) != is_dir_entry) continue;
+        const fs::path p = abs(rel);
+        if (lexists(p)) continue;
+        if (is_dir_entry) {
+          if (::mkdir(p.c_str(), 0755) != 0 && errno != EEXIST) return Error::sys(errno, "creating " + rel.string());
+        } else if (e.contains("link")) {
+          if (::symlink(e["link"].get<std::string>().c_str(), p.c_str()) != 0)
+            return Error::sys(errno, "linking " + rel.string());
+        } else {
+          const auto& bin = e["file"].get_binary();
+          if (auto r = write_text(p, std::string(bin.begin(), bin.end())); !r) return r;
+        }
+      }
+    }
+    std::error_code ec;
+    fs::remove(abs(removed_record(a)), ec);
+    auto d = dev(a);
+    if (!d) return std::move(d).error();
+    pci_uevent("add", *d);
+    if (driver_of(*d)) pci_uevent("bind", *d);
+    net_uevents("add", *d);
+    return ok();
+  }
+
   // -- rtnetlink --
   struct Netdev {
     std::string name;
@@ -1121,6 +1267,7 @@ class Sim {
   std::optional<SimState> state_;
   bool dirty_ = false;
   std::optional<std::set<unsigned>> used_ifindexes_;  // ifindexes taken, read on first need
+  std::vector<PendingUevent>* uevents_ = nullptr;
 };
 
 // Device attributes a write cannot change: kernfs_fop_open() refuses to open a file without a
@@ -1471,7 +1618,73 @@ SimKernel::SimKernel(fs::path root) : root_(std::move(root)) {
   boot_ = std::move(boot);
 }
 
-SimKernel::~SimKernel() = default;
+SimKernel::~SimKernel() {
+  if (uevent_fd_ >= 0) ::close(uevent_fd_);
+}
+
+Result<void> SimKernel::hot_remove(const PciAddress& address) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return r;
+  Sim sim(root_, real_root_, *boot_);
+  std::vector<PendingUevent> uevents;
+  sim.collect_uevents(&uevents);
+  auto r = sim.finish(sim.hot_remove(address));
+  if (r) send_uevents(uevents);
+  return r;
+}
+
+Result<void> SimKernel::hot_add(const PciAddress& address) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return r;
+  Sim sim(root_, real_root_, *boot_);
+  std::vector<PendingUevent> uevents;
+  sim.collect_uevents(&uevents);
+  auto r = sim.finish(sim.hot_add(address));
+  send_uevents(uevents);
+  return r;
+}
+
+void SimKernel::send_uevents(const std::vector<PendingUevent>& list) {
+  if (list.empty()) return;
+  if (uevent_fd_ < 0) {
+    uevent_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (uevent_fd_ < 0) return;
+    // A receiver that reads on its own thread keeps up; one that does not must not hang the
+    // simulated kernel (the real one drops what a full netlink socket cannot take: ENOBUFS).
+    timeval tv{1, 0};
+    ::setsockopt(uevent_fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  // sun_path holds 107 bytes; a deeper root is reached through the directory's fd.
+  const fs::path dir = root_ / kStateDir;
+  UniqueFd dirfd;
+  std::string path = (root_ / kUeventSocket).string();
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    dirfd = UniqueFd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dirfd) return;
+    path = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/uevent.sock";
+  }
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  for (const auto& u : list) {
+    std::string msg = u.action + "@" + u.devpath;
+    msg += '\0';
+    auto pair = [&](const std::string& kv) {
+      msg += kv;
+      msg += '\0';
+    };
+    pair("ACTION=" + u.action);
+    pair("DEVPATH=" + u.devpath);
+    pair("SUBSYSTEM=" + u.subsystem);
+    for (const auto& kv : u.pairs) pair(kv);
+    pair("SEQNUM=" + std::to_string(++seqnum_));
+    ssize_t n;
+    do {
+      n = ::sendto(uevent_fd_, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR)) return;  // nobody listens
+  }
+}
 
 Result<std::unique_ptr<SimKernel>> SimKernel::open(fs::path root) {
   auto k = std::make_unique<SimKernel>(std::move(root));
@@ -1488,7 +1701,10 @@ Result<void> SimKernel::write_attr(const std::string& relpath, std::string_view 
   std::lock_guard lock(mu_);
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
+  std::vector<PendingUevent> uevents;
+  sim.collect_uevents(&uevents);
   auto r = sim.finish(sim.write_attr(relpath, value));
+  send_uevents(uevents);  // what happened happened, failed call or not
   if (!r) return std::move(r).error().context("writing " + relpath);
   return r;
 }

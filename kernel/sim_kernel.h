@@ -17,6 +17,13 @@
 //   <root>/.sriovd-sim/state.json       dynamic ids (new_id), reset counts, last ifindex
 //   <PF dir>/.sriovd-sim-vf/vf<N>.json  VF N's attributes (mac, vlan, rates...); gone with the VFs
 //   <netdev dir>/.sriovd-sim-link.json  addresses and route count (set_link_addresses)
+//   <root>/.sriovd-sim/removed/<BDF>.json  what hot_remove took away, for hot_add
+//
+// Like the kernel, it announces what it changes with uevents: "add", "remove", "bind",
+// "unbind", "change" for PCI functions and "add"/"remove" for netdevs, as kernel-format
+// datagrams (ACTION@DEVPATH, then KEY=VALUE pairs, NUL-separated) sent to the unix datagram
+// socket <root>/.sriovd-sim/uevent.sock when someone (the daemon in --sim mode) listens there.
+// They are sent when the call has finished, so the receiver reads the tree as it ends up.
 //
 // Thread-safe: one mutex serialises every call. Two SimKernels on one tree at the same time
 // are not supported (one at a time, as one kernel per host). A failure in the middle of an
@@ -38,6 +45,8 @@
 #include "kernel/kernel.h"
 
 namespace sriovd::kernel {
+
+struct PendingUevent;
 
 class SimKernel : public Kernel {
  public:
@@ -70,6 +79,17 @@ class SimKernel : public Kernel {
   // attributes, link addresses and reset counts cleared.
   Result<void> simulate_reboot();
 
+  // Hot-unplug of a function (an endpoint or VF; a PF must have no VFs enabled): its netdevs,
+  // driver and directory go as on surprise removal, with their uevents; what it occupied is kept
+  // so hot_add can bring it back. ENODEV: no such function; EBUSY: a PF with VFs.
+  Result<void> hot_remove(const PciAddress& address);
+  // Puts back a function hot_remove took (same driver, netdevs, IOMMU group), with the uevents
+  // of its arrival. EEXIST: present; ENOENT: never removed.
+  Result<void> hot_add(const PciAddress& address);
+
+  // Where uevents are sent, relative to the root.
+  static constexpr const char* kUeventSocket = ".sriovd-sim/uevent.sock";
+
   // How many times `reset` was written "1" for the function since boot.
   size_t reset_count(const PciAddress& address) const;
 
@@ -81,6 +101,8 @@ class SimKernel : public Kernel {
 
  private:
   Result<void> check_ready() const;
+  // Sends a call's uevents (best effort: nobody listening is not an error). Under mu_.
+  void send_uevents(const std::vector<struct PendingUevent>& list);
 
   std::filesystem::path root_;       // as given
   std::filesystem::path real_root_;  // canonical, for classifying resolved paths
@@ -88,6 +110,8 @@ class SimKernel : public Kernel {
   struct Boot;                       // boot.json, parsed once (it never changes)
   std::shared_ptr<const Boot> boot_;
   mutable std::mutex mu_;            // serialises every call; guards the tree and the files
+  int uevent_fd_ = -1;               // guarded by mu_; the sending socket, opened on first use
+  uint64_t seqnum_ = 0;              // guarded by mu_
 };
 
 }  // namespace sriovd::kernel

@@ -342,3 +342,29 @@ TEST_CASE("events: sriovd-cli events follows what a change does; SIGTERM ends op
   CHECK(streamed->status == 200);
   CHECK(streamed->content_type == "text/event-stream");
 }
+
+TEST_CASE("hotplug: sriovd simulate-hotplug removes and adds back a function; the daemon follows") {
+  Host h("dual-socket", true);
+  auto removed = test::run({SRIOVD_BIN, "simulate-hotplug", "remove", "0000:02:00.0", "--sysfs-root", h.sys.string()});
+  REQUIRE_MESSAGE(removed.exit_code == 0, removed.err);
+  // The event is the proof the daemon took it in; then REST agrees.
+  auto ev = h.cli({"--json", "events", "--since", "0", "--count", "1"});
+  REQUIRE_MESSAGE(ev.exit_code == 0, ev.err);
+  auto e = json::parse(ev.out);
+  CHECK(e["type"] == "device.removed");
+  CHECK(e["address"] == "0000:02:00.0");
+  CHECK(h.cli({"device", "0000:02:00.0"}).exit_code == 1);
+
+  auto added = test::run({SRIOVD_BIN, "simulate-hotplug", "add", "0000:02:00.0", "--sysfs-root", h.sys.string()});
+  REQUIRE_MESSAGE(added.exit_code == 0, added.err);
+  auto ev2 = h.cli({"--json", "events", "--since", e["id"].dump(), "--count", "1"});
+  REQUIRE(ev2.exit_code == 0);
+  CHECK(json::parse(ev2.out)["type"] == "device.added");
+  auto dev = h.cli({"--json", "device", "0000:02:00.0"});
+  REQUIRE(dev.exit_code == 0);
+  CHECK(json::parse(dev.out)["driver"] == "igb");
+
+  auto bad = test::run({SRIOVD_BIN, "simulate-hotplug", "add", "0000:02:00.0", "--sysfs-root", h.sys.string()});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("is present") != std::string::npos);
+}

@@ -1,0 +1,257 @@
+#include "agent/hotplug.h"
+
+#include <fcntl.h>
+#include <libudev.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace sriovd::agent {
+
+namespace {
+
+// The subsystems whose events can change what the model holds: PCI functions, and netdevs
+// (a PF's netdev appearing or being renamed changes its device object and VF attributes).
+bool relevant(const UEvent& e) { return e.subsystem == "pci" || e.subsystem == "net"; }
+
+}  // namespace
+
+struct HotplugMonitor::Udev {
+  udev* ctx = nullptr;
+  udev_monitor* mon = nullptr;
+  ~Udev() {
+    if (mon) udev_monitor_unref(mon);
+    if (ctx) udev_unref(ctx);
+  }
+};
+
+const char* to_string(HotplugSource s) {
+  switch (s) {
+    case HotplugSource::udev: return "udev";
+    case HotplugSource::kernel: return "kernel";
+    case HotplugSource::sim: return "sim";
+  }
+  return "?";
+}
+
+HotplugSource detect_hotplug_source() {
+  struct stat st;
+  return ::stat("/run/udev/control", &st) == 0 ? HotplugSource::udev : HotplugSource::kernel;
+}
+
+Result<std::unique_ptr<HotplugMonitor>> HotplugMonitor::start(Agent& agent, HotplugSource source,
+                                                             const std::string& sysfs_root) {
+  std::unique_ptr<HotplugMonitor> m(new HotplugMonitor(agent, source));
+  m->stop_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!m->stop_fd_) return Error::sys(errno, "hotplug: eventfd");
+  switch (source) {
+    case HotplugSource::udev: {
+      m->udev_ = std::make_unique<Udev>();
+      m->udev_->ctx = udev_new();
+      if (!m->udev_->ctx) return Error::sys(ENOMEM, "hotplug: udev_new");
+      m->udev_->mon = udev_monitor_new_from_netlink(m->udev_->ctx, "udev");
+      if (!m->udev_->mon) return Error::sys(errno ? errno : EPROTO, "hotplug: udev monitor on the udev source");
+      udev_monitor_filter_add_match_subsystem_devtype(m->udev_->mon, "pci", nullptr);
+      udev_monitor_filter_add_match_subsystem_devtype(m->udev_->mon, "net", nullptr);
+      udev_monitor_set_receive_buffer_size(m->udev_->mon, 8 << 20);
+      if (int r = udev_monitor_enable_receiving(m->udev_->mon); r < 0)
+        return Error::sys(-r, "hotplug: enabling the udev monitor");
+      break;
+    }
+    case HotplugSource::kernel: {
+      UniqueFd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT));
+      if (!fd) return Error::sys(errno, "hotplug: NETLINK_KOBJECT_UEVENT socket");
+      // A burst (128 VFs: ~500 events) must fit while the applier is busy; FORCE needs
+      // CAP_NET_ADMIN, which the daemon has on a real host; else the plain limit applies.
+      int size = 8 << 20;
+      if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+      sockaddr_nl sa{};
+      sa.nl_family = AF_NETLINK;
+      sa.nl_groups = 1;  // the kernel's uevent multicast group (udevd listens on 2)
+      if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        return Error::sys(errno, "hotplug: binding the kernel uevent socket");
+      m->fd_ = std::move(fd);
+      break;
+    }
+    case HotplugSource::sim: {
+      namespace fs = std::filesystem;
+      const fs::path path = fs::path(sysfs_root) / ".sriovd-sim" / "uevent.sock";
+      std::error_code ec;
+      fs::create_directories(path.parent_path(), ec);
+      UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      if (!fd) return Error::sys(errno, "hotplug: unix datagram socket");
+      // sun_path holds 107 bytes; a deeper root is reached through the directory's fd (the
+      // simulated kernel does the same to send).
+      UniqueFd dirfd;
+      std::string where = path.string();
+      if (where.size() >= sizeof(sockaddr_un::sun_path)) {
+        dirfd = UniqueFd(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dirfd) return Error::sys(errno, "hotplug: opening " + path.parent_path().string());
+        where = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/uevent.sock";
+      }
+      ::unlink(where.c_str());  // left by a daemon that died
+      sockaddr_un sa{};
+      sa.sun_family = AF_UNIX;
+      std::memcpy(sa.sun_path, where.c_str(), where.size() + 1);
+      if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        return Error::sys(errno, "hotplug: binding " + path.string());
+      int size = 8 << 20;
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+      m->fd_ = std::move(fd);
+      m->sim_path_ = path.string();
+      break;
+    }
+  }
+  HotplugMonitor* raw = m.get();
+  m->reader_ = std::thread([raw] { raw->read_loop(); });
+  m->applier_ = std::thread([raw] { raw->apply_loop(); });
+  return m;
+}
+
+HotplugMonitor::HotplugMonitor(Agent& agent, HotplugSource source) : agent_(agent), source_(source) {}
+
+HotplugMonitor::~HotplugMonitor() { stop(); }
+
+void HotplugMonitor::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !reader_.joinable() && !applier_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (stop_fd_) {
+    uint64_t one = 1;
+    (void)!::write(stop_fd_.get(), &one, sizeof one);
+  }
+  if (reader_.joinable()) reader_.join();
+  if (applier_.joinable()) applier_.join();
+  if (!sim_path_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(sim_path_, ec);
+    sim_path_.clear();
+  }
+}
+
+void HotplugMonitor::take(const UEvent& e) {
+  seen_.fetch_add(1, std::memory_order_relaxed);
+  if (!relevant(e)) return;
+  auto a = e.pci_function();
+  if (!a) return;
+  spdlog::debug("hotplug: {} {} ({})", e.action, e.devpath, e.subsystem);
+  {
+    std::lock_guard lock(mu_);
+    pending_.insert(*a);
+  }
+  cv_.notify_one();
+}
+
+bool HotplugMonitor::read_datagrams() {
+  char buf[kMaxUeventBytes + 1];
+  for (;;) {
+    sockaddr_storage from{};
+    socklen_t fromlen = sizeof from;
+    ssize_t n = ::recvfrom(fd_.get(), buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fromlen);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return true;
+      if (errno == ENOBUFS) {
+        // The kernel dropped events: what they said is unknown, so read everything again.
+        spdlog::warn("hotplug: uevents were lost (socket overflow); rescanning the host");
+        std::lock_guard lock(mu_);
+        rescan_ = true;
+        cv_.notify_one();
+        continue;
+      }
+      spdlog::error("hotplug: reading uevents: {}", std::strerror(errno));
+      return false;
+    }
+    if (source_ == HotplugSource::kernel) {
+      // Only the kernel (port 0) speaks for the kernel: a process of the host may multicast to
+      // the group too.
+      auto* nl = reinterpret_cast<const sockaddr_nl*>(&from);
+      if (from.ss_family != AF_NETLINK || nl->nl_pid != 0) continue;
+    }
+    if (static_cast<size_t>(n) > kMaxUeventBytes) continue;
+    auto e = parse_uevent(std::string_view(buf, static_cast<size_t>(n)));
+    if (!e) {
+      spdlog::debug("hotplug: ignored: {}", e.error().message);
+      continue;
+    }
+    take(*e);
+  }
+}
+
+bool HotplugMonitor::read_udev() {
+  while (udev_device* d = udev_monitor_receive_device(udev_->mon)) {
+    UEvent e;
+    auto s = [](const char* p) { return p ? std::string(p) : std::string(); };
+    e.action = s(udev_device_get_action(d));
+    e.devpath = s(udev_device_get_devpath(d));
+    e.subsystem = s(udev_device_get_subsystem(d));
+    if (const char* drv = udev_device_get_driver(d)) e.driver = drv;
+    for (udev_list_entry* p = udev_device_get_properties_list_entry(d); p; p = udev_list_entry_get_next(p))
+      e.env.emplace(s(udev_list_entry_get_name(p)), s(udev_list_entry_get_value(p)));
+    e.seqnum = udev_device_get_seqnum(d);
+    udev_device_unref(d);
+    take(e);
+  }
+  return true;
+}
+
+void HotplugMonitor::read_loop() {
+  const int fd = udev_ ? udev_monitor_get_fd(udev_->mon) : fd_.get();
+  for (;;) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    int r = ::poll(p, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("hotplug: poll: {}", std::strerror(errno));
+      return;
+    }
+    if (p[1].revents) return;
+    if (p[0].revents & POLLIN) {
+      if (!(udev_ ? read_udev() : read_datagrams())) return;
+    } else if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      if (p[0].revents & POLLERR) {
+        // ENOBUFS is reported as POLLERR on netlink sockets: recv clears it.
+        if (!udev_ && read_datagrams()) continue;
+      }
+      spdlog::error("hotplug: the uevent source failed; hotplug stops");
+      return;
+    }
+  }
+}
+
+void HotplugMonitor::apply_loop() {
+  for (;;) {
+    std::set<PciAddress> batch;
+    bool rescan = false;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || rescan_ || !pending_.empty(); });
+      if (stopping_) return;
+      batch.swap(pending_);
+      std::swap(rescan, rescan_);
+    }
+    Result<void> r = ok();
+    if (rescan) {
+      r = agent_.refresh();
+    } else {
+      r = agent_.update_devices(std::vector<PciAddress>(batch.begin(), batch.end()));
+    }
+    updates_.fetch_add(1, std::memory_order_relaxed);
+    if (!r) spdlog::warn("hotplug: updating the host model: {}", r.error().message);
+  }
+}
+
+}  // namespace sriovd::agent

@@ -1,0 +1,82 @@
+// HotplugMonitor: keeps the host model current when PCI functions appear, disappear or change
+// driver outside sriovd's own calls (hot-plug, `echo 1 > remove`, an operator's unbind, a VF
+// count changed by hand).
+//
+// Sources, one per daemon:
+//   udev   — libudev's monitor on udevd's events (after udev rules ran), where udevd runs;
+//   kernel — the kernel's own NETLINK_KOBJECT_UEVENT datagrams, where no udevd runs (minimal
+//            hosts, the QEMU lab); only datagrams from the kernel (sender port 0) are taken;
+//   sim    — the simulated kernel's datagrams on <root>/.sriovd-sim/uevent.sock (--sim).
+// The kernel and sim sources carry the same bytes and go through one parser (agent/uevent.h);
+// every source ends in the same UEvent and the same Agent::update_devices call.
+//
+// Two threads: a reader that only reads (it never waits for the agent, so the socket never
+// fills while a mutation holds the agent's lock) and an applier that takes every function the
+// events named since its last round and updates them at once (a burst of 64 VF adds is one
+// update). A lost event (the kernel's ENOBUFS on an overflowing socket) costs a full rescan.
+// Thread-safe: construct, then stop() or destroy from one thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent/uevent.h"
+#include "base/fd.h"
+#include "base/result.h"
+
+namespace sriovd::agent {
+
+enum class HotplugSource { udev, kernel, sim };
+
+const char* to_string(HotplugSource s);
+
+// "auto" for a real host: udev when udevd runs (its control socket /run/udev/control exists),
+// else the kernel source.
+HotplugSource detect_hotplug_source();
+
+class HotplugMonitor {
+ public:
+  // Opens the source and starts the threads. `sysfs_root` locates the sim socket.
+  static Result<std::unique_ptr<HotplugMonitor>> start(Agent& agent, HotplugSource source,
+                                                       const std::string& sysfs_root);
+  ~HotplugMonitor();
+  HotplugMonitor(const HotplugMonitor&) = delete;
+  HotplugMonitor& operator=(const HotplugMonitor&) = delete;
+
+  void stop();
+  HotplugSource source() const { return source_; }
+  uint64_t events_seen() const { return seen_.load(); }
+  uint64_t updates() const { return updates_.load(); }
+
+ private:
+  HotplugMonitor(Agent& agent, HotplugSource source);
+  void read_loop();
+  void apply_loop();
+  void take(const UEvent& e);
+  bool read_datagrams();  // kernel and sim: drains the socket; false on a fatal error
+  bool read_udev();
+
+  Agent& agent_;
+  HotplugSource source_;
+  UniqueFd fd_;           // netlink or unix datagram socket (udev: the monitor's fd, not owned)
+  UniqueFd stop_fd_;      // eventfd: wakes the reader to stop
+  std::string sim_path_;  // the sim socket file, removed at stop
+  struct Udev;
+  std::unique_ptr<Udev> udev_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<PciAddress> pending_;  // guarded by mu_
+  bool rescan_ = false;           // guarded by mu_: events were lost
+  bool stopping_ = false;         // guarded by mu_
+  std::atomic<uint64_t> seen_{0}, updates_{0};
+  std::thread reader_, applier_;
+};
+
+}  // namespace sriovd::agent
