@@ -58,6 +58,14 @@ Error Error::make(ErrorCode code, std::string message, std::string field) {
   return e;
 }
 
+Error Error::because(ErrorCode code, std::string reason, std::string message) {
+  Error e;
+  e.code = code;
+  e.reason = std::move(reason);
+  e.message = std::move(message);
+  return e;
+}
+
 Error&& Error::context(const std::string& what) && {
   message = what + ": " + message;
   return std::move(*this);

@@ -31,9 +31,13 @@ struct Error {
   int errnum = 0;          // positive errno, or 0
   std::string message;     // "reading 0000:17:00.0/sriov_totalvfs: No such file or directory"
   std::string field;       // request field at fault ("num_vfs"), empty if none
+  std::string reason;      // finer machine-readable cause within `code` ("domain_not_found"),
+                           // for callers that must tell apart failures sharing a code; or empty
 
   static Error sys(int errnum, std::string message);  // code derived from the errno
   static Error make(ErrorCode code, std::string message, std::string field = {});
+  // An Error with a reason: Error::because(ErrorCode::not_found, "domain_not_found", "...").
+  static Error because(ErrorCode code, std::string reason, std::string message);
 
   // Prefixes the message with context: "configuring VF 3: " + message.
   Error&& context(const std::string& what) &&;
