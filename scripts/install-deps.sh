@@ -23,13 +23,19 @@ BUILD_PACKAGES=(
   libpci-dev pciutils pci.ids libudev-dev libmnl-dev
   nlohmann-json3-dev libcpp-httplib-dev libvalijson-dev libsqlite3-dev libsystemd-dev
   libcli11-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev doctest-dev
+  libvirt-dev libxml2-dev
 )
 
 # Tests, fuzzing, benchmarks.
 TEST_PACKAGES=(
   clang libclang-rt-14-dev
   wrk nginx-light hyperfine curl python3 jq
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
 )
+# virt/'s tests run virt-xml-validate (libvirt-clients) and a libvirtd of their own (session
+# mode, in a temp dir) with a QEMU domain (qemu-system-x86, below). Installing the daemon
+# starts nothing where systemd does not run: Debian 12's libvirt-daemon-system ships no init
+# scripts and starts its units only when /run/systemd/system exists.
 
 # The QEMU lab (tests/lab): a real Debian kernel with SR-IOV devices under TCG.
 # linux-image-amd64 is the guest kernel (and gives the host the same /lib/modules tree);
