@@ -192,6 +192,14 @@ class Libvirtd {
 
   void stop() {
     if (raw_) {
+      // A stopped libvirtd leaves its QEMU processes running: stop them first.
+      virDomainPtr* doms = nullptr;
+      int n = virConnectListAllDomains(raw_, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+      for (int i = 0; i < n; ++i) {
+        virDomainDestroy(doms[i]);
+        virDomainFree(doms[i]);
+      }
+      std::free(doms);
       virConnectClose(raw_);
       raw_ = nullptr;
     }
@@ -385,6 +393,11 @@ TEST_CASE("live detach waits for DEVICE_REMOVED, or times out while the guest ho
   REQUIRE_MESSAGE(dt.ok(), why(dt));
   CHECK_FALSE(vm.has_alias("ua-sriovd-test-tablet", false));
   CHECK(took < 10s);
+  // Gone means gone: a second live detach is refused by libvirt.
+  auto again = lv.detach(vm.name, tablet, kLive, 5s);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().reason == "device_not_attached");
+  MESSAGE("live detach of a device no longer there: " << again.error().message);
   MESSAGE("live detach with DEVICE_REMOVED took "
           << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
 
