@@ -195,6 +195,11 @@ Result<std::unique_ptr<Libvirt>> Libvirt::connect(const std::string& uri) {
   return lv;
 }
 
+std::unique_ptr<Libvirt> Libvirt::deferred(const std::string& uri) {
+  start_event_loop();
+  return std::unique_ptr<Libvirt>(new Libvirt(uri));
+}
+
 Result<std::shared_ptr<Libvirt::Conn>> Libvirt::connection() {
   std::lock_guard<std::mutex> lock(state_->mu);
   if (state_->conn && virConnectIsAlive(state_->conn->ptr) == 1) return state_->conn;

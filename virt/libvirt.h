@@ -57,6 +57,9 @@ class Libvirt {
   // "test:///default"). Fails with libvirt_unreachable when the URI is unknown or the daemon
   // cannot be reached.
   static Result<std::unique_ptr<Libvirt>> connect(const std::string& uri = kDefaultLibvirtUri);
+  // The same without connecting now: the first call connects, and every call after a failure
+  // tries again. For a daemon that may start before libvirtd, or outlive it.
+  static std::unique_ptr<Libvirt> deferred(const std::string& uri = kDefaultLibvirtUri);
   ~Libvirt();
   Libvirt(const Libvirt&) = delete;
   Libvirt& operator=(const Libvirt&) = delete;

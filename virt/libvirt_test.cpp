@@ -103,6 +103,18 @@ TEST_CASE("a URI that cannot be opened is libvirt_unreachable") {
   }
 }
 
+TEST_CASE("a deferred connection connects at first use and retries after a failure") {
+  auto bad = Libvirt::deferred("bogus:///nothing");
+  for (int i = 0; i < 2; ++i) {
+    auto r = bad->domains_using(PciAddress{0, 1, 0, 0});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().reason == "libvirt_unreachable");
+  }
+  auto good = Libvirt::deferred("test:///default");
+  CHECK(good->uri() == "test:///default");
+  CHECK(good->domain_xml("test").ok());
+}
+
 TEST_CASE("an unknown domain is domain_not_found for every operation") {
   auto lv = open("test:///default");
   auto spec = device_xml({DeviceXmlSpec::Kind::HostdevPci, PciAddress{0, 0x17, 0, 1}, {}, {}, {}});

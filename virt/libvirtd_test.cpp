@@ -179,7 +179,7 @@ class Libvirtd {
     for (;;) {
       auto lv = Libvirt::connect(uri());
       if (lv) {
-        lv_ = std::move(*lv);
+        if (!lv_) lv_ = std::move(*lv);  // after a restart the first one is kept: it must reconnect
         break;
       }
       if (remaining() == 0) return "cannot connect to libvirtd: " + lv.error().message;
@@ -190,6 +190,7 @@ class Libvirtd {
     return {};
   }
 
+  // Stops the daemon (after its domains) and forgets the connections.
   void stop() {
     if (raw_) {
       // A stopped libvirtd leaves its QEMU processes running: stop them first.
@@ -200,10 +201,17 @@ class Libvirtd {
         virDomainFree(doms[i]);
       }
       std::free(doms);
+    }
+    kill_daemon();
+    lv_.reset();
+  }
+
+  // Stops the daemon process only; lv() stays (and must reconnect after start()).
+  void kill_daemon() {
+    if (raw_) {
       virConnectClose(raw_);
       raw_ = nullptr;
     }
-    lv_.reset();
     if (pid_ > 0) {
       ::kill(pid_, SIGTERM);
       pollfd p{pidfd_, POLLIN, 0};
@@ -420,6 +428,23 @@ TEST_CASE("live detach waits for DEVICE_REMOVED, or times out while the guest ho
   CHECK(vm.has_alias("ua-sriovd-test-nic", false));  // still there, removal pending
   MESSAGE("detach_timeout after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                                   << " ms: " << dn.error().message);
+}
+
+TEST_CASE("a restarted daemon is reconnected to; while it is down, libvirt_unreachable") {
+  TestDomain vm("sriovd-restart");
+  Libvirt& lv = g_daemon->lv();
+  REQUIRE(lv.domain_xml(vm.name).ok());
+  g_daemon->kill_daemon();
+  auto down = lv.domain_xml(vm.name);
+  REQUIRE_FALSE(down.ok());
+  CHECK(down.error().code == ErrorCode::unavailable);
+  CHECK(down.error().reason == "libvirt_unreachable");
+  MESSAGE("daemon down: " << down.error().message);
+  std::string problem = g_daemon->start(30s);
+  REQUIRE_MESSAGE(problem.empty(), problem);
+  auto up = lv.domain_xml(vm.name);
+  REQUIRE_MESSAGE(up.ok(), why(up));
+  CHECK(up->find("sriovd-restart") != std::string::npos);
 }
 
 int main(int argc, char** argv) {
