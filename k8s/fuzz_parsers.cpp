@@ -1,0 +1,38 @@
+// libFuzzer target for sriovd-k8s's decoders: any bytes as an SSE stream (fed in two chunks) or
+// as sriovd's pool, lease and device answers must decode or fail cleanly, never crash; pools
+// that decode must give the preferred-allocation function valid input.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "k8s/pool.h"
+#include "k8s/preferred.h"
+#include "k8s/sse.h"
+
+using namespace sriovd::k8s;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view s(reinterpret_cast<const char*>(data), size);
+  SseParser p;
+  size_t half = size / 2;
+  auto a = p.feed(s.substr(0, half));
+  auto b = p.feed(s.substr(half));
+  for (const auto& ev : a)
+    if (ev.type.empty()) std::abort();  // a dispatched event always has a type
+  for (const auto& ev : b)
+    if (ev.type.empty()) std::abort();
+
+  if (auto pools = parse_pool_list(s); pools.ok()) {
+    for (const auto& pool : *pools) {
+      std::vector<std::string> ids;
+      for (const auto& d : pool.devices) ids.push_back(d.address.to_string());
+      auto chosen = preferred_allocation(pool, ids, {}, static_cast<int>(ids.size() / 2 + 1));
+      if (chosen.size() > ids.size()) std::abort();
+    }
+  }
+  (void)parse_pool(s);
+  (void)parse_lease_list(s);
+  (void)parse_lease(s);
+  (void)parse_device(s);
+  return 0;
+}

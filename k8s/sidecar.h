@@ -1,0 +1,111 @@
+// Sidecar: sriovd-k8s's core. It turns sriovd's pools into kubelet device-plugin resources
+// ("<prefix>/<pool>"), keeps their device lists live from sriovd's event stream, takes and
+// returns leases in sriovd for kubelet's allocations, and survives restarts of kubelet, sriovd
+// and itself.
+//
+// Threads (all owned here): the caller's thread runs run(): it registers plugins with kubelet
+// and re-registers them when inotify sees kubelet.sock created; a refresh thread re-reads pools
+// and leases when an event (or a reconnection) asks for it and updates the plugins' lists; a
+// release thread asks kubelet's PodResources which devices pods hold, periodically and after list
+// changes, and releases pod leases nobody holds; the event stream has its own thread; gRPC handler
+// threads call allocate() and preferred(). Shared state is under mu_ (see the members).
+//
+// Leases are sriovd's, so nothing here is persisted: a restarted sidecar adopts the pod leases of
+// its pools that sriovd reports (and releases those no pod holds, after the grace period).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/fd.h"
+#include "base/result.h"
+#include "cli/client.h"
+#include "k8s/container.h"
+#include "k8s/event_stream.h"
+#include "k8s/plugin.h"
+#include "k8s/pool.h"
+
+namespace sriovd::k8s {
+
+struct Config {
+  std::filesystem::path kubelet_dir = "/var/lib/kubelet/device-plugins";
+  std::filesystem::path pod_resources_socket = "/var/lib/kubelet/pod-resources/kubelet.sock";
+  cli::Endpoint sriovd;
+  std::string resource_prefix = "sriovd.io";
+  std::vector<std::string> pools;  // empty: every pool sriovd has, including ones created later
+  std::filesystem::path cdi_dir;   // empty: no CDI, raw device specs
+  // How often kubelet's PodResources is asked which devices pods hold.
+  std::chrono::milliseconds release_interval{5000};
+  // How long a pod lease must go unheld by any pod before it is released. kubelet calls
+  // Allocate before it records the devices for the pod (and a failed admission records nothing),
+  // and a restarted kubelet lists pods only once it has re-admitted them: a lease is released
+  // only after it was seen unheld for this long, and never within this long of a (re)registration.
+  std::chrono::milliseconds release_grace{30000};
+};
+
+class Sidecar final : public AllocationHandler {
+ public:
+  explicit Sidecar(Config cfg);
+  ~Sidecar() override;
+  Sidecar(const Sidecar&) = delete;
+  Sidecar& operator=(const Sidecar&) = delete;
+
+  // Runs until `stop_fd` is readable (a signalfd for SIGTERM/SIGINT). Fails only when it cannot
+  // start (kubelet dir not watchable); everything after that is retried.
+  Result<void> run(int stop_fd);
+
+  grpc::Status allocate(const std::string& pool, const v1beta1::AllocateRequest& req,
+                        v1beta1::AllocateResponse* resp) override;
+  std::vector<std::string> preferred(const std::string& pool, const std::vector<std::string>& available,
+                                     const std::vector<std::string>& must_include, int size) override;
+
+  std::string resource_of(const std::string& pool) const { return cfg_.resource_prefix + "/" + pool; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void request_refresh();
+  void refresh_loop();
+  Result<void> refresh();
+  void request_release();
+  void release_loop();
+  Result<void> release_unheld();
+  void register_all(const std::string& why);
+  bool wanted(const std::string& pool) const;
+  Result<Lease> take_lease(const std::string& pool, const PciAddress& address);
+  std::vector<v1beta1::Device> device_list(const Pool& pool) const;  // needs mu_ held
+  Result<void> write_cdi_spec(const Pool& pool, const std::vector<AllocatedDevice>& fresh) const;
+
+  const Config cfg_;
+  UniqueFd wake_fd_;  // eventfd: asks run() to register plugins created by the refresh thread
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::unique_ptr<ResourcePlugin>> plugins_;  // by pool; never erased while running; mu_
+  std::set<std::string> unregistered_;                                // pools whose plugin awaits Register; mu_
+  std::map<std::string, Pool> pools_;                                 // last read, wanted pools only; mu_
+  std::set<std::string> pod_leases_;                                  // pod lease ids in our pools; mu_
+  std::map<std::string, Clock::time_point> created_;                  // leases we took, when; mu_
+  Clock::time_point quiet_until_{};                                   // no releases before; mu_
+  bool refresh_wanted_ = true;                                        // mu_
+  bool release_wanted_ = false;                                       // mu_
+  bool stopping_ = false;                                             // mu_
+
+  std::map<std::string, Clock::time_point> unheld_since_;  // release thread only
+  std::unique_ptr<EventStream> events_;
+  std::thread refresher_;
+  std::thread releaser_;
+  mutable std::mutex cdi_mu_;  // one CDI spec writer at a time per process
+};
+
+}  // namespace sriovd::k8s
