@@ -74,7 +74,8 @@ TEST_CASE("preferred allocation: pack fits tightest PF on one NUMA node") {
   CHECK(nodes_of(p, two) == std::set<int>{1});
   CHECK(pfs_of(p, two) == std::set<std::string>{"0000:3b:00.0"});
   // Without node 1, node 0's PF 17:00.1 (exactly 2 free) fits tighter than 17:00.0 (4).
-  std::vector<std::string> node0(ids(p).begin(), ids(p).begin() + 6);
+  auto all = ids(p);
+  std::vector<std::string> node0(all.begin(), all.begin() + 6);
   auto two0 = preferred_allocation(p, node0, {}, 2);
   CHECK(pfs_of(p, two0) == std::set<std::string>{"0000:17:00.1"});
 
