@@ -24,6 +24,7 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev libcpp-httplib-dev libvalijson-dev libsqlite3-dev libsystemd-dev
   libcli11-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev doctest-dev
   libvirt-dev libxml2-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
 )
 
 # Tests, fuzzing, benchmarks.
@@ -31,6 +32,7 @@ TEST_PACKAGES=(
   clang libclang-rt-14-dev
   wrk nginx-light hyperfine curl python3 jq
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
+  python3-grpcio python3-grpc-tools
 )
 # virt/'s tests run virt-xml-validate (libvirt-clients) and a libvirtd of their own (session
 # mode, in a temp dir) with a QEMU domain (qemu-system-x86, below). Installing the daemon
