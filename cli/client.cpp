@@ -78,7 +78,7 @@ Client::~Client() {
 }
 
 Result<HttpResult> Client::request(const std::string& method, const std::string& path, const std::string& body,
-                                   const std::string& content_type, const std::vector<std::string>& extra) {
+                                   const std::string& content_type) {
   CURL* c = static_cast<CURL*>(curl_);
   if (!c) return Error::make(ErrorCode::internal, "libcurl could not be initialised");
   curl_easy_reset(c);
@@ -95,7 +95,6 @@ Result<HttpResult> Client::request(const std::string& method, const std::string&
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Accept: application/json, application/problem+json");
   if (!endpoint_.token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.token).c_str());
-  for (const auto& h : extra) headers = curl_slist_append(headers, h.c_str());
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());

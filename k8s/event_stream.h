@@ -5,14 +5,12 @@
 // Thread-safety: start/stop from one owner thread; callbacks run on the stream's thread.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
-#include "cli/client.h"
+#include "base/fd.h"
+#include "k8s/http.h"
 #include "k8s/sse.h"
 
 namespace sriovd::k8s {
@@ -25,24 +23,24 @@ class EventStream {
     std::function<void(const std::string&)> on_drop;  // why the stream ended (for the log)
   };
 
-  EventStream(cli::Endpoint endpoint, Callbacks cb);
+  EventStream(std::string socket_path, Callbacks cb);
   ~EventStream();
   EventStream(const EventStream&) = delete;
   EventStream& operator=(const EventStream&) = delete;
 
   void start();
-  void stop();  // returns within ~1 s (libcurl's progress callback interval while idle)
+  void stop();  // wakes the thread at once (an eventfd) and joins it
+
+  // sriovd sends a keepalive comment well within this; silence this long means a dead peer.
+  static constexpr std::chrono::seconds idle_limit{60};
 
  private:
   void run();
-  // One connection; returns the reason it ended.
-  std::string follow(std::string& last_id);
+  std::string follow(std::string& last_id);  // one connection; returns why it ended
 
-  const cli::Endpoint endpoint_;
+  const UnixHttpClient client_;
   const Callbacks cb_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;  // wakes the backoff wait on stop
+  UniqueFd stop_fd_;  // eventfd, readable once stop() was called
   std::thread thread_;
 };
 

@@ -1,10 +1,11 @@
-// libFuzzer target for sriovd-k8s's decoders: any bytes as an SSE stream (fed in two chunks) or
-// as sriovd's pool, lease and device answers must decode or fail cleanly, never crash; pools
+// libFuzzer target for sriovd-k8s's decoders: any bytes as an HTTP answer and as an SSE stream
+// (each fed in two chunks) or as sriovd's pool, lease and device answers must decode or fail cleanly, never crash; pools
 // that decode must give the preferred-allocation function valid input.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
+#include "k8s/http.h"
 #include "k8s/pool.h"
 #include "k8s/preferred.h"
 #include "k8s/sse.h"
@@ -13,6 +14,15 @@ using namespace sriovd::k8s;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view s(reinterpret_cast<const char*>(data), size);
+  {
+    size_t body = 0;
+    HttpResponseParser h([&](std::string_view b) { body += b.size(); });
+    h.feed(s.substr(0, size / 3));
+    h.feed(s.substr(size / 3));
+    h.finish();
+    if (body > size) std::abort();  // decoded body bytes all came from the input
+    if (h.complete() && h.failed()) std::abort();
+  }
   SseParser p;
   size_t half = size / 2;
   auto a = p.feed(s.substr(0, half));

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "k8s/container.h"
+#include "k8s/http.h"
 #include "k8s/pool.h"
 #include "k8s/preferred.h"
 #include "k8s/sse.h"
@@ -263,4 +264,77 @@ TEST_CASE("pool and lease decoding: the documented shape, errors name the field"
   REQUIRE(dev.ok());
   CHECK(dev->iommu_group == 40);
   CHECK(dev->netdevs == std::vector<std::string>{"a"});
+}
+
+namespace {
+
+struct Parsed {
+  bool ok = false;
+  std::string body;
+  int status = 0;
+  bool complete = false;
+  std::string error;
+};
+
+// Feeds `text` to a parser split at every `step` bytes; finish() at the end when `close`.
+Parsed parse_http(const std::string& text, size_t step, bool close = false) {
+  Parsed out;
+  HttpResponseParser p([&](std::string_view b) { out.body.append(b); });
+  out.ok = true;
+  for (size_t i = 0; i < text.size() && out.ok; i += step) out.ok = p.feed(std::string_view(text).substr(i, step));
+  if (close) p.finish();
+  out.ok = out.ok && !p.failed();
+  out.status = p.status();
+  out.complete = p.complete();
+  out.error = p.error();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("HTTP answers: Content-Length, chunked, close-delimited, split anywhere") {
+  const std::string fixed = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"ab\"}";
+  const std::string chunked =
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+  for (size_t step : {1u, 2u, 7u, 1000u}) {
+    CAPTURE(step);
+    auto a = parse_http(fixed, step);
+    CHECK(a.ok);
+    CHECK(a.complete);
+    CHECK(a.status == 201);
+    CHECK(a.body == "{\"id\":\"ab\"}");
+    auto b = parse_http(chunked, step);
+    CHECK(b.ok);
+    CHECK(b.complete);
+    CHECK(b.body == "hello world");
+  }
+  auto interim = parse_http("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 3);
+  CHECK(interim.complete);
+  CHECK(interim.status == 204);
+  auto close = parse_http("HTTP/1.0 200 OK\r\n\r\nuntil the end", 4);
+  CHECK_FALSE(close.complete);
+  CHECK(parse_http("HTTP/1.0 200 OK\r\n\r\nuntil the end", 4, true).complete);
+  CHECK(parse_http("HTTP/1.0 200 OK\r\n\r\nuntil the end", 4, true).body == "until the end");
+}
+
+TEST_CASE("HTTP answers: malformed or truncated ones fail with a reason") {
+  CHECK_FALSE(parse_http("SSH-2.0-OpenSSH\r\n\r\n", 5).ok);
+  CHECK_FALSE(parse_http("HTTP/1.1 2x0 OK\r\n\r\n", 5).ok);
+  CHECK_FALSE(parse_http("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 5).ok);
+  CHECK_FALSE(parse_http("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 5).ok);
+  CHECK_FALSE(parse_http("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 5).ok);
+  CHECK_FALSE(parse_http("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 5).ok);
+  CHECK_FALSE(parse_http("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", 5).ok);
+  CHECK_FALSE(parse_http("HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", 5).ok);
+  auto trunc = parse_http("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 5, true);
+  CHECK_FALSE(trunc.ok);
+  CHECK(trunc.error.find("closed before") != std::string::npos);
+  std::string huge = "HTTP/1.1 200 OK\r\nX: " + std::string(HttpResponseParser::max_header_bytes, 'a') + "\r\n\r\n";
+  CHECK_FALSE(parse_http(huge, 4096).ok);
+}
+
+TEST_CASE("problem+json detail, else the status") {
+  CHECK(problem_detail({409, "application/problem+json", R"({"detail":"device 0000:17:02.0 is leased"})"}) ==
+        "device 0000:17:02.0 is leased");
+  CHECK(problem_detail({502, "text/html", "<html>"}) == "sriovd answered HTTP 502");
 }

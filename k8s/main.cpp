@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "base/fd.h"
@@ -17,14 +18,13 @@ using namespace sriovd;
 int main(int argc, char** argv) {
   CLI::App app{"sriovd-k8s: offers sriovd's pools to kubelet as device-plugin resources"};
   k8s::Config cfg;
-  std::string sriovd_socket, sriovd_url, pools, log_level = "info";
+  std::string sriovd_socket, pools, log_level = "info";
   double release_interval = 5, release_grace = 30;
   app.add_option("--kubelet-dir", cfg.kubelet_dir, "kubelet's device-plugin directory (kubelet.sock and ours)")
       ->capture_default_str();
   app.add_option("--pod-resources-socket", cfg.pod_resources_socket, "kubelet's PodResources API socket")
       ->capture_default_str();
   app.add_option("--sriovd-socket", sriovd_socket, "sriovd's unix socket (default $SRIOVD_SOCKET or /run/sriovd/sriovd.sock)");
-  app.add_option("--sriovd-url", sriovd_url, "sriovd over TCP instead, e.g. http://127.0.0.1:8080");
   app.add_option("--resource-prefix", cfg.resource_prefix, "resources are named <prefix>/<pool>")->capture_default_str();
   app.add_option("--pools", pools, "comma-separated pools to offer (default: every pool)");
   app.add_option("--cdi-dir", cfg.cdi_dir, "write CDI specs here and answer with CDI device names");
@@ -51,7 +51,9 @@ int main(int argc, char** argv) {
                  cfg.resource_prefix.c_str());
     return 2;
   }
-  cfg.sriovd = cli::Endpoint::resolve(sriovd_url, sriovd_socket);
+  if (sriovd_socket.empty())
+    if (const char* env = std::getenv("SRIOVD_SOCKET")) sriovd_socket = env;
+  if (!sriovd_socket.empty()) cfg.sriovd_socket = sriovd_socket;
   cfg.release_interval = std::chrono::milliseconds(static_cast<long>(release_interval * 1000));
   cfg.release_grace = std::chrono::milliseconds(static_cast<long>(release_grace * 1000));
 
@@ -76,7 +78,7 @@ int main(int argc, char** argv) {
   }
 
   spdlog::info("sriovd-k8s: kubelet dir {}, sriovd at {}, resources {}/{}", cfg.kubelet_dir.string(),
-               cfg.sriovd.describe(), cfg.resource_prefix, pools.empty() ? "<every pool>" : pools);
+               "unix:" + cfg.sriovd_socket.string(), cfg.resource_prefix, pools.empty() ? "<every pool>" : pools);
   k8s::Sidecar sidecar(cfg);
   auto r = sidecar.run(sfd.get());
   if (!r) {

@@ -44,7 +44,8 @@ void wake(int fd) {
 
 }  // namespace
 
-Sidecar::Sidecar(Config cfg) : cfg_(std::move(cfg)), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+Sidecar::Sidecar(Config cfg)
+    : cfg_(std::move(cfg)), api_(cfg_.sriovd_socket.string()), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 Sidecar::~Sidecar() {
   {
@@ -76,9 +77,9 @@ Result<void> Sidecar::run(int stop_fd) {
   if (!wake_fd_) return Error::sys(errno, "eventfd");
 
   events_ = std::make_unique<EventStream>(
-      cfg_.sriovd, EventStream::Callbacks{
+      cfg_.sriovd_socket.string(), EventStream::Callbacks{
                        [this] {
-                         spdlog::info("following sriovd events at {}", cfg_.sriovd.describe());
+                         spdlog::info("following sriovd events at {}", api_.describe());
                          request_refresh();  // whatever happened while disconnected
                        },
                        [this](const SseEvent& ev) {
@@ -195,7 +196,7 @@ std::vector<v1beta1::Device> Sidecar::device_list(const Pool& pool) const {
 }
 
 Result<void> Sidecar::refresh() {
-  auto& api = SriovdApi::for_this_thread(cfg_.sriovd);
+  const SriovdApi& api = api_;
   auto pools = api.pools();
   if (!pools) return std::move(pools).error();
   auto leases = api.leases("consumer_kind=pod");
@@ -249,7 +250,7 @@ std::vector<std::string> Sidecar::preferred(const std::string& pool, const std::
 }
 
 Result<Lease> Sidecar::take_lease(const std::string& pool, const PciAddress& address) {
-  auto& api = SriovdApi::for_this_thread(cfg_.sriovd);
+  const SriovdApi& api = api_;
   const std::string consumer = resource_of(pool);
   auto lease = api.allocate(pool, address, consumer, random_key());
   if (lease || lease.error().code != ErrorCode::conflict) return lease;
@@ -286,7 +287,7 @@ Result<void> Sidecar::write_cdi_spec(const Pool& pool, const std::vector<Allocat
 
 grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::AllocateRequest& req,
                                v1beta1::AllocateResponse* resp) {
-  auto& api = SriovdApi::for_this_thread(cfg_.sriovd);
+  const SriovdApi& api = api_;
   const std::string resource = resource_of(pool_name);
   Pool pool;
   {
@@ -390,7 +391,7 @@ Result<void> Sidecar::release_unheld() {
       for (const auto& d : c.devices())
         for (const auto& id : d.device_ids()) held.emplace(d.resource_name(), id);
 
-  auto& api = SriovdApi::for_this_thread(cfg_.sriovd);
+  const SriovdApi& api = api_;
   auto leases = api.leases("consumer_kind=pod");
   if (!leases) return std::move(leases).error();
   auto now = Clock::now();

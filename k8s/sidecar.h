@@ -29,18 +29,18 @@
 
 #include "base/fd.h"
 #include "base/result.h"
-#include "cli/client.h"
 #include "k8s/container.h"
 #include "k8s/event_stream.h"
 #include "k8s/plugin.h"
 #include "k8s/pool.h"
+#include "k8s/sriovd_api.h"
 
 namespace sriovd::k8s {
 
 struct Config {
   std::filesystem::path kubelet_dir = "/var/lib/kubelet/device-plugins";
   std::filesystem::path pod_resources_socket = "/var/lib/kubelet/pod-resources/kubelet.sock";
-  cli::Endpoint sriovd;
+  std::filesystem::path sriovd_socket = "/run/sriovd/sriovd.sock";
   std::string resource_prefix = "sriovd.io";
   std::vector<std::string> pools;  // empty: every pool sriovd has, including ones created later
   std::filesystem::path cdi_dir;   // empty: no CDI, raw device specs
@@ -87,6 +87,7 @@ class Sidecar final : public AllocationHandler {
   Result<void> write_cdi_spec(const Pool& pool, const std::vector<AllocatedDevice>& fresh) const;
 
   const Config cfg_;
+  const SriovdApi api_;
   UniqueFd wake_fd_;  // eventfd: asks run() to register plugins created by the refresh thread
 
   mutable std::mutex mu_;

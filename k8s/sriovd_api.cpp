@@ -2,7 +2,6 @@
 
 #include <sys/random.h>
 
-#include <memory>
 #include <nlohmann/json.hpp>
 
 namespace sriovd::k8s {
@@ -25,56 +24,50 @@ ErrorCode code_for_status(long status) {
 
 }  // namespace
 
-SriovdApi& SriovdApi::for_this_thread(const cli::Endpoint& endpoint) {
-  thread_local std::unique_ptr<SriovdApi> api;
-  if (!api || api->client_.endpoint().describe() != endpoint.describe()) api = std::make_unique<SriovdApi>(endpoint);
-  return *api;
-}
-
 Result<std::string> SriovdApi::call(const std::string& method, const std::string& path, const std::string& body,
-                                    const std::vector<std::string>& headers) {
-  auto r = client_.request(method, path, body, "application/json", headers);
+                                    const std::vector<std::string>& headers) const {
+  auto r = client_.request(method, path, body, headers);
   if (!r) return std::move(r).error();
   if (r->status >= 200 && r->status < 300) return std::move(r->body);
-  return Error::make(code_for_status(r->status), cli::error_message(*r));
+  return Error::make(code_for_status(r->status), problem_detail(*r));
 }
 
-Result<std::vector<Pool>> SriovdApi::pools() {
+Result<std::vector<Pool>> SriovdApi::pools() const {
   auto body = call("GET", "/v1/pools");
   if (!body) return std::move(body).error();
   return parse_pool_list(*body);
 }
 
-Result<std::vector<Lease>> SriovdApi::leases(const std::string& query) {
+Result<std::vector<Lease>> SriovdApi::leases(const std::string& query) const {
   auto body = call("GET", query.empty() ? "/v1/allocations" : "/v1/allocations?" + query);
   if (!body) return std::move(body).error();
   return parse_lease_list(*body);
 }
 
-Result<DeviceInfo> SriovdApi::device(const PciAddress& address) {
+Result<DeviceInfo> SriovdApi::device(const PciAddress& address) const {
   auto body = call("GET", "/v1/devices/" + address.to_string());
   if (!body) return std::move(body).error();
   return parse_device(*body);
 }
 
 Result<Lease> SriovdApi::allocate(const std::string& pool, const PciAddress& address, const std::string& consumer_name,
-                                  const std::string& idempotency_key) {
+                                  const std::string& idempotency_key) const {
   json req = {{"pool", pool},
               {"address", address.to_string()},
               {"consumer", {{"kind", "pod"}, {"name", consumer_name}}}};
   std::vector<std::string> headers{"Idempotency-Key: " + idempotency_key};
-  auto body = call("POST", "/v1/allocations", req.dump(), headers);
-  if (!body && body.error().code == ErrorCode::unavailable && body.error().errnum == 0 &&
-      body.error().message.rfind("cannot reach", 0) == 0) {
-    // No answer came back: the request may or may not have been applied. The same key makes
-    // the retry return the lease if it was.
-    body = call("POST", "/v1/allocations", req.dump(), headers);
+  auto r = client_.request("POST", "/v1/allocations", req.dump(), headers);
+  if (!r && r.error().message.rfind("cannot reach", 0) != 0) {
+    // The request went out but no answer came back: it may or may not have been applied. The
+    // same key makes the retry return the lease if it was.
+    r = client_.request("POST", "/v1/allocations", req.dump(), headers);
   }
-  if (!body) return std::move(body).error();
-  return parse_lease(std::string_view(*body));
+  if (!r) return std::move(r).error();
+  if (r->status / 100 != 2) return Error::make(code_for_status(r->status), problem_detail(*r));
+  return parse_lease(std::string_view(r->body));
 }
 
-Result<void> SriovdApi::release(const std::string& lease_id) {
+Result<void> SriovdApi::release(const std::string& lease_id) const {
   auto body = call("DELETE", "/v1/allocations/" + lease_id);
   if (!body && body.error().code != ErrorCode::not_found) return std::move(body).error();
   return ok();
