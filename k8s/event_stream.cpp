@@ -40,7 +40,7 @@ void EventStream::run() {
 }
 
 std::string EventStream::follow(std::string& last_id) {
-  SseParser parser;
+  cli::SseParser parser;
   std::vector<std::string> headers;
   if (!last_id.empty()) headers.push_back("Last-Event-ID: " + last_id);
   bool bad_status = false;
@@ -59,10 +59,10 @@ std::string EventStream::follow(std::string& last_id) {
           if (cb_.on_event) cb_.on_event(ev);
       },
       stop_fd_.get(), idle_limit);
-  if (!parser.last_event_id().empty()) last_id = parser.last_event_id();
+  if (!parser.last_id().empty()) last_id = parser.last_id();
   if (!r) return "event stream from " + client_.describe() + ": " + r.error().message;
   if (bad_status) return "sriovd answered GET /v1/events with HTTP " + std::to_string(*r);
-  if (parser.overflow()) return "sriovd's event stream sent a line over 1 MiB";
+  if (parser.failed()) return "sriovd's event stream sent a line over 1 MiB";
   return "sriovd closed the event stream";
 }
 

@@ -11,7 +11,7 @@
 
 #include "base/fd.h"
 #include "k8s/http.h"
-#include "k8s/sse.h"
+#include "cli/sse_parser.h"
 
 namespace sriovd::k8s {
 
@@ -19,7 +19,7 @@ class EventStream {
  public:
   struct Callbacks {
     std::function<void()> on_connected;               // after the 200 answer, before any event
-    std::function<void(const SseEvent&)> on_event;
+    std::function<void(const cli::SseEvent&)> on_event;
     std::function<void(const std::string&)> on_drop;  // why the stream ended (for the log)
   };
 

@@ -1,5 +1,5 @@
 // Unit tests of sriovd-k8s's pure parts: preferred allocation, container edits and CDI specs,
-// the SSE decoder and the decoders of sriovd's answers.
+// the HTTP answer parser and the decoders of sriovd's answers.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -11,7 +11,6 @@
 #include "k8s/http.h"
 #include "k8s/pool.h"
 #include "k8s/preferred.h"
-#include "k8s/sse.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
@@ -190,35 +189,6 @@ TEST_CASE("CDI spec: version, kind, device nodes; written atomically") {
   CHECK(files == 1);  // no temp file left behind
   auto bad = write_file_atomic(dir / "missing" / "x.json", "{}");
   REQUIRE_FALSE(bad.ok());
-}
-
-TEST_CASE("SSE: events across chunks, CRLF, comments, multi-line data, ids") {
-  SseParser p;
-  auto a = p.feed(": keepalive\n\nid: 7\nevent: device.removed\nda");
-  CHECK(a.empty());
-  CHECK(p.comments() == 1);
-  auto b = p.feed("ta: {\"address\":\"0000:17:02.0\"}\r\n\r\nid:8\r\nevent:lease.created\ndata: {}\ndata: x\n\n");
-  REQUIRE(b.size() == 2);
-  CHECK(b[0].id == "7");
-  CHECK(b[0].type == "device.removed");
-  CHECK(json::parse(b[0].data)["address"] == "0000:17:02.0");
-  CHECK(b[1].id == "8");
-  CHECK(b[1].type == "lease.created");
-  CHECK(b[1].data == "{}\nx");
-  CHECK(p.last_event_id() == "8");
-  // An event without data is not dispatched; a CR alone ends a line; no event: "message".
-  auto c = p.feed("event: resync\n\ndata: 1\r\r");
-  REQUIRE(c.size() == 1);
-  CHECK(c[0].type == "message");
-  CHECK(c[0].data == "1");
-}
-
-TEST_CASE("SSE: an endless line stops the parser instead of growing without bound") {
-  SseParser p;
-  std::string big(SseParser::max_line + 10, 'x');
-  CHECK(p.feed(big).empty());
-  CHECK(p.overflow());
-  CHECK(p.feed("\ndata: 1\n\n").empty());
 }
 
 TEST_CASE("pool and lease decoding: the documented shape, errors name the field") {

@@ -82,7 +82,7 @@ Result<void> Sidecar::run(int stop_fd) {
                          spdlog::info("following sriovd events at {}", api_.describe());
                          request_refresh();  // whatever happened while disconnected
                        },
-                       [this](const SseEvent& ev) {
+                       [this](const cli::SseEvent& ev) {
                          spdlog::debug("sriovd event {} {}", ev.type, ev.id);
                          request_refresh();
                        },
