@@ -123,7 +123,23 @@ rss_kib=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['rss_kib'])
   printf '| RSS when ready | %.1f MiB |\n' "$(python3 -c "print($rss_kib/1024)")"
 } >> "$out"
 
-# 4. Configuring 64 netdevsim VFs in the QEMU lab guest: LinuxKernel::set_vf vs a loop of ip link.
+# 4. sriovd-k8s: resident memory with a 128-VF pool, driven by the kubelet simulator.
+k8s_rc=0
+/usr/bin/python3 "$here/bench/k8s_footprint.py" "$build" > "$work/k8s.md" 2>"$work/k8s.err" || k8s_rc=$?
+{
+  echo
+  if [ -s "$work/k8s.md" ]; then cat "$work/k8s.md"; else
+    echo "## sriovd-k8s footprint with a 128-VF pool (target: RSS <= 16 MiB)"
+    echo
+    echo "Not measured in this run: \`bench/k8s_footprint.py\` exited $k8s_rc:"
+    echo
+    echo '```'
+    tail -n 20 "$work/k8s.err"
+    echo '```'
+  fi
+} >> "$out"
+
+# 5. Configuring 64 netdevsim VFs in the QEMU lab guest: LinuxKernel::set_vf vs a loop of ip link.
 lab_rc=0
 "$here/bench/lab_vf_config.sh" "$build" > "$work/labvf.txt" 2>&1 || lab_rc=$?
 {
