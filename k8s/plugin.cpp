@@ -70,7 +70,14 @@ void ResourcePlugin::shutdown() {
 
 Result<void> ResourcePlugin::register_with(const std::filesystem::path& kubelet_socket,
                                            std::chrono::milliseconds deadline) {
-  auto channel = grpc::CreateChannel("unix:" + kubelet_socket.string(), grpc::InsecureChannelCredentials());
+  // kubelet.sock appears at bind(), a moment before kubelet listens: the first connect may be
+  // refused. gRPC's default reconnect backoff (1 s and growing) would then blow the 1 s budget
+  // for re-registering; retry every 20-200 ms instead.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+  auto channel = grpc::CreateCustomChannel("unix:" + kubelet_socket.string(), grpc::InsecureChannelCredentials(), args);
   auto stub = v1beta1::Registration::NewStub(channel);
   v1beta1::RegisterRequest req;
   req.set_version("v1beta1");
