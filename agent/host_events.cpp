@@ -65,7 +65,16 @@ std::vector<HostEvent> diff_snapshots(const Snapshot* before, const Snapshot& af
     } else {
       const DeviceView& was = b[i];
       const DeviceView& now = a[j];
-      json c = changes(*before, was.device, after, now.device);
+      // The JSON of a change is built only for devices that differ: most of a thousand do not.
+      const pci::Device& x = was.device;
+      const pci::Device& y = now.device;
+      const bool same = x.driver == y.driver && x.iommu_group == y.iommu_group && x.netdevs == y.netdevs &&
+                        x.numa_node == y.numa_node && x.physfn == y.physfn &&
+                        x.sriov.has_value() == y.sriov.has_value() &&
+                        (!x.sriov || (x.sriov->num_vfs == y.sriov->num_vfs &&
+                                      x.sriov->drivers_autoprobe == y.sriov->drivers_autoprobe)) &&
+                        viable(*before, x) == viable(after, y);
+      json c = same ? json::object() : changes(*before, x, after, y);
       if (!c.empty()) {
         json f = device_fields(now.device);
         f["changes"] = std::move(c);

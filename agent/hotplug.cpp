@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -243,6 +244,7 @@ void HotplugMonitor::apply_loop() {
       batch.swap(pending_);
       std::swap(rescan, rescan_);
     }
+    const auto t0 = std::chrono::steady_clock::now();
     Result<void> r = ok();
     if (rescan) {
       r = agent_.refresh();
@@ -250,6 +252,8 @@ void HotplugMonitor::apply_loop() {
       r = agent_.update_devices(std::vector<PciAddress>(batch.begin(), batch.end()));
     }
     updates_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("hotplug: {} in {:.2f} ms", rescan ? "full rescan" : std::to_string(batch.size()) + " function(s) updated",
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     if (!r) spdlog::warn("hotplug: updating the host model: {}", r.error().message);
   }
 }
