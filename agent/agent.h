@@ -71,6 +71,10 @@ class Agent {
   // PUT /v1/devices/{address}/driver.
   Result<void> set_driver(PciAddress address, const DriverRequest& request);
 
+  // Every VF of the PF netdev with its traffic counters (one RTM_GETLINK), for metrics. Does
+  // not take the agent's lock: the kernel calls are thread-safe and this changes nothing.
+  Result<std::vector<kernel::VfInfo>> vf_stats(const std::string& pf_ifname) { return kernel_.get_vfs(pf_ifname); }
+
   // At start: undo interrupted operations, then bring the host to the desired state.
   ReconcileReport reconcile();
 

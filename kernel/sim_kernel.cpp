@@ -644,11 +644,46 @@ class Sim {
     if (j.is_discarded() || !j.is_object()) return VfAttrs{};
     return vf_attrs_from_json(j);
   }
-  Result<void> save_vf(const Dev& pf, unsigned index, const VfAttrs& a) {
+  Result<void> save_vf(const Dev& pf, unsigned index, const VfAttrs& a, const json* stats = nullptr) {
     std::error_code ec;
     fs::create_directories(abs(pf.dir / kVfDir), ec);
     if (ec) return Error::sys(ec.value(), "creating " + (pf.dir / kVfDir).string());
-    return write_atomic(abs(vf_file(pf, index)), to_json(a).dump() + "\n");
+    json j = to_json(a);
+    // The traffic counters (set_vf_stats) survive attribute changes, as a driver's do.
+    if (stats) {
+      j["stats"] = *stats;
+    } else if (auto t = read_text(abs(vf_file(pf, index)))) {
+      auto old = json::parse(*t, nullptr, false);
+      if (old.is_object() && old.contains("stats")) j["stats"] = old["stats"];
+    }
+    return write_atomic(abs(vf_file(pf, index)), j.dump() + "\n");
+  }
+  // What the VF's driver counts (IFLA_VF_STATS): zeros until set_vf_stats says otherwise.
+  VfStats load_vf_stats(const Dev& pf, unsigned index) const {
+    VfStats st;
+    auto t = read_text(abs(vf_file(pf, index)));
+    if (!t) return st;
+    auto j = json::parse(*t, nullptr, false);
+    if (!j.is_object() || !j.contains("stats") || !j["stats"].is_object()) return st;
+    const json& s = j["stats"];
+    st.rx_packets = s.value("rx_packets", uint64_t{0});
+    st.tx_packets = s.value("tx_packets", uint64_t{0});
+    st.rx_bytes = s.value("rx_bytes", uint64_t{0});
+    st.tx_bytes = s.value("tx_bytes", uint64_t{0});
+    st.broadcast = s.value("broadcast", uint64_t{0});
+    st.multicast = s.value("multicast", uint64_t{0});
+    st.rx_dropped = s.value("rx_dropped", uint64_t{0});
+    st.tx_dropped = s.value("tx_dropped", uint64_t{0});
+    return st;
+  }
+  Result<void> set_vf_stats(const std::string& ifname, uint32_t vf, const VfStats& st) {
+    auto n = netdev(ifname);
+    if (!n) return std::move(n).error();
+    if (!n->pci || !is_pf(*n->pci) || vf >= num_vfs(*n->pci)) return Error::sys(EINVAL, ifname + ": no VF " + std::to_string(vf));
+    json s = {{"rx_packets", st.rx_packets}, {"tx_packets", st.tx_packets}, {"rx_bytes", st.rx_bytes},
+              {"tx_bytes", st.tx_bytes},     {"broadcast", st.broadcast},   {"multicast", st.multicast},
+              {"rx_dropped", st.rx_dropped}, {"tx_dropped", st.tx_dropped}};
+    return save_vf(*n->pci, vf, load_vf(*n->pci, vf), &s);
   }
   Result<void> clear_vfs_attrs(const Dev& pf) {
     std::error_code ec;
@@ -1223,7 +1258,7 @@ class Sim {
     // driver has ndo_get_vf_config.
     if (!n->pci || !pf_ops(driver_of(*n->pci))) return out;
     const unsigned count = is_pf(*n->pci) ? num_vfs(*n->pci) : 0;
-    for (unsigned i = 0; i < count; ++i) out.push_back(VfInfo{i, to_config(load_vf(*n->pci, i)), VfStats{}});
+    for (unsigned i = 0; i < count; ++i) out.push_back(VfInfo{i, to_config(load_vf(*n->pci, i)), load_vf_stats(*n->pci, i)});
     return out;
   }
 
@@ -1743,6 +1778,13 @@ Result<void> SimKernel::simulate_reboot() {
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
   return sim.finish(sim.reboot());
+}
+
+Result<void> SimKernel::set_vf_stats(const std::string& pf_ifname, uint32_t vf, const VfStats& stats) {
+  std::lock_guard lock(mu_);
+  if (auto r = check_ready(); !r) return r;
+  Sim sim(root_, real_root_, *boot_);
+  return sim.set_vf_stats(pf_ifname, vf, stats);
 }
 
 size_t SimKernel::reset_count(const PciAddress& address) const {

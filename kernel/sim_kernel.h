@@ -79,6 +79,10 @@ class SimKernel : public Kernel {
   // attributes, link addresses and reset counts cleared.
   Result<void> simulate_reboot();
 
+  // The traffic counters get_vfs reports for VF `vf` of a PF netdev (as if it had carried
+  // traffic); they are zero until set, and kept until the VFs go. EINVAL: no such VF.
+  Result<void> set_vf_stats(const std::string& pf_ifname, uint32_t vf, const VfStats& stats);
+
   // Hot-unplug of a function (an endpoint or VF; a PF must have no VFs enabled): its netdevs,
   // driver and directory go as on surprise removal, with their uevents; what it occupied is kept
   // so hot_add can bring it back. ENODEV: no such function; EBUSY: a PF with VFs.

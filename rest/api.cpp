@@ -1,6 +1,10 @@
 #include "rest/api.h"
 
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <charconv>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -149,6 +153,10 @@ Response Api::handle(const Request& req) const {
       return problem(503, "unavailable", "sriovd is starting: inventory and reconcile have not finished", req.path);
     return json_response(R"({"status":"ready"})");
   }
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    if (!get) return method_not_allowed(req, "GET, HEAD");
+    return get_metrics(req);
+  }
   if (parts.empty() || parts[0] != "v1") return problem(404, "not_found", "no such resource: " + req.path, req.path);
 
   if (parts.size() == 2 && parts[1] == "openapi.json") {
@@ -205,6 +213,8 @@ Response Api::mutate_device(const Request& req, const std::string& address, cons
   // The schema is checked before anything is written.
   if (auto v = schemas::api_validator().validate(schema_of.at(what), body); !v) return problem(v.error(), req.path);
   Result<void> r = ok();
+  const auto t0 = std::chrono::steady_clock::now();
+  const char* operation = what == "sriov" ? "set_num_vfs" : what == "vf-config" ? "set_vf_config" : "set_driver";
   if (what == "sriov") {
     std::optional<bool> autoprobe;
     if (body.contains("drivers_autoprobe")) autoprobe = body["drivers_autoprobe"].get<bool>();
@@ -220,6 +230,7 @@ Response Api::mutate_device(const Request& req, const std::string& address, cons
     d.force = body.value("force", false);
     r = agent_->set_driver(*a, d);
   }
+  metrics_.observe(operation, r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
   if (!r) return problem(r.error(), req.path);
   auto snap = model_.current();
   auto rendered_now = rendered(snap);
@@ -268,6 +279,26 @@ Response Api::event_stream(const Request& req) const {
   r.headers.emplace_back("X-Accel-Buffering", "no");  // reverse proxies: do not buffer the stream
   r.stream = std::make_shared<EventStream>(*events_, cursor.value_or(events_->last_id()), options_.event_heartbeat,
                                            open_streams_);
+  return r;
+}
+
+Response Api::get_metrics(const Request& req) const {
+  for (const auto& [k, v] : req.query)
+    return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter", req.path, k);
+  auto snap = model_.current();
+  if (!snap) return problem(503, "unavailable", "the host inventory is not ready yet", req.path);
+  std::function<Result<std::vector<kernel::VfInfo>>(const std::string&)> vf_stats;
+  if (agent_) vf_stats = [this](const std::string& pf) { return agent_->vf_stats(pf); };
+  Response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics_.render(*snap, vf_stats, [this](prometheus::Registry& reg) {
+    prometheus::BuildGauge()
+        .Name("sriovd_event_streams")
+        .Help("Open GET /v1/events streams.")
+        .Register(reg)
+        .Add({})
+        .Set(open_streams_->load(std::memory_order_acquire));
+  });
   return r;
 }
 

@@ -17,6 +17,7 @@
 #include "agent/events.h"
 #include "agent/host_model.h"
 #include "rest/http.h"
+#include "rest/metrics.h"
 
 namespace sriovd::rest {
 
@@ -43,6 +44,11 @@ class Api {
   // log must outlive the Api and be closed before the server stops, which ends the streams.
   void set_event_log(const agent::EventLog* events) { events_ = events; }
 
+  // GET /metrics: operation counters fed by the handlers, the host read at each scrape. Other
+  // parts of the daemon add their gauges with metrics().add_collector() and count their own
+  // operations with metrics().observe().
+  Metrics& metrics() const { return metrics_; }
+
  private:
   struct Rendered;
   std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const;
@@ -53,6 +59,7 @@ class Api {
   Response get_device(const Request& req, const std::string& address, const agent::Snapshot& s,
                       const Rendered& r) const;
   Response event_stream(const Request& req) const;
+  Response get_metrics(const Request& req) const;
   Response list_groups(const Request& req, const agent::Snapshot& s, const Rendered& r) const;
   Response get_group(const Request& req, const std::string& number, const agent::Snapshot& s,
                      const Rendered& r) const;
@@ -62,6 +69,7 @@ class Api {
   agent::Agent* agent_;
   const agent::EventLog* events_ = nullptr;
   std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
+  mutable Metrics metrics_;
   std::atomic<bool> ready_{false};
   mutable std::mutex render_mu_;                                      // serialises rendering
   mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;     // latest rendering

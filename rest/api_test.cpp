@@ -2,9 +2,16 @@
 // response body is validated against the OpenAPI document's schemas.
 #include <doctest/doctest.h>
 
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "agent/agent.h"
 #include "agent/host_model.h"
+#include "kernel/sim_kernel.h"
 #include "rest/api.h"
 #include "schemas/openapi.h"
 #include "schemas/validator.h"
@@ -305,4 +312,79 @@ TEST_CASE("GET /v1/events: a keepalive when nothing happens; bad cursors are 400
   req.query = {};
   req.headers["last-event-id"] = "-1";
   CHECK(api.handle(req).status == 400);
+}
+
+TEST_CASE("GET /metrics: host gauges, operation counters and per-VF traffic; promtool accepts it") {
+  test::TempDir dir;
+  REQUIRE(fixtures::write_profile("dual-socket", dir / "sys").ok());
+  auto sim = std::move(kernel::SimKernel::open(dir / "sys").value());
+  auto store = std::move(agent::StateStore::open(dir / "state").value());
+  auto root = pci::SysfsRoot::open(dir / "sys");
+  agent::HostModel model;
+  agent::Agent ag(*root, *sim, *store, model, nullptr);
+  REQUIRE(ag.refresh().ok());
+  rest::Api api(model, {}, &ag);
+  api.metrics().add_collector([](prometheus::Registry& reg) {
+    prometheus::BuildGauge().Name("sriovd_test_collector").Help("A collector's gauge.").Register(reg).Add({}).Set(7);
+  });
+  auto call = [&](const std::string& method, const std::string& path, const std::string& body = {}) {
+    rest::Request r;
+    r.method = method;
+    r.path = path;
+    r.body = body;
+    return api.handle(r);
+  };
+  REQUIRE(call("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":2})").status == 200);
+  CHECK(call("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":999})").status == 422);
+  kernel::VfStats st;
+  st.rx_bytes = 123456789012ull;
+  st.tx_packets = 42;
+  st.rx_dropped = 3;
+  REQUIRE(sim->set_vf_stats("ens1f0", 1, st).ok());
+
+  auto m = call("GET", "/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.content_type.rfind("text/plain; version=0.0.4", 0) == 0);
+  const std::string& t = m.body;
+  auto has = [&](const std::string& s) {
+    bool found = t.find(s) != std::string::npos;
+    CHECK_MESSAGE(found, s);
+  };
+  has("# TYPE sriovd_operations_total counter");
+  has("sriovd_operations_total{operation=\"set_num_vfs\",result=\"ok\"} 1");
+  has("sriovd_operations_total{operation=\"set_num_vfs\",result=\"invalid\"} 1");
+  has("sriovd_operation_duration_seconds_count{operation=\"set_num_vfs\",result=\"ok\"} 1");
+  has("sriovd_pf_enabled_vfs{netdev=\"ens1f0\",pf=\"0000:17:00.0\"} 2");
+  has("sriovd_pf_total_vfs{netdev=\"ens1f0\",pf=\"0000:17:00.0\"} 128");
+  has("sriovd_devices{driver=\"iavf\",kind=\"vf\"}");
+  has("sriovd_iommu_groups{viable=\"false\"} ");
+  has("sriovd_reconcile_drift 0");
+  has("sriovd_event_streams 0");
+  has("sriovd_test_collector 7");
+  auto snap = model.current();
+  const agent::DeviceView* vf1 = nullptr;
+  for (const auto& v : snap->devices)
+    if (v.device.physfn == PciAddress::parse("0000:17:00.0") && v.device.vf_index == 1) vf1 = &v;
+  REQUIRE(vf1);
+  const std::string labels = "{address=\"" + vf1->device.address.to_string() + "\",numa_node=\"" +
+                             std::to_string(vf1->device.numa_node.value_or(-1)) + "\",pf=\"ens1f0\",vf=\"1\"}";
+  has("sriov_vf_rx_bytes" + labels + " 123456789012");
+  has("sriov_vf_tx_packets" + labels + " 42");
+  has("sriov_vf_rx_dropped" + labels + " 3");
+  has("sriov_vf_tx_bytes" + labels + " 0");
+
+  CHECK(call("POST", "/metrics").status == 405);
+  // promtool (the prometheus package) lints the exposition: names, types, help, units.
+  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+    auto file = dir / "metrics.txt";
+    { std::ofstream(file) << t; }
+    std::string cmd = "promtool check metrics < " + file.string() + " > " + (dir / "lint.txt").string() + " 2>&1";
+    int rc = std::system(cmd.c_str());
+    std::ifstream lint(dir / "lint.txt");
+    std::string out((std::istreambuf_iterator<char>(lint)), std::istreambuf_iterator<char>());
+    CHECK_MESSAGE(rc == 0, out);
+    CHECK_MESSAGE(out.empty(), out);
+  } else {
+    MESSAGE("promtool not installed (scripts/install-deps.sh --test): lint skipped");
+  }
 }

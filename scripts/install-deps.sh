@@ -22,7 +22,7 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libpci-dev pciutils pci.ids libudev-dev libmnl-dev
   nlohmann-json3-dev libcpp-httplib-dev libvalijson-dev libsqlite3-dev libsystemd-dev
-  libcli11-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev doctest-dev
+  libcli11-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev doctest-dev prometheus-cpp-dev
   libvirt-dev libxml2-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
 )
@@ -30,7 +30,7 @@ BUILD_PACKAGES=(
 # Tests, fuzzing, benchmarks.
 TEST_PACKAGES=(
   clang libclang-rt-14-dev
-  wrk nginx-light hyperfine curl python3 jq
+  wrk nginx-light hyperfine curl python3 jq prometheus
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   python3-grpcio python3-grpc-tools
 )
