@@ -331,9 +331,12 @@ int follow_events(const Globals& g, const std::string& since, const std::functio
   return 0;
 }
 
-int cmd_events(const Globals& g, const std::string& since, long count) {
+int cmd_events(const Globals& g, const std::string& since, long count, const std::string& type,
+               const std::string& address) {
   long seen = 0;
   return follow_events(g, since, {}, [&](const json& e) {
+    if (!type.empty() && e.value("type", "") != type) return true;
+    if (!address.empty() && e.value("address", "") != address) return true;
     if (g.json_out) std::printf("%s\n", e.dump().c_str());
     else std::printf("%s\n", event_line(e).c_str());
     std::fflush(stdout);
@@ -375,8 +378,11 @@ int main(int argc, char** argv) {
   long count = 0;
   events->add_option("--since", since, "start after this event id (0: every event the daemon still keeps)")
       ->check(CLI::TypeValidator<uint64_t>());
-  events->add_option("--count", count, "stop after N events")->check(CLI::PositiveNumber);
-  events->callback([&] { action = [&] { return cmd_events(g, since, count); }; });
+  events->add_option("--count", count, "stop after N (matching) events")->check(CLI::PositiveNumber);
+  std::string ev_type, ev_address;
+  events->add_option("--type", ev_type, "only events of this type, e.g. device.changed");
+  events->add_option("--address", ev_address, "only events about this PCI function");
+  events->callback([&] { action = [&] { return cmd_events(g, since, count, ev_type, ev_address); }; });
 
   auto* device = app.add_subcommand("device", "one PCI function");
   std::string address;

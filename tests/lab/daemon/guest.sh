@@ -144,6 +144,25 @@ boot2)
   fi
   drift=$(cli --json host | jq -c .drift)
   expect "drift empty (--json host)" "[]" "$drift"
+
+  # Hotplug without udevd (busybox guest): the daemon follows the kernel's own uevents. A driver
+  # bound and unbound behind its back shows up as device.changed events and in REST.
+  expect_match "hotplug source is the kernel's (no udevd)" "hotplug: following kernel events" "$(cat "$log")"
+  nvf0=$(vf_addr $NVME 0)
+  # wait_event N: the Nth device.changed event of $nvf0 since the daemon started (up to 20 s).
+  wait_event() { timeout 20 "$cli_bin" --socket "$sock" --json events --since 0 --type device.changed --address "$nvf0" --count "$1" | tail -n1; }
+  t_mark
+  echo vfio-pci > "/sys/bus/pci/devices/$nvf0/driver_override"
+  echo "$nvf0" > /sys/bus/pci/drivers_probe
+  ev=$(wait_event 1)
+  echo "    $(t_since_mark)s: $ev"
+  expect_match "bind by hand seen as an event" '"driver":\{"from":null,"to":"vfio-pci"\}' "$ev"
+  expect "bind by hand seen in REST" vfio-pci "$(jdev "$nvf0" .driver)"
+  echo "$nvf0" > /sys/bus/pci/drivers/vfio-pci/unbind
+  echo > "/sys/bus/pci/devices/$nvf0/driver_override"
+  ev=$(wait_event 2)
+  expect_match "unbind by hand seen as an event" '"driver":\{"from":"vfio-pci","to":null\}' "$ev"
+  expect "unbind by hand seen in REST" null "$(jdev "$nvf0" .driver)"
   stop_daemon
   ;;
 *) echo "guest.sh: unknown phase $phase" >&2; exit 2 ;;
