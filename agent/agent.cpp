@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/host_events.h"
+#include "agent/applier.h"
 #include "agent/vf_config_json.h"
 #include "pci/decode.h"
 
@@ -15,44 +16,6 @@ namespace sriovd::agent {
 using nlohmann::json;
 
 namespace {
-
-// One change to the kernel: a sysfs write, or a VF attribute group over rtnetlink.
-struct Action {
-  std::string path;   // write: relpath under the sysfs root
-  std::string value;
-  std::string ifname;  // set_vf
-  uint32_t vf = 0;
-  std::optional<kernel::VfConfig> config;
-
-  static Action write(std::string path, std::string value) { return {std::move(path), std::move(value), {}, 0, {}}; }
-  static Action set_vf(std::string ifname, uint32_t vf, kernel::VfConfig c) { return {{}, {}, std::move(ifname), vf, c}; }
-
-  json to_json() const {
-    if (config) return {{"set_vf", ifname}, {"vf", vf}, {"config", vf_config_to_json(*config)}};
-    return {{"write", path}, {"value", value}};
-  }
-  static std::optional<Action> from_json(const json& j) {
-    if (j.contains("write") && j["write"].is_string() && j.contains("value") && j["value"].is_string())
-      return write(j["write"].get<std::string>(), j["value"].get<std::string>());
-    if (j.contains("set_vf") && j["set_vf"].is_string() && j.contains("vf") && j["vf"].is_number_unsigned()) {
-      auto c = vf_config_from_json(j.value("config", json::object()));
-      if (!c) return std::nullopt;
-      return set_vf(j["set_vf"].get<std::string>(), j["vf"].get<uint32_t>(), *c);
-    }
-    return std::nullopt;
-  }
-  std::string describe() const {
-    if (config) return "set VF " + std::to_string(vf) + " of " + ifname + " " + vf_config_to_json(*config).dump();
-    return "write '" + value + "' to " + path;
-  }
-};
-
-Result<void> perform(kernel::Kernel& k, const Action& a) {
-  if (a.config) return k.set_vf(a.ifname, a.vf, *a.config);
-  return k.write_attr(a.path, a.value);
-}
-
-std::string dev_path(const PciAddress& a, const char* attr) { return "bus/pci/devices/" + a.to_string() + "/" + attr; }
 
 std::string vf_key(const PciAddress& pf, uint32_t index) { return pf.to_string() + "#" + std::to_string(index); }
 
@@ -125,62 +88,16 @@ kernel::VfConfig overlay(kernel::VfConfig base, const kernel::VfConfig& patch) {
   return base;
 }
 
-std::optional<std::string> read_override(const pci::SysfsRoot& root, const PciAddress& a) {
-  auto r = root.read(dev_path(a, "driver_override"), 256);
-  if (!r) return std::nullopt;
-  return pci::parse_driver_override(*r);
-}
-
-std::optional<std::string> read_driver(const pci::SysfsRoot& root, const PciAddress& a) {
-  auto r = root.readlink(dev_path(a, "driver"));
-  if (!r) return std::nullopt;
-  return pci::driver_from_link(*r);
-}
-
 }  // namespace
-
-// Applies actions, journalling each one's undo before taking it, and undoes them in reverse.
-class Agent::Applier {
- public:
-  Applier(kernel::Kernel& k, StateStore& s, int64_t op) : k_(k), s_(s), op_(op) {}
-
-  Result<void> run(const Action& action, std::vector<Action> undo) {
-    json step = {{"do", action.to_json()}, {"undo", json::array()}};
-    for (const auto& u : undo) step["undo"].push_back(u.to_json());
-    if (auto r = s_.add_step(op_, step.dump()); !r) return r;
-    if (auto r = perform(k_, action); !r) {
-      spdlog::debug("operation {}: {} failed: {}", op_, action.describe(), r.error().message);
-      return r;
-    }
-    undo_.push_back(std::move(undo));
-    return ok();
-  }
-
-  // Undoes the taken steps, newest first. Undo actions restore old values, so they are safe to
-  // repeat; a failing one is logged and the rest still run.
-  std::vector<std::string> rollback() {
-    std::vector<std::string> failures;
-    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it)
-      for (const auto& u : *it)
-        if (auto r = perform(k_, u); !r) failures.push_back(u.describe() + ": " + r.error().message);
-    undo_.clear();
-    for (const auto& f : failures) spdlog::error("operation {}: rollback step failed: {}", op_, f);
-    return failures;
-  }
-
-  int64_t op() const { return op_; }
-  size_t taken() const { return undo_.size(); }
-
- private:
-  kernel::Kernel& k_;
-  StateStore& s_;
-  int64_t op_;
-  std::vector<std::vector<Action>> undo_;
-};
 
 Agent::Agent(const pci::SysfsRoot& root, kernel::Kernel& kernel, StateStore& store, HostModel& model,
              pci::NameDb* names)
-    : root_(root), kernel_(kernel), store_(store), model_(model), names_(names) {}
+    : root_(root), kernel_(kernel), store_(store), model_(model), names_(names) {
+  if (auto r = load_book(); !r) {
+    spdlog::error("reading pools and leases: {}", r.error().message);
+    book_ = std::make_shared<LeaseBook>();
+  }
+}
 
 Result<void> Agent::refresh() {
   std::lock_guard lock(mu_);
@@ -197,6 +114,13 @@ Result<void> Agent::refresh_locked() {
 
 void Agent::publish_locked(std::shared_ptr<Snapshot> s) {
   s->drift = drift_;
+  s->book = book_;
+  s->generation = generation_;
+  for (auto& v : s->devices) {
+    auto it = book_->by_address.find(v.device.address);
+    if (it == book_->by_address.end()) v.lease.reset();
+    else v.lease = it->second;
+  }
   auto before = model_.current();
   std::shared_ptr<const Snapshot> now = std::move(s);
   model_.publish(now);
@@ -206,9 +130,13 @@ void Agent::publish_locked(std::shared_ptr<Snapshot> s) {
 
 Result<void> Agent::update_devices(const std::vector<PciAddress>& addresses) {
   std::lock_guard lock(mu_);
-  auto before = snap();
-  if (!before) return refresh_locked();
-  auto s = update_snapshot(*before, root_, names_, addresses, ++generation_, &kernel_);
+  return refresh_devices_locked(addresses);
+}
+
+Result<void> Agent::refresh_devices_locked(const std::vector<PciAddress>& changed) {
+  auto cur = snap();
+  if (!cur) return refresh_locked();
+  auto s = update_snapshot(*cur, root_, names_, changed, ++generation_, &kernel_);
   if (!s) return std::move(s).error();
   publish_locked(std::move(*s));
   return ok();
@@ -284,6 +212,24 @@ Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, ui
     kernel::VfConfig was = group_of(current, current, g);
     if (want == was) continue;
     if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
+      Error e = std::move(r).error();
+      if (e.field.empty()) e.field = group_field(g);
+      return e;
+    }
+  }
+  return ok();
+}
+
+Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
+                                    const kernel::VfConfig& current) {
+  const kernel::VfConfig clean = clean_vf_config();
+  for (VfGroup g : kGroups) {
+    kernel::VfConfig want = group_of(clean, current, g);
+    kernel::VfConfig was = group_of(current, current, g);
+    // A group the driver does not report cannot be compared: set it anyway, once.
+    if (want == was && group_set(current, g)) continue;
+    if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
+      if (r.error().errnum == EOPNOTSUPP) continue;
       Error e = std::move(r).error();
       if (e.field.empty()) e.field = group_field(g);
       return e;
@@ -383,6 +329,17 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
     return store_.put("sriov", pf.to_string(), desired.dump());
   }
   // Interlock: the VFs are destroyed on the way (Linux only goes N → 0 → M).
+  if (const Lease* l = book_->lease_of(pf))
+    return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() + ": it is leased whole (lease " + l->id + ")");
+  if (cur != 0) {
+    std::string leased;
+    for (const auto& vf : s->devices)
+      if (vf.device.physfn == pf && book_->lease_of(vf.device.address))
+        leased += (leased.empty() ? "" : ", ") + vf.device.address.to_string();
+    if (!leased.empty())
+      return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() + " from " +
+                                                  std::to_string(cur) + ": leased VFs: " + leased);
+  }
   if (cur != 0) {
     std::string busy;
     for (const auto& vf : s->devices)
@@ -465,7 +422,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const kernel::VfConfig& patch) 
   });
   if (!committed) return abandon(a, std::move(committed).error());
   (void)store_.finish_operation(*op, "done");
-  return refresh_locked();
+  return refresh_devices_locked({vf});
 }
 
 Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request) {
@@ -492,6 +449,10 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
   if (!drivers) return std::move(drivers).error();
 
   for (const auto* t : targets) {
+    if (const Lease* l = book_->lease_of(t->address))
+      return Error::make(ErrorCode::conflict, t->address.to_string() + " is leased (lease " + l->id + " to " +
+                                                  l->consumer_kind + " " + l->consumer_name +
+                                                  "): release the lease to change its driver");
     if (to_vfio && t->sriov && t->sriov->num_vfs > 0)
       return Error::make(ErrorCode::conflict, t->address.to_string() + " has " + std::to_string(t->sriov->num_vfs) +
                                                   " VFs enabled: set num_vfs to 0 before passing the PF through");
@@ -553,7 +514,9 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
   }
   if (!r) return abandon(a, std::move(r).error());
   (void)store_.finish_operation(*op, "done");
-  return refresh_locked();
+  std::vector<PciAddress> changed;
+  for (const auto* t : targets) changed.push_back(t->address);
+  return refresh_devices_locked(changed);
 }
 
 Result<void> Agent::recover_pending(ReconcileReport& report) {
@@ -719,6 +682,14 @@ ReconcileReport Agent::reconcile() {
       }
     }
   }
+  if (changed) (void)refresh_locked();
+  changed = false;
+  // Leases last: their devices exist again and carry their desired drivers.
+  {
+    size_t before = report.applied.size() + report.recovered.size();
+    recover_leases(report);
+    changed = report.applied.size() + report.recovered.size() != before;
+  }
   if (op)
     (void)store_.finish_operation(*op, report.drift.empty() ? "done" : "failed",
                                   report.drift.empty() ? "" : std::to_string(report.drift.size()) + " drift(s)");
@@ -728,6 +699,10 @@ ReconcileReport Agent::reconcile() {
   // Republish when the host changed, or to carry the drift on /v1/host.
   if (changed || !drift_.empty()) (void)refresh_locked();
   return report;
+}
+
+bool vf_config_overlay_equal(const kernel::VfConfig& current, const kernel::VfConfig& wanted) {
+  return overlay(current, wanted) == current;
 }
 
 }  // namespace sriovd::agent

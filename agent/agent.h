@@ -13,6 +13,7 @@
 // snapshots, so a reference into one would not outlive the call.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,6 +21,8 @@
 
 #include "agent/events.h"
 #include "agent/host_model.h"
+#include "agent/lease.h"
+#include "agent/pool.h"
 #include "agent/state_store.h"
 #include "kernel/kernel.h"
 #include "pci/names.h"
@@ -33,6 +36,37 @@ struct DriverRequest {
   bool group = false;  // every member of the IOMMU group, all or none
   bool force = false;  // even if a netdev is up with addresses or routes
 };
+
+struct AllocationRequest {
+  std::optional<std::string> pool;
+  std::optional<PciAddress> address;  // a specific device (a member of `pool` when both are given)
+  std::string consumer_kind;          // vm, pod, other
+  std::string consumer_name;
+  std::optional<int> numa_node;
+  std::optional<Policy> policy;       // overrides the pool's
+  nlohmann::json vf_config;           // null or the VfConfig object (already schema-checked)
+  std::optional<std::string> idempotency_key;
+};
+
+struct Allocation {
+  Lease lease;
+  bool created = true;  // false: an earlier request with the same Idempotency-Key made it
+};
+
+// A pool member as GET /v1/pools/{name} shows it.
+struct PoolMember {
+  const DeviceView* view = nullptr;
+  PciAddress pf;  // the PF for a VF; the device itself otherwise
+  bool healthy = true;
+  std::string reason;     // why not healthy
+  const Lease* lease = nullptr;
+};
+// The members of `pool` on `snap` (with `snap.book`'s leases), sorted by address. A device
+// matching several pools belongs to the oldest of them.
+std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap);
+
+// True when `current` already has every field `wanted` sets.
+bool vf_config_overlay_equal(const kernel::VfConfig& current, const kernel::VfConfig& wanted);
 
 struct ReconcileReport {
   std::vector<std::string> recovered;  // interrupted operations undone
@@ -75,17 +109,46 @@ class Agent {
   // not take the agent's lock: the kernel calls are thread-safe and this changes nothing.
   Result<std::vector<kernel::VfInfo>> vf_stats(const std::string& pf_ifname) { return kernel_.get_vfs(pf_ifname); }
 
-  // At start: undo interrupted operations, then bring the host to the desired state.
+  // At start: undo interrupted operations, then bring the host to the desired state, then finish
+  // leases left half-allocated (undone) or half-released (released).
   ReconcileReport reconcile();
+
+  // Pools (POST/PUT/DELETE /v1/pools). A pool whose selectors could match a device of another
+  // pool — a device present now, or a VF slot a PF could enable — is a conflict naming both.
+  // Replacing a pool must keep every leased device in it; deleting needs it to have no leases.
+  Result<PoolSpec> create_pool(const PoolSpec& spec, bool replace = false);
+  Result<void> delete_pool(const std::string& name);
+
+  // POST /v1/allocations: picks, configures and binds a free device and records the lease.
+  Result<Allocation> allocate(const AllocationRequest& request);
+  // DELETE /v1/allocations/{id}: detaches (through `detach` when set and the lease is attached),
+  // resets the VF's attributes and the function, restores its driver, forgets the lease.
+  Result<Lease> release(const std::string& id);
+  // Records (or clears) where a lease is attached; `action` runs under the agent's lock first
+  // and the record changes only when it succeeds.
+  Result<Lease> set_attachment(const std::string& id, std::optional<Attachment> attachment,
+                               const std::function<Result<void>(const Lease&)>& action);
+  // Detaches a lease from its domain before release; set by the daemon when libvirt is in use.
+  void set_detacher(std::function<Result<void>(const Lease&)> detach) { detach_ = std::move(detach); }
 
  private:
   class Applier;
   Result<void> refresh_locked();
   // Publishes `s` (with the current drift) and the events that lead to it from the last one.
   void publish_locked(std::shared_ptr<Snapshot> s);
+  // Reads again only the devices at `changed` (see update_snapshot).
+  Result<void> refresh_devices_locked(const std::vector<PciAddress>& changed);
+  Result<void> load_book();
+  Result<void> release_locked(Lease lease, bool at_start);
+  Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode);
+  void recover_leases(ReconcileReport& report);
   Result<void> recover_pending(ReconcileReport& report);
   Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
                                const kernel::VfConfig& current, const kernel::VfConfig& wanted);
+  // Sets every attribute group of VF `index` that differs from a clean VF back to it. Groups the
+  // driver does not implement (EOPNOTSUPP) are skipped: there is nothing to reset.
+  Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
+                               const kernel::VfConfig& current);
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
   Result<void> check_netdev_quiet(const pci::Device& dev);
   Result<void> reapply_vf_state(Applier& a, const PciAddress& pf);
@@ -105,6 +168,8 @@ class Agent {
   std::mutex mu_;                          // serialises mutations and refreshes
   uint64_t generation_ = 0;                // guarded by mu_
   std::vector<std::string> drift_;         // guarded by mu_; published with each snapshot
+  std::shared_ptr<const LeaseBook> book_;  // guarded by mu_; published with each snapshot
+  std::function<Result<void>(const Lease&)> detach_;
 };
 
 }  // namespace sriovd::agent

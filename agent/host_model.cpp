@@ -1,5 +1,6 @@
 #include "agent/host_model.h"
 
+#include "pci/decode.h"
 #include "pci/inventory.h"
 
 #include <algorithm>

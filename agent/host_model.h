@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/lease.h"
 #include "base/result.h"
 #include "iommu/groups.h"
 #include "iommu/readiness.h"
@@ -31,6 +32,7 @@ struct DeviceView {
   std::optional<std::string> vendor_name;
   std::optional<std::string> device_name;
   std::optional<kernel::VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink
+  std::optional<std::string> lease;           // the id of the lease holding it
 };
 
 struct Snapshot {
@@ -41,6 +43,7 @@ struct Snapshot {
   iommu::Readiness readiness;
   std::vector<std::string> warnings;                     // tree-level
   std::vector<std::string> drift;                        // desired state the host does not match
+  std::shared_ptr<const LeaseBook> book;                 // pools and leases (never null once published)
   std::chrono::system_clock::time_point taken_at;
   uint64_t generation = 0;
 

@@ -1,5 +1,9 @@
 #include "kernel/sim_kernel.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -1651,6 +1655,8 @@ SimKernel::SimKernel(fs::path root) : root_(std::move(root)) {
   }
   boot->derive();
   boot_ = std::move(boot);
+  lock_fd_ = UniqueFd(::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock_fd_) fail(Error::sys(errno, "opening " + (dir / "lock").string()));
 }
 
 SimKernel::~SimKernel() {
@@ -1658,7 +1664,7 @@ SimKernel::~SimKernel() {
 }
 
 Result<void> SimKernel::hot_remove(const PciAddress& address) {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
   std::vector<PendingUevent> uevents;
@@ -1669,7 +1675,7 @@ Result<void> SimKernel::hot_remove(const PciAddress& address) {
 }
 
 Result<void> SimKernel::hot_add(const PciAddress& address) {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
   std::vector<PendingUevent> uevents;
@@ -1721,6 +1727,25 @@ void SimKernel::send_uevents(const std::vector<PendingUevent>& list) {
   }
 }
 
+SimKernel::TreeLock::TreeLock(std::mutex& mu, int fd) : guard_(mu), fd_(fd) {
+  if (fd_ >= 0)
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+}
+
+SimKernel::TreeLock::~TreeLock() {
+  if (fd_ >= 0) ::flock(fd_, LOCK_UN);
+}
+
+Result<void> SimKernel::kill_between_calls(const fs::path& root, pid_t pid) {
+  UniqueFd fd(::open((root / kStateDir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return Error::sys(errno, "opening the simulated kernel's lock in " + root.string());
+  while (::flock(fd.get(), LOCK_EX) != 0)
+    if (errno != EINTR) return Error::sys(errno, "locking the simulated kernel");
+  if (::kill(pid, SIGKILL) != 0) return Error::sys(errno, "kill " + std::to_string(pid));
+  return ok();  // the lock goes with `fd`
+}
+
 Result<std::unique_ptr<SimKernel>> SimKernel::open(fs::path root) {
   auto k = std::make_unique<SimKernel>(std::move(root));
   if (k->init_error_) return *k->init_error_;
@@ -1733,7 +1758,7 @@ Result<void> SimKernel::check_ready() const {
 }
 
 Result<void> SimKernel::write_attr(const std::string& relpath, std::string_view value) {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
   std::vector<PendingUevent> uevents;
@@ -1745,21 +1770,21 @@ Result<void> SimKernel::write_attr(const std::string& relpath, std::string_view 
 }
 
 Result<std::vector<VfInfo>> SimKernel::get_vfs(const std::string& pf_ifname) {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return std::move(r).error();
   Sim sim(root_, real_root_, *boot_);
   return sim.finish(sim.get_vfs(pf_ifname));
 }
 
 Result<void> SimKernel::set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
   return sim.finish(sim.set_vf(pf_ifname, vf, config));
 }
 
 Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return std::move(r).error();
   Sim sim(root_, real_root_, *boot_);
   return sim.get_link(ifname);
@@ -1767,14 +1792,14 @@ Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {
 
 Result<void> SimKernel::set_link_addresses(const std::string& ifname, std::vector<std::string> addresses,
                                            size_t routes) {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
   return sim.set_link_addresses(ifname, addresses, routes);
 }
 
 Result<void> SimKernel::simulate_reboot() {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;
   Sim sim(root_, real_root_, *boot_);
   return sim.finish(sim.reboot());
@@ -1788,7 +1813,7 @@ Result<void> SimKernel::set_vf_stats(const std::string& pf_ifname, uint32_t vf, 
 }
 
 size_t SimKernel::reset_count(const PciAddress& address) const {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (init_error_) return 0;
   Sim sim(root_, real_root_, *boot_);
   auto it = sim.state().resets.find(address.to_string());
@@ -1796,7 +1821,7 @@ size_t SimKernel::reset_count(const PciAddress& address) const {
 }
 
 std::optional<std::string> SimKernel::default_driver(const PciAddress& address) const {
-  std::lock_guard lock(mu_);
+  TreeLock lock(mu_, lock_fd_.get());
   if (init_error_) return std::nullopt;
   Sim sim(root_, real_root_, *boot_);
   auto d = sim.dev(address);

@@ -26,7 +26,10 @@
 // They are sent when the call has finished, so the receiver reads the tree as it ends up.
 //
 // Thread-safe: one mutex serialises every call. Two SimKernels on one tree at the same time
-// are not supported (one at a time, as one kernel per host). A failure in the middle of an
+// are not supported (one at a time, as one kernel per host). Each call also holds an flock on
+// .sriovd-sim/lock, so a call is atomic with respect to the death of the process making it, as
+// a syscall is: kill_between_calls() takes that lock before SIGKILL, and a crash test never
+// leaves a tree half-changed that a real kernel would have changed whole. A failure in the middle of an
 // operation leaves what was done so far, like the kernel does; the errno says which check
 // failed.
 #pragma once
@@ -35,12 +38,14 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <sys/types.h>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/pci_address.h"
+#include "base/fd.h"
 #include "base/result.h"
 #include "kernel/kernel.h"
 
@@ -67,6 +72,10 @@ class SimKernel : public Kernel {
   Result<LinkFacts> get_link(const std::string& ifname) override;
 
   // --- sim-only controls, for tests -----------------------------------------------------
+
+  // SIGKILLs `pid` (a process running a SimKernel on `root`) between two of its calls, never in
+  // the middle of one: the simulated kernel's changes are as atomic as a real kernel's.
+  static Result<void> kill_between_calls(const std::filesystem::path& root, pid_t pid);
 
   // What get_link reports besides `up`: the netdev's addresses ("192.0.2.1/24") and how many
   // main-table routes go through it. Kept until the netdev goes. ENODEV: no such netdev.
@@ -116,6 +125,17 @@ class SimKernel : public Kernel {
   mutable std::mutex mu_;            // serialises every call; guards the tree and the files
   int uevent_fd_ = -1;               // guarded by mu_; the sending socket, opened on first use
   uint64_t seqnum_ = 0;              // guarded by mu_
+  UniqueFd lock_fd_;                 // .sriovd-sim/lock, flocked for the length of each call
+
+  class TreeLock {  // mu_ and the flock, for one call
+   public:
+    TreeLock(std::mutex& mu, int fd);
+    ~TreeLock();
+
+   private:
+    std::lock_guard<std::mutex> guard_;
+    int fd_;
+  };
 };
 
 }  // namespace sriovd::kernel

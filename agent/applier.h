@@ -1,0 +1,112 @@
+// Internal to agent/: the journalled kernel changes every mutation is made of.
+//
+// An Action is one change to the kernel (a sysfs write or one VF attribute group over
+// rtnetlink) that can be written to the operation journal as JSON. The Applier takes actions one
+// by one, journalling each one's undo before taking it, and undoes the taken ones in reverse.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/vf_config_json.h"
+#include "pci/decode.h"
+
+namespace sriovd::agent {
+
+using nlohmann::json;
+
+// One change to the kernel: a sysfs write, or a VF attribute group over rtnetlink.
+struct Action {
+  std::string path;   // write: relpath under the sysfs root
+  std::string value;
+  std::string ifname;  // set_vf
+  uint32_t vf = 0;
+  std::optional<kernel::VfConfig> config;
+
+  static Action write(std::string path, std::string value) { return {std::move(path), std::move(value), {}, 0, {}}; }
+  static Action set_vf(std::string ifname, uint32_t vf, kernel::VfConfig c) { return {{}, {}, std::move(ifname), vf, c}; }
+
+  json to_json() const {
+    if (config) return {{"set_vf", ifname}, {"vf", vf}, {"config", vf_config_to_json(*config)}};
+    return {{"write", path}, {"value", value}};
+  }
+  static std::optional<Action> from_json(const json& j) {
+    if (j.contains("write") && j["write"].is_string() && j.contains("value") && j["value"].is_string())
+      return write(j["write"].get<std::string>(), j["value"].get<std::string>());
+    if (j.contains("set_vf") && j["set_vf"].is_string() && j.contains("vf") && j["vf"].is_number_unsigned()) {
+      auto c = vf_config_from_json(j.value("config", json::object()));
+      if (!c) return std::nullopt;
+      return set_vf(j["set_vf"].get<std::string>(), j["vf"].get<uint32_t>(), *c);
+    }
+    return std::nullopt;
+  }
+  std::string describe() const {
+    if (config) return "set VF " + std::to_string(vf) + " of " + ifname + " " + vf_config_to_json(*config).dump();
+    return "write '" + value + "' to " + path;
+  }
+};
+
+inline Result<void> perform(kernel::Kernel& k, const Action& a) {
+  if (a.config) return k.set_vf(a.ifname, a.vf, *a.config);
+  return k.write_attr(a.path, a.value);
+}
+
+inline std::string dev_path(const PciAddress& a, const char* attr) { return "bus/pci/devices/" + a.to_string() + "/" + attr; }
+
+inline std::optional<std::string> read_override(const pci::SysfsRoot& root, const PciAddress& a) {
+  auto r = root.read(dev_path(a, "driver_override"), 256);
+  if (!r) return std::nullopt;
+  return pci::parse_driver_override(*r);
+}
+
+inline std::optional<std::string> read_driver(const pci::SysfsRoot& root, const PciAddress& a) {
+  auto r = root.readlink(dev_path(a, "driver"));
+  if (!r) return std::nullopt;
+  return pci::driver_from_link(*r);
+}
+
+// Applies actions, journalling each one's undo before taking it, and undoes them in reverse.
+class Agent::Applier {
+ public:
+  Applier(kernel::Kernel& k, StateStore& s, int64_t op) : k_(k), s_(s), op_(op) {}
+
+  Result<void> run(const Action& action, std::vector<Action> undo) {
+    json step = {{"do", action.to_json()}, {"undo", json::array()}};
+    for (const auto& u : undo) step["undo"].push_back(u.to_json());
+    if (auto r = s_.add_step(op_, step.dump()); !r) return r;
+    if (auto r = perform(k_, action); !r) {
+      spdlog::debug("operation {}: {} failed: {}", op_, action.describe(), r.error().message);
+      return r;
+    }
+    undo_.push_back(std::move(undo));
+    return ok();
+  }
+
+  // Undoes the taken steps, newest first. Undo actions restore old values, so they are safe to
+  // repeat; a failing one is logged and the rest still run.
+  std::vector<std::string> rollback() {
+    std::vector<std::string> failures;
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it)
+      for (const auto& u : *it)
+        if (auto r = perform(k_, u); !r) failures.push_back(u.describe() + ": " + r.error().message);
+    undo_.clear();
+    for (const auto& f : failures) spdlog::error("operation {}: rollback step failed: {}", op_, f);
+    return failures;
+  }
+
+  int64_t op() const { return op_; }
+  size_t taken() const { return undo_.size(); }
+
+ private:
+  kernel::Kernel& k_;
+  StateStore& s_;
+  int64_t op_;
+  std::vector<std::vector<Action>> undo_;
+};
+
+}  // namespace sriovd::agent

@@ -1,0 +1,71 @@
+// Leases: which device sriovd has handed to which consumer, and the pools they come from.
+//
+// A LeaseBook is an immutable value published by the Agent next to each host snapshot, so the
+// REST API reads pools and leases without waiting on a mutation. A lease's `state` tells where it
+// is in its life: "allocating" (written before any kernel change; a daemon that stops here undoes
+// the allocation at start), "active", "releasing" (written before the reset; a daemon that stops
+// here, or a release that failed, finishes the release at start or on the next DELETE).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/pool.h"
+#include "base/pci_address.h"
+#include "base/result.h"
+
+namespace sriovd::agent {
+
+struct Attachment {
+  std::string domain;
+  bool live = true;
+  bool config = false;
+};
+
+struct Lease {
+  std::string id;                        // 32 hex digits
+  std::optional<std::string> pool;       // null: leased by address outside any pool
+  PciAddress address;
+  std::string consumer_kind;             // vm, pod, other
+  std::string consumer_name;
+  nlohmann::json vf_config;              // as requested (null: none)
+  std::string state;                     // allocating, active, releasing
+  std::string created_at;                // RFC 3339
+  std::optional<std::string> idempotency_key;
+  std::optional<std::string> previous_driver;  // the driver before the lease, restored on release
+  PoolMode mode = PoolMode::vfio;
+  std::optional<Attachment> attached;
+  std::string error;                     // why the last release failed, if it did
+
+  nlohmann::json to_json() const;        // what the store keeps (everything)
+  static Result<Lease> from_json(const nlohmann::json& j);
+};
+
+struct LeaseBook {
+  std::vector<PoolSpec> pools;                            // in creation order
+  std::map<std::string, Lease> leases;                    // by id
+  std::unordered_map<PciAddress, std::string> by_address;  // device → lease id
+
+  const PoolSpec* pool(const std::string& name) const {
+    for (const auto& p : pools)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
+  const Lease* lease(const std::string& id) const {
+    auto it = leases.find(id);
+    return it == leases.end() ? nullptr : &it->second;
+  }
+  const Lease* lease_of(const PciAddress& a) const {
+    auto it = by_address.find(a);
+    return it == by_address.end() ? nullptr : lease(it->second);
+  }
+};
+
+std::string new_lease_id();  // 128 random bits, hex
+
+}  // namespace sriovd::agent

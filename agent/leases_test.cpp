@@ -1,0 +1,345 @@
+// Sim tier: pools and leases on the generated dual-socket host through SimKernel — picking,
+// interlocks, idempotency, release back to a clean VF, a fault at every step, kill -9 at every
+// step, and leases surviving a reboot.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "agent/pool.h"
+#include "agent/sim_host_test.h"
+
+using namespace sriovd;
+using namespace sriovd::agent;
+using namespace sriovd::agent::testing;
+
+namespace {
+
+const PciAddress kCx6 = *PciAddress::parse("0000:86:00.0");    // ens3f0, 8 VFs on mlx5_core, NUMA 1
+const PciAddress kAudio = *PciAddress::parse("0000:87:00.1");  // the GPU's audio, snd_hda_intel
+const PciAddress kNvme = *PciAddress::parse("0000:5e:00.0");
+
+PoolSpec pool(const char* name, std::vector<const char*> pf_names, PoolMode mode = PoolMode::vfio,
+              Policy policy = Policy::pack) {
+  PoolSpec p;
+  p.name = name;
+  for (auto n : pf_names) p.selectors.pf_names.push_back(*parse_pf_range(n));
+  p.mode = mode;
+  p.policy = policy;
+  return p;
+}
+
+AllocationRequest from(const char* pool_name, const char* consumer = "vm1") {
+  AllocationRequest r;
+  r.pool = pool_name;
+  r.consumer_kind = "vm";
+  r.consumer_name = consumer;
+  return r;
+}
+
+Result<Allocation> alloc(Host& h, AllocationRequest r) { return h.agent->allocate(r); }
+
+}  // namespace
+
+TEST_CASE("pools: selectors, overlap refused at creation (present devices and VF slots), delete") {
+  Host h;
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
+  auto s = h.model.current();
+  auto members = pool_members(*s->book->pool("x710"), *s);
+  REQUIRE(members.size() == 4);
+  CHECK(members[0].view->device.address.to_string() == "0000:3b:02.0");
+  CHECK(members[0].healthy);
+
+  auto dup = h.agent->create_pool(pool("x710", {"ens3f0"}));
+  CHECK(dup.error().code == ErrorCode::conflict);
+  auto overlap = h.agent->create_pool(pool("other", {"ens2f0#2-3"}));
+  REQUIRE_FALSE(overlap.ok());
+  CHECK(overlap.error().code == ErrorCode::conflict);
+  CHECK(overlap.error().message.find("0000:3b:02.2") != std::string::npos);
+
+  // The E810 has no VFs yet: ranges over its VF slots still may not overlap.
+  REQUIRE(h.agent->create_pool(pool("e810-a", {"ens1f0#0-7"})).ok());
+  auto slot = h.agent->create_pool(pool("e810-b", {"ens1f0#7-15"}));
+  REQUIRE_FALSE(slot.ok());
+  CHECK(slot.error().message.find("a VF its PF can enable") != std::string::npos);
+  CHECK(h.agent->create_pool(pool("e810-b", {"ens1f0#8-15"})).ok());
+  // Enabling VFs fills the pools.
+  REQUIRE(h.agent->set_num_vfs(kE810, 12).ok());
+  s = h.model.current();
+  CHECK(pool_members(*s->book->pool("e810-a"), *s).size() == 8);
+  CHECK(pool_members(*s->book->pool("e810-b"), *s).size() == 4);
+
+  // Whole devices: the NVMe by vendor, and a PF with VFs is a member but not healthy.
+  PoolSpec nvme;
+  nvme.name = "nvme";
+  nvme.device_type = DeviceType::pf;
+  nvme.selectors.addresses = {kNvme, kCx6};
+  REQUIRE(h.agent->create_pool(nvme).ok());
+  s = h.model.current();
+  auto whole = pool_members(*s->book->pool("nvme"), *s);
+  REQUIRE(whole.size() == 2);
+  CHECK(whole[0].healthy);
+  CHECK_FALSE(whole[1].healthy);
+  CHECK(whole[1].reason.find("VFs enabled") != std::string::npos);
+
+  REQUIRE(h.agent->delete_pool("e810-b").ok());
+  CHECK(h.agent->delete_pool("e810-b").error().code == ErrorCode::not_found);
+
+  // Pools survive a restart, in order.
+  h.start();
+  s = h.model.current();
+  REQUIRE(s->book->pools.size() == 3);
+  CHECK(s->book->pools[0].name == "x710");
+  CHECK(s->book->pools[2].name == "nvme");
+}
+
+TEST_CASE("leases: vfio binds, vf_config applies, a full pool is a conflict, release leaves a clean VF") {
+  Host h;
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
+  auto req = from("x710");
+  req.vf_config = {{"mac", "52:54:00:aa:bb:01"}, {"vlan", 100}, {"qos", 2}, {"trust", true}};
+  auto a = alloc(h, req);
+  REQUIRE(a.ok());
+  CHECK(a->created);
+  const Lease& l = a->lease;
+  CHECK(l.id.size() == 32);
+  CHECK(l.state == "active");
+  CHECK(l.previous_driver == std::string("iavf"));
+  const DeviceView* v = h.dev(l.address);
+  CHECK(v->device.driver == std::string("vfio-pci"));
+  CHECK(v->lease == l.id);
+  CHECK(mac_to_string(*v->vf_config->mac) == "52:54:00:aa:bb:01");
+  CHECK(v->vf_config->vlan == 100);
+  CHECK(v->vf_config->trust == true);
+
+  for (int i = 0; i < 3; ++i) REQUIRE(alloc(h, from("x710")).ok());
+  auto full = alloc(h, from("x710"));
+  REQUIRE_FALSE(full.ok());
+  CHECK(full.error().code == ErrorCode::conflict);
+  CHECK(full.error().message.find("4 leased") != std::string::npos);
+
+  size_t resets = h.sim->reset_count(l.address);
+  auto released = h.agent->release(l.id);
+  REQUIRE(released.ok());
+  v = h.dev(l.address);
+  CHECK(v->device.driver == std::string("iavf"));
+  CHECK_FALSE(v->lease);
+  CHECK(*v->vf_config == clean_vf_config());
+  CHECK(h.sim->reset_count(l.address) == resets + 1);
+  CHECK(h.agent->release(l.id).error().code == ErrorCode::not_found);
+  // The freed VF is the one handed out next.
+  auto again = alloc(h, from("x710"));
+  REQUIRE(again.ok());
+  CHECK(again->lease.address == l.address);
+}
+
+TEST_CASE("leases: pack onto the busiest PF, spread onto the idlest, NUMA node honoured") {
+  Host h;
+  REQUIRE(h.agent->create_pool(pool("nics", {"ens2f0", "ens3f0"})).ok());
+  auto first = alloc(h, from("nics"));
+  REQUIRE(first.ok());
+  CHECK(first->lease.address.to_string() == "0000:3b:02.0");  // lowest address on a tie
+  auto packed = alloc(h, from("nics"));
+  REQUIRE(packed.ok());
+  CHECK(packed->lease.address.to_string() == "0000:3b:02.1");
+  auto spread = from("nics");
+  spread.policy = Policy::spread;
+  auto s1 = alloc(h, spread);
+  REQUIRE(s1.ok());
+  CHECK(h.dev(s1->lease.address)->device.physfn == kCx6);
+  auto numa = from("nics");
+  numa.numa_node = 0;
+  auto n0 = alloc(h, numa);
+  REQUIRE(n0.ok());
+  CHECK(h.dev(n0->lease.address)->device.numa_node == 0);
+  numa.numa_node = 7;
+  auto none = alloc(h, numa);
+  CHECK(none.error().code == ErrorCode::conflict);
+  CHECK(none.error().message.find("NUMA node 7") != std::string::npos);
+}
+
+TEST_CASE("leases: idempotency keys return the same lease, and refuse a different request") {
+  Host h;
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
+  auto req = from("x710");
+  req.idempotency_key = "k-1";
+  auto a = alloc(h, req);
+  auto b = alloc(h, req);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(b->lease.id == a->lease.id);
+  CHECK_FALSE(b->created);
+  CHECK(h.model.current()->book->leases.size() == 1);
+  req.consumer_name = "someone-else";
+  auto c = alloc(h, req);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().field == "Idempotency-Key");
+}
+
+TEST_CASE("leases: interlocks") {
+  Host h;
+  SUBCASE("a PF with VFs cannot be leased whole, nor a VF of a PF leased whole") {
+    AllocationRequest r = from("x");
+    r.pool.reset();
+    r.address = kX710;
+    auto pf = alloc(h, r);
+    CHECK(pf.error().code == ErrorCode::conflict);
+    CHECK(pf.error().message.find("VFs enabled") != std::string::npos);
+    REQUIRE(h.agent->set_num_vfs(kX710, 0).ok());
+    auto whole = alloc(h, r);
+    REQUIRE(whole.ok());
+    CHECK(h.agent->set_num_vfs(kX710, 2).error().code == ErrorCode::conflict);
+  }
+  SUBCASE("a device whose IOMMU group is not viable is refused with the offending member") {
+    AllocationRequest r = from("x");
+    r.pool.reset();
+    r.address = kGpu;
+    auto gpu = alloc(h, r);
+    REQUIRE_FALSE(gpu.ok());
+    CHECK(gpu.error().code == ErrorCode::conflict);
+    CHECK(gpu.error().message.find(kAudio.to_string()) != std::string::npos);
+  }
+  SUBCASE("num_vfs and driver changes are refused while VFs are leased") {
+    REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"}, PoolMode::netdev)).ok());
+    auto a = alloc(h, from("x710"));
+    REQUIRE(a.ok());
+    CHECK(h.dev(a->lease.address)->device.driver == std::string("iavf"));  // netdev mode keeps it
+    auto n = h.agent->set_num_vfs(kX710, 0);
+    CHECK(n.error().code == ErrorCode::conflict);
+    CHECK(n.error().message.find("leased VFs") != std::string::npos);
+    CHECK(h.agent->set_driver(a->lease.address, {std::string("vfio-pci"), false, false}).error().code ==
+          ErrorCode::conflict);
+    auto twice = from("x710");
+    twice.pool.reset();
+    twice.address = a->lease.address;
+    CHECK(alloc(h, twice).error().message.find("leased already") != std::string::npos);
+  }
+}
+
+TEST_CASE("leases: a fault at any step of an allocation leaves the host as it was and no lease") {
+  auto setup = [](Host& h) { REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok()); };
+  fail_every_step("dual-socket", setup, [](Host& h) -> Result<void> {
+    auto r = from("x710");
+    r.vf_config = {{"mac", "52:54:00:aa:bb:02"}, {"vlan", 7}, {"spoofchk", false}};
+    auto a = alloc(h, r);
+    if (!a) {
+      CHECK(h.model.current()->book->leases.empty());
+      CHECK(h.store->all("lease")->empty());
+      return std::move(a).error();
+    }
+    return ok();
+  }, {EBUSY, EIO, EINVAL, ERANGE}, /*recreates_vfs=*/true);  // a rebound VF's netdev is registered afresh
+}
+
+TEST_CASE("leases: a release that fails keeps the lease, unhealthy, and a retry finishes it") {
+  Host h;
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
+  auto r = from("x710");
+  r.vf_config = {{"vlan", 9}, {"trust", true}};
+  auto a = alloc(h, r);
+  REQUIRE(a.ok());
+  h.faults->reset_calls();
+  h.faults->fail_at(2, EIO);
+  auto failed = h.agent->release(a->lease.id);
+  REQUIRE_FALSE(failed.ok());
+  auto s = h.model.current();
+  const Lease* l = s->book->lease(a->lease.id);
+  REQUIRE(l);
+  CHECK(l->state == "releasing");
+  auto members = pool_members(*s->book->pool("x710"), *s);
+  CHECK_FALSE(members[0].healthy);
+  CHECK(members[0].reason.find("did not finish") != std::string::npos);
+  REQUIRE(h.agent->release(a->lease.id).ok());
+  CHECK(*h.dev(a->lease.address)->vf_config == clean_vf_config());
+  CHECK(h.dev(a->lease.address)->device.driver == std::string("iavf"));
+}
+
+TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a restart") {
+  auto setup = [](Host& h) { REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok()); };
+  SUBCASE("allocation: undone, no lease") {
+    crash_at_every_step(
+        [](Agent& a) {
+          auto r = from("x710");
+          r.vf_config = {{"mac", "52:54:00:aa:bb:03"}, {"vlan", 5}};
+          return a.allocate(r).ok() ? Result<void>(ok()) : Error::make(ErrorCode::internal, "failed");
+        },
+        [](Host& h) {
+          auto s = h.model.current();
+          REQUIRE(s->book->leases.size() == 1);
+          const Lease& l = s->book->leases.begin()->second;
+          CHECK(l.state == "active");
+          CHECK(h.dev(l.address)->device.driver == std::string("vfio-pci"));
+        },
+        setup, /*rebinds_netdevs=*/true);
+  }
+  SUBCASE("release: finished at start") {
+    for (int n = 1; n < 40; ++n) {
+      CAPTURE(n);
+      Host h;
+      setup(h);
+      auto r = from("x710");
+      r.vf_config = {{"mac", "52:54:00:aa:bb:04"}, {"vlan", 6}, {"trust", true}};
+      auto a = alloc(h, r);
+      REQUIRE(a.ok());
+      const PciAddress addr = a->lease.address;
+      pid_t pid = fork();
+      if (pid == 0) {
+        struct Dying : kernel::Kernel {
+          kernel::Kernel& in;
+          int left;
+          Dying(kernel::Kernel& k, int n) : in(k), left(n) {}
+          Result<void> write_attr(const std::string& p, std::string_view v) override {
+            if (--left == 0) _exit(9);
+            return in.write_attr(p, v);
+          }
+          Result<std::vector<kernel::VfInfo>> get_vfs(const std::string& i) override { return in.get_vfs(i); }
+          Result<void> set_vf(const std::string& i, uint32_t vf, const kernel::VfConfig& c) override {
+            if (--left == 0) _exit(9);
+            return in.set_vf(i, vf, c);
+          }
+          Result<kernel::LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+        } dying(*h.sim, n);
+        Agent agent(*h.root, dying, *h.store, h.model, nullptr);
+        (void)agent.refresh();
+        _exit(agent.release(a->lease.id).ok() ? 0 : 1);
+      }
+      int st = 0;
+      REQUIRE(waitpid(pid, &st, 0) == pid);
+      h.start();
+      auto report = h.agent->reconcile();
+      CHECK(report.drift.empty());
+      CHECK(h.store->operations_in_state("pending")->empty());
+      CHECK(h.model.current()->book->leases.empty());
+      CHECK(*h.dev(addr)->vf_config == clean_vf_config());
+      CHECK(h.dev(addr)->device.driver == std::string("iavf"));
+      if (WEXITSTATUS(st) != 9) {
+        CHECK(WEXITSTATUS(st) == 0);
+        break;
+      }
+    }
+  }
+}
+
+TEST_CASE("leases survive a reboot: VFs recreated, the leased VF bound to vfio-pci with its attributes") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 4).ok());
+  REQUIRE(h.agent->create_pool(pool("e810", {"ens1f0"})).ok());
+  auto r = from("e810");
+  r.vf_config = {{"mac", "52:54:00:aa:bb:05"}, {"vlan", 300}};
+  auto a = alloc(h, r);
+  REQUIRE(a.ok());
+  REQUIRE(h.sim->simulate_reboot().ok());
+  h.start();
+  CHECK_FALSE(h.dev(a->lease.address));
+  auto report = h.agent->reconcile();
+  CHECK(report.drift.empty());
+  const DeviceView* v = h.dev(a->lease.address);
+  REQUIRE(v);
+  CHECK(v->device.driver == std::string("vfio-pci"));
+  CHECK(v->lease == a->lease.id);
+  CHECK(mac_to_string(*v->vf_config->mac) == "52:54:00:aa:bb:05");
+  CHECK(v->vf_config->vlan == 300);
+  // Nothing more to do the second time.
+  h.faults->reset_calls();
+  h.agent->reconcile();
+  CHECK(h.faults->calls() == 0);
+}

@@ -1,0 +1,93 @@
+// Pools: named sets of devices that sriovd hands out as leases, defined by selectors.
+//
+// A pool is a value: selectors (every given field must match; a field left out matches
+// everything), the kind of device it hands out (VFs, whole devices, or both), how a lease binds
+// it (vfio: vfio-pci for passthrough; netdev: the host driver stays, for macvtap passthrough) and
+// how a free device is picked (pack onto the PF with most leases, or spread). Everything here is
+// pure: matching and picking work on values, so they are tested without a host.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/pci_address.h"
+#include "base/result.h"
+
+namespace sriovd::agent {
+
+// "ens1f0" (the PF itself, or every VF of it) or "ens1f0#0-7" / "ens1f0#3" (those VFs of it).
+struct PfRange {
+  std::string pf_name;
+  std::optional<uint32_t> first, last;  // both set or neither; first <= last
+
+  bool operator==(const PfRange&) const = default;
+};
+Result<PfRange> parse_pf_range(std::string_view text);
+std::string to_string(const PfRange& r);
+
+struct Selectors {
+  std::vector<uint16_t> vendor_ids;
+  std::vector<uint16_t> device_ids;
+  std::vector<std::string> drivers;  // the host driver (the one before sriovd bound vfio-pci)
+  std::vector<PfRange> pf_names;
+  std::vector<PciAddress> addresses;
+  std::vector<int> numa_nodes;
+};
+
+enum class DeviceType { vf, pf, any };
+enum class PoolMode { vfio, netdev };
+enum class Policy { pack, spread };
+
+struct PoolSpec {
+  std::string name;
+  Selectors selectors;
+  std::optional<std::string> physical_network;
+  DeviceType device_type = DeviceType::vf;
+  PoolMode mode = PoolMode::vfio;
+  Policy policy = Policy::pack;
+};
+
+const char* to_string(DeviceType t);
+const char* to_string(PoolMode m);
+const char* to_string(Policy p);
+std::optional<Policy> parse_policy(std::string_view s);
+
+// From the API's JSON (already checked against the Pool schema, but every value is checked again
+// here: the errors name the field, e.g. "selectors.pf_names[1]").
+Result<PoolSpec> pool_from_json(const nlohmann::json& j);
+nlohmann::json pool_to_json(const PoolSpec& p);  // the definition only, no computed fields
+
+// What selectors look at, for one device that exists or (for the overlap check) could exist: a
+// VF slot of a PF that has fewer VFs enabled than it could.
+struct Candidate {
+  PciAddress address;
+  std::optional<uint16_t> vendor_id;
+  std::optional<uint16_t> device_id;
+  std::optional<std::string> host_driver;  // nullopt: unbound, or unknown for a VF slot
+  bool driver_unknown = false;             // a VF slot not created yet: any driver may come
+  std::vector<std::string> netdevs;        // its own
+  std::optional<std::string> pf_netdev;    // VFs: the PF's first netdev
+  std::optional<uint32_t> vf_index;
+  std::optional<int> numa_node;
+  bool is_vf = false;
+};
+
+bool matches(const PoolSpec& pool, const Candidate& c);
+
+// The device a new lease takes, among free members: only `numa_node` when given; with pack the
+// PF (a whole device counts as its own PF) that already has the most leases, with spread the one
+// with the fewest; ties go to the lowest address. `leases_per_pf` counts active leases.
+struct FreeMember {
+  PciAddress address;
+  PciAddress pf;  // the PF for a VF, itself otherwise
+  std::optional<int> numa_node;
+};
+std::optional<PciAddress> pick(const std::vector<FreeMember>& free, Policy policy, std::optional<int> numa_node,
+                               const std::map<PciAddress, int>& leases_per_pf);
+
+}  // namespace sriovd::agent
