@@ -189,6 +189,8 @@ Response Api::handle(const Request& req) const {
     if (parts.size() == 2) return list_devices(req, *snap, *r);
     return get_device(req, std::string(parts[2]), *snap, *r);
   }
+  if (parts[1] == "pools" && parts.size() <= 3) return pools(req, parts);
+  if (parts[1] == "allocations" && parts.size() <= 4) return allocations(req, parts);
   if (parts[1] == "iommu-groups" && parts.size() <= 3) {
     if (!get) return method_not_allowed(req, "GET, HEAD");
     auto r = rendered(snap);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,11 @@ struct ApiOptions {
   // refused with 503 and the other requests still find workers.
   int max_event_streams = 32;
   std::chrono::milliseconds event_heartbeat{15000};  // ": keepalive" when nothing happened
+  // The libvirt device XML of a lease on a snapshot (null when unset or not describable).
+  std::function<std::optional<std::string>(const agent::Lease&, const agent::Snapshot&)> lease_xml;
+  // Attach and detach through libvirt; unset: those calls answer 503 (libvirt not configured).
+  std::function<Result<void>(const agent::Lease&, const std::string& xml, const agent::Attachment&)> attach;
+  std::function<Result<void>(const agent::Lease&, const std::string& xml, const agent::Attachment&)> detach;
 };
 
 class Api {
@@ -54,6 +60,10 @@ class Api {
   std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const;
 
   Response get_host(const Request& req, const agent::Snapshot& s) const;
+  // /v1/pools[/{name}] and /v1/allocations[/{id}[/attach|detach]] (rest/pools_api.cpp).
+  Response pools(const Request& req, const std::vector<std::string_view>& parts) const;
+  Response allocations(const Request& req, const std::vector<std::string_view>& parts) const;
+  std::string encode_lease(const agent::Lease& l, const agent::Snapshot& s) const;
   Response mutate_device(const Request& req, const std::string& address, const std::string& what) const;
   Response list_devices(const Request& req, const agent::Snapshot& s, const Rendered& r) const;
   Response get_device(const Request& req, const std::string& address, const agent::Snapshot& s,

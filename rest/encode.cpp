@@ -94,7 +94,7 @@ std::string encode_device(const agent::DeviceView& v) {
   }
   w.key("vf_config");
   if (v.vf_config) w.raw(agent::vf_config_to_json(*v.vf_config).dump()); else w.null();
-  w.key("lease").null();
+  w.key("lease").optional(v.lease);
   w.key("warnings").strings(d.warnings);
   w.end_object();
   return out;
