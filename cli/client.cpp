@@ -78,7 +78,7 @@ Client::~Client() {
 }
 
 Result<HttpResult> Client::request(const std::string& method, const std::string& path, const std::string& body,
-                                   const std::string& content_type) {
+                                   const std::string& content_type, const std::string& extra_header) {
   CURL* c = static_cast<CURL*>(curl_);
   if (!c) return Error::make(ErrorCode::internal, "libcurl could not be initialised");
   curl_easy_reset(c);
@@ -94,6 +94,7 @@ Result<HttpResult> Client::request(const std::string& method, const std::string&
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Accept: application/json, application/problem+json");
+  if (!extra_header.empty()) headers = curl_slist_append(headers, extra_header.c_str());
   if (!endpoint_.token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.token).c_str());
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());

@@ -15,50 +15,15 @@
 #include "schemas/validator.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/process.h"
+#include "tests/integration/sim_daemon.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
 using nlohmann::json;
 namespace fs = std::filesystem;
+using sriovd::test::Host;
 
 namespace {
-
-struct Host {
-  test::TempDir dir{"sriovd-daemon"};
-  fs::path sys = dir / "sys";
-  fs::path sock = dir / "sriovd.sock";
-  fixtures::Manifest manifest;
-  test::Daemon daemon;
-  int port = 0;
-
-  bool sim = false;
-
-  explicit Host(const char* profile = "dual-socket", bool simulated = false) : sim(simulated) {
-    auto m = fixtures::build_profile(profile, sys);
-    REQUIRE(m.ok());
-    manifest = *m;
-    start();
-  }
-  void start() {
-    std::vector<std::string> argv{SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir",
-                                  (dir / "state").string(), "--listen", "unix:" + sock.string(), "--listen",
-                                  "tcp:127.0.0.1:0"};
-    if (sim) argv.push_back("--sim");
-    bool started = daemon.start(argv);
-    REQUIRE_MESSAGE(started, daemon.error());
-    // The READY notification says where it listens: "... on unix:/x.sock, tcp:127.0.0.1:41234".
-    std::smatch m2;
-    std::string msg = daemon.ready_message();
-    REQUIRE(std::regex_search(msg, m2, std::regex("tcp:127\\.0\\.0\\.1:([0-9]+)")));
-    port = std::stoi(m2[1]);
-  }
-
-  test::RunResult cli(std::vector<std::string> args) {
-    std::vector<std::string> argv{SRIOVD_CLI_BIN, "--socket", sock.string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv);
-  }
-};
 
 size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 

@@ -1,0 +1,297 @@
+// Tier 2: pools and leases through the real daemon (simulated kernel) over its unix socket —
+// the REST contract checked against the OpenAPI schemas, the CLI, 64 clients racing for 8 VFs,
+// and kill -9 at random points over 1,000 allocate/release operations.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <latch>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cli/client.h"
+#include "kernel/sim_kernel.h"
+#include "schemas/validator.h"
+#include "tests/integration/sim_daemon.h"
+
+using namespace sriovd;
+using nlohmann::json;
+using sriovd::test::Host;
+
+namespace {
+
+const char* const kCx6Pool = R"({"name": "cx6", "selectors": {"pf_names": ["ens3f0"]}, "physical_network": "physnet1"})";
+
+struct Answer {
+  long status = 0;
+  json body;
+};
+
+Answer call(cli::Client& c, const std::string& method, const std::string& path, const std::string& body = {},
+            const std::string& header = {}) {
+  auto r = c.request(method, path, body, "application/json", header);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  Answer a;
+  a.status = r->status;
+  a.body = r->body.empty() ? json() : json::parse(r->body, nullptr, false);
+  return a;
+}
+
+void check_schema(const char* component, const json& value) {
+  auto v = schemas::api_validator().validate(component, value);
+  CHECK_MESSAGE(v.ok(), component, ": ", v.ok() ? "" : v.error().message, "\n", value.dump());
+}
+
+std::string alloc_body(const char* pool, const char* name) {
+  return json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", name}}}}).dump();
+}
+
+}  // namespace
+
+TEST_CASE("REST: pools and leases, checked against the schemas") {
+  Host h("dual-socket", true);
+  cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+
+  auto created = call(c, "POST", "/v1/pools", kCx6Pool);
+  REQUIRE(created.status == 201);
+  check_schema("Pool", created.body);
+  CHECK(created.body["capacity"] == 8);
+  CHECK(created.body["free"] == 8);
+  CHECK(created.body["devices"][0]["healthy"] == true);
+
+  auto overlap = call(c, "POST", "/v1/pools", R"({"name": "mine", "selectors": {"pf_names": ["ens3f0#4-5"]}})");
+  CHECK(overlap.status == 409);
+  check_schema("Problem", overlap.body);
+  CHECK(overlap.body["field"] == "selectors");
+  auto bad = call(c, "POST", "/v1/pools", R"({"name": "x", "selectors": {"pf_names": ["ens3f0#5-1"]}})");
+  CHECK(bad.status == 422);
+  CHECK(bad.body["field"] == "selectors.pf_names[0]");
+  CHECK(call(c, "POST", "/v1/pools", R"({"name": "UPPER"})").status == 422);
+  CHECK(call(c, "GET", "/v1/pools/none").status == 404);
+
+  auto list = call(c, "GET", "/v1/pools");
+  check_schema("PoolList", list.body);
+  CHECK(list.body["count"] == 1);
+
+  // A lease with VF attributes and an idempotency key.
+  json req = {{"pool", "cx6"},
+              {"consumer", {{"kind", "vm"}, {"name", "web-1"}}},
+              {"vf_config", {{"mac", "52:54:00:10:00:01"}, {"vlan", 42}}}};
+  auto lease = call(c, "POST", "/v1/allocations", req.dump(), "Idempotency-Key: web-1-nic0");
+  REQUIRE(lease.status == 201);
+  check_schema("Lease", lease.body);
+  const std::string id = lease.body["id"];
+  const std::string addr = lease.body["address"];
+  CHECK(lease.body["state"] == "active");
+  auto retry = call(c, "POST", "/v1/allocations", req.dump(), "Idempotency-Key: web-1-nic0");
+  CHECK(retry.status == 200);
+  CHECK(retry.body["id"] == id);
+
+  auto dev = call(c, "GET", "/v1/devices/" + addr);
+  check_schema("Device", dev.body);
+  CHECK(dev.body["lease"] == id);
+  CHECK(dev.body["driver"] == "vfio-pci");
+  CHECK(dev.body["vf_config"]["vlan"] == 42);
+
+  auto leases = call(c, "GET", "/v1/allocations?pool=cx6&consumer_kind=vm");
+  check_schema("LeaseList", leases.body);
+  CHECK(leases.body["count"] == 1);
+  CHECK(call(c, "GET", "/v1/allocations?colour=red").body["field"] == "colour");
+  CHECK(call(c, "GET", "/v1/allocations/" + id).body["address"] == addr);
+  CHECK(call(c, "GET", "/v1/pools/cx6").body["leased"] == 1);
+
+  // Refusals name the field; nothing is leased by them.
+  CHECK(call(c, "POST", "/v1/allocations", R"({"pool": "cx6"})").status == 422);
+  auto bad_mac = call(c, "POST", "/v1/allocations",
+                      R"({"pool": "cx6", "consumer": {"kind": "vm", "name": "x"}, "vf_config": {"mac": "01:00:5e:00:00:01"}})");
+  CHECK(bad_mac.status == 422);
+  CHECK(bad_mac.body["field"] == "vf_config.mac");
+  CHECK(call(c, "POST", "/v1/allocations", alloc_body("nope", "x")).status == 404);
+  auto taken = call(c, "POST", "/v1/allocations", json({{"address", addr}, {"consumer", {{"kind", "pod"}, {"name", "p"}}}}).dump());
+  CHECK(taken.status == 409);
+  CHECK(taken.body["detail"].get<std::string>().find("leased already") != std::string::npos);
+  CHECK(call(c, "DELETE", "/v1/pools/cx6").status == 409);
+  CHECK(call(c, "PUT", "/v1/devices/0000:86:00.0/sriov", R"({"num_vfs": 2})").status == 409);
+  auto attach = call(c, "POST", "/v1/allocations/" + id + "/attach", R"({"domain": "web-1"})");
+  if (attach.status != 200) CHECK(attach.status == 503);  // without --libvirt-uri
+
+  auto released = call(c, "DELETE", "/v1/allocations/" + id);
+  REQUIRE(released.status == 200);
+  check_schema("Release", released.body);
+  CHECK(released.body["device"]["driver"] == "mlx5_core");
+  CHECK(released.body["device"]["lease"].is_null());
+  CHECK(released.body["device"]["vf_config"]["mac"] == "00:00:00:00:00:00");
+  CHECK(released.body["device"]["vf_config"]["vlan"] == 0);
+  CHECK(call(c, "DELETE", "/v1/allocations/" + id).status == 404);
+  CHECK(call(c, "DELETE", "/v1/pools/cx6").status == 204);
+}
+
+TEST_CASE("CLI: pool create, alloc, leases, release") {
+  Host h("dual-socket", true);
+  auto made = h.cli({"pool", "create", "x710", "--pf", "ens2f0", "--physical-network", "physnet2"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  CHECK(made.out.find("0000:3b:02.3") != std::string::npos);
+  auto a = h.cli({"--json", "alloc", "x710", "--name", "db-1", "--consumer", "vm", "--vlan", "7"});
+  REQUIRE_MESSAGE(a.exit_code == 0, a.err);
+  auto lease = json::parse(a.out);
+  auto listed = h.cli({"leases"});
+  CHECK(listed.out.find(lease["id"].get<std::string>()) != std::string::npos);
+  CHECK(listed.out.find("vm/db-1") != std::string::npos);
+  auto pools = h.cli({"pools"});
+  CHECK(pools.out.find("x710") != std::string::npos);
+  auto dup = h.cli({"pool", "create", "again", "--pf", "ens2f0#1"});
+  CHECK(dup.exit_code == 1);
+  CHECK(dup.err.find("overlaps pool 'x710'") != std::string::npos);
+  CHECK(std::count(dup.err.begin(), dup.err.end(), '\n') == 1);
+  auto none = h.cli({"alloc", "--name", "x"});
+  CHECK(none.exit_code == 2);
+  auto rel = h.cli({"release", lease["id"]});
+  CHECK(rel.exit_code == 0);
+  CHECK(rel.out.find("driver iavf") != std::string::npos);
+  CHECK(h.cli({"release", lease["id"]}).exit_code == 1);
+}
+
+TEST_CASE("64 concurrent clients, a pool of 8 VFs: exactly 8 leases, 56 clear conflicts") {
+  Host h("dual-socket", true);
+  {
+    cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+    REQUIRE(call(c, "POST", "/v1/pools", kCx6Pool).status == 201);
+  }
+  constexpr int kClients = 64;
+  std::latch go(kClients);
+  std::mutex mu;
+  std::vector<Answer> answers;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+      go.arrive_and_wait();
+      auto r = c.request("POST", "/v1/allocations", alloc_body("cx6", ("vm-" + std::to_string(i)).c_str()));
+      std::lock_guard lock(mu);
+      Answer a;
+      if (r) {
+        a.status = r->status;
+        a.body = json::parse(r->body, nullptr, false);
+      }
+      answers.push_back(a);
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> addresses, ids;
+  int created = 0, conflicts = 0;
+  for (const auto& a : answers) {
+    if (a.status == 201) {
+      ++created;
+      addresses.insert(a.body["address"].get<std::string>());
+      ids.insert(a.body["id"].get<std::string>());
+    } else if (a.status == 409) {
+      ++conflicts;
+      CHECK(a.body["detail"].get<std::string>().find("no free device") != std::string::npos);
+      CHECK(a.body["detail"].get<std::string>().find("8 leased") != std::string::npos);
+    }
+  }
+  CHECK(created == 8);
+  CHECK(conflicts == 56);
+  CHECK(addresses.size() == 8);
+  CHECK(ids.size() == 8);
+  cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+  CHECK(call(c, "GET", "/v1/allocations").body["count"] == 8);
+  CHECK(call(c, "GET", "/v1/pools/cx6").body["free"] == 0);
+}
+
+TEST_CASE("kill -9 at random points over 1,000 allocate/release operations: no lease lost or duplicated") {
+  Host h("dual-socket", true);
+  {
+    cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+    REQUIRE(call(c, "POST", "/v1/pools", kCx6Pool).status == 201);
+  }
+  std::mt19937 rng(20261123);
+  std::set<std::string> held;  // leases the client was told about and has not released
+  int ops = 0, kills = 0;
+  double op_us = 2000;  // running mean of one operation's time, to aim the kills inside bursts
+  while (ops < 1000) {
+    // A burst of operations; a killer fires at a random moment inside it.
+    const int burst = std::uniform_int_distribution<int>(5, 40)(rng);
+    const int kill_after_us = std::uniform_int_distribution<int>(0, static_cast<int>(burst * op_us))(rng);
+    auto burst_start = std::chrono::steady_clock::now();
+    int burst_ops = 0;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> killed{false};
+    pid_t pid = h.daemon.pid();
+    std::thread killer([&] {
+      // A random point in time during the burst: the kill lands between, or inside, requests.
+      auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kill_after_us);
+      while (!stop.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+      if (!stop.load()) {
+        // Between two kernel calls of the daemon, as a SIGKILL lands between two syscalls.
+        CHECK(kernel::SimKernel::kill_between_calls(h.sys, pid).ok());
+        killed = true;
+      }
+    });
+    cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+    std::optional<std::string> unknown_release;  // a release whose answer was lost
+    for (int i = 0; i < burst && ops < 1000; ++i, ++ops, ++burst_ops) {
+      bool allocate = held.size() < 4 || (held.size() < 8 && std::uniform_int_distribution<int>(0, 1)(rng) == 0);
+      if (allocate) {
+        auto r = c.request("POST", "/v1/allocations", alloc_body("cx6", "vm"));
+        if (!r) break;
+        if (r->status == 201) held.insert(json::parse(r->body)["id"].get<std::string>());
+        else REQUIRE_MESSAGE(r->status == 409, r->status, " ", r->body);
+      } else {
+        std::string id = *held.begin();
+        auto r = c.request("DELETE", "/v1/allocations/" + id);
+        if (!r) {
+          unknown_release = id;
+          break;
+        }
+        REQUIRE_MESSAGE(r->status == 200, r->body);
+        held.erase(id);
+      }
+    }
+    stop = true;
+    killer.join();
+    if (burst_ops > 0)
+      op_us = 0.5 * op_us + 0.5 * std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - burst_start).count() / burst_ops;
+    if (!killed) continue;
+    ++kills;
+    // The daemon is gone: reap it and start it again on the same state.
+    h.daemon.stop(SIGKILL);
+    h.start();
+    cli::Client after(cli::Endpoint::resolve("", h.sock.string()));
+    auto leases = call(after, "GET", "/v1/allocations").body["allocations"];
+    std::set<std::string> server_ids, server_addresses;
+    for (const auto& l : leases) {
+      server_ids.insert(l["id"].get<std::string>());
+      server_addresses.insert(l["address"].get<std::string>());
+      CHECK(l["state"] == "active");
+    }
+    CHECK(server_addresses.size() == server_ids.size());  // no device in two leases
+    // Every lease the client holds survived; the server has at most one the client never heard
+    // of (an allocation whose answer the kill cut off), which the client now adopts.
+    for (const auto& id : held)
+      if (id != unknown_release) CHECK_MESSAGE(server_ids.count(id), "lost lease ", id, " of ", held.size(), "; server has ", leases.dump());
+    std::vector<std::string> extra;
+    for (const auto& id : server_ids)
+      if (!held.count(id) && id != unknown_release) extra.push_back(id);
+    CHECK(extra.size() <= 1);
+    held = server_ids;
+    // Every free device of the pool is clean: host driver back, VF attributes reset.
+    auto pool = call(after, "GET", "/v1/pools/cx6").body;
+    for (const auto& d : pool["devices"]) {
+      auto dev = call(after, "GET", "/v1/devices/" + d["address"].get<std::string>()).body;
+      if (d["lease"].is_null()) {
+        CHECK(dev["driver"] == "mlx5_core");
+        CHECK(dev["vf_config"]["mac"] == "00:00:00:00:00:00");
+        CHECK(dev["vf_config"]["vlan"] == 0);
+      } else {
+        CHECK(dev["driver"] == "vfio-pci");
+      }
+    }
+  }
+  MESSAGE(ops << " operations, " << kills << " kills");
+  CHECK(kills >= 10);
+}
