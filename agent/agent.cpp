@@ -456,6 +456,8 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
     if (to_vfio && t->sriov && t->sriov->num_vfs > 0)
       return Error::make(ErrorCode::conflict, t->address.to_string() + " has " + std::to_string(t->sriov->num_vfs) +
                                                   " VFs enabled: set num_vfs to 0 before passing the PF through");
+    if (!to_vfio && in_use_ && t->driver == std::string("vfio-pci"))
+      if (auto r = in_use_(t->address); !r) return r;
     if (!to_host && !request.force && t->driver != std::string("vfio-pci"))
       if (auto r = check_netdev_quiet(*t); !r) return r;
   }

@@ -130,6 +130,9 @@ class Agent {
                                const std::function<Result<void>(const Lease&)>& action);
   // Detaches a lease from its domain before release; set by the daemon when libvirt is in use.
   void set_detacher(std::function<Result<void>(const Lease&)> detach) { detach_ = std::move(detach); }
+  // Refuses (with a conflict naming the domain) taking a device off vfio-pci while a running
+  // domain uses it; set by the daemon when libvirt is in use.
+  void set_in_use_check(std::function<Result<void>(const PciAddress&)> check) { in_use_ = std::move(check); }
 
  private:
   class Applier;
@@ -170,6 +173,7 @@ class Agent {
   std::vector<std::string> drift_;         // guarded by mu_; published with each snapshot
   std::shared_ptr<const LeaseBook> book_;  // guarded by mu_; published with each snapshot
   std::function<Result<void>(const Lease&)> detach_;
+  std::function<Result<void>(const PciAddress&)> in_use_;
 };
 
 }  // namespace sriovd::agent

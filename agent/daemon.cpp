@@ -17,6 +17,7 @@
 #include "agent/agent.h"
 #include "agent/events.h"
 #include "agent/host_model.h"
+#include "agent/lease_virt.h"
 #include "agent/hotplug.h"
 #include "agent/state_store.h"
 #include "kernel/linux_kernel.h"
@@ -156,6 +157,17 @@ int run_daemon(const DaemonOptions& options) {
   rest::ApiOptions api_options;
   api_options.version = SRIOVD_VERSION;
   api_options.openapi_json = std::string(schemas::openapi_json());
+  LeaseLibvirt libvirt(options.libvirt_uri);
+  api_options.lease_xml = lease_device_xml;
+  api_options.attach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.attach(xml, at); };
+  api_options.detach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.detach(xml, at); };
+  // Releasing an attached lease detaches it first, with the XML it was attached with.
+  agent.set_detacher([&libvirt, &model](const Lease& l) -> Result<void> {
+    auto xml = lease_device_xml(l, *model.current());
+    if (!xml || !l.attached) return ok();
+    return libvirt.detach(*xml, *l.attached);
+  });
+  agent.set_in_use_check([&libvirt](const PciAddress& a) { return libvirt.check_not_in_use(a); });
   rest::Api api(model, std::move(api_options), &agent);
   api.set_event_log(&events);
 

@@ -17,6 +17,8 @@ struct DaemonOptions {
   // Where hotplug events come from: "auto" (sim with --sim; on /sys udev when udevd runs,
   // else the kernel's uevents; on another root none), "udev", "kernel", "sim" or "off".
   std::string hotplug = "auto";
+  // libvirt, for attaching leased devices to domains; connected on first use.
+  std::string libvirt_uri = "qemu:///system";
   bool verbose = false;
 };
 

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
     a->add_flag("--sim", opt.sim, "simulate the kernel on --sysfs-root (a tree from sriovd-fakehost)");
+    a->add_option("--libvirt-uri", opt.libvirt_uri, "libvirt to attach leased devices through (connected on first use)")
+        ->capture_default_str();
     a->add_option("--hotplug", opt.hotplug,
                   "hotplug event source: auto (sim with --sim; udev, else kernel, on /sys), udev, kernel, sim, off")
         ->check(CLI::IsMember({"auto", "udev", "kernel", "sim", "off"}))

@@ -1,0 +1,78 @@
+#include "agent/lease_virt.h"
+
+#include "agent/vf_config_json.h"
+#include "virt/device_xml.h"
+#include "virt/libvirt.h"
+
+namespace sriovd::agent {
+
+std::optional<std::string> lease_device_xml(const Lease& lease, const Snapshot& snap) {
+  const DeviceView* v = snap.find(lease.address);
+  if (!v) return std::nullopt;
+  const pci::Device& d = v->device;
+  virt::DeviceXmlSpec spec;
+  spec.address = d.address;
+  const bool nic = d.class_id && (*d.class_id >> 16) == 0x02;
+  if (lease.mode == PoolMode::netdev) {
+    if (d.netdevs.empty()) return std::nullopt;
+    spec.kind = virt::DeviceXmlSpec::Kind::Direct;
+    spec.netdev = d.netdevs.front();
+  } else if (nic && d.is_vf()) {
+    spec.kind = virt::DeviceXmlSpec::Kind::HostdevInterface;
+  } else {
+    spec.kind = virt::DeviceXmlSpec::Kind::HostdevPci;
+  }
+  if (spec.kind != virt::DeviceXmlSpec::Kind::HostdevPci && lease.vf_config.is_object()) {
+    if (lease.vf_config.contains("mac") && lease.vf_config["mac"].is_string()) spec.mac = lease.vf_config["mac"].get<std::string>();
+    // The VLAN is set on the VF by sriovd already; the hostdev interface repeats it so libvirt
+    // (which programs it through the PF too) keeps it rather than clearing it.
+    if (spec.kind == virt::DeviceXmlSpec::Kind::HostdevInterface && lease.vf_config.contains("vlan") &&
+        lease.vf_config["vlan"].is_number_unsigned() && lease.vf_config["vlan"].get<uint16_t>() != 0)
+      spec.vlan = lease.vf_config["vlan"].get<uint16_t>();
+  }
+  auto xml = virt::device_xml(spec);
+  if (!xml) return std::nullopt;
+  return *xml;
+}
+
+LeaseLibvirt::LeaseLibvirt(std::string uri, std::chrono::milliseconds detach_deadline)
+    : uri_(std::move(uri)), deadline_(detach_deadline) {}
+
+LeaseLibvirt::~LeaseLibvirt() = default;
+
+Result<virt::Libvirt*> LeaseLibvirt::connection() {
+  std::lock_guard lock(mu_);
+  if (!conn_) {
+    auto c = virt::Libvirt::connect(uri_);
+    if (!c) return std::move(c).error();
+    conn_ = std::move(*c);
+  }
+  return conn_.get();
+}
+
+Result<void> LeaseLibvirt::attach(const std::string& xml, const Attachment& at) {
+  auto c = connection();
+  if (!c) return std::move(c).error();
+  return (*c)->attach(at.domain, xml, {at.live, at.config});
+}
+
+Result<void> LeaseLibvirt::detach(const std::string& xml, const Attachment& at) {
+  auto c = connection();
+  if (!c) return std::move(c).error();
+  return (*c)->detach(at.domain, xml, {at.live, at.config}, deadline_);
+}
+
+Result<void> LeaseLibvirt::check_not_in_use(const PciAddress& address) {
+  auto c = connection();
+  if (!c) return ok();
+  auto uses = (*c)->domains_using(address);
+  if (!uses) return ok();
+  std::string running;
+  for (const auto& u : *uses)
+    if (u.running && u.live) running += (running.empty() ? "" : ", ") + u.domain;
+  if (running.empty()) return ok();
+  return Error::make(ErrorCode::conflict, address.to_string() + " is in use by running domain(s) " + running +
+                                              ": detach it before unbinding it from vfio-pci");
+}
+
+}  // namespace sriovd::agent
