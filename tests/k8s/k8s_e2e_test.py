@@ -101,14 +101,8 @@ def main():
     sidecar = Sidecar(args.sidecar, work, kubelet, sriovd)
     events = None
     ok = False
-    skipped = False
     try:
         sriovd.start()
-        if sriovd.request("GET", "/v1/pools").status == 404:
-            # Only until the daemon serves pools and leases; every other answer runs the test.
-            print("SKIP: this sriovd has no /v1/pools")
-            skipped = True
-            return 77
         events = Events(sriovd)
         step("pools in sriovd: 'fast' (the VFs of ens2f0) and 'gpu' (a GPU whose group is shared)")
         pf = sriovd.ok("GET", "/v1/devices/" + FAST_PF)
@@ -231,11 +225,6 @@ def main():
         events.close()
         check(sriovd.stop() == 0, "sriovd exit status")
         sriovd.start()
-        if sriovd.request("GET", "/v1/pools").status == 404:
-            # Only until the daemon serves pools and leases; every other answer runs the test.
-            print("SKIP: this sriovd has no /v1/pools")
-            skipped = True
-            return 77
         events = Events(sriovd)
         sriovd.ok("DELETE", "/v1/allocations/" + vm["id"])
         fast.wait_list(lambda l: l[vf3][0] == "Healthy", 15, "VM lease released after sriovd restart")
@@ -273,7 +262,6 @@ def main():
         ok = True
     except Exception:
         traceback.print_exc()
-        skipped = False
         print("---- sidecar log ----\n" + (sidecar.log_text() if os.path.exists(sidecar.log) else ""))
         print("---- sriovd log ----\n" + sriovd.log_text())
     finally:
@@ -282,7 +270,7 @@ def main():
         sidecar.stop() if sidecar.proc else None
         kubelet.stop()
         sriovd.stop()
-        if ok or skipped:
+        if ok:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print("kept", work)
