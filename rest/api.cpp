@@ -293,13 +293,14 @@ Response Api::get_metrics(const Request& req) const {
   if (agent_) vf_stats = [this](const std::string& pf) { return agent_->vf_stats(pf); };
   Response r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  r.body = metrics_.render(*snap, vf_stats, [this](prometheus::Registry& reg) {
+  r.body = metrics_.render(*snap, vf_stats, [this, &snap](prometheus::Registry& reg) {
     prometheus::BuildGauge()
         .Name("sriovd_event_streams")
         .Help("Open GET /v1/events streams.")
         .Register(reg)
         .Add({})
         .Set(open_streams_->load(std::memory_order_acquire));
+    add_pool_metrics(reg, *snap);
   });
   return r;
 }

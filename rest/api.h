@@ -37,6 +37,10 @@ struct ApiOptions {
   std::function<Result<void>(const agent::Lease&, const std::string& xml, const agent::Attachment&)> detach;
 };
 
+// Pool and lease gauges of a snapshot, added to each /metrics scrape (rest/pools_api.cpp):
+// sriovd_pool_devices{pool,state}, sriovd_pf_leased_vfs{pf,netdev}, sriovd_leases{state}.
+void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap);
+
 class Api {
  public:
   // `agent` (may be null: a read-only API) carries out the mutating calls.

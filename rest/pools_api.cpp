@@ -1,4 +1,8 @@
 // REST handlers for pools and leases: /v1/pools and /v1/allocations.
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "agent/vf_config_json.h"
@@ -73,6 +77,45 @@ json encode_pool(const agent::PoolSpec& p, const agent::Snapshot& s) {
 }
 
 }  // namespace
+
+void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
+  if (!snap.book) return;
+  auto& pool_devices = prometheus::BuildGauge()
+                           .Name("sriovd_pool_devices")
+                           .Help("Members of a pool by state: free (healthy, not leased), leased, unhealthy (not leased).")
+                           .Register(reg);
+  auto& pf_leased = prometheus::BuildGauge()
+                        .Name("sriovd_pf_leased_vfs")
+                        .Help("VFs of a PF that are leased.")
+                        .Register(reg);
+  auto& leases = prometheus::BuildGauge().Name("sriovd_leases").Help("Leases by state.").Register(reg);
+  for (const auto& p : snap.book->pools) {
+    double free = 0, leased = 0, unhealthy = 0;
+    for (const auto& m : agent::pool_members(p, snap)) {
+      if (m.lease) ++leased;
+      else if (m.healthy) ++free;
+      else ++unhealthy;
+    }
+    pool_devices.Add({{"pool", p.name}, {"state", "free"}}).Set(free);
+    pool_devices.Add({{"pool", p.name}, {"state", "leased"}}).Set(leased);
+    pool_devices.Add({{"pool", p.name}, {"state", "unhealthy"}}).Set(unhealthy);
+  }
+  std::map<std::string, double> by_state = {{"active", 0}, {"releasing", 0}};
+  std::map<PciAddress, double> per_pf;
+  for (const auto& [id, l] : snap.book->leases) {
+    if (l.state == "allocating") continue;
+    by_state[l.state] += 1;
+    if (const agent::DeviceView* v = snap.find(l.address); v && v->device.physfn) per_pf[*v->device.physfn] += 1;
+  }
+  for (const auto& [state, n] : by_state) leases.Add({{"state", state}}).Set(n);
+  for (const auto& v : snap.devices) {
+    if (!v.device.sriov) continue;
+    auto it = per_pf.find(v.device.address);
+    pf_leased
+        .Add({{"pf", v.device.address.to_string()}, {"netdev", v.device.netdevs.empty() ? "" : v.device.netdevs.front()}})
+        .Set(it == per_pf.end() ? 0 : it->second);
+  }
+}
 
 std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) const {
   json j = {{"id", l.id},
@@ -190,7 +233,9 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
         return problem(400, "bad_request", "header Idempotency-Key: 1 to 255 characters", req.path, "Idempotency-Key");
       a.idempotency_key = *key;
     }
+    auto t0 = std::chrono::steady_clock::now();
     auto r = agent_->allocate(a);
+    metrics_.observe("allocate", r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
     if (!r) return problem(r.error(), req.path);
     auto now = model_.current();
     Response resp = json_body(encode_lease(r->lease, *now), r->created ? 201 : 200);
@@ -231,7 +276,9 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
   }
   if (req.method != "DELETE") return not_allowed(req, "GET, HEAD, DELETE");
   if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
+  auto t0 = std::chrono::steady_clock::now();
   auto r = agent_->release(id);
+  metrics_.observe("release", r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
   if (!r) return problem(r.error(), req.path);
   auto now = model_.current();
   std::string device = "null";

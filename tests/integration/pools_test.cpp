@@ -103,6 +103,12 @@ TEST_CASE("REST: pools and leases, checked against the schemas") {
   CHECK(call(c, "GET", "/v1/allocations?colour=red").body["field"] == "colour");
   CHECK(call(c, "GET", "/v1/allocations/" + id).body["address"] == addr);
   CHECK(call(c, "GET", "/v1/pools/cx6").body["leased"] == 1);
+  auto metrics = c.request("GET", "/metrics");
+  REQUIRE(metrics.ok());
+  CHECK(metrics->body.find("sriovd_pool_devices{pool=\"cx6\",state=\"leased\"} 1") != std::string::npos);
+  CHECK(metrics->body.find("sriovd_pool_devices{pool=\"cx6\",state=\"free\"} 7") != std::string::npos);
+  CHECK(metrics->body.find("sriovd_pf_leased_vfs{netdev=\"ens3f0\",pf=\"0000:86:00.0\"} 1") != std::string::npos);
+  CHECK(metrics->body.find("sriovd_operations_total{operation=\"allocate\",result=\"ok\"} 2") != std::string::npos);
 
   // Refusals name the field; nothing is leased by them.
   CHECK(call(c, "POST", "/v1/allocations", R"({"pool": "cx6"})").status == 422);
