@@ -186,5 +186,8 @@ lab_rc=0
   fi
 } >> "$out"
 
+# 7. Durable allocate + release cycles over REST on the simulated host.
+"$here/bench/alloc_cycles.sh" "$build" >> "$out"
+
 cp "$out" "$here/bench/RESULTS.md"
 cat "$here/bench/RESULTS.md"
