@@ -115,9 +115,11 @@ Result<PoolSpec> pool_from_json(const json& j) {
   json sel = j.value("selectors", json::object());
   if (!sel.is_object()) return bad("selectors", "expected an object");
   static const char* const known[] = {"vendor_ids", "device_ids", "drivers", "pf_names", "addresses", "numa_nodes"};
-  for (const auto& [k, v] : sel.items())
+  for (const auto& item : sel.items()) {
+    const std::string k = item.key();
     if (std::find_if(std::begin(known), std::end(known), [&](const char* n) { return k == n; }) == std::end(known))
       return bad("selectors." + k, "unknown selector; known: vendor_ids, device_ids, drivers, pf_names, addresses, numa_nodes");
+  }
   auto hexes = [](const json& v, const std::string& f) -> Result<uint16_t> {
     auto h = v.is_string() ? parse_hex16(v.get<std::string>()) : std::nullopt;
     if (!h) return bad(f, "expected 4 hex digits such as 8086");
