@@ -1,4 +1,11 @@
-# cmake -DIN=openapi.json -DOUT=openapi_embed.cpp -P embed.cmake
+# cmake -DIN=openapi.json -DOUT=openapi_embed.cpp [-DFUNC=openapi_json -DHEADER=openapi.h] -P embed.cmake
+if(NOT FUNC)
+  set(FUNC openapi_json)
+endif()
+if(NOT HEADER)
+  set(HEADER openapi.h)
+endif()
+get_filename_component(name "${IN}" NAME)
 file(READ "${IN}" content)
-file(WRITE "${OUT}.tmp" "// Generated from schemas/openapi.json; do not edit.\n#include \"schemas/openapi.h\"\nnamespace sriovd::schemas {\nstd::string_view openapi_json() {\n  static const char text[] = R\"sriovd_json(${content})sriovd_json\";\n  return {text, sizeof text - 1};\n}\n}  // namespace sriovd::schemas\n")
+file(WRITE "${OUT}.tmp" "// Generated from schemas/${name}; do not edit.\n#include \"schemas/${HEADER}\"\nnamespace sriovd::schemas {\nstd::string_view ${FUNC}() {\n  static const char text[] = R\"sriovd_json(${content})sriovd_json\";\n  return {text, sizeof text - 1};\n}\n}  // namespace sriovd::schemas\n")
 file(RENAME "${OUT}.tmp" "${OUT}")

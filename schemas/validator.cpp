@@ -6,6 +6,7 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "schemas/config_schema.h"
 #include "schemas/openapi.h"
 
 namespace sriovd::schemas {
@@ -43,6 +44,14 @@ SchemaValidator::SchemaValidator(const nlohmann::json& document) {
   }
 }
 
+SchemaValidator::SchemaValidator(const std::string& name, const nlohmann::json& schema) {
+  auto compiled = std::make_unique<valijson::Schema>();
+  valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+  valijson::adapters::NlohmannJsonAdapter adapter(schema);
+  parser.populateSchema(adapter, *compiled);
+  schemas_.emplace(name, std::move(compiled));
+}
+
 SchemaValidator::~SchemaValidator() = default;
 
 Result<void> SchemaValidator::validate(const std::string& component, const nlohmann::json& value) const {
@@ -71,6 +80,11 @@ Result<void> SchemaValidator::validate(const std::string& component, const nlohm
 
 const SchemaValidator& api_validator() {
   static const SchemaValidator v(nlohmann::json::parse(openapi_json()));
+  return v;
+}
+
+const SchemaValidator& config_validator() {
+  static const SchemaValidator v("Config", nlohmann::json::parse(config_schema_json()));
   return v;
 }
 

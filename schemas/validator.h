@@ -19,6 +19,8 @@ class SchemaValidator {
  public:
   // `document` is an OpenAPI document; every entry of components.schemas becomes validatable.
   explicit SchemaValidator(const nlohmann::json& document);
+  // A plain JSON Schema document (draft 7), validatable under `name`.
+  SchemaValidator(const std::string& name, const nlohmann::json& schema);
   ~SchemaValidator();
 
   // ok, or an `invalid` error naming the first failing field ("num_vfs: ...") in `field`.
@@ -32,5 +34,7 @@ class SchemaValidator {
 
 // The validator for the compiled-in document, built on first use.
 const SchemaValidator& api_validator();
+// The validator for the configuration file: component "Config" (schemas/config.schema.json).
+const SchemaValidator& config_validator();
 
 }  // namespace sriovd::schemas
