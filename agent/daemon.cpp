@@ -1,6 +1,9 @@
 #include "agent/daemon.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -10,12 +13,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
 #include "agent/events.h"
+#include "agent/config.h"
+#include "base/fd.h"
 #include "agent/host_model.h"
 #include "agent/lease_virt.h"
 #include "agent/hotplug.h"
@@ -37,8 +43,8 @@ namespace sriovd::agent {
 
 namespace {
 
-// Blocks the stop signals in every thread (threads inherit the mask), so the main thread can
-// wait for them with sigwait and shut down in order.
+// Blocks the stop and reload signals in every thread (threads inherit the mask), so the main
+// thread alone receives them, through a signalfd, and shuts down or reloads in order.
 sigset_t block_stop_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -61,6 +67,15 @@ class SdPriority : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<SdPriority>(); }
 };
 
+std::optional<spdlog::level::level_enum> parse_level(const std::string& name) {
+  static const std::pair<const char*, spdlog::level::level_enum> levels[] = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
+      {"warning", spdlog::level::warn}, {"error", spdlog::level::err},   {"critical", spdlog::level::critical}};
+  for (const auto& [n, l] : levels)
+    if (name == n) return l;
+  return std::nullopt;
+}
+
 void setup_logging(bool verbose) {
   auto logger = spdlog::stderr_logger_mt("sriovd");
   if (std::getenv("JOURNAL_STREAM")) {
@@ -74,14 +89,76 @@ void setup_logging(bool verbose) {
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
 }
 
+// The path the configuration comes from, and whether its absence is fine (the default path).
+std::pair<std::string, bool> config_path(const DaemonOptions& o) {
+  if (!o.config_file.empty()) return {o.config_file, false};
+  return {Config::kDefaultPath, true};
+}
+
+// Tells what changed between two configurations that a reload cannot apply.
+std::vector<std::string> needs_restart(const Config& running, const Config& fresh) {
+  std::vector<std::string> out;
+  if (running.listen != fresh.listen) out.push_back("listen");
+  if (running.tls != fresh.tls) out.push_back("tls");
+  if (running.state_dir != fresh.state_dir) out.push_back("state_dir");
+  if (running.sysfs_root != fresh.sysfs_root) out.push_back("sysfs_root");
+  if (running.limits != fresh.limits) out.push_back("limits");
+  if (running.libvirt_uri != fresh.libvirt_uri) out.push_back("libvirt_uri");
+  if (running.auth.reads_open != fresh.auth.reads_open) out.push_back("auth.reads");
+  return out;
+}
+
+// The watchdog interval systemd asked for (WATCHDOG_USEC, for this PID), or 0.
+uint64_t watchdog_usec() {
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) > 0) return usec;
+  return 0;
+}
+
 }  // namespace
+
+Result<Config> effective_config(const DaemonOptions& o) {
+  auto [path, optional] = config_path(o);
+  auto c = load_config(path, optional);
+  if (!c) return c;
+  if (o.sysfs_root) c->sysfs_root = *o.sysfs_root;
+  if (o.state_dir) c->state_dir = *o.state_dir;
+  if (!o.listen.empty()) c->listen = o.listen;
+  if (o.max_connections) c->limits.max_connections = *o.max_connections;
+  if (o.log_level) c->log_level = *o.log_level;
+  if (o.verbose) c->log_level = "debug";
+  if (o.token_file) c->auth.token_file = *o.token_file;
+  if (o.libvirt_uri) c->libvirt_uri = *o.libvirt_uri;
+  if (o.tls_cert) c->tls.cert = *o.tls_cert;
+  if (o.tls_key) c->tls.key = *o.tls_key;
+  if (o.tls_client_ca) c->tls.client_ca = *o.tls_client_ca;
+  if (!parse_level(c->log_level))
+    return Error::make(ErrorCode::invalid, "--log-level: '" + c->log_level + "' is not one of trace, debug, info, "
+                                           "warning, error, critical", "log_level");
+  if (c->tls.cert.empty() != c->tls.key.empty())
+    return Error::make(ErrorCode::invalid, "tls: a certificate needs its key and a key its certificate", "tls");
+  if (!c->tls.client_ca.empty() && c->tls.cert.empty())
+    return Error::make(ErrorCode::invalid, "tls.client_ca: client certificates need TLS (tls.cert, tls.key)",
+                       "tls.client_ca");
+  return c;
+}
 
 int run_daemon(const DaemonOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
   setup_logging(options.verbose);
   sigset_t stop_set = block_stop_signals();
 
-  auto root = pci::SysfsRoot::open(options.sysfs_root);
+  auto loaded = effective_config(options);
+  if (!loaded) {
+    spdlog::critical("cannot start: {}", loaded.error().message);
+    return kExitConfig;
+  }
+  Config config = std::move(*loaded);
+  spdlog::set_level(*parse_level(config.log_level));
+  if (!config.source.empty()) spdlog::info("configuration from {}", config.source);
+  const std::string sysfs_root = config.sysfs_root;
+
+  auto root = pci::SysfsRoot::open(sysfs_root);
   if (!root) {
     spdlog::critical("cannot start: {}", root.error().message);
     return 1;
@@ -89,21 +166,21 @@ int run_daemon(const DaemonOptions& options) {
 
   std::unique_ptr<kernel::Kernel> kern;
   if (options.sim) {
-    auto k = kernel::SimKernel::open(options.sysfs_root);
+    auto k = kernel::SimKernel::open(sysfs_root);
     if (!k) {
-      spdlog::critical("cannot start: simulated kernel on {}: {}", options.sysfs_root, k.error().message);
+      spdlog::critical("cannot start: simulated kernel on {}: {}", sysfs_root, k.error().message);
       return 1;
     }
     kern = std::move(*k);
   } else {
-    auto k = kernel::LinuxKernel::open(options.sysfs_root);
+    auto k = kernel::LinuxKernel::open(sysfs_root);
     if (!k) {
       spdlog::critical("cannot start: {}", k.error().message);
       return 1;
     }
     kern = std::move(*k);
   }
-  auto store = StateStore::open(options.state_dir);
+  auto store = StateStore::open(config.state_dir);
   if (!store) {
     spdlog::critical("cannot start: {}", store.error().message);
     return 1;
@@ -126,10 +203,10 @@ int run_daemon(const DaemonOptions& options) {
     else if (h == "sim") source = HotplugSource::sim;
     else if (h == "auto" && options.sim) source = HotplugSource::sim;
     // The kernel's events are about /sys: a daemon reading another tree without --sim follows none.
-    else if (h == "auto" && std::filesystem::path(options.sysfs_root).lexically_normal() == "/sys")
+    else if (h == "auto" && std::filesystem::path(sysfs_root).lexically_normal() == "/sys")
       source = detect_hotplug_source();
     if (source) {
-      auto m = HotplugMonitor::start(agent, *source, options.sysfs_root);
+      auto m = HotplugMonitor::start(agent, *source, sysfs_root);
       if (!m) {
         spdlog::critical("cannot start: {}", m.error().message);
         return 1;
@@ -157,7 +234,7 @@ int run_daemon(const DaemonOptions& options) {
   rest::ApiOptions api_options;
   api_options.version = SRIOVD_VERSION;
   api_options.openapi_json = std::string(schemas::openapi_json());
-  LeaseLibvirt libvirt(options.libvirt_uri);
+  LeaseLibvirt libvirt(config.libvirt_uri);
   api_options.lease_xml = lease_device_xml;
   api_options.attach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.attach(xml, at); };
   api_options.detach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.detach(xml, at); };
@@ -172,11 +249,12 @@ int run_daemon(const DaemonOptions& options) {
   api.set_event_log(&events);
 
   rest::ServerOptions server_options;
-  server_options.worker_threads = options.worker_threads;
+  server_options.worker_threads = config.limits.max_connections;
+  server_options.max_body_bytes = config.limits.max_body_bytes;
+  server_options.read_timeout_s = config.limits.read_timeout_s;
+  server_options.keep_alive_timeout_s = config.limits.keep_alive_timeout_s;
   rest::HttpServer server(api, server_options);
-  std::vector<std::string> listen = options.listen;
-  if (listen.empty()) listen.push_back("unix:/run/sriovd/sriovd.sock");
-  for (const auto& text : listen) {
+  for (const auto& text : config.listen) {
     auto addr = rest::ListenAddress::parse(text);
     if (!addr) {
       spdlog::critical("cannot start: {}", addr.error().message);
@@ -194,19 +272,77 @@ int run_daemon(const DaemonOptions& options) {
   for (const auto& a : server.bound()) where += (where.empty() ? "" : ", ") + a.to_string();
   spdlog::info("ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}{}; "
                "reconcile: {} recovered, {} applied, {} drift; listening on {}",
-               ms, snap->devices.size(), with_warnings, snap->groups.size(), options.sysfs_root,
+               ms, snap->devices.size(), with_warnings, snap->groups.size(), sysfs_root,
                options.sim ? " (simulated kernel)" : "", report.recovered.size(), report.applied.size(),
                report.drift.size(), where);
   sd_notifyf(0, "READY=1\nSTATUS=serving %zu PCI functions on %s", snap->devices.size(), where.c_str());
 
+  // SIGHUP: read the file again and apply what can change while serving; a file that does not
+  // load leaves everything as it was. Flags given at start still override the file.
+  auto reload = [&](Config& running) {
+    sd_notify(0, "RELOADING=1");
+    auto fresh = effective_config(options);
+    if (!fresh) {
+      spdlog::error("SIGHUP: configuration not reloaded, the previous one stays: {}", fresh.error().message);
+    } else {
+      if (fresh->log_level != running.log_level) {
+        spdlog::set_level(*parse_level(fresh->log_level));
+        spdlog::info("SIGHUP: log level {} -> {}", running.log_level, fresh->log_level);
+        running.log_level = fresh->log_level;
+      }
+      if (fresh->pools != running.pools) {
+        running.pools = fresh->pools;
+        spdlog::info("SIGHUP: {} pools declared in the configuration", running.pools.size());
+      }
+      for (const auto& f : needs_restart(running, *fresh))
+        spdlog::warn("SIGHUP: {} changed in {}; it takes effect at the next restart", f,
+                     fresh->source.empty() ? "the flags" : fresh->source);
+      spdlog::info("SIGHUP: configuration reloaded{}", fresh->source.empty() ? "" : " from " + fresh->source);
+    }
+    sd_notify(0, "READY=1");
+  };
+
+  // The main loop: signals arrive on a signalfd; the watchdog is pinged at half its interval
+  // (systemd's advice) as long as every listener still accepts.
+  UniqueFd sigfd(::signalfd(-1, &stop_set, SFD_CLOEXEC));
+  if (!sigfd) {
+    spdlog::critical("signalfd: {}", std::strerror(errno));
+    return 1;
+  }
+  const uint64_t wd_usec = watchdog_usec();
+  const int wd_ms = wd_usec ? static_cast<int>(std::max<uint64_t>(wd_usec / 2000, 1)) : -1;
+  if (wd_usec) {
+    spdlog::info("watchdog: every {} ms", wd_ms);
+    if (server.running()) sd_notify(0, "WATCHDOG=1");
+  }
+  auto next_ping = std::chrono::steady_clock::now() + std::chrono::milliseconds(wd_ms);
   for (;;) {
-    int sig = 0;
-    if (sigwait(&stop_set, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: configuration reload is not supported yet; ignoring");
+    int timeout = -1;
+    if (wd_usec) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_ping - std::chrono::steady_clock::now());
+      timeout = static_cast<int>(std::max<long>(left.count(), 0));
+    }
+    pollfd p{sigfd.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, timeout);
+    if (n < 0 && errno != EINTR) {
+      spdlog::critical("poll: {}", std::strerror(errno));
+      break;
+    }
+    if (wd_usec && std::chrono::steady_clock::now() >= next_ping) {
+      // A listener whose accept loop died would leave the daemon up but unreachable: no ping
+      // then, and systemd restarts the service when the interval runs out.
+      if (server.running()) sd_notify(0, "WATCHDOG=1");
+      else spdlog::error("watchdog: a listener stopped accepting; not pinging");
+      next_ping = std::chrono::steady_clock::now() + std::chrono::milliseconds(wd_ms);
+    }
+    if (n <= 0 || !(p.revents & POLLIN)) continue;
+    signalfd_siginfo si{};
+    if (::read(sigfd.get(), &si, sizeof si) != static_cast<ssize_t>(sizeof si)) continue;
+    if (si.ssi_signo == SIGHUP) {
+      reload(config);
       continue;
     }
-    spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    spdlog::info("{}: stopping; requests in progress finish first", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
   sd_notify(0, "STOPPING=1");
@@ -214,7 +350,10 @@ int run_daemon(const DaemonOptions& options) {
   if (hotplug) hotplug->stop();
   // Ends the event streams first: each holds a server worker until its log closes.
   events.close();
+  // Closes the listeners, lets every request already read run to its answer (a mutation
+  // completes or rolls back: its journal entry is settled), then joins the workers.
   server.stop();
+  spdlog::info("stopped");
   return 0;
 }
 

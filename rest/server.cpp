@@ -55,7 +55,11 @@ Result<UniqueFd> bind_unix(const std::string& path, unsigned mode, const std::st
   if (rc != 0) return Error::sys(e, "binding " + path);
   if (!group.empty()) {
     if (struct group* g = ::getgrnam(group.c_str())) {
-      if (::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+      // Under the unit (Group=sriovd) the socket is born with that group: no chown, which the
+      // unit's system call filter would refuse anyway.
+      struct stat sst;
+      bool has_group = ::stat(path.c_str(), &sst) == 0 && sst.st_gid == g->gr_gid;
+      if (!has_group && ::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
         return Error::sys(errno, "giving " + path + " to group " + group);
     }
   }
@@ -223,6 +227,12 @@ void HttpServer::stop() {
   for (auto& l : listeners_)
     if (l->address.kind == ListenAddress::Kind::unix_socket) ::unlink(l->address.path.c_str());
   listeners_.clear();
+}
+
+bool HttpServer::running() const {
+  for (const auto& l : listeners_)
+    if (!l->server->is_running()) return false;
+  return !listeners_.empty();
 }
 
 std::vector<ListenAddress> HttpServer::bound() const {

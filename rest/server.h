@@ -53,6 +53,9 @@ class HttpServer {
   // Stops accepting and waits for the accept threads; removes unix socket files.
   void stop();
 
+  // True while every listener's accept loop runs (what the watchdog checks).
+  bool running() const;
+
   // The addresses actually bound (TCP port 0 resolved).
   std::vector<ListenAddress> bound() const;
 

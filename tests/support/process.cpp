@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,7 +88,8 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
   return r;
 }
 
-bool Daemon::start(const std::vector<std::string>& argv, std::chrono::milliseconds deadline) {
+bool Daemon::start(const std::vector<std::string>& argv, std::chrono::milliseconds deadline,
+                   const std::map<std::string, std::string>& env) {
   notify_path_ = temp_name("notify");
   ::unlink(notify_path_.c_str());
   notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -106,6 +109,7 @@ bool Daemon::start(const std::vector<std::string>& argv, std::chrono::millisecon
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
     ::setenv("NOTIFY_SOCKET", notify_path_.c_str(), 1);
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     auto args = cstrings(argv);
     ::execv(args[0], args.data());
     std::_Exit(127);
@@ -133,6 +137,7 @@ bool Daemon::wait_notify(const std::string& token, std::chrono::milliseconds dea
       char buf[4096];
       ssize_t got = ::recv(notify_fd_, buf, sizeof buf, 0);
       std::string msg(buf, got > 0 ? static_cast<size_t>(got) : 0);
+      notifications_.push_back(msg);
       if (msg.find(token) != std::string::npos) {
         if (token == "READY=1") ready_message_ = msg;
         return true;
@@ -156,6 +161,52 @@ int Daemon::stop(int sig) {
   }
   pid_ = -1;
   return decode_status(st);
+}
+
+void Daemon::signal(int sig) const {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int Daemon::wait_exit(std::chrono::milliseconds deadline) {
+  if (pid_ <= 0) return -1;
+  // A pidfd becomes readable when the process exits: wait for that, not for a timer.
+  int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  if (pfd >= 0) {
+    pollfd p{pfd, POLLIN, 0};
+    int n;
+    while ((n = ::poll(&p, 1, static_cast<int>(deadline.count()))) < 0 && errno == EINTR) {
+    }
+    ::close(pfd);
+    if (n == 0) return -1;
+  }
+  int st = 0;
+  while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+  return decode_status(st);
+}
+
+bool Daemon::wait_log(const std::string& text, std::chrono::milliseconds deadline) const {
+  // inotify tells when the daemon writes its stderr file; look again each time.
+  int in = ::inotify_init1(IN_CLOEXEC);
+  int wd = in >= 0 ? ::inotify_add_watch(in, stderr_path_.c_str(), IN_MODIFY) : -1;
+  auto end = std::chrono::steady_clock::now() + deadline;
+  bool found = false;
+  for (;;) {
+    if (stderr_text().find(text) != std::string::npos) {
+      found = true;
+      break;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || wd < 0) break;
+    pollfd p{in, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
+      char buf[4096];
+      (void)!::read(in, buf, sizeof buf);
+    }
+  }
+  if (in >= 0) ::close(in);
+  return found;
 }
 
 std::string Daemon::stderr_text() const {

@@ -23,9 +23,16 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
 
 class Daemon {
  public:
-  // Starts `argv`, with NOTIFY_SOCKET set, and waits for READY=1 up to `deadline`. If the
-  // process exits first, start fails and its stderr is in error().
-  bool start(const std::vector<std::string>& argv, std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  // Starts `argv`, with NOTIFY_SOCKET and `env` set, and waits for READY=1 up to `deadline`. If
+  // the process exits first, start fails and its stderr is in error().
+  bool start(const std::vector<std::string>& argv, std::chrono::milliseconds deadline = std::chrono::seconds(20),
+             const std::map<std::string, std::string>& env = {});
+  // Sends `sig` without waiting.
+  void signal(int sig) const;
+  // Waits for the process to exit (deadline); returns its status, or -1 if it is still running.
+  int wait_exit(std::chrono::milliseconds deadline);
+  // Waits until the daemon's stderr contains `text` (deadline).
+  bool wait_log(const std::string& text, std::chrono::milliseconds deadline) const;
   // SIGTERM, wait; returns the exit status (or 128+signal).
   int stop(int sig = 15);
   ~Daemon();
@@ -34,8 +41,10 @@ class Daemon {
   const std::string& error() const { return error_; }
   // The datagram that carried READY=1 (with STATUS=..., if the daemon sent one).
   const std::string& ready_message() const { return ready_message_; }
+  const std::vector<std::string>& notifications() const { return notifications_; }
   std::string stderr_text() const;
-  // Waits for the next sd_notify datagram containing `token` (e.g. "WATCHDOG=1").
+  // Waits for the next sd_notify datagram containing `token` (e.g. "WATCHDOG=1"); every
+  // datagram received is appended to notifications().
   bool wait_notify(const std::string& token, std::chrono::milliseconds deadline);
 
  private:
@@ -45,6 +54,7 @@ class Daemon {
   std::string stderr_path_;
   std::string error_;
   std::string ready_message_;
+  std::vector<std::string> notifications_;
 };
 
 }  // namespace sriovd::test
