@@ -189,5 +189,8 @@ lab_rc=0
 # 7. Durable allocate + release cycles over REST on the simulated host.
 "$here/bench/alloc_cycles.sh" "$build" >> "$out"
 
+# The systemd unit's exposure (systemd-analyze security --offline).
+"$here/bench/unit_security.sh" "$build" >> "$out"
+
 cp "$out" "$here/bench/RESULTS.md"
 cat "$here/bench/RESULTS.md"

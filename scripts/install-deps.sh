@@ -25,6 +25,7 @@ BUILD_PACKAGES=(
   libcli11-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev doctest-dev prometheus-cpp-dev
   libvirt-dev libxml2-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  help2man
 )
 
 # Tests, fuzzing, benchmarks.
