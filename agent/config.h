@@ -34,7 +34,9 @@ struct AuthConfig {
 struct LimitsConfig {
   size_t max_body_bytes = 1 << 20;  // larger bodies: 413
   int read_timeout_s = 10;          // a request (headers + body) must arrive within this
-  int keep_alive_timeout_s = 30;    // an idle keep-alive connection is closed after this
+  int keep_alive_timeout_s = 5;     // an idle keep-alive connection is closed after this; SIGTERM
+                                    // waits for idle ones at most this long (httplib does not
+                                    // wake a worker waiting on an idle connection)
   int max_connections = 64;         // per listener; more wait in the kernel's listen backlog
   bool operator==(const LimitsConfig&) const = default;
 };

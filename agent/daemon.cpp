@@ -32,6 +32,7 @@
 #include "pci/sysfs.h"
 #include "rest/api.h"
 #include "rest/encode.h"
+#include "rest/auth.h"
 #include "rest/server.h"
 #include "schemas/openapi.h"
 
@@ -158,6 +159,36 @@ int run_daemon(const DaemonOptions& options) {
   if (!config.source.empty()) spdlog::info("configuration from {}", config.source);
   const std::string sysfs_root = config.sysfs_root;
 
+  // Security first, before anything on the host is touched: refuse an insecure combination of
+  // listeners, TLS and tokens, and read the token file.
+  {
+    std::vector<rest::ListenerSpec> specs;
+    for (const auto& text : config.listen) {
+      auto addr = rest::ListenAddress::parse(text);
+      if (!addr) {
+        spdlog::critical("cannot start: {}", addr.error().message);
+        return kExitConfig;
+      }
+      specs.push_back({addr->kind == rest::ListenAddress::Kind::tcp, addr->host, text});
+    }
+    if (auto sec = rest::check_deployment(specs, config.tls.enabled(), !config.auth.token_file.empty(), config.tls.key);
+        !sec) {
+      spdlog::critical("cannot start: {}", sec.error().message);
+      return kExitConfig;
+    }
+  }
+  rest::Authorizer authorizer(config.auth.reads_open);
+  if (!config.auth.token_file.empty()) {
+    auto tokens = rest::TokenSet::load(config.auth.token_file);
+    if (!tokens) {
+      spdlog::critical("cannot start: {}", tokens.error().message);
+      return kExitConfig;
+    }
+    spdlog::info("auth: {} bearer tokens from {}; reads {}", tokens->size(), config.auth.token_file,
+                 config.auth.reads_open ? "open" : "need a token");
+    authorizer.set_tokens(std::make_shared<const rest::TokenSet>(std::move(*tokens)));
+  }
+
   auto root = pci::SysfsRoot::open(sysfs_root);
   if (!root) {
     spdlog::critical("cannot start: {}", root.error().message);
@@ -253,6 +284,10 @@ int run_daemon(const DaemonOptions& options) {
   server_options.max_body_bytes = config.limits.max_body_bytes;
   server_options.read_timeout_s = config.limits.read_timeout_s;
   server_options.keep_alive_timeout_s = config.limits.keep_alive_timeout_s;
+  server_options.auth = &authorizer;
+  server_options.tls_cert = config.tls.cert;
+  server_options.tls_key = config.tls.key;
+  server_options.tls_client_ca = config.tls.client_ca;
   rest::HttpServer server(api, server_options);
   for (const auto& text : config.listen) {
     auto addr = rest::ListenAddress::parse(text);
@@ -289,6 +324,22 @@ int run_daemon(const DaemonOptions& options) {
         spdlog::set_level(*parse_level(fresh->log_level));
         spdlog::info("SIGHUP: log level {} -> {}", running.log_level, fresh->log_level);
         running.log_level = fresh->log_level;
+      }
+      // Tokens: the file is read again even when its name did not change (rotated tokens). A
+      // file that does not load keeps the tokens in force; dropping the file altogether while
+      // tokens are in force is refused (it would open the API).
+      if (!fresh->auth.token_file.empty()) {
+        auto tokens = rest::TokenSet::load(fresh->auth.token_file);
+        if (!tokens) {
+          spdlog::error("SIGHUP: tokens not reloaded, the previous ones stay: {}", tokens.error().message);
+        } else {
+          spdlog::info("SIGHUP: {} bearer tokens from {}", tokens->size(), fresh->auth.token_file);
+          authorizer.set_tokens(std::make_shared<const rest::TokenSet>(std::move(*tokens)));
+          running.auth.token_file = fresh->auth.token_file;
+        }
+      } else if (authorizer.has_tokens()) {
+        spdlog::error("SIGHUP: the configuration no longer names a token file; the tokens in force stay until a "
+                      "restart (which checks that the result is safe)");
       }
       if (fresh->pools != running.pools) {
         running.pools = fresh->pools;

@@ -44,6 +44,13 @@ size_t on_stream(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// TLS options for an https URL: the CA to trust and the client certificate.
+void apply_tls(CURL* c, const Endpoint& e) {
+  if (!e.cacert.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, e.cacert.c_str());
+  if (!e.cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, e.cert.c_str());
+  if (!e.key.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, e.key.c_str());
+}
+
 struct CurlGlobal {
   CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
@@ -86,6 +93,7 @@ Result<HttpResult> Client::request(const std::string& method, const std::string&
   std::string url = endpoint_.base_url + path;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   if (!endpoint_.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, endpoint_.unix_socket.c_str());
+  apply_tls(c, endpoint_);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -125,6 +133,7 @@ Result<HttpResult> Client::stream(const std::string& path, const std::vector<std
   std::string url = endpoint_.base_url + path;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   if (!endpoint_.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, endpoint_.unix_socket.c_str());
+  apply_tls(c, endpoint_);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
   // No overall timeout: a stream lasts as long as the daemon runs. The server sends a keepalive

@@ -15,7 +15,9 @@ namespace sriovd::cli {
 struct Endpoint {
   std::string unix_socket;  // when set, requests go over this socket
   std::string base_url;     // "http://127.0.0.1:8080"; "http://localhost" with a unix socket
-  std::string token;        // bearer token, if any
+  std::string token;        // bearer token, if any ($SRIOVD_TOKEN, or --token)
+  std::string cacert;       // https: the CA that signed the daemon's certificate (else the system's)
+  std::string cert, key;    // https: a client certificate and its key, for a daemon that asks
 
   // --url wins, then --socket, then $SRIOVD_SOCKET, then /run/sriovd/sriovd.sock.
   static Endpoint resolve(const std::string& url, const std::string& socket);

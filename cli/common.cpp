@@ -8,6 +8,15 @@
 
 namespace sriovd::cli {
 
+Endpoint endpoint_of(const Globals& g) {
+  Endpoint e = Endpoint::resolve(g.url, g.socket);
+  if (!g.token.empty()) e.token = g.token;
+  e.cacert = g.cacert;
+  e.cert = g.cert;
+  e.key = g.key;
+  return e;
+}
+
 using nlohmann::json;
 
 
@@ -15,7 +24,7 @@ using nlohmann::json;
 // --wait: a client started together with the daemon (scripts, units ordered After=) retries
 // until /readyz answers 200 or the time is up, backing off from 10 ms to 200 ms.
 bool wait_ready(const Globals& g) {
-  Client client(Endpoint::resolve(g.url, g.socket));
+  Client client(endpoint_of(g));
   auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(g.wait_s);
   auto delay = std::chrono::milliseconds(10);
   for (;;) {
@@ -48,7 +57,7 @@ std::string join(const json& arr, const char* sep, const char* none) {
 // One request; on failure prints one line and returns the exit status through `status`.
 std::optional<json> call(const Globals& g, const std::string& method, const std::string& path, const std::string& body,
                          int& status, const std::string& extra_header) {
-  Client client(Endpoint::resolve(g.url, g.socket));
+  Client client(endpoint_of(g));
   auto r = client.request(method, path, body, "application/json", extra_header);
   if (!r) {
     std::fprintf(stderr, "sriovd-cli: %s\n", r.error().message.c_str());

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "cli/client.h"
+
 namespace sriovd::cli {
 
 constexpr int kExitRefused = 1;
@@ -15,9 +17,13 @@ constexpr int kExitUnreachable = 3;
 struct Globals {
   std::string socket;
   std::string url;
+  std::string token, cacert, cert, key;  // --token (else $SRIOVD_TOKEN); https: CA, client cert, key
   bool json_out = false;
   double wait_s = 0;
 };
+
+// Where and how to reach the daemon: --url or the socket, with the token and TLS files.
+Endpoint endpoint_of(const Globals& g);
 
 // --wait: retries /readyz until it answers 200 or the time is up, backing off 10 ms → 200 ms.
 bool wait_ready(const Globals& g);

@@ -198,7 +198,7 @@ std::string event_line(const json& e) {
 // and returns false to stop; `on_subscribed` runs once the stream is open.
 int follow_events(const Globals& g, const std::string& since, const std::function<void()>& on_subscribed,
                   const std::function<bool(const json&)>& on_event) {
-  Client client(Endpoint::resolve(g.url, g.socket));
+  Client client(endpoint_of(g));
   SseParser parser;
   bool subscribed = false;
   bool bad = false;
@@ -259,7 +259,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Globals g;
   app.add_option("--socket", g.socket, "sriovd's unix socket (default $SRIOVD_SOCKET or /run/sriovd/sriovd.sock)");
-  app.add_option("--url", g.url, "sriovd over TCP, e.g. http://127.0.0.1:8080 (overrides --socket)");
+  app.add_option("--url", g.url, "sriovd over TCP, e.g. http://127.0.0.1:8080 or https://host:8443 (overrides --socket)");
+  app.add_option("--token", g.token, "bearer token for a daemon with a token file (default $SRIOVD_TOKEN)");
+  app.add_option("--cacert", g.cacert, "https: CA certificate (PEM) that signed the daemon's certificate");
+  app.add_option("--cert", g.cert, "https: client certificate (PEM), for a daemon that requires one");
+  app.add_option("--key", g.key, "https: the client certificate's private key (PEM)");
   app.add_flag("--json", g.json_out, "print the API's JSON instead of a table");
   app.add_option("--wait", g.wait_s, "wait up to SECONDS for the daemon to be ready")->check(CLI::Range(0.0, 3600.0));
 
@@ -380,7 +384,7 @@ int main(int argc, char** argv) {
   }
   if (g.wait_s > 0 && !wait_ready(g)) {
     std::fprintf(stderr, "sriovd-cli: sriovd at %s was not ready within %g s\n",
-                 Endpoint::resolve(g.url, g.socket).describe().c_str(), g.wait_s);
+                 endpoint_of(g).describe().c_str(), g.wait_s);
     return kExitUnreachable;
   }
   return action ? action() : kExitUsage;

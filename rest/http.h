@@ -17,6 +17,8 @@ struct Request {
   std::map<std::string, std::string> headers;              // lower-case names
   std::string body;
   std::string peer;                                        // "unix:uid=0,pid=123" or "tcp:127.0.0.1:5555"
+  enum class Transport { unix_socket, tcp, tls } transport = Transport::tcp;
+  std::string tls_client;                                  // TLS client certificate's subject CN, if any
 
   const std::string* header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);

@@ -11,7 +11,17 @@
 #include <cstring>
 #include <filesystem>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
 #include "base/fd.h"
+#include "rest/auth.h"
 
 namespace sriovd::rest {
 
@@ -68,8 +78,79 @@ Result<UniqueFd> bind_unix(const std::string& path, unsigned mode, const std::st
   return fd;
 }
 
-void translate(const Api& api, const httplib::Request& in, httplib::Response& out) {
+// The subject CN of the TLS client's certificate, or "" (no TLS, or no certificate).
+std::string client_cn(const httplib::Request& in) {
+  if (!in.ssl) return {};
+  X509* cert = SSL_get1_peer_certificate(in.ssl);
+  if (!cert) return {};
+  char cn[256] = "";
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  X509_free(cert);
+  return cn;
+}
+
+// The newest OpenSSL error as text ("no such file", "key values mismatch").
+std::string ssl_error() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (!e) return "unknown error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+// At most `workers` connections are served at once, `workers` more wait here, and beyond that
+// the accept loop itself waits (enqueue blocks), so further clients wait in the kernel's listen
+// backlog: nothing in the daemon grows with the number of clients.
+class BoundedPool : public httplib::TaskQueue {
+ public:
+  explicit BoundedPool(size_t workers) : max_waiting_(workers) {
+    for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mu_);
+    space_.wait(lock, [&] { return jobs_.size() < max_waiting_ || shutdown_; });
+    jobs_.push_back(std::move(fn));
+    ready_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      shutdown_ = true;
+    }
+    ready_.notify_all();
+    space_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu_);
+        ready_.wait(lock, [&] { return !jobs_.empty() || shutdown_; });
+        // Connections already accepted are served even when stopping: they are answered.
+        if (jobs_.empty()) return;
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      space_.notify_one();
+      fn();
+    }
+  }
+  const size_t max_waiting_;
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<std::function<void()>> jobs_;  // guarded by mu_
+  bool shutdown_ = false;                    // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+void translate(const Api& api, const Authorizer* auth, Request::Transport transport, const httplib::Request& in,
+               httplib::Response& out) {
   Request req;
+  req.transport = transport;
   req.method = in.method;
   req.path = in.path;
   for (const auto& [k, v] : in.params) req.query.emplace_back(k, v);
@@ -80,7 +161,19 @@ void translate(const Api& api, const httplib::Request& in, httplib::Response& ou
   }
   req.body = in.body;
   req.peer = in.remote_addr.empty() ? "unix" : "tcp:" + in.remote_addr + ":" + std::to_string(in.remote_port);
-  Response res = api.handle(req);
+  if (transport == Request::Transport::tls) req.tls_client = client_cn(in);
+  AuthDecision decision;
+  Response res;
+  if (auth) decision = auth->check(req);
+  else decision.who = req.peer;
+  if (decision.refusal) {
+    // Logged without the token: only what was refused and why.
+    spdlog::warn("auth: refused {} {} from {}: {}", req.method, req.path, req.peer, decision.reason);
+    res = std::move(*decision.refusal);
+  } else {
+    res = api.handle(req);
+  }
+  if (is_mutation(req.method) || decision.refusal) spdlog::info("{}", audit_line(req, decision.who, res.status));
   out.status = res.status;
   for (auto& [k, v] : res.headers) out.set_header(k.c_str(), v);
   if (res.stream && in.method != "HEAD") {
@@ -163,31 +256,60 @@ Result<void> HttpServer::bind(const ListenAddress& address) {
   auto l = std::make_unique<Listener>();
   l->address = address;
   std::unique_ptr<httplib::Server> srv;
+  Request::Transport transport =
+      address.kind == ListenAddress::Kind::unix_socket ? Request::Transport::unix_socket : Request::Transport::tcp;
   if (address.kind == ListenAddress::Kind::unix_socket) {
     auto u = std::make_unique<UnixHttpServer>();
     auto fd = bind_unix(address.path, options_.unix_mode, options_.unix_group);
     if (!fd) return std::move(fd).error();
     u->adopt(fd->release());
     srv = std::move(u);
+  } else if (!options_.tls_cert.empty()) {
+    std::string why;
+    const ServerOptions& o = options_;
+    auto tls = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
+      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+      if (SSL_CTX_use_certificate_chain_file(&ctx, o.tls_cert.c_str()) != 1)
+        return why = "TLS certificate " + o.tls_cert + ": " + ssl_error(), false;
+      if (SSL_CTX_use_PrivateKey_file(&ctx, o.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
+        return why = "TLS key " + o.tls_key + ": " + ssl_error(), false;
+      if (SSL_CTX_check_private_key(&ctx) != 1)
+        return why = "TLS key " + o.tls_key + " does not match certificate " + o.tls_cert, false;
+      if (!o.tls_client_ca.empty()) {
+        // Client certificates: required, and signed by this CA.
+        if (SSL_CTX_load_verify_locations(&ctx, o.tls_client_ca.c_str(), nullptr) != 1)
+          return why = "TLS client CA " + o.tls_client_ca + ": " + ssl_error(), false;
+        SSL_CTX_set_client_CA_list(&ctx, SSL_load_client_CA_file(o.tls_client_ca.c_str()));
+        SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      }
+      return true;
+    });
+    if (!tls->is_valid()) return Error::make(ErrorCode::invalid, why.empty() ? "TLS setup failed" : why, "tls");
+    srv = std::move(tls);
+    srv->set_tcp_nodelay(true);
+    transport = Request::Transport::tls;
   } else {
     srv = std::make_unique<httplib::Server>();
     srv->set_tcp_nodelay(true);
   }
+  const Authorizer* auth = options_.auth;
   const Api* api = &api_;
   int threads = options_.worker_threads;
-  srv->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  srv->new_task_queue = [threads] { return new BoundedPool(static_cast<size_t>(threads)); };
   srv->set_keep_alive_max_count(options_.keep_alive_max_requests);
   srv->set_keep_alive_timeout(options_.keep_alive_timeout_s);
   srv->set_read_timeout(options_.read_timeout_s, 0);
   srv->set_payload_max_length(options_.max_body_bytes);
   // GET and HEAD are answered before httplib's regex routing; requests with bodies go through
   // catch-all handlers so httplib reads the body first.
-  srv->set_pre_routing_handler([api](const httplib::Request& req, httplib::Response& res) {
+  srv->set_pre_routing_handler([api, auth, transport](const httplib::Request& req, httplib::Response& res) {
     if (req.method != "GET" && req.method != "HEAD") return httplib::Server::HandlerResponse::Unhandled;
-    translate(*api, req, res);
+    translate(*api, auth, transport, req, res);
     return httplib::Server::HandlerResponse::Handled;
   });
-  auto handler = [api](const httplib::Request& req, httplib::Response& res) { translate(*api, req, res); };
+  auto handler = [api, auth, transport](const httplib::Request& req, httplib::Response& res) {
+    translate(*api, auth, transport, req, res);
+  };
   srv->Post(".*", handler);
   srv->Put(".*", handler);
   srv->Patch(".*", handler);

@@ -5,7 +5,10 @@
 // they stay open, so the pool is sized for the expected concurrent clients. TCP sockets get
 // TCP_NODELAY (without it every small response waits for Nagle). Unix sockets are created with
 // mode 0660 and, where the group exists, group `sriovd`. Routing is the Api's: the server only
-// translates requests and responses.
+// translates requests and responses, asks the Authorizer (rest/auth.h) first and writes the
+// audit line of every mutation ("audit: who=... method=... path=... status=...", info level).
+// Each listener serves at most worker_threads connections at once; as many more wait, and
+// beyond that the kernel's listen backlog holds them (see BoundedPool in server.cpp).
 #pragma once
 
 #include <memory>
@@ -15,6 +18,7 @@
 
 #include "base/result.h"
 #include "rest/api.h"
+#include "rest/auth.h"
 
 namespace sriovd::rest {
 
@@ -33,10 +37,15 @@ struct ServerOptions {
   int worker_threads = 64;
   size_t max_body_bytes = 1 << 20;
   int read_timeout_s = 10;
-  int keep_alive_timeout_s = 30;
+  int keep_alive_timeout_s = 5;
   size_t keep_alive_max_requests = 100000;
   std::string unix_group = "sriovd";
   unsigned unix_mode = 0660;
+  // Set: every request passes it first (refusals answered, mutations audited). Null: all allowed.
+  const Authorizer* auth = nullptr;
+  // Set: tcp: listeners speak TLS (1.2 or later) with this certificate and key; tls_client_ca
+  // also makes them require a client certificate signed by that CA.
+  std::string tls_cert, tls_key, tls_client_ca;
 };
 
 class HttpServer {
