@@ -17,8 +17,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/sriovd.json DESTINATION /etc/sriovd
 install(FILES ${PROJECT_SOURCE_DIR}/schemas/config.schema.json DESTINATION share/doc/sriovd)
 install(FILES ${PROJECT_SOURCE_DIR}/cli/sriovd-cli.bash DESTINATION share/bash-completion/completions RENAME sriovd-cli)
 if(TARGET sriovd_man)
-  install(FILES ${SRIOVD_MANDIR}/man8/sriovd.8 DESTINATION share/man/man8)
-  install(FILES ${SRIOVD_MANDIR}/man1/sriovd-cli.1 DESTINATION share/man/man1)
+  install(FILES ${CMAKE_BINARY_DIR}/man/man8/sriovd.8 DESTINATION share/man/man8)
+  install(FILES ${CMAKE_BINARY_DIR}/man/man1/sriovd-cli.1 DESTINATION share/man/man1)
 endif()
 
 set(CPACK_GENERATOR DEB)

@@ -86,9 +86,15 @@ TEST_CASE("cpack builds a .deb that installs, verifies and starts") {
                                                       " && complete -p sriovd-cli"});
   CHECK(completion.out.find("_sriovd_cli") != std::string::npos);
 
-  // The unit as systemd would read it from that root (ExecStart must exist there).
+  // The unit as systemd reads it, with its paths pointing into that root (systemd-analyze verify
+  // checks that ExecStart exists; --root= would need a whole systemd tree in the root).
   const std::string unit = slurp(root / "lib/systemd/system/sriovd.service");
-  auto verify = test::run({"/usr/bin/systemd-analyze", "verify", "--root=" + root.string(), "/lib/systemd/system/sriovd.service"},
+  std::string rooted = unit;
+  for (size_t p = rooted.find("=/usr/bin/"); p != std::string::npos; p = rooted.find("=/usr/bin/", p + 1))
+    rooted.insert(p + 1, root.string());
+  fs::create_directories(dir / "units");
+  std::ofstream(dir / "units/sriovd.service") << rooted;
+  auto verify = test::run({"/usr/bin/systemd-analyze", "verify", (dir / "units/sriovd.service").string()},
                           {{"MANPATH", (root / "usr/share/man").string()}});
   CHECK_MESSAGE(verify.exit_code == 0, (verify.out + verify.err));
   CHECK_MESSAGE(verify.err.empty(), verify.err);
@@ -105,9 +111,9 @@ TEST_CASE("cpack builds a .deb that installs, verifies and starts") {
     if (!a.empty() && a[0] == '/') a = (root / a.substr(1)).string();
   REQUIRE(fixtures::build_profile("dual-socket", dir / "sys").ok());
   fs::path sock = dir / "sriovd.sock";
-  for (std::string a : {"--sim", "--sysfs-root", (dir / "sys").c_str(), "--state-dir", (dir / "state").c_str(),
-                        "--listen", ("unix:" + sock.string()).c_str()})
-    argv.push_back(a);
+  const std::vector<std::string> sim{"--sim", "--sysfs-root", (dir / "sys").string(), "--state-dir",
+                                     (dir / "state").string(), "--listen", "unix:" + sock.string()};
+  argv.insert(argv.end(), sim.begin(), sim.end());
   test::Daemon d;
   REQUIRE_MESSAGE(d.start(argv, 30s, {{"WATCHDOG_USEC", "2000000"}}), d.error());
   CHECK(d.wait_notify("WATCHDOG=1", 5s));
