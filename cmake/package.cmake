@@ -8,6 +8,7 @@ configure_file(${PROJECT_SOURCE_DIR}/systemd/sriovd.service.in ${CMAKE_BINARY_DI
 install(TARGETS sriovd sriovd-daemon sriovd-cli RUNTIME DESTINATION bin)
 if(TARGET sriovd-k8s)
   install(TARGETS sriovd-k8s RUNTIME DESTINATION bin)
+  install(FILES ${PROJECT_SOURCE_DIR}/systemd/sriovd-k8s.service DESTINATION /lib/systemd/system)
 endif()
 install(FILES ${CMAKE_BINARY_DIR}/systemd/sriovd.service DESTINATION /lib/systemd/system)
 install(FILES ${PROJECT_SOURCE_DIR}/systemd/sriovd.sysusers DESTINATION lib/sysusers.d RENAME sriovd.conf)
