@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
     a->add_option("--tls-key", opt.tls_key, "PEM private key of --tls-cert");
     a->add_option("--tls-client-ca", opt.tls_client_ca, "PEM CA bundle: TLS clients must present a certificate it signed");
     a->add_flag("--sim", opt.sim, "simulate the kernel on --sysfs-root (a tree from sriovd-fakehost)");
-    a->add_option("--libvirt-uri", opt.libvirt_uri, "libvirt to attach leased devices through (connected on first use)")
-        ->capture_default_str();
+    a->add_option("--libvirt-uri", opt.libvirt_uri,
+                  "libvirt to attach leased devices through (connected on first use) [default: qemu:///system]");
     a->add_option("--hotplug", opt.hotplug,
                   "hotplug event source: auto (sim with --sim; udev, else kernel, on /sys), udev, kernel, sim, off")
         ->check(CLI::IsMember({"auto", "udev", "kernel", "sim", "off"}))
