@@ -144,6 +144,27 @@ Result<Config> effective_config(const DaemonOptions& o) {
   return c;
 }
 
+// Pools declared in the configuration: each is created, or replaced when one of that name
+// exists (through the same checks as POST/PUT /v1/pools: a pool overlapping another, or one that
+// would drop a leased device, is refused and logged). A pool dropped from the file stays until
+// it is deleted through the API: the daemon cannot tell it from a pool created there.
+static void apply_declared_pools(Agent& agent, const HostModel& model, const nlohmann::json& pools, const char* when) {
+  for (const auto& j : pools) {
+    auto spec = pool_from_json(j);
+    if (!spec) {
+      spdlog::error("{}: pool {}: {}", when, j.value("name", "?"), spec.error().message);
+      continue;
+    }
+    auto snap = model.current();
+    const PoolSpec* now = snap && snap->book ? snap->book->pool(spec->name) : nullptr;
+    if (now && pool_to_json(*now) == pool_to_json(*spec)) continue;
+    if (auto r = agent.create_pool(*spec, now != nullptr); !r)
+      spdlog::error("{}: pool {} from the configuration refused: {}", when, spec->name, r.error().message);
+    else
+      spdlog::info("{}: pool {} {} from the configuration", when, spec->name, now ? "replaced" : "created");
+  }
+}
+
 int run_daemon(const DaemonOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
   setup_logging(options.verbose);
@@ -250,6 +271,7 @@ int run_daemon(const DaemonOptions& options) {
   // Undo what a previous run left half-done, then bring the host to the desired state (after a
   // reboot: recreate VFs, reapply VF attributes and drivers).
   ReconcileReport report = agent.reconcile();
+  apply_declared_pools(agent, model, config.pools, "start");
   auto snap = model.current();
   if (!snap) {
     spdlog::critical("cannot start: reading the host failed: {}", report.drift.empty() ? "" : report.drift.front());
@@ -344,6 +366,7 @@ int run_daemon(const DaemonOptions& options) {
       if (fresh->pools != running.pools) {
         running.pools = fresh->pools;
         spdlog::info("SIGHUP: {} pools declared in the configuration", running.pools.size());
+        apply_declared_pools(agent, model, running.pools, "SIGHUP");
       }
       for (const auto& f : needs_restart(running, *fresh))
         spdlog::warn("SIGHUP: {} changed in {}; it takes effect at the next restart", f,

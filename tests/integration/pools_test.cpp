@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
 #include <latch>
 #include <map>
 #include <mutex>
@@ -300,4 +301,27 @@ TEST_CASE("kill -9 at random points over 1,000 allocate/release operations: no l
   }
   MESSAGE(ops << " operations, " << kills << " kills");
   CHECK(kills >= 10);
+}
+
+TEST_CASE("pools declared in the configuration file are created at start and replaced on SIGHUP") {
+  Host h("dual-socket", true);
+  h.daemon.stop();
+  const auto config = h.dir / "sriovd.json";
+  auto write = [&](const char* pf) {
+    std::ofstream(config) << json({{"pools", json::array({{{"name", "declared"}, {"selectors", {{"pf_names", {pf}}}}}})}}).dump();
+  };
+  write("ens2f0");
+  std::vector<std::string> argv{SRIOVD_BIN, "serve", "--sim", "--sysfs-root", h.sys.string(), "--state-dir",
+                                (h.dir / "state").string(), "--listen", "unix:" + h.sock.string(), "--config",
+                                config.string()};
+  REQUIRE_MESSAGE(h.daemon.start(argv), h.daemon.error());
+  cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+  auto pool = call(c, "GET", "/v1/pools/declared");
+  REQUIRE(pool.status == 200);
+  CHECK(pool.body["capacity"] == 4);
+  write("ens3f0");
+  REQUIRE(::kill(h.daemon.pid(), SIGHUP) == 0);
+  // The reload ends with READY=1 again, once the pools are applied.
+  REQUIRE(h.daemon.wait_notify("READY=1", std::chrono::seconds(10)));
+  CHECK(call(c, "GET", "/v1/pools/declared").body["capacity"] == 8);
 }
