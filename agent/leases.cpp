@@ -87,6 +87,20 @@ std::vector<Candidate> possible_candidates(const Snapshot& s) {
   return out;
 }
 
+// The other non-bridge members of `address`'s IOMMU group that are bound to a host driver, as
+// "0000:87:00.1 (snd_hda_intel), ...": what stops the group being viable once `address` is on
+// vfio-pci. Empty when nothing does.
+std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAddress& address) {
+  std::string blockers;
+  for (const auto& a : g.members) {
+    if (a == address) continue;
+    const DeviceView* o = s.find(a);
+    if (!o || o->device.is_bridge() || iommu::driver_allows_passthrough(o->device.driver)) continue;
+    blockers += (blockers.empty() ? "" : ", ") + a.to_string() + " (" + *o->device.driver + ")";
+  }
+  return blockers;
+}
+
 Error conflict(std::string message, std::string field = {}) {
   return Error::make(ErrorCode::conflict, std::move(message), std::move(field));
 }
@@ -124,13 +138,7 @@ std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap)
         m.reason = "no IOMMU group: the IOMMU is off or the device is not behind one";
       } else if (auto g = snap.groups.find(*d.iommu_group); g != snap.groups.end()) {
         // Viable once this device is on vfio-pci: every other member must already allow it.
-        std::string blockers;
-        for (const auto& a : g->second.members) {
-          if (a == d.address) continue;
-          const DeviceView* o = snap.find(a);
-          if (!o || o->device.is_bridge() || iommu::driver_allows_passthrough(o->device.driver)) continue;
-          blockers += (blockers.empty() ? "" : ", ") + a.to_string() + " (" + *o->device.driver + ")";
-        }
+        std::string blockers = group_blockers(snap, g->second, d.address);
         if (!blockers.empty()) {
           m.healthy = false;
           m.reason = "IOMMU group " + std::to_string(*d.iommu_group) + " is not viable: members bound to host drivers: " + blockers;
@@ -268,13 +276,7 @@ Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& 
     if (!d.iommu_group) return conflict(a + " is in no IOMMU group: is the IOMMU enabled?");
     auto g = s.groups.find(*d.iommu_group);
     if (g != s.groups.end()) {
-      std::string blockers;
-      for (const auto& m : g->second.members) {
-        if (m == d.address) continue;
-        const DeviceView* o = s.find(m);
-        if (!o || o->device.is_bridge() || iommu::driver_allows_passthrough(o->device.driver)) continue;
-        blockers += (blockers.empty() ? "" : ", ") + m.to_string() + " (" + *o->device.driver + ")";
-      }
+      std::string blockers = group_blockers(s, g->second, d.address);
       if (!blockers.empty())
         return conflict("IOMMU group " + std::to_string(*d.iommu_group) + " of " + a +
                         " is not viable: other members are bound to host drivers: " + blockers);

@@ -283,21 +283,7 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
       const PciAddress addr = a->lease.address;
       pid_t pid = fork();
       if (pid == 0) {
-        struct Dying : kernel::Kernel {
-          kernel::Kernel& in;
-          int left;
-          Dying(kernel::Kernel& k, int n) : in(k), left(n) {}
-          Result<void> write_attr(const std::string& p, std::string_view v) override {
-            if (--left == 0) _exit(9);
-            return in.write_attr(p, v);
-          }
-          Result<std::vector<kernel::VfInfo>> get_vfs(const std::string& i) override { return in.get_vfs(i); }
-          Result<void> set_vf(const std::string& i, uint32_t vf, const kernel::VfConfig& c) override {
-            if (--left == 0) _exit(9);
-            return in.set_vf(i, vf, c);
-          }
-          Result<kernel::LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
-        } dying(*h.sim, n);
+        DyingKernel dying(*h.sim, n);
         Agent agent(*h.root, dying, *h.store, h.model, nullptr);
         (void)agent.refresh();
         _exit(agent.release(a->lease.id).ok() ? 0 : 1);

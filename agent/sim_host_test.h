@@ -166,6 +166,24 @@ void fail_every_step(const char* profile, Setup setup, Op op, std::vector<int> e
 // Kills a child running `op` at each of its kernel calls in turn (before the call, as SIGKILL
 // between steps would), restarts on the same tree and state, reconciles, and checks the host is
 // either exactly as before (the operation was undone) or as `done` says (it had finished).
+// A kernel that kills the process (exit status 9) at its n-th change, before making it: what
+// SIGKILL between two steps leaves behind.
+struct DyingKernel : kernel::Kernel {
+  kernel::Kernel& in;
+  int left;
+  DyingKernel(kernel::Kernel& k, int n) : in(k), left(n) {}
+  Result<void> write_attr(const std::string& p, std::string_view v) override {
+    if (--left == 0) _exit(9);
+    return in.write_attr(p, v);
+  }
+  Result<std::vector<kernel::VfInfo>> get_vfs(const std::string& i) override { return in.get_vfs(i); }
+  Result<void> set_vf(const std::string& i, uint32_t vf, const kernel::VfConfig& c) override {
+    if (--left == 0) _exit(9);
+    return in.set_vf(i, vf, c);
+  }
+  Result<kernel::LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+};
+
 // `rebinds_netdevs`: the operation may unbind and rebind a netdev's driver, which (as on Linux)
 // registers the netdev afresh: its runtime files are compared by presence only.
 template <class Op, class Done, class Setup>
@@ -177,21 +195,7 @@ void crash_at_every_step(Op op, Done done, Setup setup, bool rebinds_netdevs = f
     auto before = h.state();
     pid_t pid = fork();
     if (pid == 0) {
-      struct Dying : kernel::Kernel {
-        kernel::Kernel& in;
-        int left;
-        Dying(kernel::Kernel& k, int n) : in(k), left(n) {}
-        Result<void> write_attr(const std::string& p, std::string_view v) override {
-          if (--left == 0) _exit(9);
-          return in.write_attr(p, v);
-        }
-        Result<std::vector<kernel::VfInfo>> get_vfs(const std::string& i) override { return in.get_vfs(i); }
-        Result<void> set_vf(const std::string& i, uint32_t vf, const kernel::VfConfig& c) override {
-          if (--left == 0) _exit(9);
-          return in.set_vf(i, vf, c);
-        }
-        Result<kernel::LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
-      } dying(*h.sim, n);
+      DyingKernel dying(*h.sim, n);
       Agent a(*h.root, dying, *h.store, h.model, nullptr);
       (void)a.refresh();
       _exit(op(a).ok() ? 0 : 1);

@@ -11,6 +11,7 @@
 #include "pci/decode.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
+#include "rest/responses.h"
 #include "rest/sse.h"
 #include "agent/vf_config_json.h"
 #include "schemas/validator.h"
@@ -26,13 +27,6 @@ struct Api::Rendered {
 };
 
 namespace {
-
-Response json_response(std::string body, int status = 200) {
-  Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
 
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> parts;
@@ -57,12 +51,6 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-Response method_not_allowed(const Request& req, const char* allow) {
-  Response r = problem(405, "method_not_allowed", req.method + " is not allowed on " + req.path, req.path);
-  r.headers.emplace_back("Allow", allow);
-  return r;
 }
 
 // Device filters from the query string, each validated with the parameter named in the error.

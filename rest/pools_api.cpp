@@ -9,6 +9,7 @@
 #include "rest/api.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
+#include "rest/responses.h"
 #include "schemas/validator.h"
 
 namespace sriovd::rest {
@@ -16,19 +17,6 @@ namespace sriovd::rest {
 using nlohmann::json;
 
 namespace {
-
-Response json_body(std::string body, int status = 200) {
-  Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-Response not_allowed(const Request& req, const char* allow) {
-  Response r = problem(405, "method_not_allowed", req.method + " is not allowed on " + req.path, req.path);
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
 
 // The body as JSON checked against `schema`, or the problem to answer.
 Result<json> read_body(const Request& req, const std::string& schema, bool optional = false) {
@@ -143,17 +131,17 @@ Response Api::pools(const Request& req, const std::vector<std::string_view>& par
         return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter", req.path, k);
       json list = json::array();
       for (const auto& p : book.pools) list.push_back(encode_pool(p, *snap));
-      return json_body(json({{"pools", list}, {"count", book.pools.size()}}).dump());
+      return json_response(json({{"pools", list}, {"count", book.pools.size()}}).dump());
     }
-    if (req.method != "POST") return not_allowed(req, "GET, HEAD, POST");
+    if (req.method != "POST") return method_not_allowed(req, "GET, HEAD, POST");
   } else if (req.method != "GET" && req.method != "HEAD" && req.method != "PUT" && req.method != "DELETE") {
-    return not_allowed(req, "GET, HEAD, PUT, DELETE");
+    return method_not_allowed(req, "GET, HEAD, PUT, DELETE");
   }
   const std::string name = parts.size() == 3 ? std::string(parts[2]) : std::string();
   if (req.method == "GET" || req.method == "HEAD") {
     const agent::PoolSpec* p = book.pool(name);
     if (!p) return problem(404, "not_found", "no pool named '" + name + "'", req.path);
-    return json_body(encode_pool(*p, *snap).dump());
+    return json_response(encode_pool(*p, *snap).dump());
   }
   if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
   if (req.method == "DELETE") {
@@ -174,7 +162,7 @@ Response Api::pools(const Request& req, const std::vector<std::string_view>& par
   auto r = agent_->create_pool(*spec, req.method == "PUT");
   if (!r) return problem(r.error(), req.path);
   auto now = model_.current();
-  return json_body(encode_pool(*r, *now).dump(), req.method == "POST" ? 201 : 200);
+  return json_response(encode_pool(*r, *now).dump(), req.method == "POST" ? 201 : 200);
 }
 
 Response Api::allocations(const Request& req, const std::vector<std::string_view>& parts) const {
@@ -211,9 +199,9 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
       std::string out = "{\"allocations\":[";
       for (size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + encode_lease(*list[i], *snap);
       out += "],\"count\":" + std::to_string(list.size()) + "}";
-      return json_body(std::move(out));
+      return json_response(std::move(out));
     }
-    if (req.method != "POST") return not_allowed(req, "GET, HEAD, POST");
+    if (req.method != "POST") return method_not_allowed(req, "GET, HEAD, POST");
     if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
     auto body = read_body(req, "AllocationRequest");
     if (!body) return body_problem(body.error(), req);
@@ -238,7 +226,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
     metrics_.observe("allocate", r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
     if (!r) return problem(r.error(), req.path);
     auto now = model_.current();
-    Response resp = json_body(encode_lease(r->lease, *now), r->created ? 201 : 200);
+    Response resp = json_response(encode_lease(r->lease, *now), r->created ? 201 : 200);
     resp.headers.emplace_back("Location", "/v1/allocations/" + r->lease.id);
     return resp;
   }
@@ -247,7 +235,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
   if (parts.size() == 4) {
     const bool attach = parts[3] == "attach";
     if (!attach && parts[3] != "detach") return problem(404, "not_found", "no such resource: " + req.path, req.path);
-    if (req.method != "POST") return not_allowed(req, "POST");
+    if (req.method != "POST") return method_not_allowed(req, "POST");
     if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
     const agent::Lease* l = book.lease(id);
     if (!l || l->state == "allocating") return problem(404, "not_found", "no lease " + id, req.path);
@@ -267,14 +255,14 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
     auto r = agent_->set_attachment(id, attach ? std::optional<agent::Attachment>(at) : std::nullopt,
                                     [&](const agent::Lease& lease) { return fn(lease, *xml, at); });
     if (!r) return problem(r.error(), req.path);
-    return json_body(encode_lease(*r, *model_.current()));
+    return json_response(encode_lease(*r, *model_.current()));
   }
   if (req.method == "GET" || req.method == "HEAD") {
     const agent::Lease* l = book.lease(id);
     if (!l || l->state == "allocating") return problem(404, "not_found", "no lease " + id, req.path);
-    return json_body(encode_lease(*l, *snap));
+    return json_response(encode_lease(*l, *snap));
   }
-  if (req.method != "DELETE") return not_allowed(req, "GET, HEAD, DELETE");
+  if (req.method != "DELETE") return method_not_allowed(req, "GET, HEAD, DELETE");
   if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
   auto t0 = std::chrono::steady_clock::now();
   auto r = agent_->release(id);
@@ -286,7 +274,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
   agent::Lease released = *r;
   released.state = "released";
   std::string lease_json = encode_lease(released, *snap);
-  return json_body("{\"lease\":" + lease_json + ",\"device\":" + device + "}");
+  return json_response("{\"lease\":" + lease_json + ",\"device\":" + device + "}");
 }
 
 }  // namespace sriovd::rest
