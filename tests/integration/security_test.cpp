@@ -60,12 +60,6 @@ std::string curl_status(std::vector<std::string> args) {
   return test::run(argv).out;
 }
 
-size_t count(const std::string& s, const std::string& part) {
-  size_t n = 0;
-  for (size_t p = s.find(part); p != std::string::npos; p = s.find(part, p + 1)) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("TLS with client certificates and bearer tokens; the CLI speaks it; mutations are audited") {
