@@ -17,20 +17,11 @@
 #include "agent/agent.h"
 #include "agent/applier.h"
 #include "agent/vf_config_json.h"
+#include "base/time.h"
 
 namespace sriovd::agent {
 
 namespace {
-
-std::string now_rfc3339() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // What selectors see of a device: its host driver is the one it had before a lease bound it to
 // vfio-pci, so a device does not leave its pool by being leased.
@@ -373,7 +364,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   lease.consumer_name = req.consumer_name;
   lease.vf_config = req.vf_config;
   lease.state = "allocating";
-  lease.created_at = now_rfc3339();
+  lease.created_at = rfc3339_utc(std::chrono::system_clock::now());
   lease.idempotency_key = req.idempotency_key;
   lease.previous_driver = d.driver;
   lease.mode = mode;

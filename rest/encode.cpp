@@ -1,5 +1,7 @@
 #include "rest/encode.h"
 
+#include "base/time.h"
+
 #include "agent/vf_config_json.h"
 #include "rest/json_writer.h"
 
@@ -15,15 +17,6 @@ namespace {
 template <class T>
 json opt(const std::optional<T>& v) {
   return v ? json(*v) : json(nullptr);
-}
-
-std::string iso8601(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -147,7 +140,7 @@ json encode_host(const agent::Snapshot& s) {
         {"devices_with_warnings", with_warnings}}},
       {"warnings", s.warnings},
       {"drift", s.drift},
-      {"inventory", {{"generation", s.generation}, {"taken_at", iso8601(s.taken_at)}}},
+      {"inventory", {{"generation", s.generation}, {"taken_at", rfc3339_utc(s.taken_at)}}},
   };
 }
 
