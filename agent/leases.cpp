@@ -404,7 +404,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     if (!id) return std::move(id).error();
     op = *id;
     return tx.put("lease", lease.id, lease.to_json().dump());
-  });
+  }, Durability::process_crash);  // the final commit below is the durable one
   if (!begun) return std::move(begun).error();
   Applier a(kernel_, store_, op);
   Result<void> r = ok();
@@ -480,7 +480,7 @@ Result<void> Agent::release_locked(Lease lease, bool at_start) {
     if (!oid) return std::move(oid).error();
     op = *oid;
     return tx.put("lease", lease.id, lease.to_json().dump());
-  });
+  }, Durability::process_crash);  // the final commit below is the durable one
   if (!begun) return std::move(begun).error();
   Applier a(kernel_, store_, op);
   auto s = snap();

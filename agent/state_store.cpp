@@ -10,14 +10,20 @@ namespace sriovd::agent {
 
 namespace {
 
-// A prepared statement, finalised on scope exit.
+// One use of a statement prepared once per connection (StateStore::prepared): reset and its
+// bindings cleared on scope exit, ready for the next use.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
-  ~Stmt() { sqlite3_finalize(st_); }
+  explicit Stmt(sqlite3_stmt* st) : st_(st) {}
+  ~Stmt() {
+    if (st_) {
+      sqlite3_reset(st_);
+      sqlite3_clear_bindings(st_);
+    }
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
+  bool ok() const { return st_ != nullptr; }
   Stmt& bind(int i, const std::string& s) {
     sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
     return *this;
@@ -35,7 +41,6 @@ class Stmt {
 
  private:
   sqlite3_stmt* st_ = nullptr;
-  int rc_ = SQLITE_ERROR;
 };
 
 int64_t now_ms() {
@@ -44,6 +49,7 @@ int64_t now_ms() {
 }
 
 constexpr int kSchemaVersion = 1;
+constexpr int64_t kKeptOperations = 1000;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,7 +109,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
     if (auto r = s->exec(pragma); !r) return std::move(r).error().context("not a usable state database");
   }
   if (auto r = s->exec(kSchema); !r) return std::move(r).error();
-  Stmt v(s->db_, "SELECT value FROM meta WHERE key='schema_version'");
+  Stmt v(s->prepared("SELECT value FROM meta WHERE key='schema_version'"));
   if (!v.ok()) return s->sql_error("reading the schema version");
   if (v.step() == SQLITE_ROW) {
     int have = std::stoi(v.text(0));
@@ -112,7 +118,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
                                                      std::to_string(have) + ", this one knows " +
                                                      std::to_string(kSchemaVersion) + ")");
   } else {
-    Stmt put(s->db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?1)");
+    Stmt put(s->prepared("INSERT INTO meta(key, value) VALUES('schema_version', ?1)"));
     put.bind(1, std::to_string(kSchemaVersion));
     if (put.step() != SQLITE_DONE) return s->sql_error("writing the schema version");
   }
@@ -120,11 +126,29 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
 }
 
 StateStore::~StateStore() {
+  for (auto& [sql, st] : prepared_) sqlite3_finalize(st);
   if (db_) sqlite3_close_v2(db_);
 }
 
+sqlite3_stmt* StateStore::prepared(const char* sql) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return it->second;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK) return nullptr;
+  prepared_.emplace(sql, st);
+  return st;
+}
+
+Result<void> StateStore::set_durability_locked(Durability d) {
+  // Inside a transaction, the transaction's own setting applies to its commit.
+  if (!sqlite3_get_autocommit(db_) || d == durability_) return ok();
+  if (auto r = exec(d == Durability::power_loss ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !r) return r;
+  durability_ = d;
+  return ok();
+}
+
 Result<std::optional<std::string>> StateStore::get_locked(const std::string& kind, const std::string& key) {
-  Stmt st(db_, "SELECT value FROM desired WHERE kind=?1 AND key=?2");
+  Stmt st(prepared("SELECT value FROM desired WHERE kind=?1 AND key=?2"));
   if (!st.ok()) return sql_error("reading desired state");
   st.bind(1, kind).bind(2, key);
   int rc = st.step();
@@ -134,9 +158,8 @@ Result<std::optional<std::string>> StateStore::get_locked(const std::string& kin
 }
 
 Result<void> StateStore::put_locked(const std::string& kind, const std::string& key, const std::string& json) {
-  Stmt st(db_,
-          "INSERT INTO desired(kind, key, value, updated_at) VALUES(?1, ?2, ?3, ?4) "
-          "ON CONFLICT(kind, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at");
+  Stmt st(prepared("INSERT INTO desired(kind, key, value, updated_at) VALUES(?1, ?2, ?3, ?4) "
+          "ON CONFLICT(kind, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"));
   if (!st.ok()) return sql_error("writing desired state");
   st.bind(1, kind).bind(2, key).bind(3, json).bind(4, now_ms());
   if (st.step() != SQLITE_DONE) return sql_error("writing desired state");
@@ -144,7 +167,7 @@ Result<void> StateStore::put_locked(const std::string& kind, const std::string& 
 }
 
 Result<void> StateStore::erase_locked(const std::string& kind, const std::string& key) {
-  Stmt st(db_, "DELETE FROM desired WHERE kind=?1 AND key=?2");
+  Stmt st(prepared("DELETE FROM desired WHERE kind=?1 AND key=?2"));
   if (!st.ok()) return sql_error("erasing desired state");
   st.bind(1, kind).bind(2, key);
   if (st.step() != SQLITE_DONE) return sql_error("erasing desired state");
@@ -158,7 +181,7 @@ Result<std::optional<std::string>> StateStore::get(const std::string& kind, cons
 
 Result<std::map<std::string, std::string>> StateStore::all(const std::string& kind) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "SELECT key, value FROM desired WHERE kind=?1 ORDER BY key");
+  Stmt st(prepared("SELECT key, value FROM desired WHERE kind=?1 ORDER BY key"));
   if (!st.ok()) return sql_error("reading desired state");
   st.bind(1, kind);
   std::map<std::string, std::string> out;
@@ -170,11 +193,13 @@ Result<std::map<std::string, std::string>> StateStore::all(const std::string& ki
 
 Result<void> StateStore::put(const std::string& kind, const std::string& key, const std::string& json) {
   std::lock_guard lock(mu_);
+  if (auto r = set_durability_locked(Durability::power_loss); !r) return r;
   return put_locked(kind, key, json);
 }
 
 Result<void> StateStore::erase(const std::string& kind, const std::string& key) {
   std::lock_guard lock(mu_);
+  if (auto r = set_durability_locked(Durability::power_loss); !r) return r;
   return erase_locked(kind, key);
 }
 
@@ -188,8 +213,9 @@ Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, 
   return s_.get_locked(kind, key);
 }
 
-Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn) {
+Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn, Durability durability) {
   std::lock_guard lock(mu_);
+  if (auto r = set_durability_locked(durability); !r) return r;
   // IMMEDIATE: take the write lock now, so a second process waits here, not at COMMIT.
   if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
   Tx tx(*this);
@@ -214,7 +240,8 @@ Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn)
 Result<int64_t> StateStore::begin_operation(const std::string& kind, const std::string& target,
                                             const std::string& request) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, 'pending', ?4)");
+  if (auto r = set_durability_locked(Durability::power_loss); !r) return std::move(r).error();
+  Stmt st(prepared("INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, 'pending', ?4)"));
   if (!st.ok()) return sql_error("journalling an operation");
   st.bind(1, kind).bind(2, target).bind(3, request).bind(4, now_ms());
   if (st.step() != SQLITE_DONE) return sql_error("journalling an operation");
@@ -223,8 +250,11 @@ Result<int64_t> StateStore::begin_operation(const std::string& kind, const std::
 
 Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
   std::lock_guard lock(mu_);
+  // A step records a change to the running kernel, which a power loss undoes by itself: the
+  // step only has to outlive the process (see Durability).
+  if (auto r = set_durability_locked(Durability::process_crash); !r) return r;
   // json_insert appends to the array in SQL: one statement, atomic.
-  Stmt st(db_, "UPDATE operations SET steps=json_insert(steps, '$[#]', json(?2)) WHERE id=?1");
+  Stmt st(prepared("UPDATE operations SET steps=json_insert(steps, '$[#]', json(?2)) WHERE id=?1"));
   if (!st.ok()) return sql_error("journalling an operation step");
   st.bind(1, id).bind(2, step_json);
   if (st.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sql_error("journalling an operation step");
@@ -233,10 +263,17 @@ Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
 
 Result<void> StateStore::finish_operation(int64_t id, const std::string& state, const std::string& error) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "UPDATE operations SET state=?2, error=?3, finished_at=?4 WHERE id=?1");
+  if (auto r = set_durability_locked(Durability::power_loss); !r) return r;
+  Stmt st(prepared("UPDATE operations SET state=?2, error=?3, finished_at=?4 WHERE id=?1"));
   if (!st.ok()) return sql_error("finishing an operation");
   st.bind(1, id).bind(2, state).bind(3, error).bind(4, now_ms());
   if (st.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sql_error("finishing an operation");
+  // The journal keeps the last kKeptOperations finished operations (for a post-mortem with
+  // sqlite3), not every one since the host was installed.
+  Stmt prune(prepared("DELETE FROM operations WHERE id <= ?1 AND state != 'pending'"));
+  if (!prune.ok()) return sql_error("pruning the operation journal");
+  prune.bind(1, id - kKeptOperations);
+  if (prune.step() != SQLITE_DONE) return sql_error("pruning the operation journal");
   return ok();
 }
 
@@ -260,7 +297,7 @@ Operation read_operation(const Stmt& st) {
 
 Result<std::vector<Operation>> StateStore::operations_in_state(const std::string& state) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "SELECT id, kind, target, request, state, steps, error FROM operations WHERE state=?1 ORDER BY id");
+  Stmt st(prepared("SELECT id, kind, target, request, state, steps, error FROM operations WHERE state=?1 ORDER BY id"));
   if (!st.ok()) return sql_error("reading the operation journal");
   st.bind(1, state);
   std::vector<Operation> out;
@@ -272,7 +309,7 @@ Result<std::vector<Operation>> StateStore::operations_in_state(const std::string
 
 Result<std::optional<Operation>> StateStore::operation(int64_t id) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "SELECT id, kind, target, request, state, steps, error FROM operations WHERE id=?1");
+  Stmt st(prepared("SELECT id, kind, target, request, state, steps, error FROM operations WHERE id=?1"));
   if (!st.ok()) return sql_error("reading the operation journal");
   st.bind(1, id);
   int rc = st.step();

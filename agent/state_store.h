@@ -7,7 +7,9 @@
 //   "vf_config" key "<PF address>#<VF index>"  → the VF's attributes
 //   "driver"    key device address             → {"driver": "vfio-pci", "previous": "ice"}
 // Every change is one SQLite transaction, committed with synchronous=FULL before the call
-// returns: a crash after a call keeps it, a crash during one leaves the state as before.
+// returns: a crash after a call keeps it, a crash during one leaves the state as before. The
+// exception is what only has to outlive the process, not the machine (Durability): the steps of
+// an operation, whose changes to the running kernel a power loss undoes anyway.
 // One StateStore per process; its methods are serialised by an internal mutex (SQLite's
 // connection is not shared between threads). Another process opening the same directory waits
 // up to the busy timeout for the lock.
@@ -26,6 +28,7 @@
 #include "base/result.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace sriovd::agent {
 
@@ -38,6 +41,12 @@ struct Operation {
   std::vector<std::string> steps;  // JSON of each applied step, in order (for undo)
   std::string error;
 };
+
+// What a commit must survive before it returns. WAL with synchronous=FULL syncs the log at
+// every commit; synchronous=NORMAL writes it without a sync: the commit survives the process
+// being killed (the kernel has the write) but maybe not a power loss. A later power_loss commit
+// syncs everything before it too.
+enum class Durability { power_loss, process_crash };
 
 class StateStore {
  public:
@@ -66,9 +75,11 @@ class StateStore {
     explicit Tx(StateStore& s) : s_(s) {}
     StateStore& s_;
   };
-  Result<void> transaction(const std::function<Result<void>(Tx&)>& fn);
+  Result<void> transaction(const std::function<Result<void>(Tx&)>& fn,
+                           Durability durability = Durability::power_loss);
 
-  // The operation journal.
+  // The operation journal. Steps are committed with Durability::process_crash; the journal keeps
+  // the last 1,000 finished operations.
   Result<int64_t> begin_operation(const std::string& kind, const std::string& target, const std::string& request);
   Result<void> add_step(int64_t id, const std::string& step_json);
   Result<void> finish_operation(int64_t id, const std::string& state, const std::string& error = {});
@@ -80,6 +91,10 @@ class StateStore {
  private:
   StateStore() = default;
   Result<void> exec(const char* sql);
+  // The statement for `sql` (a string literal), prepared on first use and kept; nullptr when it
+  // does not compile.
+  sqlite3_stmt* prepared(const char* sql);
+  Result<void> set_durability_locked(Durability d);
   Error sql_error(const std::string& what) const;
   // Unlocked versions, for Tx and the public methods.
   Result<std::optional<std::string>> get_locked(const std::string& kind, const std::string& key);
@@ -88,6 +103,8 @@ class StateStore {
 
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;  // guarded by mu_
+  std::map<std::string, sqlite3_stmt*> prepared_;  // guarded by mu_
+  Durability durability_ = Durability::power_loss;  // the connection's synchronous setting; guarded by mu_
   std::recursive_mutex mu_;
 };
 
