@@ -126,7 +126,18 @@ std::vector<std::string> list_names(const fs::path& p) {
   return out;
 }
 
+// realpath(3) without its readlink of every component: the kernel resolves the path once
+// (open O_PATH) and /proc/self/fd names where it led. errno is open's on failure.
 std::optional<fs::path> real_path(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char proc[40];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(proc, buf, sizeof buf);
+  ::close(fd);
+  if (n > 0 && static_cast<size_t>(n) < sizeof buf && buf[0] == '/') return fs::path(std::string(buf, static_cast<size_t>(n)));
+  // No /proc: the C library's walk.
   char* r = ::realpath(p.c_str(), nullptr);
   if (!r) return std::nullopt;
   fs::path out(r);
@@ -641,34 +652,34 @@ class Sim {
   fs::path vf_file(const Dev& pf, unsigned index) const {
     return pf.dir / kVfDir / ("vf" + std::to_string(index) + ".json");
   }
-  VfAttrs load_vf(const Dev& pf, unsigned index) const {
+  // A VF's file: its attributes and, under "stats", its traffic counters.
+  json load_vf_json(const Dev& pf, unsigned index) const {
     auto t = read_text(abs(vf_file(pf, index)));
-    if (!t) return VfAttrs{};
+    if (!t) return json::object();
     auto j = json::parse(*t, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return VfAttrs{};
-    return vf_attrs_from_json(j);
+    if (j.is_discarded() || !j.is_object()) return json::object();
+    return j;
   }
+  VfAttrs load_vf(const Dev& pf, unsigned index) const { return vf_attrs_from_json(load_vf_json(pf, index)); }
+  // `stats`: the counters to keep with the attributes; without them, those in the file. The
+  // traffic counters (set_vf_stats) survive attribute changes, as a driver's do.
   Result<void> save_vf(const Dev& pf, unsigned index, const VfAttrs& a, const json* stats = nullptr) {
     std::error_code ec;
     fs::create_directories(abs(pf.dir / kVfDir), ec);
     if (ec) return Error::sys(ec.value(), "creating " + (pf.dir / kVfDir).string());
     json j = to_json(a);
-    // The traffic counters (set_vf_stats) survive attribute changes, as a driver's do.
     if (stats) {
-      j["stats"] = *stats;
-    } else if (auto t = read_text(abs(vf_file(pf, index)))) {
-      auto old = json::parse(*t, nullptr, false);
-      if (old.is_object() && old.contains("stats")) j["stats"] = old["stats"];
+      if (!stats->is_null()) j["stats"] = *stats;
+    } else {
+      json old = load_vf_json(pf, index);
+      if (old.contains("stats")) j["stats"] = old["stats"];
     }
     return write_atomic(abs(vf_file(pf, index)), j.dump() + "\n");
   }
   // What the VF's driver counts (IFLA_VF_STATS): zeros until set_vf_stats says otherwise.
-  VfStats load_vf_stats(const Dev& pf, unsigned index) const {
+  static VfStats vf_stats_from(const json& j) {
     VfStats st;
-    auto t = read_text(abs(vf_file(pf, index)));
-    if (!t) return st;
-    auto j = json::parse(*t, nullptr, false);
-    if (!j.is_object() || !j.contains("stats") || !j["stats"].is_object()) return st;
+    if (!j.contains("stats") || !j["stats"].is_object()) return st;
     const json& s = j["stats"];
     st.rx_packets = s.value("rx_packets", uint64_t{0});
     st.tx_packets = s.value("tx_packets", uint64_t{0});
@@ -1262,7 +1273,10 @@ class Sim {
     // driver has ndo_get_vf_config.
     if (!n->pci || !pf_ops(driver_of(*n->pci))) return out;
     const unsigned count = is_pf(*n->pci) ? num_vfs(*n->pci) : 0;
-    for (unsigned i = 0; i < count; ++i) out.push_back(VfInfo{i, to_config(load_vf(*n->pci, i)), load_vf_stats(*n->pci, i)});
+    for (unsigned i = 0; i < count; ++i) {
+      json j = load_vf_json(*n->pci, i);
+      out.push_back(VfInfo{i, to_config(vf_attrs_from_json(j)), vf_stats_from(j)});
+    }
     return out;
   }
 
@@ -1394,9 +1408,11 @@ Result<void> Sim::set_vf(const std::string& ifname, uint32_t vf, const VfConfig&
     return Error::sys(EINVAL, who + "Invalid VF Identifier " + std::to_string(vf) + " (" + std::to_string(count) +
                                   " VFs enabled)");
   };
-  VfAttrs a = vf_ok ? load_vf(pf, vf) : VfAttrs{};
+  const json record = vf_ok ? load_vf_json(pf, vf) : json::object();
+  VfAttrs a = vf_attrs_from_json(record);
+  const json stats = record.contains("stats") ? record["stats"] : json();
   // Each applied attribute is saved at once: a later failure leaves it applied.
-  auto save = [&]() { return save_vf(pf, vf, a); };
+  auto save = [&]() { return save_vf(pf, vf, a, &stats); };
 
   if (c.mac) {
     // ice_set_vf_mac, i40e_ndo_set_vf_mac, igb/ixgbe_ndo_set_vf_mac, mlx5_eswitch_set_vport_mac:
@@ -1707,6 +1723,16 @@ void SimKernel::send_uevents(const std::vector<PendingUevent>& list) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  // /sys/kernel/uevent_seqnum: the number of the last uevent sent, shared by every process
+  // acting on this tree. It is bumped before the events go out, as the kernel numbers an event
+  // when it sends it: whoever reads N and then the tree has seen every change of events <= N.
+  const fs::path seqfile = root_ / "kernel/uevent_seqnum";
+  uint64_t seqnum = 0;
+  if (auto t = read_text(seqfile)) seqnum = static_cast<uint64_t>(pci::parse_int(*t, 0, INT64_MAX).value_or(0));
+  const uint64_t first = seqnum + 1;
+  seqnum += list.size();
+  (void)write_text(seqfile, std::to_string(seqnum) + "\n");  // best effort, as sending is
+  seqnum = first - 1;
   for (const auto& u : list) {
     std::string msg = u.action + "@" + u.devpath;
     msg += '\0';
@@ -1718,7 +1744,7 @@ void SimKernel::send_uevents(const std::vector<PendingUevent>& list) {
     pair("DEVPATH=" + u.devpath);
     pair("SUBSYSTEM=" + u.subsystem);
     for (const auto& kv : u.pairs) pair(kv);
-    pair("SEQNUM=" + std::to_string(++seqnum_));
+    pair("SEQNUM=" + std::to_string(++seqnum));
     ssize_t n;
     do {
       n = ::sendto(uevent_fd_, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), sizeof sa);

@@ -124,7 +124,6 @@ class SimKernel : public Kernel {
   std::shared_ptr<const Boot> boot_;
   mutable std::mutex mu_;            // serialises every call; guards the tree and the files
   int uevent_fd_ = -1;               // guarded by mu_; the sending socket, opened on first use
-  uint64_t seqnum_ = 0;              // guarded by mu_
   UniqueFd lock_fd_;                 // .sriovd-sim/lock, flocked for the length of each call
 
   class TreeLock {  // mu_ and the flock, for one call

@@ -69,6 +69,7 @@ std::map<std::string, std::string> snapshot(const fs::path& root, bool with_sim_
   for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
     const fs::path rel = fs::relative(it->path(), root);
     const std::string name = it->path().filename().string();
+    if (rel == "kernel/uevent_seqnum") continue;  // a counter: no rollback winds it back
     if (!with_sim_state && name.rfind(".sriovd-sim", 0) == 0) {
       if (it->is_directory() && !it->is_symlink()) it.disable_recursion_pending();
       continue;

@@ -591,7 +591,9 @@ Result<void> init_tree(const fs::path& root) {
   // bus/pci control files (drivers/pci/pci-driver.c, probe.c): drivers_autoprobe reads "1".
   const std::pair<const char*, const char*> files[] = {
       {"bus/pci/drivers_probe", ""}, {"bus/pci/drivers_autoprobe", "1\n"}, {"bus/pci/rescan", ""},
-      {"bus/pci/resource_alignment", "\n"}, {"bus/pci/uevent", ""}};
+      {"bus/pci/resource_alignment", "\n"}, {"bus/pci/uevent", ""},
+      // lib/kobject_uevent.c: the number of the last uevent sent (SimKernel counts on).
+      {"kernel/uevent_seqnum", "0\n"}};
   for (const auto& [path, text] : files) {
     if (exists(root, path)) continue;
     if (auto r = write_file(root, path, text); !r) return r;
