@@ -104,11 +104,24 @@ Result<void> Agent::refresh() {
   return refresh_locked();
 }
 
+std::optional<uint64_t> Agent::uevent_seqnum() const {
+  auto t = root_.read("kernel/uevent_seqnum", 32);
+  if (!t) return std::nullopt;
+  auto v = pci::parse_int(*t, 0, INT64_MAX);
+  if (!v) return std::nullopt;
+  return static_cast<uint64_t>(*v);
+}
+
 Result<void> Agent::refresh_locked() {
+  const auto seq = uevent_seqnum();
   auto s = build_snapshot(root_, names_, ++generation_, &kernel_);
   if (names_) names_->close();  // names are cached; the databases need not stay mapped
   if (!s) return std::move(s).error();
   publish_locked(std::move(*s));
+  if (seq) {
+    rescanned_after_seqnum_ = *seq;
+    read_after_seqnum_.clear();
+  }
   return ok();
 }
 
@@ -133,12 +146,27 @@ Result<void> Agent::update_devices(const std::vector<PciAddress>& addresses) {
   return refresh_devices_locked(addresses);
 }
 
+Result<void> Agent::update_devices(const std::map<PciAddress, std::optional<uint64_t>>& events) {
+  std::lock_guard lock(mu_);
+  std::vector<PciAddress> stale;
+  for (const auto& [a, seq] : events) {
+    auto it = read_after_seqnum_.find(a);
+    const uint64_t known = std::max(rescanned_after_seqnum_, it == read_after_seqnum_.end() ? 0 : it->second);
+    if (!seq || *seq > known) stale.push_back(a);
+  }
+  if (stale.empty()) return ok();
+  return refresh_devices_locked(stale);
+}
+
 Result<void> Agent::refresh_devices_locked(const std::vector<PciAddress>& changed) {
   auto cur = snap();
   if (!cur) return refresh_locked();
+  const auto seq = uevent_seqnum();
   auto s = update_snapshot(*cur, root_, names_, changed, ++generation_, &kernel_);
   if (!s) return std::move(s).error();
   publish_locked(std::move(*s));
+  if (seq)
+    for (const auto& a : changed) read_after_seqnum_[a] = *seq;
   return ok();
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -92,6 +93,10 @@ class Agent {
   // said) and their IOMMU groups, and publishes the updated snapshot. The uevent's action is
   // only a hint: what the tree says now wins, so late or repeated events do no harm.
   Result<void> update_devices(const std::vector<PciAddress>& addresses);
+  // The same for uevents with their sequence numbers (nullopt: unnumbered). A function whose
+  // last event is no newer than what the model already read (the agent re-reads what it
+  // changes itself, after noting /sys/kernel/uevent_seqnum) is not read again.
+  Result<void> update_devices(const std::map<PciAddress, std::optional<uint64_t>>& events);
 
   // PUT /v1/devices/{pf}/sriov. The same count is a no-op (it only records the desired state);
   // a different non-zero count goes through 0, refused while a VF is bound to vfio-pci.
@@ -141,6 +146,8 @@ class Agent {
   void publish_locked(std::shared_ptr<Snapshot> s);
   // Reads again only the devices at `changed` (see update_snapshot).
   Result<void> refresh_devices_locked(const std::vector<PciAddress>& changed);
+  // /sys/kernel/uevent_seqnum, read before a rescan: the model then reflects every uevent up to it.
+  std::optional<uint64_t> uevent_seqnum() const;
   Result<void> load_book();
   Result<void> release_locked(Lease lease, bool at_start);
   Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode);
@@ -170,6 +177,9 @@ class Agent {
   EventLog* events_ = nullptr;
   std::mutex mu_;                          // serialises mutations and refreshes
   uint64_t generation_ = 0;                // guarded by mu_
+  // The uevent sequence number each function (or, for all, the last full rescan) was read after.
+  std::map<PciAddress, uint64_t> read_after_seqnum_;  // guarded by mu_
+  uint64_t rescanned_after_seqnum_ = 0;               // guarded by mu_
   std::vector<std::string> drift_;         // guarded by mu_; published with each snapshot
   std::shared_ptr<const LeaseBook> book_;  // guarded by mu_; published with each snapshot
   std::function<Result<void>(const Lease&)> detach_;

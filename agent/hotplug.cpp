@@ -145,13 +145,19 @@ void HotplugMonitor::stop() {
 
 void HotplugMonitor::take(const UEvent& e) {
   seen_.fetch_add(1, std::memory_order_relaxed);
-  if (!relevant(e)) return;
-  auto a = e.pci_function();
-  if (!a) return;
-  spdlog::debug("hotplug: {} {} ({})", e.action, e.devpath, e.subsystem);
+  std::optional<PciAddress> a;
+  if (relevant(e)) a = e.pci_function();
   {
     std::lock_guard lock(mu_);
-    pending_.insert(*a);
+    if (e.seqnum) taken_seq_ = std::max(taken_seq_, *e.seqnum);
+    // An event with nothing to read again still wakes the applier: it moves handled_seqnum().
+    if (!a && !e.seqnum) return;
+    if (a) {
+      spdlog::debug("hotplug: {} {} ({})", e.action, e.devpath, e.subsystem);
+      // The newest event of the function counts; one without a number always does.
+      auto [it, added] = pending_.try_emplace(*a, e.seqnum);
+      if (!added && it->second) it->second = e.seqnum ? std::max(*it->second, *e.seqnum) : e.seqnum;
+    }
   }
   cv_.notify_one();
 }
@@ -235,26 +241,33 @@ void HotplugMonitor::read_loop() {
 
 void HotplugMonitor::apply_loop() {
   for (;;) {
-    std::set<PciAddress> batch;
+    std::map<PciAddress, std::optional<uint64_t>> batch;
     bool rescan = false;
+    uint64_t through = 0;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || rescan_ || !pending_.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || rescan_ || !pending_.empty() || taken_seq_ > handled_seq_.load(); });
       if (stopping_) return;
       batch.swap(pending_);
       std::swap(rescan, rescan_);
+      through = taken_seq_;
+    }
+    if (!rescan && batch.empty()) {
+      handled_seq_.store(through);
+      continue;
     }
     const auto t0 = std::chrono::steady_clock::now();
     Result<void> r = ok();
     if (rescan) {
       r = agent_.refresh();
     } else {
-      r = agent_.update_devices(std::vector<PciAddress>(batch.begin(), batch.end()));
+      r = agent_.update_devices(batch);
     }
     updates_.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("hotplug: {} in {:.2f} ms", rescan ? "full rescan" : std::to_string(batch.size()) + " function(s) updated",
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     if (!r) spdlog::warn("hotplug: updating the host model: {}", r.error().message);
+    handled_seq_.store(through);
   }
 }
 

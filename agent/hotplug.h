@@ -22,7 +22,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -54,6 +54,9 @@ class HotplugMonitor {
   HotplugSource source() const { return source_; }
   uint64_t events_seen() const { return seen_.load(); }
   uint64_t updates() const { return updates_.load(); }
+  // The newest SEQNUM of the events the monitor is done with (applied to the model or found
+  // irrelevant): every change the kernel numbered up to it is in the model.
+  uint64_t handled_seqnum() const { return handled_seq_.load(); }
 
  private:
   HotplugMonitor(Agent& agent, HotplugSource source);
@@ -72,10 +75,11 @@ class HotplugMonitor {
   std::unique_ptr<Udev> udev_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::set<PciAddress> pending_;  // guarded by mu_
+  std::map<PciAddress, std::optional<uint64_t>> pending_;  // newest SEQNUM per function; guarded by mu_
+  uint64_t taken_seq_ = 0;        // guarded by mu_: the newest SEQNUM received
   bool rescan_ = false;           // guarded by mu_: events were lost
   bool stopping_ = false;         // guarded by mu_
-  std::atomic<uint64_t> seen_{0}, updates_{0};
+  std::atomic<uint64_t> seen_{0}, updates_{0}, handled_seq_{0};
   std::thread reader_, applier_;
 };
 

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <thread>
 
 #include "agent/agent.h"
 #include "kernel/sim_kernel.h"
@@ -166,4 +167,30 @@ TEST_CASE("changes made behind sriovd's back: VFs created by hand, a driver unbo
   for (const auto& v : vfs) CHECK_FALSE(h.model.current()->find(v));
   h.check_matches_rescan();
   CHECK(h.monitor->events_seen() > 0);
+}
+
+TEST_CASE("the agent's own changes are not read twice: their uevents are already in the model") {
+  Host h;
+  // The agent re-reads what it changed; the uevents of that change, numbered no later than the
+  // uevent_seqnum it read first, must not make the monitor read the same functions again.
+  REQUIRE(h.agent->set_driver(kEno1, {std::string("vfio-pci"), false, false}).ok());
+  const uint64_t generation = h.model.current()->generation;
+  auto seq = h.root->read("kernel/uevent_seqnum", 32);
+  REQUIRE(seq.ok());
+  const uint64_t sent = static_cast<uint64_t>(std::stoull(*seq));
+  REQUIRE(sent > 0);
+  auto end = std::chrono::steady_clock::now() + 10s;
+  while (h.monitor->handled_seqnum() < sent && std::chrono::steady_clock::now() < end)
+    std::this_thread::yield();
+  REQUIRE(h.monitor->handled_seqnum() >= sent);
+  CHECK(h.model.current()->generation == generation);
+  CHECK(h.model.current()->find(kEno1)->device.driver == std::string("vfio-pci"));
+
+  // A change behind sriovd's back is still read, once its uevent arrives.
+  uint64_t mark = h.log.last_id();
+  REQUIRE(h.sim->write_attr("bus/pci/drivers/snd_hda_intel/unbind", kAudio.to_string()).ok());
+  auto changed = h.wait_for(mark, "device.changed", kAudio);
+  REQUIRE(changed);
+  CHECK(h.model.current()->generation > generation);
+  h.check_matches_rescan();
 }

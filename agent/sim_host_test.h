@@ -36,7 +36,8 @@ inline std::map<std::string, std::string> tree(const fs::path& root) {
   std::map<std::string, std::string> out;
   for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
     std::string rel = fs::relative(it->path(), root).string();
-    if (rel == ".sriovd-sim/state.json" || it->path().filename() == ".sriovd-sim-vf") {
+    // The uevent counter only counts: the kernel never winds it back, so a rollback leaves it.
+    if (rel == ".sriovd-sim/state.json" || it->path().filename() == ".sriovd-sim-vf" || rel == "kernel/uevent_seqnum") {
       it.disable_recursion_pending();
       continue;
     }
