@@ -54,6 +54,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     c.limits.max_body_bytes = l.value("max_body_bytes", c.limits.max_body_bytes);
     c.limits.read_timeout_s = l.value("read_timeout_s", c.limits.read_timeout_s);
     c.limits.keep_alive_timeout_s = l.value("keep_alive_timeout_s", c.limits.keep_alive_timeout_s);
+    c.limits.request_timeout_s = l.value("request_timeout_s", c.limits.request_timeout_s);
     c.limits.max_connections = l.value("max_connections", c.limits.max_connections);
   }
   if (doc.contains("pools")) {

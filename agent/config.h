@@ -33,7 +33,8 @@ struct AuthConfig {
 
 struct LimitsConfig {
   size_t max_body_bytes = 1 << 20;  // larger bodies: 413
-  int read_timeout_s = 10;          // a request (headers + body) must arrive within this
+  int read_timeout_s = 10;          // one read of a request may wait this long
+  int request_timeout_s = 10;       // a whole request must arrive within keep_alive_timeout_s + this
   int keep_alive_timeout_s = 5;     // an idle keep-alive connection is closed after this; SIGTERM
                                     // waits for idle ones at most this long (httplib does not
                                     // wake a worker waiting on an idle connection)

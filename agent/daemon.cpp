@@ -306,6 +306,7 @@ int run_daemon(const DaemonOptions& options) {
   server_options.max_body_bytes = config.limits.max_body_bytes;
   server_options.read_timeout_s = config.limits.read_timeout_s;
   server_options.keep_alive_timeout_s = config.limits.keep_alive_timeout_s;
+  server_options.request_timeout_s = config.limits.request_timeout_s;
   server_options.auth = &authorizer;
   server_options.tls_cert = config.tls.cert;
   server_options.tls_key = config.tls.key;

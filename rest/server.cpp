@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <httplib.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,8 +17,10 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 
 #include "base/fd.h"
@@ -27,11 +30,155 @@ namespace sriovd::rest {
 
 namespace {
 
-// httplib 0.11 only creates TCP sockets. Its accept loop (listen_after_bind) works on any
-// listening stream socket in svr_sock_, so a unix socket is bound here and handed over.
-class UnixHttpServer : public httplib::Server {
+using Clock = std::chrono::steady_clock;
+
+// The connection a worker thread serves, for the request handlers and the logger that run on it.
+class ConnectionWatch;
+struct Connection {
+  ConnectionWatch* watch = nullptr;
+  uint64_t id = 0;
+  std::string unix_peer;  // "unix:uid=…,gid=…,pid=…" (SO_PEERCRED), empty for TCP
+};
+thread_local const Connection* t_connection = nullptr;
+
+// Slowloris: httplib's read timeout is per read, so a client that sends a byte every few seconds
+// would keep a worker forever. Each connection gets a deadline by which its next request must
+// have arrived whole: keep_alive_timeout_s + request_timeout_s after it was accepted or its last
+// answer went out. The deadline is lifted while a request is handled (an event stream may run
+// for hours) and set again when the answer is written. A connection past it is shut down, which
+// ends the worker's blocked read; the worker then closes it as usual.
+class ConnectionWatch {
  public:
+  explicit ConnectionWatch(std::chrono::seconds allowance) : allowance_(allowance), thread_([this] { run(); }) {}
+  ~ConnectionWatch() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  ConnectionWatch(const ConnectionWatch&) = delete;
+  ConnectionWatch& operator=(const ConnectionWatch&) = delete;
+
+  // Watches `sock` from now on; the watch holds its own descriptor of the socket, so shutting it
+  // down can never hit a descriptor number reused after the worker closed its own.
+  uint64_t add(int sock) {
+    int dup = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    std::lock_guard lock(mu_);
+    uint64_t id = ++next_id_;
+    entries_[id] = {dup, Clock::now() + allowance_};
+    cv_.notify_all();
+    return id;
+  }
+  void remove(uint64_t id) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    if (it->second.fd >= 0) ::close(it->second.fd);
+    entries_.erase(it);
+  }
+  // A request arrived whole: no deadline while it is handled.
+  void lift(uint64_t id) {
+    std::lock_guard lock(mu_);
+    if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline.reset();
+  }
+  // Its answer went out: the next request has the allowance from now.
+  void rearm(uint64_t id) {
+    std::lock_guard lock(mu_);
+    if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline = Clock::now() + allowance_;
+    cv_.notify_all();
+  }
+
+ private:
+  struct Entry {
+    int fd = -1;
+    std::optional<Clock::time_point> deadline;
+  };
+  void run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      auto next = Clock::time_point::max();
+      const auto now = Clock::now();
+      for (auto& [id, e] : entries_) {
+        if (!e.deadline) continue;
+        if (*e.deadline <= now) {
+          spdlog::warn("closing a connection whose request did not arrive whole within {} s",
+                       std::chrono::duration_cast<std::chrono::seconds>(allowance_).count());
+          ::shutdown(e.fd, SHUT_RDWR);
+          e.deadline.reset();
+        } else {
+          next = std::min(next, *e.deadline);
+        }
+      }
+      if (next == Clock::time_point::max()) cv_.wait(lock);
+      else cv_.wait_until(lock, next);
+    }
+  }
+  const Clock::duration allowance_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, Entry> entries_;  // guarded by mu_
+  uint64_t next_id_ = 0;               // guarded by mu_
+  bool stopping_ = false;              // guarded by mu_
+  std::thread thread_;
+};
+
+// httplib::Server::process_and_close_socket serves one connection; it is private. An explicit
+// instantiation may name a private member ([temp.spec.general]), which is how the acceptor below
+// reaches the served server's own (TLS or plain) implementation.
+struct ServeConnection {
+  using type = bool (httplib::Server::*)(socket_t);
+  friend type serve_connection(ServeConnection);
+};
+template <typename Tag, typename Tag::type Member>
+struct Expose {
+  friend typename Tag::type serve_connection(Tag) { return Member; }
+};
+template struct Expose<ServeConnection, &httplib::Server::process_and_close_socket>;
+
+// The server that handles requests (plain or TLS): it never accepts; it only needs to look
+// "listening" while the acceptor runs, since its keep-alive loop ends when it is not.
+template <typename Base>
+class Served : public Base {
+ public:
+  using Base::Base;
+  void set_listening(socket_t fd) { this->svr_sock_ = fd; }
+};
+
+// Accepts connections (on a TCP port it bound or a unix socket handed over: httplib 0.11 only
+// creates TCP sockets, and its accept loop works on any listening stream socket in svr_sock_) and
+// has each served by `served` on a worker, under the connection watch.
+class Acceptor : public httplib::Server {
+ public:
+  Acceptor(httplib::Server& served, ConnectionWatch& watch, bool unix_socket)
+      : served_(served), watch_(watch), unix_(unix_socket) {}
   void adopt(int fd) { svr_sock_ = fd; }
+  socket_t listening() const { return svr_sock_; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    Connection c;
+    if (unix_) {
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+        c.unix_peer = "unix:uid=" + std::to_string(cred.uid) + ",gid=" + std::to_string(cred.gid) +
+                      ",pid=" + std::to_string(cred.pid);
+      else
+        c.unix_peer = "unix";
+    }
+    c.watch = &watch_;
+    c.id = watch_.add(sock);
+    t_connection = &c;
+    bool r = (served_.*serve_connection(ServeConnection{}))(sock);
+    t_connection = nullptr;
+    watch_.remove(c.id);
+    return r;
+  }
+  httplib::Server& served_;
+  ConnectionWatch& watch_;
+  const bool unix_;
 };
 
 Result<UniqueFd> bind_unix(const std::string& path, unsigned mode, const std::string& group) {
@@ -149,6 +296,7 @@ class BoundedPool : public httplib::TaskQueue {
 
 void translate(const Api& api, const Authorizer* auth, Request::Transport transport, const httplib::Request& in,
                httplib::Response& out) {
+  if (t_connection) t_connection->watch->lift(t_connection->id);  // arrived whole
   Request req;
   req.transport = transport;
   req.method = in.method;
@@ -160,7 +308,10 @@ void translate(const Api& api, const Authorizer* auth, Request::Transport transp
     req.headers.emplace(std::move(lk), v);
   }
   req.body = in.body;
-  req.peer = in.remote_addr.empty() ? "unix" : "tcp:" + in.remote_addr + ":" + std::to_string(in.remote_port);
+  if (in.remote_addr.empty())
+    req.peer = t_connection && !t_connection->unix_peer.empty() ? t_connection->unix_peer : "unix";
+  else
+    req.peer = "tcp:" + in.remote_addr + ":" + std::to_string(in.remote_port);
   if (transport == Request::Transport::tls) req.tls_client = client_cn(in);
   AuthDecision decision;
   Response res;
@@ -203,7 +354,13 @@ void translate(const Api& api, const Authorizer* auth, Request::Transport transp
 
 struct HttpServer::Listener {
   ListenAddress address;
-  std::unique_ptr<httplib::Server> server;
+  std::unique_ptr<ConnectionWatch> watch;
+  std::unique_ptr<httplib::Server> served;  // Served<httplib::Server> or Served<httplib::SSLServer>
+  std::unique_ptr<Acceptor> server;
+  void set_served_listening(socket_t fd) {
+    if (auto* p = dynamic_cast<Served<httplib::Server>*>(served.get())) p->set_listening(fd);
+    else if (auto* t = dynamic_cast<Served<httplib::SSLServer>*>(served.get())) t->set_listening(fd);
+  }
 };
 
 Result<ListenAddress> ListenAddress::parse(const std::string& text) {
@@ -255,19 +412,13 @@ HttpServer::~HttpServer() { stop(); }
 Result<void> HttpServer::bind(const ListenAddress& address) {
   auto l = std::make_unique<Listener>();
   l->address = address;
+  const bool unix_socket = address.kind == ListenAddress::Kind::unix_socket;
+  Request::Transport transport = unix_socket ? Request::Transport::unix_socket : Request::Transport::tcp;
   std::unique_ptr<httplib::Server> srv;
-  Request::Transport transport =
-      address.kind == ListenAddress::Kind::unix_socket ? Request::Transport::unix_socket : Request::Transport::tcp;
-  if (address.kind == ListenAddress::Kind::unix_socket) {
-    auto u = std::make_unique<UnixHttpServer>();
-    auto fd = bind_unix(address.path, options_.unix_mode, options_.unix_group);
-    if (!fd) return std::move(fd).error();
-    u->adopt(fd->release());
-    srv = std::move(u);
-  } else if (!options_.tls_cert.empty()) {
+  if (!unix_socket && !options_.tls_cert.empty()) {
     std::string why;
     const ServerOptions& o = options_;
-    auto tls = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
+    auto tls = std::make_unique<Served<httplib::SSLServer>>([&](SSL_CTX& ctx) {
       SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
       if (SSL_CTX_use_certificate_chain_file(&ctx, o.tls_cert.c_str()) != 1)
         return why = "TLS certificate " + o.tls_cert + ": " + ssl_error(), false;
@@ -286,16 +437,13 @@ Result<void> HttpServer::bind(const ListenAddress& address) {
     });
     if (!tls->is_valid()) return Error::make(ErrorCode::invalid, why.empty() ? "TLS setup failed" : why, "tls");
     srv = std::move(tls);
-    srv->set_tcp_nodelay(true);
     transport = Request::Transport::tls;
   } else {
-    srv = std::make_unique<httplib::Server>();
-    srv->set_tcp_nodelay(true);
+    srv = std::make_unique<Served<httplib::Server>>();
   }
+  l->watch = std::make_unique<ConnectionWatch>(std::chrono::seconds(options_.keep_alive_timeout_s + options_.request_timeout_s));
   const Authorizer* auth = options_.auth;
   const Api* api = &api_;
-  int threads = options_.worker_threads;
-  srv->new_task_queue = [threads] { return new BoundedPool(static_cast<size_t>(threads)); };
   srv->set_keep_alive_max_count(options_.keep_alive_max_requests);
   srv->set_keep_alive_timeout(options_.keep_alive_timeout_s);
   srv->set_read_timeout(options_.read_timeout_s, 0);
@@ -315,16 +463,30 @@ Result<void> HttpServer::bind(const ListenAddress& address) {
   srv->Patch(".*", handler);
   srv->Delete(".*", handler);
   srv->Options(".*", handler);
-  if (address.kind == ListenAddress::Kind::tcp) {
-    if (address.port == 0) {
-      int port = srv->bind_to_any_port(address.host);
-      if (port < 0) return Error::sys(errno, "binding " + address.to_string());
-      l->address.port = port;
-    } else if (!srv->bind_to_port(address.host, address.port)) {
-      return Error::sys(errno, "binding " + address.to_string());
-    }
+  // Called once an answer (any answer, errors included) is written.
+  srv->set_logger([](const httplib::Request&, const httplib::Response&) {
+    if (t_connection) t_connection->watch->rearm(t_connection->id);
+  });
+
+  auto acceptor = std::make_unique<Acceptor>(*srv, *l->watch, unix_socket);
+  int threads = options_.worker_threads;
+  acceptor->new_task_queue = [threads] { return new BoundedPool(static_cast<size_t>(threads)); };
+  acceptor->set_read_timeout(options_.read_timeout_s, 0);
+  acceptor->set_tcp_nodelay(true);  // inherited by the accepted sockets
+  if (unix_socket) {
+    auto fd = bind_unix(address.path, options_.unix_mode, options_.unix_group);
+    if (!fd) return std::move(fd).error();
+    acceptor->adopt(fd->release());
+  } else if (address.port == 0) {
+    int port = acceptor->bind_to_any_port(address.host);
+    if (port < 0) return Error::sys(errno, "binding " + address.to_string());
+    l->address.port = port;
+  } else if (!acceptor->bind_to_port(address.host, address.port)) {
+    return Error::sys(errno, "binding " + address.to_string());
   }
-  l->server = std::move(srv);
+  l->served = std::move(srv);
+  l->set_served_listening(acceptor->listening());
+  l->server = std::move(acceptor);
   listeners_.push_back(std::move(l));
   return ok();
 }
@@ -342,7 +504,11 @@ void HttpServer::start() {
 }
 
 void HttpServer::stop() {
-  for (auto& l : listeners_) l->server->stop();
+  for (auto& l : listeners_) {
+    // Keep-alive connections end after their current request.
+    l->set_served_listening(INVALID_SOCKET);
+    l->server->stop();
+  }
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();

@@ -6,7 +6,9 @@
 // TCP_NODELAY (without it every small response waits for Nagle). Unix sockets are created with
 // mode 0660 and, where the group exists, group `sriovd`. Routing is the Api's: the server only
 // translates requests and responses, asks the Authorizer (rest/auth.h) first and writes the
-// audit line of every mutation ("audit: who=... method=... path=... status=...", info level).
+// audit line of every mutation ("audit: who=... method=... path=... status=...", info level;
+// on the unix socket the peer is the connecting process, from SO_PEERCRED). A connection whose
+// request trickles in past ServerOptions::request_timeout_s is closed (see ConnectionWatch).
 // Each listener serves at most worker_threads connections at once; as many more wait, and
 // beyond that the kernel's listen backlog holds them (see BoundedPool in server.cpp).
 #pragma once
@@ -36,8 +38,12 @@ struct ListenAddress {
 struct ServerOptions {
   int worker_threads = 64;
   size_t max_body_bytes = 1 << 20;
-  int read_timeout_s = 10;
+  int read_timeout_s = 10;  // one read (httplib's own timeout)
   int keep_alive_timeout_s = 5;
+  // A request must arrive whole (TLS handshake, headers, body) within keep_alive_timeout_s +
+  // request_timeout_s of its connection opening or the previous answer going out, however
+  // steadily it trickles in (slowloris); else the connection is closed.
+  int request_timeout_s = 10;
   size_t keep_alive_max_requests = 100000;
   std::string unix_group = "sriovd";
   unsigned unix_mode = 0660;

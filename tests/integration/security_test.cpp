@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
+#include <vector>
 
 #include "tests/fixtures/profiles.h"
 #include "tests/support/process.h"
@@ -121,7 +123,13 @@ TEST_CASE("TLS with client certificates and bearer tokens; the CLI speaks it; mu
         std::string::npos);
   CHECK(log.find("audit: who=token:monitor cert:ops-client method=PUT path=/v1/devices/0000:17:00.0/sriov status=403") !=
         std::string::npos);
-  CHECK(log.find("audit: who=unix method=PUT path=/v1/devices/0000:17:00.0/sriov status=200") != std::string::npos);
+  // Over the unix socket, who is the connecting process as the kernel vouches for it (SO_PEERCRED).
+  const std::regex unix_audit("audit: who=unix:uid=" + std::to_string(::getuid()) + ",gid=" + std::to_string(::getgid()) +
+                              ",pid=([0-9]+) method=PUT path=/v1/devices/0000:17:00.0/sriov status=200 peer=unix:uid=");
+  std::smatch m;
+  REQUIRE(std::regex_search(log, m, unix_audit));
+  CHECK(std::stol(m[1].str()) > 0);
+  CHECK(std::stol(m[1].str()) != d.pid());
   CHECK(log.find("auth: refused GET /v1/host from tcp:127.0.0.1:") != std::string::npos);
   // Never the tokens themselves.
   CHECK(log.find(kToken) == std::string::npos);
@@ -192,6 +200,59 @@ TEST_CASE("insecure combinations are refused at start, saying why") {
                                     e.pki("client.key"), "--token-file", e.tokens.string()}));
   CHECK(mismatch.exit_code != 0);
   CHECK(mismatch.err.find("TLS key " + e.pki("client.key")) != std::string::npos);
+}
+
+TEST_CASE("slowloris: requests trickling in byte by byte are cut off and free their workers") {
+  Env e;
+  fs::path config = e.dir / "sriovd.json";
+  // Each read may wait 5 s, so the per-read timeout never fires at one byte per 200 ms; the
+  // whole request must arrive within keep_alive_timeout_s + request_timeout_s = 3 s.
+  std::ofstream(config) << R"({"limits": {"read_timeout_s": 5, "keep_alive_timeout_s": 1, "request_timeout_s": 2,
+                                          "max_connections": 2}})";
+  test::Daemon d;
+  REQUIRE_MESSAGE(d.start(e.argv({"--config", config.string(), "--listen", "tcp:127.0.0.1:0"})), d.error());
+  int port = tcp_port(d.ready_message());
+
+  // Two clients take both workers and never finish their headers.
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> tricklers;
+  std::vector<std::chrono::steady_clock::duration> cut(2, std::chrono::steady_clock::duration::max());
+  std::vector<test::RawConnection> slow;
+  for (int i = 0; i < 2; ++i) {
+    // Connected first, in order: they are accepted (and given the workers) before the third.
+    slow.push_back(test::RawConnection::tcp("127.0.0.1", port));
+    REQUIRE(slow.back().send("GET /v1/host HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+  }
+  for (int i = 0; i < 2; ++i) {
+    tricklers.emplace_back([&, i] {
+      auto& c = slow[static_cast<size_t>(i)];
+      while (std::chrono::steady_clock::now() - t0 < 15s) {
+        // Paced by waiting for the close itself: a byte whenever 200 ms pass without it.
+        if (c.wait_closed(200ms)) {
+          cut[i] = std::chrono::steady_clock::now() - t0;
+          return;
+        }
+        if (!c.send("a")) {
+          cut[i] = std::chrono::steady_clock::now() - t0;
+          return;
+        }
+      }
+    });
+  }
+  // A third client is served once the tricklers are cut off.
+  auto third = test::RawConnection::tcp("127.0.0.1", port);
+  REQUIRE(third.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(test::status_of(third.read_response(10s)) == 200);
+  const auto served = std::chrono::steady_clock::now() - t0;
+  for (auto& t : tricklers) t.join();
+  for (int i = 0; i < 2; ++i) {
+    CAPTURE(i);
+    CHECK(cut[i] >= 2500ms);  // not before the allowance
+    CHECK(cut[i] < 8s);       // and not much after it
+  }
+  CHECK(served < 9s);
+  CHECK(d.stop(SIGTERM) == 0);
+  CHECK(d.stderr_text().find("did not arrive whole within 3 s") != std::string::npos);
 }
 
 TEST_CASE("limits: body size, header size, a stalled client, concurrent connections") {
