@@ -40,7 +40,7 @@ TEST_CASE("every field is read") {
     "log_level":"debug","libvirt_uri":"qemu+ssh://h/system",
     "tls":{"cert":"/c.pem","key":"/k.pem","client_ca":"/ca.pem"},
     "auth":{"token_file":"/tokens","reads":"open"},
-    "limits":{"max_body_bytes":4096,"read_timeout_s":3,"keep_alive_timeout_s":7,"max_connections":5},
+    "limits":{"max_body_bytes":4096,"read_timeout_s":3,"keep_alive_timeout_s":7,"request_timeout_s":9,"max_connections":5},
     "pools":[{"name":"p0","selectors":{"vendor_ids":["8086"],"pf_names":["ens1f0#0-7"],"numa_nodes":[0,-1]},
               "physical_network":"physnet1","device_type":"vf","mode":"vfio","policy":"spread"}]})",
                         "t.json");
@@ -58,6 +58,7 @@ TEST_CASE("every field is read") {
   CHECK(c->limits.max_body_bytes == 4096);
   CHECK(c->limits.read_timeout_s == 3);
   CHECK(c->limits.keep_alive_timeout_s == 7);
+  CHECK(c->limits.request_timeout_s == 9);
   CHECK(c->limits.max_connections == 5);
   REQUIRE(c->pools.size() == 1);
   CHECK(c->pools[0]["selectors"]["pf_names"][0] == "ens1f0#0-7");
