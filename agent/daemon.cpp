@@ -169,6 +169,10 @@ int run_daemon(const DaemonOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
   setup_logging(options.verbose);
   sigset_t stop_set = block_stop_signals();
+  // A peer that went away must be an EPIPE error where we write, not the end of the daemon:
+  // libvirt writes to its daemon's socket with write(2), so a libvirtd that stops before the
+  // event loop has seen its socket close would otherwise kill us on our next libvirt call.
+  ::signal(SIGPIPE, SIG_IGN);
 
   auto loaded = effective_config(options);
   if (!loaded) {
