@@ -36,36 +36,43 @@ std::optional<std::string> lease_device_xml(const Lease& lease, const Snapshot& 
 }
 
 LeaseLibvirt::LeaseLibvirt(std::string uri, std::chrono::milliseconds detach_deadline)
-    : uri_(std::move(uri)), deadline_(detach_deadline) {}
+    : deadline_(detach_deadline), libvirt_(virt::Libvirt::deferred(uri)) {}
 
 LeaseLibvirt::~LeaseLibvirt() = default;
 
-Result<virt::Libvirt*> LeaseLibvirt::connection() {
-  std::lock_guard lock(mu_);
-  if (!conn_) {
-    auto c = virt::Libvirt::connect(uri_);
-    if (!c) return std::move(c).error();
-    conn_ = std::move(*c);
-  }
-  return conn_.get();
+Result<void> LeaseLibvirt::named(Result<void> r) const {
+  // A failed connect names the URI already; a connection that broke during the call does not.
+  if (!r && r.error().code == ErrorCode::unavailable && r.error().message.find(libvirt_->uri()) == std::string::npos)
+    return std::move(r).error().context("libvirt at " + libvirt_->uri() + " went away");
+  return r;
 }
 
 Result<void> LeaseLibvirt::attach(const std::string& xml, const Attachment& at) {
-  auto c = connection();
-  if (!c) return std::move(c).error();
-  return (*c)->attach(at.domain, xml, {at.live, at.config});
+  return named(libvirt_->attach(at.domain, xml, {at.live, at.config}));
 }
 
 Result<void> LeaseLibvirt::detach(const std::string& xml, const Attachment& at) {
-  auto c = connection();
-  if (!c) return std::move(c).error();
-  return (*c)->detach(at.domain, xml, {at.live, at.config}, deadline_);
+  // Refusals that mean the device is not there to detach: the domain is gone, the definition
+  // lacks the device, or (live) the domain was shut down since the attach.
+  auto absent = [](const Error& e, bool live) {
+    return e.reason == "domain_not_found" || e.reason == "device_not_attached" ||
+           (live && e.reason == "domain_not_running");
+  };
+  auto r = libvirt_->detach(at.domain, xml, {at.live, at.config}, deadline_);
+  if (r || !absent(r.error(), at.live)) return named(std::move(r));
+  if (at.live && at.config && r.error().reason != "domain_not_found") {
+    // libvirt refuses a change to both definitions when one of them cannot take it, and then
+    // changes neither: detach from each on its own.
+    for (virt::Libvirt::Flags one : {virt::Libvirt::Flags{true, false}, virt::Libvirt::Flags{false, true}}) {
+      auto part = libvirt_->detach(at.domain, xml, one, deadline_);
+      if (!part && !absent(part.error(), one.live)) return named(std::move(part));
+    }
+  }
+  return ok();
 }
 
 Result<void> LeaseLibvirt::check_not_in_use(const PciAddress& address) {
-  auto c = connection();
-  if (!c) return ok();
-  auto uses = (*c)->domains_using(address);
+  auto uses = libvirt_->domains_using(address);
   if (!uses) return ok();
   std::string running;
   for (const auto& u : *uses)

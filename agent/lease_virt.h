@@ -1,12 +1,12 @@
 // Leases and libvirt: the device XML of a lease, and attaching/detaching it through one libvirt
-// connection opened on first use (a host without libvirtd still serves leases; only attach and
-// detach then answer that libvirt is unreachable).
-// Thread-safe: the connection is opened under a mutex; Libvirt itself is thread-safe.
+// connection opened on first use and reopened after a failure (virt::Libvirt::deferred): a host
+// without libvirtd still serves leases; only attach and detach then answer that libvirt is
+// unreachable.
+// Thread-safe: virt::Libvirt is.
 #pragma once
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
@@ -31,17 +31,22 @@ class LeaseLibvirt {
   explicit LeaseLibvirt(std::string uri, std::chrono::milliseconds detach_deadline = std::chrono::seconds(30));
   ~LeaseLibvirt();
   Result<void> attach(const std::string& xml, const Attachment& at);
+  // Detaches the device from `at.domain` as it was attached (live and/or config). A domain that
+  // no longer exists, a definition that no longer has the device, or (live) a domain that is
+  // not running any more has nothing to detach there: that is success, so a lease whose domain
+  // was shut down or undefined, or whose device was detached with virsh, can still be detached
+  // and released.
   Result<void> detach(const std::string& xml, const Attachment& at);
   // A conflict naming the running domains whose live definition uses `address`; ok when none
   // does or libvirt cannot be reached (then no domain can be using it through libvirt).
   Result<void> check_not_in_use(const PciAddress& address);
 
  private:
-  Result<virt::Libvirt*> connection();
-  std::string uri_;
+  // `r`, with the URI in the message when libvirt could not be reached.
+  Result<void> named(Result<void> r) const;
+
   std::chrono::milliseconds deadline_;
-  std::mutex mu_;
-  std::unique_ptr<virt::Libvirt> conn_;  // guarded by mu_
+  std::unique_ptr<virt::Libvirt> libvirt_;
 };
 
 }  // namespace sriovd::agent
