@@ -130,7 +130,8 @@ class Agent {
   // resets the VF's attributes and the function, restores its driver, forgets the lease.
   Result<Lease> release(const std::string& id);
   // Records (or clears) where a lease is attached; `action` runs under the agent's lock first
-  // and the record changes only when it succeeds.
+  // and the record changes only when it succeeds. A conflict, before `action`, when the lease
+  // is not active, is attached already (attach) or is not attached (detach).
   Result<Lease> set_attachment(const std::string& id, std::optional<Attachment> attachment,
                                const std::function<Result<void>(const Lease&)>& action);
   // Detaches a lease from its domain before release; set by the daemon when libvirt is in use.

@@ -550,8 +550,8 @@ Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachm
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
   if (l->state != "active") return conflict("lease " + id + " is " + l->state);
   Lease lease = *l;
-  if (attachment && lease.attached && lease.attached->domain != attachment->domain)
-    return conflict("lease " + id + " is attached to domain " + lease.attached->domain + "; detach it first");
+  if (attachment && lease.attached)
+    return conflict("lease " + id + " is attached to domain '" + lease.attached->domain + "' already; detach it first");
   if (!attachment && !lease.attached) return conflict("lease " + id + " is not attached to a domain");
   if (action)
     if (auto r = action(lease); !r) return std::move(r).error();
