@@ -64,6 +64,39 @@ json encode_pool(const agent::PoolSpec& p, const agent::Snapshot& s) {
   return j;
 }
 
+// What an attach or detach body asks, with what the body leaves out taken from the lease's
+// current attachment (`now`), or the defaults: live, not config.
+agent::Attachment attachment_asked(const json& body, const std::optional<agent::Attachment>& now) {
+  agent::Attachment at;
+  at.domain = body.value("domain", now ? now->domain : std::string());
+  at.live = body.value("live", now ? now->live : true);
+  at.config = body.value("config", now ? now->config : false);
+  return at;
+}
+
+// The detach of an attached lease: the body may name its domain (no other) and may add a
+// definition, but not leave out one the device is in, which would leave the device in the
+// domain with no lease recording it.
+Result<agent::Attachment> detachment(const agent::Lease& lease, const json& body) {
+  const agent::Attachment& now = *lease.attached;
+  agent::Attachment at = attachment_asked(body, now);
+  if (at.domain != now.domain)
+    return Error::make(ErrorCode::conflict,
+                       "lease " + lease.id + " is attached to domain '" + now.domain + "', not '" + at.domain + "'",
+                       "domain");
+  if (now.live && !at.live)
+    return Error::make(ErrorCode::invalid,
+                       "live: lease " + lease.id + " is attached to the running domain '" + now.domain +
+                           "'; the detach must remove it from there too",
+                       "live");
+  if (now.config && !at.config)
+    return Error::make(ErrorCode::invalid,
+                       "config: lease " + lease.id + " is in the persistent definition of domain '" + now.domain +
+                           "'; the detach must remove it from there too",
+                       "config");
+  return at;
+}
+
 }  // namespace
 
 void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
@@ -244,16 +277,21 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
     const auto& fn = attach ? options_.attach : options_.detach;
     if (!fn)
       return problem(503, "unavailable", "libvirt is not configured in this sriovd (--libvirt-uri)", req.path);
-    agent::Attachment at;
-    at.domain = body->value("domain", l->attached ? l->attached->domain : std::string());
-    at.live = body->value("live", l->attached ? l->attached->live : true);
-    at.config = body->value("config", l->attached ? l->attached->config : false);
-    if (at.domain.empty()) return problem(422, "invalid", "domain: required", req.path, "domain");
-    if (!at.live && !at.config) return problem(422, "invalid", "live and config are both false: nothing to do", req.path, "live");
+    const agent::Attachment asked = attachment_asked(*body, attach ? std::nullopt : l->attached);
+    if (attach && asked.domain.empty()) return problem(422, "invalid", "domain: required", req.path, "domain");
+    if (!asked.live && !asked.config)
+      return problem(422, "invalid", "live and config are both false: nothing to do", req.path, "live");
     auto xml = options_.lease_xml ? options_.lease_xml(*l, *snap) : std::nullopt;
     if (!xml) return problem(409, "conflict", "lease " + id + " has no libvirt XML", req.path);
-    auto r = agent_->set_attachment(id, attach ? std::optional<agent::Attachment>(at) : std::nullopt,
-                                    [&](const agent::Lease& lease) { return fn(lease, *xml, at); });
+    // A detach goes by the attachment as recorded under the agent's lock (set_attachment has
+    // checked there is one), not by the snapshot read above.
+    auto r = agent_->set_attachment(id, attach ? std::optional<agent::Attachment>(asked) : std::nullopt,
+                                    [&](const agent::Lease& lease) -> Result<void> {
+                                      if (attach) return fn(lease, *xml, asked);
+                                      auto at = detachment(lease, *body);
+                                      if (!at) return std::move(at).error();
+                                      return fn(lease, *xml, *at);
+                                    });
     if (!r) return problem(r.error(), req.path);
     return json_response(encode_lease(*r, *model_.current()));
   }
@@ -273,6 +311,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
   if (const agent::DeviceView* v = now->find(r->address)) device = encode_device(*v);
   agent::Lease released = *r;
   released.state = "released";
+  released.attached.reset();  // a release detaches first (or fails)
   std::string lease_json = encode_lease(released, *snap);
   return json_response("{\"lease\":" + lease_json + ",\"device\":" + device + "}");
 }
