@@ -123,8 +123,8 @@ TEST_CASE("REST: pools and leases, checked against the schemas") {
   CHECK(taken.body["detail"].get<std::string>().find("leased already") != std::string::npos);
   CHECK(call(c, "DELETE", "/v1/pools/cx6").status == 409);
   CHECK(call(c, "PUT", "/v1/devices/0000:86:00.0/sriov", R"({"num_vfs": 2})").status == 409);
-  auto attach = call(c, "POST", "/v1/allocations/" + id + "/attach", R"({"domain": "web-1"})");
-  if (attach.status != 200) CHECK(attach.status == 503);  // without --libvirt-uri
+  // Host's --libvirt-uri is a socket nothing listens on (see the next test case).
+  CHECK(call(c, "POST", "/v1/allocations/" + id + "/attach", R"({"domain": "web-1"})").status == 503);
 
   auto released = call(c, "DELETE", "/v1/allocations/" + id);
   REQUIRE(released.status == 200);
@@ -160,6 +160,42 @@ TEST_CASE("CLI: pool create, alloc, leases, release") {
   CHECK(rel.exit_code == 0);
   CHECK(rel.out.find("driver iavf") != std::string::npos);
   CHECK(h.cli({"release", lease["id"]}).exit_code == 1);
+}
+
+TEST_CASE("libvirt unreachable: attach answers 503 naming it, the rest of the API works") {
+  Host h("dual-socket", true);  // --libvirt-uri: a socket in the test's dir nothing listens on
+  cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+  REQUIRE(call(c, "POST", "/v1/pools", kCx6Pool).status == 201);
+  auto lease = call(c, "POST", "/v1/allocations", alloc_body("cx6", "web-2"));
+  REQUIRE(lease.status == 201);
+  const std::string id = lease.body["id"];
+
+  auto r = c.request("POST", "/v1/allocations/" + id + "/attach", R"({"domain": "web-2", "config": true})");
+  REQUIRE(r.ok());
+  CHECK(r->status == 503);
+  CHECK(r->content_type.find("application/problem+json") == 0);
+  auto problem = json::parse(r->body);
+  check_schema("Problem", problem);
+  const std::string detail = problem["detail"];
+  CHECK_MESSAGE(detail.find(h.libvirt_uri) != std::string::npos, detail);
+  CHECK(detail.find('\n') == std::string::npos);
+  CHECK(call(c, "GET", "/v1/allocations/" + id).body["attached_to"].is_null());
+  CHECK(call(c, "POST", "/v1/allocations/" + id + "/detach").status == 409);  // not attached
+  auto cli = h.cli({"attach", id, "web-2", "--config"});
+  CHECK(cli.exit_code == 1);
+  CHECK(cli.err.find(h.libvirt_uri) != std::string::npos);
+  CHECK(std::count(cli.err.begin(), cli.err.end(), '\n') == 1);
+
+  // Everything else answers as ever, the lease's XML included.
+  CHECK(call(c, "GET", "/readyz").status == 200);
+  CHECK(lease.body["libvirt_xml"].get<std::string>().find("<interface type='hostdev'") != std::string::npos);
+  CHECK(call(c, "GET", "/v1/allocations").body["count"] == 1);
+  CHECK(call(c, "GET", "/v1/pools/cx6").body["leased"] == 1);
+  // Giving the VF back to its driver asks libvirt whether a domain uses it: unreachable, none can.
+  auto released = call(c, "DELETE", "/v1/allocations/" + id);
+  CHECK(released.status == 200);
+  CHECK(released.body["device"]["driver"] == "mlx5_core");
+  CHECK(call(c, "POST", "/v1/allocations", alloc_body("cx6", "web-3")).status == 201);
 }
 
 TEST_CASE("64 concurrent clients, a pool of 8 VFs: exactly 8 leases, 56 clear conflicts") {

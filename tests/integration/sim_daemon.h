@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <regex>
 #include <string>
@@ -25,8 +26,13 @@ struct Host {
   int port = 0;
 
   bool sim = false;
+  // --libvirt-uri. By default a socket in the test's dir that nothing listens on: no test
+  // reaches the host's own libvirt, and attach/detach answer that libvirt is unreachable.
+  std::string libvirt_uri = "qemu+unix:///system?socket=" + (dir / "no-libvirtd.sock").string();
 
-  explicit Host(const char* profile = "dual-socket", bool simulated = false) : sim(simulated) {
+  explicit Host(const char* profile = "dual-socket", bool simulated = false, std::string libvirt = {})
+      : sim(simulated) {
+    if (!libvirt.empty()) libvirt_uri = std::move(libvirt);
     auto m = fixtures::build_profile(profile, sys);
     REQUIRE(m.ok());
     manifest = *m;
@@ -35,9 +41,10 @@ struct Host {
   void start() {
     std::vector<std::string> argv{SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir",
                                   (dir / "state").string(), "--listen", "unix:" + sock.string(), "--listen",
-                                  "tcp:127.0.0.1:0"};
+                                  "tcp:127.0.0.1:0", "--libvirt-uri", libvirt_uri};
     if (sim) argv.push_back("--sim");
-    bool started = daemon.start(argv);
+    // A failed connect must not make libvirt's client library spawn a daemon of its own.
+    bool started = daemon.start(argv, std::chrono::seconds(20), {{"LIBVIRT_AUTOSTART", "0"}});
     REQUIRE_MESSAGE(started, daemon.error());
     // The READY notification says where it listens: "... on unix:/x.sock, tcp:127.0.0.1:41234".
     std::smatch m2;
