@@ -281,10 +281,13 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
       auto a = alloc(h, r);
       REQUIRE(a.ok());
       const PciAddress addr = a->lease.address;
+      h.stop();  // the child is the daemon now, with its own connection to the state
       pid_t pid = fork();
       if (pid == 0) {
+        auto store = StateStore::open(h.dir / "state");
+        if (!store) _exit(2);
         DyingKernel dying(*h.sim, n);
-        Agent agent(*h.root, dying, *h.store, h.model, nullptr);
+        Agent agent(*h.root, dying, **store, h.model, nullptr);
         (void)agent.refresh();
         _exit(agent.release(a->lease.id).ok() ? 0 : 1);
       }

@@ -96,8 +96,14 @@ struct Host {
     REQUIRE(fixtures::write_profile(profile, sys).ok());
     start();
   }
-  void start() {
+  // What a daemon's exit does: the agent and its database connection go (the state database
+  // admits one process at a time).
+  void stop() {
     agent.reset();
+    store.reset();
+  }
+  void start() {
+    stop();
     sim = std::move(kernel::SimKernel::open(sys).value());
     faults = std::make_unique<kernel::FaultKernel>(*sim);
     store = std::move(StateStore::open(dir / "state").value());
@@ -194,10 +200,13 @@ void crash_at_every_step(Op op, Done done, Setup setup, bool rebinds_netdevs = f
     Host h;
     setup(h);
     auto before = h.state();
+    h.stop();  // the child is the daemon now, with its own connection to the state
     pid_t pid = fork();
     if (pid == 0) {
+      auto store = StateStore::open(h.dir / "state");
+      if (!store) _exit(2);
       DyingKernel dying(*h.sim, n);
-      Agent a(*h.root, dying, *h.store, h.model, nullptr);
+      Agent a(*h.root, dying, **store, h.model, nullptr);
       (void)a.refresh();
       _exit(op(a).ok() ? 0 : 1);
     }

@@ -100,13 +100,21 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return s->sql_error("opening the state database");
   ::chmod(s->path_.c_str(), 0600);
-  sqlite3_busy_timeout(s->db_, 5000);
+  sqlite3_busy_timeout(s->db_, 2000);  // a daemon that is still exiting
   // WAL: readers never block the writer; synchronous=FULL: a committed change survives power loss.
   // cache_size: the state is a few kilobytes; SQLite's default 2 MiB page cache would be most
   // of the daemon's memory.
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA cache_size=-256"}) {
-    if (auto r = s->exec(pragma); !r) return std::move(r).error().context("not a usable state database");
+  // locking_mode=EXCLUSIVE (before WAL): one process owns the database while it has it open: no
+  // file lock or shared-memory index per transaction, and a second daemon on the same state
+  // directory is refused instead of interleaving with the first.
+  for (const char* pragma : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                             "PRAGMA foreign_keys=ON", "PRAGMA cache_size=-256"}) {
+    if (auto r = s->exec(pragma); !r) {
+      if (sqlite3_errcode(s->db_) == SQLITE_BUSY)
+        return Error::make(ErrorCode::conflict, s->path_.string() + " is in use by another process (another sriovd "
+                                                                    "with the same state directory?)");
+      return std::move(r).error().context("not a usable state database");
+    }
   }
   if (auto r = s->exec(kSchema); !r) return std::move(r).error();
   Stmt v(s->prepared("SELECT value FROM meta WHERE key='schema_version'"));

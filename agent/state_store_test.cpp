@@ -120,3 +120,19 @@ TEST_CASE("the database is WAL and private to its owner") {
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(std::filesystem::exists(dir / "state.db-wal"));
 }
+
+TEST_CASE("one process at a time: a second opener of the same state directory is refused, saying why") {
+  test::TempDir dir("sriovd-state");
+  auto first = StateStore::open(dir.path());
+  REQUIRE(first.ok());
+  REQUIRE((*first)->put("sriov", "0000:17:00.0", R"({"num_vfs":4})").ok());
+  auto second = StateStore::open(dir.path());
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.error().message.find("in use by another process") != std::string::npos);
+  first->reset();
+  auto again = StateStore::open(dir.path());  // once the first is closed
+  REQUIRE(again.ok());
+  auto v = (*again)->get("sriov", "0000:17:00.0");
+  REQUIRE(v.ok());
+  CHECK(v->value_or("") == R"({"num_vfs":4})");
+}
