@@ -90,6 +90,16 @@ Result<void> StateStore::exec(const char* sql) {
   return ok();
 }
 
+Result<void> StateStore::run(const char* sql) {
+  Stmt st(prepared(sql));
+  if (!st.ok()) return sql_error(sql);
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) return sql_error(sql);
+  return ok();
+}
+
 Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path& state_dir) {
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
@@ -150,7 +160,7 @@ sqlite3_stmt* StateStore::prepared(const char* sql) {
 Result<void> StateStore::set_durability_locked(Durability d) {
   // Inside a transaction, the transaction's own setting applies to its commit.
   if (!sqlite3_get_autocommit(db_) || d == durability_) return ok();
-  if (auto r = exec(d == Durability::power_loss ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !r) return r;
+  if (auto r = run(d == Durability::power_loss ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !r) return r;
   durability_ = d;
   return ok();
 }
@@ -225,21 +235,21 @@ Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn,
   std::lock_guard lock(mu_);
   if (auto r = set_durability_locked(durability); !r) return r;
   // IMMEDIATE: take the write lock now, so a second process waits here, not at COMMIT.
-  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+  if (auto r = run("BEGIN IMMEDIATE"); !r) return r;
   Tx tx(*this);
   Result<void> result = ok();
   try {
     result = fn(tx);
   } catch (...) {
-    (void)exec("ROLLBACK");
+    (void)run("ROLLBACK");
     throw;
   }
   if (!result) {
-    (void)exec("ROLLBACK");
+    (void)run("ROLLBACK");
     return result;
   }
-  if (auto r = exec("COMMIT"); !r) {
-    (void)exec("ROLLBACK");
+  if (auto r = run("COMMIT"); !r) {
+    (void)run("ROLLBACK");
     return r;
   }
   return ok();

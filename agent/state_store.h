@@ -90,7 +90,8 @@ class StateStore {
 
  private:
   StateStore() = default;
-  Result<void> exec(const char* sql);
+  Result<void> exec(const char* sql);  // any SQL text, statements parsed each time
+  Result<void> run(const char* sql);   // one statement (a literal), prepared once
   // The statement for `sql` (a string literal), prepared on first use and kept; nullptr when it
   // does not compile.
   sqlite3_stmt* prepared(const char* sql);
