@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -150,7 +151,9 @@ class Agent {
   // /sys/kernel/uevent_seqnum, read before a rescan: the model then reflects every uevent up to it.
   std::optional<uint64_t> uevent_seqnum() const;
   Result<void> load_book();
-  Result<void> release_locked(Lease lease, bool at_start);
+  // `detached`: the result of detaching the lease from its domain, when the caller did it
+  // (without the lock); else an attached lease is detached here.
+  Result<void> release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached = std::nullopt);
   Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode);
   void recover_leases(ReconcileReport& report);
   Result<void> recover_pending(ReconcileReport& report);
@@ -183,6 +186,7 @@ class Agent {
   uint64_t rescanned_after_seqnum_ = 0;               // guarded by mu_
   std::vector<std::string> drift_;         // guarded by mu_; published with each snapshot
   std::shared_ptr<const LeaseBook> book_;  // guarded by mu_; published with each snapshot
+  std::set<std::string> lease_busy_;       // guarded by mu_: leases in a libvirt call made without mu_
   std::function<Result<void>(const Lease&)> detach_;
   std::function<Result<void>(const PciAddress&)> in_use_;
 };

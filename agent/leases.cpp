@@ -447,15 +447,29 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
 }
 
 Result<Lease> Agent::release(const std::string& id) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   const Lease* l = book_->lease(id);
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
+  if (lease_busy_.count(id)) return conflict("lease " + id + " is being attached or detached; try again when that is done");
   Lease lease = *l;
-  if (auto r = release_locked(lease, false); !r) return std::move(r).error();
+  std::optional<Result<void>> detached;
+  if (lease.attached && detach_) {
+    // A live detach waits for the guest (up to its deadline): without the agent's lock, so other
+    // changes go on meanwhile. The lease is marked busy, so no one else attaches or releases it.
+    lease_busy_.insert(id);
+    lock.unlock();
+    detached = detach_(lease);
+    lock.lock();
+    lease_busy_.erase(id);
+    l = book_->lease(id);
+    if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
+    lease = *l;
+  }
+  if (auto r = release_locked(lease, false, std::move(detached)); !r) return std::move(r).error();
   return lease;
 }
 
-Result<void> Agent::release_locked(Lease lease, bool at_start) {
+Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached) {
   const std::string addr = lease.address.to_string();
   auto fail = [&](Error e) -> Error {
     // The lease stays, "releasing", with the reason: the device is reported unhealthy and the
@@ -470,7 +484,8 @@ Result<void> Agent::release_locked(Lease lease, bool at_start) {
     return std::move(e).context("releasing lease " + lease.id + " (" + addr + ")");
   };
   if (lease.attached && detach_) {
-    if (auto r = detach_(lease); !r) return fail(std::move(r).error());
+    Result<void> r = detached ? std::move(*detached) : detach_(lease);
+    if (!r) return fail(std::move(r).error());
     lease.attached.reset();
   }
   lease.state = "releasing";
@@ -545,16 +560,29 @@ Result<void> Agent::release_locked(Lease lease, bool at_start) {
 
 Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachment> attachment,
                                     const std::function<Result<void>(const Lease&)>& action) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   const Lease* l = book_->lease(id);
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
   if (l->state != "active") return conflict("lease " + id + " is " + l->state);
+  if (lease_busy_.count(id)) return conflict("lease " + id + " is being attached or detached; try again when that is done");
   Lease lease = *l;
   if (attachment && lease.attached)
     return conflict("lease " + id + " is attached to domain '" + lease.attached->domain + "' already; detach it first");
   if (!attachment && !lease.attached) return conflict("lease " + id + " is not attached to a domain");
-  if (action)
-    if (auto r = action(lease); !r) return std::move(r).error();
+  if (action) {
+    // libvirt (a live detach waits for the guest) without the agent's lock; the lease is busy
+    // meanwhile: another attach, detach or release of it is refused, every other change goes on.
+    lease_busy_.insert(id);
+    lock.unlock();
+    auto r = action(lease);
+    lock.lock();
+    lease_busy_.erase(id);
+    if (!r) return std::move(r).error();
+    l = book_->lease(id);
+    if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
+    lease = *l;
+  }
+  const std::optional<Attachment> was = l->attached;
   lease.attached = attachment;
   if (auto r = store_.put("lease", id, lease.to_json().dump()); !r) return std::move(r).error();
   auto book = std::make_shared<LeaseBook>(*book_);
@@ -566,7 +594,7 @@ Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachm
   if (events_)
     events_->publish(attachment ? "lease.attached" : "lease.detached",
                      {{"lease", id}, {"address", lease.address.to_string()},
-                      {"domain", attachment ? attachment->domain : l->attached->domain}});
+                      {"domain", attachment ? attachment->domain : (was ? was->domain : std::string())}});
   return lease;
 }
 

@@ -3,7 +3,10 @@
 // step, and leases surviving a reboot.
 #include <doctest/doctest.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "agent/pool.h"
 #include "agent/sim_host_test.h"
@@ -331,4 +334,48 @@ TEST_CASE("leases survive a reboot: VFs recreated, the leased VF bound to vfio-p
   h.faults->reset_calls();
   h.agent->reconcile();
   CHECK(h.faults->calls() == 0);
+}
+
+TEST_CASE("a slow libvirt call holds only its own lease: other changes go on, that lease is busy") {
+  Host h;
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
+  auto first = alloc(h, from("x710"));
+  REQUIRE(first.ok());
+  const std::string id = first->lease.id;
+  REQUIRE(h.agent->set_attachment(id, Attachment{"vm1", true, true}, nullptr).ok());
+
+  // A detach that waits (as a live detach waits for the guest) until the test lets it go.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, go = false;
+  h.agent->set_detacher([&](const Lease&) -> Result<void> {
+    std::unique_lock lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return go; });
+    return ok();
+  });
+  std::thread releaser([&] { CHECK(h.agent->release(id).ok()); });
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
+  }
+  // Meanwhile: another lease is made and released, and this one is refused as busy.
+  auto second = alloc(h, from("x710", "vm2"));
+  CHECK(second.ok());
+  if (second.ok()) CHECK(h.agent->release(second->lease.id).ok());
+  auto again = h.agent->release(id);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == ErrorCode::conflict);
+  CHECK(again.error().message.find("being attached or detached") != std::string::npos);
+  auto attach = h.agent->set_attachment(id, std::nullopt, nullptr);
+  REQUIRE_FALSE(attach.ok());
+  CHECK(attach.error().code == ErrorCode::conflict);
+  {
+    std::lock_guard lock(mu);
+    go = true;
+  }
+  cv.notify_all();
+  releaser.join();
+  CHECK(h.model.current()->book->leases.empty());
 }
