@@ -3,8 +3,8 @@
 # p99 <= 5 ms). Prints a markdown section for bench/RESULTS.md.
 #   bench/alloc_cycles.sh BUILD_DIR
 # The daemon runs `serve --sim` on the dual-socket profile; the pool is the 8 VFs of ens3f0. Each
-# cycle is POST /v1/allocations (vfio mode: driver_override, unbind, bind, two SQLite commits with
-# synchronous=FULL) + DELETE (VF attribute reset, function reset, rebind, two commits).
+# cycle is POST /v1/allocations (vfio mode: driver_override, unbind, bind; the lease synced) +
+# DELETE (VF attribute reset, function reset, rebind; the release synced).
 set -euo pipefail
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +38,7 @@ field() { python3 -c "import json,sys; print(round(json.loads(sys.argv[1])[sys.a
 echo
 echo "## Durable allocate + release cycles over REST (target >= 1,000 cycles/s, p99 <= 5 ms)"
 echo
-echo "\`bench/alloc_cycles.sh build\`: \`sriovd serve --sim\` on the dual-socket host, a vfio pool of the 8 VFs of ens3f0, \`build/bench/sriovd-bench-alloc SOCKET cx6 8 CLIENTS\` (POST /v1/allocations then DELETE, over the unix socket with keep-alive, 8 s after a 1 s warm-up). Every lease is committed to SQLite (WAL, synchronous=FULL) before the answer."
+echo "\`bench/alloc_cycles.sh build\`: \`sriovd serve --sim\` on the dual-socket host, a vfio pool of the 8 VFs of ens3f0, \`build/bench/sriovd-bench-alloc SOCKET cx6 8 CLIENTS\` (POST /v1/allocations then DELETE, over the unix socket with keep-alive, 8 s after a 1 s warm-up). Every lease is committed to SQLite and synced (WAL, synchronous=FULL) before the answer; the operation journal's steps in between are written without a sync (they only have to outlive the process)."
 echo
 echo "| state directory | clients | cycles/s | p50 cycle | p99 cycle |"
 echo "|---|---|---|---|---|"
