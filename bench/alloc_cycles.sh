@@ -20,7 +20,12 @@ run() {  # STATE_DIR CLIENTS → JSON line
   pid=$!
   "$build/cli/sriovd-cli" --socket "$work/s.sock" --wait 10 pool create cx6 --pf ens3f0 >/dev/null
   "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 1 "$2" >/dev/null  # warm-up
-  "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 8 "$2"
+  local t0 t1
+  t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")  # the daemon's CPU time, clock ticks
+  "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 8 "$2" > "$work/result.json"
+  t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  python3 -c "import json,os,sys; d=json.load(open(sys.argv[1])); d['cpu_ms_per_cycle']=(int(sys.argv[3])-int(sys.argv[2]))*1000/os.sysconf('SC_CLK_TCK')/max(1,d['cycles']); print(json.dumps(d))" \
+    "$work/result.json" "$t0" "$t1"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 }
 fsync_us=$(python3 - "$disk" <<'PY'
@@ -40,11 +45,11 @@ echo "## Durable allocate + release cycles over REST (target >= 1,000 cycles/s, 
 echo
 echo "\`bench/alloc_cycles.sh build\`: \`sriovd serve --sim\` on the dual-socket host, a vfio pool of the 8 VFs of ens3f0, \`build/bench/sriovd-bench-alloc SOCKET cx6 8 CLIENTS\` (POST /v1/allocations then DELETE, over the unix socket with keep-alive, 8 s after a 1 s warm-up). Every lease is committed to SQLite and synced (WAL, synchronous=FULL) before the answer; the operation journal's steps in between are written without a sync (they only have to outlive the process)."
 echo
-echo "| state directory | clients | cycles/s | p50 cycle | p99 cycle |"
-echo "|---|---|---|---|---|"
+echo "| state directory | clients | cycles/s | p50 cycle | p99 cycle | daemon CPU per cycle |"
+echo "|---|---|---|---|---|---|"
 for clients in 1 4; do
   r=$(run "$work/state" "$clients")
-  echo "| tmpfs | $clients | $(field "$r" cycles_per_s) | $(field "$r" p50_ms) ms | $(field "$r" p99_ms) ms |"
+  echo "| tmpfs | $clients | $(field "$r" cycles_per_s) | $(field "$r" p50_ms) ms | $(field "$r" p99_ms) ms | $(field "$r" cpu_ms_per_cycle) ms |"
 done
 r=$(run "$disk" 4)
-echo "| this machine's disk (one fsync: ${fsync_us} µs) | 4 | $(field "$r" cycles_per_s) | $(field "$r" p50_ms) ms | $(field "$r" p99_ms) ms |"
+echo "| this machine's disk (one fsync: ${fsync_us} µs) | 4 | $(field "$r" cycles_per_s) | $(field "$r" p50_ms) ms | $(field "$r" p99_ms) ms | $(field "$r" cpu_ms_per_cycle) ms |"
