@@ -202,16 +202,25 @@ TEST_CASE("insecure combinations are refused at start, saying why") {
   CHECK(mismatch.err.find("TLS key " + e.pki("client.key")) != std::string::npos);
 }
 
+namespace {
+
+// Starts `d` with the configuration `json`, listening on a free loopback port; returns the port.
+int start_on_loopback(Env& e, test::Daemon& d, const std::string& json) {
+  fs::path config = e.dir / "sriovd.json";
+  std::ofstream(config) << json;
+  REQUIRE_MESSAGE(d.start(e.argv({"--config", config.string(), "--listen", "tcp:127.0.0.1:0"})), d.error());
+  return tcp_port(d.ready_message());
+}
+
+}  // namespace
+
 TEST_CASE("slowloris: requests trickling in byte by byte are cut off and free their workers") {
   Env e;
-  fs::path config = e.dir / "sriovd.json";
+  test::Daemon d;
   // Each read may wait 5 s, so the per-read timeout never fires at one byte per 200 ms; the
   // whole request must arrive within keep_alive_timeout_s + request_timeout_s = 3 s.
-  std::ofstream(config) << R"({"limits": {"read_timeout_s": 5, "keep_alive_timeout_s": 1, "request_timeout_s": 2,
-                                          "max_connections": 2}})";
-  test::Daemon d;
-  REQUIRE_MESSAGE(d.start(e.argv({"--config", config.string(), "--listen", "tcp:127.0.0.1:0"})), d.error());
-  int port = tcp_port(d.ready_message());
+  int port = start_on_loopback(e, d, R"({"limits": {"read_timeout_s": 5, "keep_alive_timeout_s": 1,
+                                                    "request_timeout_s": 2, "max_connections": 2}})");
 
   // Two clients take both workers and never finish their headers.
   const auto t0 = std::chrono::steady_clock::now();
@@ -257,12 +266,9 @@ TEST_CASE("slowloris: requests trickling in byte by byte are cut off and free th
 
 TEST_CASE("limits: body size, header size, a stalled client, concurrent connections") {
   Env e;
-  fs::path config = e.dir / "sriovd.json";
-  std::ofstream(config) << R"({"limits": {"max_body_bytes": 4096, "read_timeout_s": 1, "keep_alive_timeout_s": 30,
-                                          "max_connections": 2}})";
   test::Daemon d;
-  REQUIRE_MESSAGE(d.start(e.argv({"--config", config.string(), "--listen", "tcp:127.0.0.1:0"})), d.error());
-  int port = tcp_port(d.ready_message());
+  int port = start_on_loopback(e, d, R"({"limits": {"max_body_bytes": 4096, "read_timeout_s": 1,
+                                                    "keep_alive_timeout_s": 30, "max_connections": 2}})");
 
   SUBCASE("a body over max_body_bytes is 413 and nothing is changed") {
     auto c = test::RawConnection::tcp("127.0.0.1", port);
