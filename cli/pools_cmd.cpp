@@ -120,7 +120,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   });
 
   struct AllocArgs {
-    std::string pool, address, consumer = "other", name, key, policy, mac, vlan_proto;
+    std::string pool, address, consumer = "other", name, key, policy, mac, spoofchk, trust;
     std::optional<int> numa;
     std::optional<unsigned> vlan, qos;
   };
@@ -136,6 +136,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   alloc->add_option("--mac", aa->mac, "VF MAC");
   alloc->add_option("--vlan", aa->vlan, "VF VLAN id")->check(CLI::Range(0, 4095));
   alloc->add_option("--qos", aa->qos, "VLAN priority")->check(CLI::Range(0, 7));
+  alloc->add_option("--spoofchk", aa->spoofchk, "VF MAC/VLAN spoof checking: on or off")->check(CLI::IsMember({"on", "off"}));
+  alloc->add_option("--trust", aa->trust, "VF trusted mode: on or off")->check(CLI::IsMember({"on", "off"}));
   alloc->callback([&g, &action, aa] {
     action = [&g, aa] {
       if (aa->pool.empty() && aa->address.empty()) {
@@ -151,6 +153,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
       if (!aa->mac.empty()) vf["mac"] = aa->mac;
       if (aa->vlan) vf["vlan"] = *aa->vlan;
       if (aa->qos) vf["qos"] = *aa->qos;
+      if (!aa->spoofchk.empty()) vf["spoofchk"] = aa->spoofchk == "on";
+      if (!aa->trust.empty()) vf["trust"] = aa->trust == "on";
       if (!vf.empty()) body["vf_config"] = vf;
       int status;
       auto j = call(g, "POST", "/v1/allocations", body.dump(), status, aa->key.empty() ? "" : "Idempotency-Key: " + aa->key);

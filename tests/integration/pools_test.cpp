@@ -142,9 +142,15 @@ TEST_CASE("CLI: pool create, alloc, leases, release") {
   auto made = h.cli({"pool", "create", "x710", "--pf", "ens2f0", "--physical-network", "physnet2"});
   REQUIRE_MESSAGE(made.exit_code == 0, made.err);
   CHECK(made.out.find("0000:3b:02.3") != std::string::npos);
-  auto a = h.cli({"--json", "alloc", "x710", "--name", "db-1", "--consumer", "vm", "--vlan", "7"});
+  auto a = h.cli({"--json", "alloc", "x710", "--name", "db-1", "--consumer", "vm", "--vlan", "7", "--spoofchk", "off",
+                  "--trust", "on"});
   REQUIRE_MESSAGE(a.exit_code == 0, a.err);
   auto lease = json::parse(a.out);
+  CHECK(lease["vf_config"] == json({{"vlan", 7}, {"spoofchk", false}, {"trust", true}}));
+  auto vf = json::parse(h.cli({"--json", "device", lease["address"]}).out);
+  CHECK(vf["vf_config"]["vlan"] == 7);
+  CHECK(vf["vf_config"]["spoofchk"] == false);
+  CHECK(vf["vf_config"]["trust"] == true);
   auto listed = h.cli({"leases"});
   CHECK(listed.out.find(lease["id"].get<std::string>()) != std::string::npos);
   CHECK(listed.out.find("vm/db-1") != std::string::npos);
