@@ -749,3 +749,17 @@ TEST_CASE("calls from several threads are serialised") {
   for (uint32_t t = 0; t < 4; ++t) CHECK((*vfs)[t].config.vlan == t * 100 + 20);
   CHECK(h.k->reset_count(addr("0000:01:00.0")) == 80);
 }
+
+TEST_CASE("remove and rescan exist on every function but a VF (pci_dev_hp_attrs_are_visible)") {
+  Host h("minimal");
+  const char* pf = "0000:01:00.0";
+  REQUIRE(err(h.k->write_attr(numvfs_path(pf), "1")) == 0);
+  const fs::path devs = h.root() / "bus/pci/devices";
+  CHECK(fs::exists(devs / pf / "remove"));
+  CHECK(fs::exists(devs / pf / "rescan"));
+  CHECK_FALSE(fs::exists(devs / "0000:01:00.1/remove"));
+  CHECK_FALSE(fs::exists(devs / "0000:01:00.1/rescan"));
+  // Opened without O_CREAT, a file that is not there is ENOENT (a shell's `>` reports EACCES).
+  CHECK(err(h.k->write_attr("bus/pci/devices/0000:01:00.1/remove", "1")) == ENOENT);
+  CHECK(fs::exists(devs / "0000:01:00.1"));
+}

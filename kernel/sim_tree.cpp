@@ -509,8 +509,13 @@ Result<void> write_attributes(const fs::path& root, const fs::path& devdir, cons
       {"local_cpulist", cpulist + "\n"},
       {"resource", resource_text(s)},
       {"config", std::move(cfg)},
-      {"remove", ""},
   };
+  // drivers/pci/pci-sysfs.c pci_dev_hp_attrs_are_visible(): `remove` and `rescan` exist on every
+  // function but a VF; a VF goes only with its PF's sriov_numvfs (or the PF itself).
+  if (!s.physfn) {
+    attrs.push_back({"remove", ""});
+    attrs.push_back({"rescan", ""});
+  }
   if (s.has_reset) {
     // `reset` exists only when some reset method works (pci_reset_supported); reset_method
     // (5.15+) lists them.
