@@ -978,6 +978,9 @@ class Sim {
       if (pf_driver == "vfio-pci")  // vfio_pci_bus_notifier: "Captured SR-IOV VF ... driver_override"
         if (auto r = write_text(abs(vd->dir / "driver_override"), "vfio-pci\n"); !r) return r;
       pci_uevent("add", *vd);
+      // pci_iov_sysfs_link(): the "add" went out before the virtfnN/physfn links existed; a
+      // "change" follows once they do, before any driver probes the VF.
+      pci_uevent("change", *vd);
       if (auto r = attach(*vd, i); !r) return std::move(r).error();
     }
     pci_uevent("change", pf);  // sriov_numvfs_store(): kobject_uevent(KOBJ_CHANGE)

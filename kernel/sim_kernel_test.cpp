@@ -1,7 +1,10 @@
 #include "kernel/sim_kernel.h"
 
 #include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -9,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/fd.h"
 #include "kernel/sim_tree.h"
 #include "pci/inventory.h"
 #include "tests/fixtures/profiles.h"
@@ -762,4 +766,31 @@ TEST_CASE("remove and rescan exist on every function but a VF (pci_dev_hp_attrs_
   // Opened without O_CREAT, a file that is not there is ENOENT (a shell's `>` reports EACCES).
   CHECK(err(h.k->write_attr("bus/pci/devices/0000:01:00.1/remove", "1")) == ENOENT);
   CHECK(fs::exists(devs / "0000:01:00.1"));
+}
+
+TEST_CASE("uevents of sriov_numvfs in the kernel's order: per VF add, change, bind; the PF's change last") {
+  Host h("minimal");
+  const fs::path sock = h.root() / SimKernel::kUeventSocket;
+  fs::create_directories(sock.parent_path());
+  REQUIRE(sock.string().size() < sizeof(sockaddr_un::sun_path));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  REQUIRE(fd);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, sock.c_str(), sock.string().size() + 1);
+  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:01:00.0"), "2")) == 0);
+  // "ACTION BDF" of every pci event, in the order sent (the sim sends before write_attr returns).
+  std::vector<std::string> seen;
+  char buf[8192];
+  for (ssize_t n; (n = ::recv(fd.get(), buf, sizeof buf, 0)) > 0;) {
+    std::string header(buf, strnlen(buf, static_cast<size_t>(n)));
+    if (std::string(buf, static_cast<size_t>(n)).find(std::string("SUBSYSTEM=pci") + '\0') == std::string::npos) continue;
+    const size_t at = header.find('@');
+    seen.push_back(header.substr(0, at) + " " + header.substr(header.rfind('/') + 1));
+  }
+  CHECK(seen == std::vector<std::string>{"add 0000:01:00.1", "change 0000:01:00.1", "bind 0000:01:00.1",
+                                         "add 0000:01:00.2", "change 0000:01:00.2", "bind 0000:01:00.2",
+                                         "change 0000:01:00.0"});
 }
