@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The daemon in the lab guest, one boot of two (run by tests/lab/daemon/reboot.sh through run.sh):
+# The daemon in the lab guest, one boot of two (run by tests/lab/two_boots.sh through run.sh):
 #   guest.sh boot1|boot2 SRIOVD SRIOVD_CLI
 # boot1: changes the host through sriovd-cli only (NVMe VFs, one bound to vfio-pci, igb VFs and
 #        VF0's attributes), checks every answer and two refusals, stops the daemon with SIGTERM.
@@ -10,47 +10,12 @@
 phase=${1:?usage: guest.sh boot1|boot2 SRIOVD SRIOVD_CLI}
 sriovd=${2:?}
 cli_bin=${3:?}
-sock=/run/sriovd.sock
 state=/lab/state/sriovd
 NVME=0000:02:00.0
 IGB=0000:01:00.0
 MAC=52:54:00:00:00:11
 log=${LAB_OUT:-/tmp}/sriovd-$phase.log
-
-cli() { "$cli_bin" --socket "$sock" "$@"; }
-# run_cli DESC EXPECTED_RC ARGS...: runs sriovd-cli, checks its exit status; output in $cli_out.
-cli_out=""
-run_cli() {
-  local desc=$1 want=$2 rc=0; shift 2
-  cli_out=$(cli "$@" 2>&1) || rc=$?
-  if [ "$rc" = "$want" ]; then pass "$desc: sriovd-cli $* -> exit $rc"
-  else fail "$desc: sriovd-cli $* -> exit $rc (expected $want): $cli_out"; fi
-}
-# jdev ADDRESS JQ: a field of `sriovd-cli --json device ADDRESS`.
-jdev() { cli --json device "$1" | jq -r "$2"; }
-vf_addr() { basename "$(readlink -f "/sys/bus/pci/devices/$1/virtfn$2")"; }
-t_mark() { read -r _t_mark _ < /proc/uptime; }
-t_since_mark() { local now; read -r now _ < /proc/uptime; awk_free_sub "$now" "$_t_mark"; }
-
-daemon_pid=""
-start_daemon() {
-  mkdir -p "$state"
-  t_mark
-  "$sriovd" serve --listen "unix:$sock" --state-dir "$state" >"$log" 2>&1 &
-  daemon_pid=$!
-  if cli --wait 30 host >/dev/null 2>&1; then
-    pass "daemon ready in $(t_since_mark)s (pid $daemon_pid)"
-  else
-    fail "daemon not ready within 30 s; log:"; sed 's/^/    /' "$log"; lab_done; exit 1
-  fi
-}
-stop_daemon() {
-  local rc=0
-  t_mark
-  kill -TERM "$daemon_pid"; wait "$daemon_pid" || rc=$?
-  expect "daemon exits 0 on SIGTERM ($(t_since_mark)s)" 0 "$rc"
-}
-show_log() { echo "--- sriovd log ($phase):"; sed 's/^/    /' "$log"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 igb_present=${LAB_IGB:-0}
 [ -d /sys/bus/pci/devices/$IGB ] || igb_present=0
