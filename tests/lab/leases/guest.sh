@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Leases on the real kernel, one boot of two (run by tests/lab/two_boots.sh through run.sh):
+#   guest.sh boot1|boot2 SRIOVD SRIOVD_CLI
+# boot1: pools over NVMe VFs (vfio) and, with igb, over igb VFs (netdev and vfio, with VF
+#        attributes); leases taken and checked on sysfs, /dev/vfio and `ip -d link`; the
+#        interlocks (VF count of a PF with a leased VF, a group that is not viable); releases
+#        checked for driver, VF attributes and the function reset. One NVMe lease and the igb
+#        vfio lease are kept.
+# boot2: a fresh kernel: the daemon restores the kept leases (VFs recreated, vfio-pci, VF
+#        attributes), and releasing them then gives the VFs back to their host drivers.
+# The function reset is seen from the kernel's side: a kretprobe on pci_reset_function counts the
+# calls that came through the `reset` attribute (reset_store) and what they returned.
+. "$(dirname "${BASH_SOURCE[0]}")/../smoke/lib.sh"
+
+phase=${1:?usage: guest.sh boot1|boot2 SRIOVD SRIOVD_CLI}
+sriovd=${2:?}
+cli_bin=${3:?}
+state=/lab/state/sriovd
+kept=/lab/state/kept-leases
+log=${LAB_OUT:-/tmp}/sriovd-leases-$phase.log
+. "$(dirname "${BASH_SOURCE[0]}")/../daemon/lib.sh"
+
+NVME=0000:02:00.0
+IGB=0000:01:00.0
+PF_IF=eth1            # igb's netdev: no udev renames it in the lab
+MAC_NET=52:54:00:00:00:31
+MAC_VFIO=52:54:00:00:00:32
+CLEAN_VF='link/ether 00:00:00:00:00:00 brd ff:ff:ff:ff:ff:ff, spoof checking on, link-state auto, trust off$'
+VFQ='.vf_config | "\(.mac) \(.vlan) \(.qos) \(.spoofchk) \(.trust)"'
+
+igb_present=${LAB_IGB:-0}
+[ -d /sys/bus/pci/devices/$IGB ] || igb_present=0
+[ "$igb_present" = 1 ] || echo "note: no igb in this QEMU: the igb checks are left out"
+
+trace=/sys/kernel/tracing
+reset_probe() {
+  mountpoint -q $trace || mount -t tracefs nodev $trace || { fail "cannot mount tracefs"; return; }
+  echo 'r:sriovd_lab_reset pci_reset_function ret=$retval:s32' > $trace/kprobe_events &&
+    echo 1 > $trace/events/kprobes/sriovd_lab_reset/enable || fail "cannot set the kretprobe on pci_reset_function"
+}
+# resets: "OK FAILED": pci_reset_function calls from reset_store since reset_probe, by result.
+resets() {
+  awk '/reset_store.*<- pci_reset_function/ { if ($NF == "ret=0") ok++; else bad++ }
+       END { printf "%d %d\n", ok, bad }' $trace/trace
+}
+# expect_reset DESC BEFORE: one more successful reset through `reset` than BEFORE, no failed one.
+expect_reset() {
+  local ok bad b_ok b_bad
+  read -r b_ok b_bad <<< "$2"; read -r ok bad <<< "$(resets)"
+  expect "$1: function reset written, kernel returned 0" "$((b_ok + 1)) $b_bad" "$ok $bad"
+}
+# vf_line N: VF N's line of `ip -d link show` on the igb PF.
+vf_line() { ip -d link show $PF_IF | grep "^ *vf $1 "; }
+dev_vfio() { [ -c "/dev/vfio/$(group_of "$1")" ] && echo yes || echo no; }
+# alloc_json DESC ARGS...: a lease through `sriovd-cli --json alloc`; its JSON in $lease_json.
+lease_json=""
+alloc_json() {
+  local desc=$1; shift
+  run_cli "$desc" 0 --json alloc "$@"
+  lease_json=$cli_out
+}
+# expect_active DESC ID ADDRESS: `lease ID` (table) shows it active on ADDRESS; the device
+# names it.
+expect_active() {
+  local line
+  line=$(cli lease "$2" | grep "^$2 ")
+  expect_match "$1: \`lease\` shows it active" "^$2 .* $3 .* active " "$line"
+  expect "$1: the device carries the lease (--json device)" "$2" "$(jdev "$3" .lease)"
+}
+# release_checked DESC ID ADDRESS DRIVER: `release ID` answers, the lease is gone, the device is
+# back on DRIVER (none: no driver), and the function was reset.
+release_checked() {
+  local before; before=$(resets)
+  t_mark
+  run_cli "$1: release" 0 release "$2"
+  echo "    $(t_since_mark)s: $cli_out"
+  expect "$1: back on its previous driver (sysfs)" "$4" "$(driver_of "$3")"
+  local want=$4; [ "$want" = none ] && want=null
+  expect "$1: back on its previous driver (--json device)" "$want" "$(jdev "$3" .driver)"
+  expect "$1: no driver_override left" "(null)" "$(cat "/sys/bus/pci/devices/$3/driver_override")"
+  expect "$1: the device has no lease" null "$(jdev "$3" .lease)"
+  run_cli "$1: the lease is gone" 1 lease "$2"
+  expect_reset "$1" "$before"
+}
+
+case "$phase" in
+boot1)
+  rm -rf "$state" "$kept"
+  reset_probe
+  if [ "$igb_present" = 1 ]; then
+    # igbvf probes each VF as it is created; with the PF's link up its mailbox answers sooner
+    # (~2 s a VF instead of ~4 s).
+    modprobe igbvf && ip link set $PF_IF up || fail "igbvf / $PF_IF up"
+  fi
+  start_daemon
+
+  # --- NVMe VFs in a vfio pool -------------------------------------------------------------
+  run_cli "4 NVMe VFs, autoprobe off" 0 vfs $NVME 4 --autoprobe off
+  run_cli "vfio pool over the NVMe VFs" 0 pool create nvme --vendor 1b36
+  expect "the pool holds the 4 VFs, all free" "4 4" "$(cli --json pool show nvme | jq -r '"\(.capacity) \(.free)"')"
+  t_mark
+  alloc_json "NVMe lease A" nvme --name vm-a --consumer vm
+  echo "    $(t_since_mark)s"
+  lease_a=$(jq -r .id <<< "$lease_json"); vf_a=$(jq -r .address <<< "$lease_json")
+  expect "lease A is active" active "$(jq -r .state <<< "$lease_json")"
+  expect "lease A: its VF on vfio-pci (sysfs)" vfio-pci "$(driver_of "$vf_a")"
+  expect "lease A: /dev/vfio/$(group_of "$vf_a") exists" yes "$(dev_vfio "$vf_a")"
+  expect_match "lease A: libvirt XML names the VF" "<hostdev mode=.subsystem. type=.pci." "$(jq -r .libvirt_xml <<< "$lease_json")"
+  expect_active "lease A" "$lease_a" "$vf_a"
+
+  alloc_json "NVMe lease B" nvme --name vm-b --consumer vm
+  lease_b=$(jq -r .id <<< "$lease_json"); vf_b=$(jq -r .address <<< "$lease_json")
+  expect "lease B: another VF" yes "$([ "$vf_b" != "$vf_a" ] && echo yes || echo no)"
+  expect "lease B: its VF on vfio-pci (sysfs)" vfio-pci "$(driver_of "$vf_b")"
+  expect_active "lease B" "$lease_b" "$vf_b"
+  release_checked "lease B" "$lease_b" "$vf_b" none
+
+  # --- interlock: the VF count of a PF with a leased VF ---------------------------------------
+  expect "num_vfs change with a leased VF: HTTP status" 409 "$(http_status PUT /v1/devices/$NVME/sriov '{"num_vfs": 2}')"
+  run_cli "num_vfs change with a leased VF refused" 1 vfs $NVME 2
+  echo "    refusal: $cli_out"
+  expect_match "the refusal names the leased VF" "leased VFs: $vf_a" "$cli_out"
+  expect "NVMe still 4 VFs (sysfs)" 4 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
+  expect "lease A's VF still on vfio-pci" vfio-pci "$(driver_of "$vf_a")"
+
+  # --- interlock: a device whose IOMMU group is not viable ------------------------------------
+  # The q35 chipset's functions (00:1f.0 LPC, 00:1f.2 SATA, 00:1f.3 SMBus) have no ACS and share
+  # one group; with i2c_i801 on the SMBus function, the SATA function cannot be handed out.
+  sata=0000:00:1f.2; smbus=0000:00:1f.3
+  if [ -e /sys/bus/pci/devices/$sata ] && [ -e /sys/bus/pci/devices/$smbus ] &&
+     [ "$(group_of $sata)" = "$(group_of $smbus)" ]; then
+    modprobe i2c_i801
+    expect "SMBus function bound to its host driver" i801_smbus "$(driver_of $smbus)"
+    body='{"address": "'$sata'", "consumer": {"kind": "vm", "name": "vm-x"}}'
+    expect "lease in a group that is not viable: HTTP status" 409 "$(http_status POST /v1/allocations "$body")"
+    run_cli "lease in a group that is not viable refused" 1 alloc --address $sata --name vm-x
+    echo "    refusal: $cli_out"
+    expect_match "the refusal names the group and its member on a host driver" \
+      "IOMMU group $(group_of $sata) .*not viable.*$smbus \(i801_smbus\)" "$cli_out"
+    expect "the SATA function left alone" none "$(driver_of $sata)"
+  else
+    echo "note: no IOMMU group shared by 00:1f.2 and 00:1f.3 in this machine: the non-viable group check is left out"
+  fi
+
+  # --- igb VFs: a netdev pool and a vfio pool, with VF attributes ----------------------------
+  if [ "$igb_present" = 1 ]; then
+    t_mark
+    run_cli "2 igb VFs (igbvf takes them)" 0 vfs $IGB 2
+    echo "    $(t_since_mark)s"
+    ivf0=$(vf_addr $IGB 0); ivf1=$(vf_addr $IGB 1)
+    expect "igb VF0 on igbvf" igbvf "$(driver_of "$ivf0")"
+    expect "igb VF1 on igbvf" igbvf "$(driver_of "$ivf1")"
+    run_cli "netdev pool over VF0" 0 pool create igbnet --pf "$PF_IF#0" --mode netdev
+    run_cli "vfio pool over VF1" 0 pool create igbvfio --pf "$PF_IF#1"
+
+    alloc_json "igb netdev lease C" igbnet --name pod-c --consumer pod --mac $MAC_NET --vlan 10 --qos 3 \
+      --spoofchk off --trust on
+    lease_c=$(jq -r .id <<< "$lease_json")
+    expect "lease C is VF0" "$ivf0" "$(jq -r .address <<< "$lease_json")"
+    expect "lease C: VF0 keeps igbvf (netdev mode)" igbvf "$(driver_of "$ivf0")"
+    expect "lease C: VF0 vf_config (--json device)" "$MAC_NET 10 3 false true" "$(jdev "$ivf0" "$VFQ")"
+    echo "    $(vf_line 0)"
+    expect_match "lease C: VF0 read back by ip" "link/ether $MAC_NET .*vlan 10, qos 3.*spoof checking off.*trust on" "$(vf_line 0)"
+    expect_active "lease C" "$lease_c" "$ivf0"
+
+    # A netdev lease keeps the VF on its host driver: only the lease interlock stops this.
+    expect "igb num_vfs change with a leased VF: HTTP status" 409 "$(http_status PUT /v1/devices/$IGB/sriov '{"num_vfs": 1}')"
+    run_cli "igb num_vfs change with a leased VF refused" 1 vfs $IGB 1
+    expect_match "the refusal names the leased VF" "leased VFs: $ivf0" "$cli_out"
+    expect "igb still 2 VFs (sysfs)" 2 "$(cat /sys/bus/pci/devices/$IGB/sriov_numvfs)"
+
+    t_mark
+    alloc_json "igb vfio lease D" igbvfio --name vm-d --consumer vm --mac $MAC_VFIO --vlan 20
+    echo "    $(t_since_mark)s"
+    lease_d=$(jq -r .id <<< "$lease_json")
+    expect "lease D is VF1" "$ivf1" "$(jq -r .address <<< "$lease_json")"
+    expect "lease D: VF1 on vfio-pci (sysfs)" vfio-pci "$(driver_of "$ivf1")"
+    expect "lease D: /dev/vfio/$(group_of "$ivf1") exists" yes "$(dev_vfio "$ivf1")"
+    expect_match "lease D: VF1 read back by ip" "link/ether $MAC_VFIO .*vlan 20,.*spoof checking on.*trust off" "$(vf_line 1)"
+    expect_active "lease D" "$lease_d" "$ivf1"
+
+    release_checked "lease C" "$lease_c" "$ivf0" igbvf
+    echo "    $(vf_line 0)"
+    expect_match "lease C: VF0 attributes reset (ip)" "$CLEAN_VF" "$(vf_line 0)"
+    expect "lease C: VF0 vf_config reset (--json device)" "00:00:00:00:00:00 0 0 true false" "$(jdev "$ivf0" "$VFQ")"
+    printf 'lease_d=%s\nivf1=%s\n' "$lease_d" "$ivf1" >> "$kept"
+  fi
+  printf 'lease_a=%s\nvf_a=%s\n' "$lease_a" "$vf_a" >> "$kept"
+  expect "drift empty (--json host)" "[]" "$(cli --json host | jq -c .drift)"
+  stop_daemon
+  ;;
+boot2)
+  # shellcheck disable=SC1090
+  . "$kept" || { fail "no leases kept by boot 1"; lab_done; exit 1; }
+  reset_probe
+  expect "fresh kernel: no NVMe VFs" 0 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
+  if [ "$igb_present" = 1 ]; then
+    expect "fresh kernel: no igb VFs" 0 "$(cat /sys/bus/pci/devices/$IGB/sriov_numvfs)"
+    modprobe igbvf && ip link set $PF_IF up || fail "igbvf / $PF_IF up"
+  fi
+  t_mark
+  start_daemon
+  expect "lease A restored: NVMe VFs recreated (sysfs)" 4 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
+  expect "lease A restored: its VF on vfio-pci (sysfs)" vfio-pci "$(driver_of "$vf_a")"
+  expect "lease A restored: /dev/vfio/$(group_of "$vf_a") exists" yes "$(dev_vfio "$vf_a")"
+  expect_active "lease A restored" "$lease_a" "$vf_a"
+  if [ "$igb_present" = 1 ]; then
+    expect "lease D restored: igb VFs recreated (sysfs)" 2 "$(cat /sys/bus/pci/devices/$IGB/sriov_numvfs)"
+    expect "lease D restored: VF1 on vfio-pci (sysfs)" vfio-pci "$(driver_of "$ivf1")"
+    echo "    $(vf_line 1)"
+    expect_match "lease D restored: VF1 attributes (ip)" "link/ether $MAC_VFIO .*vlan 20," "$(vf_line 1)"
+    expect_active "lease D restored" "$lease_d" "$ivf1"
+    expect "VF0 (released before the reboot) on igbvf" igbvf "$(driver_of "$(vf_addr $IGB 0)")"
+  fi
+  expect "drift empty (--json host)" "[]" "$(cli --json host | jq -c .drift)"
+  grep "reconcile: lease" "$log" | sed 's/^/  log: /'
+
+  release_checked "lease A after the reboot" "$lease_a" "$vf_a" none
+  if [ "$igb_present" = 1 ]; then
+    release_checked "lease D after the reboot" "$lease_d" "$ivf1" igbvf
+    echo "    $(vf_line 1)"
+    expect_match "lease D: VF1 attributes reset (ip)" "$CLEAN_VF" "$(vf_line 1)"
+  fi
+  expect "no leases left" 0 "$(cli --json leases | jq '.allocations | length')"
+  stop_daemon
+  ;;
+*) echo "guest.sh: unknown phase $phase" >&2; exit 2 ;;
+esac
+echo "  kernel's record of the resets:"; grep -v '^#' $trace/trace | sed 's/^ */    /'
+[ "$lab_failures" = 0 ] || show_log
+lab_done
