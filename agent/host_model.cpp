@@ -80,12 +80,23 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
   snap->drift = before.drift;
   snap->devices = before.devices;  // ~1,000 small values: tens of microseconds
 
-  const std::set<PciAddress> wanted(addresses.begin(), addresses.end());
+  // A VF that comes or goes changes its PF's num_vfs, and the PF's own uevent cannot be relied
+  // on: Linux sends none when VFs are disabled (sriov_disable(); only sriov_enable() sends a
+  // "change"), and udevd may deliver a PF's "change" before its VFs' "add". So the PF of every VF
+  // read here is read again too: the one `before` knew (a VF that went) and the one sysfs names.
+  std::set<PciAddress> done;
+  std::vector<PciAddress> todo(addresses.begin(), addresses.end());
+  for (const auto& a : addresses)
+    if (auto it = before.index.find(a); it != before.index.end())
+      if (const auto& pf = before.devices[it->second].device.physfn) todo.push_back(*pf);
   std::set<int> groups;              // groups to rebuild
   std::set<PciAddress> vf_pfs;       // PFs whose VFs' attributes to read again
   std::vector<DeviceView> fresh;     // functions not in `before`
   std::set<PciAddress> gone;
-  for (const auto& a : wanted) {
+  while (!todo.empty()) {
+    const PciAddress a = todo.back();
+    todo.pop_back();
+    if (!done.insert(a).second) continue;
     auto it = before.index.find(a);
     DeviceView* slot = it == before.index.end() ? nullptr : &snap->devices[it->second];
     if (slot && slot->device.iommu_group) groups.insert(*slot->device.iommu_group);
@@ -99,7 +110,25 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     v.device = std::move(*d);
     name_view(v, names);
     if (v.device.iommu_group) groups.insert(*v.device.iommu_group);
-    if (v.device.physfn) vf_pfs.insert(*v.device.physfn);
+    if (v.device.physfn) {
+      vf_pfs.insert(*v.device.physfn);
+      if (!done.count(*v.device.physfn)) todo.push_back(*v.device.physfn);
+    }
+    const uint32_t had = slot && slot->device.sriov ? slot->device.sriov->num_vfs : 0;
+    if (const auto& sr = v.device.sriov; sr && sr->num_vfs != had) {
+      // Its VF count changed: its VFs, the ones it has now and the ones it had, are read with it,
+      // so that no snapshot shows a count its VFs do not match. (sriov_numvfs reads wait for the
+      // write in progress: by then every VF it makes is in sysfs.)
+      if (sr->offset && sr->stride)
+        for (uint32_t i = 0; i < sr->num_vfs; ++i) {
+          const uint32_t rid = a.routing_id() + *sr->offset + i * *sr->stride;
+          if (rid > 0xffff) break;
+          todo.push_back(PciAddress::from_routing_id(a.domain, static_cast<uint16_t>(rid)));
+        }
+      if (had)
+        for (const auto& o : before.devices)
+          if (o.device.physfn == a) todo.push_back(o.device.address);
+    }
     if (v.device.sriov && v.device.sriov->num_vfs > 0) vf_pfs.insert(v.device.address);
     if (slot) {
       // Keep the VF attributes until they are read again below (a VF that lost its PF's

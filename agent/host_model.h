@@ -58,10 +58,11 @@ struct Snapshot {
 Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
                                                  uint64_t generation, kernel::Kernel* kernel = nullptr);
 
-// The snapshot `before` with only `addresses` read again from the tree (hotplug): a function
-// that is gone is dropped, a new one inserted, a changed one replaced; the IOMMU groups those
-// functions were in or are in now are rebuilt with their verdicts; VF attributes are read again
-// (one RTM_GETLINK per PF concerned) for the VFs among them and the VFs of PFs among them.
+// The snapshot `before` with only `addresses` read again from the tree (hotplug), and with them
+// the PFs of the VFs among them (then or now) and the VFs of a PF whose VF count changed: a
+// function that is gone is dropped, a new one inserted, a changed one replaced; the IOMMU groups
+// those functions were in or are in now are rebuilt with their verdicts; VF attributes are read
+// again (one RTM_GETLINK per PF concerned) for the VFs among them and the VFs of PFs among them.
 // Everything else is copied from `before`, which is not changed.
 Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const pci::SysfsRoot& root,
                                                   pci::NameDb* names, const std::vector<PciAddress>& addresses,

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "agent/host_model.h"
+#include "kernel/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 
@@ -80,4 +81,51 @@ TEST_CASE("readers keep their snapshot while a new one is published") {
   CHECK(held->generation == 1);
   CHECK(model.current()->generation == 49);
   CHECK(reads.load() > 0);
+}
+
+TEST_CASE("update_snapshot: a PF and its VFs are read together when VFs come or go") {
+  // Linux announces disabled VFs with their own "remove" uevents only, and udevd may deliver a
+  // PF's "change" before its VFs' "add": an update naming only VFs must still get the PF right.
+  test::TempDir dir;
+  REQUIRE(fixtures::write_profile("minimal", dir.path()).ok());
+  auto root = pci::SysfsRoot::open(dir.path());
+  auto sim = kernel::SimKernel::open(dir.path());
+  REQUIRE(sim.ok());
+  const PciAddress pf = *PciAddress::parse("0000:01:00.0");
+  const std::vector<PciAddress> vfs = {*PciAddress::parse("0000:01:00.1"), *PciAddress::parse("0000:01:00.2")};
+  auto before = build_snapshot(*root, nullptr, 1);
+  REQUIRE(before.ok());
+  CHECK((*before)->find(pf)->device.sriov->num_vfs == 0);
+
+  REQUIRE((*sim)->write_attr("bus/pci/devices/0000:01:00.0/sriov_numvfs", "2").ok());
+  auto added = update_snapshot(**before, *root, nullptr, vfs, 2);
+  REQUIRE(added.ok());
+  CHECK((*added)->find(pf)->device.sriov->num_vfs == 2);
+  CHECK((*added)->find(vfs[1])->device.physfn == pf);
+
+  REQUIRE((*sim)->write_attr("bus/pci/devices/0000:01:00.0/sriov_numvfs", "0").ok());
+  auto removed = update_snapshot(**added, *root, nullptr, vfs, 3);
+  REQUIRE(removed.ok());
+  CHECK_FALSE((*removed)->find(vfs[0]));
+  CHECK((*removed)->find(pf)->device.sriov->num_vfs == 0);
+
+  // The other way round: an update naming only the PF (its "change" first) or only one of its VFs
+  // brings every VF its count says, and drops every VF it no longer has.
+  REQUIRE((*sim)->write_attr("bus/pci/devices/0000:01:00.0/sriov_numvfs", "2").ok());
+  for (const auto& named : {pf, vfs[0]}) {
+    auto up = update_snapshot(**removed, *root, nullptr, {named}, 4);
+    REQUIRE(up.ok());
+    CHECK((*up)->find(pf)->device.sriov->num_vfs == 2);
+    CHECK((*up)->find(vfs[0]));
+    CHECK((*up)->find(vfs[1]));
+  }
+  auto full = build_snapshot(*root, nullptr, 5);
+  REQUIRE(full.ok());
+  REQUIRE((*sim)->write_attr("bus/pci/devices/0000:01:00.0/sriov_numvfs", "0").ok());
+  auto down = update_snapshot(**full, *root, nullptr, {pf}, 6);
+  REQUIRE(down.ok());
+  CHECK((*down)->find(pf)->device.sriov->num_vfs == 0);
+  CHECK_FALSE((*down)->find(vfs[0]));
+  CHECK_FALSE((*down)->find(vfs[1]));
+  CHECK((*down)->devices.size() == (*before)->devices.size());
 }
