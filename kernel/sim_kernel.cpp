@@ -942,8 +942,8 @@ class Sim {
       }
       if (auto r = simtree::remove_function(root_, vf); !r) return r;
     }
+    // No "change" for the PF: only sriov_enable() sends one; the VFs' own events say they went.
     if (auto r = simtree::write_numvfs(root_, pf.addr, 0); !r) return r;
-    pci_uevent("change", pf);  // sriov_numvfs_store(): kobject_uevent(KOBJ_CHANGE)
     return clear_vfs_attrs(pf);
   }
 
@@ -983,7 +983,7 @@ class Sim {
       pci_uevent("change", *vd);
       if (auto r = attach(*vd, i); !r) return std::move(r).error();
     }
-    pci_uevent("change", pf);  // sriov_numvfs_store(): kobject_uevent(KOBJ_CHANGE)
+    pci_uevent("change", pf);  // sriov_enable(): kobject_uevent(KOBJ_CHANGE) once the VFs are added
     return ok();
   }
 
