@@ -44,10 +44,10 @@ TEST_PACKAGES=(
 # linux-image-amd64 is the guest kernel (and gives the host the same /lib/modules tree);
 # linux-headers-amd64 + linux-source-6.1 build netdevsim, which Debian does not ship.
 # qemu-system-x86 is preferably taken from bookworm-backports (QEMU >= 8 has the igb NIC); see
-# the lab block below.
+# the lab block below. udev: systemd-udevd runs inside the guest for the udev hotplug source's test.
 LAB_PACKAGES=(
   linux-image-amd64 linux-headers-amd64 linux-source-6.1
-  busybox-static qemu-system-x86 iproute2 kmod zstd xz-utils cpio file
+  busybox-static qemu-system-x86 iproute2 kmod zstd xz-utils cpio file udev
 )
 
 # --- The QEMU lab: bookworm-backports for a QEMU with the igb SR-IOV NIC (--test only) -------
