@@ -284,19 +284,8 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
       auto a = alloc(h, r);
       REQUIRE(a.ok());
       const PciAddress addr = a->lease.address;
-      h.stop();  // the child is the daemon now, with its own connection to the state
-      pid_t pid = fork();
-      if (pid == 0) {
-        auto store = StateStore::open(h.dir / "state");
-        if (!store) _exit(2);
-        DyingKernel dying(*h.sim, n);
-        Agent agent(*h.root, dying, **store, h.model, nullptr);
-        (void)agent.refresh();
-        _exit(agent.release(a->lease.id).ok() ? 0 : 1);
-      }
-      int st = 0;
-      REQUIRE(waitpid(pid, &st, 0) == pid);
-      h.start();
+      const std::string id = a->lease.id;
+      const int st = run_dying(h, n, [&](Agent& agent) { return agent.release(id); });
       auto report = h.agent->reconcile();
       CHECK(report.drift.empty());
       CHECK(h.store->operations_in_state("pending")->empty());

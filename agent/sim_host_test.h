@@ -191,6 +191,26 @@ struct DyingKernel : kernel::Kernel {
   Result<kernel::LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
 };
 
+// Runs `op` on an agent in a child process whose kernel dies at its n-th change (the daemon
+// killed there), then restarts `h` on the same tree and state. Returns the child's wait status.
+template <class Op>
+int run_dying(Host& h, int n, Op op) {
+  h.stop();  // the child is the daemon now, with its own connection to the state
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto store = StateStore::open(h.dir / "state");
+    if (!store) _exit(2);
+    DyingKernel dying(*h.sim, n);
+    Agent a(*h.root, dying, **store, h.model, nullptr);
+    (void)a.refresh();
+    _exit(op(a).ok() ? 0 : 1);
+  }
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  h.start();
+  return st;
+}
+
 // `rebinds_netdevs`: the operation may unbind and rebind a netdev's driver, which (as on Linux)
 // registers the netdev afresh: its runtime files are compared by presence only.
 template <class Op, class Done, class Setup>
@@ -200,19 +220,7 @@ void crash_at_every_step(Op op, Done done, Setup setup, bool rebinds_netdevs = f
     Host h;
     setup(h);
     auto before = h.state();
-    h.stop();  // the child is the daemon now, with its own connection to the state
-    pid_t pid = fork();
-    if (pid == 0) {
-      auto store = StateStore::open(h.dir / "state");
-      if (!store) _exit(2);
-      DyingKernel dying(*h.sim, n);
-      Agent a(*h.root, dying, **store, h.model, nullptr);
-      (void)a.refresh();
-      _exit(op(a).ok() ? 0 : 1);
-    }
-    int st = 0;
-    REQUIRE(waitpid(pid, &st, 0) == pid);
-    h.start();
+    const int st = run_dying(h, n, op);
     auto report = h.agent->reconcile();
     CHECK(report.drift.empty());
     CHECK(h.store->operations_in_state("pending")->empty());
