@@ -154,6 +154,7 @@ class Agent {
   // `detached`: the result of detaching the lease from its domain, when the caller did it
   // (without the lock); else an attached lease is detached here.
   Result<void> release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached = std::nullopt);
+  Result<int64_t> begin_lease_operation(const char* kind, const Lease& lease);
   Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode);
   void recover_leases(ReconcileReport& report);
   Result<void> recover_pending(ReconcileReport& report);

@@ -278,6 +278,20 @@ Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& 
   return ok();
 }
 
+// Intent first: the lease (as it is now) and the journal entry of `kind` in one transaction.
+// Not synced: the commit that ends the operation is the durable one.
+Result<int64_t> Agent::begin_lease_operation(const char* kind, const Lease& lease) {
+  int64_t op = 0;
+  auto begun = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+    auto id = store_.begin_operation(kind, lease.address.to_string(), nlohmann::json({{"lease", lease.id}}).dump());
+    if (!id) return std::move(id).error();
+    op = *id;
+    return tx.put("lease", lease.id, lease.to_json().dump());
+  }, Durability::process_crash);
+  if (!begun) return std::move(begun).error();
+  return op;
+}
+
 Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   std::lock_guard lock(mu_);
   // A retry with the same Idempotency-Key gets the lease the first request made.
@@ -397,16 +411,9 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   if (mode == PoolMode::vfio && d.driver != std::string("vfio-pci"))
     if (auto r = check_netdev_quiet(d); !r) return std::move(r).error();
 
-  // Intent first: the lease and the journal entry in one transaction.
-  int64_t op = 0;
-  auto begun = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
-    auto id = store_.begin_operation("allocate", d.address.to_string(), nlohmann::json({{"lease", lease.id}}).dump());
-    if (!id) return std::move(id).error();
-    op = *id;
-    return tx.put("lease", lease.id, lease.to_json().dump());
-  }, Durability::process_crash);  // the final commit below is the durable one
-  if (!begun) return std::move(begun).error();
-  Applier a(kernel_, store_, op);
+  auto op = begin_lease_operation("allocate", lease);
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
   Result<void> r = ok();
   if (wanted) {
     r = apply_vf_config(a, pf_ifname, vf_index, current, *wanted);
@@ -421,14 +428,14 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   if (r) {
     r = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
       if (auto w = tx.put("lease", lease.id, lease.to_json().dump()); !w) return w;
-      return store_.finish_operation(op, "done");
+      return store_.finish_operation(*op, "done");
     });
   }
   if (!r) {
     a.rollback();
     (void)store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
       if (auto w = tx.erase("lease", lease.id); !w) return w;
-      return store_.finish_operation(op, "failed", r.error().message);
+      return store_.finish_operation(*op, "failed", r.error().message);
     });
     (void)refresh_devices_locked({d.address});
     return std::move(r).error().context("leasing " + d.address.to_string());
@@ -489,15 +496,9 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
     lease.attached.reset();
   }
   lease.state = "releasing";
-  int64_t op = 0;
-  auto begun = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
-    auto oid = store_.begin_operation("release", addr, nlohmann::json({{"lease", lease.id}}).dump());
-    if (!oid) return std::move(oid).error();
-    op = *oid;
-    return tx.put("lease", lease.id, lease.to_json().dump());
-  }, Durability::process_crash);  // the final commit below is the durable one
-  if (!begun) return std::move(begun).error();
-  Applier a(kernel_, store_, op);
+  auto op = begin_lease_operation("release", lease);
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
   auto s = snap();
   const DeviceView* v = s->find(lease.address);
   Result<void> r = ok();
@@ -534,7 +535,7 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
   }
   if (!r) {
     // Moving forward, not back: what was reset stays reset.
-    (void)store_.finish_operation(op, "failed", r.error().message);
+    (void)store_.finish_operation(*op, "failed", r.error().message);
     return fail(std::move(r).error());
   }
   auto done = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
@@ -542,7 +543,7 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
     // The lease's attributes and driver are not the device's desired state any more.
     if (lease.address.to_string().size() && v && v->device.physfn && v->device.vf_index)
       if (auto w = tx.erase("vf_config", v->device.physfn->to_string() + "#" + std::to_string(*v->device.vf_index)); !w) return w;
-    return store_.finish_operation(op, "done");
+    return store_.finish_operation(*op, "done");
   });
   if (!done) return fail(std::move(done).error());
   auto book = std::make_shared<LeaseBook>(*book_);
