@@ -68,7 +68,7 @@ class ConnectionWatch {
     std::lock_guard lock(mu_);
     uint64_t id = ++next_id_;
     entries_[id] = {dup, Clock::now() + allowance_};
-    cv_.notify_all();
+    wake_if_idle();
     return id;
   }
   void remove(uint64_t id) {
@@ -87,7 +87,7 @@ class ConnectionWatch {
   void rearm(uint64_t id) {
     std::lock_guard lock(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline = Clock::now() + allowance_;
-    cv_.notify_all();
+    wake_if_idle();
   }
 
  private:
@@ -95,6 +95,11 @@ class ConnectionWatch {
     int fd = -1;
     std::optional<Clock::time_point> deadline;
   };
+  // A new deadline is now + allowance_, never earlier than one the watch already waits for: the
+  // watch needs waking only when it waits for none. Called with mu_ held.
+  void wake_if_idle() {
+    if (idle_) cv_.notify_all();
+  }
   void run() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
@@ -111,7 +116,8 @@ class ConnectionWatch {
           next = std::min(next, *e.deadline);
         }
       }
-      if (next == Clock::time_point::max()) cv_.wait(lock);
+      idle_ = next == Clock::time_point::max();
+      if (idle_) cv_.wait(lock);
       else cv_.wait_until(lock, next);
     }
   }
@@ -121,6 +127,7 @@ class ConnectionWatch {
   std::map<uint64_t, Entry> entries_;  // guarded by mu_
   uint64_t next_id_ = 0;               // guarded by mu_
   bool stopping_ = false;              // guarded by mu_
+  bool idle_ = false;                  // guarded by mu_: the watch waits with no deadline
   std::thread thread_;
 };
 
