@@ -36,6 +36,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "pci.ids, systemd")
+# libvirt and libxml2 are loaded only when a lease is attached to or detached from a domain.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libvirt0, libxml2")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "bash-completion")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/systemd/debian/conffiles ${PROJECT_SOURCE_DIR}/systemd/debian/postinst

@@ -7,7 +7,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
+
+#include "base/shared_library.h"
 
 namespace sriovd::virt {
 
@@ -15,22 +16,49 @@ namespace {
 
 constexpr size_t kMaxDocument = 16u << 20;
 
+// libxml2 (and the ICU it links) is loaded on the first parse: only the libvirt paths read
+// domain XML, and a daemon that never attaches a device should not map it. These are the
+// functions used; xmlFree is libxml2's variable holding its deallocator.
+#define SRIOVD_LIBXML2_FUNCTIONS(X)                                                                       \
+  X(xmlCtxtGetLastError) X(xmlCtxtReadMemory) X(xmlDocGetRootElement) X(xmlFree) X(xmlFreeDoc)           \
+  X(xmlFreeParserCtxt) X(xmlGetNoNsProp) X(xmlInitParser) X(xmlNewParserCtxt) X(xmlStrEqual)
+
+struct XmlApi {
+  SRIOVD_DECLARE_FUNCTIONS(SRIOVD_LIBXML2_FUNCTIONS)
+};
+
+// Set once, inside load_libxml2()'s first call; everything below that touches a node runs
+// after it.
+const XmlApi* libxml = nullptr;
+
+Result<void> load_libxml2() {
+  auto loaded = SharedLibrary::load_once<XmlApi>("libxml2.so.2", "libxml2", [](const SharedLibrary& lib, XmlApi& t) {
+    auto r = SRIOVD_RESOLVE_FUNCTIONS(lib, t, SRIOVD_LIBXML2_FUNCTIONS);
+    if (!r) return r;
+    t.xmlInitParser();
+    libxml = &t;
+    return r;
+  });
+  if (!loaded) return std::move(loaded).error();
+  return ok();
+}
+
 struct CtxtFree {
-  void operator()(xmlParserCtxt* c) const { xmlFreeParserCtxt(c); }
+  void operator()(xmlParserCtxt* c) const { libxml->xmlFreeParserCtxt(c); }
 };
 struct DocFree {
-  void operator()(xmlDoc* d) const { xmlFreeDoc(d); }
+  void operator()(xmlDoc* d) const { libxml->xmlFreeDoc(d); }
 };
 
 bool named(const xmlNode* n, const char* name) {
-  return n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, reinterpret_cast<const xmlChar*>(name));
+  return n->type == XML_ELEMENT_NODE && libxml->xmlStrEqual(n->name, reinterpret_cast<const xmlChar*>(name));
 }
 
 std::optional<std::string> attr(const xmlNode* n, const char* name) {
-  xmlChar* v = xmlGetNoNsProp(n, reinterpret_cast<const xmlChar*>(name));
+  xmlChar* v = libxml->xmlGetNoNsProp(n, reinterpret_cast<const xmlChar*>(name));
   if (!v) return std::nullopt;
   std::string out(reinterpret_cast<const char*>(v));
-  xmlFree(v);
+  (*libxml->xmlFree)(v);
   return out;
 }
 
@@ -122,26 +150,25 @@ Result<std::vector<DomainDevice>> parse_devices(std::string_view xml) {
   if (xml.size() > kMaxDocument) {
     return Error::make(ErrorCode::bad_request, "XML document of " + std::to_string(xml.size()) + " bytes is over 16 MiB");
   }
-  static std::once_flag init;
-  std::call_once(init, [] { xmlInitParser(); });
+  if (auto loaded = load_libxml2(); !loaded) return std::move(loaded).error();
 
-  std::unique_ptr<xmlParserCtxt, CtxtFree> ctxt(xmlNewParserCtxt());
+  std::unique_ptr<xmlParserCtxt, CtxtFree> ctxt(libxml->xmlNewParserCtxt());
   if (!ctxt) return Error::make(ErrorCode::internal, "libxml2 could not allocate a parser");
   // No network, no entity substitution (XML_PARSE_NOENT is not set), no DTD loading, and no
   // report to stderr: the error is returned instead.
   const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
   std::unique_ptr<xmlDoc, DocFree> doc(
-      xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()), "device.xml", nullptr, options));
+      libxml->xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()), "device.xml", nullptr, options));
   if (!doc) {
     std::string why = "not well-formed";
-    if (const xmlError* e = xmlCtxtGetLastError(ctxt.get()); e && e->message) {
+    if (const xmlError* e = libxml->xmlCtxtGetLastError(ctxt.get()); e && e->message) {
       why = e->message;
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
       why += " (line " + std::to_string(e->line) + ")";
     }
     return Error::make(ErrorCode::bad_request, "XML " + why);
   }
-  const xmlNode* root = xmlDocGetRootElement(doc.get());
+  const xmlNode* root = libxml->xmlDocGetRootElement(doc.get());
   if (!root) return Error::make(ErrorCode::bad_request, "XML document has no root element");
 
   std::vector<DomainDevice> out;

@@ -9,35 +9,60 @@
 #include <mutex>
 #include <thread>
 
+#include "base/shared_library.h"
 #include "virt/domain_xml.h"
 
 namespace sriovd::virt {
 
 namespace {
 
+// libvirt is loaded on the first connection, not at start: libvirt.so and what it pulls in
+// (gnutls, glib, ICU, libssh, curl, ...) would otherwise be mapped and touched by every daemon,
+// most of which never attach a device. These are the functions sriovd calls.
+#define SRIOVD_LIBVIRT_FUNCTIONS(X)                                                                 \
+  X(virConnectClose) X(virConnectDomainEventDeregisterAny) X(virConnectDomainEventRegisterAny)     \
+  X(virConnectIsAlive) X(virConnectListAllDomains) X(virConnectOpen) X(virConnectSetKeepAlive)     \
+  X(virDomainAttachDeviceFlags) X(virDomainDetachDeviceFlags) X(virDomainFree) X(virDomainGetName) \
+  X(virDomainGetXMLDesc) X(virDomainIsActive) X(virDomainIsPersistent) X(virDomainLookupByName)    \
+  X(virDomainLookupByUUIDString) X(virEventRegisterDefaultImpl) X(virEventRunDefaultImpl)          \
+  X(virGetLastError) X(virResetLastError) X(virSetErrorFunc)
+
+struct Api {
+  SRIOVD_DECLARE_FUNCTIONS(SRIOVD_LIBVIRT_FUNCTIONS)
+};
+
+// The loaded library; set once, inside load()'s first call, and never unloaded (its event loop
+// thread runs for the rest of the process). Only code reached through a connection uses it.
+const Api* api = nullptr;
+
 // libvirt's default error function prints every error to stderr; ours drops it (the error is
 // still recorded per thread for virGetLastError, which is how it reaches the caller).
 void quiet_error(void*, virErrorPtr) {}
 
-// Registers the default event loop implementation and runs it on a detached thread, once per
-// process. libvirt requires the registration before the first connection is opened for events
-// and keepalives to work on it.
-void start_event_loop() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    virSetErrorFunc(nullptr, quiet_error);
-    if (virEventRegisterDefaultImpl() < 0) return;  // then connect() reports the missing loop
-    std::thread([] {
-      for (;;) virEventRunDefaultImpl();
+// Loads libvirt, registers the default event loop implementation and runs it on a detached
+// thread, once per process. libvirt requires the registration before the first connection is
+// opened for events and keepalives to work on it. Without libvirt.so.0 every call fails with
+// libvirt_unreachable, saying so.
+Result<void> load() {
+  auto loaded = SharedLibrary::load_once<Api>("libvirt.so.0", "libvirt0", [](const SharedLibrary& lib, Api& t) {
+    if (auto r = SRIOVD_RESOLVE_FUNCTIONS(lib, t, SRIOVD_LIBVIRT_FUNCTIONS); !r) return r;
+    api = &t;
+    t.virSetErrorFunc(nullptr, quiet_error);
+    if (t.virEventRegisterDefaultImpl() < 0) return ok();  // then connecting reports the missing loop
+    std::thread([&t] {
+      for (;;) t.virEventRunDefaultImpl();
     }).detach();
+    return ok();
   });
+  if (!loaded) return Error::because(ErrorCode::unavailable, "libvirt_unreachable", loaded.error().message);
+  return ok();
 }
 
 // Turns the thread's last libvirt error into an Error: "<what>: <libvirt's message>", with a
 // code and reason from libvirt's error number; `fallback` is the reason for numbers with no
 // finer meaning. Resets libvirt's error.
 Error last_error(const std::string& what, const char* fallback, ErrorCode fallback_code = ErrorCode::io) {
-  virErrorPtr e = virGetLastError();
+  virErrorPtr e = api->virGetLastError();
   std::string message = e && e->message ? e->message : "unknown libvirt error";
   // XML errors come with the offending line and a caret under it: keep the first line.
   if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
@@ -88,12 +113,12 @@ Error last_error(const std::string& what, const char* fallback, ErrorCode fallba
         break;
     }
   }
-  virResetLastError();
+  api->virResetLastError();
   return Error::because(code, std::move(reason), what + ": " + message);
 }
 
 struct DomainFree {
-  void operator()(virDomain* d) const { virDomainFree(d); }
+  void operator()(virDomain* d) const { api->virDomainFree(d); }
 };
 using DomainPtr = std::unique_ptr<virDomain, DomainFree>;
 
@@ -156,7 +181,7 @@ void free_wait(void* opaque) { delete static_cast<std::shared_ptr<RemovalWait>*>
 struct Libvirt::Conn {
   virConnectPtr ptr = nullptr;
   ~Conn() {
-    if (ptr) virConnectClose(ptr);
+    if (ptr) api->virConnectClose(ptr);
   }
 };
 
@@ -168,7 +193,7 @@ struct Libvirt::State {
 namespace {
 
 Result<virConnectPtr> open_connection(const std::string& uri) {
-  virConnectPtr c = virConnectOpen(uri.c_str());
+  virConnectPtr c = api->virConnectOpen(uri.c_str());
   if (!c) {
     Error e = last_error("connecting to libvirt at " + uri, "libvirt_unreachable", ErrorCode::unavailable);
     e.code = ErrorCode::unavailable;
@@ -177,7 +202,7 @@ Result<virConnectPtr> open_connection(const std::string& uri) {
   }
   // Keepalive probes (every 5 s, 3 unanswered close it) notice a daemon that vanished without
   // closing the socket. Drivers without keepalive (test:///) refuse; that is fine.
-  if (virConnectSetKeepAlive(c, 5, 3) < 0) virResetLastError();
+  if (api->virConnectSetKeepAlive(c, 5, 3) < 0) api->virResetLastError();
   return c;
 }
 
@@ -188,7 +213,6 @@ Libvirt::Libvirt(std::string uri) : uri_(std::move(uri)), state_(std::make_uniqu
 Libvirt::~Libvirt() = default;
 
 Result<std::unique_ptr<Libvirt>> Libvirt::connect(const std::string& uri) {
-  start_event_loop();
   std::unique_ptr<Libvirt> lv(new Libvirt(uri));
   auto c = lv->connection();
   if (!c) return std::move(c).error();
@@ -196,16 +220,16 @@ Result<std::unique_ptr<Libvirt>> Libvirt::connect(const std::string& uri) {
 }
 
 std::unique_ptr<Libvirt> Libvirt::deferred(const std::string& uri) {
-  start_event_loop();
   return std::unique_ptr<Libvirt>(new Libvirt(uri));
 }
 
 Result<std::shared_ptr<Libvirt::Conn>> Libvirt::connection() {
+  if (auto loaded = load(); !loaded) return std::move(loaded).error();
   std::lock_guard<std::mutex> lock(state_->mu);
-  if (state_->conn && virConnectIsAlive(state_->conn->ptr) == 1) return state_->conn;
+  if (state_->conn && api->virConnectIsAlive(state_->conn->ptr) == 1) return state_->conn;
   // Gone (daemon restarted, keepalive timeout): open afresh. Holders of the old one keep it
   // until they are done; their calls fail with libvirt_unreachable.
-  virResetLastError();
+  api->virResetLastError();
   auto opened = open_connection(uri_);
   if (!opened) return std::move(opened).error();
   auto conn = std::make_shared<Conn>();
@@ -217,10 +241,10 @@ Result<std::shared_ptr<Libvirt::Conn>> Libvirt::connection() {
 namespace {
 
 Result<DomainPtr> lookup(virConnectPtr c, const std::string& name) {
-  virDomainPtr d = virDomainLookupByName(c, name.c_str());
+  virDomainPtr d = api->virDomainLookupByName(c, name.c_str());
   if (!d && looks_like_uuid(name)) {
-    virResetLastError();
-    d = virDomainLookupByUUIDString(c, name.c_str());
+    api->virResetLastError();
+    d = api->virDomainLookupByUUIDString(c, name.c_str());
   }
   if (!d) {
     Error e = last_error("looking up domain '" + name + "'", "libvirt_failed");
@@ -231,7 +255,7 @@ Result<DomainPtr> lookup(virConnectPtr c, const std::string& name) {
 }
 
 Result<std::string> xml_of(virDomainPtr d, bool inactive, const std::string& name) {
-  char* x = virDomainGetXMLDesc(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+  char* x = api->virDomainGetXMLDesc(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
   if (!x) return last_error("reading the definition of domain '" + name + "'", "libvirt_failed");
   return take(x);
 }
@@ -242,11 +266,11 @@ Error flags_error() {
 
 // Refines an attach/detach failure: a live change refused because the domain is off.
 Error refine(Error e, virDomainPtr d, Libvirt::Flags flags, const std::string& name) {
-  if (flags.live && e.code == ErrorCode::conflict && virDomainIsActive(d) == 0) {
+  if (flags.live && e.code == ErrorCode::conflict && api->virDomainIsActive(d) == 0) {
     e.reason = "domain_not_running";
     e.message += " (domain '" + name + "' is off; a live change needs it running)";
   }
-  virResetLastError();
+  api->virResetLastError();
   return e;
 }
 
@@ -258,7 +282,7 @@ Result<void> Libvirt::attach(const std::string& domain, const std::string& devic
   if (!conn) return std::move(conn).error();
   auto dom = lookup((*conn)->ptr, domain);
   if (!dom) return std::move(dom).error();
-  if (virDomainAttachDeviceFlags(dom->get(), device_xml.c_str(), affect(flags)) < 0) {
+  if (api->virDomainAttachDeviceFlags(dom->get(), device_xml.c_str(), affect(flags)) < 0) {
     return refine(last_error("attaching a device to domain '" + domain + "'", "attach_failed"), dom->get(), flags,
                   domain);
   }
@@ -285,7 +309,7 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
   const std::string what = "detaching a device from domain '" + domain + "'";
 
   if (!flags.live) {
-    if (virDomainDetachDeviceFlags(dom->get(), device_xml.c_str(), affect(flags)) < 0) {
+    if (api->virDomainDetachDeviceFlags(dom->get(), device_xml.c_str(), affect(flags)) < 0) {
       return last_error(what, "detach_failed");
     }
     return ok();
@@ -302,7 +326,7 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
   }
   std::optional<std::string> alias = given->front().alias;
   if (!alias) {
-    if (virDomainIsActive(dom->get()) == 0) {
+    if (api->virDomainIsActive(dom->get()) == 0) {
       return Error::because(ErrorCode::conflict, "domain_not_running",
                             what + ": domain '" + domain + "' is not running (a live change needs a running domain)");
     }
@@ -325,27 +349,27 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
   // freed by libvirt when the callback is gone, which may be after we return.
   auto wait = std::make_shared<RemovalWait>();
   wait->alias = *alias;
-  int removed_id = virConnectDomainEventRegisterAny(c, dom->get(), VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+  int removed_id = api->virConnectDomainEventRegisterAny(c, dom->get(), VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
                                                     VIR_DOMAIN_EVENT_CALLBACK(on_removed),
                                                     new std::shared_ptr<RemovalWait>(wait), free_wait);
   if (removed_id < 0) return last_error(what + ": listening for device removal", "libvirt_failed");
-  int failed_id = virConnectDomainEventRegisterAny(c, dom->get(), VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+  int failed_id = api->virConnectDomainEventRegisterAny(c, dom->get(), VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
                                                    VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed),
                                                    new std::shared_ptr<RemovalWait>(wait), free_wait);
-  if (failed_id < 0) virResetLastError();  // older daemons: we still see removals and timeouts
+  if (failed_id < 0) api->virResetLastError();  // older daemons: we still see removals and timeouts
   struct Deregister {
     virConnectPtr c;
     int a, b;
     ~Deregister() {
-      if (a >= 0) virConnectDomainEventDeregisterAny(c, a);
-      if (b >= 0) virConnectDomainEventDeregisterAny(c, b);
-      virResetLastError();
+      if (a >= 0) api->virConnectDomainEventDeregisterAny(c, a);
+      if (b >= 0) api->virConnectDomainEventDeregisterAny(c, b);
+      api->virResetLastError();
     }
   } deregister{c, removed_id, failed_id};
 
   // For PCI devices the QEMU driver itself waits a few seconds for the guest before returning
   // 0 with the removal still pending: success here means "asked", the event means "done".
-  if (virDomainDetachDeviceFlags(dom->get(), device_xml.c_str(), affect(flags)) < 0) {
+  if (api->virDomainDetachDeviceFlags(dom->get(), device_xml.c_str(), affect(flags)) < 0) {
     return refine(last_error(what, "detach_failed"), dom->get(), flags, domain);
   }
 
@@ -362,8 +386,8 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
   }
   // No event by the deadline. The device may still have gone (the domain stopped, or the
   // connection was replaced and the event lost): believe the live definition.
-  if (virDomainIsActive(dom->get()) == 0) {
-    virResetLastError();
+  if (api->virDomainIsActive(dom->get()) == 0) {
+    api->virResetLastError();
     return ok();
   }
   if (auto live = xml_of(dom->get(), false, domain)) {
@@ -383,7 +407,7 @@ Result<std::vector<DomainUse>> Libvirt::domains_using(const PciAddress& address,
   auto conn = connection();
   if (!conn) return std::move(conn).error();
   virDomainPtr* list = nullptr;
-  int n = virConnectListAllDomains((*conn)->ptr, &list, 0);
+  int n = api->virConnectListAllDomains((*conn)->ptr, &list, 0);
   if (n < 0) return last_error("listing libvirt domains", "libvirt_failed");
   std::vector<DomainPtr> domains;
   for (int i = 0; i < n; ++i) domains.emplace_back(list[i]);
@@ -405,20 +429,20 @@ Result<std::vector<DomainUse>> Libvirt::domains_using(const PciAddress& address,
 
   std::vector<DomainUse> out;
   for (const auto& d : domains) {
-    const char* name = virDomainGetName(d.get());
+    const char* name = api->virDomainGetName(d.get());
     DomainUse use;
     use.domain = name ? name : "";
-    use.running = virDomainIsActive(d.get()) == 1;
+    use.running = api->virDomainIsActive(d.get()) == 1;
     // A domain that vanishes between the listing and these reads uses nothing any more.
     if (use.running) {
-      char* x = virDomainGetXMLDesc(d.get(), 0);
+      char* x = api->virDomainGetXMLDesc(d.get(), 0);
       if (x) use.live = uses(take(x));
     }
-    if (virDomainIsPersistent(d.get()) == 1) {
-      char* x = virDomainGetXMLDesc(d.get(), VIR_DOMAIN_XML_INACTIVE);
+    if (api->virDomainIsPersistent(d.get()) == 1) {
+      char* x = api->virDomainGetXMLDesc(d.get(), VIR_DOMAIN_XML_INACTIVE);
       if (x) use.config = uses(take(x));
     }
-    virResetLastError();
+    api->virResetLastError();
     if (use.live || use.config) out.push_back(std::move(use));
   }
   std::sort(out.begin(), out.end(), [](const DomainUse& a, const DomainUse& b) { return a.domain < b.domain; });

@@ -5,7 +5,10 @@
 // are thread-safe; the one mutable member (the connection, reopened when libvirt went away) is
 // guarded by a mutex that is never held across a libvirt call other than the reopen itself.
 //
-// Process-wide effects, on the first connect():
+// Process-wide effects, on the first connection (not before: a daemon that never attaches a
+// device never loads libvirt):
+// - libvirt.so.0 is loaded with dlopen; without it every call fails with libvirt_unreachable
+//   saying libvirt is not installed.
 // - libvirt's default event loop is registered (virEventRegisterDefaultImpl) and run by one
 //   detached thread for the rest of the process: detach waits for libvirt's device-removed
 //   events, and keepalives detect a dead daemon. Another libvirt user in the same process must

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -175,6 +176,14 @@ void create_pool(cli::Client& c, const std::string& body) {
 
 const char* const kVfioPool = R"({"name": "cx6", "selectors": {"pf_names": ["ens3f0"]}})";
 
+// Whether the process has a file whose name contains `name` mapped.
+bool maps(pid_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  for (std::string line; std::getline(in, line);)
+    if (line.find(name) != std::string::npos) return true;
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("REST: a vfio VF, a netdev-mode VF and a whole PF attached to a defined domain and detached") {
@@ -188,8 +197,12 @@ TEST_CASE("REST: a vfio VF, a netdev-mode VF and a whole PF attached to a define
   // vfio mode: <interface type='hostdev'> with the lease's MAC and VLAN.
   auto vf = allocate(c, "cx6", "kinds-1", {{"mac", "52:54:00:10:00:01"}, {"vlan", 42}});
   const std::string vf_id = vf.body["id"], vf_addr = vf.body["address"];
+  // libvirt (with what it pulls in) and libxml2 are loaded by the first attach, not at start.
+  CHECK_FALSE(maps(h.daemon.pid(), "libvirt.so"));
+  CHECK_FALSE(maps(h.daemon.pid(), "libxml2.so"));
   auto at = call(c, "POST", "/v1/allocations/" + vf_id + "/attach", attach_body(vm.name));
   REQUIRE_MESSAGE(at.status == 200, at.body.dump());
+  CHECK(maps(h.daemon.pid(), "libvirt.so"));
   check_schema("Lease", at.body);
   CHECK(at.body["attached_to"] == json({{"domain", vm.name}, {"live", false}, {"config", true}}));
   CHECK(call(c, "GET", "/v1/allocations/" + vf_id).body["attached_to"]["domain"] == vm.name);
