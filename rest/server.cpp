@@ -25,6 +25,7 @@
 
 #include "base/fd.h"
 #include "rest/auth.h"
+#include "rest/worker_pool.h"
 
 namespace sriovd::rest {
 
@@ -253,54 +254,6 @@ std::string ssl_error() {
   return buf;
 }
 
-// At most `workers` connections are served at once, `workers` more wait here, and beyond that
-// the accept loop itself waits (enqueue blocks), so further clients wait in the kernel's listen
-// backlog: nothing in the daemon grows with the number of clients.
-class BoundedPool : public httplib::TaskQueue {
- public:
-  explicit BoundedPool(size_t workers) : max_waiting_(workers) {
-    for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
-  }
-  void enqueue(std::function<void()> fn) override {
-    std::unique_lock lock(mu_);
-    space_.wait(lock, [&] { return jobs_.size() < max_waiting_ || shutdown_; });
-    jobs_.push_back(std::move(fn));
-    ready_.notify_one();
-  }
-  void shutdown() override {
-    {
-      std::lock_guard lock(mu_);
-      shutdown_ = true;
-    }
-    ready_.notify_all();
-    space_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-
- private:
-  void work() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu_);
-        ready_.wait(lock, [&] { return !jobs_.empty() || shutdown_; });
-        // Connections already accepted are served even when stopping: they are answered.
-        if (jobs_.empty()) return;
-        fn = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      space_.notify_one();
-      fn();
-    }
-  }
-  const size_t max_waiting_;
-  std::mutex mu_;
-  std::condition_variable ready_, space_;
-  std::deque<std::function<void()>> jobs_;  // guarded by mu_
-  bool shutdown_ = false;                    // guarded by mu_
-  std::vector<std::thread> threads_;
-};
-
 void translate(const Api& api, const Authorizer* auth, Request::Transport transport, const httplib::Request& in,
                httplib::Response& out) {
   if (t_connection) t_connection->watch->lift(t_connection->id);  // arrived whole
@@ -476,8 +429,9 @@ Result<void> HttpServer::bind(const ListenAddress& address) {
   });
 
   auto acceptor = std::make_unique<Acceptor>(*srv, *l->watch, unix_socket);
-  int threads = options_.worker_threads;
-  acceptor->new_task_queue = [threads] { return new BoundedPool(static_cast<size_t>(threads)); };
+  acceptor->new_task_queue = [this] {
+    return new WorkerPool(static_cast<size_t>(options_.worker_threads), options_.worker_idle_exit, workers_);
+  };
   acceptor->set_read_timeout(options_.read_timeout_s, 0);
   acceptor->set_tcp_nodelay(true);  // inherited by the accepted sockets
   if (unix_socket) {

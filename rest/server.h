@@ -10,9 +10,12 @@
 // on the unix socket the peer is the connecting process, from SO_PEERCRED). A connection whose
 // request trickles in past ServerOptions::request_timeout_s is closed (see ConnectionWatch).
 // Each listener serves at most worker_threads connections at once; as many more wait, and
-// beyond that the kernel's listen backlog holds them (see BoundedPool in server.cpp).
+// beyond that the kernel's listen backlog holds them (see rest/worker_pool.h). Workers
+// are started as connections need them and leave after worker_idle_exit idle.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -37,6 +40,8 @@ struct ListenAddress {
 
 struct ServerOptions {
   int worker_threads = 64;
+  // A worker idle this long exits; workers start when a connection finds none idle.
+  std::chrono::milliseconds worker_idle_exit{60000};
   size_t max_body_bytes = 1 << 20;
   int read_timeout_s = 10;  // one read (httplib's own timeout)
   int keep_alive_timeout_s = 5;
@@ -80,6 +85,7 @@ class HttpServer {
   ServerOptions options_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::thread> threads_;
+  std::atomic<int> workers_{0};  // worker threads alive, over all listeners' pools (WorkerPool)
 };
 
 }  // namespace sriovd::rest

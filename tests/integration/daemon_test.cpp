@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -15,17 +16,27 @@
 #include "schemas/validator.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/process.h"
+#include "tests/support/raw_http.h"
 #include "tests/integration/sim_daemon.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
 using nlohmann::json;
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 using sriovd::test::Host;
 
 namespace {
 
 size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// The process's thread count, from /proc.
+int threads_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
 
 }  // namespace
 
@@ -113,6 +124,23 @@ TEST_CASE("TCP with --url serves the same answers; SIGTERM stops cleanly and rem
   CHECK(json::parse(tcp.out) == json::parse(unix_.out));
   CHECK(h.daemon.stop() == 0);
   CHECK_FALSE(fs::exists(h.sock));
+}
+
+TEST_CASE("workers start as connections need them: an idle daemon holds none of its 64") {
+  Host h;
+  const int idle = threads_of(h.daemon.pid());
+  // The accept loops, the watches, the main thread; not the workers of two listeners x 64.
+  CHECK(idle > 0);
+  CHECK(idle < 16);
+  // Each open keep-alive connection holds a worker.
+  std::vector<test::RawConnection> held;
+  for (int i = 0; i < 5; ++i) {
+    held.push_back(test::RawConnection::unix_socket(h.sock.string()));
+    REQUIRE(held.back().send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    REQUIRE(test::status_of(held.back().read_response(5s)) == 200);
+  }
+  CHECK(threads_of(h.daemon.pid()) == idle + 5);
+  CHECK(h.daemon.stop() == 0);
 }
 
 TEST_CASE("start-up errors are one clear line and exit 1 (78 for a configuration that cannot work)") {

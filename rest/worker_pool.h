@@ -1,0 +1,56 @@
+// WorkerPool: the threads that serve a listener's connections (cpp-httplib's TaskQueue).
+//
+// At most `workers` connections are served at once, `workers` more wait in the pool, and beyond
+// that enqueue (the accept loop) waits, so further clients wait in the kernel's listen backlog:
+// nothing in the daemon grows with the number of clients.
+//
+// Workers are started when a connection finds none idle, and one idle for `idle_exit` leaves: an
+// idle daemon holds no worker threads (each is a stack and an allocator arena), a busy one keeps
+// those it uses. Connections already handed to the pool are served even when it shuts down.
+//
+// Thread-safety: enqueue and shutdown may be called from any thread.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace sriovd::rest {
+
+class WorkerPool : public httplib::TaskQueue {
+ public:
+  // `live` counts this pool's worker threads, started and not yet returned; it is notified
+  // (std::atomic::notify_all) at each change. It may be shared by several pools.
+  WorkerPool(size_t workers, std::chrono::milliseconds idle_exit, std::atomic<int>& live);
+  ~WorkerPool() override;
+
+  void enqueue(std::function<void()> fn) override;
+  // Serves what was enqueued, then joins every worker. Idempotent.
+  void shutdown() override;
+
+ private:
+  void work();
+  void reap_locked();
+
+  const size_t max_workers_;
+  const size_t max_waiting_;
+  const std::chrono::milliseconds idle_exit_;
+  std::atomic<int>& live_;
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<std::function<void()>> jobs_;         // guarded by mu_
+  size_t idle_ = 0;                                 // workers waiting for a job; guarded by mu_
+  std::map<std::thread::id, std::thread> threads_;  // guarded by mu_
+  std::vector<std::thread::id> left_;               // left for idleness, not yet joined; guarded by mu_
+  bool shutdown_ = false;                           // guarded by mu_
+};
+
+}  // namespace sriovd::rest
