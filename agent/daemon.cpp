@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -328,6 +329,9 @@ int run_daemon(const DaemonOptions& options) {
     }
   }
   server.start();
+  // The start's scratch (the scan's per-thread buffers, the first snapshot's predecessors) is
+  // freed but still held by the allocator's arenas: give those pages back before serving.
+  ::malloc_trim(0);
   api.set_ready(true);
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::string where;

@@ -7,16 +7,21 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 namespace sriovd::agent {
 
 Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
                                                  uint64_t generation, kernel::Kernel* kernel) {
-  // Parse pci.ids on another thread while the tree is read.
+  // Open the name databases, and read the IOMMU groups' types, on other threads while the
+  // functions are read.
   std::thread loader;
   if (names) loader = std::thread([names] { names->preload(); });
+  std::unordered_map<int, std::string> group_types;
+  std::thread types([&] { group_types = iommu::read_group_types(root); });
   auto inv = pci::scan(root);
   if (loader.joinable()) loader.join();
+  types.join();
   if (!inv) return std::move(inv).error();
   auto snap = std::make_shared<Snapshot>();
   snap->sysfs_root = root.path().string();
@@ -35,7 +40,7 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
   std::vector<const pci::Device*> devices;
   devices.reserve(snap->devices.size());
   for (const auto& v : snap->devices) devices.push_back(&v.device);
-  snap->groups = iommu::build_groups(root, devices);
+  snap->groups = iommu::build_groups(root, devices, &group_types);
   if (kernel) {
     // One RTM_GETLINK per PF with a netdev: the attributes of all its VFs at once.
     std::map<std::pair<PciAddress, int>, size_t> vf_at;
@@ -82,17 +87,16 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
 
   // A VF that comes or goes changes its PF's num_vfs, and the PF's own uevent cannot be relied
   // on: Linux sends none when VFs are disabled (sriov_disable(); only sriov_enable() sends a
-  // "change"), and udevd may deliver a PF's "change" before its VFs' "add". So the PF of every VF
-  // read here is read again too: the one `before` knew (a VF that went) and the one sysfs names.
+  // "change"), and udevd may deliver a PF's "change" before its VFs' "add". So the PF of a VF
+  // that came or went is read again too: the one sysfs names, or the one `before` knew. A VF
+  // that was there and still is (a driver bound, an attribute changed) leaves its PF as it was.
   std::set<PciAddress> done;
   std::vector<PciAddress> todo(addresses.begin(), addresses.end());
-  for (const auto& a : addresses)
-    if (auto it = before.index.find(a); it != before.index.end())
-      if (const auto& pf = before.devices[it->second].device.physfn) todo.push_back(*pf);
   std::set<int> groups;              // groups to rebuild
   std::set<PciAddress> vf_pfs;       // PFs whose VFs' attributes to read again
   std::vector<DeviceView> fresh;     // functions not in `before`
   std::set<PciAddress> gone;
+  std::vector<PciAddress> read_vfs;  // VFs read here, whose vf_index is to derive
   while (!todo.empty()) {
     const PciAddress a = todo.back();
     todo.pop_back();
@@ -100,10 +104,14 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     auto it = before.index.find(a);
     DeviceView* slot = it == before.index.end() ? nullptr : &snap->devices[it->second];
     if (slot && slot->device.iommu_group) groups.insert(*slot->device.iommu_group);
-    auto d = pci::read_device(root, a);
+    // Without its VF index: the PF is read in this loop too, and the indexes derived below.
+    auto d = pci::read_function(root, a);
     if (!d) {
       if (d.error().code != ErrorCode::not_found) return std::move(d).error().context("reading " + a.to_string());
-      if (slot) gone.insert(a);
+      if (slot) {
+        gone.insert(a);
+        if (const auto& pf = slot->device.physfn; pf && !done.count(*pf)) todo.push_back(*pf);
+      }
       continue;
     }
     DeviceView v;
@@ -111,8 +119,11 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     name_view(v, names);
     if (v.device.iommu_group) groups.insert(*v.device.iommu_group);
     if (v.device.physfn) {
+      read_vfs.push_back(a);
       vf_pfs.insert(*v.device.physfn);
-      if (!done.count(*v.device.physfn)) todo.push_back(*v.device.physfn);
+      const bool came = !slot || slot->device.physfn != v.device.physfn;
+      if (came && !done.count(*v.device.physfn)) todo.push_back(*v.device.physfn);
+      if (came && slot && slot->device.physfn && !done.count(*slot->device.physfn)) todo.push_back(*slot->device.physfn);
     }
     const uint32_t had = slot && slot->device.sriov ? slot->device.sriov->num_vfs : 0;
     if (const auto& sr = v.device.sriov; sr && sr->num_vfs != had) {
@@ -152,6 +163,21 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     for (size_t i = 0; i < snap->devices.size(); ++i) snap->index.emplace(snap->devices[i].device.address, i);
   } else {
     snap->index = before.index;
+  }
+
+  // The VF indexes of the VFs read, from their PFs as read above or as they were.
+  for (const auto& a : read_vfs) {
+    auto it = snap->index.find(a);
+    if (it == snap->index.end()) continue;
+    pci::Device& vf = snap->devices[it->second].device;
+    const DeviceView* pf = snap->find(*vf.physfn);
+    std::vector<pci::Device> pair;
+    if (pf) pair.push_back(pf->device);
+    pair.push_back(std::move(vf));
+    std::sort(pair.begin(), pair.end(), [](const pci::Device& x, const pci::Device& y) { return x.address < y.address; });
+    pci::derive_vf_indexes(root, pair);
+    for (auto& d : pair)
+      if (d.address == a) vf = std::move(d);
   }
 
   // IOMMU groups: the untouched ones as they were, the touched ones from their members now.

@@ -1,8 +1,9 @@
 #include "iommu/groups.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 
-#include "base/parallel.h"
 #include "pci/decode.h"
 
 namespace sriovd::iommu {
@@ -42,7 +43,37 @@ Verdict assess(const std::vector<const pci::Device*>& members) {
   return v;
 }
 
-std::map<int, Group> build_groups(const pci::SysfsRoot& root, const std::vector<const pci::Device*>& devices) {
+namespace {
+
+// The trimmed `type` of group `number`, read relative to kernel/iommu_groups; nullopt when absent.
+std::optional<std::string> group_type(int groups_fd, int number) {
+  auto t = pci::read_at(groups_fd, (std::to_string(number) + "/type").c_str(), 64);
+  if (!t) return std::nullopt;
+  auto s = pci::trim(*t);
+  if (s.empty()) return std::nullopt;
+  return std::string(s);
+}
+
+}  // namespace
+
+std::unordered_map<int, std::string> read_group_types(const pci::SysfsRoot& root) {
+  std::unordered_map<int, std::string> out;
+  auto dir = pci::open_dir_at(root.fd(), "kernel/iommu_groups");
+  if (!dir) return out;
+  auto entries = pci::list_dir_fd(dir->get(), root.dir_end());
+  if (!entries) return out;
+  out.reserve(entries->size());
+  for (const auto& e : *entries) {
+    char* end = nullptr;
+    long n = std::strtol(e.name.c_str(), &end, 10);
+    if (e.name.empty() || *end != '\0' || n < 0 || n > INT32_MAX) continue;
+    if (auto t = group_type(dir->get(), static_cast<int>(n))) out.emplace(static_cast<int>(n), std::move(*t));
+  }
+  return out;
+}
+
+std::map<int, Group> build_groups(const pci::SysfsRoot& root, const std::vector<const pci::Device*>& devices,
+                                  const std::unordered_map<int, std::string>* types) {
   std::map<int, std::vector<const pci::Device*>> by_group;
   for (const auto* d : devices)
     if (d->iommu_group) by_group[*d->iommu_group].push_back(d);
@@ -55,16 +86,13 @@ std::map<int, Group> build_groups(const pci::SysfsRoot& root, const std::vector<
     std::sort(g.members.begin(), g.members.end());
     g.verdict = assess(members);
   }
-  // One `type` file per group (Linux >= 5.11; older kernels and some trees lack it): with a
-  // group per VF that is a thousand reads, so spread them over the cores.
-  parallel_for(list.size(), [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      if (auto t = root.read("kernel/iommu_groups/" + std::to_string(list[i].number) + "/type", 64)) {
-        auto s = pci::trim(*t);
-        if (!s.empty()) list[i].type = std::string(s);
-      }
-    }
-  });
+  if (types) {
+    for (auto& g : list)
+      if (auto it = types->find(g.number); it != types->end()) g.type = it->second;
+  } else if (auto dir = pci::open_dir_at(root.fd(), "kernel/iommu_groups")) {
+    // A few groups (a hotplug): their files, relative to kernel/iommu_groups opened once.
+    for (auto& g : list) g.type = group_type(dir->get(), g.number);
+  }
   std::map<int, Group> groups;
   for (auto& g : list) groups.emplace(g.number, std::move(g));
   return groups;

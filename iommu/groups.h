@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,7 +38,13 @@ bool driver_allows_passthrough(const std::optional<std::string>& driver);
 // The verdict for a group with these members (all of them; the order does not matter).
 Verdict assess(const std::vector<const pci::Device*>& members);
 
-// Groups from the inventory's iommu_group links, with each group's type read from the tree.
-std::map<int, Group> build_groups(const pci::SysfsRoot& root, const std::vector<const pci::Device*>& devices);
+// The `type` of every group under kernel/iommu_groups (Linux >= 5.11; empty when the tree has
+// none), by number. Needs no inventory, so a full scan reads them alongside the devices.
+std::unordered_map<int, std::string> read_group_types(const pci::SysfsRoot& root);
+
+// Groups from the inventory's iommu_group links, with each group's type: from `types` when
+// given (read_group_types), else read from the tree for these groups only.
+std::map<int, Group> build_groups(const pci::SysfsRoot& root, const std::vector<const pci::Device*>& devices,
+                                  const std::unordered_map<int, std::string>* types = nullptr);
 
 }  // namespace sriovd::iommu

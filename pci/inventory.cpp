@@ -1,11 +1,15 @@
 #include "pci/inventory.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "base/parallel.h"
@@ -39,15 +43,16 @@ std::string describe(int neg_errno) { return std::strerror(-neg_errno); }
 
 class DeviceReader {
  public:
-  DeviceReader(int dirfd, Device& dev) : dirfd_(dirfd), dev_(dev) {}
+  DeviceReader(int dirfd, Device& dev, DirEnd dir_end) : dirfd_(dirfd), dev_(dev), dir_end_(dir_end) {}
 
-  void read_all() {
+  // `netdevs`: also list the function's net directory (a whole scan takes them from class/net).
+  void read_all(bool netdevs) {
     read_uevent();
     read_numa();
     read_iommu_group();
     read_physfn();
     read_sriov();
-    read_netdevs();
+    if (netdevs) read_netdevs();
   }
 
  private:
@@ -185,6 +190,8 @@ class DeviceReader {
     dev_.sriov = s;
   }
 
+ public:
+  // The names in the function's net directory, sorted.
   void read_netdevs() {
     int fd = ::openat(dirfd_, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -192,7 +199,7 @@ class DeviceReader {
       return;
     }
     UniqueFd owned(fd);
-    auto entries = list_dir_fd(fd);
+    auto entries = list_dir_fd(fd, dir_end_);
     if (!entries) {
       warn("net", entries.error().message);
       return;
@@ -201,19 +208,53 @@ class DeviceReader {
     std::sort(dev_.netdevs.begin(), dev_.netdevs.end());
   }
 
+ private:
   int dirfd_;
   Device& dev_;
+  DirEnd dir_end_;
   char buf_[512];
 };
 
-void read_into(int devices_fd, Device& dev, const char* name) {
-  UniqueFd dir(::openat(devices_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+void read_into(const SysfsRoot& root, Device& dev, const char* name, bool netdevs = true) {
+  UniqueFd dir(::openat(root.pci_devices_fd(), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) {
     dev.warnings.push_back(std::string("device directory: ") +
                            (errno == ENOENT ? "dangling link" : std::strerror(errno)));
     return;
   }
-  DeviceReader(dir.get(), dev).read_all();
+  DeviceReader(dir.get(), dev, root.dir_end()).read_all(netdevs);
+}
+
+// Every netdev of the tree's PCI functions, by the function's directory name, from one listing
+// of class/net: each entry links to devices/.../<function>/net/<name>, so a readlink per netdev
+// replaces opening and listing the net directory of each function (most have none). Netdevs
+// whose parent is not a PCI function (virtual, USB) are left out. nullopt without class/net.
+// The entries are the same the functions' net directories hold: both show the netdevs of the
+// network namespace sysfs was mounted in.
+std::optional<std::unordered_map<std::string, std::vector<std::string>>> netdevs_by_function(const SysfsRoot& root) {
+  auto dir = open_dir_at(root.fd(), "class/net");
+  if (!dir) return std::nullopt;
+  auto entries = list_dir_fd(dir->get(), root.dir_end());
+  if (!entries) return std::nullopt;
+  std::unordered_map<std::string, std::vector<std::string>> out;
+  char buf[PATH_MAX];
+  for (auto& e : *entries) {
+    ssize_t n = ::readlinkat(dir->get(), e.name.c_str(), buf, sizeof buf - 1);
+    if (n <= 0) continue;
+    std::string_view target(buf, static_cast<size_t>(n));
+    // ".../<function>/net/<name>"
+    std::string_view tail = "/net/";
+    if (target.size() < e.name.size() + tail.size() || target.substr(target.size() - e.name.size()) != e.name) continue;
+    target.remove_suffix(e.name.size());
+    if (target.substr(target.size() - tail.size()) != tail) continue;
+    target.remove_suffix(tail.size());
+    auto slash = target.rfind('/');
+    std::string_view function = slash == std::string_view::npos ? target : target.substr(slash + 1);
+    if (!PciAddress::parse(function)) continue;
+    out[std::string(function)].push_back(std::move(e.name));
+  }
+  for (auto& [function, names] : out) std::sort(names.begin(), names.end());
+  return out;
 }
 
 }  // namespace
@@ -246,7 +287,7 @@ void derive_vf_indexes(const SysfsRoot& root, std::vector<Device>& devices) {
     if (links.empty()) {
       auto dir = open_dir_at(root.pci_devices_fd(), pf.address.to_string().c_str());
       if (dir) {
-        if (auto entries = list_dir_fd(dir->get())) {
+        if (auto entries = list_dir_fd(dir->get(), root.dir_end())) {
           for (const auto& e : *entries) {
             auto idx = virtfn_index(e.name);
             if (!idx) continue;
@@ -282,35 +323,59 @@ Result<Inventory> scan(const SysfsRoot& root) {
     names.push_back(e.name.c_str());
   }
   // The scan is syscall-bound (about a dozen per function) and the functions are independent:
-  // split them over the cores. Each worker writes only its own slice of `devices`.
+  // split them over the cores. Each worker writes only its own slice of `devices`. The netdevs
+  // come from class/net meanwhile, on a thread of their own.
+  std::optional<std::unordered_map<std::string, std::vector<std::string>>> netdevs;
+  std::thread net([&] { netdevs = netdevs_by_function(root); });
   parallel_for(inv.devices.size(), [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) read_into(root.pci_devices_fd(), inv.devices[i], names[i]);
+    for (size_t i = begin; i < end; ++i) read_into(root, inv.devices[i], names[i], false);
   });
+  net.join();
+  for (size_t i = 0; i < inv.devices.size(); ++i) {
+    if (!netdevs) {
+      // No class/net in this tree: each function's own net directory.
+      if (UniqueFd dir(::openat(root.pci_devices_fd(), names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dir)
+        DeviceReader(dir.get(), inv.devices[i], root.dir_end()).read_netdevs();
+      continue;
+    }
+    if (auto it = netdevs->find(names[i]); it != netdevs->end()) inv.devices[i].netdevs = std::move(it->second);
+  }
   std::sort(inv.devices.begin(), inv.devices.end(),
             [](const Device& a, const Device& b) { return a.address < b.address; });
   derive_vf_indexes(root, inv.devices);
   return inv;
 }
 
-Result<Device> read_device(const SysfsRoot& root, const PciAddress& address) {
+Result<Device> read_function(const SysfsRoot& root, const PciAddress& address) {
   std::string name = address.to_string();
-  if (::faccessat(root.pci_devices_fd(), name.c_str(), F_OK, 0) != 0)
-    return Error::make(ErrorCode::not_found, "no PCI device " + name);
-  std::vector<Device> one(1);
-  one[0].address = address;
-  read_into(root.pci_devices_fd(), one[0], name.c_str());
-  if (one[0].physfn) {
-    // derive_vf_indexes needs the PF; read it too.
-    Device pf;
-    pf.address = *one[0].physfn;
-    read_into(root.pci_devices_fd(), pf, pf.address.to_string().c_str());
-    one.push_back(std::move(pf));
-    std::sort(one.begin(), one.end(), [](const Device& a, const Device& b) { return a.address < b.address; });
-    derive_vf_indexes(root, one);
-    for (auto& d : one)
-      if (d.address == address) return std::move(d);
+  Device dev;
+  dev.address = address;
+  UniqueFd dir(::openat(root.pci_devices_fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) {
+    // Absent, or a link left dangling by a removal in progress: either way not there.
+    if (errno == ENOENT) return Error::make(ErrorCode::not_found, "no PCI device " + name);
+    dev.warnings.push_back(std::string("device directory: ") + std::strerror(errno));
+    return dev;
   }
-  return std::move(one[0]);
+  DeviceReader(dir.get(), dev, root.dir_end()).read_all(true);
+  return dev;
+}
+
+Result<Device> read_device(const SysfsRoot& root, const PciAddress& address) {
+  auto dev = read_function(root, address);
+  if (!dev || !dev->physfn) return dev;
+  // derive_vf_indexes needs the PF; read it too.
+  std::vector<Device> two;
+  two.push_back(std::move(*dev));
+  Device pf;
+  pf.address = *two[0].physfn;
+  read_into(root, pf, pf.address.to_string().c_str());
+  two.push_back(std::move(pf));
+  std::sort(two.begin(), two.end(), [](const Device& a, const Device& b) { return a.address < b.address; });
+  derive_vf_indexes(root, two);
+  for (auto& d : two)
+    if (d.address == address) return std::move(d);
+  return Error::make(ErrorCode::internal, "lost " + address.to_string());
 }
 
 }  // namespace sriovd::pci

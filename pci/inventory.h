@@ -29,6 +29,10 @@ Result<Inventory> scan(const SysfsRoot& root);
 // offset/stride (read here) or its virtfnN links.
 Result<Device> read_device(const SysfsRoot& root, const PciAddress& address);
 
+// Reads one function as read_device does but leaves a VF's vf_index unset: for a caller that
+// has its PF read already and derives the index itself (derive_vf_indexes).
+Result<Device> read_function(const SysfsRoot& root, const PciAddress& address);
+
 // Fills vf_index for VFs from their PFs in `devices` (sorted by address).
 void derive_vf_indexes(const SysfsRoot& root, std::vector<Device>& devices);
 

@@ -69,6 +69,10 @@ TEST_CASE("every profile reads back exactly as the generator wrote it") {
       if (f->iommu_group) CHECK(*d.iommu_group == static_cast<int>(*f->iommu_group));
       CHECK(d.numa_node.value_or(-1) == f->numa_node);
       CHECK(d.netdevs == f->netdevs);
+      // The scan takes netdevs from class/net; one function alone, from its net directory.
+      auto alone = read_device(*root, d.address);
+      REQUIRE(alone.ok());
+      CHECK(alone->netdevs == d.netdevs);
       CHECK(d.is_bridge() == f->bridge);
       CHECK(d.physfn == f->physfn);
       if (f->physfn) {
@@ -253,6 +257,35 @@ TEST_CASE("a hand-made tree with the kernel's layout but none of our generator's
   CHECK(dev.warnings.empty());
   // No PCI_SUBSYS_ID in uevent and no subsystem files: simply unknown.
   CHECK_FALSE(dev.subsystem_vendor_id);
+}
+
+TEST_CASE("netdevs from class/net: only PCI functions' netdevs, each on its function") {
+  // The kernel's layout: class/net links to <device>/net/<name> for every netdev, PCI or not.
+  test::TempDir dir;
+  fs::path r = dir.path();
+  fs::path d = r / "devices/pci0000:00/0000:00:02.0";
+  fs::create_directories(d / "net/eth7");
+  fs::create_directories(d / "net/eth8");
+  fs::create_directories(r / "devices/virtual/net/lo");
+  fs::create_directories(r / "devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/net/usb0");
+  fs::create_directories(r / "bus/pci/devices");
+  fs::create_directories(r / "class/net");
+  write_file(d / "uevent", "PCI_CLASS=20000\nPCI_ID=1AF4:1041\nPCI_SLOT_NAME=0000:00:02.0\n");
+  write_file(r / "devices/pci0000:00/0000:00:14.0/uevent", "PCI_CLASS=C0330\nPCI_ID=8086:A36D\n");
+  fs::create_symlink("../../../devices/pci0000:00/0000:00:02.0", r / "bus/pci/devices/0000:00:02.0");
+  fs::create_symlink("../../../devices/pci0000:00/0000:00:14.0", r / "bus/pci/devices/0000:00:14.0");
+  fs::create_symlink("../../devices/pci0000:00/0000:00:02.0/net/eth8", r / "class/net/eth8");
+  fs::create_symlink("../../devices/pci0000:00/0000:00:02.0/net/eth7", r / "class/net/eth7");
+  fs::create_symlink("../../devices/virtual/net/lo", r / "class/net/lo");
+  fs::create_symlink("../../devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/net/usb0", r / "class/net/usb0");
+  auto root = SysfsRoot::open(r);
+  REQUIRE(root.ok());
+  auto inv = scan(*root);
+  REQUIRE(inv.ok());
+  REQUIRE(inv->devices.size() == 2);
+  CHECK(find(*inv, "0000:00:02.0")->netdevs == std::vector<std::string>{"eth7", "eth8"});
+  CHECK(find(*inv, "0000:00:14.0")->netdevs.empty());  // usb0 is the USB interface's, not the controller's
+  CHECK(read_device(*root, *PciAddress::parse("0000:00:02.0"))->netdevs == std::vector<std::string>{"eth7", "eth8"});
 }
 
 TEST_CASE("read_device reads one function and derives a VF's index") {

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,15 +18,17 @@ Result<std::string> read_at(int dirfd, const char* name, size_t max) {
   std::string out;
   out.resize(max);
   size_t got = 0;
-  // sysfs attributes are produced in one read; loop for regular files in fake trees.
+  // A sysfs attribute comes whole in one read, and a regular file (a fake tree's) returns less
+  // than asked only at its end: a short read is the end, with no read of 0 to confirm it.
   while (got < max) {
-    ssize_t n = ::read(fd.get(), out.data() + got, max - got);
+    const size_t want = max - got;
+    ssize_t n = ::read(fd.get(), out.data() + got, want);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Error::sys(errno, std::string("reading ") + name);
     }
-    if (n == 0) break;
     got += static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < want) break;
   }
   out.resize(got);
   return out;
@@ -43,7 +47,7 @@ Result<UniqueFd> open_dir_at(int dirfd, const char* name) {
   return fd;
 }
 
-Result<std::vector<DirEntry>> list_dir_fd(int dirfd) {
+Result<std::vector<DirEntry>> list_dir_fd(int dirfd, DirEnd end) {
   // getdents64 straight on the fd: fdopendir() would cost a dup, an fstat and two fcntls per
   // directory, and the inventory lists one directory per netdev function.
   std::vector<DirEntry> out;
@@ -62,6 +66,8 @@ Result<std::vector<DirEntry>> list_dir_fd(int dirfd) {
       if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
       out.push_back(DirEntry{name, de->d_type});
     }
+    // Room for the longest entry (a 255-byte name) was left: the file system had no more.
+    if (end == DirEnd::short_read && sizeof buf - static_cast<size_t>(n) > sizeof(struct dirent64)) break;
   }
   return out;
 }
@@ -78,6 +84,9 @@ Result<SysfsRoot> SysfsRoot::open(const std::filesystem::path& root) {
     err.code = ErrorCode::unavailable;
     return err;
   }
+  struct statfs fs;
+  if (::fstatfs(r.fd_.get(), &fs) == 0 && (fs.f_type == SYSFS_MAGIC || fs.f_type == TMPFS_MAGIC))
+    r.dir_end_ = DirEnd::short_read;
   return r;
 }
 
@@ -99,7 +108,7 @@ bool SysfsRoot::exists(const std::string& relpath) const {
 Result<std::vector<DirEntry>> SysfsRoot::list(const std::string& relpath) const {
   auto dir = open_dir_at(fd_.get(), relpath.c_str());
   if (!dir) return std::move(dir).error();
-  return list_dir_fd(dir->get());
+  return list_dir_fd(dir->get(), dir_end_);
 }
 
 }  // namespace sriovd::pci

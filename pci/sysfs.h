@@ -22,18 +22,31 @@ struct DirEntry {
   unsigned char type;  // DT_DIR, DT_LNK, DT_REG, or DT_UNKNOWN
 };
 
-// Reads at most `max` bytes of the attribute `name` under the directory `dirfd`.
+// Reads at most `max` bytes of the attribute `name` under the directory `dirfd`. A read shorter
+// than asked is taken as the end (true of sysfs attributes and regular files; not of pipes or
+// of /proc files, which are not read through here).
 Result<std::string> read_at(int dirfd, const char* name, size_t max = 4096);
 // Reads the target of the symlink `name` under `dirfd`.
 Result<std::string> readlink_at(int dirfd, const char* name);
+// How a directory listing knows it reached the end.
+enum class DirEnd {
+  empty_read,  // getdents returns 0: right on every file system
+  short_read,  // a getdents that did not fill the buffer was the last one: only where the file
+               // system fills each buffer while entries remain (sysfs, tmpfs; see SysfsRoot)
+};
 // Lists a directory (without "." and "..") from an fd freshly opened on it: reading moves the
 // fd's position, so never pass an fd another thread may be listing.
-Result<std::vector<DirEntry>> list_dir_fd(int dirfd);
+Result<std::vector<DirEntry>> list_dir_fd(int dirfd, DirEnd end = DirEnd::empty_read);
 // Opens `name` under `dirfd` as a directory (O_RDONLY|O_DIRECTORY|O_CLOEXEC).
 Result<UniqueFd> open_dir_at(int dirfd, const char* name);
 
 class SysfsRoot {
  public:
+  // How listings under this root end: short_read on sysfs (kernfs) and tmpfs, whose readdir
+  // stops only when the caller's buffer is full or the directory is done, which saves one
+  // getdents per directory; empty_read on anything else.
+  DirEnd dir_end() const { return dir_end_; }
+
   // Opens `root` and checks that it looks like sysfs: it must hold bus/pci/devices. A tree that
   // does not is a clear error naming what is missing.
   static Result<SysfsRoot> open(const std::filesystem::path& root);
@@ -56,6 +69,7 @@ class SysfsRoot {
   std::filesystem::path path_;
   UniqueFd fd_;
   UniqueFd devices_fd_;  // <root>/bus/pci/devices
+  DirEnd dir_end_ = DirEnd::empty_read;
 };
 
 }  // namespace sriovd::pci
