@@ -69,6 +69,8 @@ Result<std::string> read_text(const fs::path& p) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
+    // The tree's files are regular files: a short read is the end.
+    if (static_cast<size_t>(n) < sizeof buf) break;
   }
   return out;
 }
@@ -595,6 +597,12 @@ class Sim {
     return out;
   }
   std::optional<unsigned> vf_index_of(const Dev& pf, const PciAddress& vf) const {
+    // pci_iov_virtfn_bus/devfn(): VF n is at the PF's routing ID + offset + n * stride.
+    const unsigned offset = read_uint(pf, "sriov_offset"), stride = read_uint(pf, "sriov_stride");
+    const int64_t delta = int64_t{vf.routing_id()} - pf.addr.routing_id() - offset;
+    if (offset && stride && vf.domain == pf.addr.domain && delta >= 0 && delta % stride == 0 &&
+        static_cast<uint64_t>(delta / stride) < num_vfs(pf))
+      return static_cast<unsigned>(delta / stride);
     for (const auto& [i, a] : virtfns(pf))
       if (a == vf) return i;
     return std::nullopt;
@@ -615,17 +623,16 @@ class Sim {
   std::optional<Dev> dev_at(const fs::path& real_dir) const {
     auto a = PciAddress::parse(real_dir.filename().string());
     if (!a) return std::nullopt;
-    auto link = real_path(abs(fs::path("bus/pci/devices") / a->to_string()));
-    if (!link || *link != real_dir) return std::nullopt;
+    // bus/pci/devices/<a> leads there (the devices/ hierarchy holds directories, no links).
     auto d = dev(*a);
-    if (!d) return std::nullopt;
+    if (!d || real_root_ / d->dir != real_dir) return std::nullopt;
     return *d;
   }
 
   // -- state.json --
   SimState& state() {
     if (!state_) {
-      state_.emplace();
+      state_ = std::make_unique<SimState>();
       if (auto t = read_text(abs(fs::path(kStateDir) / "state.json"))) {
         auto j = json::parse(*t, nullptr, false);
         if (!j.is_discarded() && j.is_object()) *state_ = state_from_json(j);
@@ -649,17 +656,22 @@ class Sim {
   }
 
   // -- VF attributes (per PF, per VF index) --
-  fs::path vf_file(const Dev& pf, unsigned index) const {
-    return pf.dir / kVfDir / ("vf" + std::to_string(index) + ".json");
-  }
-  // A VF's file: its attributes and, under "stats", its traffic counters.
-  json load_vf_json(const Dev& pf, unsigned index) const {
-    auto t = read_text(abs(vf_file(pf, index)));
+  // One file per PF holds all its VFs' records, by index ("0", "1", ...): the PF driver's VF
+  // table, read whole by RTM_GETLINK as the kernel answers it in one message.
+  fs::path vfs_file(const Dev& pf) const { return pf.dir / kVfDir / "vfs.json"; }
+  json load_vfs_json(const Dev& pf) const {
+    auto t = read_text(abs(vfs_file(pf)));
     if (!t) return json::object();
     auto j = json::parse(*t, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return json::object();
     return j;
   }
+  // A VF's record: its attributes and, under "stats", its traffic counters.
+  static json vf_record(const json& all, unsigned index) {
+    auto it = all.find(std::to_string(index));
+    return it != all.end() && it->is_object() ? *it : json::object();
+  }
+  json load_vf_json(const Dev& pf, unsigned index) const { return vf_record(load_vfs_json(pf), index); }
   VfAttrs load_vf(const Dev& pf, unsigned index) const { return vf_attrs_from_json(load_vf_json(pf, index)); }
   // `stats`: the counters to keep with the attributes; without them, those in the file. The
   // traffic counters (set_vf_stats) survive attribute changes, as a driver's do.
@@ -667,14 +679,16 @@ class Sim {
     std::error_code ec;
     fs::create_directories(abs(pf.dir / kVfDir), ec);
     if (ec) return Error::sys(ec.value(), "creating " + (pf.dir / kVfDir).string());
+    json all = load_vfs_json(pf);
     json j = to_json(a);
     if (stats) {
       if (!stats->is_null()) j["stats"] = *stats;
     } else {
-      json old = load_vf_json(pf, index);
+      json old = vf_record(all, index);
       if (old.contains("stats")) j["stats"] = old["stats"];
     }
-    return write_atomic(abs(vf_file(pf, index)), j.dump() + "\n");
+    all[std::to_string(index)] = std::move(j);
+    return write_atomic(abs(vfs_file(pf)), all.dump() + "\n");
   }
   // What the VF's driver counts (IFLA_VF_STATS): zeros until set_vf_stats says otherwise.
   static VfStats vf_stats_from(const json& j) {
@@ -785,22 +799,11 @@ class Sim {
   // -- netdevs --
   Result<unsigned> new_ifindex() {
     // net/core/dev.c dev_new_index(): the next number after the last one handed out that no
-    // netdev has.
-    if (!used_ifindexes_) {  // once per call: a host may have a thousand netdevs
-      used_ifindexes_.emplace();
-      for (const auto& n : list_names(abs("class/net")))
-        if (auto t = read_text(abs(fs::path("class/net") / n / "ifindex")))
-          if (auto v = pci::parse_int(*t, 0, INT32_MAX)) used_ifindexes_->insert(static_cast<unsigned>(*v));
-    }
-    std::set<unsigned>& used = *used_ifindexes_;
+    // netdev has. Every netdev's ifindex is at most the last one handed out (at boot it is the
+    // largest in the tree), so the next number is free: no netdev needs to be read.
     SimState& s = mutable_state();
-    unsigned i = std::max(s.last_ifindex, 1u);
-    do {
-      ++i;
-    } while (used.count(i));
-    s.last_ifindex = i;
-    used.insert(i);
-    return i;
+    s.last_ifindex = std::max(s.last_ifindex, 1u) + 1;
+    return s.last_ifindex;
   }
   std::string free_eth_name() const {
     // net/core/dev.c dev_alloc_name("eth%d"): the lowest free number.
@@ -1276,8 +1279,9 @@ class Sim {
     // driver has ndo_get_vf_config.
     if (!n->pci || !pf_ops(driver_of(*n->pci))) return out;
     const unsigned count = is_pf(*n->pci) ? num_vfs(*n->pci) : 0;
+    const json all = count ? load_vfs_json(*n->pci) : json::object();
     for (unsigned i = 0; i < count; ++i) {
-      json j = load_vf_json(*n->pci, i);
+      json j = vf_record(all, i);
       out.push_back(VfInfo{i, to_config(vf_attrs_from_json(j)), vf_stats_from(j)});
     }
     return out;
@@ -1320,9 +1324,8 @@ class Sim {
   const fs::path& root_;
   const fs::path& real_root_;
   const BootData& boot_;
-  std::optional<SimState> state_;
+  std::unique_ptr<SimState> state_;  // read on first need
   bool dirty_ = false;
-  std::optional<std::set<unsigned>> used_ifindexes_;  // ifindexes taken, read on first need
   std::vector<PendingUevent>* uevents_ = nullptr;
 };
 

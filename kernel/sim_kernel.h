@@ -15,7 +15,8 @@
 //   <root>/.sriovd-sim/boot.json        the tree as the first SimKernel saw it ("boot"): each
 //                                       device's driver, ids and netdevs; written once
 //   <root>/.sriovd-sim/state.json       dynamic ids (new_id), reset counts, last ifindex
-//   <PF dir>/.sriovd-sim-vf/vf<N>.json  VF N's attributes (mac, vlan, rates...); gone with the VFs
+//   <PF dir>/.sriovd-sim-vf/vfs.json   the VFs' attributes (mac, vlan, rates...) by VF index; gone
+//                                       with the VFs
 //   <netdev dir>/.sriovd-sim-link.json  addresses and route count (set_link_addresses)
 //   <root>/.sriovd-sim/removed/<BDF>.json  what hot_remove took away, for hot_add
 //
