@@ -431,8 +431,12 @@ int run_daemon(const DaemonOptions& options) {
   sd_notify(0, "STOPPING=1");
   api.set_ready(false);
   if (hotplug) hotplug->stop();
-  // Ends the event streams first: each holds a server worker until its log closes.
+  // Ends the event streams first: each holds a server worker until its log closes. Each sends
+  // the end of its body once it sees the close; stopping the server before they have would cut
+  // them off mid-stream (httplib stops calling a streamed body's provider when it stops).
   events.close();
+  if (!events.wait_unsubscribed(std::chrono::seconds(2)))
+    spdlog::warn("stopping: some event streams did not end within 2 s; closing them");
   // Closes the listeners, lets every request already read run to its answer (a mutation
   // completes or rolls back: its journal entry is settled), then joins the workers.
   server.stop();

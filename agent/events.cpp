@@ -88,4 +88,25 @@ void EventLog::close() {
   cv_.notify_all();
 }
 
+EventLog::Subscription EventLog::subscribe() const {
+  std::lock_guard lock(mu_);
+  ++subscribers_;
+  return Subscription(this);
+}
+
+void EventLog::Subscription::release() {
+  if (!log_) return;
+  {
+    std::lock_guard lock(log_->mu_);
+    --log_->subscribers_;
+  }
+  log_->cv_.notify_all();
+  log_ = nullptr;
+}
+
+bool EventLog::wait_unsubscribed(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return subscribers_ == 0; });
+}
+
 }  // namespace sriovd::agent

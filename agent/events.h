@@ -17,6 +17,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sriovd::agent {
@@ -51,6 +52,32 @@ class EventLog {
   // Wakes every waiter with closed = true; later waits return at once.
   void close();
 
+  // A reader that streams the log (GET /v1/events) holds a Subscription until it has sent the
+  // end of its stream. Once the log is closed, the daemon waits for them before closing the
+  // connections: a stream cut off by the server stopping would end without its last chunk, and
+  // its client would see a broken transfer instead of the end.
+  class Subscription {
+   public:
+    Subscription() = default;
+    explicit Subscription(const EventLog* log) : log_(log) {}
+    Subscription(Subscription&& o) noexcept : log_(std::exchange(o.log_, nullptr)) {}
+    Subscription& operator=(Subscription&& o) noexcept {
+      if (this != &o) {
+        release();
+        log_ = std::exchange(o.log_, nullptr);
+      }
+      return *this;
+    }
+    ~Subscription() { release(); }
+
+   private:
+    void release();
+    const EventLog* log_ = nullptr;
+  };
+  Subscription subscribe() const;
+  // Waits up to `timeout` for every Subscription to be released; false if some are still held.
+  bool wait_unsubscribed(std::chrono::milliseconds timeout) const;
+
  private:
   Batch collect_locked(uint64_t after) const;
 
@@ -61,6 +88,7 @@ class EventLog {
   std::deque<std::shared_ptr<const Event>> ring_;  // guarded by mu_
   uint64_t next_ = 0;                              // guarded by mu_
   bool closed_ = false;                            // guarded by mu_
+  mutable int subscribers_ = 0;                    // guarded by mu_
 };
 
 }  // namespace sriovd::agent

@@ -40,6 +40,7 @@ class EventStream : public BodyStream {
   uint64_t cursor_;
   std::chrono::milliseconds heartbeat_;
   std::shared_ptr<std::atomic<int>> slots_;
+  agent::EventLog::Subscription subscription_;  // released once the stream's end is sent
   bool started_ = false;
 };
 
