@@ -361,6 +361,11 @@ struct BootData {
     auto it = devices.find(a.to_string());
     return it == devices.end() ? nullptr : &it->second;
   }
+  // Derived, from the tree: bus, bus/pci, bus/pci/devices and bus/pci/drivers are directories
+  // (not links), as in the kernel's layout. Then a path bus/pci/devices/<BDF>/<attr> passes one
+  // link on its way, and bus/pci/drivers/<drv>/<attr> none (see Sim::write_attr).
+  bool plain_bus = false;
+
   void derive() {
     claims.clear();
     for (const auto& [bdf, d] : devices)
@@ -572,7 +577,52 @@ class Sim {
     auto t = read_text(abs(pf.dir / "sriov_drivers_autoprobe"));
     return !t || trim(*t) != "0";
   }
+  // The function's ids as its uevent file gives them (PCI_ID, PCI_SUBSYS_ID, PCI_CLASS: one
+  // read, where the kernel's pci_uevent() prints them from the same config space the id files
+  // show); from the id files when the uevent lacks one.
   Ids ids_of(const Dev& d) const {
+    if (auto t = read_text(abs(d.dir / "uevent"))) {
+      Ids ids;
+      int have = 0;
+      auto hex_at = [](std::string_view v, uint32_t max, uint32_t& out) {
+        if (v.empty() || v.size() > 8) return false;
+        uint32_t x = 0;
+        for (char ch : v) {
+          const int digit = std::isdigit(static_cast<unsigned char>(ch)) ? ch - '0'
+                            : (ch >= 'A' && ch <= 'F') ? ch - 'A' + 10
+                            : (ch >= 'a' && ch <= 'f') ? ch - 'a' + 10
+                                                       : -1;
+          if (digit < 0) return false;
+          x = x << 4 | static_cast<uint32_t>(digit);
+        }
+        if (x > max) return false;
+        out = x;
+        return true;
+      };
+      auto pair = [&](std::string_view v, uint16_t& a, uint16_t& b) {
+        const size_t colon = v.find(':');
+        uint32_t x = 0, y = 0;
+        if (colon == std::string_view::npos || !hex_at(v.substr(0, colon), 0xffff, x) ||
+            !hex_at(v.substr(colon + 1), 0xffff, y))
+          return false;
+        a = static_cast<uint16_t>(x);
+        b = static_cast<uint16_t>(y);
+        return true;
+      };
+      std::string_view text(*t);
+      while (!text.empty()) {
+        size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+        if (line.rfind("PCI_ID=", 0) == 0) have |= pair(line.substr(7), ids.vendor, ids.device) ? 1 : 0;
+        else if (line.rfind("PCI_SUBSYS_ID=", 0) == 0) have |= pair(line.substr(14), ids.subvendor, ids.subdevice) ? 2 : 0;
+        else if (line.rfind("PCI_CLASS=", 0) == 0) have |= hex_at(line.substr(10), 0xffffff, ids.cls) ? 4 : 0;
+      }
+      if (have == 7) return ids;
+    }
+    return ids_from_files(d);
+  }
+  Ids ids_from_files(const Dev& d) const {
     Ids ids;
     auto h16 = [&](const char* f) -> uint16_t {
       auto t = read_text(abs(d.dir / f));
@@ -648,11 +698,14 @@ class Sim {
   }
   Result<void> save_state() {
     if (!state_) return ok();
-    std::error_code ec;
+    dirty_ = false;
+    const std::string text = to_json(*state_).dump(1) + "\n";
+    auto r = write_atomic(abs(fs::path(kStateDir) / "state.json"), text);
+    if (r || r.error().errnum != ENOENT) return r;
+    std::error_code ec;  // the state directory is made on first need
     fs::create_directories(abs(kStateDir), ec);
     if (ec) return Error::sys(ec.value(), "creating " + std::string(kStateDir));
-    dirty_ = false;
-    return write_atomic(abs(fs::path(kStateDir) / "state.json"), to_json(*state_).dump(1) + "\n");
+    return write_atomic(abs(fs::path(kStateDir) / "state.json"), text);
   }
 
   // -- VF attributes (per PF, per VF index) --
@@ -887,8 +940,9 @@ class Sim {
     return add_netdev(d, n, false);
   }
   Result<void> remove_netdevs(const Dev& d) {
-    net_uevents("remove", d);
-    for (const auto& n : netdevs_of(d))
+    const auto names = netdevs_of(d);
+    for (const auto& n : names) uevent("remove", d.dir / "net" / n, "net");
+    for (const auto& n : names)
       if (auto r = simtree::remove_netdev(root_, n); !r) return r;
     return ok();
   }
@@ -906,8 +960,9 @@ class Sim {
   // device_release_driver(): the driver's remove, then the links. Most PF drivers disable SR-IOV
   // in their remove (ice_free_vfs, i40e_free_vfs, igb_disable_sriov, mlx5_sriov_detach,
   // vfio_pci_core_unregister_device), so the VFs go first.
-  Result<void> unbind(const Dev& d) {
-    const auto drv = driver_of(d);
+  Result<void> unbind(const Dev& d) { return unbind(d, driver_of(d)); }
+  // `drv`: the driver bound now, as the caller read it.
+  Result<void> unbind(const Dev& d, const std::optional<std::string>& drv) {
     if (is_pf(d) && (num_vfs(d) > 0 || !virtfns(d).empty()) && drv && !leaves_sriov_on_remove(*drv))
       if (auto r = disable_sriov(d); !r) return r;
     if (auto r = remove_netdevs(d); !r) return r;
@@ -1084,7 +1139,7 @@ class Sim {
     auto cur = driver_of(*d);
     if (cur != drv)
       return Error::sys(ENODEV, drv + ": unbind " + name + ": " + (cur ? "bound to " + *cur : std::string("not bound")));
-    return unbind(*d);
+    return unbind(*d, cur);
   }
 
   // drivers/base/bus.c drivers_probe_store(): ENODEV for an unknown device; a bound device or
@@ -1155,6 +1210,11 @@ class Sim {
   }
 
   Result<void> write_attr(const std::string& relpath, std::string_view value);
+  Result<void> store_bus_attr(const std::string& name, const fs::path& file, std::string_view value);
+  Result<void> store_driver_attr(const std::string& drv, const std::string& name, const fs::path& file,
+                                 std::string_view value);
+  Result<void> store_device_attr(const Dev& d, const std::string& name, const fs::path& file,
+                                 std::string_view value);
 
   // -- hotplug --
 
@@ -1256,7 +1316,7 @@ class Sim {
   // -- rtnetlink --
   struct Netdev {
     std::string name;
-    fs::path dir;            // absolute, resolved
+    fs::path dir;            // the netdev's directory (under the root)
     std::optional<Dev> pci;  // the PCI function it belongs to, if any
   };
   Result<Netdev> netdev(const std::string& ifname) const {
@@ -1264,6 +1324,26 @@ class Sim {
     if (ifname.empty() || ifname.size() >= 16 || ifname.find('/') != std::string::npos || ifname == "." ||
         ifname == "..")
       return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
+    if (boot_.plain_bus) {
+      // class/net/<name> -> ../../devices/.../net/<name> and its device -> ../../../<BDF>:
+      // relative links through the devices/ hierarchy, which holds directories only, so they are
+      // followed lexically, and the function is the one its bus link names.
+      auto link = read_link(abs(fs::path("class/net") / ifname));
+      if (link && !link->empty() && (*link)[0] != '/') {
+        const fs::path rel = (fs::path("class/net") / *link).lexically_normal();
+        if (!rel.empty() && *rel.begin() == "devices") {
+          Netdev n{ifname, abs(rel), std::nullopt};
+          if (auto up = read_link(n.dir / "device")) {
+            const fs::path devrel = (rel / *up).lexically_normal();
+            if (auto a = PciAddress::parse(devrel.filename().string()))
+              if (auto d = dev(*a); d && d->dir == devrel) n.pci = *d;
+            return n;
+          }
+          if (!is_dir(n.dir)) return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
+          return n;  // a netdev without a parent device
+        }
+      }
+    }
     auto dir = real_path(abs(fs::path("class/net") / ifname));
     if (!dir || !is_dir(*dir)) return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
     Netdev n{ifname, *dir, std::nullopt};
@@ -1346,6 +1426,31 @@ Result<void> Sim::write_attr(const std::string& relpath, std::string_view value)
     return Error::sys(EINVAL, "\"" + relpath + "\" is not a path relative to the sysfs root");
   for (const auto& c : rel)
     if (c == "..") return Error::sys(EINVAL, "\"" + relpath + "\" leaves the sysfs root");
+  // The paths sriovd itself writes, bus/pci/devices/<BDF>/<attr>, bus/pci/drivers/<drv>/<attr>
+  // and bus/pci/<attr>, pass at most the device's bus link on their way: they are classified
+  // from their components and one lstat that the attribute is a regular file. Any other path
+  // (through driver/, or a tree whose bus/ is not laid out as the kernel's) is resolved whole.
+  if (boot_.plain_bus) {
+    std::vector<std::string> c;
+    for (const auto& part : rel) c.push_back(part.string());
+    auto regular = [](const fs::path& p) {
+      struct stat st;
+      return ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    };
+    if (c.size() == 5 && c[0] == "bus" && c[1] == "pci" && c[2] == "devices") {
+      if (auto d = find_dev(c[3]); d && c[4] != "." && regular(abs(d->dir / c[4]))) {
+        if (value.empty()) return ok();
+        return store_device_attr(*d, c[4], abs(d->dir / c[4]), value);
+      }
+    } else if (c.size() == 5 && c[0] == "bus" && c[1] == "pci" && c[2] == "drivers" && c[3] != "." &&
+               regular(abs(rel))) {
+      if (value.empty()) return ok();
+      return store_driver_attr(c[3], c[4], abs(rel), value);
+    } else if (c.size() == 3 && c[0] == "bus" && c[1] == "pci" && regular(abs(rel))) {
+      if (value.empty()) return ok();
+      return store_bus_attr(c[2], abs(rel), value);
+    }
+  }
   // open(O_WRONLY) resolves every link on the way, so classify by where the path really leads:
   // bus/pci/devices/X/driver/unbind is bus/pci/drivers/<drv>/unbind.
   auto real = real_path(abs(rel));
@@ -1359,32 +1464,48 @@ Result<void> Sim::write_attr(const std::string& relpath, std::string_view value)
 
   const fs::path parent = real->parent_path();
   const std::string name = real->filename().string();
-  const std::string buf = c_str_of(value);
-  const fs::path where = fs::path(rs.substr(rr.size() + 1));
-
-  if (where == "bus/pci/drivers_probe") return store_drivers_probe(buf);
-  if (where == "bus/pci/drivers_autoprobe")  // drivers/base/bus.c drivers_autoprobe_store()
-    return write_text(*real, buf.empty() || buf[0] != '0' ? "1\n" : "0\n");
-  if (where == "bus/pci/rescan")
-    return Error::sys(EOPNOTSUPP, "bus/pci/rescan is not modelled by SimKernel");
-  if (parent.parent_path() == real_root_ / "bus/pci/drivers") {
-    const std::string drv = parent.filename().string();
-    if (name == "bind") return store_bind(drv, buf);
-    if (name == "unbind") return store_unbind(drv, buf);
-    if (name == "new_id") return store_new_id(drv, buf);
-    if (name == "remove_id") return store_remove_id(drv, buf);
-    if (name == "uevent") return ok();  // synthesises an event; the file does not change
-  } else if (auto d = dev_at(parent)) {
-    if (name == "sriov_numvfs") return store_sriov_numvfs(*d, buf);
-    if (name == "sriov_drivers_autoprobe") return store_sriov_drivers_autoprobe(*d, buf);
-    if (name == "driver_override") return store_driver_override(*d, value);
-    if (name == "reset") return store_reset(*d, buf);
-    if (name == "uevent") return ok();
-    if (name == "remove" || name == "rescan")
-      return Error::sys(EOPNOTSUPP, d->name() + ": " + name + " is not modelled by SimKernel");
-    if (read_only_device_attr(name)) return Error::sys(EACCES, d->name() + ": " + name + " is read-only");
-  }
+  if (parent == real_root_ / "bus/pci") return store_bus_attr(name, *real, value);
+  if (parent.parent_path() == real_root_ / "bus/pci/drivers")
+    return store_driver_attr(parent.filename().string(), name, *real, value);
+  if (auto d = dev_at(parent)) return store_device_attr(*d, name, *real, value);
   return write_text(*real, value);
+}
+
+// bus/pci/<name>: drivers_probe, drivers_autoprobe, rescan; other files are plain files.
+Result<void> Sim::store_bus_attr(const std::string& name, const fs::path& file, std::string_view value) {
+  const std::string buf = c_str_of(value);
+  if (name == "drivers_probe") return store_drivers_probe(buf);
+  if (name == "drivers_autoprobe")  // drivers/base/bus.c drivers_autoprobe_store()
+    return write_text(file, buf.empty() || buf[0] != '0' ? "1\n" : "0\n");
+  if (name == "rescan") return Error::sys(EOPNOTSUPP, "bus/pci/rescan is not modelled by SimKernel");
+  return write_text(file, value);
+}
+
+// bus/pci/drivers/<drv>/<name>.
+Result<void> Sim::store_driver_attr(const std::string& drv, const std::string& name, const fs::path& file,
+                                    std::string_view value) {
+  const std::string buf = c_str_of(value);
+  if (name == "bind") return store_bind(drv, buf);
+  if (name == "unbind") return store_unbind(drv, buf);
+  if (name == "new_id") return store_new_id(drv, buf);
+  if (name == "remove_id") return store_remove_id(drv, buf);
+  if (name == "uevent") return ok();  // synthesises an event; the file does not change
+  return write_text(file, value);
+}
+
+// An attribute `name` of the PCI function `d`.
+Result<void> Sim::store_device_attr(const Dev& d, const std::string& name, const fs::path& file,
+                                    std::string_view value) {
+  const std::string buf = c_str_of(value);
+  if (name == "sriov_numvfs") return store_sriov_numvfs(d, buf);
+  if (name == "sriov_drivers_autoprobe") return store_sriov_drivers_autoprobe(d, buf);
+  if (name == "driver_override") return store_driver_override(d, value);
+  if (name == "reset") return store_reset(d, buf);
+  if (name == "uevent") return ok();
+  if (name == "remove" || name == "rescan")
+    return Error::sys(EOPNOTSUPP, d.name() + ": " + name + " is not modelled by SimKernel");
+  if (read_only_device_attr(name)) return Error::sys(EACCES, d.name() + ": " + name + " is read-only");
+  return write_text(file, value);
 }
 
 // net/core/rtnetlink.c do_setvfinfo(): the attributes in the kernel's order — MAC, VLAN (with
@@ -1676,6 +1797,11 @@ SimKernel::SimKernel(fs::path root) : root_(std::move(root)) {
     }
   }
   boot->derive();
+  boot->plain_bus = true;
+  for (const char* d : {"bus", "bus/pci", "bus/pci/devices", "bus/pci/drivers"}) {
+    struct stat st;
+    if (::lstat((root_ / d).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) boot->plain_bus = false;
+  }
   boot_ = std::move(boot);
   lock_fd_ = UniqueFd(::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock_fd_) fail(Error::sys(errno, "opening " + (dir / "lock").string()));
@@ -1732,13 +1858,17 @@ void SimKernel::send_uevents(const std::vector<PendingUevent>& list) {
   // /sys/kernel/uevent_seqnum: the number of the last uevent sent, shared by every process
   // acting on this tree. It is bumped before the events go out, as the kernel numbers an event
   // when it sends it: whoever reads N and then the tree has seen every change of events <= N.
-  const fs::path seqfile = root_ / "kernel/uevent_seqnum";
+  // The file is kept open (a call's read and write are then two system calls); it is rewritten
+  // in place, never replaced, and its number only grows, so no write leaves a longer old tail.
+  if (!seq_fd_) seq_fd_ = UniqueFd(::open((root_ / "kernel/uevent_seqnum").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   uint64_t seqnum = 0;
-  if (auto t = read_text(seqfile)) seqnum = static_cast<uint64_t>(pci::parse_int(*t, 0, INT64_MAX).value_or(0));
-  const uint64_t first = seqnum + 1;
-  seqnum += list.size();
-  (void)write_text(seqfile, std::to_string(seqnum) + "\n");  // best effort, as sending is
-  seqnum = first - 1;
+  char text[32];
+  if (seq_fd_) {
+    ssize_t n = ::pread(seq_fd_.get(), text, sizeof text - 1, 0);
+    if (n > 0) seqnum = static_cast<uint64_t>(pci::parse_int(std::string_view(text, static_cast<size_t>(n)), 0, INT64_MAX).value_or(0));
+    const int len = std::snprintf(text, sizeof text, "%llu\n", static_cast<unsigned long long>(seqnum + list.size()));
+    (void)!::pwrite(seq_fd_.get(), text, static_cast<size_t>(len), 0);  // best effort, as sending is
+  }
   for (const auto& u : list) {
     std::string msg = u.action + "@" + u.devpath;
     msg += '\0';

@@ -126,6 +126,7 @@ class SimKernel : public Kernel {
   mutable std::mutex mu_;            // serialises every call; guards the tree and the files
   int uevent_fd_ = -1;               // guarded by mu_; the sending socket, opened on first use
   UniqueFd lock_fd_;                 // .sriovd-sim/lock, flocked for the length of each call
+  UniqueFd seq_fd_;                  // guarded by mu_; kernel/uevent_seqnum, opened on first use
 
   class TreeLock {  // mu_ and the flock, for one call
    public:

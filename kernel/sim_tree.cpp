@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -94,6 +95,9 @@ Result<std::string> read_at(int dirfd, const char* name, const fs::path& dir) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
+    // The tree's files are regular files (or sysfs attributes, which come whole in one read):
+    // a short read is the end.
+    if (static_cast<size_t>(n) < sizeof buf) break;
   }
   return out;
 }
@@ -124,6 +128,54 @@ Result<void> make_link(const fs::path& root, const fs::path& link, const fs::pat
   if (::symlink(text.c_str(), (root / link).c_str()) != 0)
     return sys(errno, "linking " + link.string() + " -> " + text);
   return ok();
+}
+
+// Removes the directory `name` under `dirfd` and everything in it, as `rm -r` does, from the
+// entries' d_type (a tree's entries are files, links and directories); ENOENT is success.
+Result<void> remove_tree_at(int dirfd, const char* name, const fs::path& where) {
+  UniqueFd fd(::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return ok();
+    if (errno == ENOTDIR || errno == ELOOP) {
+      if (::unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) return sys(errno, "removing " + where.string());
+      return ok();
+    }
+    return sys(errno, "removing " + where.string());
+  }
+  alignas(8) char buf[8192];
+  for (int pass = 0;; ++pass) {
+    for (;;) {
+      long n = ::syscall(SYS_getdents64, fd.get(), buf, sizeof buf);
+      if (n < 0) return sys(errno, "listing " + where.string());
+      if (n == 0) break;
+      for (long off = 0; off < n;) {
+        auto* de = reinterpret_cast<struct dirent64*>(buf + off);
+        off += de->d_reclen;
+        const char* e = de->d_name;
+        if (e[0] == '.' && (e[1] == 0 || (e[1] == '.' && e[2] == 0))) continue;
+        unsigned char type = de->d_type;
+        if (type == DT_UNKNOWN) {
+          struct stat st;
+          if (::fstatat(fd.get(), e, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+          type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+        }
+        if (type == DT_DIR) {
+          if (auto r = remove_tree_at(fd.get(), e, where / e); !r) return r;
+        } else if (::unlinkat(fd.get(), e, 0) != 0 && errno != ENOENT) {
+          return sys(errno, "removing " + (where / e).string());
+        }
+      }
+    }
+    if (::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT) return ok();
+    // Entries removed while listing may have hidden some from the listing, or something was
+    // added meanwhile: list again from the start, a few times.
+    if (errno != ENOTEMPTY || pass == 3) return sys(errno, "removing " + where.string());
+    if (::lseek(fd.get(), 0, SEEK_SET) != 0) return sys(errno, "listing " + where.string());
+  }
+}
+
+Result<void> remove_tree(const fs::path& root, const fs::path& rel) {
+  return remove_tree_at(AT_FDCWD, (root / rel).c_str(), rel);
 }
 
 Result<void> remove_path(const fs::path& root, const fs::path& rel) {
@@ -775,9 +827,7 @@ Result<void> remove_function(const fs::path& root, const PciAddress& address) {
       if (auto r = remove_path(root, fs::path("class/pci_bus") / b); !r) return r;
   }
   if (auto r = remove_path(root, fs::path("bus/pci/devices") / name); !r) return r;
-  std::error_code ec;
-  fs::remove_all(root / devdir, ec);
-  if (ec) return sys(ec.value(), "removing " + devdir.string());
+  if (auto r = remove_tree(root, devdir); !r) return r;
 
   // The last VF on a virtual bus takes the bus with it (virtfn_remove_bus).
   if (vf_of && vf_of->bus != address.bus) {
@@ -789,8 +839,7 @@ Result<void> remove_function(const fs::path& root, const PciAddress& address) {
         if (s.rfind(bus + ":", 0) == 0) occupied = true;
     if (!occupied && exists(root, parent / "pci_bus" / bus)) {
       if (auto r = remove_path(root, fs::path("class/pci_bus") / bus); !r) return r;
-      fs::remove_all(root / parent / "pci_bus" / bus, ec);
-      if (ec) return sys(ec.value(), "removing " + (parent / "pci_bus" / bus).string());
+      if (auto r = remove_tree(root, parent / "pci_bus" / bus); !r) return r;
     }
   }
   return ok();
@@ -1075,12 +1124,10 @@ Result<void> remove_netdev(const fs::path& root, std::string_view name) {
   if (!t) return std::move(t).error().context("removing netdev " + std::string(name));
   const fs::path ndir = (cl.parent_path() / *t).lexically_normal();
   if (auto r = remove_path(root, cl); !r) return r;
-  std::error_code ec;
-  fs::remove_all(root / ndir, ec);
-  if (ec) return sys(ec.value(), "removing " + ndir.string());
-  // The glue directory goes with its last netdev (cleanup_glue_dir).
-  auto left = list_dir(root, ndir.parent_path());
-  if (left && left->empty()) ::rmdir((root / ndir.parent_path()).c_str());
+  if (auto r = remove_tree(root, ndir); !r) return r;
+  // The glue directory goes with its last netdev (cleanup_glue_dir): rmdir refuses
+  // (ENOTEMPTY) while another netdev is left in it.
+  ::rmdir((root / ndir.parent_path()).c_str());
   return ok();
 }
 

@@ -57,10 +57,16 @@ SchemaValidator::~SchemaValidator() = default;
 Result<void> SchemaValidator::validate(const std::string& component, const nlohmann::json& value) const {
   auto it = schemas_.find(component);
   if (it == schemas_.end()) return Error::make(ErrorCode::internal, "no schema named " + component);
-  valijson::Validator validator(valijson::Validator::kStrongTypes);
-  valijson::ValidationResults results;
+  // One valijson::Validator per thread: it caches the std::regex of every `pattern` it met, and
+  // compiling those (addresses, MACs, names) is most of the cost of a validation; the cache is
+  // not safe to share between threads.
+  thread_local valijson::Validator validator(valijson::Validator::kStrongTypes);
   valijson::adapters::NlohmannJsonAdapter adapter(value);
-  if (validator.validate(*it->second, adapter, &results)) return ok();
+  // Without a results object valijson stops at the first failure; only a failing value is
+  // walked again to collect the errors and name the field.
+  if (validator.validate(*it->second, adapter, nullptr)) return ok();
+  valijson::ValidationResults results;
+  validator.validate(*it->second, adapter, &results);
   // valijson reports from the outermost context inwards; the deepest error is the useful one.
   valijson::ValidationResults::Error best;
   size_t depth = 0;
