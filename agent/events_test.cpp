@@ -50,3 +50,21 @@ TEST_CASE("a waiter wakes on publish and on close") {
   c.join();
   CHECK(closed.closed);
 }
+
+TEST_CASE("once closed, the daemon waits for every stream to let go of its subscription") {
+  EventLog log;
+  CHECK(log.wait_unsubscribed(0ms));  // nobody subscribed
+  auto a = log.subscribe();
+  auto b = log.subscribe();
+  log.close();
+  CHECK_FALSE(log.wait_unsubscribed(0ms));
+  { auto moved = std::move(a); }  // a moved-from subscription holds nothing; the new owner lets go
+  CHECK_FALSE(log.wait_unsubscribed(0ms));
+  std::thread t([&] {
+    // A stream sees the close, sends its end, and lets go.
+    CHECK(log.wait_after(log.last_id(), 10s).closed);
+    b = EventLog::Subscription();
+  });
+  CHECK(log.wait_unsubscribed(10s));
+  t.join();
+}
