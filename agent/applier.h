@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -73,18 +74,35 @@ inline std::optional<std::string> read_driver(const pci::SysfsRoot& root, const 
 // Applies actions, journalling each one's undo before taking it, and undoes them in reverse.
 class Agent::Applier {
  public:
+  // Opens the operation's journal entry in `begin`'s transaction (it returns the entry's id):
+  // together with the first step, or with finish() when no step is taken. Nothing is written
+  // before the first change to the kernel, and an operation that changes nothing commits once.
+  using Begin = std::function<Result<int64_t>(StateStore::Tx&)>;
+  Applier(kernel::Kernel& k, StateStore& s, Begin begin) : k_(k), s_(s), begin_(std::move(begin)) {}
+  // An entry opened already.
   Applier(kernel::Kernel& k, StateStore& s, int64_t op) : k_(k), s_(s), op_(op) {}
 
   Result<void> run(const Action& action, std::vector<Action> undo) {
     json step = {{"do", action.to_json()}, {"undo", json::array()}};
     for (const auto& u : undo) step["undo"].push_back(u.to_json());
-    if (auto r = s_.add_step(op_, step.dump()); !r) return r;
+    if (auto r = journal(step.dump()); !r) return r;
     if (auto r = perform(k_, action); !r) {
-      spdlog::debug("operation {}: {} failed: {}", op_, action.describe(), r.error().message);
+      spdlog::debug("operation {}: {} failed: {}", *op_, action.describe(), r.error().message);
       return r;
     }
     undo_.push_back(std::move(undo));
     return ok();
+  }
+
+  // Ends the operation as `state` ("done", "failed"), with what `fn` writes, in one transaction
+  // (which opens the entry first when no step did).
+  Result<void> finish(const std::string& state, const std::string& error,
+                      const std::function<Result<void>(StateStore::Tx&)>& fn = {}) {
+    return with_entry([&](StateStore::Tx& tx) -> Result<void> {
+      if (fn)
+        if (auto r = fn(tx); !r) return r;
+      return s_.finish_operation(*op_, state, error);
+    }, Durability::power_loss);
   }
 
   // Undoes the taken steps, newest first. Undo actions restore old values, so they are safe to
@@ -95,17 +113,40 @@ class Agent::Applier {
       for (const auto& u : *it)
         if (auto r = perform(k_, u); !r) failures.push_back(u.describe() + ": " + r.error().message);
     undo_.clear();
-    for (const auto& f : failures) spdlog::error("operation {}: rollback step failed: {}", op_, f);
+    for (const auto& f : failures) spdlog::error("operation {}: rollback step failed: {}", op(), f);
     return failures;
   }
 
-  int64_t op() const { return op_; }
+  // The entry's id; 0 while it is not open.
+  int64_t op() const { return op_.value_or(0); }
   size_t taken() const { return undo_.size(); }
 
  private:
+  Result<void> journal(const std::string& step) {
+    if (op_) return s_.add_step(*op_, step);
+    // The entry and its first step in one commit (written, not synced: see Durability).
+    return with_entry([&](StateStore::Tx&) { return s_.add_step(*op_, step); }, Durability::process_crash);
+  }
+  // `body` in a transaction that first opens the entry when it is not open yet; if the
+  // transaction fails, the entry stays unopened.
+  Result<void> with_entry(const std::function<Result<void>(StateStore::Tx&)>& body, Durability d) {
+    const bool opening = !op_;
+    auto r = s_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+      if (opening) {
+        auto id = begin_(tx);
+        if (!id) return std::move(id).error();
+        op_ = *id;
+      }
+      return body(tx);
+    }, d);
+    if (!r && opening) op_.reset();
+    return r;
+  }
+
   kernel::Kernel& k_;
   StateStore& s_;
-  int64_t op_;
+  Begin begin_;
+  std::optional<int64_t> op_;
   std::vector<std::vector<Action>> undo_;
 };
 

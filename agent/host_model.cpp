@@ -186,8 +186,23 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     std::vector<const pci::Device*> members;
     for (const auto& v : snap->devices)
       if (v.device.iommu_group && groups.count(*v.device.iommu_group)) members.push_back(&v.device);
-    for (int g : groups) snap->groups.erase(g);
-    for (auto& [n, g] : iommu::build_groups(root, members)) snap->groups.insert_or_assign(n, std::move(g));
+    // Most changes leave every group as it was (a driver moved from one host driver to another,
+    // an attribute changed): the groups are then still shared with `before`, not copied.
+    auto rebuilt = iommu::build_groups(root, members);
+    bool same = true;
+    for (int g : groups) {
+      auto was = snap->groups.find(g);
+      auto now = rebuilt.find(g);
+      if ((was == snap->groups.end()) != (now == rebuilt.end()) || (now != rebuilt.end() && !(was->second == now->second))) {
+        same = false;
+        break;
+      }
+    }
+    if (!same) {
+      auto& edit = snap->groups.edit();
+      for (int g : groups) edit.erase(g);
+      for (auto& [n, g] : rebuilt) edit.insert_or_assign(n, std::move(g));
+    }
   }
 
   if (kernel) {

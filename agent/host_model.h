@@ -35,11 +35,39 @@ struct DeviceView {
   std::optional<std::string> lease;           // the id of the lease holding it
 };
 
+// A snapshot's IOMMU groups by number, shared with the snapshot it was made from until one of
+// them changes: most snapshots (a lease, one function re-read) leave every group as it was, and
+// copying the groups was a good part of making one. Read like the std::map it holds.
+class GroupMap {
+ public:
+  using Map = std::map<int, iommu::Group>;
+  GroupMap() : m_(std::make_shared<Map>()) {}
+  GroupMap(Map m) : m_(std::make_shared<Map>(std::move(m))) {}  // NOLINT: a map is a GroupMap
+
+  Map::const_iterator begin() const { return m_->begin(); }
+  Map::const_iterator end() const { return m_->end(); }
+  Map::const_iterator find(int n) const { return m_->find(n); }
+  size_t count(int n) const { return m_->count(n); }
+  const iommu::Group& at(int n) const { return m_->at(n); }
+  size_t size() const { return m_->size(); }
+  bool empty() const { return m_->empty(); }
+
+  // The groups to change, copied first when another snapshot shares them. Only for a snapshot
+  // being built (not yet published): no one else can then be copying it.
+  Map& edit() {
+    if (m_.use_count() != 1) m_ = std::make_shared<Map>(*m_);
+    return *m_;
+  }
+
+ private:
+  std::shared_ptr<Map> m_;  // never null
+};
+
 struct Snapshot {
   std::string sysfs_root;
   std::vector<DeviceView> devices;                       // sorted by address
   std::unordered_map<PciAddress, size_t> index;          // address → position in devices
-  std::map<int, iommu::Group> groups;
+  GroupMap groups;
   iommu::Readiness readiness;
   std::vector<std::string> warnings;                     // tree-level
   std::vector<std::string> drift;                        // desired state the host does not match

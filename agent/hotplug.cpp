@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <libudev.h>
 #include <linux/netlink.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -217,20 +217,37 @@ bool HotplugMonitor::read_udev() {
 
 void HotplugMonitor::read_loop() {
   const int fd = udev_ ? udev_monitor_get_fd(udev_->mon) : fd_.get();
+  // epoll rather than poll: the two descriptors are registered once, not on every wait (the
+  // loop waits once per burst of uevents, a few times per change).
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_event source{}, stop{};
+  source.events = EPOLLIN;
+  source.data.fd = fd;
+  stop.events = EPOLLIN;
+  stop.data.fd = stop_fd_.get();
+  if (!ep || ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &source) != 0 ||
+      ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, stop_fd_.get(), &stop) != 0) {
+    spdlog::error("hotplug: epoll: {}; hotplug stops", std::strerror(errno));
+    return;
+  }
   for (;;) {
-    pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
-    int r = ::poll(p, 2, -1);
+    epoll_event ev[2];
+    int r = ::epoll_wait(ep.get(), ev, 2, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
-      spdlog::error("hotplug: poll: {}", std::strerror(errno));
+      spdlog::error("hotplug: epoll_wait: {}", std::strerror(errno));
       return;
     }
-    if (p[1].revents) return;
-    if (p[0].revents & POLLIN) {
+    uint32_t events = 0;
+    for (int i = 0; i < r; ++i) {
+      if (ev[i].data.fd == stop_fd_.get()) return;
+      events |= ev[i].events;
+    }
+    if (events & EPOLLIN) {
       if (!(udev_ ? read_udev() : read_datagrams())) return;
-    } else if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-      if (p[0].revents & POLLERR) {
-        // ENOBUFS is reported as POLLERR on netlink sockets: recv clears it.
+    } else if (events & (EPOLLERR | EPOLLHUP)) {
+      if (events & EPOLLERR) {
+        // ENOBUFS is reported as an error on netlink sockets: recv clears it.
         if (!udev_ && read_datagrams()) continue;
       }
       spdlog::error("hotplug: the uevent source failed; hotplug stops");

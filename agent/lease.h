@@ -43,6 +43,7 @@ struct Lease {
   std::string error;                     // why the last release failed, if it did
 
   nlohmann::json to_json() const;        // what the store keeps (everything)
+  std::string record() const;            // to_json() as text, written directly (the store's value)
   static Result<Lease> from_json(const nlohmann::json& j);
 };
 

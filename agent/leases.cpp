@@ -17,6 +17,7 @@
 #include "agent/agent.h"
 #include "agent/applier.h"
 #include "agent/vf_config_json.h"
+#include "base/json_writer.h"
 #include "base/time.h"
 
 namespace sriovd::agent {
@@ -278,18 +279,15 @@ Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& 
   return ok();
 }
 
-// Intent first: the lease (as it is now) and the journal entry of `kind` in one transaction.
-// Not synced: the commit that ends the operation is the durable one.
-Result<int64_t> Agent::begin_lease_operation(const char* kind, const Lease& lease) {
-  int64_t op = 0;
-  auto begun = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+// The journal entry of `kind` and the lease as it is now, in one transaction: the Applier's
+// Begin, so they are committed with the operation's first step (see Applier).
+Agent::Applier::Begin Agent::lease_entry(const char* kind, const Lease& lease) {
+  return [this, kind, &lease](StateStore::Tx& tx) -> Result<int64_t> {
     auto id = store_.begin_operation(kind, lease.address.to_string(), nlohmann::json({{"lease", lease.id}}).dump());
     if (!id) return std::move(id).error();
-    op = *id;
-    return tx.put("lease", lease.id, lease.to_json().dump());
-  }, Durability::process_crash);
-  if (!begun) return std::move(begun).error();
-  return op;
+    if (auto r = tx.put("lease", lease.id, lease.record()); !r) return std::move(r).error();
+    return *id;
+  };
 }
 
 Result<Allocation> Agent::allocate(const AllocationRequest& req) {
@@ -411,9 +409,10 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   if (mode == PoolMode::vfio && d.driver != std::string("vfio-pci"))
     if (auto r = check_netdev_quiet(d); !r) return std::move(r).error();
 
-  auto op = begin_lease_operation("allocate", lease);
-  if (!op) return std::move(op).error();
-  Applier a(kernel_, store_, *op);
+  // The lease is written "allocating" with the journal entry, before the first change (with
+  // the first step); an allocation that changes nothing in the kernel commits once.
+  const Lease intent = lease;
+  Applier a(kernel_, store_, lease_entry("allocate", intent));
   Result<void> r = ok();
   if (wanted) {
     r = apply_vf_config(a, pf_ifname, vf_index, current, *wanted);
@@ -425,26 +424,25 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   }
   if (r && mode == PoolMode::vfio) r = bind(a, d, std::string("vfio-pci"));
   lease.state = "active";
-  if (r) {
-    r = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
-      if (auto w = tx.put("lease", lease.id, lease.to_json().dump()); !w) return w;
-      return store_.finish_operation(*op, "done");
-    });
-  }
+  if (r) r = a.finish("done", {}, [&](StateStore::Tx& tx) { return tx.put("lease", lease.id, lease.record()); });
   if (!r) {
+    const bool attempted = a.op() != 0;  // a step was journalled: the kernel may have been changed
     a.rollback();
-    (void)store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
-      if (auto w = tx.erase("lease", lease.id); !w) return w;
-      return store_.finish_operation(*op, "failed", r.error().message);
-    });
-    (void)refresh_devices_locked({d.address});
+    (void)a.finish("failed", r.error().message, [&](StateStore::Tx& tx) { return tx.erase("lease", lease.id); });
+    if (attempted) (void)refresh_devices_locked({d.address});
     return std::move(r).error().context("leasing " + d.address.to_string());
   }
   auto book = std::make_shared<LeaseBook>(*book_);
   book->by_address[lease.address] = lease.id;
   book->leases[lease.id] = lease;
   book_ = std::move(book);
-  if (auto rr = refresh_devices_locked({d.address}); !rr) spdlog::warn("rescanning {}: {}", d.address.to_string(), rr.error().message);
+  // The device is read again when the allocation changed it; otherwise only the lease is new.
+  if (a.taken()) {
+    if (auto rr = refresh_devices_locked({d.address}); !rr) spdlog::warn("rescanning {}: {}", d.address.to_string(), rr.error().message);
+  } else {
+    ++generation_;
+    publish_locked(std::make_shared<Snapshot>(*snap()));
+  }
   if (events_)
     events_->publish("lease.created", {{"lease", lease.id},
                                        {"address", lease.address.to_string()},
@@ -483,7 +481,7 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
     // next DELETE (or the next start) tries again.
     lease.state = "releasing";
     lease.error = e.message;
-    (void)store_.put("lease", lease.id, lease.to_json().dump());
+    (void)store_.put("lease", lease.id, lease.record());
     auto book = std::make_shared<LeaseBook>(*book_);
     book->leases[lease.id] = lease;
     book_ = std::move(book);
@@ -495,10 +493,12 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
     if (!r) return fail(std::move(r).error());
     lease.attached.reset();
   }
+  // The lease is written "releasing" with the journal entry, together with the first change
+  // (every change of a release is a journalled step, the function reset too): a daemon killed
+  // after any of them finishes the release at start.
   lease.state = "releasing";
-  auto op = begin_lease_operation("release", lease);
-  if (!op) return std::move(op).error();
-  Applier a(kernel_, store_, *op);
+  const Lease intent = lease;
+  Applier a(kernel_, store_, lease_entry("release", intent));
   auto s = snap();
   const DeviceView* v = s->find(lease.address);
   Result<void> r = ok();
@@ -519,7 +519,7 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
     // 2. A function-level reset, where the kernel offers one: nothing the consumer left in the
     //    device's state survives. ENOTTY/EINVAL: no reset method for this function.
     if (r && root_.exists(dev_path(d.address, "reset"))) {
-      if (auto rr = kernel_.write_attr(dev_path(d.address, "reset"), "1"); !rr) {
+      if (auto rr = a.run(Action::write(dev_path(d.address, "reset"), "1"), {}); !rr) {
         if (rr.error().errnum != ENOTTY && rr.error().errnum != EINVAL) r = std::move(rr).error().context("resetting the function");
         else spdlog::debug("{}: no function reset: {}", addr, rr.error().message);
       }
@@ -535,15 +535,15 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
   }
   if (!r) {
     // Moving forward, not back: what was reset stays reset.
-    (void)store_.finish_operation(*op, "failed", r.error().message);
+    (void)a.finish("failed", r.error().message);
     return fail(std::move(r).error());
   }
-  auto done = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+  auto done = a.finish("done", {}, [&](StateStore::Tx& tx) -> Result<void> {
     if (auto w = tx.erase("lease", lease.id); !w) return w;
     // The lease's attributes and driver are not the device's desired state any more.
-    if (lease.address.to_string().size() && v && v->device.physfn && v->device.vf_index)
+    if (v && v->device.physfn && v->device.vf_index)
       if (auto w = tx.erase("vf_config", v->device.physfn->to_string() + "#" + std::to_string(*v->device.vf_index)); !w) return w;
-    return store_.finish_operation(*op, "done");
+    return ok();
   });
   if (!done) return fail(std::move(done).error());
   auto book = std::make_shared<LeaseBook>(*book_);
@@ -585,7 +585,7 @@ Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachm
   }
   const std::optional<Attachment> was = l->attached;
   lease.attached = attachment;
-  if (auto r = store_.put("lease", id, lease.to_json().dump()); !r) return std::move(r).error();
+  if (auto r = store_.put("lease", id, lease.record()); !r) return std::move(r).error();
   auto book = std::make_shared<LeaseBook>(*book_);
   book->leases[id] = lease;
   book_ = std::move(book);
@@ -680,6 +680,35 @@ nlohmann::json Lease::to_json() const {
   if (attached) j["attached_to"] = {{"domain", attached->domain}, {"live", attached->live}, {"config", attached->config}};
   if (!error.empty()) j["error"] = error;
   return j;
+}
+
+std::string Lease::record() const {
+  // The same object as to_json(), written without building nlohmann's tree: a lease is stored
+  // two or three times per allocation or release.
+  std::string out;
+  out.reserve(384);
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("address").value(address.to_string());
+  w.key("attached_to");
+  if (attached) {
+    w.begin_object().key("config").value(attached->config).key("domain").value(attached->domain);
+    w.key("live").value(attached->live).end_object();
+  } else {
+    w.null();
+  }
+  w.key("consumer").begin_object().key("kind").value(consumer_kind).key("name").value(consumer_name).end_object();
+  w.key("created_at").value(created_at);
+  if (!error.empty()) w.key("error").value(error);
+  w.key("id").value(id);
+  w.key("idempotency_key").optional(idempotency_key);
+  w.key("mode").value(to_string(mode));
+  w.key("pool").optional(pool);
+  w.key("previous_driver").optional(previous_driver);
+  w.key("state").value(state);
+  w.key("vf_config").raw(vf_config.dump());
+  w.end_object();
+  return out;
 }
 
 Result<Lease> Lease::from_json(const nlohmann::json& j) {

@@ -368,3 +368,28 @@ TEST_CASE("a slow libvirt call holds only its own lease: other changes go on, th
   releaser.join();
   CHECK(h.model.current()->book->leases.empty());
 }
+
+TEST_CASE("a lease's stored record is its JSON object, written directly, and reads back the same") {
+  Lease l;
+  l.id = "0123456789abcdef0123456789abcdef";
+  l.address = *PciAddress::parse("0000:86:00.2");
+  l.consumer_kind = "vm";
+  l.consumer_name = "web \"1\"\n";  // escaped
+  l.state = "active";
+  l.created_at = "2026-12-02T10:00:00Z";
+  l.mode = PoolMode::netdev;
+  SUBCASE("without the optional fields") {}
+  SUBCASE("with all of them") {
+    l.pool = "cx6";
+    l.vf_config = {{"mac", "52:54:00:00:00:01"}, {"vlan", 7}};
+    l.idempotency_key = "k-1";
+    l.previous_driver = "mlx5_core";
+    l.attached = Attachment{"vm1", true, false};
+    l.error = "the reset failed";
+  }
+  const std::string record = l.record();
+  CHECK(record == l.to_json().dump());
+  auto back = Lease::from_json(nlohmann::json::parse(record));
+  REQUIRE(back.ok());
+  CHECK(back->record() == record);
+}

@@ -50,6 +50,9 @@ int64_t now_ms() {
 
 constexpr int kSchemaVersion = 1;
 constexpr int64_t kKeptOperations = 1000;
+// Finished operations are pruned once every kPruneEvery operations, not at each: a delete
+// touches the table's oldest pages, and doing it in batches keeps them out of most commits.
+constexpr int64_t kPruneEvery = 100;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,8 +74,11 @@ CREATE TABLE IF NOT EXISTS operations (
   created_at INTEGER NOT NULL,
   finished_at INTEGER
 );
-CREATE INDEX IF NOT EXISTS operations_state ON operations(state);
+DROP INDEX IF EXISTS operations_state;
 )sql";
+// operations_state (an index on operations.state, in databases written before) is dropped: the
+// only query by state reads the pending operations once at start, from at most ~1,100 rows, and
+// the index cost two page writes in every operation's commits.
 
 }  // namespace
 
@@ -111,13 +117,16 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
   if (rc != SQLITE_OK) return s->sql_error("opening the state database");
   ::chmod(s->path_.c_str(), 0600);
   sqlite3_busy_timeout(s->db_, 2000);  // a daemon that is still exiting
-  // WAL: readers never block the writer; synchronous=FULL: a committed change survives power loss.
+  // WAL: readers never block the writer. synchronous=NORMAL: a commit writes the log without
+  // syncing it; a commit that must survive a power loss syncs the log itself after it
+  // (sync_log_locked), which is what synchronous=FULL does at every commit. The setting is not
+  // switched per transaction: a PRAGMA is compiled anew each time it runs.
   // cache_size: the state is a few kilobytes; SQLite's default 2 MiB page cache would be most
   // of the daemon's memory.
   // locking_mode=EXCLUSIVE (before WAL): one process owns the database while it has it open: no
   // file lock or shared-memory index per transaction, and a second daemon on the same state
   // directory is refused instead of interleaving with the first.
-  for (const char* pragma : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+  for (const char* pragma : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
                              "PRAGMA foreign_keys=ON", "PRAGMA cache_size=-256"}) {
     if (auto r = s->exec(pragma); !r) {
       if (sqlite3_errcode(s->db_) == SQLITE_BUSY)
@@ -157,12 +166,23 @@ sqlite3_stmt* StateStore::prepared(const char* sql) {
   return st;
 }
 
-Result<void> StateStore::set_durability_locked(Durability d) {
-  // Inside a transaction, the transaction's own setting applies to its commit.
-  if (!sqlite3_get_autocommit(db_) || d == durability_) return ok();
-  if (auto r = run(d == Durability::power_loss ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !r) return r;
-  durability_ = d;
+Result<void> StateStore::sync_log_locked() {
+  // The write-ahead log's file, as SQLite has it open (SQLITE_FCNTL_JOURNAL_POINTER), synced as
+  // synchronous=FULL syncs it at a commit. Without a log (nothing written yet) there is nothing
+  // to sync.
+  sqlite3_file* log = nullptr;
+  if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log) != SQLITE_OK)
+    return sql_error("finding the write-ahead log");
+  if (!log || !log->pMethods) return ok();
+  if (log->pMethods->xSync(log, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+    return Error::make(ErrorCode::io, "syncing the write-ahead log of " + path_.string());
   return ok();
+}
+
+Result<void> StateStore::durable_locked(Durability d) {
+  // Inside a transaction the statement is not committed yet: the transaction's commit decides.
+  if (!sqlite3_get_autocommit(db_) || d == Durability::process_crash) return ok();
+  return sync_log_locked();
 }
 
 Result<std::optional<std::string>> StateStore::get_locked(const std::string& kind, const std::string& key) {
@@ -211,14 +231,14 @@ Result<std::map<std::string, std::string>> StateStore::all(const std::string& ki
 
 Result<void> StateStore::put(const std::string& kind, const std::string& key, const std::string& json) {
   std::lock_guard lock(mu_);
-  if (auto r = set_durability_locked(Durability::power_loss); !r) return r;
-  return put_locked(kind, key, json);
+  if (auto r = put_locked(kind, key, json); !r) return r;
+  return durable_locked(Durability::power_loss);
 }
 
 Result<void> StateStore::erase(const std::string& kind, const std::string& key) {
   std::lock_guard lock(mu_);
-  if (auto r = set_durability_locked(Durability::power_loss); !r) return r;
-  return erase_locked(kind, key);
+  if (auto r = erase_locked(kind, key); !r) return r;
+  return durable_locked(Durability::power_loss);
 }
 
 Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key, const std::string& json) {
@@ -233,7 +253,6 @@ Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, 
 
 Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn, Durability durability) {
   std::lock_guard lock(mu_);
-  if (auto r = set_durability_locked(durability); !r) return r;
   // IMMEDIATE: take the write lock now, so a second process waits here, not at COMMIT.
   if (auto r = run("BEGIN IMMEDIATE"); !r) return r;
   Tx tx(*this);
@@ -252,25 +271,25 @@ Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn,
     (void)run("ROLLBACK");
     return r;
   }
-  return ok();
+  return durable_locked(durability);
 }
 
 Result<int64_t> StateStore::begin_operation(const std::string& kind, const std::string& target,
                                             const std::string& request) {
   std::lock_guard lock(mu_);
-  if (auto r = set_durability_locked(Durability::power_loss); !r) return std::move(r).error();
   Stmt st(prepared("INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, 'pending', ?4)"));
   if (!st.ok()) return sql_error("journalling an operation");
   st.bind(1, kind).bind(2, target).bind(3, request).bind(4, now_ms());
   if (st.step() != SQLITE_DONE) return sql_error("journalling an operation");
-  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+  const auto id = static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+  if (auto r = durable_locked(Durability::power_loss); !r) return std::move(r).error();
+  return id;
 }
 
 Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
   std::lock_guard lock(mu_);
   // A step records a change to the running kernel, which a power loss undoes by itself: the
-  // step only has to outlive the process (see Durability).
-  if (auto r = set_durability_locked(Durability::process_crash); !r) return r;
+  // step only has to outlive the process (see Durability), so its commit is not synced.
   // json_insert appends to the array in SQL: one statement, atomic.
   Stmt st(prepared("UPDATE operations SET steps=json_insert(steps, '$[#]', json(?2)) WHERE id=?1"));
   if (!st.ok()) return sql_error("journalling an operation step");
@@ -281,13 +300,15 @@ Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
 
 Result<void> StateStore::finish_operation(int64_t id, const std::string& state, const std::string& error) {
   std::lock_guard lock(mu_);
-  if (auto r = set_durability_locked(Durability::power_loss); !r) return r;
   Stmt st(prepared("UPDATE operations SET state=?2, error=?3, finished_at=?4 WHERE id=?1"));
   if (!st.ok()) return sql_error("finishing an operation");
   st.bind(1, id).bind(2, state).bind(3, error).bind(4, now_ms());
   if (st.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sql_error("finishing an operation");
+  if (auto r = durable_locked(Durability::power_loss); !r) return r;
   // The journal keeps the last kKeptOperations finished operations (for a post-mortem with
-  // sqlite3), not every one since the host was installed.
+  // sqlite3), not every one since the host was installed; between kKeptOperations and
+  // kKeptOperations + kPruneEvery of them.
+  if (id % kPruneEvery != 0) return ok();
   Stmt prune(prepared("DELETE FROM operations WHERE id <= ?1 AND state != 'pending'"));
   if (!prune.ok()) return sql_error("pruning the operation journal");
   prune.bind(1, id - kKeptOperations);

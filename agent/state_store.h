@@ -6,7 +6,7 @@
 //   "sriov"     key PF address                → {"num_vfs": N}
 //   "vf_config" key "<PF address>#<VF index>"  → the VF's attributes
 //   "driver"    key device address             → {"driver": "vfio-pci", "previous": "ice"}
-// Every change is one SQLite transaction, committed with synchronous=FULL before the call
+// Every change is one SQLite transaction, committed and its log synced to disk before the call
 // returns: a crash after a call keeps it, a crash during one leaves the state as before. The
 // exception is what only has to outlive the process, not the machine (Durability): the steps of
 // an operation, whose changes to the running kernel a power loss undoes anyway.
@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -42,10 +43,10 @@ struct Operation {
   std::string error;
 };
 
-// What a commit must survive before it returns. WAL with synchronous=FULL syncs the log at
-// every commit; synchronous=NORMAL writes it without a sync: the commit survives the process
-// being killed (the kernel has the write) but maybe not a power loss. A later power_loss commit
-// syncs everything before it too.
+// What a commit must survive before it returns. power_loss: the write-ahead log is synced after
+// the commit (what synchronous=FULL does); process_crash: it is written without a sync, so the
+// commit survives the process being killed (the kernel has the write) but maybe not a power
+// loss. A later power_loss commit syncs everything before it too.
 enum class Durability { power_loss, process_crash };
 
 class StateStore {
@@ -79,7 +80,7 @@ class StateStore {
                            Durability durability = Durability::power_loss);
 
   // The operation journal. Steps are committed with Durability::process_crash; the journal keeps
-  // the last 1,000 finished operations.
+  // the last 1,000 finished operations (pruned in batches of 100).
   Result<int64_t> begin_operation(const std::string& kind, const std::string& target, const std::string& request);
   Result<void> add_step(int64_t id, const std::string& step_json);
   Result<void> finish_operation(int64_t id, const std::string& state, const std::string& error = {});
@@ -95,7 +96,10 @@ class StateStore {
   // The statement for `sql` (a string literal), prepared on first use and kept; nullptr when it
   // does not compile.
   sqlite3_stmt* prepared(const char* sql);
-  Result<void> set_durability_locked(Durability d);
+  // After a statement or a commit: for Durability::power_loss outside a transaction, syncs the
+  // write-ahead log (the connection runs with synchronous=NORMAL).
+  Result<void> durable_locked(Durability d);
+  Result<void> sync_log_locked();
   Error sql_error(const std::string& what) const;
   // Unlocked versions, for Tx and the public methods.
   Result<std::optional<std::string>> get_locked(const std::string& kind, const std::string& key);
@@ -104,8 +108,9 @@ class StateStore {
 
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;  // guarded by mu_
-  std::map<std::string, sqlite3_stmt*> prepared_;  // guarded by mu_
-  Durability durability_ = Durability::power_loss;  // the connection's synchronous setting; guarded by mu_
+  // By the address of the SQL literal: every statement is a literal of this file, so the lookup
+  // needs no string built or compared.
+  std::unordered_map<const char*, sqlite3_stmt*> prepared_;  // guarded by mu_
   std::recursive_mutex mu_;
 };
 

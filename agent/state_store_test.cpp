@@ -6,6 +6,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <sqlite3.h>
+
+#include <utility>
+
 #include "agent/state_store.h"
 #include "tests/support/temp_dir.h"
 
@@ -135,4 +139,95 @@ TEST_CASE("one process at a time: a second opener of the same state directory is
   auto v = (*again)->get("sriov", "0000:17:00.0");
   REQUIRE(v.ok());
   CHECK(v->value_or("") == R"({"num_vfs":4})");
+}
+
+namespace {
+
+// A VFS in front of SQLite's default one that counts the syncs of write-ahead logs: what
+// reaches the disk before a call returns.
+struct SyncCounter {
+  static inline sqlite3_vfs* real = nullptr;
+  static inline sqlite3_vfs shim{};
+  static inline int wal_syncs = 0;
+
+  struct File {
+    sqlite3_file base;
+    bool wal;
+    sqlite3_file* inner() { return reinterpret_cast<sqlite3_file*>(this + 1); }
+  };
+  static File* of(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
+
+  static int close(sqlite3_file* f) { return of(f)->inner()->pMethods->xClose(of(f)->inner()); }
+  static int read(sqlite3_file* f, void* b, int n, sqlite3_int64 o) { return of(f)->inner()->pMethods->xRead(of(f)->inner(), b, n, o); }
+  static int write(sqlite3_file* f, const void* b, int n, sqlite3_int64 o) { return of(f)->inner()->pMethods->xWrite(of(f)->inner(), b, n, o); }
+  static int truncate(sqlite3_file* f, sqlite3_int64 n) { return of(f)->inner()->pMethods->xTruncate(of(f)->inner(), n); }
+  static int sync(sqlite3_file* f, int flags) {
+    if (of(f)->wal) ++wal_syncs;
+    return of(f)->inner()->pMethods->xSync(of(f)->inner(), flags);
+  }
+  static int size(sqlite3_file* f, sqlite3_int64* n) { return of(f)->inner()->pMethods->xFileSize(of(f)->inner(), n); }
+  static int lock(sqlite3_file* f, int l) { return of(f)->inner()->pMethods->xLock(of(f)->inner(), l); }
+  static int unlock(sqlite3_file* f, int l) { return of(f)->inner()->pMethods->xUnlock(of(f)->inner(), l); }
+  static int reserved(sqlite3_file* f, int* r) { return of(f)->inner()->pMethods->xCheckReservedLock(of(f)->inner(), r); }
+  static int control(sqlite3_file* f, int op, void* a) { return of(f)->inner()->pMethods->xFileControl(of(f)->inner(), op, a); }
+  static int sector(sqlite3_file* f) { return of(f)->inner()->pMethods->xSectorSize(of(f)->inner()); }
+  static int caps(sqlite3_file* f) { return of(f)->inner()->pMethods->xDeviceCharacteristics(of(f)->inner()); }
+  static int shm_map(sqlite3_file* f, int r, int s, int e, void volatile** p) { return of(f)->inner()->pMethods->xShmMap(of(f)->inner(), r, s, e, p); }
+  static int shm_lock(sqlite3_file* f, int o, int n, int fl) { return of(f)->inner()->pMethods->xShmLock(of(f)->inner(), o, n, fl); }
+  static void shm_barrier(sqlite3_file* f) { of(f)->inner()->pMethods->xShmBarrier(of(f)->inner()); }
+  static int shm_unmap(sqlite3_file* f, int d) { return of(f)->inner()->pMethods->xShmUnmap(of(f)->inner(), d); }
+  static int fetch(sqlite3_file* f, sqlite3_int64 o, int n, void** p) { return of(f)->inner()->pMethods->xFetch(of(f)->inner(), o, n, p); }
+  static int unfetch(sqlite3_file* f, sqlite3_int64 o, void* p) { return of(f)->inner()->pMethods->xUnfetch(of(f)->inner(), o, p); }
+  static inline const sqlite3_io_methods methods = {3, close, read, write, truncate, sync, size, lock, unlock, reserved,
+                                                    control, sector, caps, shm_map, shm_lock, shm_barrier, shm_unmap,
+                                                    fetch, unfetch};
+
+  static int open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out) {
+    File* file = of(f);
+    file->base.pMethods = nullptr;
+    file->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = real->xOpen(real, name, file->inner(), flags, out);
+    if (rc == SQLITE_OK && file->inner()->pMethods) file->base.pMethods = &methods;
+    return rc;
+  }
+
+  SyncCounter() {
+    real = sqlite3_vfs_find(nullptr);
+    shim = *real;
+    shim.zName = "sriovd-sync-counter";
+    shim.szOsFile = static_cast<int>(sizeof(File)) + real->szOsFile;
+    shim.xOpen = open;
+    sqlite3_vfs_register(&shim, 1);
+  }
+  ~SyncCounter() {
+    sqlite3_vfs_unregister(&shim);
+    sqlite3_vfs_register(real, 1);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a change is synced to disk before it returns; an operation's steps are only written") {
+  SyncCounter counter;
+  test::TempDir dir;
+  auto s = std::move(StateStore::open(dir.path()).value());
+  auto syncs = [&] { return std::exchange(SyncCounter::wal_syncs, 0); };
+  syncs();
+  REQUIRE(s->put("sriov", "a", "1").ok());
+  CHECK(syncs() >= 1);
+  auto op = s->begin_operation("set_driver", "0000:17:00.0", "{}");
+  REQUIRE(op.ok());
+  CHECK(syncs() >= 1);
+  REQUIRE(s->add_step(*op, R"({"do":{}})").ok());
+  REQUIRE(s->add_step(*op, R"({"do":{}})").ok());
+  CHECK(syncs() == 0);
+  REQUIRE(s->transaction([](StateStore::Tx& tx) { return tx.put("lease", "x", "{}"); }, Durability::process_crash).ok());
+  CHECK(syncs() == 0);
+  REQUIRE(s->transaction([&](StateStore::Tx& tx) -> Result<void> {
+    if (auto r = tx.put("lease", "x", R"({"state":"active"})"); !r) return r;
+    return s->finish_operation(*op, "done");
+  }).ok());
+  CHECK(syncs() >= 1);
+  REQUIRE(s->erase("lease", "x").ok());
+  CHECK(syncs() >= 1);
 }

@@ -23,6 +23,8 @@ struct Verdict {
   bool viable = false;
   std::string reason;                 // one sentence, names the blocking members and drivers
   std::vector<PciAddress> blocking;   // members bound to host drivers
+
+  bool operator==(const Verdict&) const = default;
 };
 
 struct Group {
@@ -30,6 +32,8 @@ struct Group {
   std::vector<PciAddress> members;    // sorted
   std::optional<std::string> type;    // kernel/iommu_groups/N/type: DMA, DMA-FQ, identity, blocked
   Verdict verdict;
+
+  bool operator==(const Group&) const = default;
 };
 
 // True for the drivers a member may have in a viable group.

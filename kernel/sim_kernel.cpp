@@ -56,16 +56,19 @@ constexpr size_t kPageSize = 4096;
 
 // ---- files ---------------------------------------------------------------------------------
 
-Result<std::string> read_text(const fs::path& p) {
-  UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::sys(errno, "reading " + p.string());
+// The helpers take C strings; the overloads below take what callers have. Paths in the hot
+// calls are built as strings: std::filesystem::path parses its components at every append,
+// which cost more than the system calls these helpers make.
+Result<std::string> read_text(const char* p) {
+  UniqueFd fd(::open(p, O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::sys(errno, std::string("reading ") + p);
   std::string out;
   char buf[8192];
   for (;;) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::sys(errno, "reading " + p.string());
+      return Error::sys(errno, std::string("reading ") + p);
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
@@ -75,14 +78,14 @@ Result<std::string> read_text(const fs::path& p) {
   return out;
 }
 
-Result<void> write_text(const fs::path& p, std::string_view data) {
-  UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return Error::sys(errno, "writing " + p.string());
+Result<void> write_text(const char* p, std::string_view data) {
+  UniqueFd fd(::open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return Error::sys(errno, std::string("writing ") + p);
   while (!data.empty()) {
     ssize_t n = ::write(fd.get(), data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::sys(errno, "writing " + p.string());
+      return Error::sys(errno, std::string("writing ") + p);
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -90,30 +93,44 @@ Result<void> write_text(const fs::path& p, std::string_view data) {
 }
 
 // Whole-file replacement by rename, so a crash never leaves half a state file.
-Result<void> write_atomic(const fs::path& p, std::string_view data) {
-  fs::path tmp = p;
-  tmp += ".tmp";
-  if (auto r = write_text(tmp, data); !r) return r;
-  if (::rename(tmp.c_str(), p.c_str()) != 0) return Error::sys(errno, "renaming " + tmp.string());
+Result<void> write_atomic(const char* p, std::string_view data) {
+  const std::string tmp = std::string(p) + ".tmp";
+  if (auto r = write_text(tmp.c_str(), data); !r) return r;
+  if (::rename(tmp.c_str(), p) != 0) return Error::sys(errno, "renaming " + tmp);
   return ok();
 }
 
-std::optional<std::string> read_link(const fs::path& p) {
+std::optional<std::string> read_link(const char* p) {
   char buf[PATH_MAX];
-  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf);
+  ssize_t n = ::readlink(p, buf, sizeof buf);
   if (n < 0) return std::nullopt;
   return std::string(buf, static_cast<size_t>(n));
 }
 
-bool lexists(const fs::path& p) {
+bool lexists(const char* p) {
   struct stat st;
-  return ::lstat(p.c_str(), &st) == 0;
+  return ::lstat(p, &st) == 0;
 }
 
-bool is_dir(const fs::path& p) {
+bool is_dir(const char* p) {
   struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  return ::stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
+
+template <class P>
+concept PathLike = std::is_same_v<P, fs::path> || std::is_same_v<P, std::string>;
+template <PathLike P>
+Result<std::string> read_text(const P& p) { return read_text(p.c_str()); }
+template <PathLike P>
+Result<void> write_text(const P& p, std::string_view data) { return write_text(p.c_str(), data); }
+template <PathLike P>
+Result<void> write_atomic(const P& p, std::string_view data) { return write_atomic(p.c_str(), data); }
+template <PathLike P>
+std::optional<std::string> read_link(const P& p) { return read_link(p.c_str()); }
+template <PathLike P>
+bool lexists(const P& p) { return lexists(p.c_str()); }
+template <PathLike P>
+bool is_dir(const P& p) { return is_dir(p.c_str()); }
 
 std::vector<std::string> list_names(const fs::path& p) {
   std::vector<std::string> out;
@@ -448,6 +465,7 @@ json to_json(const VfAttrs& a) {
 
 VfAttrs vf_attrs_from_json(const json& j) {
   VfAttrs a;
+  if (j.empty()) return a;  // a VF nothing was set on: the driver's defaults
   if (auto m = parse_mac(j.value("mac", ""))) a.mac = *m;
   a.vlan = j.value("vlan", uint16_t{0});
   a.qos = j.value("qos", uint8_t{0});
@@ -479,8 +497,18 @@ VfConfig to_config(const VfAttrs& a) {
 // One PCI function as found in the tree.
 struct Dev {
   PciAddress addr;
-  fs::path dir;  // relative to root
+  fs::path dir;     // relative to root
+  std::string abs;  // the same under the root: root + "/" + dir
   std::string name() const { return addr.to_string(); }
+  // The file or link `rel` below the function's directory, under the root.
+  std::string in(std::string_view rel) const {
+    std::string p;
+    p.reserve(abs.size() + 1 + rel.size());
+    p += abs;
+    p += '/';
+    p += rel;
+    return p;
+  }
 };
 
 struct Ids {
@@ -537,11 +565,23 @@ class Sim {
 
   // -- tree queries --
   fs::path abs(const fs::path& rel) const { return root_ / rel; }
+  // `rel` (relative to the root) under the root, as a string.
+  std::string at(std::string_view rel) const {
+    std::string p;
+    p.reserve(root_.native().size() + 1 + rel.size());
+    p += root_.native();
+    p += '/';
+    p += rel;
+    return p;
+  }
 
   Result<Dev> dev(const PciAddress& a) const {
     auto d = simtree::device_dir(root_, a);
     if (!d) return std::move(d).error();
-    return Dev{a, *d};
+    std::string at = root_.native();
+    at += '/';
+    at += d->native();
+    return Dev{a, std::move(*d), std::move(at)};
   }
   std::optional<Dev> find_dev(std::string_view bdf) const {
     auto a = PciAddress::parse(bdf);
@@ -551,37 +591,38 @@ class Sim {
     return *d;
   }
   std::optional<std::string> driver_of(const Dev& d) const {
-    auto l = read_link(abs(d.dir / "driver"));
+    auto l = read_link(d.in("driver"));
     if (!l) return std::nullopt;
-    return fs::path(*l).filename().string();
+    const size_t slash = l->rfind('/');
+    return slash == std::string::npos ? *l : l->substr(slash + 1);
   }
   std::optional<std::string> override_of(const Dev& d) const {
-    auto t = read_text(abs(d.dir / "driver_override"));
+    auto t = read_text(d.in("driver_override"));
     if (!t) return std::nullopt;
     return pci::parse_driver_override(*t);
   }
   std::optional<PciAddress> physfn_of(const Dev& d) const {
-    auto l = read_link(abs(d.dir / "physfn"));
+    auto l = read_link(d.in("physfn"));
     if (!l) return std::nullopt;
     return pci::address_from_link(*l);
   }
-  bool is_pf(const Dev& d) const { return lexists(abs(d.dir / "sriov_totalvfs")); }
+  bool is_pf(const Dev& d) const { return lexists(d.in("sriov_totalvfs")); }
   unsigned read_uint(const Dev& d, const char* file) const {
-    auto t = read_text(abs(d.dir / file));
+    auto t = read_text(d.in(file));
     if (!t) return 0;
     auto v = pci::parse_int(*t, 0, UINT32_MAX);
     return v ? static_cast<unsigned>(*v) : 0;
   }
   unsigned num_vfs(const Dev& pf) const { return read_uint(pf, "sriov_numvfs"); }
   bool vf_autoprobe(const Dev& pf) const {
-    auto t = read_text(abs(pf.dir / "sriov_drivers_autoprobe"));
+    auto t = read_text(pf.in("sriov_drivers_autoprobe"));
     return !t || trim(*t) != "0";
   }
   // The function's ids as its uevent file gives them (PCI_ID, PCI_SUBSYS_ID, PCI_CLASS: one
   // read, where the kernel's pci_uevent() prints them from the same config space the id files
   // show); from the id files when the uevent lacks one.
   Ids ids_of(const Dev& d) const {
-    if (auto t = read_text(abs(d.dir / "uevent"))) {
+    if (auto t = read_text(d.in("uevent"))) {
       Ids ids;
       int have = 0;
       auto hex_at = [](std::string_view v, uint32_t max, uint32_t& out) {
@@ -625,7 +666,7 @@ class Sim {
   Ids ids_from_files(const Dev& d) const {
     Ids ids;
     auto h16 = [&](const char* f) -> uint16_t {
-      auto t = read_text(abs(d.dir / f));
+      auto t = read_text(d.in(f));
       if (!t) return 0;
       return pci::parse_hex16(*t).value_or(0);
     };
@@ -633,7 +674,7 @@ class Sim {
     ids.device = h16("device");
     ids.subvendor = h16("subsystem_vendor");
     ids.subdevice = h16("subsystem_device");
-    if (auto t = read_text(abs(d.dir / "class"))) ids.cls = pci::parse_class(*t).value_or(0);
+    if (auto t = read_text(d.in("class"))) ids.cls = pci::parse_class(*t).value_or(0);
     return ids;
   }
   std::map<unsigned, PciAddress> virtfns(const Dev& pf) const {
@@ -641,7 +682,7 @@ class Sim {
     for (const auto& n : list_names(abs(pf.dir))) {
       auto i = pci::virtfn_index(n);
       if (!i) continue;
-      if (auto l = read_link(abs(pf.dir / n)))
+      if (auto l = read_link(pf.in(n)))
         if (auto a = pci::address_from_link(*l)) out[static_cast<unsigned>(*i)] = *a;
     }
     return out;
@@ -657,9 +698,9 @@ class Sim {
       if (a == vf) return i;
     return std::nullopt;
   }
-  std::vector<std::string> netdevs_of(const Dev& d) const { return list_names(abs(d.dir / "net")); }
+  std::vector<std::string> netdevs_of(const Dev& d) const { return list_names(d.in("net")); }
   std::optional<unsigned> iommu_group_of(const Dev& d) const {
-    auto l = read_link(abs(d.dir / "iommu_group"));
+    auto l = read_link(d.in("iommu_group"));
     if (!l) return std::nullopt;
     auto g = pci::iommu_group_from_link(*l);
     if (!g) return std::nullopt;
@@ -667,7 +708,7 @@ class Sim {
   }
   bool driver_loaded(std::string_view drv) const {
     return !drv.empty() && drv.find('/') == std::string_view::npos &&
-           is_dir(abs(fs::path("bus/pci/drivers") / drv));
+           is_dir(at("bus/pci/drivers/" + std::string(drv)));
   }
   // A resolved absolute path that is a PCI function's directory.
   std::optional<Dev> dev_at(const fs::path& real_dir) const {
@@ -683,7 +724,7 @@ class Sim {
   SimState& state() {
     if (!state_) {
       state_ = std::make_unique<SimState>();
-      if (auto t = read_text(abs(fs::path(kStateDir) / "state.json"))) {
+      if (auto t = read_text(at(std::string(kStateDir) + "/state.json"))) {
         auto j = json::parse(*t, nullptr, false);
         if (!j.is_discarded() && j.is_object()) *state_ = state_from_json(j);
       } else {
@@ -700,12 +741,12 @@ class Sim {
     if (!state_) return ok();
     dirty_ = false;
     const std::string text = to_json(*state_).dump(1) + "\n";
-    auto r = write_atomic(abs(fs::path(kStateDir) / "state.json"), text);
+    auto r = write_atomic(at(std::string(kStateDir) + "/state.json"), text);
     if (r || r.error().errnum != ENOENT) return r;
     std::error_code ec;  // the state directory is made on first need
     fs::create_directories(abs(kStateDir), ec);
     if (ec) return Error::sys(ec.value(), "creating " + std::string(kStateDir));
-    return write_atomic(abs(fs::path(kStateDir) / "state.json"), text);
+    return write_atomic(at(std::string(kStateDir) + "/state.json"), text);
   }
 
   // -- VF attributes (per PF, per VF index) --
@@ -713,7 +754,7 @@ class Sim {
   // table, read whole by RTM_GETLINK as the kernel answers it in one message.
   fs::path vfs_file(const Dev& pf) const { return pf.dir / kVfDir / "vfs.json"; }
   json load_vfs_json(const Dev& pf) const {
-    auto t = read_text(abs(vfs_file(pf)));
+    auto t = read_text(pf.in(std::string(kVfDir) + "/vfs.json"));
     if (!t) return json::object();
     auto j = json::parse(*t, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return json::object();
@@ -729,9 +770,8 @@ class Sim {
   // `stats`: the counters to keep with the attributes; without them, those in the file. The
   // traffic counters (set_vf_stats) survive attribute changes, as a driver's do.
   Result<void> save_vf(const Dev& pf, unsigned index, const VfAttrs& a, const json* stats = nullptr) {
-    std::error_code ec;
-    fs::create_directories(abs(pf.dir / kVfDir), ec);
-    if (ec) return Error::sys(ec.value(), "creating " + (pf.dir / kVfDir).string());
+    if (::mkdir(pf.in(kVfDir).c_str(), 0755) != 0 && errno != EEXIST)
+      return Error::sys(errno, "creating " + (pf.dir / kVfDir).string());
     json all = load_vfs_json(pf);
     json j = to_json(a);
     if (stats) {
@@ -741,7 +781,7 @@ class Sim {
       if (old.contains("stats")) j["stats"] = old["stats"];
     }
     all[std::to_string(index)] = std::move(j);
-    return write_atomic(abs(vfs_file(pf)), all.dump() + "\n");
+    return write_atomic(pf.in(std::string(kVfDir) + "/vfs.json"), all.dump() + "\n");
   }
   // What the VF's driver counts (IFLA_VF_STATS): zeros until set_vf_stats says otherwise.
   static VfStats vf_stats_from(const json& j) {
@@ -862,7 +902,7 @@ class Sim {
     // net/core/dev.c dev_alloc_name("eth%d"): the lowest free number.
     for (unsigned k = 0;; ++k) {
       std::string n = "eth" + std::to_string(k);
-      if (!lexists(abs(fs::path("class/net") / n))) return n;
+      if (!lexists(at("class/net/" + n))) return n;
     }
   }
   // A VF's netdev address when no admin MAC is set: a VF driver picks a random locally
@@ -878,7 +918,7 @@ class Sim {
     unsigned best_port = UINT32_MAX;
     for (const auto& n : netdevs_of(d)) {
       unsigned port = 0;
-      if (auto t = read_text(abs(d.dir / "net" / n / "dev_port")))
+      if (auto t = read_text(d.in("net/" + n + "/dev_port")))
         port = static_cast<unsigned>(pci::parse_int(*t, 0, UINT32_MAX).value_or(0));
       if (port < best_port) best = n, best_port = port;
     }
@@ -921,7 +961,7 @@ class Sim {
       std::string base = primary_netdev(*pfd);
       NetdevRecord n;
       n.name = base.empty() || !index ? free_eth_name() : base + "v" + std::to_string(*index);
-      if (lexists(abs(fs::path("class/net") / n.name))) n.name = free_eth_name();
+      if (lexists(at("class/net/" + n.name))) n.name = free_eth_name();
       n.mac = generated_mac(d.addr, 0x5f);
       if (index) {
         VfAttrs a = load_vf(*pfd, *index);
@@ -1020,7 +1060,7 @@ class Sim {
     const Ids pids = ids_of(pf);
     if (const BootDevice* b = boot_.find(pf.addr); b && b->vf_subsystem_device) {
       o.subsystem_device = b->vf_subsystem_device;
-    } else if (auto vfdev = read_text(abs(pf.dir / "sriov_vf_device"))) {
+    } else if (auto vfdev = read_text(pf.in("sriov_vf_device"))) {
       if (auto id = pci::parse_bare_hex16(*vfdev))
         if (const KnownVf* k = known_vf(pids.vendor, *id); k && k->subsystem_device >= 0)
           o.subsystem_device = static_cast<uint16_t>(k->subsystem_device);
@@ -1034,7 +1074,7 @@ class Sim {
       auto vd = dev(a);
       if (!vd) return std::move(vd).error();
       if (pf_driver == "vfio-pci")  // vfio_pci_bus_notifier: "Captured SR-IOV VF ... driver_override"
-        if (auto r = write_text(abs(vd->dir / "driver_override"), "vfio-pci\n"); !r) return r;
+        if (auto r = write_text(vd->in("driver_override"), "vfio-pci\n"); !r) return r;
       pci_uevent("add", *vd);
       // pci_iov_sysfs_link(): the "add" went out before the virtfnN/physfn links existed; a
       // "change" follows once they do, before any driver probes the VF.
@@ -1089,7 +1129,7 @@ class Sim {
     bool on = false;
     if (kstrtobool(buf.c_str(), &on) < 0)
       return Error::sys(EINVAL, pf.name() + ": sriov_drivers_autoprobe \"" + trim(buf) + "\" is not a boolean");
-    return write_text(abs(pf.dir / "sriov_drivers_autoprobe"), on ? "1\n" : "0\n");
+    return write_text(pf.in("sriov_drivers_autoprobe"), on ? "1\n" : "0\n");
   }
 
   // drivers/pci/pci-sysfs.c driver_override_store() → drivers/base/driver.c
@@ -1100,7 +1140,7 @@ class Sim {
     std::string s = c_str_of(raw);
     const size_t nl = s.find('\n');
     if (nl != std::string::npos) s.resize(nl);
-    return write_text(abs(d.dir / "driver_override"), s.empty() ? "(null)\n" : s + "\n");
+    return write_text(d.in("driver_override"), s.empty() ? "(null)\n" : s + "\n");
   }
 
   // drivers/pci/pci-sysfs.c reset_store(): kstrtoul base 0, only 1; pci_reset_function().
@@ -1225,7 +1265,7 @@ class Sim {
     std::vector<fs::path> out{d.dir, fs::path("bus/pci/devices") / d.name()};
     if (auto drv = driver_of(d)) out.push_back(fs::path("bus/pci/drivers") / *drv / d.name());
     if (auto g = iommu_group_of(d)) out.push_back(fs::path("kernel/iommu_groups") / std::to_string(*g));
-    if (auto unit = read_link(abs(d.dir / "iommu")))
+    if (auto unit = read_link(d.in("iommu")))
       out.push_back(fs::path("devices/virtual/iommu") / fs::path(*unit).filename() / "devices" / d.name());
     for (const auto& n : netdevs_of(d)) out.push_back(fs::path("class/net") / n);
     if (auto pf = physfn_of(d))
@@ -1316,7 +1356,7 @@ class Sim {
   // -- rtnetlink --
   struct Netdev {
     std::string name;
-    fs::path dir;            // the netdev's directory (under the root)
+    std::string dir;         // the netdev's directory (under the root)
     std::optional<Dev> pci;  // the PCI function it belongs to, if any
   };
   Result<Netdev> netdev(const std::string& ifname) const {
@@ -1328,25 +1368,25 @@ class Sim {
       // class/net/<name> -> ../../devices/.../net/<name> and its device -> ../../../<BDF>:
       // relative links through the devices/ hierarchy, which holds directories only, so they are
       // followed lexically, and the function is the one its bus link names.
-      auto link = read_link(abs(fs::path("class/net") / ifname));
-      if (link && !link->empty() && (*link)[0] != '/') {
-        const fs::path rel = (fs::path("class/net") / *link).lexically_normal();
-        if (!rel.empty() && *rel.begin() == "devices") {
-          Netdev n{ifname, abs(rel), std::nullopt};
-          if (auto up = read_link(n.dir / "device")) {
-            const fs::path devrel = (rel / *up).lexically_normal();
-            if (auto a = PciAddress::parse(devrel.filename().string()))
-              if (auto d = dev(*a); d && d->dir == devrel) n.pci = *d;
-            return n;
+      auto link = read_link(at("class/net/" + ifname));
+      auto rel = link ? simtree::join_normal("class/net", *link) : std::nullopt;
+      if (rel && rel->rfind("devices/", 0) == 0) {
+        Netdev n{ifname, at(*rel), std::nullopt};
+        if (auto up = read_link(n.dir + "/device")) {
+          if (auto devrel = simtree::join_normal(*rel, *up)) {
+            const size_t slash = devrel->rfind('/');
+            if (auto a = PciAddress::parse(std::string_view(*devrel).substr(slash == std::string::npos ? 0 : slash + 1)))
+              if (auto d = dev(*a); d && d->dir.native() == *devrel) n.pci = *d;
           }
-          if (!is_dir(n.dir)) return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
-          return n;  // a netdev without a parent device
+          return n;
         }
+        if (!is_dir(n.dir)) return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
+        return n;  // a netdev without a parent device
       }
     }
-    auto dir = real_path(abs(fs::path("class/net") / ifname));
+    auto dir = real_path(at("class/net/" + ifname));
     if (!dir || !is_dir(*dir)) return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
-    Netdev n{ifname, *dir, std::nullopt};
+    Netdev n{ifname, dir->native(), std::nullopt};
     if (auto devdir = real_path(*dir / "device")) n.pci = dev_at(*devdir);
     return n;
   }
@@ -1374,12 +1414,12 @@ class Sim {
     if (!n) return std::move(n).error();
     LinkFacts f;
     f.ifname = ifname;
-    if (auto t = read_text(n->dir / "ifindex")) f.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
-    if (auto t = read_text(n->dir / "flags")) {
+    if (auto t = read_text(n->dir + "/ifindex")) f.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
+    if (auto t = read_text(n->dir + "/flags")) {
       unsigned long long flags = 0;
       if (kstrtoull(trim(*t).c_str(), 0, &flags) == 0) f.up = (flags & kIffUp) != 0;
     }
-    if (auto t = read_text(n->dir / kLinkFile)) {
+    if (auto t = read_text(n->dir + "/" + kLinkFile)) {
       auto j = json::parse(*t, nullptr, false);
       if (!j.is_discarded() && j.is_object()) {
         f.addresses = j.value("addresses", std::vector<std::string>{});
@@ -1394,7 +1434,7 @@ class Sim {
     auto n = netdev(ifname);
     if (!n) return std::move(n).error();
     json j = {{"addresses", addresses}, {"routes", routes}};
-    return write_atomic(n->dir / kLinkFile, j.dump() + "\n");
+    return write_atomic(n->dir + "/" + kLinkFile, j.dump() + "\n");
   }
 
   // -- boot --
@@ -1438,9 +1478,9 @@ Result<void> Sim::write_attr(const std::string& relpath, std::string_view value)
       return ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
     };
     if (c.size() == 5 && c[0] == "bus" && c[1] == "pci" && c[2] == "devices") {
-      if (auto d = find_dev(c[3]); d && c[4] != "." && regular(abs(d->dir / c[4]))) {
+      if (auto d = find_dev(c[3]); d && c[4] != "." && regular(d->in(c[4]))) {
         if (value.empty()) return ok();
-        return store_device_attr(*d, c[4], abs(d->dir / c[4]), value);
+        return store_device_attr(*d, c[4], d->in(c[4]), value);
       }
     } else if (c.size() == 5 && c[0] == "bus" && c[1] == "pci" && c[2] == "drivers" && c[3] != "." &&
                regular(abs(rel))) {
@@ -1553,7 +1593,7 @@ Result<void> Sim::set_vf(const std::string& ifname, uint32_t vf, const VfConfig&
       if (auto vfa = virtfns(pf); vfa.count(vf))
         if (auto vd = dev(vfa[vf]))
           for (const auto& nd : netdevs_of(*vd))
-            if (auto r = write_text(abs(vd->dir / "net" / nd / "address"), format_mac(a.mac) + "\n"); !r) return r;
+            if (auto r = write_text(vd->in("net/" + nd + "/address"), format_mac(a.mac) + "\n"); !r) return r;
     }
   }
   if (c.vlan || c.qos || c.vlan_proto) {
@@ -1642,9 +1682,9 @@ Result<void> Sim::reboot() {
     if (!d) continue;
     if (auto r = remove_netdevs(*d); !r) return r;
     if (auto r = simtree::unbind_driver(root_, d->addr); !r) return r;
-    if (auto r = write_text(abs(d->dir / "driver_override"), "(null)\n"); !r) return r;
+    if (auto r = write_text(d->in("driver_override"), "(null)\n"); !r) return r;
     if (is_pf(*d))
-      if (auto r = write_text(abs(d->dir / "sriov_drivers_autoprobe"), "1\n"); !r) return r;
+      if (auto r = write_text(d->in("sriov_drivers_autoprobe"), "1\n"); !r) return r;
   }
   for (const auto& name : names) {
     auto d = find_dev(name);
@@ -1869,8 +1909,10 @@ void SimKernel::send_uevents(const std::vector<PendingUevent>& list) {
     const int len = std::snprintf(text, sizeof text, "%llu\n", static_cast<unsigned long long>(seqnum + list.size()));
     (void)!::pwrite(seq_fd_.get(), text, static_cast<size_t>(len), 0);  // best effort, as sending is
   }
+  std::vector<std::string> msgs;
+  msgs.reserve(list.size());
   for (const auto& u : list) {
-    std::string msg = u.action + "@" + u.devpath;
+    std::string& msg = msgs.emplace_back(u.action + "@" + u.devpath);
     msg += '\0';
     auto pair = [&](const std::string& kv) {
       msg += kv;
@@ -1881,11 +1923,28 @@ void SimKernel::send_uevents(const std::vector<PendingUevent>& list) {
     pair("SUBSYSTEM=" + u.subsystem);
     for (const auto& kv : u.pairs) pair(kv);
     pair("SEQNUM=" + std::to_string(++seqnum));
-    ssize_t n;
-    do {
-      n = ::sendto(uevent_fd_, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR)) return;  // nobody listens
+  }
+  // One datagram per uevent, as the kernel sends them, handed over in one sendmmsg: the
+  // receiver is woken once for the call's events rather than once for each.
+  std::vector<iovec> iov(msgs.size());
+  std::vector<mmsghdr> hdrs(msgs.size());
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    iov[i] = {msgs[i].data(), msgs[i].size()};
+    hdrs[i] = {};
+    hdrs[i].msg_hdr.msg_name = &sa;
+    hdrs[i].msg_hdr.msg_namelen = sizeof sa;
+    hdrs[i].msg_hdr.msg_iov = &iov[i];
+    hdrs[i].msg_hdr.msg_iovlen = 1;
+  }
+  for (size_t sent = 0; sent < hdrs.size();) {
+    int n = ::sendmmsg(uevent_fd_, hdrs.data() + sent, static_cast<unsigned>(hdrs.size() - sent), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR) return;  // nobody listens
+      ++sent;  // this one is lost (a full receiver: ENOBUFS/EAGAIN after the timeout), as the kernel drops it
+      continue;
+    }
+    sent += static_cast<size_t>(n);
   }
 }
 

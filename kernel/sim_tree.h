@@ -169,6 +169,11 @@ Result<void> ensure_driver(const fs::path& root, std::string_view name);
 // found through bus/pci/devices/<BDF>. ENOENT if there is no such function.
 Result<fs::path> device_dir(const fs::path& root, const PciAddress& address);
 
+// The relative symlink target `link` resolved lexically against the relative directory `dir`,
+// as a relative path without "." or ".." ("bus/pci/devices" + "../../../devices/x" is
+// "devices/x"); nullopt for an absolute target or one that climbs above the root.
+std::optional<std::string> join_normal(std::string_view dir, std::string_view link);
+
 // Writes a function: its directory with every attribute, its config space, the bus link, the
 // subsystem link, its IOMMU group, driver and (for a VF) physfn/virtfn links. EEXIST if the
 // function exists, ENOENT if its parent bridge or PF does not.

@@ -3,7 +3,7 @@
 #include "base/time.h"
 
 #include "agent/vf_config_json.h"
-#include "rest/json_writer.h"
+#include "base/json_writer.h"
 
 #include <cstdio>
 #include <ctime>

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/vf_config_json.h"
+#include "base/json_writer.h"
 #include "rest/api.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
@@ -139,20 +140,30 @@ void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
 }
 
 std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) const {
-  json j = {{"id", l.id},
-            {"pool", l.pool ? json(*l.pool) : json(nullptr)},
-            {"address", l.address.to_string()},
-            {"consumer", {{"kind", l.consumer_kind}, {"name", l.consumer_name}}},
-            {"vf_config", l.vf_config},
-            {"state", l.state == "allocating" ? "active" : l.state},
-            {"libvirt_xml", nullptr},
-            {"attached_to", nullptr},
-            {"created_at", l.created_at}};
-  if (options_.lease_xml)
-    if (auto x = options_.lease_xml(l, s)) j["libvirt_xml"] = *x;
-  if (l.attached) j["attached_to"] = {{"domain", l.attached->domain}, {"live", l.attached->live}, {"config", l.attached->config}};
-  if (!l.error.empty()) j["error"] = l.error;
-  return j.dump();
+  std::optional<std::string> xml;
+  if (options_.lease_xml) xml = options_.lease_xml(l, s);
+  std::string out;
+  out.reserve(512 + (xml ? xml->size() : 0));
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("address").value(l.address.to_string());
+  w.key("attached_to");
+  if (l.attached) {
+    w.begin_object().key("config").value(l.attached->config).key("domain").value(l.attached->domain);
+    w.key("live").value(l.attached->live).end_object();
+  } else {
+    w.null();
+  }
+  w.key("consumer").begin_object().key("kind").value(l.consumer_kind).key("name").value(l.consumer_name).end_object();
+  w.key("created_at").value(l.created_at);
+  if (!l.error.empty()) w.key("error").value(l.error);
+  w.key("id").value(l.id);
+  w.key("libvirt_xml").optional(xml);
+  w.key("pool").optional(l.pool);
+  w.key("state").value(l.state == "allocating" ? std::string_view("active") : std::string_view(l.state));
+  w.key("vf_config").raw(l.vf_config.dump());
+  w.end_object();
+  return out;
 }
 
 Response Api::pools(const Request& req, const std::vector<std::string_view>& parts) const {

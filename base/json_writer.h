@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace sriovd::rest {
+namespace sriovd {
 
 class JsonWriter {
  public:
@@ -120,4 +120,4 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-}  // namespace sriovd::rest
+}  // namespace sriovd
