@@ -2,27 +2,34 @@
 # Durable allocate + release cycles over REST on a simulated host (target >= 1,000 cycles/s with
 # p99 <= 5 ms). Prints a markdown section for bench/RESULTS.md.
 #   bench/alloc_cycles.sh BUILD_DIR
-# The daemon runs `serve --sim` on the dual-socket profile; the pool is the 8 VFs of ens3f0. Each
-# cycle is POST /v1/allocations (vfio mode: driver_override, unbind, bind; the lease synced) +
-# DELETE (VF attribute reset, function reset, rebind; the release synced).
+# The daemon runs `serve --sim` on the dual-socket profile; the pool is the 8 VFs of ens3f0
+# (ConnectX-6 Dx, mlx5_core), in each of the two pool modes:
+#   netdev  the VF keeps its host driver: POST picks a VF and stores the lease; DELETE reads the
+#           VF's attributes, resets them where they differ from a clean VF's, resets the function
+#           (sysfs reset) and forgets the lease
+#   vfio    POST also moves the VF to vfio-pci (driver_override, unbind mlx5_core: its netdev
+#           goes, drivers_probe); DELETE also moves it back (unbind vfio-pci, override cleared,
+#           bind mlx5_core: its netdev comes back)
+# Every lease is committed to SQLite and synced before the answer. A third figure is the
+# simulated kernel alone doing a vfio cycle's kernel calls (sriovd-bench-sim-cycle): the floor
+# under the vfio rows, whatever the daemon does.
 set -euo pipefail
 build=$(cd "$1" && pwd)
-here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /dev/shm/sriovd-alloc.XXXXXX)
 disk=$(mktemp -d "$build/alloc-bench-state.XXXXXX")
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work" "$disk"; }
 trap cleanup EXIT
-run() {  # STATE_DIR CLIENTS → JSON line
-  rm -rf "$work/sys" "$1"/*
+run() {  # MODE STATE_DIR CLIENTS → JSON line
+  rm -rf "$work/sys" "${2:?}"/*
   "$build/tests/fixtures/sriovd-fakehost" --profile dual-socket --out "$work/sys" >/dev/null
-  "$build/agent/sriovd" serve --sim --sysfs-root "$work/sys" --state-dir "$1" --listen "unix:$work/s.sock" 2>"$work/log" &
+  "$build/agent/sriovd" serve --sim --sysfs-root "$work/sys" --state-dir "$2" --listen "unix:$work/s.sock" 2>"$work/log" &
   pid=$!
-  "$build/cli/sriovd-cli" --socket "$work/s.sock" --wait 10 pool create cx6 --pf ens3f0 >/dev/null
-  "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 1 "$2" >/dev/null  # warm-up
+  "$build/cli/sriovd-cli" --socket "$work/s.sock" --wait 10 pool create cx6 --pf ens3f0 --mode "$1" >/dev/null
+  "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 1 "$3" >/dev/null  # warm-up
   local t0 t1
   t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")  # the daemon's CPU time, clock ticks
-  "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 8 "$2" > "$work/result.json"
+  "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 8 "$3" > "$work/result.json"
   t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   python3 -c "import json,os,sys; d=json.load(open(sys.argv[1])); d['cpu_ms_per_cycle']=(int(sys.argv[3])-int(sys.argv[2]))*1000/os.sysconf('SC_CLK_TCK')/max(1,d['cycles']); print(json.dumps(d))" \
     "$work/result.json" "$t0" "$t1"
@@ -40,16 +47,22 @@ os.close(fd); os.unlink(fn)
 PY
 )
 field() { python3 -c "import json,sys; print(round(json.loads(sys.argv[1])[sys.argv[2]], 2))" "$1" "$2"; }
+row() {  # MODE WHERE CLIENTS JSON
+  echo "| $1 | $2 | $3 | $(field "$4" cycles_per_s) | $(field "$4" p50_ms) ms | $(field "$4" p99_ms) ms | $(field "$4" cpu_ms_per_cycle) ms |"
+}
 echo
 echo "## Durable allocate + release cycles over REST (target >= 1,000 cycles/s, p99 <= 5 ms)"
 echo
-echo "\`bench/alloc_cycles.sh build\`: \`sriovd serve --sim\` on the dual-socket host, a vfio pool of the 8 VFs of ens3f0, \`build/bench/sriovd-bench-alloc SOCKET cx6 8 CLIENTS\` (POST /v1/allocations then DELETE, over the unix socket with keep-alive, 8 s after a 1 s warm-up). Every lease is committed to SQLite and synced (WAL, synchronous=FULL) before the answer; the operation journal's steps in between are written without a sync (they only have to outlive the process)."
+echo "\`bench/alloc_cycles.sh build\`: \`sriovd serve --sim\` on the dual-socket host, a pool of the 8 VFs of ens3f0 (ConnectX-6 Dx, mlx5_core), \`build/bench/sriovd-bench-alloc SOCKET cx6 8 CLIENTS\` (POST /v1/allocations then DELETE, over the unix socket with keep-alive, 8 s after a 1 s warm-up). Every lease is committed to SQLite and its log synced before the answer; an operation's journal steps in between are written without a sync (they only have to outlive the process). netdev pools keep the VF on its host driver; vfio pools move it to vfio-pci and back, so each cycle unbinds and binds a driver twice, removing and re-creating the VF's netdev."
 echo
-echo "| state directory | clients | cycles/s | p50 cycle | p99 cycle | daemon CPU per cycle |"
-echo "|---|---|---|---|---|---|"
-for clients in 1 4; do
-  r=$(run "$work/state" "$clients")
-  echo "| tmpfs | $clients | $(field "$r" cycles_per_s) | $(field "$r" p50_ms) ms | $(field "$r" p99_ms) ms | $(field "$r" cpu_ms_per_cycle) ms |"
+echo "| pool mode | state directory | clients | cycles/s | p50 cycle | p99 cycle | daemon CPU per cycle |"
+echo "|---|---|---|---|---|---|---|"
+for mode in netdev vfio; do
+  for clients in 1 2; do
+    row "$mode" tmpfs "$clients" "$(run "$mode" "$work/state" "$clients")"
+  done
+  row "$mode" "this machine's disk (one fsync: ${fsync_us} µs)" 2 "$(run "$mode" "$disk" 2)"
 done
-r=$(run "$disk" 4)
-echo "| this machine's disk (one fsync: ${fsync_us} µs) | 4 | $(field "$r" cycles_per_s) | $(field "$r" p50_ms) ms | $(field "$r" p99_ms) ms | $(field "$r" cpu_ms_per_cycle) ms |"
+floor=$(TMPDIR="$work" "$build/bench/sriovd-bench-sim-cycle" 2000)
+echo
+echo "The simulated kernel alone, making a vfio cycle's kernel calls straight on a SimKernel on tmpfs (\`TMPDIR=/dev/shm build/bench/sriovd-bench-sim-cycle 2000\`: no daemon, no SQLite, no REST): **$(field "$floor" cycles_per_s) cycles/s** ($(field "$floor" us_per_cycle) µs per cycle). Its calls are serialised (one lock over the tree, as across processes), so no vfio-mode figure above can exceed it."

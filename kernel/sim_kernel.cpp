@@ -623,43 +623,9 @@ class Sim {
   // show); from the id files when the uevent lacks one.
   Ids ids_of(const Dev& d) const {
     if (auto t = read_text(d.in("uevent"))) {
-      Ids ids;
-      int have = 0;
-      auto hex_at = [](std::string_view v, uint32_t max, uint32_t& out) {
-        if (v.empty() || v.size() > 8) return false;
-        uint32_t x = 0;
-        for (char ch : v) {
-          const int digit = std::isdigit(static_cast<unsigned char>(ch)) ? ch - '0'
-                            : (ch >= 'A' && ch <= 'F') ? ch - 'A' + 10
-                            : (ch >= 'a' && ch <= 'f') ? ch - 'a' + 10
-                                                       : -1;
-          if (digit < 0) return false;
-          x = x << 4 | static_cast<uint32_t>(digit);
-        }
-        if (x > max) return false;
-        out = x;
-        return true;
-      };
-      auto pair = [&](std::string_view v, uint16_t& a, uint16_t& b) {
-        const size_t colon = v.find(':');
-        uint32_t x = 0, y = 0;
-        if (colon == std::string_view::npos || !hex_at(v.substr(0, colon), 0xffff, x) ||
-            !hex_at(v.substr(colon + 1), 0xffff, y))
-          return false;
-        a = static_cast<uint16_t>(x);
-        b = static_cast<uint16_t>(y);
-        return true;
-      };
-      std::string_view text(*t);
-      while (!text.empty()) {
-        size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-        if (line.rfind("PCI_ID=", 0) == 0) have |= pair(line.substr(7), ids.vendor, ids.device) ? 1 : 0;
-        else if (line.rfind("PCI_SUBSYS_ID=", 0) == 0) have |= pair(line.substr(14), ids.subvendor, ids.subdevice) ? 2 : 0;
-        else if (line.rfind("PCI_CLASS=", 0) == 0) have |= hex_at(line.substr(10), 0xffffff, ids.cls) ? 4 : 0;
-      }
-      if (have == 7) return ids;
+      const pci::Uevent u = pci::parse_uevent(*t);
+      if (u.vendor_id && u.device_id && u.subsystem_vendor_id && u.subsystem_device_id && u.pci_class)
+        return Ids{*u.vendor_id, *u.device_id, *u.subsystem_vendor_id, *u.subsystem_device_id, *u.pci_class};
     }
     return ids_from_files(d);
   }
