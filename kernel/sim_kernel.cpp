@@ -494,6 +494,16 @@ VfConfig to_config(const VfAttrs& a) {
 
 // ---- the worker ----------------------------------------------------------------------------
 
+// `dir` + "/" + `rel`, as one string.
+std::string join(std::string_view dir, std::string_view rel) {
+  std::string p;
+  p.reserve(dir.size() + 1 + rel.size());
+  p += dir;
+  p += '/';
+  p += rel;
+  return p;
+}
+
 // One PCI function as found in the tree.
 struct Dev {
   PciAddress addr;
@@ -501,14 +511,7 @@ struct Dev {
   std::string abs;  // the same under the root: root + "/" + dir
   std::string name() const { return addr.to_string(); }
   // The file or link `rel` below the function's directory, under the root.
-  std::string in(std::string_view rel) const {
-    std::string p;
-    p.reserve(abs.size() + 1 + rel.size());
-    p += abs;
-    p += '/';
-    p += rel;
-    return p;
-  }
+  std::string in(std::string_view rel) const { return join(abs, rel); }
 };
 
 struct Ids {
@@ -566,22 +569,13 @@ class Sim {
   // -- tree queries --
   fs::path abs(const fs::path& rel) const { return root_ / rel; }
   // `rel` (relative to the root) under the root, as a string.
-  std::string at(std::string_view rel) const {
-    std::string p;
-    p.reserve(root_.native().size() + 1 + rel.size());
-    p += root_.native();
-    p += '/';
-    p += rel;
-    return p;
-  }
+  std::string at(std::string_view rel) const { return join(root_.native(), rel); }
 
   Result<Dev> dev(const PciAddress& a) const {
     auto d = simtree::device_dir(root_, a);
     if (!d) return std::move(d).error();
-    std::string at = root_.native();
-    at += '/';
-    at += d->native();
-    return Dev{a, std::move(*d), std::move(at)};
+    std::string under_root = at(d->native());
+    return Dev{a, std::move(*d), std::move(under_root)};
   }
   std::optional<Dev> find_dev(std::string_view bdf) const {
     auto a = PciAddress::parse(bdf);
@@ -687,10 +681,11 @@ class Sim {
   }
 
   // -- state.json --
+  std::string state_file() const { return at(std::string(kStateDir) + "/state.json"); }
   SimState& state() {
     if (!state_) {
       state_ = std::make_unique<SimState>();
-      if (auto t = read_text(at(std::string(kStateDir) + "/state.json"))) {
+      if (auto t = read_text(state_file())) {
         auto j = json::parse(*t, nullptr, false);
         if (!j.is_discarded() && j.is_object()) *state_ = state_from_json(j);
       } else {
@@ -707,20 +702,20 @@ class Sim {
     if (!state_) return ok();
     dirty_ = false;
     const std::string text = to_json(*state_).dump(1) + "\n";
-    auto r = write_atomic(at(std::string(kStateDir) + "/state.json"), text);
+    auto r = write_atomic(state_file(), text);
     if (r || r.error().errnum != ENOENT) return r;
     std::error_code ec;  // the state directory is made on first need
     fs::create_directories(abs(kStateDir), ec);
     if (ec) return Error::sys(ec.value(), "creating " + std::string(kStateDir));
-    return write_atomic(at(std::string(kStateDir) + "/state.json"), text);
+    return write_atomic(state_file(), text);
   }
 
   // -- VF attributes (per PF, per VF index) --
   // One file per PF holds all its VFs' records, by index ("0", "1", ...): the PF driver's VF
   // table, read whole by RTM_GETLINK as the kernel answers it in one message.
-  fs::path vfs_file(const Dev& pf) const { return pf.dir / kVfDir / "vfs.json"; }
+  std::string vfs_file(const Dev& pf) const { return pf.in(std::string(kVfDir) + "/vfs.json"); }
   json load_vfs_json(const Dev& pf) const {
-    auto t = read_text(pf.in(std::string(kVfDir) + "/vfs.json"));
+    auto t = read_text(vfs_file(pf));
     if (!t) return json::object();
     auto j = json::parse(*t, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return json::object();
@@ -747,7 +742,7 @@ class Sim {
       if (old.contains("stats")) j["stats"] = old["stats"];
     }
     all[std::to_string(index)] = std::move(j);
-    return write_atomic(pf.in(std::string(kVfDir) + "/vfs.json"), all.dump() + "\n");
+    return write_atomic(vfs_file(pf), all.dump() + "\n");
   }
   // What the VF's driver counts (IFLA_VF_STATS): zeros until set_vf_stats says otherwise.
   static VfStats vf_stats_from(const json& j) {
@@ -1216,10 +1211,10 @@ class Sim {
   }
 
   Result<void> write_attr(const std::string& relpath, std::string_view value);
-  Result<void> store_bus_attr(const std::string& name, const fs::path& file, std::string_view value);
-  Result<void> store_driver_attr(const std::string& drv, const std::string& name, const fs::path& file,
+  Result<void> store_bus_attr(const std::string& name, const std::string& file, std::string_view value);
+  Result<void> store_driver_attr(const std::string& drv, const std::string& name, const std::string& file,
                                  std::string_view value);
-  Result<void> store_device_attr(const Dev& d, const std::string& name, const fs::path& file,
+  Result<void> store_device_attr(const Dev& d, const std::string& name, const std::string& file,
                                  std::string_view value);
 
   // -- hotplug --
@@ -1439,22 +1434,19 @@ Result<void> Sim::write_attr(const std::string& relpath, std::string_view value)
   if (boot_.plain_bus) {
     std::vector<std::string> c;
     for (const auto& part : rel) c.push_back(part.string());
-    auto regular = [](const fs::path& p) {
+    auto regular = [](const std::string& p) {
       struct stat st;
       return ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
     };
     if (c.size() == 5 && c[0] == "bus" && c[1] == "pci" && c[2] == "devices") {
-      if (auto d = find_dev(c[3]); d && c[4] != "." && regular(d->in(c[4]))) {
-        if (value.empty()) return ok();
-        return store_device_attr(*d, c[4], d->in(c[4]), value);
-      }
-    } else if (c.size() == 5 && c[0] == "bus" && c[1] == "pci" && c[2] == "drivers" && c[3] != "." &&
-               regular(abs(rel))) {
-      if (value.empty()) return ok();
-      return store_driver_attr(c[3], c[4], abs(rel), value);
-    } else if (c.size() == 3 && c[0] == "bus" && c[1] == "pci" && regular(abs(rel))) {
-      if (value.empty()) return ok();
-      return store_bus_attr(c[2], abs(rel), value);
+      if (auto d = find_dev(c[3]); d && c[4] != ".")
+        if (const std::string file = d->in(c[4]); regular(file))
+          return value.empty() ? ok() : store_device_attr(*d, c[4], file, value);
+    } else if (const std::string file = at(relpath); c.size() == 5 && c[0] == "bus" && c[1] == "pci" &&
+                                                     c[2] == "drivers" && c[3] != "." && regular(file)) {
+      return value.empty() ? ok() : store_driver_attr(c[3], c[4], file, value);
+    } else if (c.size() == 3 && c[0] == "bus" && c[1] == "pci" && regular(file)) {
+      return value.empty() ? ok() : store_bus_attr(c[2], file, value);
     }
   }
   // open(O_WRONLY) resolves every link on the way, so classify by where the path really leads:
@@ -1470,15 +1462,15 @@ Result<void> Sim::write_attr(const std::string& relpath, std::string_view value)
 
   const fs::path parent = real->parent_path();
   const std::string name = real->filename().string();
-  if (parent == real_root_ / "bus/pci") return store_bus_attr(name, *real, value);
+  if (parent == real_root_ / "bus/pci") return store_bus_attr(name, real->native(), value);
   if (parent.parent_path() == real_root_ / "bus/pci/drivers")
-    return store_driver_attr(parent.filename().string(), name, *real, value);
-  if (auto d = dev_at(parent)) return store_device_attr(*d, name, *real, value);
+    return store_driver_attr(parent.filename().string(), name, real->native(), value);
+  if (auto d = dev_at(parent)) return store_device_attr(*d, name, real->native(), value);
   return write_text(*real, value);
 }
 
 // bus/pci/<name>: drivers_probe, drivers_autoprobe, rescan; other files are plain files.
-Result<void> Sim::store_bus_attr(const std::string& name, const fs::path& file, std::string_view value) {
+Result<void> Sim::store_bus_attr(const std::string& name, const std::string& file, std::string_view value) {
   const std::string buf = c_str_of(value);
   if (name == "drivers_probe") return store_drivers_probe(buf);
   if (name == "drivers_autoprobe")  // drivers/base/bus.c drivers_autoprobe_store()
@@ -1488,7 +1480,7 @@ Result<void> Sim::store_bus_attr(const std::string& name, const fs::path& file, 
 }
 
 // bus/pci/drivers/<drv>/<name>.
-Result<void> Sim::store_driver_attr(const std::string& drv, const std::string& name, const fs::path& file,
+Result<void> Sim::store_driver_attr(const std::string& drv, const std::string& name, const std::string& file,
                                     std::string_view value) {
   const std::string buf = c_str_of(value);
   if (name == "bind") return store_bind(drv, buf);
@@ -1500,7 +1492,7 @@ Result<void> Sim::store_driver_attr(const std::string& drv, const std::string& n
 }
 
 // An attribute `name` of the PCI function `d`.
-Result<void> Sim::store_device_attr(const Dev& d, const std::string& name, const fs::path& file,
+Result<void> Sim::store_device_attr(const Dev& d, const std::string& name, const std::string& file,
                                     std::string_view value) {
   const std::string buf = c_str_of(value);
   if (name == "sriov_numvfs") return store_sriov_numvfs(d, buf);
