@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <set>
 
 #include "base/fd.h"
+#include "pci/sysfs.h"
 
 namespace sriovd::simtree {
 
@@ -142,36 +142,23 @@ Result<void> remove_tree_at(int dirfd, const char* name, const fs::path& where) 
     }
     return sys(errno, "removing " + where.string());
   }
-  alignas(8) char buf[8192];
-  for (int pass = 0;; ++pass) {
-    for (;;) {
-      long n = ::syscall(SYS_getdents64, fd.get(), buf, sizeof buf);
-      if (n < 0) return sys(errno, "listing " + where.string());
-      if (n == 0) break;
-      for (long off = 0; off < n;) {
-        auto* de = reinterpret_cast<struct dirent64*>(buf + off);
-        off += de->d_reclen;
-        const char* e = de->d_name;
-        if (e[0] == '.' && (e[1] == 0 || (e[1] == '.' && e[2] == 0))) continue;
-        unsigned char type = de->d_type;
-        if (type == DT_UNKNOWN) {
-          struct stat st;
-          if (::fstatat(fd.get(), e, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-          type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
-        }
-        if (type == DT_DIR) {
-          if (auto r = remove_tree_at(fd.get(), e, where / e); !r) return r;
-        } else if (::unlinkat(fd.get(), e, 0) != 0 && errno != ENOENT) {
-          return sys(errno, "removing " + (where / e).string());
-        }
-      }
+  auto entries = pci::list_dir_fd(fd.get());
+  if (!entries) return std::move(entries).error().context("listing " + where.string());
+  for (const auto& e : *entries) {
+    unsigned char type = e.type;
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (::fstatat(fd.get(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
     }
-    if (::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT) return ok();
-    // Entries removed while listing may have hidden some from the listing, or something was
-    // added meanwhile: list again from the start, a few times.
-    if (errno != ENOTEMPTY || pass == 3) return sys(errno, "removing " + where.string());
-    if (::lseek(fd.get(), 0, SEEK_SET) != 0) return sys(errno, "listing " + where.string());
+    if (type == DT_DIR) {
+      if (auto r = remove_tree_at(fd.get(), e.name.c_str(), where / e.name); !r) return r;
+    } else if (::unlinkat(fd.get(), e.name.c_str(), 0) != 0 && errno != ENOENT) {
+      return sys(errno, "removing " + (where / e.name).string());
+    }
   }
+  if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return sys(errno, "removing " + where.string());
+  return ok();
 }
 
 Result<void> remove_tree(const fs::path& root, const fs::path& rel) {
