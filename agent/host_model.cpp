@@ -189,16 +189,13 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     // Most changes leave every group as it was (a driver moved from one host driver to another,
     // an attribute changed): the groups are then still shared with `before`, not copied.
     auto rebuilt = iommu::build_groups(root, members);
-    bool same = true;
-    for (int g : groups) {
+    auto changed = [&](int g) {
       auto was = snap->groups.find(g);
       auto now = rebuilt.find(g);
-      if ((was == snap->groups.end()) != (now == rebuilt.end()) || (now != rebuilt.end() && !(was->second == now->second))) {
-        same = false;
-        break;
-      }
-    }
-    if (!same) {
+      if (now == rebuilt.end()) return was != snap->groups.end();
+      return was == snap->groups.end() || !(was->second == now->second);
+    };
+    if (std::any_of(groups.begin(), groups.end(), changed)) {
       auto& edit = snap->groups.edit();
       for (int g : groups) edit.erase(g);
       for (auto& [n, g] : rebuilt) edit.insert_or_assign(n, std::move(g));
