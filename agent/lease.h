@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "agent/pool.h"
+#include "base/json_writer.h"
 #include "base/pci_address.h"
 #include "base/result.h"
 
@@ -42,9 +43,13 @@ struct Lease {
   std::optional<Attachment> attached;
   std::string error;                     // why the last release failed, if it did
 
-  nlohmann::json to_json() const;        // what the store keeps (everything)
-  std::string record() const;            // to_json() as text, written directly (the store's value)
+  // What the store keeps: every field as one JSON object (keys sorted), read back by from_json.
+  std::string record() const;
   static Result<Lease> from_json(const nlohmann::json& j);
+  // The members a stored record and the API's Lease object share, as those write them:
+  // "attached_to" (null or {config, domain, live}) and "consumer" ({kind, name}).
+  void write_attached_to(JsonWriter& w) const;
+  void write_consumer(JsonWriter& w) const;
 };
 
 struct LeaseBook {

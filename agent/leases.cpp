@@ -665,39 +665,30 @@ void Agent::recover_leases(ReconcileReport& report) {
   }
 }
 
-nlohmann::json Lease::to_json() const {
-  nlohmann::json j = {{"id", id},
-                      {"pool", pool ? nlohmann::json(*pool) : nlohmann::json(nullptr)},
-                      {"address", address.to_string()},
-                      {"consumer", {{"kind", consumer_kind}, {"name", consumer_name}}},
-                      {"vf_config", vf_config},
-                      {"state", state},
-                      {"created_at", created_at},
-                      {"idempotency_key", idempotency_key ? nlohmann::json(*idempotency_key) : nlohmann::json(nullptr)},
-                      {"previous_driver", previous_driver ? nlohmann::json(*previous_driver) : nlohmann::json(nullptr)},
-                      {"mode", to_string(mode)},
-                      {"attached_to", nullptr}};
-  if (attached) j["attached_to"] = {{"domain", attached->domain}, {"live", attached->live}, {"config", attached->config}};
-  if (!error.empty()) j["error"] = error;
-  return j;
+void Lease::write_attached_to(JsonWriter& w) const {
+  w.key("attached_to");
+  if (!attached) {
+    w.null();
+    return;
+  }
+  w.begin_object().key("config").value(attached->config).key("domain").value(attached->domain);
+  w.key("live").value(attached->live).end_object();
+}
+
+void Lease::write_consumer(JsonWriter& w) const {
+  w.key("consumer").begin_object().key("kind").value(consumer_kind).key("name").value(consumer_name).end_object();
 }
 
 std::string Lease::record() const {
-  // The same object as to_json(), written without building nlohmann's tree: a lease is stored
-  // two or three times per allocation or release.
+  // Written without building nlohmann's tree: a lease is stored two or three times per
+  // allocation or release.
   std::string out;
   out.reserve(384);
   JsonWriter w(out);
   w.begin_object();
   w.key("address").value(address.to_string());
-  w.key("attached_to");
-  if (attached) {
-    w.begin_object().key("config").value(attached->config).key("domain").value(attached->domain);
-    w.key("live").value(attached->live).end_object();
-  } else {
-    w.null();
-  }
-  w.key("consumer").begin_object().key("kind").value(consumer_kind).key("name").value(consumer_name).end_object();
+  write_attached_to(w);
+  write_consumer(w);
   w.key("created_at").value(created_at);
   if (!error.empty()) w.key("error").value(error);
   w.key("id").value(id);

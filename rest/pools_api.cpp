@@ -147,14 +147,8 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   JsonWriter w(out);
   w.begin_object();
   w.key("address").value(l.address.to_string());
-  w.key("attached_to");
-  if (l.attached) {
-    w.begin_object().key("config").value(l.attached->config).key("domain").value(l.attached->domain);
-    w.key("live").value(l.attached->live).end_object();
-  } else {
-    w.null();
-  }
-  w.key("consumer").begin_object().key("kind").value(l.consumer_kind).key("name").value(l.consumer_name).end_object();
+  l.write_attached_to(w);
+  l.write_consumer(w);
   w.key("created_at").value(l.created_at);
   if (!l.error.empty()) w.key("error").value(l.error);
   w.key("id").value(l.id);
