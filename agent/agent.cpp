@@ -37,7 +37,7 @@ const char* group_field(VfGroup g) {
   return "vf_config";
 }
 
-bool group_set(const kernel::VfConfig& c, VfGroup g) {
+bool group_set(const VfConfig& c, VfGroup g) {
   switch (g) {
     case VfGroup::mac: return c.mac.has_value();
     case VfGroup::vlan: return c.vlan || c.qos || c.vlan_proto;
@@ -51,11 +51,11 @@ bool group_set(const kernel::VfConfig& c, VfGroup g) {
 
 // The group `g` of `wanted` completed from `current` (a VLAN request carries vlan, qos and
 // protocol together; a rate request both rates).
-kernel::VfConfig group_of(const kernel::VfConfig& wanted, const kernel::VfConfig& current, VfGroup g) {
-  kernel::VfConfig out;
+VfConfig group_of(const VfConfig& wanted, const VfConfig& current, VfGroup g) {
+  VfConfig out;
   auto pick = [](auto w, auto c, auto dflt) { return w ? *w : c ? *c : dflt; };
   switch (g) {
-    case VfGroup::mac: out.mac = pick(wanted.mac, current.mac, kernel::MacAddress{}); break;
+    case VfGroup::mac: out.mac = pick(wanted.mac, current.mac, MacAddress{}); break;
     case VfGroup::vlan:
       out.vlan = pick(wanted.vlan, current.vlan, uint16_t{0});
       out.qos = pick(wanted.qos, current.qos, uint8_t{0});
@@ -67,7 +67,7 @@ kernel::VfConfig group_of(const kernel::VfConfig& wanted, const kernel::VfConfig
       break;
     case VfGroup::spoofchk: out.spoofchk = pick(wanted.spoofchk, current.spoofchk, true); break;
     case VfGroup::link_state:
-      out.link_state = pick(wanted.link_state, current.link_state, kernel::LinkState::auto_);
+      out.link_state = pick(wanted.link_state, current.link_state, LinkState::auto_);
       break;
     case VfGroup::trust: out.trust = pick(wanted.trust, current.trust, false); break;
   }
@@ -75,7 +75,7 @@ kernel::VfConfig group_of(const kernel::VfConfig& wanted, const kernel::VfConfig
 }
 
 // Fields of `patch` laid over `base`.
-kernel::VfConfig overlay(kernel::VfConfig base, const kernel::VfConfig& patch) {
+VfConfig overlay(VfConfig base, const VfConfig& patch) {
   if (patch.mac) base.mac = patch.mac;
   if (patch.vlan) base.vlan = patch.vlan;
   if (patch.qos) base.qos = patch.qos;
@@ -233,11 +233,11 @@ Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional
 }
 
 Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                                    const kernel::VfConfig& current, const kernel::VfConfig& wanted) {
+                                    const VfConfig& current, const VfConfig& wanted) {
   for (VfGroup g : kGroups) {
     if (!group_set(wanted, g)) continue;
-    kernel::VfConfig want = group_of(wanted, current, g);
-    kernel::VfConfig was = group_of(current, current, g);
+    VfConfig want = group_of(wanted, current, g);
+    VfConfig was = group_of(current, current, g);
     if (want == was) continue;
     if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
       Error e = std::move(r).error();
@@ -249,11 +249,11 @@ Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, ui
 }
 
 Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                                    const kernel::VfConfig& current) {
-  const kernel::VfConfig clean = clean_vf_config();
+                                    const VfConfig& current) {
+  const VfConfig clean = clean_vf_config();
   for (VfGroup g : kGroups) {
-    kernel::VfConfig want = group_of(clean, current, g);
-    kernel::VfConfig was = group_of(current, current, g);
+    VfConfig want = group_of(clean, current, g);
+    VfConfig was = group_of(current, current, g);
     // A group the driver does not report cannot be compared: set it anyway, once.
     if (want == was && group_set(current, g)) continue;
     if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
@@ -413,7 +413,7 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
   return refresh_locked();
 }
 
-Result<void> Agent::set_vf_config(PciAddress vf, const kernel::VfConfig& patch) {
+Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
   std::lock_guard lock(mu_);
   auto s = snap();
   const DeviceView* v = s->find(vf);
@@ -431,7 +431,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const kernel::VfConfig& patch) 
   auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == index; });
   if (it == vfs->end())
     return Error::make(ErrorCode::conflict, ifname + " does not report VF " + std::to_string(index));
-  const kernel::VfConfig current = it->config;
+  const VfConfig current = it->config;
 
   auto op = store_.begin_operation("set_vf_config", vf.to_string(), vf_config_to_json(patch).dump());
   if (!op) return std::move(op).error();
@@ -443,7 +443,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const kernel::VfConfig& patch) 
   auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
     auto prev = tx.get("vf_config", key);
     if (!prev) return std::move(prev).error();
-    kernel::VfConfig desired;
+    VfConfig desired;
     if (prev->has_value())
       if (auto p = vf_config_from_json(json::parse(**prev, nullptr, false))) desired = *p;
     return tx.put("vf_config", key, vf_config_to_json(overlay(desired, patch)).dump());
@@ -639,7 +639,7 @@ ReconcileReport Agent::reconcile() {
   }
   // VF attributes, per PF.
   if (auto configs = store_.all("vf_config")) {
-    std::map<std::string, std::vector<kernel::VfInfo>> vfs_of;
+    std::map<std::string, std::vector<VfInfo>> vfs_of;
     for (const auto& [key, text] : *configs) {
       auto hash = key.find('#');
       auto pf = PciAddress::parse(key.substr(0, hash));
@@ -655,7 +655,7 @@ ReconcileReport Agent::reconcile() {
       const std::string ifname = v->device.netdevs.front();
       if (!vfs_of.count(ifname)) {
         auto got = kernel_.get_vfs(ifname);
-        vfs_of[ifname] = got ? *got : std::vector<kernel::VfInfo>{};
+        vfs_of[ifname] = got ? *got : std::vector<VfInfo>{};
       }
       const auto& list = vfs_of[ifname];
       auto it = std::find_if(list.begin(), list.end(), [&](const auto& x) { return x.index == index; });
@@ -731,7 +731,7 @@ ReconcileReport Agent::reconcile() {
   return report;
 }
 
-bool vf_config_overlay_equal(const kernel::VfConfig& current, const kernel::VfConfig& wanted) {
+bool vf_config_overlay_equal(const VfConfig& current, const VfConfig& wanted) {
   return overlay(current, wanted) == current;
 }
 

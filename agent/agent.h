@@ -68,7 +68,7 @@ struct PoolMember {
 std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap);
 
 // True when `current` already has every field `wanted` sets.
-bool vf_config_overlay_equal(const kernel::VfConfig& current, const kernel::VfConfig& wanted);
+bool vf_config_overlay_equal(const VfConfig& current, const VfConfig& wanted);
 
 struct ReconcileReport {
   std::vector<std::string> recovered;  // interrupted operations undone
@@ -107,13 +107,13 @@ class Agent {
   Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe = std::nullopt);
   // PATCH /v1/devices/{vf}/vf-config: the set fields only, one netlink request per attribute
   // group; on a NACK the groups already applied are restored.
-  Result<void> set_vf_config(PciAddress vf, const kernel::VfConfig& patch);
+  Result<void> set_vf_config(PciAddress vf, const VfConfig& patch);
   // PUT /v1/devices/{address}/driver.
   Result<void> set_driver(PciAddress address, const DriverRequest& request);
 
   // Every VF of the PF netdev with its traffic counters (one RTM_GETLINK), for metrics. Does
   // not take the agent's lock: the kernel calls are thread-safe and this changes nothing.
-  Result<std::vector<kernel::VfInfo>> vf_stats(const std::string& pf_ifname) { return kernel_.get_vfs(pf_ifname); }
+  Result<std::vector<VfInfo>> vf_stats(const std::string& pf_ifname) { return kernel_.get_vfs(pf_ifname); }
 
   // At start: undo interrupted operations, then bring the host to the desired state, then finish
   // leases left half-allocated (undone) or half-released (released).
@@ -161,11 +161,11 @@ class Agent {
   void recover_leases(ReconcileReport& report);
   Result<void> recover_pending(ReconcileReport& report);
   Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                               const kernel::VfConfig& current, const kernel::VfConfig& wanted);
+                               const VfConfig& current, const VfConfig& wanted);
   // Sets every attribute group of VF `index` that differs from a clean VF back to it. Groups the
   // driver does not implement (EOPNOTSUPP) are skipped: there is nothing to reset.
   Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                               const kernel::VfConfig& current);
+                               const VfConfig& current);
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
   Result<void> check_netdev_quiet(const pci::Device& dev);
   Result<void> reapply_vf_state(Applier& a, const PciAddress& pf);

@@ -13,8 +13,8 @@
 
 #include "agent/agent.h"
 #include "agent/vf_config_json.h"
-#include "kernel/fault_kernel.h"
-#include "kernel/sim_kernel.h"
+#include "sim/fault_kernel.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "agent/sim_host_test.h"
 #include "tests/support/temp_dir.h"
@@ -105,8 +105,8 @@ TEST_CASE("interlock: num_vfs cannot change while a VF is bound to vfio-pci") {
 TEST_CASE("VF attributes: set, read back, refused values restore what was applied") {
   Host h;
   auto vf = h.vfs_of(kX710)[2]->device.address;
-  kernel::VfConfig c;
-  c.mac = *parse_mac("52:54:00:aa:bb:02");
+  VfConfig c;
+  c.mac = *MacAddress::parse("52:54:00:aa:bb:02");
   c.vlan = 100;
   c.qos = 3;
   c.max_tx_rate_mbps = 1000;
@@ -115,7 +115,7 @@ TEST_CASE("VF attributes: set, read back, refused values restore what was applie
   REQUIRE(h.agent->set_vf_config(vf, c).ok());
   auto got = h.dev(vf)->vf_config;
   REQUIRE(got);
-  CHECK(mac_to_string(*got->mac) == "52:54:00:aa:bb:02");
+  CHECK(got->mac->to_string() == "52:54:00:aa:bb:02");
   CHECK(got->vlan == 100);
   CHECK(got->qos == 3);
   CHECK(got->max_tx_rate_mbps == 1000);
@@ -123,8 +123,8 @@ TEST_CASE("VF attributes: set, read back, refused values restore what was applie
   CHECK(got->trust == true);
 
   // i40e refuses a minimum rate: the MAC applied before it in the same PATCH is restored.
-  kernel::VfConfig bad;
-  bad.mac = *parse_mac("52:54:00:aa:bb:99");
+  VfConfig bad;
+  bad.mac = *MacAddress::parse("52:54:00:aa:bb:99");
   bad.min_tx_rate_mbps = 10;
   auto before = h.state();
   auto r = h.agent->set_vf_config(vf, bad);
@@ -132,20 +132,20 @@ TEST_CASE("VF attributes: set, read back, refused values restore what was applie
   CHECK(r.error().errnum == EINVAL);
   CHECK(r.error().field == "max_tx_rate_mbps");
   CHECK(h.state() == before);
-  CHECK(mac_to_string(*h.dev(vf)->vf_config->mac) == "52:54:00:aa:bb:02");
+  CHECK(h.dev(vf)->vf_config->mac->to_string() == "52:54:00:aa:bb:02");
 }
 
 TEST_CASE("VF attributes: a fault at any step leaves the tree as it was") {
   fail_every_step(
       "dual-socket", [](Host&) {},
       [](Host& h) {
-        kernel::VfConfig c;
-        c.mac = *parse_mac("52:54:00:00:00:01");
+        VfConfig c;
+        c.mac = *MacAddress::parse("52:54:00:00:00:01");
         c.vlan = 7;
         c.max_tx_rate_mbps = 500;
         c.spoofchk = false;
         c.trust = true;
-        c.link_state = kernel::LinkState::enable;
+        c.link_state = LinkState::enable;
         return h.agent->set_vf_config(h.vfs_of(kX710)[0]->device.address, c);
       },
       {EINVAL, EOPNOTSUPP, EIO});
@@ -197,8 +197,8 @@ TEST_CASE("reconcile after a reboot recreates VFs, attributes and drivers, and c
   REQUIRE(h.agent->set_num_vfs(kE810, 3).ok());
   // Addresses, not pointers: every change publishes a new snapshot.
   const PciAddress vf1 = h.vfs_of(kE810)[1]->device.address, vf2 = h.vfs_of(kE810)[2]->device.address;
-  kernel::VfConfig c;
-  c.mac = *parse_mac("52:54:00:12:34:56");
+  VfConfig c;
+  c.mac = *MacAddress::parse("52:54:00:12:34:56");
   c.vlan = 42;
   REQUIRE(h.agent->set_vf_config(vf1, c).ok());
   REQUIRE(h.agent->set_driver(vf2, {std::string("vfio-pci"), false, false}).ok());
@@ -212,7 +212,7 @@ TEST_CASE("reconcile after a reboot recreates VFs, attributes and drivers, and c
   CHECK_FALSE(report.applied.empty());
   auto now = h.vfs_of(kE810);
   REQUIRE(now.size() == 3);
-  CHECK(mac_to_string(*now[1]->vf_config->mac) == "52:54:00:12:34:56");
+  CHECK(now[1]->vf_config->mac->to_string() == "52:54:00:12:34:56");
   CHECK(now[1]->vf_config->vlan == 42);
   CHECK(now[2]->device.driver == std::string("vfio-pci"));
 
@@ -235,8 +235,8 @@ TEST_CASE("kill -9 between steps: the restarted agent undoes the interrupted ope
   SUBCASE("VF attributes") {
     crash_at_every_step(
         [](Agent& a) {
-          kernel::VfConfig c;
-          c.mac = *parse_mac("52:54:00:00:00:07");
+          VfConfig c;
+          c.mac = *MacAddress::parse("52:54:00:00:00:07");
           c.vlan = 12;
           c.trust = true;
           return a.set_vf_config(*PciAddress::parse("0000:3b:02.1"), c);
@@ -281,7 +281,7 @@ TEST_CASE("events: mutations report what changed on the host") {
   CHECK(added->data["vf_index"] == 0);
 
   mark = log.last_id();
-  kernel::VfConfig c;
+  VfConfig c;
   c.vlan = 100;
   REQUIRE(h.agent->set_vf_config(vf, c).ok());
   evs = events_after(log, mark);

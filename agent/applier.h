@@ -27,10 +27,10 @@ struct Action {
   std::string value;
   std::string ifname;  // set_vf
   uint32_t vf = 0;
-  std::optional<kernel::VfConfig> config;
+  std::optional<VfConfig> config;
 
   static Action write(std::string path, std::string value) { return {std::move(path), std::move(value), {}, 0, {}}; }
-  static Action set_vf(std::string ifname, uint32_t vf, kernel::VfConfig c) { return {{}, {}, std::move(ifname), vf, c}; }
+  static Action set_vf(std::string ifname, uint32_t vf, VfConfig c) { return {{}, {}, std::move(ifname), vf, c}; }
 
   json to_json() const {
     if (config) return {{"set_vf", ifname}, {"vf", vf}, {"config", vf_config_to_json(*config)}};

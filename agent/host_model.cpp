@@ -208,7 +208,7 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
       if (!pf || !pf->device.sriov || pf->device.sriov->num_vfs == 0 || pf->device.netdevs.empty()) continue;
       auto vfs = kernel->get_vfs(pf->device.netdevs.front());
       if (!vfs) continue;
-      std::map<int, const kernel::VfConfig*> by_index;
+      std::map<int, const VfConfig*> by_index;
       for (const auto& info : *vfs) by_index[static_cast<int>(info.index)] = &info.config;
       for (auto& v : snap->devices) {
         if (v.device.physfn != pfa || !v.device.vf_index) continue;

@@ -31,7 +31,7 @@ struct DeviceView {
   pci::Device device;
   std::optional<std::string> vendor_name;
   std::optional<std::string> device_name;
-  std::optional<kernel::VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink
+  std::optional<VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink
   std::optional<std::string> lease;           // the id of the lease holding it
 };
 

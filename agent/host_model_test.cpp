@@ -4,7 +4,7 @@
 #include <thread>
 
 #include "agent/host_model.h"
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "agent/agent.h"
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 

@@ -381,7 +381,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   lease.previous_driver = d.driver;
   lease.mode = mode;
 
-  std::optional<kernel::VfConfig> wanted;
+  std::optional<VfConfig> wanted;
   if (!req.vf_config.is_null()) {
     auto c = vf_config_from_json(req.vf_config);
     if (!c) {
@@ -393,7 +393,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   }
   std::string pf_ifname;
   uint32_t vf_index = 0;
-  kernel::VfConfig current;
+  VfConfig current;
   if (wanted) {
     const DeviceView* pf = s->find(*d.physfn);
     if (!pf || pf->device.netdevs.empty() || !d.vf_index)
@@ -614,7 +614,7 @@ void Agent::recover_leases(ReconcileReport& report) {
       }
       const pci::Device& d = v->device;
       bool needs_bind = l.mode == PoolMode::vfio && d.driver != std::string("vfio-pci");
-      std::optional<kernel::VfConfig> wanted;
+      std::optional<VfConfig> wanted;
       if (!l.vf_config.is_null())
         if (auto c = vf_config_from_json(l.vf_config)) wanted = *c;
       bool needs_config = wanted && v->vf_config && !(vf_config_overlay_equal(*v->vf_config, *wanted));

@@ -110,7 +110,7 @@ TEST_CASE("leases: vfio binds, vf_config applies, a full pool is a conflict, rel
   const DeviceView* v = h.dev(l.address);
   CHECK(v->device.driver == std::string("vfio-pci"));
   CHECK(v->lease == l.id);
-  CHECK(mac_to_string(*v->vf_config->mac) == "52:54:00:aa:bb:01");
+  CHECK(v->vf_config->mac->to_string() == "52:54:00:aa:bb:01");
   CHECK(v->vf_config->vlan == 100);
   CHECK(v->vf_config->trust == true);
 
@@ -317,7 +317,7 @@ TEST_CASE("leases survive a reboot: VFs recreated, the leased VF bound to vfio-p
   REQUIRE(v);
   CHECK(v->device.driver == std::string("vfio-pci"));
   CHECK(v->lease == a->lease.id);
-  CHECK(mac_to_string(*v->vf_config->mac) == "52:54:00:aa:bb:05");
+  CHECK(v->vf_config->mac->to_string() == "52:54:00:aa:bb:05");
   CHECK(v->vf_config->vlan == 300);
   // Nothing more to do the second time.
   h.faults->reset_calls();

@@ -16,8 +16,8 @@
 
 #include "agent/agent.h"
 #include "agent/vf_config_json.h"
-#include "kernel/fault_kernel.h"
-#include "kernel/sim_kernel.h"
+#include "sim/fault_kernel.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 
@@ -183,12 +183,12 @@ struct DyingKernel : kernel::Kernel {
     if (--left == 0) _exit(9);
     return in.write_attr(p, v);
   }
-  Result<std::vector<kernel::VfInfo>> get_vfs(const std::string& i) override { return in.get_vfs(i); }
-  Result<void> set_vf(const std::string& i, uint32_t vf, const kernel::VfConfig& c) override {
+  Result<std::vector<VfInfo>> get_vfs(const std::string& i) override { return in.get_vfs(i); }
+  Result<void> set_vf(const std::string& i, uint32_t vf, const VfConfig& c) override {
     if (--left == 0) _exit(9);
     return in.set_vf(i, vf, c);
   }
-  Result<kernel::LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+  Result<LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
 };
 
 // Runs `op` on an agent in a child process whose kernel dies at its n-th change (the daemon

@@ -11,11 +11,11 @@ namespace {
 constexpr uint16_t kEthP8021Q = 0x8100;
 constexpr uint16_t kEthP8021AD = 0x88a8;
 
-const char* link_state_name(kernel::LinkState s) {
+const char* link_state_name(LinkState s) {
   switch (s) {
-    case kernel::LinkState::auto_: return "auto";
-    case kernel::LinkState::enable: return "enable";
-    case kernel::LinkState::disable: return "disable";
+    case LinkState::auto_: return "auto";
+    case LinkState::enable: return "enable";
+    case LinkState::disable: return "disable";
   }
   return "auto";
 }
@@ -26,32 +26,9 @@ Error invalid(const std::string& field, const std::string& why) {
 
 }  // namespace
 
-std::string mac_to_string(const kernel::MacAddress& m) {
-  char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-  return buf;
-}
-
-std::optional<kernel::MacAddress> parse_mac(const std::string& s) {
-  if (s.size() != 17) return std::nullopt;
-  kernel::MacAddress m{};
-  for (size_t i = 0; i < 6; ++i) {
-    if (i > 0 && s[i * 3 - 1] != ':') return std::nullopt;
-    unsigned v = 0;
-    for (size_t k = 0; k < 2; ++k) {
-      char c = s[i * 3 + k];
-      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-      if (d < 0) return std::nullopt;
-      v = v << 4 | static_cast<unsigned>(d);
-    }
-    m[i] = static_cast<uint8_t>(v);
-  }
-  return m;
-}
-
-json vf_config_to_json(const kernel::VfConfig& c) {
+json vf_config_to_json(const VfConfig& c) {
   json j = json::object();
-  if (c.mac) j["mac"] = mac_to_string(*c.mac);
+  if (c.mac) j["mac"] = c.mac->to_string();
   if (c.vlan) j["vlan"] = *c.vlan;
   if (c.qos) j["qos"] = *c.qos;
   if (c.vlan_proto) j["vlan_proto"] = *c.vlan_proto == kEthP8021AD ? "802.1ad" : "802.1Q";
@@ -63,9 +40,9 @@ json vf_config_to_json(const kernel::VfConfig& c) {
   return j;
 }
 
-Result<kernel::VfConfig> vf_config_from_json(const json& j) {
+Result<VfConfig> vf_config_from_json(const json& j) {
   if (!j.is_object()) return invalid("vf_config", "expected an object");
-  kernel::VfConfig c;
+  VfConfig c;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     const json& v = it.value();
@@ -78,7 +55,7 @@ Result<kernel::VfConfig> vf_config_from_json(const json& j) {
     };
     if (k == "mac") {
       if (!v.is_string()) return invalid(k, "expected a MAC address like 52:54:00:12:34:56");
-      auto m = parse_mac(v.get<std::string>());
+      auto m = MacAddress::parse(v.get<std::string>());
       if (!m) return invalid(k, "'" + v.get<std::string>() + "' is not a MAC address like 52:54:00:12:34:56");
       if ((*m)[0] & 1) return invalid(k, v.get<std::string>() + " is a multicast address; a VF needs a unicast MAC");
       c.mac = m;
@@ -102,9 +79,9 @@ Result<kernel::VfConfig> vf_config_from_json(const json& j) {
       if (!v.is_boolean()) return invalid(k, "expected true or false");
       (k == "trust" ? c.trust : c.spoofchk) = v.get<bool>();
     } else if (k == "link_state") {
-      if (v == "auto") c.link_state = kernel::LinkState::auto_;
-      else if (v == "enable") c.link_state = kernel::LinkState::enable;
-      else if (v == "disable") c.link_state = kernel::LinkState::disable;
+      if (v == "auto") c.link_state = LinkState::auto_;
+      else if (v == "enable") c.link_state = LinkState::enable;
+      else if (v == "disable") c.link_state = LinkState::disable;
       else return invalid(k, "expected auto, enable or disable");
     } else {
       return invalid(k, "unknown field; known: mac, vlan, qos, vlan_proto, max_tx_rate_mbps, min_tx_rate_mbps, "
@@ -116,9 +93,9 @@ Result<kernel::VfConfig> vf_config_from_json(const json& j) {
   return c;
 }
 
-kernel::VfConfig clean_vf_config() {
-  kernel::VfConfig c;
-  c.mac = kernel::MacAddress{};
+VfConfig clean_vf_config() {
+  VfConfig c;
+  c.mac = MacAddress{};
   c.vlan = 0;
   c.qos = 0;
   c.vlan_proto = kEthP8021Q;
@@ -126,7 +103,7 @@ kernel::VfConfig clean_vf_config() {
   c.min_tx_rate_mbps = 0;
   c.spoofchk = true;
   c.trust = false;
-  c.link_state = kernel::LinkState::auto_;
+  c.link_state = LinkState::auto_;
   return c;
 }
 

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "cli/client.h"
-#include "cli/sse_parser.h"
-#include "kernel/sim_kernel.h"
+#include "base/sse_parser.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"

@@ -31,9 +31,9 @@ extern char** environ;
 
 namespace {
 
+using sriovd::MacAddress;
+using sriovd::VfConfig;
 using sriovd::kernel::LinuxKernel;
-using sriovd::kernel::MacAddress;
-using sriovd::kernel::VfConfig;
 using Clock = std::chrono::steady_clock;
 
 struct Want {
@@ -46,12 +46,6 @@ struct Want {
 Want want_for(uint32_t i) {
   return Want{{0x02, 0x5d, 0x00, 0x00, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i & 0xff)},
               static_cast<uint16_t>(100 + i), static_cast<uint8_t>(i % 8), 1000 + 10 * i};
-}
-
-std::string mac_str(const MacAddress& m) {
-  char b[18];
-  std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-  return b;
 }
 
 double ms_since(Clock::time_point t0) {
@@ -115,7 +109,7 @@ bool configure_sriovd(LinuxKernel& k, const std::string& ifname, uint32_t vfs) {
 bool configure_ip(const std::string& ifname, uint32_t vfs) {
   for (uint32_t i = 0; i < vfs; ++i) {
     const Want w = want_for(i);
-    int rc = run({"ip", "link", "set", ifname, "vf", std::to_string(i), "mac", mac_str(w.mac), "vlan",
+    int rc = run({"ip", "link", "set", ifname, "vf", std::to_string(i), "mac", w.mac.to_string(), "vlan",
                   std::to_string(w.vlan), "qos", std::to_string(w.qos), "max_tx_rate", std::to_string(w.max_rate),
                   "spoofchk", "off", "trust", "on"});
     if (rc != 0) return std::fprintf(stderr, "ip link set %s vf %u: exit %d\n", ifname.c_str(), i, rc), false;
@@ -140,7 +134,7 @@ bool verify(LinuxKernel& k, const std::string& ifname, uint32_t vfs) {
   const std::string show = capture("ip -d link show " + ifname);
   for (uint32_t i = 0; i < vfs; ++i) {
     const Want w = want_for(i);
-    std::regex re("\\n\\s*vf " + std::to_string(i) + "\\s+link/ether " + mac_str(w.mac) + "[^\\n]*vlan " +
+    std::regex re("\\n\\s*vf " + std::to_string(i) + "\\s+link/ether " + w.mac.to_string() + "[^\\n]*vlan " +
                   std::to_string(w.vlan) + (w.qos ? ", qos " + std::to_string(w.qos) : "(?!, qos)") +  // ip hides qos 0
                   "[^\\n]*max_tx_rate " +
                   std::to_string(w.max_rate) + "Mbps[^\\n]*spoof checking off[^\\n]*trust on");

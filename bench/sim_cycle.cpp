@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <string>
 
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 

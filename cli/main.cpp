@@ -11,7 +11,7 @@
 #include <string>
 
 #include "cli/client.h"
-#include "cli/sse_parser.h"
+#include "base/sse_parser.h"
 #include "cli/common.h"
 #include "cli/pools_cmd.h"
 #include "cli/table.h"

@@ -11,7 +11,7 @@
 
 #include "base/fd.h"
 #include "k8s/http.h"
-#include "cli/sse_parser.h"
+#include "base/sse_parser.h"
 
 namespace sriovd::k8s {
 

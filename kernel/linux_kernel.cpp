@@ -30,7 +30,7 @@ bool has_dotdot(std::string_view p) {
 std::string describe(const VfConfig& c) {
   std::string s;
   auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
-  if (c.mac) add("mac " + net::format_mac(*c.mac));
+  if (c.mac) add("mac " + c.mac->to_string());
   if (c.vlan) {
     std::string v = "vlan " + std::to_string(*c.vlan);
     if (c.qos) v += " qos " + std::to_string(*c.qos);

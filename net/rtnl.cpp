@@ -18,11 +18,6 @@
 namespace sriovd::net {
 namespace {
 
-using kernel::LinkState;
-using kernel::MacAddress;
-using kernel::VfConfig;
-using kernel::VfInfo;
-using kernel::VfStats;
 
 constexpr int kMaxErrno = 4095;  // the kernel's MAX_ERRNO: errors are -1..-4095
 constexpr size_t kIfNameSize = 16;  // IFNAMSIZ, without <net/if.h> (it clashes with linux/ headers)
@@ -276,9 +271,7 @@ Result<VfInfo> decode_vf_info(const nlattr* nest, const std::string& what) {
       case IFLA_VF_MAC: {
         TRY_ASSIGN(s, get_struct<ifla_vf_mac>(a, what + ": IFLA_VF_MAC"));
         TRY(vf.see(s.vf, what));
-        MacAddress mac;
-        std::memcpy(mac.data(), s.mac, mac.size());
-        c.mac = mac;
+        c.mac = MacAddress::from_bytes(std::span<const uint8_t, MacAddress::kSize>(s.mac, MacAddress::kSize));
         break;
       }
       case IFLA_VF_VLAN: {
@@ -405,13 +398,6 @@ std::string format_address(uint8_t family, const void* addr, unsigned prefix) {
 
 }  // namespace
 
-std::string format_mac(const MacAddress& mac) {
-  char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-                mac[5]);
-  return buf;
-}
-
 // --- builders ----------------------------------------------------------------------------------
 
 Result<Bytes> build_getlink(int ifindex, uint32_t ext_mask) {
@@ -455,7 +441,7 @@ Result<Bytes> build_set_vf(int ifindex, uint32_t vf, const VfConfig& c) {
   if (c.mac) {
     ifla_vf_mac m{};
     m.vf = vf;
-    std::memcpy(m.mac, c.mac->data(), c.mac->size());
+    std::memcpy(m.mac, c.mac->data(), MacAddress::kSize);
     b.put_struct(IFLA_VF_MAC, m);
   }
   if (c.vlan) {
@@ -729,9 +715,7 @@ Result<SetVfRequest> decode_set_vf(ByteView bytes) {
   if (tb[IFLA_VF_MAC]) {
     TRY_ASSIGN(s, get_struct<ifla_vf_mac>(tb[IFLA_VF_MAC], vwhat + ": IFLA_VF_MAC"));
     TRY(vf.see(s.vf, vwhat));
-    MacAddress mac;
-    std::memcpy(mac.data(), s.mac, mac.size());
-    c.mac = mac;
+    c.mac = MacAddress::from_bytes(std::span<const uint8_t, MacAddress::kSize>(s.mac, MacAddress::kSize));
   }
   if (tb[IFLA_VF_VLAN]) {
     TRY_ASSIGN(s, get_struct<ifla_vf_vlan>(tb[IFLA_VF_VLAN], vwhat + ": IFLA_VF_VLAN"));

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "kernel/kernel.h"
+#include "base/vf.h"
 
 namespace sriovd::net {
 
@@ -45,7 +45,7 @@ Result<Bytes> build_getlink(std::string_view ifname, uint32_t ext_mask);
 //    IFLA_VF_RATE always carries both, so the caller reads the current max first (iproute2 does).
 // Values are not range-checked (vlan 5000 is sent as is): drivers decide, the lab verifies.
 // A config with no field set is refused (the kernel answers EINVAL to an empty IFLA_VF_INFO).
-Result<Bytes> build_set_vf(int ifindex, uint32_t vf, const kernel::VfConfig& config);
+Result<Bytes> build_set_vf(int ifindex, uint32_t vf, const VfConfig& config);
 
 // RTM_GETADDR / RTM_GETROUTE dumps (NLM_F_REQUEST|NLM_F_DUMP) of `family` (AF_UNSPEC: all).
 // The route dump asks for RT_TABLE_MAIN, but without strict checking the kernel dumps every
@@ -75,7 +75,7 @@ struct LinkMessage {
   std::string ifname;            // IFLA_IFNAME ("" if absent)
   uint32_t flags = 0;            // ifi_flags (IFF_UP, IFF_LOWER_UP...)
   std::optional<uint32_t> num_vf;  // IFLA_NUM_VF (only with RTEXT_FILTER_VF, on devices with a parent)
-  std::vector<kernel::VfInfo> vfs;
+  std::vector<VfInfo> vfs;
 };
 Result<LinkMessage> decode_link(ByteView msg);
 
@@ -130,7 +130,7 @@ Result<RouteEntry> decode_route(ByteView msg);
 struct SetVfRequest {
   int ifindex = 0;
   uint32_t vf = 0;
-  kernel::VfConfig config;
+  VfConfig config;
   bool ack = false;  // NLM_F_ACK was set
 };
 Result<SetVfRequest> decode_set_vf(ByteView msg);
@@ -139,7 +139,5 @@ Result<SetVfRequest> decode_set_vf(ByteView msg);
 // that is truncated or whose nlmsg_len runs past the datagram or is shorter than a header.
 Result<std::vector<ByteView>> split_messages(ByteView datagram);
 
-// "02:00:00:00:03:03" — for messages.
-std::string format_mac(const kernel::MacAddress& mac);
 
 }  // namespace sriovd::net

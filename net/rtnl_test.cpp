@@ -16,8 +16,6 @@
 
 using namespace sriovd;
 using namespace sriovd::net;
-using kernel::LinkState;
-using kernel::VfConfig;
 
 namespace {
 
@@ -86,7 +84,7 @@ std::vector<const nlattr*> children(const nlattr* nest) {
   return out;
 }
 
-const kernel::MacAddress kMac{0x02, 0x00, 0x00, 0x00, 0x03, 0x03};
+const MacAddress kMac{0x02, 0x00, 0x00, 0x00, 0x03, 0x03};
 
 // One IFLA_VF_INFO as rtnl_fill_vfinfo() writes it (6.1): MAC, BROADCAST, VLAN, RATE, TX_RATE,
 // SPOOFCHK, LINK_STATE, RSS_QUERY_EN, TRUST, VLAN_LIST, STATS (with PAD attributes).
@@ -350,7 +348,7 @@ TEST_CASE("RTM_NEWLINK with VF info as the kernel writes it") {
 
   const auto& v0 = link->vfs[0];
   CHECK(v0.index == 0);
-  CHECK(v0.config.mac == kernel::MacAddress{0x02, 0, 0, 0, 0x03, 0x00});
+  CHECK(v0.config.mac == MacAddress{0x02, 0, 0, 0, 0x03, 0x00});
   CHECK(v0.config.vlan == 100);
   CHECK(v0.config.qos == 5);
   CHECK(v0.config.vlan_proto == ETH_P_8021AD);  // from IFLA_VF_VLAN_LIST, not IFLA_VF_VLAN
@@ -889,5 +887,5 @@ TEST_CASE("split_messages: a datagram into its messages") {
   Bytes zero_len = a;
   zero_len[0] = 0;
   CHECK_FALSE(split_messages(zero_len));
-  CHECK(format_mac(kMac) == "02:00:00:00:03:03");
+  CHECK(kMac.to_string() == "02:00:00:00:03:03");
 }

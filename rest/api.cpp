@@ -277,7 +277,7 @@ Response Api::get_metrics(const Request& req) const {
     return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter", req.path, k);
   auto snap = model_.current();
   if (!snap) return problem(503, "unavailable", "the host inventory is not ready yet", req.path);
-  std::function<Result<std::vector<kernel::VfInfo>>(const std::string&)> vf_stats;
+  std::function<Result<std::vector<VfInfo>>(const std::string&)> vf_stats;
   if (agent_) vf_stats = [this](const std::string& pf) { return agent_->vf_stats(pf); };
   Response r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -11,7 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/host_model.h"
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "rest/api.h"
 #include "schemas/openapi.h"
 #include "schemas/validator.h"
@@ -336,7 +336,7 @@ TEST_CASE("GET /metrics: host gauges, operation counters and per-VF traffic; pro
   };
   REQUIRE(call("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":2})").status == 200);
   CHECK(call("PUT", "/v1/devices/0000:17:00.0/sriov", R"({"num_vfs":999})").status == 422);
-  kernel::VfStats st;
+  VfStats st;
   st.rx_bytes = 123456789012ull;
   st.tx_packets = 42;
   st.rx_dropped = 3;

@@ -47,7 +47,7 @@ void Metrics::add_collector(Collector c) {
 }
 
 std::string Metrics::render(const agent::Snapshot& snap,
-                            const std::function<Result<std::vector<kernel::VfInfo>>(const std::string&)>& vf_stats,
+                            const std::function<Result<std::vector<VfInfo>>(const std::string&)>& vf_stats,
                             const std::function<void(prometheus::Registry&)>& extra) const {
   prometheus::Registry now;
   auto& devices = prometheus::BuildGauge()
@@ -95,17 +95,17 @@ std::string Metrics::render(const agent::Snapshot& snap,
     struct Stat {
       const char* name;
       const char* help;
-      uint64_t kernel::VfStats::*field;
+      uint64_t VfStats::*field;
     };
     static const Stat stats[] = {
-        {"sriov_vf_rx_bytes", "Bytes received by the VF (IFLA_VF_STATS_RX_BYTES).", &kernel::VfStats::rx_bytes},
-        {"sriov_vf_tx_bytes", "Bytes sent by the VF (IFLA_VF_STATS_TX_BYTES).", &kernel::VfStats::tx_bytes},
-        {"sriov_vf_rx_packets", "Packets received by the VF.", &kernel::VfStats::rx_packets},
-        {"sriov_vf_tx_packets", "Packets sent by the VF.", &kernel::VfStats::tx_packets},
-        {"sriov_vf_rx_dropped", "Packets dropped on receipt by the VF.", &kernel::VfStats::rx_dropped},
-        {"sriov_vf_tx_dropped", "Packets dropped on transmit by the VF.", &kernel::VfStats::tx_dropped},
-        {"sriov_vf_broadcast", "Broadcast packets received by the VF.", &kernel::VfStats::broadcast},
-        {"sriov_vf_multicast", "Multicast packets received by the VF.", &kernel::VfStats::multicast},
+        {"sriov_vf_rx_bytes", "Bytes received by the VF (IFLA_VF_STATS_RX_BYTES).", &VfStats::rx_bytes},
+        {"sriov_vf_tx_bytes", "Bytes sent by the VF (IFLA_VF_STATS_TX_BYTES).", &VfStats::tx_bytes},
+        {"sriov_vf_rx_packets", "Packets received by the VF.", &VfStats::rx_packets},
+        {"sriov_vf_tx_packets", "Packets sent by the VF.", &VfStats::tx_packets},
+        {"sriov_vf_rx_dropped", "Packets dropped on receipt by the VF.", &VfStats::rx_dropped},
+        {"sriov_vf_tx_dropped", "Packets dropped on transmit by the VF.", &VfStats::tx_dropped},
+        {"sriov_vf_broadcast", "Broadcast packets received by the VF.", &VfStats::broadcast},
+        {"sriov_vf_multicast", "Multicast packets received by the VF.", &VfStats::multicast},
     };
     std::vector<prometheus::Family<prometheus::Gauge>*> fams;
     for (const auto& s : stats) fams.push_back(&prometheus::BuildGauge().Name(s.name).Help(s.help).Register(now));

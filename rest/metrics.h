@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "agent/host_model.h"
-#include "kernel/kernel.h"
+#include "base/vf.h"
 
 namespace prometheus {
 class Registry;
@@ -48,7 +48,7 @@ class Metrics {
   // The text exposition. `vf_stats` reads one PF's VFs (with counters) over rtnetlink; null:
   // no per-VF traffic figures. `extra` adds gauges of the caller's own (open event streams).
   std::string render(const agent::Snapshot& snap,
-                     const std::function<Result<std::vector<kernel::VfInfo>>(const std::string&)>& vf_stats,
+                     const std::function<Result<std::vector<VfInfo>>(const std::string&)>& vf_stats,
                      const std::function<void(prometheus::Registry&)>& extra = {}) const;
 
  private:

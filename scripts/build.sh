@@ -4,6 +4,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+# ccache: paths under the source tree are hashed relative to it, so a clone in another folder
+# (CI's) reuses the objects of this one.
+export CCACHE_BASEDIR="$here" CCACHE_NOHASHDIR=true
 if [ "${SRIOVD_SANITIZE:-0}" = 1 ]; then
   build=${SRIOVD_BUILD_DIR:-build-asan}
   extra=(-DSRIOVD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSRIOVD_BENCH=OFF)

@@ -10,7 +10,7 @@
 #include "agent/agent.h"
 #include "agent/host_model.h"
 #include "agent/state_store.h"
-#include "kernel/fault_kernel.h"
+#include "sim/fault_kernel.h"
 #include "pci/inventory.h"
 #include "pci/sysfs.h"
 
@@ -300,13 +300,13 @@ void check_vf_attributes(kernel::Kernel& k, const std::string& ifname) {
     CHECK((*vfs)[vf].index == vf);
     return (*vfs)[vf].config;
   };
-  auto set = [&](uint32_t vf, const kernel::VfConfig& c) { return err(k.set_vf(ifname, vf, c)); };
+  auto set = [&](uint32_t vf, const VfConfig& c) { return err(k.set_vf(ifname, vf, c)); };
   {
     auto vfs = k.get_vfs(ifname);
     REQUIRE(vfs.ok());
     REQUIRE(vfs->size() >= 8);
   }
-  const kernel::MacAddress mac{0x02, 0, 0, 0, 0x03, 0x03};
+  const MacAddress mac{0x02, 0, 0, 0, 0x03, 0x03};
 
   CHECK(set(3, {.mac = mac}) == 0);
   CHECK(get(3).mac == mac);
@@ -336,10 +336,10 @@ void check_vf_attributes(kernel::Kernel& k, const std::string& ifname) {
   CHECK(set(3, {.trust = true}) == 0);
   CHECK(get(3).trust == true);
 
-  CHECK(set(3, {.link_state = kernel::LinkState::disable}) == 0);
-  CHECK(get(3).link_state == kernel::LinkState::disable);
-  CHECK(set(3, {.link_state = kernel::LinkState::enable}) == 0);
-  CHECK(get(3).link_state == kernel::LinkState::enable);
+  CHECK(set(3, {.link_state = LinkState::disable}) == 0);
+  CHECK(get(3).link_state == LinkState::disable);
+  CHECK(set(3, {.link_state = LinkState::enable}) == 0);
+  CHECK(get(3).link_state == LinkState::enable);
 
   // Everything set on VF 3 is still there; VF 2 is untouched.
   c = get(3);
@@ -347,11 +347,11 @@ void check_vf_attributes(kernel::Kernel& k, const std::string& ifname) {
   CHECK(c.vlan == 200);
   CHECK(c.max_tx_rate_mbps == 1000);
   CHECK(c.trust == true);
-  const kernel::VfConfig vf2_before = get(2);
+  const VfConfig vf2_before = get(2);
 
   // The kernel's own refusals (the Agent refuses these before asking).
   CHECK(set(2, {.vlan = 10, .qos = 8}) == EINVAL);
-  CHECK(set(2, {.mac = kernel::MacAddress{0x01, 0x00, 0x5e, 0, 0, 1}}) == EINVAL);
+  CHECK(set(2, {.mac = MacAddress{0x01, 0x00, 0x5e, 0, 0, 1}}) == EINVAL);
   CHECK(set(2, {.vlan = 4096}) == EINVAL);
   CHECK(get(2) == vf2_before);
   // A VF number past the enabled ones.
@@ -362,7 +362,7 @@ void check_vf_attributes(kernel::Kernel& k, const std::string& ifname) {
   }
 
   // One request, attributes applied in order: the MAC before the bad VLAN stays applied.
-  const kernel::MacAddress mac4{0x02, 0, 0, 0, 0x04, 0x04};
+  const MacAddress mac4{0x02, 0, 0, 0, 0x04, 0x04};
   CHECK(set(4, {.mac = mac4, .vlan = 10, .qos = 8}) == EINVAL);
   c = get(4);
   CHECK(c.mac == mac4);

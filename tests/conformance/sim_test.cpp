@@ -3,7 +3,7 @@
 // kernel in the lab (lab_test.cpp); they assert what Linux 6.1 does.
 #include <doctest/doctest.h>
 
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "tests/conformance/checks.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"

@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "cli/client.h"
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "schemas/validator.h"
 #include "tests/integration/sim_daemon.h"
 

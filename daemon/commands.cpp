@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "agent/daemon.h"
+#include "daemon/daemon.h"
 #include "agent/host_model.h"
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "pci/names.h"
 #include "pci/sysfs.h"
 #include "rest/encode.h"

@@ -1,4 +1,4 @@
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fd.h"
-#include "kernel/sim_tree.h"
+#include "sim/sim_tree.h"
 #include "pci/decode.h"
 
 // Kernel sources followed here are Linux 6.1 (Debian's linux-source-6.1). Each emulated store
@@ -258,26 +258,6 @@ std::string device_name_of(std::string_view v) {
   return s;
 }
 
-std::string format_mac(const MacAddress& m) {
-  char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-  return buf;
-}
-
-std::optional<MacAddress> parse_mac(std::string_view s) {
-  std::string t = trim(s);
-  MacAddress m{};
-  unsigned b[6];
-  char tail;
-  if (std::sscanf(t.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
-    return std::nullopt;
-  for (int i = 0; i < 6; ++i) m[static_cast<size_t>(i)] = static_cast<uint8_t>(b[i]);
-  return m;
-}
-
-bool is_zero_mac(const MacAddress& m) { return std::all_of(m.begin(), m.end(), [](uint8_t b) { return b == 0; }); }
-bool is_multicast_mac(const MacAddress& m) { return (m[0] & 0x01) != 0; }  // broadcast included
-
 // ---- what the sim knows of drivers ---------------------------------------------------------
 
 // VF device ids and the in-tree driver whose id table claims them. `subsystem_device` is what
@@ -458,7 +438,7 @@ struct VfAttrs {
 };
 
 json to_json(const VfAttrs& a) {
-  return {{"mac", format_mac(a.mac)}, {"vlan", a.vlan}, {"qos", a.qos}, {"vlan_proto", a.proto},
+  return {{"mac", a.mac.to_string()}, {"vlan", a.vlan}, {"qos", a.qos}, {"vlan_proto", a.proto},
           {"max_tx_rate", a.max_rate}, {"min_tx_rate", a.min_rate}, {"spoofchk", a.spoofchk},
           {"trust", a.trust}, {"link_state", static_cast<unsigned>(a.link)}};
 }
@@ -466,7 +446,7 @@ json to_json(const VfAttrs& a) {
 VfAttrs vf_attrs_from_json(const json& j) {
   VfAttrs a;
   if (j.empty()) return a;  // a VF nothing was set on: the driver's defaults
-  if (auto m = parse_mac(j.value("mac", ""))) a.mac = *m;
+  if (auto m = MacAddress::parse(j.value("mac", ""))) a.mac = *m;
   a.vlan = j.value("vlan", uint16_t{0});
   a.qos = j.value("qos", uint8_t{0});
   a.proto = j.value("vlan_proto", kEthP8021Q);
@@ -872,7 +852,7 @@ class Sim {
   static std::string generated_mac(const PciAddress& a, uint8_t tag) {
     MacAddress m{0x02, tag, static_cast<uint8_t>(a.domain >> 8), static_cast<uint8_t>(a.domain),
                  a.bus, static_cast<uint8_t>(a.device << 3 | a.function)};
-    return format_mac(m);
+    return m.to_string();
   }
   std::string primary_netdev(const Dev& d) const {
     std::string best;
@@ -926,7 +906,7 @@ class Sim {
       n.mac = generated_mac(d.addr, 0x5f);
       if (index) {
         VfAttrs a = load_vf(*pfd, *index);
-        if (!is_zero_mac(a.mac)) n.mac = format_mac(a.mac);  // the PF tells the VF its admin MAC
+        if (!a.mac.is_zero()) n.mac = a.mac.to_string();  // the PF tells the VF its admin MAC
       }
       return add_netdev(d, n, false);
     }
@@ -1542,16 +1522,16 @@ Result<void> Sim::set_vf(const std::string& ifname, uint32_t vf, const VfConfig&
   if (c.mac) {
     // ice_set_vf_mac, i40e_ndo_set_vf_mac, igb/ixgbe_ndo_set_vf_mac, mlx5_eswitch_set_vport_mac:
     // a multicast (or broadcast) address is EINVAL; all zeroes clears the admin MAC.
-    if (is_multicast_mac(*c.mac)) return Error::sys(EINVAL, who + format_mac(*c.mac) + " not a valid unicast address");
+    if (c.mac->is_multicast()) return Error::sys(EINVAL, who + c.mac->to_string() + " not a valid unicast address");
     if (!vf_ok) return bad_vf();
     a.mac = *c.mac;
     if (auto r = save(); !r) return r;
-    if (ops->live_mac && !is_zero_mac(a.mac)) {
+    if (ops->live_mac && !a.mac.is_zero()) {
       // ice resets the VF; iavf comes back with the new MAC.
       if (auto vfa = virtfns(pf); vfa.count(vf))
         if (auto vd = dev(vfa[vf]))
           for (const auto& nd : netdevs_of(*vd))
-            if (auto r = write_text(vd->in("net/" + nd + "/address"), format_mac(a.mac) + "\n"); !r) return r;
+            if (auto r = write_text(vd->in("net/" + nd + "/address"), a.mac.to_string() + "\n"); !r) return r;
     }
   }
   if (c.vlan || c.qos || c.vlan_proto) {

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "agent/config.h"
+#include "daemon/config.h"
 
 using namespace sriovd;
 

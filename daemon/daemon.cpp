@@ -1,4 +1,4 @@
-#include "agent/daemon.h"
+#include "daemon/daemon.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -21,14 +21,14 @@
 
 #include "agent/agent.h"
 #include "agent/events.h"
-#include "agent/config.h"
+#include "daemon/config.h"
 #include "base/fd.h"
 #include "agent/host_model.h"
-#include "agent/lease_virt.h"
+#include "daemon/lease_virt.h"
 #include "agent/hotplug.h"
 #include "agent/state_store.h"
 #include "kernel/linux_kernel.h"
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "pci/names.h"
 #include "pci/sysfs.h"
 #include "rest/api.h"

@@ -1,4 +1,4 @@
-#include "agent/config.h"
+#include "daemon/config.h"
 
 #include <cerrno>
 #include <fstream>

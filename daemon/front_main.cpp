@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/daemon.h"
+#include "daemon/daemon.h"
 
 namespace {
 

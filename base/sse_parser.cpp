@@ -1,4 +1,4 @@
-#include "cli/sse_parser.h"
+#include "base/sse_parser.h"
 
 namespace sriovd::cli {
 

@@ -1,4 +1,4 @@
-#include "agent/lease_virt.h"
+#include "daemon/lease_virt.h"
 
 #include "agent/vf_config_json.h"
 #include "virt/device_xml.h"

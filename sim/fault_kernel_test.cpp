@@ -1,4 +1,4 @@
-#include "kernel/fault_kernel.h"
+#include "sim/fault_kernel.h"
 
 #include <doctest/doctest.h>
 
@@ -8,7 +8,7 @@
 #include <map>
 #include <sstream>
 
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/config.h"
+#include "daemon/config.h"
 
 namespace sriovd::agent {
 

@@ -3,7 +3,7 @@
 
 #include <fstream>
 
-#include "agent/config.h"
+#include "daemon/config.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;

@@ -1,4 +1,4 @@
-#include "kernel/sim_kernel.h"
+#include "sim/sim_kernel.h"
 
 #include <doctest/doctest.h>
 #include <sys/socket.h>
@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "base/fd.h"
-#include "kernel/sim_tree.h"
+#include "sim/sim_tree.h"
 #include "pci/inventory.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"

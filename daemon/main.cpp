@@ -1,7 +1,7 @@
 // sriovd: the SR-IOV and PCI passthrough host agent.
 #include <CLI/CLI.hpp>
 
-#include "agent/daemon.h"
+#include "daemon/daemon.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"sriovd: SR-IOV and PCI passthrough host agent"};

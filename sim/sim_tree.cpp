@@ -1,4 +1,4 @@
-#include "kernel/sim_tree.h"
+#include "sim/sim_tree.h"
 
 #include <dirent.h>
 #include <fcntl.h>

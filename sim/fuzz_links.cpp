@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "kernel/sim_tree.h"
+#include "sim/sim_tree.h"
 
 using sriovd::simtree::join_normal;
 

@@ -1,4 +1,4 @@
-#include "kernel/fault_kernel.h"
+#include "sim/fault_kernel.h"
 
 #include <utility>
 
