@@ -23,7 +23,7 @@ trap cleanup EXIT
 run() {  # MODE STATE_DIR CLIENTS → JSON line
   rm -rf "$work/sys" "${2:?}"/*
   "$build/tests/fixtures/sriovd-fakehost" --profile dual-socket --out "$work/sys" >/dev/null
-  "$build/agent/sriovd" serve --sim --sysfs-root "$work/sys" --state-dir "$2" --listen "unix:$work/s.sock" 2>"$work/log" &
+  "$build/daemon/sriovd" serve --sim --sysfs-root "$work/sys" --state-dir "$2" --listen "unix:$work/s.sock" 2>"$work/log" &
   pid=$!
   "$build/cli/sriovd-cli" --socket "$work/s.sock" --wait 10 pool create cx6 --pf ens3f0 --mode "$1" >/dev/null
   "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 1 "$3" >/dev/null  # warm-up

@@ -9,7 +9,7 @@ cd "$here"
 for tool in hyperfine wrk nginx lspci; do
   command -v "$tool" >/dev/null || { echo "bench: $tool missing (scripts/install-deps.sh --test)" >&2; exit 1; }
 done
-sriovd="$build/agent/sriovd"
+sriovd="$build/daemon/sriovd"
 fakehost="$build/tests/fixtures/sriovd-fakehost"
 work=$(mktemp -d /dev/shm/sriovd-bench.XXXXXX 2>/dev/null || mktemp -d)
 pids=()
@@ -115,7 +115,7 @@ rss_kib=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['rss_kib'])
   echo
   echo "## Daemon footprint with the 1,040-function host (targets: RSS <= 16 MiB, start to ready <= 100 ms)"
   echo
-  echo "\`build/bench/sriovd-bench-startup build/agent/sriovd <root> 15\`: exec to READY=1 over sd_notify, median of 15; RSS from /proc once ready."
+  echo "\`build/bench/sriovd-bench-startup build/daemon/sriovd <root> 15\`: exec to READY=1 over sd_notify, median of 15; RSS from /proc once ready."
   echo
   echo "| figure | value |"
   echo "|---|---|"
@@ -146,7 +146,7 @@ hotf() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
   echo
   echo "## Hotplug to REST on the 1,040-function host (target <= 10 ms)"
   echo
-  echo "\`build/bench/sriovd-bench-hotplug build/agent/sriovd 200\`: \`sriovd serve --sim\` on the \`large\` host; a VF ($(hotf device)) is hot-removed and added back 100 times with \`SimKernel::hot_remove/hot_add\` (the tree changes, then kernel-format uevents go to the daemon's socket); each time until its \`device.removed\`/\`device.added\` event arrives on \`GET /v1/events\` (published after the new snapshot; a GET checks REST agrees). Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "\`build/bench/sriovd-bench-hotplug build/daemon/sriovd 200\`: \`sriovd serve --sim\` on the \`large\` host; a VF ($(hotf device)) is hot-removed and added back 100 times with \`SimKernel::hot_remove/hot_add\` (the tree changes, then kernel-format uevents go to the daemon's socket); each time until its \`device.removed\`/\`device.added\` event arrives on \`GET /v1/events\` (published after the new snapshot; a GET checks REST agrees). Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
   echo "| figure | from the uevent sent | from the start of the change (tree + uevent) |"
   echo "|---|---|---|"

@@ -1,7 +1,7 @@
 // Config: what /etc/sriovd/sriovd.json (or --config FILE) says, parsed once and checked against
 // schemas/config.schema.json before any field is read, so a bad file fails with the field and
 // the reason ("limits.max_body_bytes: Value is above maximum"). Command-line flags override the
-// file (see agent/main.cpp). A plain value type: copy it freely; nothing here is shared.
+// file (see daemon/main.cpp). A plain value type: copy it freely; nothing here is shared.
 //
 // What a SIGHUP reloads: auth.token_file (re-read), log_level, pools. listen, tls, state_dir,
 // sysfs_root and limits need a restart; the daemon says so in its log when they changed.

@@ -3,7 +3,7 @@
 // and calls run_daemon().
 //
 // Signals: SIGTERM/SIGINT stop it (no new connections; requests in progress, mutations included,
-// finish and are answered; exit 0); SIGHUP reloads the configuration file (see agent/config.h
+// finish and are answered; exit 0); SIGHUP reloads the configuration file (see daemon/config.h
 // for what a reload changes). Under systemd it reports READY=1 after the first inventory and
 // reconcile, and pings the watchdog (WATCHDOG=1) at half of WatchdogSec= while serving.
 #pragma once

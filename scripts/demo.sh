@@ -34,7 +34,7 @@ trap 'exit 0' INT TERM
 
 "$build/tests/fixtures/sriovd-fakehost" --profile "$profile" --out "$work/sys"
 export SRIOVD_SOCKET="$work/sriovd.sock"
-"$build/agent/sriovd" serve --sim --sysfs-root "$work/sys" --state-dir "$work/state" \
+"$build/daemon/sriovd" serve --sim --sysfs-root "$work/sys" --state-dir "$work/state" \
   --listen "unix:$SRIOVD_SOCKET" --listen "tcp:127.0.0.1:$port" &
 daemon_pid=$!
 

@@ -1,6 +1,6 @@
 // SimKernel: a fake kernel that applies to a sysfs tree what Linux would, with Linux's errnos.
 //
-// It works on any directory with the kernel's sysfs layout (kernel/sim_tree.h), not only on
+// It works on any directory with the kernel's sysfs layout (sim/sim_tree.h), not only on
 // trees tests/fixtures generates, and keeps all of its state in that tree, so a new SimKernel on
 // the same root (a restarted daemon) carries on where the last one stopped. What each write does
 // follows the kernel code named next to it in sim_kernel.cpp (Linux 6.1):
