@@ -160,19 +160,20 @@ lab_rc=0
 "$here/bench/lab_vf_config.sh" "$build" > "$work/labvf.txt" 2>&1 || lab_rc=$?
 {
   echo
-  echo "## Configuring 64 netdevsim VFs: sriovd's netlink path vs ip link (target ≥ 20x)"
+  echo "## Configuring 64 netdevsim VFs: sriovd's netlink path vs ip link and ip -batch (target ≥ 20x against the loop)"
   echo
   if [ "$lab_rc" = 0 ] && grep -q '^RESULT .*verified=yes' "$work/labvf.txt"; then
     res=$(grep '^RESULT ' "$work/labvf.txt" | tail -n1)
     field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$res"; }
-    echo "\`bench/lab_vf_config.sh build\` (\`build/bench/sriovd-bench-lab-vf-config\` in the lab guest: Debian's 6.1 kernel under QEMU TCG). In one boot, each round resets the 64 VFs (\`sriov_numvfs\` 0, then 64) and sets mac, vlan + qos, max_tx_rate, spoofchk off and trust on on every VF: through \`kernel::LinuxKernel\` (one \`get_vfs\`, then one \`set_vf\` per attribute group per VF as \`Agent::apply_vf_config\` sends them: 320 RTM_SETLINK) or with one \`ip link set eth0 vf N mac … vlan … qos … max_tx_rate … spoofchk off trust on\` process per VF; both results are checked with \`get_vfs\` and \`ip -d link show eth0\`. Medians of $(field rounds) alternating rounds."
+    echo "\`bench/lab_vf_config.sh build\` (\`build/bench/sriovd-bench-lab-vf-config\` in the lab guest: Debian's 6.1 kernel under QEMU TCG). In one boot, each round resets the 64 VFs (\`sriov_numvfs\` 0, then 64) and sets mac, vlan + qos, max_tx_rate, spoofchk off and trust on on every VF: through \`kernel::LinuxKernel\` (one \`get_vfs\`, then one \`set_vf\` per attribute group per VF as \`Agent::apply_vf_config\` sends them: 320 RTM_SETLINK) or with one \`ip link set eth0 vf N mac … vlan … qos … max_tx_rate … spoofchk off trust on\` process per VF, or with one \`ip -batch\` process carrying those 64 commands (one socket, one RTM_SETLINK per VF: iproute2 at its fastest); every result is checked with \`get_vfs\` and \`ip -d link show eth0\`. Medians of $(field rounds) alternating rounds."
     echo
     echo "| path | median for 64 VFs |"
     echo "|---|---|"
     echo "| 64 × \`ip link set eth0 vf N …\` | $(field ip_ms) ms |"
+    echo "| one \`ip -batch\` of 64 \`link set eth0 vf N …\` | $(field batch_ms) ms |"
     echo "| sriovd \`LinuxKernel::set_vf\` (5 per VF) | $(field sriovd_ms) ms |"
     echo
-    echo "Ratio (ip / sriovd): **$(field ratio)x**."
+    echo "Ratio (ip loop / sriovd): **$(field ratio)x**; ip -batch / sriovd: **$(field batch_ratio)x** (above 1: sriovd is faster)."
     echo
     echo '```'
     grep '^round ' "$work/labvf.txt"
