@@ -115,7 +115,7 @@ Api::Api(const agent::HostModel& model, ApiOptions options, agent::Agent* agent)
 std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const agent::Snapshot>& snap) const {
   auto r = rendered_.load(std::memory_order_acquire);
   if (r && r->generation == snap->generation) return r;
-  std::lock_guard lock(render_mu_);
+  MutexLock lock(render_mu_);
   r = rendered_.load(std::memory_order_acquire);
   if (r && r->generation == snap->generation) return r;
   auto fresh = std::make_shared<Rendered>();

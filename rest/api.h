@@ -10,13 +10,13 @@
 #include <functional>
 #include <optional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "agent/agent.h"
 #include "agent/events.h"
 #include "agent/host_model.h"
+#include "base/mutex.h"
 #include "rest/http.h"
 #include "rest/metrics.h"
 
@@ -61,7 +61,8 @@ class Api {
 
  private:
   struct Rendered;
-  std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const;
+  std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const
+      EXCLUDES(render_mu_);
 
   Response get_host(const Request& req, const agent::Snapshot& s) const;
   // /v1/pools[/{name}] and /v1/allocations[/{id}[/attach|detach]] (rest/pools_api.cpp).
@@ -85,8 +86,10 @@ class Api {
   std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
   mutable Metrics metrics_;
   std::atomic<bool> ready_{false};
-  mutable std::mutex render_mu_;                                      // serialises rendering
-  mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;     // latest rendering
+  // Serialises rendering, so a new generation is rendered once however many requests ask for it
+  // at the same moment; readers load rendered_ without it.
+  mutable Mutex render_mu_;
+  mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;  // latest rendering
 };
 
 }  // namespace sriovd::rest

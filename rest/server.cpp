@@ -18,12 +18,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <map>
-#include <mutex>
 
 #include "base/fd.h"
+#include "base/mutex.h"
 #include "rest/auth.h"
 #include "rest/worker_pool.h"
 
@@ -53,7 +51,7 @@ class ConnectionWatch {
   explicit ConnectionWatch(std::chrono::seconds allowance) : allowance_(allowance), thread_([this] { run(); }) {}
   ~ConnectionWatch() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
     cv_.notify_all();
@@ -64,29 +62,29 @@ class ConnectionWatch {
 
   // Watches `sock` from now on; the watch holds its own descriptor of the socket, so shutting it
   // down can never hit a descriptor number reused after the worker closed its own.
-  uint64_t add(int sock) {
+  uint64_t add(int sock) EXCLUDES(mu_) {
     int dup = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     uint64_t id = ++next_id_;
     entries_[id] = {dup, Clock::now() + allowance_};
     wake_if_idle();
     return id;
   }
-  void remove(uint64_t id) {
-    std::lock_guard lock(mu_);
+  void remove(uint64_t id) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
     if (it->second.fd >= 0) ::close(it->second.fd);
     entries_.erase(it);
   }
   // A request arrived whole: no deadline while it is handled.
-  void lift(uint64_t id) {
-    std::lock_guard lock(mu_);
+  void lift(uint64_t id) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline.reset();
   }
   // Its answer went out: the next request has the allowance from now.
-  void rearm(uint64_t id) {
-    std::lock_guard lock(mu_);
+  void rearm(uint64_t id) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline = Clock::now() + allowance_;
     wake_if_idle();
   }
@@ -97,12 +95,12 @@ class ConnectionWatch {
     std::optional<Clock::time_point> deadline;
   };
   // A new deadline is now + allowance_, never earlier than one the watch already waits for: the
-  // watch needs waking only when it waits for none. Called with mu_ held.
-  void wake_if_idle() {
+  // watch needs waking only when it waits for none.
+  void wake_if_idle() REQUIRES(mu_) {
     if (idle_) cv_.notify_all();
   }
-  void run() {
-    std::unique_lock lock(mu_);
+  void run() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     while (!stopping_) {
       auto next = Clock::time_point::max();
       const auto now = Clock::now();
@@ -119,16 +117,16 @@ class ConnectionWatch {
       }
       idle_ = next == Clock::time_point::max();
       if (idle_) cv_.wait(lock);
-      else cv_.wait_until(lock, next);
+      else cv_.wait_for(lock, next - Clock::now());
     }
   }
   const Clock::duration allowance_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<uint64_t, Entry> entries_;  // guarded by mu_
-  uint64_t next_id_ = 0;               // guarded by mu_
-  bool stopping_ = false;              // guarded by mu_
-  bool idle_ = false;                  // guarded by mu_: the watch waits with no deadline
+  Mutex mu_;
+  CondVar cv_;
+  std::map<uint64_t, Entry> entries_ GUARDED_BY(mu_);
+  uint64_t next_id_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool idle_ GUARDED_BY(mu_) = false;  // the watch waits with no deadline
   std::thread thread_;
 };
 
