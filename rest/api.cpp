@@ -42,16 +42,25 @@ std::vector<std::string_view> split_path(std::string_view path) {
 }
 
 // Whether `parts` (the path's segments) match `pattern`; the {name} segments' values go to
-// `params` in order.
+// `params` in order. Walks the pattern in place: it runs for every row on every request.
 bool match_pattern(std::string_view pattern, const std::vector<std::string_view>& parts,
                    std::vector<std::string>& params) {
-  const auto want = split_path(pattern);
-  if (want.size() != parts.size()) return false;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (want[i].front() == '{') params.emplace_back(parts[i]);
-    else if (want[i] != parts[i]) return false;
+  size_t n = 0;
+  for (size_t i = 0; i < pattern.size();) {
+    if (pattern[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = pattern.find('/', i);
+    if (j == std::string_view::npos) j = pattern.size();
+    const std::string_view segment = pattern.substr(i, j - i);
+    if (n == parts.size()) return false;
+    if (segment.front() == '{') params.emplace_back(parts[n]);
+    else if (segment != parts[n]) return false;
+    ++n;
+    i = j;
   }
-  return true;
+  return n == parts.size();
 }
 
 // A GET row answers HEAD too (the server sends the headers without the body).
