@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <cstring>
 #include <iostream>
 #include <optional>
@@ -166,133 +167,86 @@ static void apply_declared_pools(Agent& agent, const HostModel& model, const nlo
   }
 }
 
-int run_daemon(const DaemonOptions& options) {
-  auto t0 = std::chrono::steady_clock::now();
-  setup_logging(options.verbose);
-  sigset_t stop_set = block_stop_signals();
-  // A peer that went away must be an EPIPE error where we write, not the end of the daemon:
-  // libvirt writes to its daemon's socket with write(2), so a libvirtd that stops before the
-  // event loop has seen its socket close would otherwise kill us on our next libvirt call.
-  ::signal(SIGPIPE, SIG_IGN);
+namespace {
 
+// Reads the configuration (the file, then the flags) and sets the log level it asks for.
+Result<Config> load_startup_config(const DaemonOptions& options) {
   auto loaded = effective_config(options);
-  if (!loaded) {
-    spdlog::critical("cannot start: {}", loaded.error().message);
-    return kExitConfig;
-  }
-  Config config = std::move(*loaded);
-  spdlog::set_level(*parse_level(config.log_level));
-  if (!config.source.empty()) spdlog::info("configuration from {}", config.source);
-  const std::string sysfs_root = config.sysfs_root;
+  if (!loaded) return loaded;
+  spdlog::set_level(*parse_level(loaded->log_level));
+  if (!loaded->source.empty()) spdlog::info("configuration from {}", loaded->source);
+  return loaded;
+}
 
-  // Security first, before anything on the host is touched: refuse an insecure combination of
-  // listeners, TLS and tokens, and read the token file.
-  {
-    std::vector<rest::ListenerSpec> specs;
-    for (const auto& text : config.listen) {
-      auto addr = rest::ListenAddress::parse(text);
-      if (!addr) {
-        spdlog::critical("cannot start: {}", addr.error().message);
-        return kExitConfig;
-      }
-      specs.push_back({addr->kind == rest::ListenAddress::Kind::tcp, addr->host, text});
-    }
-    if (auto sec = rest::check_deployment(specs, config.tls.enabled(), !config.auth.token_file.empty(), config.tls.key);
-        !sec) {
-      spdlog::critical("cannot start: {}", sec.error().message);
-      return kExitConfig;
-    }
+// Security first, before anything on the host is touched: refuses an insecure combination of
+// listeners, TLS and tokens, and gives `authorizer` the token file's tokens.
+Result<void> set_up_auth(const Config& config, rest::Authorizer& authorizer) {
+  std::vector<rest::ListenerSpec> specs;
+  for (const auto& text : config.listen) {
+    auto addr = rest::ListenAddress::parse(text);
+    if (!addr) return std::move(addr).error();
+    specs.push_back({addr->kind == rest::ListenAddress::Kind::tcp, addr->host, text});
   }
-  rest::Authorizer authorizer(config.auth.reads_open);
-  if (!config.auth.token_file.empty()) {
-    auto tokens = rest::TokenSet::load(config.auth.token_file);
-    if (!tokens) {
-      spdlog::critical("cannot start: {}", tokens.error().message);
-      return kExitConfig;
-    }
-    spdlog::info("auth: {} bearer tokens from {}; reads {}", tokens->size(), config.auth.token_file,
-                 config.auth.reads_open ? "open" : "need a token");
-    authorizer.set_tokens(std::make_shared<const rest::TokenSet>(std::move(*tokens)));
-  }
+  if (auto sec = rest::check_deployment(specs, config.tls.enabled(), !config.auth.token_file.empty(), config.tls.key);
+      !sec)
+    return sec;
+  if (config.auth.token_file.empty()) return ok();
+  auto tokens = rest::TokenSet::load(config.auth.token_file);
+  if (!tokens) return std::move(tokens).error();
+  spdlog::info("auth: {} bearer tokens from {}; reads {}", tokens->size(), config.auth.token_file,
+               config.auth.reads_open ? "open" : "need a token");
+  authorizer.set_tokens(std::make_shared<const rest::TokenSet>(std::move(*tokens)));
+  return ok();
+}
 
-  auto root = pci::SysfsRoot::open(sysfs_root);
-  if (!root) {
-    spdlog::critical("cannot start: {}", root.error().message);
-    return 1;
-  }
-
-  std::unique_ptr<kernel::Kernel> kern;
+// The kernel seam the agent changes the host through: simulated on the tree with --sim.
+Result<std::unique_ptr<kernel::Kernel>> build_kernel(const DaemonOptions& options, const std::string& sysfs_root) {
   if (options.sim) {
     auto k = kernel::SimKernel::open(sysfs_root);
-    if (!k) {
-      spdlog::critical("cannot start: simulated kernel on {}: {}", sysfs_root, k.error().message);
-      return 1;
-    }
-    kern = std::move(*k);
-  } else {
-    auto k = kernel::LinuxKernel::open(sysfs_root);
-    if (!k) {
-      spdlog::critical("cannot start: {}", k.error().message);
-      return 1;
-    }
-    kern = std::move(*k);
+    if (!k) return std::move(k).error().context("simulated kernel on " + sysfs_root);
+    return std::unique_ptr<kernel::Kernel>(std::move(*k));
   }
-  auto store = StateStore::open(config.state_dir);
-  if (!store) {
-    spdlog::critical("cannot start: {}", store.error().message);
-    return 1;
-  }
+  auto k = kernel::LinuxKernel::open(sysfs_root);
+  if (!k) return std::move(k).error();
+  return std::unique_ptr<kernel::Kernel>(std::move(*k));
+}
 
-  pci::NameDb names(options.pci_ids);
-  HostModel model;
-  // The one record of what happens to the host and its leases: the agent (and the pools and
-  // hotplug code through it) publish, GET /v1/events streams it.
-  EventLog events;
-  Agent agent(*root, *kern, **store, model, &names);
-  agent.set_event_log(&events);
-  // Hotplug, before reconcile reads the host: nothing that changes from here on is missed.
-  std::unique_ptr<HotplugMonitor> hotplug;
-  {
-    std::optional<HotplugSource> source;
-    const std::string& h = options.hotplug;
-    if (h == "udev") source = HotplugSource::udev;
-    else if (h == "kernel") source = HotplugSource::kernel;
-    else if (h == "sim") source = HotplugSource::sim;
-    else if (h == "auto" && options.sim) source = HotplugSource::sim;
-    // The kernel's events are about /sys: a daemon reading another tree without --sim follows none.
-    else if (h == "auto" && std::filesystem::path(sysfs_root).lexically_normal() == "/sys")
-      source = detect_hotplug_source();
-    if (source) {
-      auto m = HotplugMonitor::start(agent, *source, sysfs_root);
-      if (!m) {
-        spdlog::critical("cannot start: {}", m.error().message);
-        return 1;
-      }
-      hotplug = std::move(*m);
-      spdlog::info("hotplug: following {} events", to_string(*source));
-    }
-  }
+// Starts following hotplug events from the source --hotplug names; null when none is followed.
+Result<std::unique_ptr<HotplugMonitor>> start_hotplug(const DaemonOptions& options, Agent& agent,
+                                                      const std::string& sysfs_root) {
+  std::optional<HotplugSource> source;
+  const std::string& h = options.hotplug;
+  if (h == "udev") source = HotplugSource::udev;
+  else if (h == "kernel") source = HotplugSource::kernel;
+  else if (h == "sim") source = HotplugSource::sim;
+  else if (h == "auto" && options.sim) source = HotplugSource::sim;
+  // The kernel's events are about /sys: a daemon reading another tree without --sim follows none.
+  else if (h == "auto" && std::filesystem::path(sysfs_root).lexically_normal() == "/sys")
+    source = detect_hotplug_source();
+  if (!source) return std::unique_ptr<HotplugMonitor>();
+  auto m = HotplugMonitor::start(agent, *source, sysfs_root);
+  if (!m) return m;
+  spdlog::info("hotplug: following {} events", to_string(*source));
+  return m;
+}
 
-  // Undo what a previous run left half-done, then bring the host to the desired state (after a
-  // reboot: recreate VFs, reapply VF attributes and drivers).
-  ReconcileReport report = agent.reconcile();
-  apply_declared_pools(agent, model, config.pools, "start");
-  auto snap = model.current();
-  if (!snap) {
-    spdlog::critical("cannot start: reading the host failed: {}", report.drift.empty() ? "" : report.drift.front());
-    return 1;
-  }
+// Logs the warnings of the first snapshot; returns how many functions have some.
+size_t log_start_warnings(const Snapshot& snap) {
   size_t with_warnings = 0;
-  for (const auto& d : snap->devices) {
+  for (const auto& d : snap.devices) {
     for (const auto& w : d.device.warnings) spdlog::warn("{}: {}", d.device.address.to_string(), w);
     if (!d.device.warnings.empty()) ++with_warnings;
   }
-  for (const auto& w : snap->warnings) spdlog::warn("{}", w);
+  for (const auto& w : snap.warnings) spdlog::warn("{}", w);
+  return with_warnings;
+}
 
+// Wires leases to libvirt: the API's attach and detach, the detach before a release, and the
+// in-use check before a device is unbound. `libvirt` and `model` outlive the agent and the API.
+rest::ApiOptions wire_libvirt(Agent& agent, LeaseLibvirt& libvirt, const HostModel& model) {
   rest::ApiOptions api_options;
   api_options.version = SRIOVD_VERSION;
   api_options.openapi_json = std::string(schemas::openapi_json());
-  LeaseLibvirt libvirt(config.libvirt_uri);
   api_options.lease_xml = lease_device_xml;
   api_options.attach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.attach(xml, at); };
   api_options.detach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.detach(xml, at); };
@@ -303,9 +257,11 @@ int run_daemon(const DaemonOptions& options) {
     return libvirt.detach(*xml, *l.attached);
   });
   agent.set_in_use_check([&libvirt](const PciAddress& a) { return libvirt.check_not_in_use(a); });
-  rest::Api api(model, std::move(api_options), &agent);
-  api.set_event_log(&events);
+  return api_options;
+}
 
+// The HTTP server's options from the configuration's limits and TLS files.
+rest::ServerOptions server_options_for(const Config& config, const rest::Authorizer& authorizer) {
   rest::ServerOptions server_options;
   server_options.worker_threads = config.limits.max_connections;
   server_options.max_body_bytes = config.limits.max_body_bytes;
@@ -316,77 +272,69 @@ int run_daemon(const DaemonOptions& options) {
   server_options.tls_cert = config.tls.cert;
   server_options.tls_key = config.tls.key;
   server_options.tls_client_ca = config.tls.client_ca;
-  rest::HttpServer server(api, server_options);
+  return server_options;
+}
+
+// Binds every configured listen address: a bad address or a socket in use fails the start.
+Result<void> bind_listeners(rest::HttpServer& server, const Config& config) {
   for (const auto& text : config.listen) {
     auto addr = rest::ListenAddress::parse(text);
-    if (!addr) {
-      spdlog::critical("cannot start: {}", addr.error().message);
-      return 1;
-    }
-    if (auto r = server.bind(*addr); !r) {
-      spdlog::critical("cannot start: {}", r.error().message);
-      return 1;
-    }
+    if (!addr) return std::move(addr).error();
+    if (auto r = server.bind(*addr); !r) return r;
   }
-  server.start();
-  // The start's scratch (the scan's per-thread buffers, the first snapshot's predecessors) is
-  // freed but still held by the allocator's arenas: give those pages back before serving.
-  ::malloc_trim(0);
-  api.set_ready(true);
-  auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::string where;
-  for (const auto& a : server.bound()) where += (where.empty() ? "" : ", ") + a.to_string();
-  spdlog::info("ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}{}; "
-               "reconcile: {} recovered, {} applied, {} drift; listening on {}",
-               ms, snap->devices.size(), with_warnings, snap->groups.size(), sysfs_root,
-               options.sim ? " (simulated kernel)" : "", report.recovered.size(), report.applied.size(),
-               report.drift.size(), where);
-  sd_notifyf(0, "READY=1\nSTATUS=serving %zu PCI functions on %s", snap->devices.size(), where.c_str());
+  return ok();
+}
 
-  // SIGHUP: read the file again and apply what can change while serving; a file that does not
-  // load leaves everything as it was. Flags given at start still override the file.
-  auto reload = [&](Config& running) {
-    sd_notify(0, "RELOADING=1");
-    auto fresh = effective_config(options);
-    if (!fresh) {
-      spdlog::error("SIGHUP: configuration not reloaded, the previous one stays: {}", fresh.error().message);
-    } else {
-      if (fresh->log_level != running.log_level) {
-        spdlog::set_level(*parse_level(fresh->log_level));
-        spdlog::info("SIGHUP: log level {} -> {}", running.log_level, fresh->log_level);
-        running.log_level = fresh->log_level;
-      }
-      // Tokens: the file is read again even when its name did not change (rotated tokens). A
-      // file that does not load keeps the tokens in force; dropping the file altogether while
-      // tokens are in force is refused (it would open the API).
-      if (!fresh->auth.token_file.empty()) {
-        auto tokens = rest::TokenSet::load(fresh->auth.token_file);
-        if (!tokens) {
-          spdlog::error("SIGHUP: tokens not reloaded, the previous ones stay: {}", tokens.error().message);
-        } else {
-          spdlog::info("SIGHUP: {} bearer tokens from {}", tokens->size(), fresh->auth.token_file);
-          authorizer.set_tokens(std::make_shared<const rest::TokenSet>(std::move(*tokens)));
-          running.auth.token_file = fresh->auth.token_file;
-        }
-      } else if (authorizer.has_tokens()) {
-        spdlog::error("SIGHUP: the configuration no longer names a token file; the tokens in force stay until a "
-                      "restart (which checks that the result is safe)");
-      }
-      if (fresh->pools != running.pools) {
-        running.pools = fresh->pools;
-        spdlog::info("SIGHUP: {} pools declared in the configuration", running.pools.size());
-        apply_declared_pools(agent, model, running.pools, "SIGHUP");
-      }
-      for (const auto& f : needs_restart(running, *fresh))
-        spdlog::warn("SIGHUP: {} changed in {}; it takes effect at the next restart", f,
-                     fresh->source.empty() ? "the flags" : fresh->source);
-      spdlog::info("SIGHUP: configuration reloaded{}", fresh->source.empty() ? "" : " from " + fresh->source);
-    }
+// SIGHUP: reads the file again and applies what can change while serving (log level, tokens,
+// declared pools); a file that does not load leaves everything as it was. Flags given at start
+// still override the file.
+void reload_config(const DaemonOptions& options, Config& running, rest::Authorizer& authorizer, Agent& agent,
+                   const HostModel& model) {
+  sd_notify(0, "RELOADING=1");
+  auto fresh = effective_config(options);
+  if (!fresh) {
+    spdlog::error("SIGHUP: configuration not reloaded, the previous one stays: {}", fresh.error().message);
     sd_notify(0, "READY=1");
-  };
+    return;
+  }
+  if (fresh->log_level != running.log_level) {
+    spdlog::set_level(*parse_level(fresh->log_level));
+    spdlog::info("SIGHUP: log level {} -> {}", running.log_level, fresh->log_level);
+    running.log_level = fresh->log_level;
+  }
+  // Tokens: the file is read again even when its name did not change (rotated tokens). A file
+  // that does not load keeps the tokens in force; dropping the file altogether while tokens are
+  // in force is refused (it would open the API).
+  if (!fresh->auth.token_file.empty()) {
+    auto tokens = rest::TokenSet::load(fresh->auth.token_file);
+    if (!tokens) {
+      spdlog::error("SIGHUP: tokens not reloaded, the previous ones stay: {}", tokens.error().message);
+    } else {
+      spdlog::info("SIGHUP: {} bearer tokens from {}", tokens->size(), fresh->auth.token_file);
+      authorizer.set_tokens(std::make_shared<const rest::TokenSet>(std::move(*tokens)));
+      running.auth.token_file = fresh->auth.token_file;
+    }
+  } else if (authorizer.has_tokens()) {
+    spdlog::error("SIGHUP: the configuration no longer names a token file; the tokens in force stay until a "
+                  "restart (which checks that the result is safe)");
+  }
+  if (fresh->pools != running.pools) {
+    running.pools = fresh->pools;
+    spdlog::info("SIGHUP: {} pools declared in the configuration", running.pools.size());
+    apply_declared_pools(agent, model, running.pools, "SIGHUP");
+  }
+  for (const auto& f : needs_restart(running, *fresh))
+    spdlog::warn("SIGHUP: {} changed in {}; it takes effect at the next restart", f,
+                 fresh->source.empty() ? "the flags" : fresh->source);
+  spdlog::info("SIGHUP: configuration reloaded{}", fresh->source.empty() ? "" : " from " + fresh->source);
+  sd_notify(0, "READY=1");
+}
 
-  // The main loop: signals arrive on a signalfd; the watchdog is pinged at half its interval
-  // (systemd's advice) as long as every listener still accepts.
+// The main loop: waits for the stop and reload signals on a signalfd, calling `on_reload` for
+// each SIGHUP, and pings the watchdog at half its interval (systemd's advice) as long as every
+// listener still accepts. Returns on SIGTERM or SIGINT (0), or when it cannot wait (1).
+int serve_until_stopped(const sigset_t& stop_set, const rest::HttpServer& server,
+                        const std::function<void()>& on_reload) {
   UniqueFd sigfd(::signalfd(-1, &stop_set, SFD_CLOEXEC));
   if (!sigfd) {
     spdlog::critical("signalfd: {}", std::strerror(errno));
@@ -409,7 +357,7 @@ int run_daemon(const DaemonOptions& options) {
     int n = ::poll(&p, 1, timeout);
     if (n < 0 && errno != EINTR) {
       spdlog::critical("poll: {}", std::strerror(errno));
-      break;
+      return 0;
     }
     if (wd_usec && std::chrono::steady_clock::now() >= next_ping) {
       // A listener whose accept loop died would leave the daemon up but unreachable: no ping
@@ -422,12 +370,18 @@ int run_daemon(const DaemonOptions& options) {
     signalfd_siginfo si{};
     if (::read(sigfd.get(), &si, sizeof si) != static_cast<ssize_t>(sizeof si)) continue;
     if (si.ssi_signo == SIGHUP) {
-      reload(config);
+      on_reload();
       continue;
     }
     spdlog::info("{}: stopping; requests in progress finish first", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    break;
+    return 0;
   }
+}
+
+// Stops in order: not ready, no more hotplug, the event streams ended, then the server, which
+// lets every request already read run to its answer (a mutation completes or rolls back: its
+// journal entry is settled) before it joins the workers.
+void shut_down(rest::Api& api, HotplugMonitor* hotplug, EventLog& events, rest::HttpServer& server) {
   sd_notify(0, "STOPPING=1");
   api.set_ready(false);
   if (hotplug) hotplug->stop();
@@ -437,10 +391,97 @@ int run_daemon(const DaemonOptions& options) {
   events.close();
   if (!events.wait_unsubscribed(std::chrono::seconds(2)))
     spdlog::warn("stopping: some event streams did not end within 2 s; closing them");
-  // Closes the listeners, lets every request already read run to its answer (a mutation
-  // completes or rolls back: its journal entry is settled), then joins the workers.
   server.stop();
   spdlog::info("stopped");
+}
+
+// Logs the start's summary and tells systemd the daemon is ready.
+void announce_ready(std::chrono::steady_clock::time_point t0, const Snapshot& snap, size_t with_warnings,
+                    const ReconcileReport& report, const rest::HttpServer& server, const std::string& sysfs_root,
+                    bool sim) {
+  auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::string where;
+  for (const auto& a : server.bound()) where += (where.empty() ? "" : ", ") + a.to_string();
+  spdlog::info("ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}{}; "
+               "reconcile: {} recovered, {} applied, {} drift; listening on {}",
+               ms, snap.devices.size(), with_warnings, snap.groups.size(), sysfs_root,
+               sim ? " (simulated kernel)" : "", report.recovered.size(), report.applied.size(),
+               report.drift.size(), where);
+  sd_notifyf(0, "READY=1\nSTATUS=serving %zu PCI functions on %s", snap.devices.size(), where.c_str());
+}
+
+// A start-up step's failure, logged once: "cannot start: ...".
+int cannot_start(const Error& e, int status) {
+  spdlog::critical("cannot start: {}", e.message);
+  return status;
+}
+
+}  // namespace
+
+// The steps in order: configuration and auth (exit 78 on failure), the host (sysfs root, kernel,
+// state), the agent with hotplug and reconcile, the API and its servers, then the signal loop
+// until a stop and the ordered shutdown. Long because it owns every object of the daemon for its
+// whole life, in the order they must be built and torn down; each step is a named function.
+int run_daemon(const DaemonOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
+  setup_logging(options.verbose);
+  sigset_t stop_set = block_stop_signals();
+  // A peer that went away must be an EPIPE error where we write, not the end of the daemon:
+  // libvirt writes to its daemon's socket with write(2), so a libvirtd that stops before the
+  // event loop has seen its socket close would otherwise kill us on our next libvirt call.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto loaded = load_startup_config(options);
+  if (!loaded) return cannot_start(loaded.error(), kExitConfig);
+  Config config = std::move(*loaded);
+  const std::string sysfs_root = config.sysfs_root;
+  rest::Authorizer authorizer(config.auth.reads_open);
+  if (auto r = set_up_auth(config, authorizer); !r) return cannot_start(r.error(), kExitConfig);
+
+  auto root = pci::SysfsRoot::open(sysfs_root);
+  if (!root) return cannot_start(root.error(), 1);
+  auto kern = build_kernel(options, sysfs_root);
+  if (!kern) return cannot_start(kern.error(), 1);
+  auto store = StateStore::open(config.state_dir);
+  if (!store) return cannot_start(store.error(), 1);
+
+  pci::NameDb names(options.pci_ids);
+  HostModel model;
+  // The one record of what happens to the host and its leases: the agent (and the pools and
+  // hotplug code through it) publish, GET /v1/events streams it.
+  EventLog events;
+  Agent agent(*root, **kern, **store, model, &names);
+  agent.set_event_log(&events);
+  // Hotplug, before reconcile reads the host: nothing that changes from here on is missed.
+  auto hotplug = start_hotplug(options, agent, sysfs_root);
+  if (!hotplug) return cannot_start(hotplug.error(), 1);
+
+  // Undo what a previous run left half-done, then bring the host to the desired state (after a
+  // reboot: recreate VFs, reapply VF attributes and drivers).
+  ReconcileReport report = agent.reconcile();
+  apply_declared_pools(agent, model, config.pools, "start");
+  auto snap = model.current();
+  if (!snap) {
+    spdlog::critical("cannot start: reading the host failed: {}", report.drift.empty() ? "" : report.drift.front());
+    return 1;
+  }
+  const size_t with_warnings = log_start_warnings(*snap);
+
+  LeaseLibvirt libvirt(config.libvirt_uri);
+  rest::Api api(model, wire_libvirt(agent, libvirt, model), &agent);
+  api.set_event_log(&events);
+  rest::HttpServer server(api, server_options_for(config, authorizer));
+  if (auto r = bind_listeners(server, config); !r) return cannot_start(r.error(), 1);
+  server.start();
+  // The start's scratch (the scan's per-thread buffers, the first snapshot's predecessors) is
+  // freed but still held by the allocator's arenas: give those pages back before serving.
+  ::malloc_trim(0);
+  api.set_ready(true);
+  announce_ready(t0, *snap, with_warnings, report, server, sysfs_root, options.sim);
+
+  int status = serve_until_stopped(stop_set, server, [&] { reload_config(options, config, authorizer, agent, model); });
+  if (status != 0) return status;
+  shut_down(api, hotplug->get(), events, server);
   return 0;
 }
 

@@ -9,12 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "pci/decode.h"
+#include "rest/body.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
 #include "rest/responses.h"
 #include "rest/sse.h"
 #include "agent/vf_config_json.h"
-#include "schemas/validator.h"
 
 namespace sriovd::rest {
 
@@ -39,6 +39,40 @@ std::vector<std::string_view> split_path(std::string_view path) {
     i = j;
   }
   return parts;
+}
+
+// Whether `parts` (the path's segments) match `pattern`; the {name} segments' values go to
+// `params` in order. Walks the pattern in place: it runs for every row on every request.
+bool match_pattern(std::string_view pattern, const std::vector<std::string_view>& parts,
+                   std::vector<std::string>& params) {
+  size_t n = 0;
+  for (size_t i = 0; i < pattern.size();) {
+    if (pattern[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = pattern.find('/', i);
+    if (j == std::string_view::npos) j = pattern.size();
+    const std::string_view segment = pattern.substr(i, j - i);
+    if (n == parts.size()) return false;
+    if (segment.front() == '{') params.emplace_back(parts[n]);
+    else if (segment != parts[n]) return false;
+    ++n;
+    i = j;
+  }
+  return n == parts.size();
+}
+
+// A GET row answers HEAD too (the server sends the headers without the body).
+bool answers(const Route& route, std::string_view method) {
+  return method == route.method || (method == "HEAD" && std::string_view(route.method) == "GET");
+}
+
+// Adds a row's method (and HEAD after GET) to an Allow header's value.
+void add_allowed(std::string& allow, std::string_view method) {
+  if (!allow.empty()) allow += ", ";
+  allow += method;
+  if (method == "GET") allow += ", HEAD";
 }
 
 bool is_hex(std::string_view s) {
@@ -115,7 +149,7 @@ Api::Api(const agent::HostModel& model, ApiOptions options, agent::Agent* agent)
 std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const agent::Snapshot>& snap) const {
   auto r = rendered_.load(std::memory_order_acquire);
   if (r && r->generation == snap->generation) return r;
-  std::lock_guard lock(render_mu_);
+  MutexLock lock(render_mu_);
   r = rendered_.load(std::memory_order_acquire);
   if (r && r->generation == snap->generation) return r;
   auto fresh = std::make_shared<Rendered>();
@@ -127,89 +161,102 @@ std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const a
   return fresh;
 }
 
-Response Api::handle(const Request& req) const {
-  auto parts = split_path(req.path);
-  const bool get = req.method == "GET" || req.method == "HEAD";
-
-  if (parts.size() == 1 && parts[0] == "healthz") {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    return json_response(R"({"status":"ok"})");
-  }
-  if (parts.size() == 1 && parts[0] == "readyz") {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    if (!ready_.load(std::memory_order_acquire) || !model_.current())
-      return problem(503, "unavailable", "sriovd is starting: inventory and reconcile have not finished", req.path);
-    return json_response(R"({"status":"ready"})");
-  }
-  if (parts.size() == 1 && parts[0] == "metrics") {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    return get_metrics(req);
-  }
-  if (parts.empty() || parts[0] != "v1") return problem(404, "not_found", "no such resource: " + req.path, req.path);
-
-  if (parts.size() == 2 && parts[1] == "openapi.json") {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    return json_response(options_.openapi_json);
-  }
-
-  if (parts.size() == 2 && parts[1] == "events") {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    return event_stream(req);
-  }
-
-  auto snap = model_.current();
-  if (!snap) return problem(503, "unavailable", "the host inventory is not ready yet", req.path);
-
-  if (parts.size() == 2 && parts[1] == "host") {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    return get_host(req, *snap);
-  }
-  if (parts[1] == "devices" && parts.size() == 4) {
-    const std::string what(parts[3]);
-    const char* allow = what == "sriov" || what == "driver" ? "PUT" : what == "vf-config" ? "PATCH" : nullptr;
-    if (!allow) return problem(404, "not_found", "no such resource: " + req.path, req.path);
-    if (req.method != allow) return method_not_allowed(req, allow);
-    return mutate_device(req, std::string(parts[2]), what);
-  }
-  if (parts[1] == "devices" && parts.size() <= 3) {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    auto r = rendered(snap);
-    if (parts.size() == 2) return list_devices(req, *snap, *r);
-    return get_device(req, std::string(parts[2]), *snap, *r);
-  }
-  if (parts[1] == "pools" && parts.size() <= 3) return pools(req, parts);
-  if (parts[1] == "allocations" && parts.size() <= 4) return allocations(req, parts);
-  if (parts[1] == "iommu-groups" && parts.size() <= 3) {
-    if (!get) return method_not_allowed(req, "GET, HEAD");
-    auto r = rendered(snap);
-    if (parts.size() == 2) return list_groups(req, *snap, *r);
-    return get_group(req, std::string(parts[2]), *snap, *r);
-  }
-  return problem(404, "not_found", "no such resource: " + req.path, req.path);
+const std::vector<Route>& Api::routes() {
+  using A = Access;
+  static const std::vector<Route> table = {
+      {"GET", "/healthz", A::open, false, &Api::healthz},
+      {"GET", "/readyz", A::open, false, &Api::readyz},
+      {"GET", "/metrics", A::read, false, &Api::get_metrics},
+      {"GET", "/v1/openapi.json", A::read, false, &Api::get_openapi},
+      {"GET", "/v1/events", A::read, false, &Api::event_stream},
+      {"GET", "/v1/host", A::read, true, &Api::get_host},
+      {"GET", "/v1/devices", A::read, true, &Api::list_devices},
+      {"GET", "/v1/devices/{address}", A::read, true, &Api::get_device},
+      {"PUT", "/v1/devices/{address}/sriov", A::change, true, &Api::put_sriov},
+      {"PATCH", "/v1/devices/{address}/vf-config", A::change, true, &Api::patch_vf_config},
+      {"PUT", "/v1/devices/{address}/driver", A::change, true, &Api::put_driver},
+      {"GET", "/v1/iommu-groups", A::read, true, &Api::list_groups},
+      {"GET", "/v1/iommu-groups/{number}", A::read, true, &Api::get_group},
+      {"GET", "/v1/pools", A::read, true, &Api::list_pools},
+      {"POST", "/v1/pools", A::change, true, &Api::post_pool},
+      {"GET", "/v1/pools/{name}", A::read, true, &Api::get_pool},
+      {"PUT", "/v1/pools/{name}", A::change, true, &Api::put_pool},
+      {"DELETE", "/v1/pools/{name}", A::change, true, &Api::delete_pool},
+      {"GET", "/v1/allocations", A::read, true, &Api::list_allocations},
+      {"POST", "/v1/allocations", A::change, true, &Api::allocate},
+      {"GET", "/v1/allocations/{id}", A::read, true, &Api::get_allocation},
+      {"DELETE", "/v1/allocations/{id}", A::change, true, &Api::release},
+      {"POST", "/v1/allocations/{id}/attach", A::change, true, &Api::attach},
+      {"POST", "/v1/allocations/{id}/detach", A::change, true, &Api::detach},
+  };
+  return table;
 }
 
-Response Api::mutate_device(const Request& req, const std::string& address, const std::string& what) const {
+Response Api::handle(const Request& req) const {
+  const auto parts = split_path(req.path);
+  std::shared_ptr<const agent::Snapshot> snap;
+  bool snap_read = false;
+  std::string allow;  // the methods of the rows whose pattern matched, for a 405
+  for (const Route& route : routes()) {
+    std::vector<std::string> params;
+    if (!match_pattern(route.pattern, parts, params)) continue;
+    // The host must have been read before the method is looked at: a request that needs the
+    // host is answered 503 until it has been, whatever its method.
+    if (route.needs_snapshot && !snap_read) {
+      snap = model_.current();
+      snap_read = true;
+      if (!snap) return problem(ErrorCode::unavailable, "the host inventory is not ready yet", req.path);
+    }
+    if (!answers(route, req.method)) {
+      add_allowed(allow, route.method);
+      continue;
+    }
+    RouteCall call{req, std::move(params), route.needs_snapshot ? snap : nullptr};
+    return (this->*route.handler)(call);
+  }
+  if (allow.empty()) return problem(ErrorCode::not_found, "no such resource: " + req.path, req.path);
+  return method_not_allowed(req, allow.c_str());
+}
+
+Response Api::healthz(const RouteCall&) const { return json_response(R"({"status":"ok"})"); }
+
+Response Api::readyz(const RouteCall& call) const {
+  if (!ready_.load(std::memory_order_acquire) || !model_.current())
+    return problem(ErrorCode::unavailable, "sriovd is starting: inventory and reconcile have not finished",
+                   call.req.path);
+  return json_response(R"({"status":"ready"})");
+}
+
+Response Api::get_openapi(const RouteCall&) const { return json_response(options_.openapi_json); }
+
+Response Api::put_sriov(const RouteCall& call) const { return mutate_device(call, DeviceChange::sriov); }
+Response Api::patch_vf_config(const RouteCall& call) const { return mutate_device(call, DeviceChange::vf_config); }
+Response Api::put_driver(const RouteCall& call) const { return mutate_device(call, DeviceChange::driver); }
+
+Response Api::mutate_device(const RouteCall& call, DeviceChange what) const {
+  const Request& req = call.req;
+  const std::string& address = call.params[0];
   auto a = PciAddress::parse(address);
   if (!a)
-    return problem(400, "bad_request", "'" + address + "' is not a PCI address like 0000:17:00.0", req.path, "address");
-  if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
-  const std::string* ct = req.header("content-type");
-  if (ct && ct->find("json") == std::string::npos)
-    return problem(415, "unsupported_media_type", "the body must be application/json, not " + *ct, req.path);
-  auto body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded()) return problem(400, "bad_request", "the body is not JSON", req.path, "body");
-  static const std::map<std::string, std::string> schema_of = {
-      {"sriov", "SriovRequest"}, {"vf-config", "VfConfig"}, {"driver", "DriverRequest"}};
-  // The schema is checked before anything is written.
-  if (auto v = schemas::api_validator().validate(schema_of.at(what), body); !v) return problem(v.error(), req.path);
+    return problem(ErrorCode::bad_request, "'" + address + "' is not a PCI address like 0000:17:00.0", req.path,
+                   "address");
+  if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
+  const char* schema = what == DeviceChange::sriov       ? "SriovRequest"
+                       : what == DeviceChange::vf_config ? "VfConfig"
+                                                         : "DriverRequest";
+  auto read = read_json_body(req, schema);
+  if (!read) return std::move(*read.problem);
+  const json& body = read.json;
   Result<void> r = ok();
   const auto t0 = std::chrono::steady_clock::now();
-  const char* operation = what == "sriov" ? "set_num_vfs" : what == "vf-config" ? "set_vf_config" : "set_driver";
-  if (what == "sriov") {
+  const char* operation = what == DeviceChange::sriov       ? "set_num_vfs"
+                          : what == DeviceChange::vf_config ? "set_vf_config"
+                                                            : "set_driver";
+  if (what == DeviceChange::sriov) {
     std::optional<bool> autoprobe;
     if (body.contains("drivers_autoprobe")) autoprobe = body["drivers_autoprobe"].get<bool>();
     r = agent_->set_num_vfs(*a, body["num_vfs"].get<uint32_t>(), autoprobe);
-  } else if (what == "vf-config") {
+  } else if (what == DeviceChange::vf_config) {
     auto cfg = agent::vf_config_from_json(body);
     if (!cfg) return problem(cfg.error(), req.path);
     r = agent_->set_vf_config(*a, *cfg);
@@ -229,8 +276,9 @@ Response Api::mutate_device(const Request& req, const std::string& address, cons
   return json_response(rendered_now->devices[it->second]);
 }
 
-Response Api::event_stream(const Request& req) const {
-  if (!events_) return problem(503, "unavailable", "this sriovd has no event log", req.path);
+Response Api::event_stream(const RouteCall& call) const {
+  const Request& req = call.req;
+  if (!events_) return problem(ErrorCode::unavailable, "this sriovd has no event log", req.path);
   // The cursor: Last-Event-ID (what EventSource sends when it reconnects), else ?since=,
   // else "from now on". 0 asks for every event the daemon still keeps.
   std::optional<uint64_t> cursor;
@@ -242,21 +290,21 @@ Response Api::event_stream(const Request& req) const {
   };
   for (const auto& [k, v] : req.query) {
     if (k != "since")
-      return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter; known: since", req.path, k);
+      return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter; known: since", req.path, k);
     cursor = parse_id(v);
     if (!cursor)
-      return problem(400, "bad_request", "query parameter 'since': expected an event id (a decimal number), got '" +
+      return problem(ErrorCode::bad_request, "query parameter 'since': expected an event id (a decimal number), got '" +
                                              v + "'", req.path, "since");
   }
   if (const std::string* h = req.header("last-event-id"); h && !h->empty()) {
     cursor = parse_id(*h);
     if (!cursor)
-      return problem(400, "bad_request", "header Last-Event-ID: expected an event id (a decimal number), got '" + *h +
+      return problem(ErrorCode::bad_request, "header Last-Event-ID: expected an event id (a decimal number), got '" + *h +
                                              "'", req.path, "Last-Event-ID");
   }
   if (open_streams_->fetch_add(1, std::memory_order_acq_rel) >= options_.max_event_streams) {
     open_streams_->fetch_sub(1, std::memory_order_acq_rel);
-    Response r = problem(503, "unavailable",
+    Response r = problem(ErrorCode::unavailable,
                          "too many open event streams (at most " + std::to_string(options_.max_event_streams) +
                              "); close one or retry later",
                          req.path);
@@ -272,11 +320,12 @@ Response Api::event_stream(const Request& req) const {
   return r;
 }
 
-Response Api::get_metrics(const Request& req) const {
+Response Api::get_metrics(const RouteCall& call) const {
+  const Request& req = call.req;
   for (const auto& [k, v] : req.query)
-    return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter", req.path, k);
+    return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter", req.path, k);
   auto snap = model_.current();
-  if (!snap) return problem(503, "unavailable", "the host inventory is not ready yet", req.path);
+  if (!snap) return problem(ErrorCode::unavailable, "the host inventory is not ready yet", req.path);
   std::function<Result<std::vector<VfInfo>>(const std::string&)> vf_stats;
   if (agent_) vf_stats = [this](const std::string& pf) { return agent_->vf_stats(pf); };
   Response r;
@@ -293,14 +342,18 @@ Response Api::get_metrics(const Request& req) const {
   return r;
 }
 
-Response Api::get_host(const Request&, const agent::Snapshot& s) const {
-  json j = encode_host(s);
+Response Api::get_host(const RouteCall& call) const {
+  json j = encode_host(*call.snap);
   j["version"] = options_.version;
   j["ready"] = ready_.load(std::memory_order_acquire);
   return json_response(j.dump());
 }
 
-Response Api::list_devices(const Request& req, const agent::Snapshot& s, const Rendered& r) const {
+Response Api::list_devices(const RouteCall& call) const {
+  const Request& req = call.req;
+  const agent::Snapshot& s = *call.snap;
+  auto rendered_now = rendered(call.snap);
+  const Rendered& r = *rendered_now;
   auto filter = parse_filter(req);
   if (!filter) return problem(filter.error(), req.path);
   std::string body = "{\"devices\":[";
@@ -317,19 +370,24 @@ Response Api::list_devices(const Request& req, const agent::Snapshot& s, const R
   return json_response(std::move(body));
 }
 
-Response Api::get_device(const Request& req, const std::string& address, const agent::Snapshot& s,
-                         const Rendered& r) const {
+Response Api::get_device(const RouteCall& call) const {
+  const Request& req = call.req;
+  const std::string& address = call.params[0];
+  const agent::Snapshot& s = *call.snap;
   auto a = PciAddress::parse(address);
   if (!a)
-    return problem(400, "bad_request", "'" + address + "' is not a PCI address like 0000:17:00.0", req.path, "address");
+    return problem(ErrorCode::bad_request, "'" + address + "' is not a PCI address like 0000:17:00.0", req.path, "address");
   auto it = s.index.find(*a);
-  if (it == s.index.end()) return problem(404, "not_found", "no PCI device " + a->to_string() + " on this host", req.path);
-  return json_response(r.devices[it->second]);
+  if (it == s.index.end()) return problem(ErrorCode::not_found, "no PCI device " + a->to_string() + " on this host", req.path);
+  return json_response(rendered(call.snap)->devices[it->second]);
 }
 
-Response Api::list_groups(const Request& req, const agent::Snapshot&, const Rendered& r) const {
+Response Api::list_groups(const RouteCall& call) const {
+  const Request& req = call.req;
+  auto rendered_now = rendered(call.snap);
+  const Rendered& r = *rendered_now;
   for (const auto& [k, v] : req.query)
-    return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter", req.path, k);
+    return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter", req.path, k);
   std::string body = "{\"iommu_groups\":[";
   bool first = true;
   for (const auto& [n, text] : r.groups) {
@@ -341,14 +399,16 @@ Response Api::list_groups(const Request& req, const agent::Snapshot&, const Rend
   return json_response(std::move(body));
 }
 
-Response Api::get_group(const Request& req, const std::string& number, const agent::Snapshot&,
-                        const Rendered& r) const {
+Response Api::get_group(const RouteCall& call) const {
+  const Request& req = call.req;
+  const std::string& number = call.params[0];
   auto n = pci::parse_int(number, 0, INT32_MAX);
   if (!n || number.find_first_not_of("0123456789") != std::string::npos)
-    return problem(400, "bad_request", "'" + number + "' is not an IOMMU group number", req.path, "number");
-  auto it = r.groups.find(static_cast<int>(*n));
-  if (it == r.groups.end())
-    return problem(404, "not_found", "no IOMMU group " + number + " on this host", req.path);
+    return problem(ErrorCode::bad_request, "'" + number + "' is not an IOMMU group number", req.path, "number");
+  auto rendered_now = rendered(call.snap);
+  auto it = rendered_now->groups.find(static_cast<int>(*n));
+  if (it == rendered_now->groups.end())
+    return problem(ErrorCode::not_found, "no IOMMU group " + number + " on this host", req.path);
   return json_response(it->second);
 }
 

@@ -1,8 +1,11 @@
 // The REST API: a function from Request to Response over the host model.
 //
-// Routing and every handler live here; the HTTP server only moves bytes. Responses for devices
-// and groups are rendered once per snapshot generation and reused, so a GET is a lookup and a
-// copy. Thread-safe: handle() may run on any number of server threads at once.
+// Routing is one table (Api::routes(), rest/api.cpp) that handle() walks: each row names a
+// method, a path pattern and the handler, a function from the parsed request to a response, so
+// every handler is tested without a socket; the HTTP server only moves bytes. A path no row
+// knows is a 404 problem; a known path asked with another method is a 405 with `Allow`. Responses
+// for devices and groups are rendered once per snapshot generation and reused, so a GET is a
+// lookup and a copy. Thread-safe: handle() may run on any number of server threads at once.
 #pragma once
 
 #include <atomic>
@@ -10,13 +13,13 @@
 #include <functional>
 #include <optional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "agent/agent.h"
 #include "agent/events.h"
 #include "agent/host_model.h"
+#include "base/mutex.h"
 #include "rest/http.h"
 #include "rest/metrics.h"
 
@@ -41,11 +44,44 @@ struct ApiOptions {
 // sriovd_pool_devices{pool,state}, sriovd_pf_leased_vfs{pf,netdev}, sriovd_leases{state}.
 void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap);
 
+class Api;
+
+// What a request needs to be let through (decided by the Authorizer, rest/auth.h, by method and
+// path; rest/api_test checks that it agrees with this column of the routing table).
+enum class Access {
+  open,    // no credentials: probes (/healthz, /readyz)
+  read,    // a token unless reads are open; read-only tokens may
+  change,  // a token that is not read-only; audited
+};
+
+// What a handler gets: the request, the values of the pattern's {name} segments in order, and
+// the snapshot current when the request was routed (null for routes that do not need one).
+struct RouteCall {
+  const Request& req;
+  std::vector<std::string> params;
+  std::shared_ptr<const agent::Snapshot> snap;
+};
+
+// One row of the routing table.
+struct Route {
+  const char* method;   // "GET" answers HEAD too
+  const char* pattern;  // "/v1/devices/{address}": a {name} segment matches any one segment
+  Access access;
+  // Answered 503 while the host has not been read yet (the handler can rely on call.snap).
+  bool needs_snapshot;
+  Response (Api::*handler)(const RouteCall&) const;
+
+  bool mutates() const { return access == Access::change; }
+};
+
 class Api {
  public:
   // `agent` (may be null: a read-only API) carries out the mutating calls.
   Api(const agent::HostModel& model, ApiOptions options, agent::Agent* agent = nullptr);
   Response handle(const Request& request) const;
+
+  // The routing table, in the order handle() walks it.
+  static const std::vector<Route>& routes();
 
   // Set once the daemon has finished start-up (inventory, reconcile); /readyz answers 503 before.
   void set_ready(bool ready) { ready_.store(ready, std::memory_order_release); }
@@ -61,22 +97,43 @@ class Api {
 
  private:
   struct Rendered;
-  std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const;
+  std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const
+      EXCLUDES(render_mu_);
 
-  Response get_host(const Request& req, const agent::Snapshot& s) const;
-  // /v1/pools[/{name}] and /v1/allocations[/{id}[/attach|detach]] (rest/pools_api.cpp).
-  Response pools(const Request& req, const std::vector<std::string_view>& parts) const;
-  Response allocations(const Request& req, const std::vector<std::string_view>& parts) const;
+  // The handlers of the routing table: probes, metrics and documents (rest/api.cpp).
+  Response healthz(const RouteCall& call) const;
+  Response readyz(const RouteCall& call) const;
+  Response get_metrics(const RouteCall& call) const;
+  Response get_openapi(const RouteCall& call) const;
+  Response event_stream(const RouteCall& call) const;
+  // The host, devices and IOMMU groups (rest/api.cpp).
+  Response get_host(const RouteCall& call) const;
+  Response list_devices(const RouteCall& call) const;
+  Response get_device(const RouteCall& call) const;
+  Response put_sriov(const RouteCall& call) const;
+  Response patch_vf_config(const RouteCall& call) const;
+  Response put_driver(const RouteCall& call) const;
+  Response list_groups(const RouteCall& call) const;
+  Response get_group(const RouteCall& call) const;
+  // Pools and leases (rest/pools_api.cpp).
+  Response list_pools(const RouteCall& call) const;
+  Response get_pool(const RouteCall& call) const;
+  Response post_pool(const RouteCall& call) const;
+  Response put_pool(const RouteCall& call) const;
+  Response delete_pool(const RouteCall& call) const;
+  Response list_allocations(const RouteCall& call) const;
+  Response get_allocation(const RouteCall& call) const;
+  Response allocate(const RouteCall& call) const;
+  Response release(const RouteCall& call) const;
+  Response attach(const RouteCall& call) const;
+  Response detach(const RouteCall& call) const;
+
+  // What the handlers share.
+  enum class DeviceChange { sriov, vf_config, driver };
+  Response mutate_device(const RouteCall& call, DeviceChange what) const;
+  Response write_pool(const RouteCall& call, const std::string& name, bool replace) const;
+  Response set_attachment(const RouteCall& call, bool attach) const;
   std::string encode_lease(const agent::Lease& l, const agent::Snapshot& s) const;
-  Response mutate_device(const Request& req, const std::string& address, const std::string& what) const;
-  Response list_devices(const Request& req, const agent::Snapshot& s, const Rendered& r) const;
-  Response get_device(const Request& req, const std::string& address, const agent::Snapshot& s,
-                      const Rendered& r) const;
-  Response event_stream(const Request& req) const;
-  Response get_metrics(const Request& req) const;
-  Response list_groups(const Request& req, const agent::Snapshot& s, const Rendered& r) const;
-  Response get_group(const Request& req, const std::string& number, const agent::Snapshot& s,
-                     const Rendered& r) const;
 
   const agent::HostModel& model_;
   ApiOptions options_;
@@ -85,8 +142,10 @@ class Api {
   std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
   mutable Metrics metrics_;
   std::atomic<bool> ready_{false};
-  mutable std::mutex render_mu_;                                      // serialises rendering
-  mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;     // latest rendering
+  // Serialises rendering, so a new generation is rendered once however many requests ask for it
+  // at the same moment; readers load rendered_ without it.
+  mutable Mutex render_mu_;
+  mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;  // latest rendering
 };
 
 }  // namespace sriovd::rest

@@ -13,6 +13,8 @@
 #include "agent/host_model.h"
 #include "sim/sim_kernel.h"
 #include "rest/api.h"
+#include "rest/auth.h"
+#include "rest/problem.h"
 #include "schemas/openapi.h"
 #include "schemas/validator.h"
 #include "tests/fixtures/profiles.h"
@@ -200,6 +202,81 @@ TEST_CASE("a method the path does not take is a 405 with Allow") {
   problem(res, 405);
   REQUIRE_FALSE(res.headers.empty());
   CHECK(res.headers[0].first == "Allow");
+}
+
+TEST_CASE("405 lists every method the path takes, HEAD after GET; an unknown path is 404") {
+  Fixture f;
+  auto allow = [&](const char* method, const char* path) {
+    rest::Request r;
+    r.method = method;
+    r.path = path;
+    auto res = f.api->handle(r);
+    problem(res, 405);
+    REQUIRE(res.headers.size() == 1);
+    CHECK(res.headers[0].first == "Allow");
+    return res.headers[0].second;
+  };
+  CHECK(allow("DELETE", "/v1/devices") == "GET, HEAD");
+  CHECK(allow("PATCH", "/v1/pools") == "GET, HEAD, POST");
+  CHECK(allow("POST", "/v1/pools/p") == "GET, HEAD, PUT, DELETE");
+  CHECK(allow("PUT", "/v1/allocations/x") == "GET, HEAD, DELETE");
+  CHECK(allow("GET", "/v1/allocations/x/attach") == "POST");
+  CHECK(allow("GET", "/v1/devices/0000:17:00.0/vf-config") == "PATCH");
+  CHECK(allow("OPTIONS", "/healthz") == "GET, HEAD");
+  rest::Request r;
+  r.method = "PUT";
+  r.path = "/v1/devices/0000:17:00.0/numvfs";
+  problem(f.api->handle(r), 404);
+  r.path = "/v1";
+  problem(f.api->handle(r), 404);
+}
+
+TEST_CASE("the routing table's access column is what the Authorizer enforces") {
+  auto tokens = rest::TokenSet::parse("ci:0123456789abcdef0123\nmonitor:fedcba9876543210fedc:read-only\n", "t");
+  REQUIRE(tokens.ok());
+  rest::Authorizer auth;
+  auth.set_tokens(std::make_shared<const rest::TokenSet>(std::move(*tokens)));
+  for (const rest::Route& route : rest::Api::routes()) {
+    CAPTURE(route.method);
+    CAPTURE(route.pattern);
+    rest::Request r;
+    r.method = route.method;
+    r.path = route.pattern;
+    CHECK(route.mutates() == rest::is_mutation(route.method));
+    // No token: only open routes pass.
+    CHECK(auth.check(r).refusal.has_value() == (route.access != rest::Access::open));
+    // A read-only token: everything but changes.
+    r.headers["authorization"] = "Bearer fedcba9876543210fedc";
+    CHECK(auth.check(r).refusal.has_value() == (route.access == rest::Access::change));
+  }
+}
+
+TEST_CASE("problem statuses, types and titles come from one table") {
+  struct Row {
+    ErrorCode code;
+    int status;
+    const char* type;
+  };
+  const Row rows[] = {{ErrorCode::bad_request, 400, "bad-request"}, {ErrorCode::invalid, 422, "invalid"},
+                      {ErrorCode::not_found, 404, "not-found"},     {ErrorCode::conflict, 409, "conflict"},
+                      {ErrorCode::unavailable, 503, "unavailable"}, {ErrorCode::unsupported, 501, "unsupported"},
+                      {ErrorCode::io, 500, "io"},                   {ErrorCode::internal, 500, "internal"}};
+  for (const auto& row : rows) {
+    CHECK(rest::http_status(row.code) == row.status);
+    auto r = rest::problem(Error::make(row.code, "detail", "field"), "/v1/x");
+    auto j = problem(r, row.status);
+    CHECK(j["type"] == std::string("urn:sriovd:problem:") + row.type);
+    CHECK(j["title"] == rest::problem_kind(row.code).title);
+    CHECK(j["field"] == "field");
+    CHECK_FALSE(j.contains("errno"));
+  }
+  auto sys = json::parse(rest::problem(Error::sys(EBUSY, "writing sriov_numvfs"), "/v1/x").body);
+  CHECK(sys["status"] == 409);
+  CHECK(sys["errno"] == EBUSY);
+  auto refused = rest::problem(rest::HttpRefusal::unsupported_media_type, "not json", "/v1/x");
+  auto j = problem(refused, 415);
+  CHECK(j["type"] == "urn:sriovd:problem:unsupported-media-type");
+  CHECK(j["title"] == "Unsupported Media Type");
 }
 
 TEST_CASE("a device with warnings is still served, and the host counts it") {

@@ -44,7 +44,7 @@ std::string octal(unsigned mode) {
 }
 
 Response unauthorized(const Request& req, const std::string& detail, bool invalid_token) {
-  Response r = problem(401, "unauthorized", detail, req.path);
+  Response r = problem(HttpRefusal::unauthorized, detail, req.path);
   r.headers.emplace_back("WWW-Authenticate",
                          invalid_token ? R"(Bearer realm="sriovd", error="invalid_token")" : R"(Bearer realm="sriovd")");
   return r;
@@ -189,7 +189,7 @@ AuthDecision Authorizer::check(const Request& req) const {
   d.who = "token:" + e->name + via;
   if (mutation && e->read_only) {
     d.reason = "token '" + e->name + "' is read-only";
-    d.refusal = problem(403, "forbidden", "token '" + e->name + "' may read but not change anything", req.path);
+    d.refusal = problem(HttpRefusal::forbidden, "token '" + e->name + "' may read but not change anything", req.path);
   }
   return d;
 }

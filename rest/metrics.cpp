@@ -42,7 +42,7 @@ void Metrics::observe(const std::string& operation, const std::string& result, s
 }
 
 void Metrics::add_collector(Collector c) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   collectors_.push_back(std::move(c));
 }
 
@@ -134,7 +134,7 @@ std::string Metrics::render(const agent::Snapshot& snap,
   }
   if (extra) extra(now);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& c : collectors_) c(now);
   }
   auto families = ops_->Collect();

@@ -8,33 +8,16 @@
 #include "agent/vf_config_json.h"
 #include "base/json_writer.h"
 #include "rest/api.h"
+#include "rest/body.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
 #include "rest/responses.h"
-#include "schemas/validator.h"
 
 namespace sriovd::rest {
 
 using nlohmann::json;
 
 namespace {
-
-// The body as JSON checked against `schema`, or the problem to answer.
-Result<json> read_body(const Request& req, const std::string& schema, bool optional = false) {
-  const std::string* ct = req.header("content-type");
-  if (optional && req.body.empty()) return json::object();
-  if (ct && ct->find("json") == std::string::npos)
-    return Error::make(ErrorCode::bad_request, "415:the body must be application/json, not " + *ct);
-  auto body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded()) return Error::make(ErrorCode::bad_request, "the body is not JSON", "body");
-  if (auto v = schemas::api_validator().validate(schema, body); !v) return std::move(v).error();
-  return body;
-}
-
-Response body_problem(const Error& e, const Request& req) {
-  if (e.message.rfind("415:", 0) == 0) return problem(415, "unsupported_media_type", e.message.substr(4), req.path);
-  return problem(e, req.path);
-}
 
 json encode_pool(const agent::PoolSpec& p, const agent::Snapshot& s) {
   json j = agent::pool_to_json(p);
@@ -160,155 +143,140 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   return out;
 }
 
-Response Api::pools(const Request& req, const std::vector<std::string_view>& parts) const {
-  auto snap = model_.current();
-  const agent::LeaseBook& book = *snap->book;
-  if (parts.size() == 2) {
-    if (req.method == "GET" || req.method == "HEAD") {
-      for (const auto& [k, v] : req.query)
-        return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter", req.path, k);
-      json list = json::array();
-      for (const auto& p : book.pools) list.push_back(encode_pool(p, *snap));
-      return json_response(json({{"pools", list}, {"count", book.pools.size()}}).dump());
-    }
-    if (req.method != "POST") return method_not_allowed(req, "GET, HEAD, POST");
-  } else if (req.method != "GET" && req.method != "HEAD" && req.method != "PUT" && req.method != "DELETE") {
-    return method_not_allowed(req, "GET, HEAD, PUT, DELETE");
-  }
-  const std::string name = parts.size() == 3 ? std::string(parts[2]) : std::string();
-  if (req.method == "GET" || req.method == "HEAD") {
-    const agent::PoolSpec* p = book.pool(name);
-    if (!p) return problem(404, "not_found", "no pool named '" + name + "'", req.path);
-    return json_response(encode_pool(*p, *snap).dump());
-  }
-  if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
-  if (req.method == "DELETE") {
-    if (auto r = agent_->delete_pool(name); !r) return problem(r.error(), req.path);
-    Response resp;
-    resp.status = 204;
-    resp.content_type.clear();
-    return resp;
-  }
-  auto body = read_body(req, "PoolRequest");
-  if (!body) return body_problem(body.error(), req);
-  if (req.method == "PUT" && body->value("name", name) != name)
-    return problem(422, "invalid", "name: the body names pool '" + body->value("name", "") + "' but the path '" + name + "'",
-                   req.path, "name");
-  if (req.method == "PUT") (*body)["name"] = name;
-  auto spec = agent::pool_from_json(*body);
-  if (!spec) return problem(spec.error(), req.path);
-  auto r = agent_->create_pool(*spec, req.method == "PUT");
-  if (!r) return problem(r.error(), req.path);
-  auto now = model_.current();
-  return json_response(encode_pool(*r, *now).dump(), req.method == "POST" ? 201 : 200);
+Response Api::list_pools(const RouteCall& call) const {
+  const Request& req = call.req;
+  for (const auto& [k, v] : req.query)
+    return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter", req.path, k);
+  const agent::LeaseBook& book = *call.snap->book;
+  json list = json::array();
+  for (const auto& p : book.pools) list.push_back(encode_pool(p, *call.snap));
+  return json_response(json({{"pools", list}, {"count", book.pools.size()}}).dump());
 }
 
-Response Api::allocations(const Request& req, const std::vector<std::string_view>& parts) const {
-  auto snap = model_.current();
-  const agent::LeaseBook& book = *snap->book;
-  if (parts.size() == 2) {
-    if (req.method == "GET" || req.method == "HEAD") {
-      std::optional<std::string> pool, kind, name;
-      std::optional<PciAddress> address;
-      for (const auto& [k, v] : req.query) {
-        if (k == "pool") pool = v;
-        else if (k == "consumer_kind") kind = v;
-        else if (k == "consumer_name") name = v;
-        else if (k == "address") {
-          address = PciAddress::parse(v);
-          if (!address)
-            return problem(400, "bad_request", "query parameter 'address': '" + v + "' is not a PCI address like 0000:17:00.0",
-                           req.path, "address");
-        } else {
-          return problem(400, "bad_request", "query parameter '" + k + "': unknown parameter; known: pool, consumer_kind, consumer_name, address",
-                         req.path, k);
-        }
-      }
-      std::vector<const agent::Lease*> list;
-      for (const auto& [id, l] : book.leases) {
-        if (l.state == "allocating") continue;
-        if (pool && l.pool != *pool) continue;
-        if (kind && l.consumer_kind != *kind) continue;
-        if (name && l.consumer_name != *name) continue;
-        if (address && l.address != *address) continue;
-        list.push_back(&l);
-      }
-      std::sort(list.begin(), list.end(), [](auto* a, auto* b) { return a->created_at != b->created_at ? a->created_at < b->created_at : a->id < b->id; });
-      std::string out = "{\"allocations\":[";
-      for (size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + encode_lease(*list[i], *snap);
-      out += "],\"count\":" + std::to_string(list.size()) + "}";
-      return json_response(std::move(out));
-    }
-    if (req.method != "POST") return method_not_allowed(req, "GET, HEAD, POST");
-    if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
-    auto body = read_body(req, "AllocationRequest");
-    if (!body) return body_problem(body.error(), req);
-    agent::AllocationRequest a;
-    if (body->contains("pool")) a.pool = (*body)["pool"].get<std::string>();
-    if (body->contains("address")) {
-      a.address = PciAddress::parse((*body)["address"].get<std::string>());
-      if (!a.address) return problem(422, "invalid", "address: not a PCI address", req.path, "address");
-    }
-    a.consumer_kind = (*body)["consumer"]["kind"].get<std::string>();
-    a.consumer_name = (*body)["consumer"]["name"].get<std::string>();
-    if (body->contains("numa_node")) a.numa_node = (*body)["numa_node"].get<int>();
-    if (body->contains("policy")) a.policy = agent::parse_policy((*body)["policy"].get<std::string>());
-    if (body->contains("vf_config")) a.vf_config = (*body)["vf_config"];
-    if (const std::string* key = req.header("idempotency-key")) {
-      if (key->empty() || key->size() > 255)
-        return problem(400, "bad_request", "header Idempotency-Key: 1 to 255 characters", req.path, "Idempotency-Key");
-      a.idempotency_key = *key;
-    }
-    auto t0 = std::chrono::steady_clock::now();
-    auto r = agent_->allocate(a);
-    metrics_.observe("allocate", r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
-    if (!r) return problem(r.error(), req.path);
-    auto now = model_.current();
-    Response resp = json_response(encode_lease(r->lease, *now), r->created ? 201 : 200);
-    resp.headers.emplace_back("Location", "/v1/allocations/" + r->lease.id);
-    return resp;
-  }
+Response Api::get_pool(const RouteCall& call) const {
+  const std::string& name = call.params[0];
+  const agent::PoolSpec* p = call.snap->book->pool(name);
+  if (!p) return problem(ErrorCode::not_found, "no pool named '" + name + "'", call.req.path);
+  return json_response(encode_pool(*p, *call.snap).dump());
+}
 
-  const std::string id(parts[2]);
-  if (parts.size() == 4) {
-    const bool attach = parts[3] == "attach";
-    if (!attach && parts[3] != "detach") return problem(404, "not_found", "no such resource: " + req.path, req.path);
-    if (req.method != "POST") return method_not_allowed(req, "POST");
-    if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
-    const agent::Lease* l = book.lease(id);
-    if (!l || l->state == "allocating") return problem(404, "not_found", "no lease " + id, req.path);
-    auto body = read_body(req, "AttachRequest", true);
-    if (!body) return body_problem(body.error(), req);
-    const auto& fn = attach ? options_.attach : options_.detach;
-    if (!fn)
-      return problem(503, "unavailable", "libvirt is not configured in this sriovd (--libvirt-uri)", req.path);
-    const agent::Attachment asked = attachment_asked(*body, attach ? std::nullopt : l->attached);
-    if (attach && asked.domain.empty()) return problem(422, "invalid", "domain: required", req.path, "domain");
-    if (!asked.live && !asked.config)
-      return problem(422, "invalid", "live and config are both false: nothing to do", req.path, "live");
-    auto xml = options_.lease_xml ? options_.lease_xml(*l, *snap) : std::nullopt;
-    if (!xml) return problem(409, "conflict", "lease " + id + " has no libvirt XML", req.path);
-    // A detach goes by the attachment as recorded under the agent's lock (set_attachment has
-    // checked there is one), not by the snapshot read above.
-    auto r = agent_->set_attachment(id, attach ? std::optional<agent::Attachment>(asked) : std::nullopt,
-                                    [&](const agent::Lease& lease) -> Result<void> {
-                                      if (attach) return fn(lease, *xml, asked);
-                                      auto at = detachment(lease, *body);
-                                      if (!at) return std::move(at).error();
-                                      return fn(lease, *xml, *at);
-                                    });
-    if (!r) return problem(r.error(), req.path);
-    return json_response(encode_lease(*r, *model_.current()));
+Response Api::post_pool(const RouteCall& call) const { return write_pool(call, std::string(), false); }
+
+Response Api::put_pool(const RouteCall& call) const { return write_pool(call, call.params[0], true); }
+
+// POST /v1/pools creates the pool the body names; PUT /v1/pools/{name} creates or replaces the
+// one the path names (a body naming another is refused).
+Response Api::write_pool(const RouteCall& call, const std::string& name, bool replace) const {
+  const Request& req = call.req;
+  if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
+  auto body = read_json_body(req, "PoolRequest");
+  if (!body) return std::move(*body.problem);
+  if (replace && body.json.value("name", name) != name)
+    return problem(ErrorCode::invalid,
+                   "name: the body names pool '" + body.json.value("name", "") + "' but the path '" + name + "'",
+                   req.path, "name");
+  if (replace) body.json["name"] = name;
+  auto spec = agent::pool_from_json(body.json);
+  if (!spec) return problem(spec.error(), req.path);
+  auto r = agent_->create_pool(*spec, replace);
+  if (!r) return problem(r.error(), req.path);
+  auto now = model_.current();
+  return json_response(encode_pool(*r, *now).dump(), replace ? 200 : 201);
+}
+
+Response Api::delete_pool(const RouteCall& call) const {
+  const Request& req = call.req;
+  if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
+  if (auto r = agent_->delete_pool(call.params[0]); !r) return problem(r.error(), req.path);
+  Response resp;
+  resp.status = 204;
+  resp.content_type.clear();
+  return resp;
+}
+
+Response Api::list_allocations(const RouteCall& call) const {
+  const Request& req = call.req;
+  std::optional<std::string> pool, kind, name;
+  std::optional<PciAddress> address;
+  for (const auto& [k, v] : req.query) {
+    if (k == "pool") pool = v;
+    else if (k == "consumer_kind") kind = v;
+    else if (k == "consumer_name") name = v;
+    else if (k == "address") {
+      address = PciAddress::parse(v);
+      if (!address)
+        return problem(ErrorCode::bad_request,
+                       "query parameter 'address': '" + v + "' is not a PCI address like 0000:17:00.0", req.path,
+                       "address");
+    } else {
+      return problem(ErrorCode::bad_request,
+                     "query parameter '" + k + "': unknown parameter; known: pool, consumer_kind, consumer_name, address",
+                     req.path, k);
+    }
   }
-  if (req.method == "GET" || req.method == "HEAD") {
-    const agent::Lease* l = book.lease(id);
-    if (!l || l->state == "allocating") return problem(404, "not_found", "no lease " + id, req.path);
-    return json_response(encode_lease(*l, *snap));
+  std::vector<const agent::Lease*> list;
+  for (const auto& [id, l] : call.snap->book->leases) {
+    if (l.state == "allocating") continue;
+    if (pool && l.pool != *pool) continue;
+    if (kind && l.consumer_kind != *kind) continue;
+    if (name && l.consumer_name != *name) continue;
+    if (address && l.address != *address) continue;
+    list.push_back(&l);
   }
-  if (req.method != "DELETE") return method_not_allowed(req, "GET, HEAD, DELETE");
-  if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
+  std::sort(list.begin(), list.end(), [](auto* a, auto* b) {
+    return a->created_at != b->created_at ? a->created_at < b->created_at : a->id < b->id;
+  });
+  std::string out = "{\"allocations\":[";
+  for (size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + encode_lease(*list[i], *call.snap);
+  out += "],\"count\":" + std::to_string(list.size()) + "}";
+  return json_response(std::move(out));
+}
+
+Response Api::allocate(const RouteCall& call) const {
+  const Request& req = call.req;
+  if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
+  auto read = read_json_body(req, "AllocationRequest");
+  if (!read) return std::move(*read.problem);
+  const json& body = read.json;
+  agent::AllocationRequest a;
+  if (body.contains("pool")) a.pool = body["pool"].get<std::string>();
+  if (body.contains("address")) {
+    a.address = PciAddress::parse(body["address"].get<std::string>());
+    if (!a.address) return problem(ErrorCode::invalid, "address: not a PCI address", req.path, "address");
+  }
+  a.consumer_kind = body["consumer"]["kind"].get<std::string>();
+  a.consumer_name = body["consumer"]["name"].get<std::string>();
+  if (body.contains("numa_node")) a.numa_node = body["numa_node"].get<int>();
+  if (body.contains("policy")) a.policy = agent::parse_policy(body["policy"].get<std::string>());
+  if (body.contains("vf_config")) a.vf_config = body["vf_config"];
+  if (const std::string* key = req.header("idempotency-key")) {
+    if (key->empty() || key->size() > 255)
+      return problem(ErrorCode::bad_request, "header Idempotency-Key: 1 to 255 characters", req.path,
+                     "Idempotency-Key");
+    a.idempotency_key = *key;
+  }
   auto t0 = std::chrono::steady_clock::now();
-  auto r = agent_->release(id);
+  auto r = agent_->allocate(a);
+  metrics_.observe("allocate", r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
+  if (!r) return problem(r.error(), req.path);
+  auto now = model_.current();
+  Response resp = json_response(encode_lease(r->lease, *now), r->created ? 201 : 200);
+  resp.headers.emplace_back("Location", "/v1/allocations/" + r->lease.id);
+  return resp;
+}
+
+Response Api::get_allocation(const RouteCall& call) const {
+  const std::string& id = call.params[0];
+  const agent::Lease* l = call.snap->book->lease(id);
+  if (!l || l->state == "allocating") return problem(ErrorCode::not_found, "no lease " + id, call.req.path);
+  return json_response(encode_lease(*l, *call.snap));
+}
+
+Response Api::release(const RouteCall& call) const {
+  const Request& req = call.req;
+  if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = agent_->release(call.params[0]);
   metrics_.observe("release", r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
   if (!r) return problem(r.error(), req.path);
   auto now = model_.current();
@@ -317,8 +285,43 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
   agent::Lease released = *r;
   released.state = "released";
   released.attached.reset();  // a release detaches first (or fails)
-  std::string lease_json = encode_lease(released, *snap);
+  std::string lease_json = encode_lease(released, *call.snap);
   return json_response("{\"lease\":" + lease_json + ",\"device\":" + device + "}");
+}
+
+Response Api::attach(const RouteCall& call) const { return set_attachment(call, true); }
+
+Response Api::detach(const RouteCall& call) const { return set_attachment(call, false); }
+
+// POST /v1/allocations/{id}/attach|detach: the lease's device into or out of a libvirt domain.
+Response Api::set_attachment(const RouteCall& call, bool attach) const {
+  const Request& req = call.req;
+  const std::string& id = call.params[0];
+  if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
+  const agent::Lease* l = call.snap->book->lease(id);
+  if (!l || l->state == "allocating") return problem(ErrorCode::not_found, "no lease " + id, req.path);
+  auto body = read_json_body(req, "AttachRequest", true);
+  if (!body) return std::move(*body.problem);
+  const auto& fn = attach ? options_.attach : options_.detach;
+  if (!fn)
+    return problem(ErrorCode::unavailable, "libvirt is not configured in this sriovd (--libvirt-uri)", req.path);
+  const agent::Attachment asked = attachment_asked(body.json, attach ? std::nullopt : l->attached);
+  if (attach && asked.domain.empty()) return problem(ErrorCode::invalid, "domain: required", req.path, "domain");
+  if (!asked.live && !asked.config)
+    return problem(ErrorCode::invalid, "live and config are both false: nothing to do", req.path, "live");
+  auto xml = options_.lease_xml ? options_.lease_xml(*l, *call.snap) : std::nullopt;
+  if (!xml) return problem(ErrorCode::conflict, "lease " + id + " has no libvirt XML", req.path);
+  // A detach goes by the attachment as recorded under the agent's lock (set_attachment has
+  // checked there is one), not by the snapshot read above.
+  auto r = agent_->set_attachment(id, attach ? std::optional<agent::Attachment>(asked) : std::nullopt,
+                                  [&](const agent::Lease& lease) -> Result<void> {
+                                    if (attach) return fn(lease, *xml, asked);
+                                    auto at = detachment(lease, body.json);
+                                    if (!at) return std::move(at).error();
+                                    return fn(lease, *xml, *at);
+                                  });
+  if (!r) return problem(r.error(), req.path);
+  return json_response(encode_lease(*r, *model_.current()));
 }
 
 }  // namespace sriovd::rest

@@ -18,7 +18,7 @@ inline Response json_response(std::string body, int status = 200) {
 }
 
 inline Response method_not_allowed(const Request& req, const char* allow) {
-  Response r = problem(405, "method_not_allowed", req.method + " is not allowed on " + req.path, req.path);
+  Response r = problem(HttpRefusal::method_not_allowed, req.method + " is not allowed on " + req.path, req.path);
   r.headers.emplace_back("Allow", allow);
   return r;
 }

@@ -18,12 +18,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <map>
-#include <mutex>
 
 #include "base/fd.h"
+#include "base/mutex.h"
 #include "rest/auth.h"
 #include "rest/worker_pool.h"
 
@@ -53,7 +51,7 @@ class ConnectionWatch {
   explicit ConnectionWatch(std::chrono::seconds allowance) : allowance_(allowance), thread_([this] { run(); }) {}
   ~ConnectionWatch() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
     cv_.notify_all();
@@ -64,29 +62,29 @@ class ConnectionWatch {
 
   // Watches `sock` from now on; the watch holds its own descriptor of the socket, so shutting it
   // down can never hit a descriptor number reused after the worker closed its own.
-  uint64_t add(int sock) {
+  uint64_t add(int sock) EXCLUDES(mu_) {
     int dup = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     uint64_t id = ++next_id_;
     entries_[id] = {dup, Clock::now() + allowance_};
     wake_if_idle();
     return id;
   }
-  void remove(uint64_t id) {
-    std::lock_guard lock(mu_);
+  void remove(uint64_t id) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
     if (it->second.fd >= 0) ::close(it->second.fd);
     entries_.erase(it);
   }
   // A request arrived whole: no deadline while it is handled.
-  void lift(uint64_t id) {
-    std::lock_guard lock(mu_);
+  void lift(uint64_t id) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline.reset();
   }
   // Its answer went out: the next request has the allowance from now.
-  void rearm(uint64_t id) {
-    std::lock_guard lock(mu_);
+  void rearm(uint64_t id) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline = Clock::now() + allowance_;
     wake_if_idle();
   }
@@ -97,12 +95,12 @@ class ConnectionWatch {
     std::optional<Clock::time_point> deadline;
   };
   // A new deadline is now + allowance_, never earlier than one the watch already waits for: the
-  // watch needs waking only when it waits for none. Called with mu_ held.
-  void wake_if_idle() {
+  // watch needs waking only when it waits for none.
+  void wake_if_idle() REQUIRES(mu_) {
     if (idle_) cv_.notify_all();
   }
-  void run() {
-    std::unique_lock lock(mu_);
+  void run() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     while (!stopping_) {
       auto next = Clock::time_point::max();
       const auto now = Clock::now();
@@ -119,16 +117,16 @@ class ConnectionWatch {
       }
       idle_ = next == Clock::time_point::max();
       if (idle_) cv_.wait(lock);
-      else cv_.wait_until(lock, next);
+      else cv_.wait_for(lock, next - Clock::now());
     }
   }
   const Clock::duration allowance_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<uint64_t, Entry> entries_;  // guarded by mu_
-  uint64_t next_id_ = 0;               // guarded by mu_
-  bool stopping_ = false;              // guarded by mu_
-  bool idle_ = false;                  // guarded by mu_: the watch waits with no deadline
+  Mutex mu_;
+  CondVar cv_;
+  std::map<uint64_t, Entry> entries_ GUARDED_BY(mu_);
+  uint64_t next_id_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool idle_ GUARDED_BY(mu_) = false;  // the watch waits with no deadline
   std::thread thread_;
 };
 
@@ -254,9 +252,9 @@ std::string ssl_error() {
   return buf;
 }
 
-void translate(const Api& api, const Authorizer* auth, Request::Transport transport, const httplib::Request& in,
-               httplib::Response& out) {
-  if (t_connection) t_connection->watch->lift(t_connection->id);  // arrived whole
+// The transport-neutral request of an httplib one; the peer is the unix socket's process (from
+// the connection) or the TCP address.
+Request to_request(Request::Transport transport, const httplib::Request& in) {
   Request req;
   req.transport = transport;
   req.method = in.method;
@@ -273,18 +271,11 @@ void translate(const Api& api, const Authorizer* auth, Request::Transport transp
   else
     req.peer = "tcp:" + in.remote_addr + ":" + std::to_string(in.remote_port);
   if (transport == Request::Transport::tls) req.tls_client = client_cn(in);
-  AuthDecision decision;
-  Response res;
-  if (auth) decision = auth->check(req);
-  else decision.who = req.peer;
-  if (decision.refusal) {
-    // Logged without the token: only what was refused and why.
-    spdlog::warn("auth: refused {} {} from {}: {}", req.method, req.path, req.peer, decision.reason);
-    res = std::move(*decision.refusal);
-  } else {
-    res = api.handle(req);
-  }
-  if (is_mutation(req.method) || decision.refusal) spdlog::info("{}", audit_line(req, decision.who, res.status));
+  return req;
+}
+
+// Writes `res` as httplib's answer to `in`: a streamed body chunked, HEAD without its body.
+void write_response(Response res, const httplib::Request& in, httplib::Response& out) {
   out.status = res.status;
   for (auto& [k, v] : res.headers) out.set_header(k.c_str(), v);
   if (res.stream && in.method != "HEAD") {
@@ -308,6 +299,80 @@ void translate(const Api& api, const Authorizer* auth, Request::Transport transp
   } else {
     out.set_content(std::move(res.body), res.content_type.c_str());
   }
+}
+
+// Serves one request: the Authorizer first, then the Api; mutations and refusals are audited.
+void translate(const Api& api, const Authorizer* auth, Request::Transport transport, const httplib::Request& in,
+               httplib::Response& out) {
+  if (t_connection) t_connection->watch->lift(t_connection->id);  // arrived whole
+  Request req = to_request(transport, in);
+  AuthDecision decision;
+  Response res;
+  if (auth) decision = auth->check(req);
+  else decision.who = req.peer;
+  if (decision.refusal) {
+    // Logged without the token: only what was refused and why.
+    spdlog::warn("auth: refused {} {} from {}: {}", req.method, req.path, req.peer, decision.reason);
+    res = std::move(*decision.refusal);
+  } else {
+    res = api.handle(req);
+  }
+  if (is_mutation(req.method) || decision.refusal) spdlog::info("{}", audit_line(req, decision.who, res.status));
+  write_response(std::move(res), in, out);
+}
+
+// The httplib server that serves a listener's connections: TLS (1.2 or later, with a client CA
+// when one is set) on TCP when a certificate is configured, else plain.
+Result<std::unique_ptr<httplib::Server>> make_served(const ServerOptions& o, bool tls) {
+  if (!tls) return std::unique_ptr<httplib::Server>(std::make_unique<Served<httplib::Server>>());
+  std::string why;
+  auto server = std::make_unique<Served<httplib::SSLServer>>([&](SSL_CTX& ctx) {
+    SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(&ctx, o.tls_cert.c_str()) != 1)
+      return why = "TLS certificate " + o.tls_cert + ": " + ssl_error(), false;
+    if (SSL_CTX_use_PrivateKey_file(&ctx, o.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
+      return why = "TLS key " + o.tls_key + ": " + ssl_error(), false;
+    if (SSL_CTX_check_private_key(&ctx) != 1)
+      return why = "TLS key " + o.tls_key + " does not match certificate " + o.tls_cert, false;
+    if (!o.tls_client_ca.empty()) {
+      // Client certificates: required, and signed by this CA.
+      if (SSL_CTX_load_verify_locations(&ctx, o.tls_client_ca.c_str(), nullptr) != 1)
+        return why = "TLS client CA " + o.tls_client_ca + ": " + ssl_error(), false;
+      SSL_CTX_set_client_CA_list(&ctx, SSL_load_client_CA_file(o.tls_client_ca.c_str()));
+      SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
+    return true;
+  });
+  if (!server->is_valid()) return Error::make(ErrorCode::invalid, why.empty() ? "TLS setup failed" : why, "tls");
+  return std::unique_ptr<httplib::Server>(std::move(server));
+}
+
+// Sets the served server's limits and hands every request to translate().
+void route_to_api(httplib::Server& srv, const ServerOptions& o, const Api* api, Request::Transport transport) {
+  const Authorizer* auth = o.auth;
+  srv.set_keep_alive_max_count(o.keep_alive_max_requests);
+  srv.set_keep_alive_timeout(o.keep_alive_timeout_s);
+  srv.set_read_timeout(o.read_timeout_s, 0);
+  srv.set_payload_max_length(o.max_body_bytes);
+  // GET and HEAD are answered before httplib's regex routing; requests with bodies go through
+  // catch-all handlers so httplib reads the body first.
+  srv.set_pre_routing_handler([api, auth, transport](const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "GET" && req.method != "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+    translate(*api, auth, transport, req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  auto handler = [api, auth, transport](const httplib::Request& req, httplib::Response& res) {
+    translate(*api, auth, transport, req, res);
+  };
+  srv.Post(".*", handler);
+  srv.Put(".*", handler);
+  srv.Patch(".*", handler);
+  srv.Delete(".*", handler);
+  srv.Options(".*", handler);
+  // Called once an answer (any answer, errors included) is written.
+  srv.set_logger([](const httplib::Request&, const httplib::Response&) {
+    if (t_connection) t_connection->watch->rearm(t_connection->id);
+  });
 }
 
 }  // namespace
@@ -373,60 +438,14 @@ Result<void> HttpServer::bind(const ListenAddress& address) {
   auto l = std::make_unique<Listener>();
   l->address = address;
   const bool unix_socket = address.kind == ListenAddress::Kind::unix_socket;
-  Request::Transport transport = unix_socket ? Request::Transport::unix_socket : Request::Transport::tcp;
-  std::unique_ptr<httplib::Server> srv;
-  if (!unix_socket && !options_.tls_cert.empty()) {
-    std::string why;
-    const ServerOptions& o = options_;
-    auto tls = std::make_unique<Served<httplib::SSLServer>>([&](SSL_CTX& ctx) {
-      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-      if (SSL_CTX_use_certificate_chain_file(&ctx, o.tls_cert.c_str()) != 1)
-        return why = "TLS certificate " + o.tls_cert + ": " + ssl_error(), false;
-      if (SSL_CTX_use_PrivateKey_file(&ctx, o.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
-        return why = "TLS key " + o.tls_key + ": " + ssl_error(), false;
-      if (SSL_CTX_check_private_key(&ctx) != 1)
-        return why = "TLS key " + o.tls_key + " does not match certificate " + o.tls_cert, false;
-      if (!o.tls_client_ca.empty()) {
-        // Client certificates: required, and signed by this CA.
-        if (SSL_CTX_load_verify_locations(&ctx, o.tls_client_ca.c_str(), nullptr) != 1)
-          return why = "TLS client CA " + o.tls_client_ca + ": " + ssl_error(), false;
-        SSL_CTX_set_client_CA_list(&ctx, SSL_load_client_CA_file(o.tls_client_ca.c_str()));
-        SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-      }
-      return true;
-    });
-    if (!tls->is_valid()) return Error::make(ErrorCode::invalid, why.empty() ? "TLS setup failed" : why, "tls");
-    srv = std::move(tls);
-    transport = Request::Transport::tls;
-  } else {
-    srv = std::make_unique<Served<httplib::Server>>();
-  }
+  const bool tls = !unix_socket && !options_.tls_cert.empty();
+  const Request::Transport transport =
+      unix_socket ? Request::Transport::unix_socket : tls ? Request::Transport::tls : Request::Transport::tcp;
+  auto served = make_served(options_, tls);
+  if (!served) return std::move(served).error();
+  std::unique_ptr<httplib::Server> srv = std::move(*served);
   l->watch = std::make_unique<ConnectionWatch>(std::chrono::seconds(options_.keep_alive_timeout_s + options_.request_timeout_s));
-  const Authorizer* auth = options_.auth;
-  const Api* api = &api_;
-  srv->set_keep_alive_max_count(options_.keep_alive_max_requests);
-  srv->set_keep_alive_timeout(options_.keep_alive_timeout_s);
-  srv->set_read_timeout(options_.read_timeout_s, 0);
-  srv->set_payload_max_length(options_.max_body_bytes);
-  // GET and HEAD are answered before httplib's regex routing; requests with bodies go through
-  // catch-all handlers so httplib reads the body first.
-  srv->set_pre_routing_handler([api, auth, transport](const httplib::Request& req, httplib::Response& res) {
-    if (req.method != "GET" && req.method != "HEAD") return httplib::Server::HandlerResponse::Unhandled;
-    translate(*api, auth, transport, req, res);
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  auto handler = [api, auth, transport](const httplib::Request& req, httplib::Response& res) {
-    translate(*api, auth, transport, req, res);
-  };
-  srv->Post(".*", handler);
-  srv->Put(".*", handler);
-  srv->Patch(".*", handler);
-  srv->Delete(".*", handler);
-  srv->Options(".*", handler);
-  // Called once an answer (any answer, errors included) is written.
-  srv->set_logger([](const httplib::Request&, const httplib::Response&) {
-    if (t_connection) t_connection->watch->rearm(t_connection->id);
-  });
+  route_to_api(*srv, options_, &api_, transport);
 
   auto acceptor = std::make_unique<Acceptor>(*srv, *l->watch, unix_socket);
   acceptor->new_task_queue = [this] {

@@ -11,8 +11,8 @@ WorkerPool::WorkerPool(size_t workers, std::chrono::milliseconds idle_exit, std:
 WorkerPool::~WorkerPool() { shutdown(); }
 
 void WorkerPool::enqueue(std::function<void()> fn) {
-  std::unique_lock lock(mu_);
-  space_.wait(lock, [&] { return jobs_.size() < max_waiting_ || shutdown_; });
+  MutexLock lock(mu_);
+  space_.wait(lock, [&]() REQUIRES(mu_) { return jobs_.size() < max_waiting_ || shutdown_; });
   jobs_.push_back(std::move(fn));
   reap_locked();
   if (idle_ < jobs_.size() && threads_.size() < max_workers_) {
@@ -33,7 +33,7 @@ void WorkerPool::enqueue(std::function<void()> fn) {
 void WorkerPool::shutdown() {
   std::map<std::thread::id, std::thread> threads;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     shutdown_ = true;
     threads.swap(threads_);
     left_.clear();
@@ -44,10 +44,10 @@ void WorkerPool::shutdown() {
 }
 
 void WorkerPool::work() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     ++idle_;
-    bool woken = ready_.wait_for(lock, idle_exit_, [&] { return !jobs_.empty() || shutdown_; });
+    bool woken = ready_.wait_for(lock, idle_exit_, [&]() REQUIRES(mu_) { return !jobs_.empty() || shutdown_; });
     --idle_;
     if (jobs_.empty()) {
       // Idle too long: leave, to be joined by the next enqueue (or by shutdown). Stopping: the

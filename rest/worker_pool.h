@@ -15,13 +15,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace sriovd::rest {
 
@@ -32,25 +32,25 @@ class WorkerPool : public httplib::TaskQueue {
   WorkerPool(size_t workers, std::chrono::milliseconds idle_exit, std::atomic<int>& live);
   ~WorkerPool() override;
 
-  void enqueue(std::function<void()> fn) override;
+  void enqueue(std::function<void()> fn) override EXCLUDES(mu_);
   // Serves what was enqueued, then joins every worker. Idempotent.
-  void shutdown() override;
+  void shutdown() override EXCLUDES(mu_);
 
  private:
-  void work();
-  void reap_locked();
+  void work() EXCLUDES(mu_);
+  void reap_locked() REQUIRES(mu_);
 
   const size_t max_workers_;
   const size_t max_waiting_;
   const std::chrono::milliseconds idle_exit_;
   std::atomic<int>& live_;
-  std::mutex mu_;
-  std::condition_variable ready_, space_;
-  std::deque<std::function<void()>> jobs_;         // guarded by mu_
-  size_t idle_ = 0;                                 // workers waiting for a job; guarded by mu_
-  std::map<std::thread::id, std::thread> threads_;  // guarded by mu_
-  std::vector<std::thread::id> left_;               // left for idleness, not yet joined; guarded by mu_
-  bool shutdown_ = false;                           // guarded by mu_
+  Mutex mu_;
+  CondVar ready_, space_;
+  std::deque<std::function<void()>> jobs_ GUARDED_BY(mu_);
+  size_t idle_ GUARDED_BY(mu_) = 0;  // workers waiting for a job
+  std::map<std::thread::id, std::thread> threads_ GUARDED_BY(mu_);
+  std::vector<std::thread::id> left_ GUARDED_BY(mu_);  // left for idleness, not yet joined
+  bool shutdown_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace sriovd::rest

@@ -46,7 +46,7 @@ TEST_CASE("idle workers leave after idle_exit and new ones start for the next jo
   std::atomic<int> live{0};
   WorkerPool pool(4, 20ms, live);
   std::latch ran(2);
-  std::binary_semaphore hold(0);
+  std::counting_semaphore<2> hold(0);  // released twice at once: a binary one could overflow
   pool.enqueue([&] {
     ran.count_down();
     hold.acquire();
@@ -57,8 +57,7 @@ TEST_CASE("idle workers leave after idle_exit and new ones start for the next jo
   });
   ran.wait();
   CHECK(live.load() == 2);
-  hold.release();
-  hold.release();
+  hold.release(2);
   wait_for_count(live, 0);  // both idle past 20 ms: gone
 
   std::latch again(1);
