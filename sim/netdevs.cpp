@@ -237,6 +237,8 @@ std::optional<Error> vlan_refusal(const PfOps& ops, const std::string& who, cons
 
 }  // namespace
 
+// The attributes in do_setvfinfo's order, each checked and saved in turn (a failure leaves the
+// earlier ones applied): one function so the order is read top to bottom.
 Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfConfig& c) {
   auto n = netdev(cx, ifname);
   if (!n) return std::move(n).error();

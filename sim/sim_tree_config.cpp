@@ -83,6 +83,8 @@ std::string detail::resource_text(const FunctionSpec& s) {
 }
 
 
+// One function on purpose, ~100 lines: the registers are written in offset order, header then
+// capabilities, so it reads as the config space map it produces.
 std::string config_space(const FunctionSpec& s) {
   const bool pcie = s.pcie != PcieType::none;
   const bool vf = s.physfn.has_value();
