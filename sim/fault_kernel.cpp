@@ -6,34 +6,34 @@ namespace sriovd::kernel {
 
 void FaultKernel::fail_at(uint64_t n, int errnum, std::string message) {
   if (n == 0) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   faults_[base_ + calls_ + n] = Fault{errnum, std::move(message)};
 }
 
 void FaultKernel::clear_faults() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   faults_.clear();
 }
 
 uint64_t FaultKernel::calls() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return calls_;
 }
 
 void FaultKernel::reset_calls() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   base_ += calls_;
   calls_ = 0;
   log_.clear();
 }
 
 std::vector<std::string> FaultKernel::log() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return log_;
 }
 
 std::optional<Error> FaultKernel::next_call(std::string what) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++calls_;
   auto it = faults_.find(base_ + calls_);
   if (it == faults_.end()) {

@@ -13,12 +13,12 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "kernel/kernel.h"
 
 namespace sriovd::kernel {
@@ -29,16 +29,16 @@ class FaultKernel : public Kernel {
 
   // The n-th (1-based) mutating call from now fails with `errnum`; `message` replaces the
   // default text ("injected fault: ..."). n = 0 is ignored.
-  void fail_at(uint64_t n, int errnum, std::string message = {});
+  void fail_at(uint64_t n, int errnum, std::string message = {}) EXCLUDES(mu_);
   // Drops every pending fault.
-  void clear_faults();
+  void clear_faults() EXCLUDES(mu_);
   // Mutating calls made so far (since construction or reset_calls()), failed ones included.
-  uint64_t calls() const;
+  uint64_t calls() const EXCLUDES(mu_);
   // Restarts the count (and the call log); pending faults keep their absolute position.
-  void reset_calls();
+  void reset_calls() EXCLUDES(mu_);
   // One line per mutating call, in order: "write <relpath> <value>" or
   // "set_vf <ifname> <vf>", with " -> injected <errno>" on the failed ones.
-  std::vector<std::string> log() const;
+  std::vector<std::string> log() const EXCLUDES(mu_);
 
   Result<void> write_attr(const std::string& relpath, std::string_view value) override;
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
@@ -51,14 +51,14 @@ class FaultKernel : public Kernel {
     std::string message;
   };
   // Counts one mutating call; returns the fault to inject, if any.
-  std::optional<Error> next_call(std::string what);
+  std::optional<Error> next_call(std::string what) EXCLUDES(mu_);
 
   Kernel& inner_;
-  mutable std::mutex mu_;
-  uint64_t calls_ = 0;                  // guarded by mu_
-  uint64_t base_ = 0;                   // guarded by mu_: absolute count at the last reset_calls()
-  std::map<uint64_t, Fault> faults_;    // guarded by mu_: by absolute call number
-  std::vector<std::string> log_;        // guarded by mu_
+  mutable Mutex mu_;
+  uint64_t calls_ GUARDED_BY(mu_) = 0;
+  uint64_t base_ GUARDED_BY(mu_) = 0;                // absolute count at the last reset_calls()
+  std::map<uint64_t, Fault> faults_ GUARDED_BY(mu_);  // by absolute call number
+  std::vector<std::string> log_ GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::kernel

@@ -3,7 +3,7 @@
 // It works on any directory with the kernel's sysfs layout (sim/sim_tree.h), not only on
 // trees tests/fixtures generates, and keeps all of its state in that tree, so a new SimKernel on
 // the same root (a restarted daemon) carries on where the last one stopped. What each write does
-// follows the kernel code named next to it in sim_kernel.cpp (Linux 6.1):
+// follows the kernel code named next to it in the sim/ piece that owns it (Linux 6.1):
 //   bus/pci/devices/<PF>/sriov_numvfs      creates / removes VFs (iov.c sriov_numvfs_store)
 //   bus/pci/devices/<PF>/sriov_drivers_autoprobe, <dev>/driver_override, <dev>/reset
 //   bus/pci/drivers/<drv>/{bind,unbind,new_id,remove_id}, bus/pci/drivers_probe
@@ -47,12 +47,12 @@
 
 #include "base/pci_address.h"
 #include "base/fd.h"
+#include "base/mutex.h"
 #include "base/result.h"
 #include "kernel/kernel.h"
+#include "sim/uevent_sender.h"
 
 namespace sriovd::kernel {
-
-struct PendingUevent;
 
 class SimKernel : public Kernel {
  public:
@@ -115,26 +115,23 @@ class SimKernel : public Kernel {
 
  private:
   Result<void> check_ready() const;
-  // Sends a call's uevents (best effort: nobody listening is not an error). Under mu_.
-  void send_uevents(const std::vector<struct PendingUevent>& list);
 
   std::filesystem::path root_;       // as given
   std::filesystem::path real_root_;  // canonical, for classifying resolved paths
   std::optional<Error> init_error_;  // set once by the constructor
   struct Boot;                       // boot.json, parsed once (it never changes)
   std::shared_ptr<const Boot> boot_;
-  mutable std::mutex mu_;            // serialises every call; guards the tree and the files
-  int uevent_fd_ = -1;               // guarded by mu_; the sending socket, opened on first use
+  mutable Mutex mu_;                 // serialises every call; guards the tree and the files
+  sim::UeventSender uevents_ GUARDED_BY(mu_);  // the socket and uevent_seqnum, opened on first use
   UniqueFd lock_fd_;                 // .sriovd-sim/lock, flocked for the length of each call
-  UniqueFd seq_fd_;                  // guarded by mu_; kernel/uevent_seqnum, opened on first use
 
-  class TreeLock {  // mu_ and the flock, for one call
+  class SCOPED_CAPABILITY TreeLock {  // mu_ and the flock, for one call
    public:
-    TreeLock(std::mutex& mu, int fd);
-    ~TreeLock();
+    TreeLock(Mutex& mu, int fd) ACQUIRE(mu);
+    ~TreeLock() RELEASE();
 
    private:
-    std::lock_guard<std::mutex> guard_;
+    Mutex& mu_;
     int fd_;
   };
 };

@@ -1,0 +1,67 @@
+// The simulated netdevs and their rtnetlink side: netdev directories a driver's probe
+// registers and its remove takes away (names, ifindexes from dev_new_index, MACs), finding a
+// netdev by name (rtnl_dev_get), and the calls on it: get_vfs and set_vf (the PF driver's VF
+// attributes, rtnetlink.c do_setvfinfo with each driver's ndo_set_vf_* checks), get_link,
+// set_link_addresses, set_vf_stats. Functions of one Call, under SimKernel's lock.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/call.h"
+
+namespace sriovd::kernel::sim {
+
+// A netdev found by name.
+struct Netdev {
+  std::string name;
+  std::string dir;         // the netdev's directory (under the root)
+  std::optional<Dev> pci;  // the PCI function it belongs to, if any
+};
+
+
+Result<unsigned> new_ifindex(Call& cx);
+
+std::string free_eth_name(Call& cx);
+
+// A VF's netdev address when no admin MAC is set: a VF driver picks a random locally
+// administered one (eth_hw_addr_random); the sim derives it from the address instead so
+// trees are deterministic: 02:5f:<domain hi>:<domain lo>:<bus>:<devfn>.
+std::string generated_mac(const PciAddress& a, uint8_t tag);
+
+std::string primary_netdev(Call& cx, const Dev& d);
+
+Result<void> add_netdev(Call& cx, const Dev& d, const NetdevRecord& n, bool exact);
+
+// What a NIC driver's probe registers.
+// `vf_index` saves looking the VF up among its PF's virtfn links when the caller knows it.
+Result<void> add_netdevs_for(Call& cx, const std::string& drv, const Dev& d, const Ids& ids,
+                             std::optional<unsigned> vf_index = std::nullopt);
+
+Result<void> remove_netdevs(Call& cx, const Dev& d);
+
+Result<Netdev> netdev(Call& cx, const std::string& ifname);
+
+Result<std::vector<VfInfo>> get_vfs(Call& cx, const std::string& ifname);
+
+Result<LinkFacts> get_link(Call& cx, const std::string& ifname);
+
+Result<void> set_link_addresses(Call& cx, const std::string& ifname, const std::vector<std::string>& addresses,
+                                size_t routes);
+
+Result<void> set_vf_stats(Call& cx, const std::string& ifname, uint32_t vf, const VfStats& st);
+
+// net/core/rtnetlink.c do_setvfinfo(): the attributes in the kernel's order — MAC, VLAN (with
+// QoS and protocol), rates, spoof check, link state, trust — each through the PF driver's
+// ndo_set_vf_*, stopping at the first error with the earlier ones applied.
+//
+// A VfConfig maps to one IFLA_VF_INFO as LinuxKernel builds it: a set vlan/qos/vlan_proto is one
+// IFLA_VF_VLAN (or IFLA_VF_VLAN_LIST with a protocol), which carries all three, so unset members
+// are sent as vlan 0, qos 0, 802.1Q; min/max rates are one IFLA_VF_RATE whose unset member keeps
+// the VF's current value (IFLA_VF_TX_RATE / `ip link` read it first). A VfConfig with nothing set
+// sends nothing and succeeds, as LinuxKernel does.
+Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfConfig& c);
+
+}  // namespace sriovd::kernel::sim

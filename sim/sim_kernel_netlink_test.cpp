@@ -1,0 +1,187 @@
+// SimKernel's rtnetlink side: set_vf errnos per PF driver and in do_setvfinfo order, get_link.
+#include "sim/sim_kernel.h"
+
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "base/fd.h"
+#include "sim/sim_kernel_test_util.h"
+#include "sim/sim_tree.h"
+#include "pci/inventory.h"
+#include "tests/fixtures/profiles.h"
+#include "tests/support/temp_dir.h"
+
+using namespace sriovd;
+using namespace sriovd::kernel;
+using namespace sriovd::kernel::testing;
+namespace fs = std::filesystem;
+
+TEST_CASE("set_vf: errnos in do_setvfinfo order, partial application, persistence") {
+  Host h("dual-socket");
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:17:00.0"), "2")) == 0);
+  auto vfs = h.k->get_vfs("ens1f0");
+  REQUIRE(vfs.ok());
+  REQUIRE(vfs->size() == 2);
+  const VfConfig& d0 = (*vfs)[0].config;
+  CHECK((*vfs)[1].index == 1);
+  CHECK(d0.mac == MacAddress{});
+  CHECK(d0.vlan == 0);
+  CHECK(d0.qos == 0);
+  CHECK(d0.vlan_proto == 0x8100);
+  CHECK(d0.max_tx_rate_mbps == 0);
+  CHECK(d0.min_tx_rate_mbps == 0);
+  CHECK(d0.spoofchk == true);
+  CHECK(d0.trust == false);
+  CHECK(d0.link_state == LinkState::auto_);
+
+  const MacAddress mac{0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+  auto e = [&](uint32_t vf, VfConfig c) { return err(h.k->set_vf("ens1f0", vf, c)); };
+  CHECK(e(2, mac_cfg(mac)) == EINVAL);                                   // VF 2 of 2
+  CHECK(e(0, mac_cfg({0x01, 0, 0x5e, 0, 0, 1})) == EINVAL);              // multicast
+  CHECK(e(0, mac_cfg({0xff, 0xff, 0xff, 0xff, 0xff, 0xff})) == EINVAL);  // broadcast
+  CHECK(e(5, VfConfig{}) == 0);                                          // nothing to send
+  VfConfig c;
+  c.vlan = 4096;
+  CHECK(e(0, c) == EINVAL);
+  c = {};
+  c.vlan = 10;
+  c.qos = 8;
+  CHECK(e(0, c) == EINVAL);
+  c = {};
+  c.vlan = 10;
+  c.vlan_proto = 0x9100;
+  CHECK(e(0, c) == EPROTONOSUPPORT);
+  c = {};
+  c.max_tx_rate_mbps = 100;
+  c.min_tx_rate_mbps = 200;
+  CHECK(e(0, c) == EINVAL);
+  CHECK(h.k->get_vfs("ens1f0")->at(0).config == d0);  // nothing applied so far
+
+  // MAC first, then the VLAN fails: the MAC stays (the kernel does not roll back).
+  c = mac_cfg(mac);
+  c.vlan = 5000;
+  c.trust = true;
+  auto r = h.k->set_vf("ens1f0", 0, c);
+  CHECK(err(r) == EINVAL);
+  CHECK(r.error().message.find("Invalid Port VLAN parameters for VF 0, ID 5000") != std::string::npos);
+  auto now = h.k->get_vfs("ens1f0")->at(0).config;
+  CHECK(now.mac == mac);
+  CHECK(now.vlan == 0);
+  CHECK(now.trust == false);
+  // ice: the VF is reset and iavf takes the new MAC.
+  CHECK(slurp(h.root() / "class/net/ens1f0v0/address") == "02:11:22:33:44:55\n");
+
+  c = {};
+  c.qos = 3;  // without vlan: IFLA_VF_VLAN with vlan 0, which ice accepts (priority tagging)
+  CHECK(e(0, c) == 0);
+  CHECK(h.k->get_vfs("ens1f0")->at(0).config.qos == 3);
+  c = {};
+  c.vlan = 100;
+  c.qos = 3;
+  c.vlan_proto = 0x88a8;  // ice in Double VLAN Mode
+  c.max_tx_rate_mbps = 1000;
+  c.min_tx_rate_mbps = 10;
+  c.spoofchk = false;
+  c.link_state = LinkState::disable;
+  c.trust = true;
+  CHECK(e(0, c) == 0);
+  now = h.k->get_vfs("ens1f0")->at(0).config;
+  CHECK(now.vlan == 100);
+  CHECK(now.qos == 3);
+  CHECK(now.vlan_proto == 0x88a8);
+  CHECK(now.max_tx_rate_mbps == 1000);
+  CHECK(now.min_tx_rate_mbps == 10);
+  CHECK(now.spoofchk == false);
+  CHECK(now.link_state == LinkState::disable);
+  CHECK(now.trust == true);
+  CHECK(h.k->get_vfs("ens1f0")->at(1).config == d0);
+  // One VLAN attribute carries vlan, qos and protocol: unset ones are sent as 0 and 802.1Q.
+  c = {};
+  c.vlan = 200;
+  CHECK(e(1, c) == 0);
+  auto one = h.k->get_vfs("ens1f0")->at(1).config;
+  CHECK(one.vlan == 200);
+  CHECK(one.qos == 0);
+  CHECK(one.vlan_proto == 0x8100);
+  // Rates are one IFLA_VF_RATE: an unset one keeps its value.
+  c = {};
+  c.min_tx_rate_mbps = 20;
+  CHECK(e(0, c) == 0);
+  CHECK(h.k->get_vfs("ens1f0")->at(0).config.max_tx_rate_mbps == 1000);
+  CHECK(h.k->get_vfs("ens1f0")->at(0).config.min_tx_rate_mbps == 20);
+  c = {};
+  c.max_tx_rate_mbps = 15;  // below the current min
+  CHECK(e(0, c) == EINVAL);
+  c.min_tx_rate_mbps = 0;
+  CHECK(e(0, c) == 0);
+  now = h.k->get_vfs("ens1f0")->at(0).config;
+
+  // A new SimKernel (a restarted daemon) reads them back.
+  SimKernel again(h.root());
+  CHECK(again.get_vfs("ens1f0")->at(0).config == now);
+  // Disabling SR-IOV frees them: new VFs start from the defaults.
+  REQUIRE(err(again.write_attr(numvfs_path("0000:17:00.0"), "0")) == 0);
+  CHECK(again.get_vfs("ens1f0")->empty());
+  REQUIRE(err(again.write_attr(numvfs_path("0000:17:00.0"), "1")) == 0);
+  CHECK(again.get_vfs("ens1f0")->at(0).config == d0);
+}
+
+TEST_CASE("set_vf: per-driver differences and netdevs that are not PFs") {
+  Host h("dual-socket");
+  VfConfig qinq;
+  qinq.vlan = 10;
+  qinq.vlan_proto = 0x88a8;
+  CHECK(err(h.k->set_vf("ens3f0", 0, qinq)) == EPROTONOSUPPORT);  // mlx5: 802.1Q only
+  VfConfig min;
+  min.min_tx_rate_mbps = 10;
+  CHECK(err(h.k->set_vf("ens2f0", 0, min)) == EINVAL);  // i40e: no min rate
+  CHECK(err(h.k->set_vf("ens3f0", 0, min)) == 0);
+  VfConfig link;
+  link.link_state = LinkState::enable;
+  CHECK(err(h.k->set_vf("ens3f0", 7, link)) == 0);
+  CHECK(err(h.k->set_vf("ens3f0", 8, link)) == EINVAL);
+  // A VF's own netdev (iavf has no ndo_set_vf_*): EOPNOTSUPP.
+  CHECK(err(h.k->set_vf("ens2f0v0", 0, link)) == EOPNOTSUPP);
+  CHECK(h.k->get_vfs("ens2f0v0")->empty());
+  // igb on an I210 has the ops but no VFs: the driver's VF check says EINVAL.
+  CHECK(err(h.k->set_vf("eno1", 0, mac_cfg({0x02, 0, 0, 0, 0, 1}))) == EINVAL);
+  CHECK(h.k->get_vfs("eno1")->empty());
+  CHECK(err(h.k->set_vf("nosuch0", 0, link)) == ENODEV);
+  CHECK(h.k->get_vfs("nosuch0").error().errnum == ENODEV);
+  CHECK(h.k->get_vfs("ens3f0")->size() == 8);
+  CHECK(h.k->get_vfs("ens1f1")->empty());
+}
+
+TEST_CASE("get_link: up from flags, addresses and routes from the sim") {
+  Host h("minimal");
+  auto l = h.k->get_link("enp1s0f0");
+  REQUIRE(l.ok());
+  CHECK(l->ifname == "enp1s0f0");
+  CHECK(l->ifindex == std::stoi(slurp(h.root() / "class/net/enp1s0f0/ifindex")));
+  CHECK(l->up);
+  CHECK(l->addresses.empty());
+  CHECK(l->routes == 0);
+  REQUIRE(h.k->set_link_addresses("enp1s0f0", {"192.0.2.1/24", "2001:db8::1/64"}, 2).ok());
+  REQUIRE(err(h.k->write_attr("class/net/enp1s0f0/flags", "0x1002\n")) == 0);
+  l = h.k->get_link("enp1s0f0");
+  CHECK(!l->up);
+  CHECK(l->addresses == std::vector<std::string>{"192.0.2.1/24", "2001:db8::1/64"});
+  CHECK(l->routes == 2);
+  CHECK(h.k->get_link("nope0").error().errnum == ENODEV);
+  CHECK(h.k->set_link_addresses("nope0", {}, 0).error().errnum == ENODEV);
+  // A new VF netdev starts down.
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:01:00.0"), "1")) == 0);
+  l = h.k->get_link("enp1s0f0v0");
+  REQUIRE(l.ok());
+  CHECK(!l->up);
+  CHECK(l->ifindex > 0);
+}
