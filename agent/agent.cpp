@@ -186,50 +186,9 @@ Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
 }
 
 Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver) {
-  const PciAddress& addr = dev.address;
-  const std::string bdf = addr.to_string();
-  auto cur = read_driver(root_, addr);
-  auto override_now = read_override(root_, addr);
-  // "\n" clears driver_override: an empty write never reaches the kernel's store method.
-  const std::string old_override = override_now.value_or("\n");
-
-  if (driver == std::string("vfio-pci")) {
-    if (cur == std::string("vfio-pci")) return ok();
-    // driver_override makes vfio-pci the only driver that may bind the device, then it is moved.
-    if (auto r = a.run(Action::write(dev_path(addr, "driver_override"), "vfio-pci"),
-                       {Action::write(dev_path(addr, "driver_override"), old_override)});
-        !r)
-      return r;
-    if (cur) {
-      if (auto r = a.run(Action::write("bus/pci/drivers/" + *cur + "/unbind", bdf),
-                         {Action::write(dev_path(addr, "driver_override"), old_override),
-                          Action::write("bus/pci/drivers/" + *cur + "/bind", bdf)});
-          !r)
-        return r;
-    }
-    if (auto r = a.run(Action::write("bus/pci/drivers_probe", bdf),
-                       {Action::write("bus/pci/drivers/vfio-pci/unbind", bdf)});
-        !r)
-      return r;
-    if (read_driver(root_, addr) != std::string("vfio-pci"))
-      return Error::make(ErrorCode::io, "vfio-pci did not bind " + bdf + ": is the vfio-pci module loaded?");
-    return ok();
-  }
-
-  // Back to a host driver (`driver` names it, or nullopt with `probe`), or to none at all.
-  if (cur) {
-    std::vector<Action> undo;
-    if (override_now) undo.push_back(Action::write(dev_path(addr, "driver_override"), *override_now));
-    undo.push_back(Action::write("bus/pci/drivers/" + *cur + "/bind", bdf));
-    if (auto r = a.run(Action::write("bus/pci/drivers/" + *cur + "/unbind", bdf), undo); !r) return r;
-  }
-  if (override_now) {
-    if (auto r = a.run(Action::write(dev_path(addr, "driver_override"), "\n"),
-                       {Action::write(dev_path(addr, "driver_override"), *override_now)});
-        !r)
-      return r;
-  }
-  return ok();
+  // vfio-pci, or off the driver (back towards a host driver, or none at all).
+  if (driver == std::string("vfio-pci")) return pci::bind_driver(root_, dev.address, *driver, a.runner());
+  return pci::unbind_driver(root_, dev.address, a.runner());
 }
 
 Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
@@ -303,19 +262,9 @@ Result<void> Agent::reapply_vf_state(Applier& a, const PciAddress& pf) {
   return ok();
 }
 
-Result<void> Agent::change_num_vfs(Applier& a, const PciAddress& pf, uint32_t cur, uint32_t want) {
-  const std::string path = dev_path(pf, "sriov_numvfs");
-  if (cur != 0)
-    if (auto r = a.run(Action::write(path, "0"), {Action::write(path, std::to_string(cur))}); !r) return r;
-  if (want != 0) return a.run(Action::write(path, std::to_string(want)), {Action::write(path, "0")});
-  return ok();
-}
-
 Result<void> Agent::change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want) {
-  if (!want || !pf.sriov || pf.sriov->drivers_autoprobe == want) return ok();
-  const std::string path = dev_path(pf.address, "sriov_drivers_autoprobe");
-  const bool was = pf.sriov->drivers_autoprobe.value_or(true);
-  return a.run(Action::write(path, *want ? "1" : "0"), {Action::write(path, was ? "1" : "0")});
+  if (!want || !pf.sriov) return ok();
+  return pci::change_drivers_autoprobe(pf.address, pf.sriov->drivers_autoprobe, *want, a.runner());
 }
 
 Error Agent::abandon(Applier& a, Error e) {
@@ -381,7 +330,7 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
   Result<void> r = change_autoprobe(a, d, drivers_autoprobe);
-  if (r && cur != num_vfs) r = change_num_vfs(a, pf, cur, num_vfs);
+  if (r) r = pci::change_num_vfs(pf, cur, num_vfs, a.runner());
   if (!r) {
     a.rollback();
     // Recreated VFs come back with the driver's defaults: restore what the desired state says.
@@ -512,17 +461,7 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
       r = bind(a, *t, std::string("vfio-pci"));
       records[key] = {{"driver", "vfio-pci"}, {"previous", host_driver ? json(*host_driver) : json(nullptr)}};
     } else if (to_host) {
-      r = bind(a, *t, std::nullopt);
-      if (r) {
-        const std::string bdf = t->address.to_string();
-        if (host_driver) {
-          r = a.run(Action::write("bus/pci/drivers/" + *host_driver + "/bind", bdf),
-                    {Action::write("bus/pci/drivers/" + *host_driver + "/unbind", bdf)});
-        } else {
-          // Nothing recorded: let the kernel pick the driver that matches the device.
-          r = a.run(Action::write("bus/pci/drivers_probe", bdf), {});
-        }
-      }
+      r = pci::restore_host_driver(root_, t->address, host_driver, a.runner());
       records[key] = nullptr;
     } else {
       r = bind(a, *t, std::nullopt);
@@ -624,7 +563,7 @@ ReconcileReport Agent::reconcile() {
       Applier a(kernel_, store_, *id);
       // Autoprobe first: after a reboot it is back to 1, and the VFs must not meet a driver.
       Result<void> r = change_autoprobe(a, v->device, autoprobe);
-      if (r && cur != want) r = change_num_vfs(a, *pf, cur, want);
+      if (r) r = pci::change_num_vfs(*pf, cur, want, a.runner());
       changed = true;
       if (!r) {
         a.rollback();

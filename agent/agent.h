@@ -169,8 +169,6 @@ class Agent {
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
   Result<void> check_netdev_quiet(const pci::Device& dev);
   Result<void> reapply_vf_state(Applier& a, const PciAddress& pf);
-  // sriov_numvfs from `cur` to `want`, through 0 when both are non-zero (Linux allows no other way).
-  Result<void> change_num_vfs(Applier& a, const PciAddress& pf, uint32_t cur, uint32_t want);
   Result<void> change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want);
   // Rolls back what `a` applied, marks its operation failed, republishes the host; returns `e`.
   Error abandon(Applier& a, Error e);

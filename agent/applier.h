@@ -15,7 +15,7 @@
 
 #include "agent/agent.h"
 #include "agent/vf_config_json.h"
-#include "pci/decode.h"
+#include "pci/recipes.h"
 
 namespace sriovd::agent {
 
@@ -57,20 +57,6 @@ inline Result<void> perform(kernel::Kernel& k, const Action& a) {
   return k.write_attr(a.path, a.value);
 }
 
-inline std::string dev_path(const PciAddress& a, const char* attr) { return "bus/pci/devices/" + a.to_string() + "/" + attr; }
-
-inline std::optional<std::string> read_override(const pci::SysfsRoot& root, const PciAddress& a) {
-  auto r = root.read(dev_path(a, "driver_override"), 256);
-  if (!r) return std::nullopt;
-  return pci::parse_driver_override(*r);
-}
-
-inline std::optional<std::string> read_driver(const pci::SysfsRoot& root, const PciAddress& a) {
-  auto r = root.readlink(dev_path(a, "driver"));
-  if (!r) return std::nullopt;
-  return pci::driver_from_link(*r);
-}
-
 // Applies actions, journalling each one's undo before taking it, and undoes them in reverse.
 class Agent::Applier {
  public:
@@ -92,6 +78,16 @@ class Agent::Applier {
     }
     undo_.push_back(std::move(undo));
     return ok();
+  }
+  // A step of one of pci/'s recipes, journalled and taken as above.
+  Result<void> run(const pci::Step& step) {
+    std::vector<Action> undo;
+    for (const auto& u : step.undo) undo.push_back(Action::write(u.path, u.value));
+    return run(Action::write(step.change.path, step.change.value), std::move(undo));
+  }
+  // This Applier as the runner of a pci/ recipe.
+  pci::StepRunner runner() {
+    return [this](const pci::Step& step) { return run(step); };
   }
 
   // Ends the operation as `state` ("done", "failed"), with what `fn` writes, in one transaction

@@ -517,20 +517,16 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
       }
     }
     // 2. A function-level reset, where the kernel offers one: nothing the consumer left in the
-    //    device's state survives. ENOTTY/EINVAL: no reset method for this function.
-    if (r && root_.exists(dev_path(d.address, "reset"))) {
-      if (auto rr = a.run(Action::write(dev_path(d.address, "reset"), "1"), {}); !rr) {
-        if (rr.error().errnum != ENOTTY && rr.error().errnum != EINVAL) r = std::move(rr).error().context("resetting the function");
-        else spdlog::debug("{}: no function reset: {}", addr, rr.error().message);
-      }
+    //    device's state survives.
+    if (r) {
+      auto reset = pci::reset_function(root_, d.address, a.runner());
+      if (!reset) r = std::move(reset).error();
+      else if (!*reset) spdlog::debug("{}: no function reset", addr);
     }
-    // 3. The driver it had before the lease.
+    // 3. The driver it had before the lease (none, when it had none).
     if (r && d.driver != lease.previous_driver) {
-      r = bind(a, d, std::nullopt);
-      if (r && lease.previous_driver) {
-        const std::string& drv = *lease.previous_driver;
-        r = a.run(Action::write("bus/pci/drivers/" + drv + "/bind", addr), {Action::write("bus/pci/drivers/" + drv + "/unbind", addr)});
-      }
+      r = lease.previous_driver ? pci::restore_host_driver(root_, d.address, lease.previous_driver, a.runner())
+                                : pci::unbind_driver(root_, d.address, a.runner());
     }
   }
   if (!r) {
