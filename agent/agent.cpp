@@ -269,7 +269,7 @@ Result<void> Agent::change_autoprobe(Applier& a, const pci::Device& pf, std::opt
 
 Error Agent::abandon(Applier& a, Error e) {
   a.rollback();
-  (void)store_.finish_operation(a.op(), "failed", e.message);
+  (void)store_.finish_operation(a.op(), OperationState::failed, e.message);
   (void)refresh_locked();
   return e;
 }
@@ -326,7 +326,7 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
       return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() +
                                                   " from " + std::to_string(cur) + ": VFs bound to vfio-pci: " + busy);
   }
-  auto op = store_.begin_operation("set_num_vfs", pf.to_string(), json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
+  auto op = store_.begin_operation(OperationKind::set_num_vfs, pf.to_string(), json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
   Result<void> r = change_autoprobe(a, d, drivers_autoprobe);
@@ -338,7 +338,7 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
       Applier again(kernel_, store_, *op);
       if (auto re = reapply_vf_state(again, pf); !re) drift_.push_back(pf.to_string() + ": " + re.error().message);
     }
-    (void)store_.finish_operation(*op, "failed", r.error().message);
+    (void)store_.finish_operation(*op, OperationState::failed, r.error().message);
     (void)refresh_locked();
     Error e = std::move(r).error();
     if (e.field.empty() && e.code == ErrorCode::invalid) e.field = "num_vfs";
@@ -356,7 +356,7 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
     more.rollback();
     drift_.push_back(pf.to_string() + ": VF settings not reapplied: " + re.error().message);
   }
-  (void)store_.finish_operation(*op, "done");
+  (void)store_.finish_operation(*op, OperationState::done);
   // reapply_vf_state rescanned after the VFs were created; scan again only if it changed more.
   if (re && more.taken() == 0) return ok();
   return refresh_locked();
@@ -382,7 +382,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
     return Error::make(ErrorCode::conflict, ifname + " does not report VF " + std::to_string(index));
   const VfConfig current = it->config;
 
-  auto op = store_.begin_operation("set_vf_config", vf.to_string(), vf_config_to_json(patch).dump());
+  auto op = store_.begin_operation(OperationKind::set_vf_config, vf.to_string(), vf_config_to_json(patch).dump());
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
   if (auto r = apply_vf_config(a, ifname, index, current, patch); !r)
@@ -398,7 +398,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
     return tx.put("vf_config", key, vf_config_to_json(overlay(desired, patch)).dump());
   });
   if (!committed) return abandon(a, std::move(committed).error());
-  (void)store_.finish_operation(*op, "done");
+  (void)store_.finish_operation(*op, OperationState::done);
   return refresh_devices_locked({vf});
 }
 
@@ -439,7 +439,7 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
       if (auto r = check_netdev_quiet(*t); !r) return r;
   }
 
-  auto op = store_.begin_operation("set_driver", address.to_string(),
+  auto op = store_.begin_operation(OperationKind::set_driver, address.to_string(),
                                    json({{"driver", request.driver ? json(*request.driver) : json(nullptr)},
                                          {"group", request.group},
                                          {"force", request.force}})
@@ -482,14 +482,14 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
     });
   }
   if (!r) return abandon(a, std::move(r).error());
-  (void)store_.finish_operation(*op, "done");
+  (void)store_.finish_operation(*op, OperationState::done);
   std::vector<PciAddress> changed;
   for (const auto* t : targets) changed.push_back(t->address);
   return refresh_devices_locked(changed);
 }
 
 Result<void> Agent::recover_pending(ReconcileReport& report) {
-  auto pending = store_.operations_in_state("pending");
+  auto pending = store_.operations_in_state(OperationState::pending);
   if (!pending) return std::move(pending).error();
   for (const auto& op : *pending) {
     // Steps were journalled before they were taken: undo them all, newest first. Undo actions
@@ -504,9 +504,9 @@ Result<void> Agent::recover_pending(ReconcileReport& report) {
         if (auto r = perform(kernel_, *action); !r) failures.push_back(action->describe() + ": " + r.error().message);
       }
     }
-    std::string what = op.kind + " " + op.target + " (operation " + std::to_string(op.id) + ")";
+    std::string what = std::string(to_string(op.kind)) + " " + op.target + " (operation " + std::to_string(op.id) + ")";
     for (const auto& f : failures) spdlog::debug("recovering {}: {}", what, f);
-    (void)store_.finish_operation(op.id, "rolled_back", "interrupted: the daemon stopped mid-operation");
+    (void)store_.finish_operation(op.id, OperationState::rolled_back, "interrupted: the daemon stopped mid-operation");
     report.recovered.push_back(what);
     spdlog::warn("undid interrupted {}", what);
   }
@@ -528,7 +528,7 @@ ReconcileReport Agent::reconcile() {
   std::optional<int64_t> op;
   auto journal = [&]() -> Result<int64_t> {
     if (!op) {
-      auto id = store_.begin_operation("reconcile", "host", "{}");
+      auto id = store_.begin_operation(OperationKind::reconcile, "host", "{}");
       if (!id) return std::move(id).error();
       op = *id;
     }
@@ -660,7 +660,7 @@ ReconcileReport Agent::reconcile() {
     changed = report.applied.size() + report.recovered.size() != before;
   }
   if (op)
-    (void)store_.finish_operation(*op, report.drift.empty() ? "done" : "failed",
+    (void)store_.finish_operation(*op, report.drift.empty() ? OperationState::done : OperationState::failed,
                                   report.drift.empty() ? "" : std::to_string(report.drift.size()) + " drift(s)");
   drift_ = report.drift;
   for (const auto& d : report.drift) spdlog::warn("drift: {}", d);

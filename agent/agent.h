@@ -156,7 +156,7 @@ class Agent {
   Result<void> release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached = std::nullopt);
   // The Applier's Begin for a lease operation: its journal entry of `kind` and `lease` (as it
   // is then; it must outlive the Applier) written together.
-  std::function<Result<int64_t>(StateStore::Tx&)> lease_entry(const char* kind, const Lease& lease);
+  std::function<Result<int64_t>(StateStore::Tx&)> lease_entry(OperationKind kind, const Lease& lease);
   Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode);
   void recover_leases(ReconcileReport& report);
   Result<void> recover_pending(ReconcileReport& report);

@@ -90,9 +90,9 @@ class Agent::Applier {
     return [this](const pci::Step& step) { return run(step); };
   }
 
-  // Ends the operation as `state` ("done", "failed"), with what `fn` writes, in one transaction
+  // Ends the operation as `state` (done, failed), with what `fn` writes, in one transaction
   // (which opens the entry first when no step did).
-  Result<void> finish(const std::string& state, const std::string& error,
+  Result<void> finish(OperationState state, const std::string& error,
                       const std::function<Result<void>(StateStore::Tx&)>& fn = {}) {
     return with_entry([&](StateStore::Tx& tx) -> Result<void> {
       if (fn)

@@ -7,7 +7,6 @@
 // survives that the client was not. Release writes "releasing" first and forgets the lease in the
 // transaction that closes its entry; an interrupted or failed release is finished at start.
 #include <spdlog/spdlog.h>
-#include <sys/random.h>
 
 #include <algorithm>
 #include <chrono>
@@ -121,7 +120,7 @@ std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap)
     m.pf = v.device.physfn.value_or(v.device.address);
     m.lease = snap.book->lease_of(v.device.address);
     const pci::Device& d = v.device;
-    if (m.lease && m.lease->state == "releasing") {
+    if (m.lease && m.lease->state == LeaseState::releasing) {
       m.healthy = false;
       m.reason = "its last release did not finish" + (m.lease->error.empty() ? std::string() : ": " + m.lease->error);
     } else if (pool.mode == PoolMode::vfio) {
@@ -281,7 +280,7 @@ Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& 
 
 // The journal entry of `kind` and the lease as it is now, in one transaction: the Applier's
 // Begin, so they are committed with the operation's first step (see Applier).
-Agent::Applier::Begin Agent::lease_entry(const char* kind, const Lease& lease) {
+Agent::Applier::Begin Agent::lease_entry(OperationKind kind, const Lease& lease) {
   return [this, kind, &lease](StateStore::Tx& tx) -> Result<int64_t> {
     auto id = store_.begin_operation(kind, lease.address.to_string(), nlohmann::json({{"lease", lease.id}}).dump());
     if (!id) return std::move(id).error();
@@ -375,7 +374,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   lease.consumer_kind = req.consumer_kind;
   lease.consumer_name = req.consumer_name;
   lease.vf_config = req.vf_config;
-  lease.state = "allocating";
+  lease.state = LeaseState::allocating;
   lease.created_at = rfc3339_utc(std::chrono::system_clock::now());
   lease.idempotency_key = req.idempotency_key;
   lease.previous_driver = d.driver;
@@ -412,7 +411,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   // The lease is written "allocating" with the journal entry, before the first change (with
   // the first step); an allocation that changes nothing in the kernel commits once.
   const Lease intent = lease;
-  Applier a(kernel_, store_, lease_entry("allocate", intent));
+  Applier a(kernel_, store_, lease_entry(OperationKind::allocate, intent));
   Result<void> r = ok();
   if (wanted) {
     r = apply_vf_config(a, pf_ifname, vf_index, current, *wanted);
@@ -423,12 +422,12 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     }
   }
   if (r && mode == PoolMode::vfio) r = bind(a, d, std::string("vfio-pci"));
-  lease.state = "active";
-  if (r) r = a.finish("done", {}, [&](StateStore::Tx& tx) { return tx.put("lease", lease.id, lease.record()); });
+  lease.state = LeaseState::active;
+  if (r) r = a.finish(OperationState::done, {}, [&](StateStore::Tx& tx) { return tx.put("lease", lease.id, lease.record()); });
   if (!r) {
     const bool attempted = a.op() != 0;  // a step was journalled: the kernel may have been changed
     a.rollback();
-    (void)a.finish("failed", r.error().message, [&](StateStore::Tx& tx) { return tx.erase("lease", lease.id); });
+    (void)a.finish(OperationState::failed, r.error().message, [&](StateStore::Tx& tx) { return tx.erase("lease", lease.id); });
     if (attempted) (void)refresh_devices_locked({d.address});
     return std::move(r).error().context("leasing " + d.address.to_string());
   }
@@ -479,7 +478,7 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
   auto fail = [&](Error e) -> Error {
     // The lease stays, "releasing", with the reason: the device is reported unhealthy and the
     // next DELETE (or the next start) tries again.
-    lease.state = "releasing";
+    lease.state = LeaseState::releasing;
     lease.error = e.message;
     (void)store_.put("lease", lease.id, lease.record());
     auto book = std::make_shared<LeaseBook>(*book_);
@@ -496,9 +495,9 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
   // The lease is written "releasing" with the journal entry, together with the first change
   // (every change of a release is a journalled step, the function reset too): a daemon killed
   // after any of them finishes the release at start.
-  lease.state = "releasing";
+  lease.state = LeaseState::releasing;
   const Lease intent = lease;
-  Applier a(kernel_, store_, lease_entry("release", intent));
+  Applier a(kernel_, store_, lease_entry(OperationKind::release, intent));
   auto s = snap();
   const DeviceView* v = s->find(lease.address);
   Result<void> r = ok();
@@ -531,10 +530,10 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
   }
   if (!r) {
     // Moving forward, not back: what was reset stays reset.
-    (void)a.finish("failed", r.error().message);
+    (void)a.finish(OperationState::failed, r.error().message);
     return fail(std::move(r).error());
   }
-  auto done = a.finish("done", {}, [&](StateStore::Tx& tx) -> Result<void> {
+  auto done = a.finish(OperationState::done, {}, [&](StateStore::Tx& tx) -> Result<void> {
     if (auto w = tx.erase("lease", lease.id); !w) return w;
     // The lease's attributes and driver are not the device's desired state any more.
     if (v && v->device.physfn && v->device.vf_index)
@@ -560,7 +559,7 @@ Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachm
   std::unique_lock lock(mu_);
   const Lease* l = book_->lease(id);
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
-  if (l->state != "active") return conflict("lease " + id + " is " + l->state);
+  if (l->state != LeaseState::active) return conflict("lease " + id + " is " + std::string(to_string(l->state)));
   if (lease_busy_.count(id)) return conflict("lease " + id + " is being attached or detached; try again when that is done");
   Lease lease = *l;
   if (attachment && lease.attached)
@@ -599,7 +598,7 @@ void Agent::recover_leases(ReconcileReport& report) {
   std::vector<Lease> todo;
   for (const auto& [id, l] : book_->leases) todo.push_back(l);
   for (auto& l : todo) {
-    if (l.state == "active") {
+    if (l.state == LeaseState::active) {
       // After a reboot the VF is back with the driver's defaults: give the lease its device back
       // as it was handed out.
       auto s = snap();
@@ -615,7 +614,7 @@ void Agent::recover_leases(ReconcileReport& report) {
         if (auto c = vf_config_from_json(l.vf_config)) wanted = *c;
       bool needs_config = wanted && v->vf_config && !(vf_config_overlay_equal(*v->vf_config, *wanted));
       if (!needs_bind && !needs_config) continue;
-      auto op = store_.begin_operation("restore_lease", l.address.to_string(), nlohmann::json({{"lease", l.id}}).dump());
+      auto op = store_.begin_operation(OperationKind::restore_lease, l.address.to_string(), nlohmann::json({{"lease", l.id}}).dump());
       if (!op) {
         report.drift.push_back("lease " + l.id + ": " + op.error().message);
         continue;
@@ -630,16 +629,16 @@ void Agent::recover_leases(ReconcileReport& report) {
       if (r && needs_bind) r = bind(a, d, std::string("vfio-pci"));
       if (!r) {
         a.rollback();
-        (void)store_.finish_operation(*op, "failed", r.error().message);
+        (void)store_.finish_operation(*op, OperationState::failed, r.error().message);
         report.drift.push_back("lease " + l.id + " (" + l.address.to_string() + "): " + r.error().message);
       } else {
-        (void)store_.finish_operation(*op, "done");
+        (void)store_.finish_operation(*op, OperationState::done);
         report.applied.push_back("lease " + l.id + ": " + l.address.to_string() + " restored");
       }
       (void)refresh_devices_locked({l.address});
       continue;
     }
-    if (l.state == "allocating") {
+    if (l.state == LeaseState::allocating) {
       // recover_pending undid its steps already; the client never heard of it.
       if (auto r = store_.erase("lease", l.id); !r) {
         report.drift.push_back("lease " + l.id + ": " + r.error().message);
@@ -659,89 +658,6 @@ void Agent::recover_leases(ReconcileReport& report) {
       report.recovered.push_back("release of " + l.address.to_string() + " (lease " + l.id + ") finished");
     }
   }
-}
-
-void Lease::write_attached_to(JsonWriter& w) const {
-  w.key("attached_to");
-  if (!attached) {
-    w.null();
-    return;
-  }
-  w.begin_object().key("config").value(attached->config).key("domain").value(attached->domain);
-  w.key("live").value(attached->live).end_object();
-}
-
-void Lease::write_consumer(JsonWriter& w) const {
-  w.key("consumer").begin_object().key("kind").value(consumer_kind).key("name").value(consumer_name).end_object();
-}
-
-std::string Lease::record() const {
-  // Written without building nlohmann's tree: a lease is stored two or three times per
-  // allocation or release.
-  std::string out;
-  out.reserve(384);
-  JsonWriter w(out);
-  w.begin_object();
-  w.key("address").value(address.to_string());
-  write_attached_to(w);
-  write_consumer(w);
-  w.key("created_at").value(created_at);
-  if (!error.empty()) w.key("error").value(error);
-  w.key("id").value(id);
-  w.key("idempotency_key").optional(idempotency_key);
-  w.key("mode").value(to_string(mode));
-  w.key("pool").optional(pool);
-  w.key("previous_driver").optional(previous_driver);
-  w.key("state").value(state);
-  w.key("vf_config").raw(vf_config.dump());
-  w.end_object();
-  return out;
-}
-
-Result<Lease> Lease::from_json(const nlohmann::json& j) {
-  if (!j.is_object() || !j["id"].is_string() || !j["address"].is_string() || !j["state"].is_string())
-    return Error::make(ErrorCode::io, "not a lease record");
-  Lease l;
-  l.id = j["id"].get<std::string>();
-  auto a = PciAddress::parse(j["address"].get<std::string>());
-  if (!a) return Error::make(ErrorCode::io, "lease " + l.id + ": bad address");
-  l.address = *a;
-  if (j.contains("pool") && j["pool"].is_string()) l.pool = j["pool"].get<std::string>();
-  if (j.contains("consumer") && j["consumer"].is_object()) {
-    l.consumer_kind = j["consumer"].value("kind", "");
-    l.consumer_name = j["consumer"].value("name", "");
-  }
-  l.vf_config = j.value("vf_config", nlohmann::json());
-  l.state = j["state"].get<std::string>();
-  l.created_at = j.value("created_at", "");
-  if (j.contains("idempotency_key") && j["idempotency_key"].is_string()) l.idempotency_key = j["idempotency_key"].get<std::string>();
-  if (j.contains("previous_driver") && j["previous_driver"].is_string()) l.previous_driver = j["previous_driver"].get<std::string>();
-  l.mode = j.value("mode", "vfio") == "netdev" ? PoolMode::netdev : PoolMode::vfio;
-  if (j.contains("attached_to") && j["attached_to"].is_object()) {
-    Attachment at;
-    at.domain = j["attached_to"].value("domain", "");
-    at.live = j["attached_to"].value("live", true);
-    at.config = j["attached_to"].value("config", false);
-    l.attached = at;
-  }
-  l.error = j.value("error", "");
-  return l;
-}
-
-std::string new_lease_id() {
-  unsigned char b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = getrandom(b + got, sizeof b - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  static const char* const hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s += hex[c >> 4];
-    s += hex[c & 15];
-  }
-  return s;
 }
 
 }  // namespace sriovd::agent

@@ -105,7 +105,7 @@ TEST_CASE("leases: vfio binds, vf_config applies, a full pool is a conflict, rel
   CHECK(a->created);
   const Lease& l = a->lease;
   CHECK(l.id.size() == 32);
-  CHECK(l.state == "active");
+  CHECK(l.state == LeaseState::active);
   CHECK(l.previous_driver == std::string("iavf"));
   const DeviceView* v = h.dev(l.address);
   CHECK(v->device.driver == std::string("vfio-pci"));
@@ -247,7 +247,7 @@ TEST_CASE("leases: a release that fails keeps the lease, unhealthy, and a retry 
   auto s = h.model.current();
   const Lease* l = s->book->lease(a->lease.id);
   REQUIRE(l);
-  CHECK(l->state == "releasing");
+  CHECK(l->state == LeaseState::releasing);
   auto members = pool_members(*s->book->pool("x710"), *s);
   CHECK_FALSE(members[0].healthy);
   CHECK(members[0].reason.find("did not finish") != std::string::npos);
@@ -269,7 +269,7 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
           auto s = h.model.current();
           REQUIRE(s->book->leases.size() == 1);
           const Lease& l = s->book->leases.begin()->second;
-          CHECK(l.state == "active");
+          CHECK(l.state == LeaseState::active);
           CHECK(h.dev(l.address)->device.driver == std::string("vfio-pci"));
         },
         setup, /*rebinds_netdevs=*/true);
@@ -288,7 +288,7 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
       const int st = run_dying(h, n, [&](Agent& agent) { return agent.release(id); });
       auto report = h.agent->reconcile();
       CHECK(report.drift.empty());
-      CHECK(h.store->operations_in_state("pending")->empty());
+      CHECK(h.store->operations_in_state(OperationState::pending)->empty());
       CHECK(h.model.current()->book->leases.empty());
       CHECK(*h.dev(addr)->vf_config == clean_vf_config());
       CHECK(h.dev(addr)->device.driver == std::string("iavf"));
@@ -375,7 +375,7 @@ TEST_CASE("a lease's stored record holds every field, keys sorted, and reads bac
   l.address = *PciAddress::parse("0000:86:00.2");
   l.consumer_kind = "vm";
   l.consumer_name = "web \"1\"\n";  // escaped
-  l.state = "active";
+  l.state = LeaseState::active;
   l.created_at = "2026-12-02T10:00:00Z";
   l.mode = PoolMode::netdev;
   SUBCASE("without the optional fields") {}

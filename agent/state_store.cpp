@@ -28,6 +28,10 @@ class Stmt {
     sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  Stmt& bind(int i, std::string_view s) {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
   Stmt& bind(int i, int64_t v) {
     sqlite3_bind_int64(st_, i, v);
     return *this;
@@ -80,7 +84,27 @@ DROP INDEX IF EXISTS operations_state;
 // only query by state reads the pending operations once at start, from at most ~1,100 rows, and
 // the index cost two page writes in every operation's commits.
 
+constexpr EnumTable<OperationKind, 7> kOperationKinds{{{
+    {OperationKind::set_num_vfs, "set_num_vfs"},
+    {OperationKind::set_vf_config, "set_vf_config"},
+    {OperationKind::set_driver, "set_driver"},
+    {OperationKind::reconcile, "reconcile"},
+    {OperationKind::allocate, "allocate"},
+    {OperationKind::release, "release"},
+    {OperationKind::restore_lease, "restore_lease"},
+}}};
+
+constexpr EnumTable<OperationState, 4> kOperationStates{{{
+    {OperationState::pending, "pending"},
+    {OperationState::done, "done"},
+    {OperationState::failed, "failed"},
+    {OperationState::rolled_back, "rolled_back"},
+}}};
+
 }  // namespace
+
+std::string_view to_string(OperationKind k) { return kOperationKinds.name(k); }
+std::string_view to_string(OperationState s) { return kOperationStates.name(s); }
 
 Error StateStore::sql_error(const std::string& what) const {
   return Error::make(ErrorCode::io, what + " in " + path_.string() + ": " + (db_ ? sqlite3_errmsg(db_) : "no database"));
@@ -274,12 +298,13 @@ Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn,
   return durable_locked(durability);
 }
 
-Result<int64_t> StateStore::begin_operation(const std::string& kind, const std::string& target,
+Result<int64_t> StateStore::begin_operation(OperationKind kind, const std::string& target,
                                             const std::string& request) {
   std::lock_guard lock(mu_);
-  Stmt st(prepared("INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, 'pending', ?4)"));
+  Stmt st(prepared("INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, ?5, ?4)"));
   if (!st.ok()) return sql_error("journalling an operation");
-  st.bind(1, kind).bind(2, target).bind(3, request).bind(4, now_ms());
+  st.bind(1, to_string(kind)).bind(2, target).bind(3, request).bind(4, now_ms());
+  st.bind(5, to_string(OperationState::pending));
   if (st.step() != SQLITE_DONE) return sql_error("journalling an operation");
   const auto id = static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
   if (auto r = durable_locked(Durability::power_loss); !r) return std::move(r).error();
@@ -298,33 +323,39 @@ Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
   return ok();
 }
 
-Result<void> StateStore::finish_operation(int64_t id, const std::string& state, const std::string& error) {
+Result<void> StateStore::finish_operation(int64_t id, OperationState state, const std::string& error) {
   std::lock_guard lock(mu_);
   Stmt st(prepared("UPDATE operations SET state=?2, error=?3, finished_at=?4 WHERE id=?1"));
   if (!st.ok()) return sql_error("finishing an operation");
-  st.bind(1, id).bind(2, state).bind(3, error).bind(4, now_ms());
+  st.bind(1, id).bind(2, to_string(state)).bind(3, error).bind(4, now_ms());
   if (st.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sql_error("finishing an operation");
   if (auto r = durable_locked(Durability::power_loss); !r) return r;
   // The journal keeps the last kKeptOperations finished operations (for a post-mortem with
   // sqlite3), not every one since the host was installed; between kKeptOperations and
   // kKeptOperations + kPruneEvery of them.
   if (id % kPruneEvery != 0) return ok();
-  Stmt prune(prepared("DELETE FROM operations WHERE id <= ?1 AND state != 'pending'"));
+  Stmt prune(prepared("DELETE FROM operations WHERE id <= ?1 AND state != ?2"));
   if (!prune.ok()) return sql_error("pruning the operation journal");
-  prune.bind(1, id - kKeptOperations);
+  prune.bind(1, id - kKeptOperations).bind(2, to_string(OperationState::pending));
   if (prune.step() != SQLITE_DONE) return sql_error("pruning the operation journal");
   return ok();
 }
 
 namespace {
 
-Operation read_operation(const Stmt& st) {
+Result<Operation> read_operation(const Stmt& st) {
   Operation op;
   op.id = st.int64(0);
-  op.kind = st.text(1);
+  const std::string kind = st.text(1), state = st.text(4);
+  auto k = from_string<OperationKind>(kind);
+  auto s = from_string<OperationState>(state);
+  if (!k || !s)
+    return Error::make(ErrorCode::io, "operation " + std::to_string(op.id) + " in the journal: unknown " +
+                                          (k ? "state '" + state + "'" : "kind '" + kind + "'"));
+  op.kind = *k;
+  op.state = *s;
   op.target = st.text(2);
   op.request = st.text(3);
-  op.state = st.text(4);
   auto steps = nlohmann::json::parse(st.text(5), nullptr, false);
   if (steps.is_array())
     for (const auto& s : steps) op.steps.push_back(s.dump());
@@ -334,14 +365,18 @@ Operation read_operation(const Stmt& st) {
 
 }  // namespace
 
-Result<std::vector<Operation>> StateStore::operations_in_state(const std::string& state) {
+Result<std::vector<Operation>> StateStore::operations_in_state(OperationState state) {
   std::lock_guard lock(mu_);
   Stmt st(prepared("SELECT id, kind, target, request, state, steps, error FROM operations WHERE state=?1 ORDER BY id"));
   if (!st.ok()) return sql_error("reading the operation journal");
-  st.bind(1, state);
+  st.bind(1, to_string(state));
   std::vector<Operation> out;
   int rc;
-  while ((rc = st.step()) == SQLITE_ROW) out.push_back(read_operation(st));
+  while ((rc = st.step()) == SQLITE_ROW) {
+    auto op = read_operation(st);
+    if (!op) return std::move(op).error();
+    out.push_back(std::move(*op));
+  }
   if (rc != SQLITE_DONE) return sql_error("reading the operation journal");
   return out;
 }
@@ -352,9 +387,24 @@ Result<std::optional<Operation>> StateStore::operation(int64_t id) {
   if (!st.ok()) return sql_error("reading the operation journal");
   st.bind(1, id);
   int rc = st.step();
-  if (rc == SQLITE_ROW) return std::optional<Operation>(read_operation(st));
+  if (rc == SQLITE_ROW) {
+    auto op = read_operation(st);
+    if (!op) return std::move(op).error();
+    return std::optional<Operation>(std::move(*op));
+  }
   if (rc == SQLITE_DONE) return std::optional<Operation>();
   return sql_error("reading the operation journal");
 }
 
 }  // namespace sriovd::agent
+
+namespace sriovd {
+template <>
+std::optional<agent::OperationKind> from_string(std::string_view s) {
+  return agent::kOperationKinds.parse(s);
+}
+template <>
+std::optional<agent::OperationState> from_string(std::string_view s) {
+  return agent::kOperationStates.parse(s);
+}
+}  // namespace sriovd

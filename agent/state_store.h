@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/enum_table.h"
 #include "base/result.h"
 
 struct sqlite3;
@@ -33,12 +34,21 @@ struct sqlite3_stmt;
 
 namespace sriovd::agent {
 
+// What an operation in the journal does.
+enum class OperationKind { set_num_vfs, set_vf_config, set_driver, reconcile, allocate, release, restore_lease };
+// Where it is: pending until it ends done, failed (its steps undone, or a release left to finish)
+// or rolled_back (undone at start after the daemon stopped mid-operation).
+enum class OperationState { pending, done, failed, rolled_back };
+// The journal's spelling: "set_num_vfs", ...; "pending", "done", "failed", "rolled_back".
+std::string_view to_string(OperationKind k);
+std::string_view to_string(OperationState s);
+
 struct Operation {
   int64_t id = 0;
-  std::string kind;      // "set_num_vfs", "set_vf_config", "set_driver"
+  OperationKind kind = OperationKind::reconcile;
   std::string target;    // the device address
   std::string request;   // JSON
-  std::string state;     // "pending", "done", "failed", "rolled_back"
+  OperationState state = OperationState::pending;
   std::vector<std::string> steps;  // JSON of each applied step, in order (for undo)
   std::string error;
 };
@@ -81,10 +91,11 @@ class StateStore {
 
   // The operation journal. Steps are committed with Durability::process_crash; the journal keeps
   // the last 1,000 finished operations (pruned in batches of 100).
-  Result<int64_t> begin_operation(const std::string& kind, const std::string& target, const std::string& request);
+  // An entry whose kind or state is not one of these (a damaged database) is an io error.
+  Result<int64_t> begin_operation(OperationKind kind, const std::string& target, const std::string& request);
   Result<void> add_step(int64_t id, const std::string& step_json);
-  Result<void> finish_operation(int64_t id, const std::string& state, const std::string& error = {});
-  Result<std::vector<Operation>> operations_in_state(const std::string& state);
+  Result<void> finish_operation(int64_t id, OperationState state, const std::string& error = {});
+  Result<std::vector<Operation>> operations_in_state(OperationState state);
   Result<std::optional<Operation>> operation(int64_t id);
 
   const std::filesystem::path& path() const { return path_; }
@@ -115,3 +126,10 @@ class StateStore {
 };
 
 }  // namespace sriovd::agent
+
+namespace sriovd {
+template <>
+std::optional<agent::OperationKind> from_string(std::string_view s);
+template <>
+std::optional<agent::OperationState> from_string(std::string_view s);
+}  // namespace sriovd

@@ -125,8 +125,8 @@ void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
   std::map<std::string, double> by_state = {{"active", 0}, {"releasing", 0}};
   std::map<PciAddress, double> per_pf;
   for (const auto& [id, l] : snap.book->leases) {
-    if (l.state == "allocating") continue;
-    by_state[l.state] += 1;
+    if (l.state == agent::LeaseState::allocating) continue;
+    by_state[std::string(to_string(l.state))] += 1;
     if (const agent::DeviceView* v = snap.find(l.address); v && v->device.physfn) per_pf[*v->device.physfn] += 1;
   }
   for (const auto& [state, n] : by_state) leases.Add({{"state", state}}).Set(n);
@@ -154,7 +154,7 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   w.key("id").value(l.id);
   w.key("libvirt_xml").optional(xml);
   w.key("pool").optional(l.pool);
-  w.key("state").value(l.state == "allocating" ? std::string_view("active") : std::string_view(l.state));
+  w.key("state").value(to_string(l.state == agent::LeaseState::allocating ? agent::LeaseState::active : l.state));
   w.key("vf_config").raw(l.vf_config.dump());
   w.end_object();
   return out;
@@ -226,7 +226,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
       }
       std::vector<const agent::Lease*> list;
       for (const auto& [id, l] : book.leases) {
-        if (l.state == "allocating") continue;
+        if (l.state == agent::LeaseState::allocating) continue;
         if (pool && l.pool != *pool) continue;
         if (kind && l.consumer_kind != *kind) continue;
         if (name && l.consumer_name != *name) continue;
@@ -276,7 +276,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
     if (req.method != "POST") return method_not_allowed(req, "POST");
     if (!agent_) return problem(503, "unavailable", "this sriovd serves a read-only API", req.path);
     const agent::Lease* l = book.lease(id);
-    if (!l || l->state == "allocating") return problem(404, "not_found", "no lease " + id, req.path);
+    if (!l || l->state == agent::LeaseState::allocating) return problem(404, "not_found", "no lease " + id, req.path);
     auto body = read_body(req, "AttachRequest", true);
     if (!body) return body_problem(body.error(), req);
     const auto& fn = attach ? options_.attach : options_.detach;
@@ -302,7 +302,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
   }
   if (req.method == "GET" || req.method == "HEAD") {
     const agent::Lease* l = book.lease(id);
-    if (!l || l->state == "allocating") return problem(404, "not_found", "no lease " + id, req.path);
+    if (!l || l->state == agent::LeaseState::allocating) return problem(404, "not_found", "no lease " + id, req.path);
     return json_response(encode_lease(*l, *snap));
   }
   if (req.method != "DELETE") return method_not_allowed(req, "GET, HEAD, DELETE");
@@ -315,7 +315,7 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
   std::string device = "null";
   if (const agent::DeviceView* v = now->find(r->address)) device = encode_device(*v);
   agent::Lease released = *r;
-  released.state = "released";
+  released.state = agent::LeaseState::released;
   released.attached.reset();  // a release detaches first (or fails)
   std::string lease_json = encode_lease(released, *snap);
   return json_response("{\"lease\":" + lease_json + ",\"device\":" + device + "}");
