@@ -46,7 +46,7 @@ struct AllocationRequest {
   std::string consumer_name;
   std::optional<int> numa_node;
   std::optional<Policy> policy;       // overrides the pool's
-  nlohmann::json vf_config;           // null or the VfConfig object (already schema-checked)
+  std::optional<VfConfig> vf_config;  // VF attributes to set on the device (a VF)
   std::optional<std::string> idempotency_key;
 };
 

@@ -2,6 +2,8 @@
 
 #include <sys/random.h>
 
+#include "agent/vf_config_json.h"
+
 namespace sriovd::agent {
 
 namespace {
@@ -49,7 +51,9 @@ std::string Lease::record() const {
   w.key("pool").optional(pool);
   w.key("previous_driver").optional(previous_driver);
   w.key("state").value(to_string(state));
-  w.key("vf_config").raw(vf_config.dump());
+  w.key("vf_config");
+  if (vf_config) w.raw(vf_config_to_json(*vf_config).dump());
+  else w.null();
   w.end_object();
   return out;
 }
@@ -70,7 +74,11 @@ Result<Lease> Lease::from_json(const nlohmann::json& j) {
     l.consumer_kind = j["consumer"].value("kind", "");
     l.consumer_name = j["consumer"].value("name", "");
   }
-  l.vf_config = j.value("vf_config", nlohmann::json());
+  if (j.contains("vf_config") && !j["vf_config"].is_null()) {
+    auto c = vf_config_from_json(j["vf_config"]);
+    if (!c) return Error::make(ErrorCode::io, "lease " + l.id + ": " + c.error().message);
+    l.vf_config = *c;
+  }
   l.created_at = j.value("created_at", "");
   if (j.contains("idempotency_key") && j["idempotency_key"].is_string()) l.idempotency_key = j["idempotency_key"].get<std::string>();
   if (j.contains("previous_driver") && j["previous_driver"].is_string()) l.previous_driver = j["previous_driver"].get<std::string>();

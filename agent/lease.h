@@ -18,6 +18,7 @@
 #include "base/json_writer.h"
 #include "base/pci_address.h"
 #include "base/result.h"
+#include "base/vf.h"
 
 namespace sriovd::agent {
 
@@ -44,7 +45,7 @@ struct Lease {
   PciAddress address;
   std::string consumer_kind;             // vm, pod, other
   std::string consumer_name;
-  nlohmann::json vf_config;              // as requested (null: none)
+  std::optional<VfConfig> vf_config;     // as requested (nullopt: none)
   LeaseState state = LeaseState::allocating;
   std::string created_at;                // RFC 3339
   std::optional<std::string> idempotency_key;

@@ -364,7 +364,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     chosen = s->find(*picked);
   }
   const pci::Device& d = chosen->device;
-  if (!req.vf_config.is_null() && !d.physfn)
+  if (req.vf_config && !d.physfn)
     return Error::make(ErrorCode::invalid, d.address.to_string() + " is not a VF: vf_config applies to VFs only", "vf_config");
 
   Lease lease;
@@ -380,16 +380,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   lease.previous_driver = d.driver;
   lease.mode = mode;
 
-  std::optional<VfConfig> wanted;
-  if (!req.vf_config.is_null()) {
-    auto c = vf_config_from_json(req.vf_config);
-    if (!c) {
-      Error e = std::move(c).error();
-      e.field = "vf_config." + e.field;
-      return e;
-    }
-    wanted = *c;
-  }
+  const std::optional<VfConfig>& wanted = req.vf_config;
   std::string pf_ifname;
   uint32_t vf_index = 0;
   VfConfig current;
@@ -609,9 +600,7 @@ void Agent::recover_leases(ReconcileReport& report) {
       }
       const pci::Device& d = v->device;
       bool needs_bind = l.mode == PoolMode::vfio && d.driver != std::string("vfio-pci");
-      std::optional<VfConfig> wanted;
-      if (!l.vf_config.is_null())
-        if (auto c = vf_config_from_json(l.vf_config)) wanted = *c;
+      const std::optional<VfConfig>& wanted = l.vf_config;
       bool needs_config = wanted && v->vf_config && !(vf_config_overlay_equal(*v->vf_config, *wanted));
       if (!needs_bind && !needs_config) continue;
       auto op = store_.begin_operation(OperationKind::restore_lease, l.address.to_string(), nlohmann::json({{"lease", l.id}}).dump());

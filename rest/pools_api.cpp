@@ -155,7 +155,9 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   w.key("libvirt_xml").optional(xml);
   w.key("pool").optional(l.pool);
   w.key("state").value(to_string(l.state == agent::LeaseState::allocating ? agent::LeaseState::active : l.state));
-  w.key("vf_config").raw(l.vf_config.dump());
+  w.key("vf_config");
+  if (l.vf_config) w.raw(agent::vf_config_to_json(*l.vf_config).dump());
+  else w.null();
   w.end_object();
   return out;
 }
@@ -253,7 +255,15 @@ Response Api::allocations(const Request& req, const std::vector<std::string_view
     a.consumer_name = (*body)["consumer"]["name"].get<std::string>();
     if (body->contains("numa_node")) a.numa_node = (*body)["numa_node"].get<int>();
     if (body->contains("policy")) a.policy = agent::parse_policy((*body)["policy"].get<std::string>());
-    if (body->contains("vf_config")) a.vf_config = (*body)["vf_config"];
+    if (body->contains("vf_config") && !(*body)["vf_config"].is_null()) {
+      auto c = agent::vf_config_from_json((*body)["vf_config"]);
+      if (!c) {
+        Error e = std::move(c).error();
+        e.field = "vf_config." + e.field;
+        return problem(e, req.path);
+      }
+      a.vf_config = *c;
+    }
     if (const std::string* key = req.header("idempotency-key")) {
       if (key->empty() || key->size() > 255)
         return problem(400, "bad_request", "header Idempotency-Key: 1 to 255 characters", req.path, "Idempotency-Key");
