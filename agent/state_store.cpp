@@ -136,6 +136,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
   if (ec) return Error::sys(ec.value(), "creating state directory " + state_dir.string());
   std::unique_ptr<StateStore> s(new StateStore());
   s->path_ = state_dir / "state.db";
+  MutexLock lock(s->mu_);  // no other thread has it yet; the helpers expect the lock
   int rc = sqlite3_open_v2(s->path_.c_str(), &s->db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return s->sql_error("opening the state database");
@@ -237,12 +238,12 @@ Result<void> StateStore::erase_locked(const std::string& kind, const std::string
 }
 
 Result<std::optional<std::string>> StateStore::get(const std::string& kind, const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return get_locked(kind, key);
 }
 
 Result<std::map<std::string, std::string>> StateStore::all(const std::string& kind) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt st(prepared("SELECT key, value FROM desired WHERE kind=?1 ORDER BY key"));
   if (!st.ok()) return sql_error("reading desired state");
   st.bind(1, kind);
@@ -254,29 +255,44 @@ Result<std::map<std::string, std::string>> StateStore::all(const std::string& ki
 }
 
 Result<void> StateStore::put(const std::string& kind, const std::string& key, const std::string& json) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto r = put_locked(kind, key, json); !r) return r;
   return durable_locked(Durability::power_loss);
 }
 
 Result<void> StateStore::erase(const std::string& kind, const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto r = erase_locked(kind, key); !r) return r;
   return durable_locked(Durability::power_loss);
 }
 
-Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key, const std::string& json) {
+// The Tx's methods run inside transaction(), under the lock it holds (see Tx): the analysis
+// cannot follow the lock through the std::function it calls.
+Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key, const std::string& json)
+    NO_THREAD_SAFETY_ANALYSIS {
   return s_.put_locked(kind, key, json);
 }
-Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) {
+Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) NO_THREAD_SAFETY_ANALYSIS {
   return s_.erase_locked(kind, key);
 }
-Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, const std::string& key) {
+Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, const std::string& key)
+    NO_THREAD_SAFETY_ANALYSIS {
   return s_.get_locked(kind, key);
+}
+Result<int64_t> StateStore::Tx::begin_operation(OperationKind kind, const std::string& target,
+                                                const std::string& request) NO_THREAD_SAFETY_ANALYSIS {
+  return s_.begin_operation_locked(kind, target, request);
+}
+Result<void> StateStore::Tx::add_step(int64_t id, const std::string& step_json) NO_THREAD_SAFETY_ANALYSIS {
+  return s_.add_step_locked(id, step_json);
+}
+Result<void> StateStore::Tx::finish_operation(int64_t id, OperationState state, const std::string& error)
+    NO_THREAD_SAFETY_ANALYSIS {
+  return s_.finish_operation_locked(id, state, error);
 }
 
 Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn, Durability durability) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // IMMEDIATE: take the write lock now, so a second process waits here, not at COMMIT.
   if (auto r = run("BEGIN IMMEDIATE"); !r) return r;
   Tx tx(*this);
@@ -300,7 +316,22 @@ Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn,
 
 Result<int64_t> StateStore::begin_operation(OperationKind kind, const std::string& target,
                                             const std::string& request) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
+  return begin_operation_locked(kind, target, request);
+}
+
+Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
+  MutexLock lock(mu_);
+  return add_step_locked(id, step_json);
+}
+
+Result<void> StateStore::finish_operation(int64_t id, OperationState state, const std::string& error) {
+  MutexLock lock(mu_);
+  return finish_operation_locked(id, state, error);
+}
+
+Result<int64_t> StateStore::begin_operation_locked(OperationKind kind, const std::string& target,
+                                                   const std::string& request) {
   Stmt st(prepared("INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, ?5, ?4)"));
   if (!st.ok()) return sql_error("journalling an operation");
   st.bind(1, to_string(kind)).bind(2, target).bind(3, request).bind(4, now_ms());
@@ -311,8 +342,7 @@ Result<int64_t> StateStore::begin_operation(OperationKind kind, const std::strin
   return id;
 }
 
-Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
-  std::lock_guard lock(mu_);
+Result<void> StateStore::add_step_locked(int64_t id, const std::string& step_json) {
   // A step records a change to the running kernel, which a power loss undoes by itself: the
   // step only has to outlive the process (see Durability), so its commit is not synced.
   // json_insert appends to the array in SQL: one statement, atomic.
@@ -323,8 +353,7 @@ Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
   return ok();
 }
 
-Result<void> StateStore::finish_operation(int64_t id, OperationState state, const std::string& error) {
-  std::lock_guard lock(mu_);
+Result<void> StateStore::finish_operation_locked(int64_t id, OperationState state, const std::string& error) {
   Stmt st(prepared("UPDATE operations SET state=?2, error=?3, finished_at=?4 WHERE id=?1"));
   if (!st.ok()) return sql_error("finishing an operation");
   st.bind(1, id).bind(2, to_string(state)).bind(3, error).bind(4, now_ms());
@@ -366,7 +395,7 @@ Result<Operation> read_operation(const Stmt& st) {
 }  // namespace
 
 Result<std::vector<Operation>> StateStore::operations_in_state(OperationState state) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt st(prepared("SELECT id, kind, target, request, state, steps, error FROM operations WHERE state=?1 ORDER BY id"));
   if (!st.ok()) return sql_error("reading the operation journal");
   st.bind(1, to_string(state));
@@ -382,7 +411,7 @@ Result<std::vector<Operation>> StateStore::operations_in_state(OperationState st
 }
 
 Result<std::optional<Operation>> StateStore::operation(int64_t id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt st(prepared("SELECT id, kind, target, request, state, steps, error FROM operations WHERE id=?1"));
   if (!st.ok()) return sql_error("reading the operation journal");
   st.bind(1, id);

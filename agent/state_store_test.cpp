@@ -225,7 +225,7 @@ TEST_CASE("a change is synced to disk before it returns; an operation's steps ar
   CHECK(syncs() == 0);
   REQUIRE(s->transaction([&](StateStore::Tx& tx) -> Result<void> {
     if (auto r = tx.put("lease", "x", R"({"state":"active"})"); !r) return r;
-    return s->finish_operation(*op, OperationState::done);
+    return tx.finish_operation(*op, OperationState::done);
   }).ok());
   CHECK(syncs() >= 1);
   REQUIRE(s->erase("lease", "x").ok());
