@@ -97,7 +97,7 @@ class Agent::Applier {
     return with_entry([&](StateStore::Tx& tx) -> Result<void> {
       if (fn)
         if (auto r = fn(tx); !r) return r;
-      return s_.finish_operation(*op_, state, error);
+      return tx.finish_operation(*op_, state, error);
     }, Durability::power_loss);
   }
 
@@ -121,7 +121,7 @@ class Agent::Applier {
   Result<void> journal(const std::string& step) {
     if (op_) return s_.add_step(*op_, step);
     // The entry and its first step in one commit (written, not synced: see Durability).
-    return with_entry([&](StateStore::Tx&) { return s_.add_step(*op_, step); }, Durability::process_crash);
+    return with_entry([&](StateStore::Tx& tx) { return tx.add_step(*op_, step); }, Durability::process_crash);
   }
   // `body` in a transaction that first opens the entry when it is not open yet; if the
   // transaction fails, the entry stays unopened.

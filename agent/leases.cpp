@@ -1,4 +1,4 @@
-// Pools and leases: the Agent's half that hands devices out and takes them back.
+// Leases: the Agent's half that hands devices out and takes them back.
 //
 // Durability: a lease is written ("allocating") together with the operation journal entry before
 // any kernel change, and becomes "active" in the same transaction that closes the entry. A daemon
@@ -15,295 +15,25 @@
 
 #include "agent/agent.h"
 #include "agent/applier.h"
+#include "agent/interlocks.h"
 #include "agent/vf_config_json.h"
 #include "base/json_writer.h"
 #include "base/time.h"
 
 namespace sriovd::agent {
 
-namespace {
-
-// What selectors see of a device: its host driver is the one it had before a lease bound it to
-// vfio-pci, so a device does not leave its pool by being leased.
-Candidate candidate_of(const DeviceView& v, const Snapshot& s) {
-  Candidate c;
-  const pci::Device& d = v.device;
-  c.address = d.address;
-  c.vendor_id = d.vendor_id;
-  c.device_id = d.device_id;
-  c.host_driver = d.driver;
-  if (s.book)
-    if (const Lease* l = s.book->lease_of(d.address); l && d.driver == std::string("vfio-pci"))
-      c.host_driver = l->previous_driver;
-  c.netdevs = d.netdevs;
-  c.numa_node = d.numa_node;
-  c.is_vf = d.is_vf();
-  if (d.vf_index) c.vf_index = static_cast<uint32_t>(*d.vf_index);
-  if (d.physfn)
-    if (const DeviceView* pf = s.find(*d.physfn); pf && !pf->device.netdevs.empty())
-      c.pf_netdev = pf->device.netdevs.front();
-  return c;
-}
-
-// Devices a pool may ever hand out: not bridges, not host bridges or other system devices.
-bool leasable(const pci::Device& d) {
-  if (!d.class_id) return true;
-  uint32_t base_sub = *d.class_id >> 8;
-  return base_sub != 0x0604 && base_sub != 0x0600 && base_sub != 0x0601 && (*d.class_id >> 16) != 0x08;
-}
-
-// Every device that could match: those present, and the VF slots a PF has not enabled yet.
-std::vector<Candidate> possible_candidates(const Snapshot& s) {
-  std::vector<Candidate> out;
-  for (const auto& v : s.devices) {
-    if (!leasable(v.device)) continue;
-    out.push_back(candidate_of(v, s));
-    const pci::Device& pf = v.device;
-    if (!pf.sriov || !pf.sriov->offset || !pf.sriov->stride) continue;
-    for (uint32_t i = pf.sriov->num_vfs; i < pf.sriov->total_vfs; ++i) {
-      Candidate c;
-      uint32_t rid = pf.address.routing_id() + *pf.sriov->offset + i * *pf.sriov->stride;
-      if (rid > 0xffff) break;
-      c.address = PciAddress::from_routing_id(pf.address.domain, static_cast<uint16_t>(rid));
-      c.vendor_id = pf.vendor_id;
-      c.device_id = pf.sriov->vf_device_id;
-      c.driver_unknown = true;
-      c.numa_node = pf.numa_node;
-      c.is_vf = true;
-      c.vf_index = i;
-      if (!pf.netdevs.empty()) c.pf_netdev = pf.netdevs.front();
-      out.push_back(std::move(c));
-    }
-  }
-  return out;
-}
-
-// The other non-bridge members of `address`'s IOMMU group that are bound to a host driver, as
-// "0000:87:00.1 (snd_hda_intel), ...": what stops the group being viable once `address` is on
-// vfio-pci. Empty when nothing does.
-std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAddress& address) {
-  std::string blockers;
-  for (const auto& a : g.members) {
-    if (a == address) continue;
-    const DeviceView* o = s.find(a);
-    if (!o || o->device.is_bridge() || iommu::driver_allows_passthrough(o->device.driver)) continue;
-    blockers += (blockers.empty() ? "" : ", ") + a.to_string() + " (" + *o->device.driver + ")";
-  }
-  return blockers;
-}
-
-Error conflict(std::string message, std::string field = {}) {
-  return Error::make(ErrorCode::conflict, std::move(message), std::move(field));
-}
-
-}  // namespace
-
-std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap) {
-  std::vector<PoolMember> out;
-  if (!snap.book) return out;
-  for (const auto& v : snap.devices) {
-    if (!leasable(v.device)) continue;
-    Candidate c = candidate_of(v, snap);
-    if (!matches(pool, c)) continue;
-    // A device matching an older pool belongs to that one.
-    bool older = false;
-    for (const auto& p : snap.book->pools) {
-      if (p.name == pool.name) break;
-      if (matches(p, c)) {
-        older = true;
-        break;
-      }
-    }
-    if (older) continue;
-    PoolMember m;
-    m.view = &v;
-    m.pf = v.device.physfn.value_or(v.device.address);
-    m.lease = snap.book->lease_of(v.device.address);
-    const pci::Device& d = v.device;
-    if (m.lease && m.lease->state == LeaseState::releasing) {
-      m.healthy = false;
-      m.reason = "its last release did not finish" + (m.lease->error.empty() ? std::string() : ": " + m.lease->error);
-    } else if (pool.mode == PoolMode::vfio) {
-      if (!d.iommu_group) {
-        m.healthy = false;
-        m.reason = "no IOMMU group: the IOMMU is off or the device is not behind one";
-      } else if (auto g = snap.groups.find(*d.iommu_group); g != snap.groups.end()) {
-        // Viable once this device is on vfio-pci: every other member must already allow it.
-        std::string blockers = group_blockers(snap, g->second, d.address);
-        if (!blockers.empty()) {
-          m.healthy = false;
-          m.reason = "IOMMU group " + std::to_string(*d.iommu_group) + " is not viable: members bound to host drivers: " + blockers;
-        }
-      }
-    }
-    if (m.healthy && d.sriov && d.sriov->num_vfs > 0 && !m.lease) {
-      m.healthy = false;
-      m.reason = "it has " + std::to_string(d.sriov->num_vfs) + " VFs enabled; a PF with VFs cannot be leased whole";
-    }
-    out.push_back(m);
-  }
-  return out;
-}
-
-Result<void> Agent::load_book() {
-  auto book = std::make_shared<LeaseBook>();
-  auto pools = store_.all("pool");
-  if (!pools) return std::move(pools).error();
-  std::vector<std::pair<int64_t, PoolSpec>> ordered;
-  for (const auto& [name, text] : *pools) {
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    auto spec = pool_from_json(j.value("spec", nlohmann::json()));
-    if (!spec) {
-      spdlog::error("pool {} in the state store is unreadable, ignored: {}", name, spec.error().message);
-      continue;
-    }
-    ordered.emplace_back(j.value("seq", int64_t{0}), std::move(*spec));
-  }
-  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [seq, spec] : ordered) book->pools.push_back(std::move(spec));
-  auto leases = store_.all("lease");
-  if (!leases) return std::move(leases).error();
-  for (const auto& [id, text] : *leases) {
-    auto l = Lease::from_json(nlohmann::json::parse(text, nullptr, false));
-    if (!l) {
-      spdlog::error("lease {} in the state store is unreadable, ignored: {}", id, l.error().message);
-      continue;
-    }
-    book->by_address[l->address] = l->id;
-    book->leases.emplace(l->id, std::move(*l));
-  }
-  book_ = std::move(book);
-  return ok();
-}
-
-Result<PoolSpec> Agent::create_pool(const PoolSpec& spec, bool replace) {
-  std::lock_guard lock(mu_);
-  auto s = snap();
-  const PoolSpec* existing = book_->pool(spec.name);
-  if (existing && !replace) return conflict("a pool named '" + spec.name + "' exists already", "name");
-  if (!existing && replace) return Error::make(ErrorCode::not_found, "no pool named '" + spec.name + "'");
-  // Overlap: any device, present or possible, that both would take.
-  auto candidates = possible_candidates(*s);
-  for (const auto& other : book_->pools) {
-    if (other.name == spec.name) continue;
-    for (const auto& c : candidates) {
-      if (matches(spec, c) && matches(other, c))
-        return conflict("pool '" + spec.name + "' overlaps pool '" + other.name + "': both select " +
-                            c.address.to_string() + (c.driver_unknown ? " (a VF its PF can enable)" : "") +
-                            "; a device belongs to at most one pool",
-                        "selectors");
-    }
-  }
-  if (existing) {
-    // Leased devices must stay in the pool they were leased from.
-    LeaseBook probe = *book_;
-    for (auto& p : probe.pools)
-      if (p.name == spec.name) p = spec;
-    Snapshot view = *s;
-    view.book = std::make_shared<LeaseBook>(probe);
-    auto members = pool_members(spec, view);
-    for (const auto& [id, l] : book_->leases) {
-      if (l.pool != spec.name) continue;
-      bool kept = std::any_of(members.begin(), members.end(), [&](const PoolMember& m) { return m.view->device.address == l.address; });
-      if (!kept)
-        return conflict("pool '" + spec.name + "' would no longer hold " + l.address.to_string() + ", leased as " + l.id, "selectors");
-    }
-  }
-  int64_t seq = 0;
-  if (auto prev = store_.get("pool", spec.name); prev && prev->has_value()) {
-    seq = nlohmann::json::parse(**prev, nullptr, false).value("seq", int64_t{0});
-  } else {
-    seq = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  }
-  nlohmann::json record = {{"spec", pool_to_json(spec)}, {"seq", seq}};
-  if (auto r = store_.put("pool", spec.name, record.dump()); !r) return std::move(r).error();
-  auto book = std::make_shared<LeaseBook>(*book_);
-  if (existing) {
-    for (auto& p : book->pools)
-      if (p.name == spec.name) p = spec;
-  } else {
-    book->pools.push_back(spec);
-  }
-  book_ = std::move(book);
-  auto next = std::make_shared<Snapshot>(*s);
-  ++generation_;
-  publish_locked(std::move(next));
-  if (events_) events_->publish("pool.changed", {{"pool", spec.name}, {"change", existing ? "replaced" : "created"}});
-  return spec;
-}
-
-Result<void> Agent::delete_pool(const std::string& name) {
-  std::lock_guard lock(mu_);
-  if (!book_->pool(name)) return Error::make(ErrorCode::not_found, "no pool named '" + name + "'");
-  std::string leased;
-  for (const auto& [id, l] : book_->leases)
-    if (l.pool == name) leased += (leased.empty() ? "" : ", ") + l.id + " (" + l.address.to_string() + ")";
-  if (!leased.empty()) return conflict("pool '" + name + "' has leases: " + leased + "; release them first");
-  if (auto r = store_.erase("pool", name); !r) return r;
-  auto book = std::make_shared<LeaseBook>(*book_);
-  book->pools.erase(std::remove_if(book->pools.begin(), book->pools.end(), [&](const PoolSpec& p) { return p.name == name; }),
-                    book->pools.end());
-  book_ = std::move(book);
-  auto next = std::make_shared<Snapshot>(*snap());
-  ++generation_;
-  publish_locked(std::move(next));
-  if (events_) events_->publish("pool.changed", {{"pool", name}, {"change", "deleted"}});
-  return ok();
-}
-
-Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode) {
-  const pci::Device& d = v.device;
-  const std::string a = d.address.to_string();
-  if (const Lease* l = book_->lease_of(d.address))
-    return conflict(a + " is leased already (lease " + l->id + " to " + l->consumer_kind + " " + l->consumer_name + ")");
-  if (d.physfn)
-    if (const Lease* l = book_->lease_of(*d.physfn))
-      return conflict(a + " is a VF of " + d.physfn->to_string() + ", which is leased whole (lease " + l->id + ")");
-  if (d.sriov && d.sriov->num_vfs > 0)
-    return conflict(a + " has " + std::to_string(d.sriov->num_vfs) +
-                    " VFs enabled: a PF with VFs cannot be leased whole (set num_vfs to 0 first)");
-  if (!leasable(d)) return conflict(a + " is a bridge or system device and cannot be leased");
-  if (mode == PoolMode::vfio) {
-    if (!d.iommu_group) return conflict(a + " is in no IOMMU group: is the IOMMU enabled?");
-    auto g = s.groups.find(*d.iommu_group);
-    if (g != s.groups.end()) {
-      std::string blockers = group_blockers(s, g->second, d.address);
-      if (!blockers.empty())
-        return conflict("IOMMU group " + std::to_string(*d.iommu_group) + " of " + a +
-                        " is not viable: other members are bound to host drivers: " + blockers);
-    }
-  } else if (!d.physfn) {
-    return conflict(a + " is not a VF: netdev mode hands out VFs by their netdev");
-  }
-  return ok();
-}
-
 // The journal entry of `kind` and the lease as it is now, in one transaction: the Applier's
 // Begin, so they are committed with the operation's first step (see Applier).
 Agent::Applier::Begin Agent::lease_entry(OperationKind kind, const Lease& lease) {
-  return [this, kind, &lease](StateStore::Tx& tx) -> Result<int64_t> {
-    auto id = store_.begin_operation(kind, lease.address.to_string(), nlohmann::json({{"lease", lease.id}}).dump());
+  return [kind, &lease](StateStore::Tx& tx) -> Result<int64_t> {
+    auto id = tx.begin_operation(kind, lease.address.to_string(), nlohmann::json({{"lease", lease.id}}).dump());
     if (!id) return std::move(id).error();
     if (auto r = tx.put("lease", lease.id, lease.record()); !r) return std::move(r).error();
     return *id;
   };
 }
 
-Result<Allocation> Agent::allocate(const AllocationRequest& req) {
-  std::lock_guard lock(mu_);
-  // A retry with the same Idempotency-Key gets the lease the first request made.
-  if (req.idempotency_key) {
-    for (const auto& [id, l] : book_->leases) {
-      if (l.idempotency_key != req.idempotency_key) continue;
-      if (l.consumer_kind != req.consumer_kind || l.consumer_name != req.consumer_name ||
-          (req.pool && l.pool != req.pool) || (req.address && l.address != *req.address))
-        return Error::make(ErrorCode::invalid,
-                           "Idempotency-Key '" + *req.idempotency_key + "' was used for a different request (lease " + id + ")",
-                           "Idempotency-Key");
-      return Allocation{l, false};
-    }
-  }
-  auto s = snap();
+Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const std::shared_ptr<const Snapshot>& s) {
   const PoolSpec* pool = nullptr;
   if (req.pool) {
     pool = book_->pool(*req.pool);
@@ -363,6 +93,32 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     }
     chosen = s->find(*picked);
   }
+  return Choice{chosen, pool, mode};
+}
+
+// Not split further (the choice of device is choose_device): the lease intent, its journal
+// entry, the steps and the commit are the allocation's durability protocol (see the top of this
+// file), which reads best in one place.
+Result<Allocation> Agent::allocate(const AllocationRequest& req) {
+  MutexLock lock(mu_);
+  // A retry with the same Idempotency-Key gets the lease the first request made.
+  if (req.idempotency_key) {
+    for (const auto& [id, l] : book_->leases) {
+      if (l.idempotency_key != req.idempotency_key) continue;
+      if (l.consumer_kind != req.consumer_kind || l.consumer_name != req.consumer_name ||
+          (req.pool && l.pool != req.pool) || (req.address && l.address != *req.address))
+        return Error::make(ErrorCode::invalid,
+                           "Idempotency-Key '" + *req.idempotency_key + "' was used for a different request (lease " + id + ")",
+                           "Idempotency-Key");
+      return Allocation{l, false};
+    }
+  }
+  auto s = snap();
+  auto choice = choose_device(req, s);
+  if (!choice) return std::move(choice).error();
+  const DeviceView* chosen = choice->device;
+  const PoolSpec* pool = choice->pool;
+  const PoolMode mode = choice->mode;
   const pci::Device& d = chosen->device;
   if (req.vf_config && !d.physfn)
     return Error::make(ErrorCode::invalid, d.address.to_string() + " is not a VF: vf_config applies to VFs only", "vf_config");
@@ -442,7 +198,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
 }
 
 Result<Lease> Agent::release(const std::string& id) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   const Lease* l = book_->lease(id);
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
   if (lease_busy_.count(id)) return conflict("lease " + id + " is being attached or detached; try again when that is done");
@@ -466,7 +222,7 @@ Result<Lease> Agent::release(const std::string& id) {
 
 Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached) {
   const std::string addr = lease.address.to_string();
-  auto fail = [&](Error e) -> Error {
+  auto fail = [&](Error e) REQUIRES(mu_) -> Error {
     // The lease stays, "releasing", with the reason: the device is reported unhealthy and the
     // next DELETE (or the next start) tries again.
     lease.state = LeaseState::releasing;
@@ -547,7 +303,7 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
 
 Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachment> attachment,
                                     const std::function<Result<void>(const Lease&)>& action) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   const Lease* l = book_->lease(id);
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
   if (l->state != LeaseState::active) return conflict("lease " + id + " is " + std::string(to_string(l->state)));
@@ -583,70 +339,6 @@ Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachm
                      {{"lease", id}, {"address", lease.address.to_string()},
                       {"domain", attachment ? attachment->domain : (was ? was->domain : std::string())}});
   return lease;
-}
-
-void Agent::recover_leases(ReconcileReport& report) {
-  std::vector<Lease> todo;
-  for (const auto& [id, l] : book_->leases) todo.push_back(l);
-  for (auto& l : todo) {
-    if (l.state == LeaseState::active) {
-      // After a reboot the VF is back with the driver's defaults: give the lease its device back
-      // as it was handed out.
-      auto s = snap();
-      const DeviceView* v = s->find(l.address);
-      if (!v) {
-        report.drift.push_back("lease " + l.id + ": " + l.address.to_string() + " is absent");
-        continue;
-      }
-      const pci::Device& d = v->device;
-      bool needs_bind = l.mode == PoolMode::vfio && d.driver != std::string("vfio-pci");
-      const std::optional<VfConfig>& wanted = l.vf_config;
-      bool needs_config = wanted && v->vf_config && !(vf_config_overlay_equal(*v->vf_config, *wanted));
-      if (!needs_bind && !needs_config) continue;
-      auto op = store_.begin_operation(OperationKind::restore_lease, l.address.to_string(), nlohmann::json({{"lease", l.id}}).dump());
-      if (!op) {
-        report.drift.push_back("lease " + l.id + ": " + op.error().message);
-        continue;
-      }
-      Applier a(kernel_, store_, *op);
-      Result<void> r = ok();
-      if (needs_config) {
-        const DeviceView* pf = s->find(*d.physfn);
-        if (pf && !pf->device.netdevs.empty() && d.vf_index)
-          r = apply_vf_config(a, pf->device.netdevs.front(), static_cast<uint32_t>(*d.vf_index), *v->vf_config, *wanted);
-      }
-      if (r && needs_bind) r = bind(a, d, std::string("vfio-pci"));
-      if (!r) {
-        a.rollback();
-        (void)store_.finish_operation(*op, OperationState::failed, r.error().message);
-        report.drift.push_back("lease " + l.id + " (" + l.address.to_string() + "): " + r.error().message);
-      } else {
-        (void)store_.finish_operation(*op, OperationState::done);
-        report.applied.push_back("lease " + l.id + ": " + l.address.to_string() + " restored");
-      }
-      (void)refresh_devices_locked({l.address});
-      continue;
-    }
-    if (l.state == LeaseState::allocating) {
-      // recover_pending undid its steps already; the client never heard of it.
-      if (auto r = store_.erase("lease", l.id); !r) {
-        report.drift.push_back("lease " + l.id + ": " + r.error().message);
-        continue;
-      }
-      auto book = std::make_shared<LeaseBook>(*book_);
-      book->leases.erase(l.id);
-      book->by_address.erase(l.address);
-      book_ = std::move(book);
-      report.recovered.push_back("allocation of " + l.address.to_string() + " (lease " + l.id + ") undone");
-      continue;
-    }
-    // "releasing": finish it.
-    if (auto r = release_locked(l, true); !r) {
-      report.drift.push_back(r.error().message);
-    } else {
-      report.recovered.push_back("release of " + l.address.to_string() + " (lease " + l.id + ") finished");
-    }
-  }
 }
 
 }  // namespace sriovd::agent
