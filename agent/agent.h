@@ -8,14 +8,14 @@
 // Desired state changes only when an operation succeeds, so reconcile never redoes a refused
 // or failed change.
 //
-// Mutations and refreshes are serialised by one mutex; reads go through the HostModel's
+// Thread-safe: mutations and refreshes are serialised by one mutex (public methods take it,
+// *_locked and the other private helpers expect it); reads go through the HostModel's
 // snapshots and never wait for them. Addresses are taken by value: a mutation publishes new
 // snapshots, so a reference into one would not outlive the call.
 #pragma once
 
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -26,6 +26,7 @@
 #include "agent/lease.h"
 #include "agent/pool.h"
 #include "agent/state_store.h"
+#include "base/mutex.h"
 #include "kernel/kernel.h"
 #include "pci/names.h"
 #include "pci/sysfs.h"
@@ -46,7 +47,7 @@ struct AllocationRequest {
   std::string consumer_name;
   std::optional<int> numa_node;
   std::optional<Policy> policy;       // overrides the pool's
-  nlohmann::json vf_config;           // null or the VfConfig object (already schema-checked)
+  std::optional<VfConfig> vf_config;  // VF attributes to set on the device (a VF)
   std::optional<std::string> idempotency_key;
 };
 
@@ -88,28 +89,29 @@ class Agent {
 
   // Rescans the host (PCI inventory and, for PFs with a netdev, VF attributes over rtnetlink)
   // and publishes a new snapshot.
-  Result<void> refresh();
+  Result<void> refresh() EXCLUDES(mu_);
 
   // Hotplug: re-reads only these functions (added, removed, rebound or changed, as uevents
   // said) and their IOMMU groups, and publishes the updated snapshot. The uevent's action is
   // only a hint: what the tree says now wins, so late or repeated events do no harm.
-  Result<void> update_devices(const std::vector<PciAddress>& addresses);
+  Result<void> update_devices(const std::vector<PciAddress>& addresses) EXCLUDES(mu_);
   // The same for uevents with their sequence numbers (nullopt: unnumbered). A function whose
   // last event is no newer than what the model already read (the agent re-reads what it
   // changes itself, after noting /sys/kernel/uevent_seqnum) is not read again.
-  Result<void> update_devices(const std::map<PciAddress, std::optional<uint64_t>>& events);
+  Result<void> update_devices(const std::map<PciAddress, std::optional<uint64_t>>& events) EXCLUDES(mu_);
 
   // PUT /v1/devices/{pf}/sriov. The same count is a no-op (it only records the desired state);
   // a different non-zero count goes through 0, refused while a VF is bound to vfio-pci.
   // `drivers_autoprobe`, when given, is written to sriov_drivers_autoprobe first (false: new VFs
   // stay unbound until bound explicitly, as for passthrough) and kept in the desired state, so a
   // reboot's reconcile sets it again before recreating the VFs.
-  Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe = std::nullopt);
+  Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe = std::nullopt)
+      EXCLUDES(mu_);
   // PATCH /v1/devices/{vf}/vf-config: the set fields only, one netlink request per attribute
   // group; on a NACK the groups already applied are restored.
-  Result<void> set_vf_config(PciAddress vf, const VfConfig& patch);
+  Result<void> set_vf_config(PciAddress vf, const VfConfig& patch) EXCLUDES(mu_);
   // PUT /v1/devices/{address}/driver.
-  Result<void> set_driver(PciAddress address, const DriverRequest& request);
+  Result<void> set_driver(PciAddress address, const DriverRequest& request) EXCLUDES(mu_);
 
   // Every VF of the PF netdev with its traffic counters (one RTM_GETLINK), for metrics. Does
   // not take the agent's lock: the kernel calls are thread-safe and this changes nothing.
@@ -117,24 +119,24 @@ class Agent {
 
   // At start: undo interrupted operations, then bring the host to the desired state, then finish
   // leases left half-allocated (undone) or half-released (released).
-  ReconcileReport reconcile();
+  ReconcileReport reconcile() EXCLUDES(mu_);
 
   // Pools (POST/PUT/DELETE /v1/pools). A pool whose selectors could match a device of another
   // pool — a device present now, or a VF slot a PF could enable — is a conflict naming both.
   // Replacing a pool must keep every leased device in it; deleting needs it to have no leases.
-  Result<PoolSpec> create_pool(const PoolSpec& spec, bool replace = false);
-  Result<void> delete_pool(const std::string& name);
+  Result<PoolSpec> create_pool(const PoolSpec& spec, bool replace = false) EXCLUDES(mu_);
+  Result<void> delete_pool(const std::string& name) EXCLUDES(mu_);
 
   // POST /v1/allocations: picks, configures and binds a free device and records the lease.
-  Result<Allocation> allocate(const AllocationRequest& request);
+  Result<Allocation> allocate(const AllocationRequest& request) EXCLUDES(mu_);
   // DELETE /v1/allocations/{id}: detaches (through `detach` when set and the lease is attached),
   // resets the VF's attributes and the function, restores its driver, forgets the lease.
-  Result<Lease> release(const std::string& id);
+  Result<Lease> release(const std::string& id) EXCLUDES(mu_);
   // Records (or clears) where a lease is attached; `action` runs under the agent's lock first
   // and the record changes only when it succeeds. A conflict, before `action`, when the lease
   // is not active, is attached already (attach) or is not attached (detach).
   Result<Lease> set_attachment(const std::string& id, std::optional<Attachment> attachment,
-                               const std::function<Result<void>(const Lease&)>& action);
+                               const std::function<Result<void>(const Lease&)>& action) EXCLUDES(mu_);
   // Detaches a lease from its domain before release; set by the daemon when libvirt is in use.
   void set_detacher(std::function<Result<void>(const Lease&)> detach) { detach_ = std::move(detach); }
   // Refuses (with a conflict naming the domain) taking a device off vfio-pci while a running
@@ -143,23 +145,38 @@ class Agent {
 
  private:
   class Applier;
-  Result<void> refresh_locked();
+  Result<void> refresh_locked() REQUIRES(mu_);
   // Publishes `s` (with the current drift) and the events that lead to it from the last one.
-  void publish_locked(std::shared_ptr<Snapshot> s);
+  void publish_locked(std::shared_ptr<Snapshot> s) REQUIRES(mu_);
   // Reads again only the devices at `changed` (see update_snapshot).
-  Result<void> refresh_devices_locked(const std::vector<PciAddress>& changed);
+  Result<void> refresh_devices_locked(const std::vector<PciAddress>& changed) REQUIRES(mu_);
   // /sys/kernel/uevent_seqnum, read before a rescan: the model then reflects every uevent up to it.
   std::optional<uint64_t> uevent_seqnum() const;
-  Result<void> load_book();
+  Result<void> load_book() REQUIRES(mu_);
   // `detached`: the result of detaching the lease from its domain, when the caller did it
   // (without the lock); else an attached lease is detached here.
-  Result<void> release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached = std::nullopt);
+  Result<void> release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached = std::nullopt)
+      REQUIRES(mu_);
   // The Applier's Begin for a lease operation: its journal entry of `kind` and `lease` (as it
   // is then; it must outlive the Applier) written together.
-  std::function<Result<int64_t>(StateStore::Tx&)> lease_entry(const char* kind, const Lease& lease);
-  Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode);
-  void recover_leases(ReconcileReport& report);
-  Result<void> recover_pending(ReconcileReport& report);
+  std::function<Result<int64_t>(StateStore::Tx&)> lease_entry(OperationKind kind, const Lease& lease);
+  // The device an allocation gets (by address, or picked from its pool by policy), the pool it
+  // belongs to (null: none) and how it is handed out; interlocks checked.
+  struct Choice {
+    const DeviceView* device = nullptr;
+    const PoolSpec* pool = nullptr;
+    PoolMode mode = PoolMode::vfio;
+  };
+  Result<Choice> choose_device(const AllocationRequest& req, const std::shared_ptr<const Snapshot>& s) REQUIRES(mu_);
+  Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode) REQUIRES(mu_);
+  void recover_leases(ReconcileReport& report) REQUIRES(mu_);
+  // The phases of reconcile(); `journal` opens (once) and returns its journal entry. Each says
+  // whether it changed the host.
+  using Journal = std::function<Result<int64_t>()>;
+  bool reconcile_num_vfs(ReconcileReport& report, const Journal& journal) REQUIRES(mu_);
+  bool reconcile_vf_configs(ReconcileReport& report, const Journal& journal) REQUIRES(mu_);
+  bool reconcile_drivers(ReconcileReport& report, const Journal& journal, bool changed) REQUIRES(mu_);
+  Result<void> recover_pending(ReconcileReport& report) REQUIRES(mu_);
   Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
                                const VfConfig& current, const VfConfig& wanted);
   // Sets every attribute group of VF `index` that differs from a clean VF back to it. Groups the
@@ -168,12 +185,10 @@ class Agent {
                                const VfConfig& current);
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
   Result<void> check_netdev_quiet(const pci::Device& dev);
-  Result<void> reapply_vf_state(Applier& a, const PciAddress& pf);
-  // sriov_numvfs from `cur` to `want`, through 0 when both are non-zero (Linux allows no other way).
-  Result<void> change_num_vfs(Applier& a, const PciAddress& pf, uint32_t cur, uint32_t want);
+  Result<void> reapply_vf_state(Applier& a, const PciAddress& pf) REQUIRES(mu_);
   Result<void> change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want);
   // Rolls back what `a` applied, marks its operation failed, republishes the host; returns `e`.
-  Error abandon(Applier& a, Error e);
+  Error abandon(Applier& a, Error e) REQUIRES(mu_);
   std::shared_ptr<const Snapshot> snap() const { return model_.current(); }
 
   const pci::SysfsRoot& root_;
@@ -182,14 +197,14 @@ class Agent {
   HostModel& model_;
   pci::NameDb* names_;
   EventLog* events_ = nullptr;
-  std::mutex mu_;                          // serialises mutations and refreshes
-  uint64_t generation_ = 0;                // guarded by mu_
+  Mutex mu_;  // serialises mutations and refreshes
+  uint64_t generation_ GUARDED_BY(mu_) = 0;
   // The uevent sequence number each function (or, for all, the last full rescan) was read after.
-  std::map<PciAddress, uint64_t> read_after_seqnum_;  // guarded by mu_
-  uint64_t rescanned_after_seqnum_ = 0;               // guarded by mu_
-  std::vector<std::string> drift_;         // guarded by mu_; published with each snapshot
-  std::shared_ptr<const LeaseBook> book_;  // guarded by mu_; published with each snapshot
-  std::set<std::string> lease_busy_;       // guarded by mu_: leases in a libvirt call made without mu_
+  std::map<PciAddress, uint64_t> read_after_seqnum_ GUARDED_BY(mu_);
+  uint64_t rescanned_after_seqnum_ GUARDED_BY(mu_) = 0;
+  std::vector<std::string> drift_ GUARDED_BY(mu_);         // published with each snapshot
+  std::shared_ptr<const LeaseBook> book_ GUARDED_BY(mu_);  // published with each snapshot
+  std::set<std::string> lease_busy_ GUARDED_BY(mu_);       // leases in a libvirt call made without mu_
   std::function<Result<void>(const Lease&)> detach_;
   std::function<Result<void>(const PciAddress&)> in_use_;
 };

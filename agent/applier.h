@@ -15,7 +15,7 @@
 
 #include "agent/agent.h"
 #include "agent/vf_config_json.h"
-#include "pci/decode.h"
+#include "pci/recipes.h"
 
 namespace sriovd::agent {
 
@@ -57,20 +57,6 @@ inline Result<void> perform(kernel::Kernel& k, const Action& a) {
   return k.write_attr(a.path, a.value);
 }
 
-inline std::string dev_path(const PciAddress& a, const char* attr) { return "bus/pci/devices/" + a.to_string() + "/" + attr; }
-
-inline std::optional<std::string> read_override(const pci::SysfsRoot& root, const PciAddress& a) {
-  auto r = root.read(dev_path(a, "driver_override"), 256);
-  if (!r) return std::nullopt;
-  return pci::parse_driver_override(*r);
-}
-
-inline std::optional<std::string> read_driver(const pci::SysfsRoot& root, const PciAddress& a) {
-  auto r = root.readlink(dev_path(a, "driver"));
-  if (!r) return std::nullopt;
-  return pci::driver_from_link(*r);
-}
-
 // Applies actions, journalling each one's undo before taking it, and undoes them in reverse.
 class Agent::Applier {
  public:
@@ -93,15 +79,25 @@ class Agent::Applier {
     undo_.push_back(std::move(undo));
     return ok();
   }
+  // A step of one of pci/'s recipes, journalled and taken as above.
+  Result<void> run(const pci::Step& step) {
+    std::vector<Action> undo;
+    for (const auto& u : step.undo) undo.push_back(Action::write(u.path, u.value));
+    return run(Action::write(step.change.path, step.change.value), std::move(undo));
+  }
+  // This Applier as the runner of a pci/ recipe.
+  pci::StepRunner runner() {
+    return [this](const pci::Step& step) { return run(step); };
+  }
 
-  // Ends the operation as `state` ("done", "failed"), with what `fn` writes, in one transaction
+  // Ends the operation as `state` (done, failed), with what `fn` writes, in one transaction
   // (which opens the entry first when no step did).
-  Result<void> finish(const std::string& state, const std::string& error,
+  Result<void> finish(OperationState state, const std::string& error,
                       const std::function<Result<void>(StateStore::Tx&)>& fn = {}) {
     return with_entry([&](StateStore::Tx& tx) -> Result<void> {
       if (fn)
         if (auto r = fn(tx); !r) return r;
-      return s_.finish_operation(*op_, state, error);
+      return tx.finish_operation(*op_, state, error);
     }, Durability::power_loss);
   }
 
@@ -125,7 +121,7 @@ class Agent::Applier {
   Result<void> journal(const std::string& step) {
     if (op_) return s_.add_step(*op_, step);
     // The entry and its first step in one commit (written, not synced: see Durability).
-    return with_entry([&](StateStore::Tx&) { return s_.add_step(*op_, step); }, Durability::process_crash);
+    return with_entry([&](StateStore::Tx& tx) { return tx.add_step(*op_, step); }, Durability::process_crash);
   }
   // `body` in a transaction that first opens the entry when it is not open yet; if the
   // transaction fails, the entry stays unopened.

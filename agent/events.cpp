@@ -34,7 +34,7 @@ uint64_t EventLog::publish(const std::string& type, nlohmann::json fields) {
   e->type = type;
   e->time = rfc3339_now();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     e->id = base_ + ++next_;
     nlohmann::json data = {{"id", e->id}, {"type", type}, {"time", e->time}};
     if (fields.is_object()) data.update(fields);
@@ -64,32 +64,32 @@ EventLog::Batch EventLog::collect_locked(uint64_t after) const {
 }
 
 EventLog::Batch EventLog::wait_after(uint64_t after, std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   Batch b = collect_locked(after);
   if (!b.events.empty() || b.closed) return b;
   uint64_t from = after;
   if (b.gap) from = base_;
-  cv_.wait_for(lock, timeout, [&] { return closed_ || base_ + next_ > from; });
+  cv_.wait_for(lock, timeout, [&]() REQUIRES(mu_) { return closed_ || base_ + next_ > from; });
   Batch later = collect_locked(from);
   later.gap = later.gap || b.gap;
   return later;
 }
 
 uint64_t EventLog::last_id() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return base_ + next_;
 }
 
 void EventLog::close() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
   }
   cv_.notify_all();
 }
 
 EventLog::Subscription EventLog::subscribe() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++subscribers_;
   return Subscription(this);
 }
@@ -97,7 +97,7 @@ EventLog::Subscription EventLog::subscribe() const {
 void EventLog::Subscription::release() {
   if (!log_) return;
   {
-    std::lock_guard lock(log_->mu_);
+    MutexLock lock(log_->mu_);
     --log_->subscribers_;
   }
   log_->cv_.notify_all();
@@ -105,8 +105,8 @@ void EventLog::Subscription::release() {
 }
 
 bool EventLog::wait_unsubscribed(std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return subscribers_ == 0; });
+  MutexLock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&]() REQUIRES(mu_) { return subscribers_ == 0; });
 }
 
 }  // namespace sriovd::agent

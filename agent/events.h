@@ -10,15 +10,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace sriovd::agent {
 
@@ -79,16 +79,16 @@ class EventLog {
   bool wait_unsubscribed(std::chrono::milliseconds timeout) const;
 
  private:
-  Batch collect_locked(uint64_t after) const;
+  Batch collect_locked(uint64_t after) const REQUIRES(mu_);
 
   const size_t capacity_;
   const uint64_t base_;  // start seconds << 20; ids of this run are base_ + 1, base_ + 2, ...
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::deque<std::shared_ptr<const Event>> ring_;  // guarded by mu_
-  uint64_t next_ = 0;                              // guarded by mu_
-  bool closed_ = false;                            // guarded by mu_
-  mutable int subscribers_ = 0;                    // guarded by mu_
+  mutable Mutex mu_;
+  mutable CondVar cv_;
+  std::deque<std::shared_ptr<const Event>> ring_ GUARDED_BY(mu_);
+  uint64_t next_ GUARDED_BY(mu_) = 0;
+  bool closed_ GUARDED_BY(mu_) = false;
+  mutable int subscribers_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace sriovd::agent

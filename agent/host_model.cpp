@@ -75,6 +75,9 @@ void name_view(DeviceView& v, pci::NameDb* names) {
 
 }  // namespace
 
+// Not split: one pass that re-reads the changed functions, carries every other device and
+// unchanged IOMMU group over from `before`, and rebuilds only the groups that changed; its
+// stages share the work lists built at the top (todo, groups, vf_pfs).
 Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const pci::SysfsRoot& root,
                                                   pci::NameDb* names, const std::vector<PciAddress>& addresses,
                                                   uint64_t generation, kernel::Kernel* kernel) {

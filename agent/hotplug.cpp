@@ -125,7 +125,7 @@ HotplugMonitor::~HotplugMonitor() { stop(); }
 
 void HotplugMonitor::stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ && !reader_.joinable() && !applier_.joinable()) return;
     stopping_ = true;
   }
@@ -148,7 +148,7 @@ void HotplugMonitor::take(const UEvent& e) {
   std::optional<PciAddress> a;
   if (relevant(e)) a = e.pci_function();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (e.seqnum) taken_seq_ = std::max(taken_seq_, *e.seqnum);
     // An event with nothing to read again still wakes the applier: it moves handled_seqnum().
     if (!a && !e.seqnum) return;
@@ -174,7 +174,7 @@ bool HotplugMonitor::read_datagrams() {
       if (errno == ENOBUFS) {
         // The kernel dropped events: what they said is unknown, so read everything again.
         spdlog::warn("hotplug: uevents were lost (socket overflow); rescanning the host");
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         rescan_ = true;
         cv_.notify_one();
         continue;
@@ -262,8 +262,8 @@ void HotplugMonitor::apply_loop() {
     bool rescan = false;
     uint64_t through = 0;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || rescan_ || !pending_.empty() || taken_seq_ > handled_seq_.load(); });
+      MutexLock lock(mu_);
+      cv_.wait(lock, [&]() REQUIRES(mu_) { return stopping_ || rescan_ || !pending_.empty() || taken_seq_ > handled_seq_.load(); });
       if (stopping_) return;
       batch.swap(pending_);
       std::swap(rescan, rescan_);

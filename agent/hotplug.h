@@ -18,10 +18,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <map>
 #include <string>
 #include <thread>
@@ -29,6 +27,7 @@
 #include "agent/agent.h"
 #include "agent/uevent.h"
 #include "base/fd.h"
+#include "base/mutex.h"
 #include "base/result.h"
 
 namespace sriovd::agent {
@@ -73,12 +72,12 @@ class HotplugMonitor {
   std::string sim_path_;  // the sim socket file, removed at stop
   struct Udev;
   std::unique_ptr<Udev> udev_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<PciAddress, std::optional<uint64_t>> pending_;  // newest SEQNUM per function; guarded by mu_
-  uint64_t taken_seq_ = 0;        // guarded by mu_: the newest SEQNUM received
-  bool rescan_ = false;           // guarded by mu_: events were lost
-  bool stopping_ = false;         // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::map<PciAddress, std::optional<uint64_t>> pending_ GUARDED_BY(mu_);  // newest SEQNUM per function
+  uint64_t taken_seq_ GUARDED_BY(mu_) = 0;  // the newest SEQNUM received
+  bool rescan_ GUARDED_BY(mu_) = false;     // events were lost
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> seen_{0}, updates_{0}, handled_seq_{0};
   std::thread reader_, applier_;
 };

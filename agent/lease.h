@@ -2,9 +2,7 @@
 //
 // A LeaseBook is an immutable value published by the Agent next to each host snapshot, so the
 // REST API reads pools and leases without waiting on a mutation. A lease's `state` tells where it
-// is in its life: "allocating" (written before any kernel change; a daemon that stops here undoes
-// the allocation at start), "active", "releasing" (written before the reset; a daemon that stops
-// here, or a release that failed, finishes the release at start or on the next DELETE).
+// is in its life (LeaseState).
 #pragma once
 
 #include <map>
@@ -16,11 +14,24 @@
 #include <vector>
 
 #include "agent/pool.h"
+#include "base/enum_table.h"
 #include "base/json_writer.h"
 #include "base/pci_address.h"
 #include "base/result.h"
+#include "base/vf.h"
 
 namespace sriovd::agent {
+
+enum class LeaseState {
+  allocating,  // written before any kernel change; a daemon that stops here undoes the allocation
+               // at start
+  active,
+  releasing,   // written before the reset; a daemon that stops here, or a release that failed,
+               // finishes the release at start or on the next DELETE
+  released,    // only in the answer to a DELETE: the lease is gone from the store
+};
+// "allocating", "active", "releasing", "released": the API's and the store's spelling.
+std::string_view to_string(LeaseState s);
 
 struct Attachment {
   std::string domain;
@@ -34,8 +45,8 @@ struct Lease {
   PciAddress address;
   std::string consumer_kind;             // vm, pod, other
   std::string consumer_name;
-  nlohmann::json vf_config;              // as requested (null: none)
-  std::string state;                     // allocating, active, releasing
+  std::optional<VfConfig> vf_config;     // as requested (nullopt: none)
+  LeaseState state = LeaseState::allocating;
   std::string created_at;                // RFC 3339
   std::optional<std::string> idempotency_key;
   std::optional<std::string> previous_driver;  // the driver before the lease, restored on release
@@ -75,3 +86,8 @@ struct LeaseBook {
 std::string new_lease_id();  // 128 random bits, hex
 
 }  // namespace sriovd::agent
+
+namespace sriovd {
+template <>
+std::optional<agent::LeaseState> from_string(std::string_view s);
+}  // namespace sriovd

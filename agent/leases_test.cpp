@@ -17,6 +17,9 @@ using namespace sriovd::agent::testing;
 
 namespace {
 
+// The VfConfig the API's JSON form `j` gives (as the REST edge parses it).
+VfConfig config(const nlohmann::json& j) { return vf_config_from_json(j).value(); }
+
 const PciAddress kCx6 = *PciAddress::parse("0000:86:00.0");    // ens3f0, 8 VFs on mlx5_core, NUMA 1
 const PciAddress kAudio = *PciAddress::parse("0000:87:00.1");  // the GPU's audio, snd_hda_intel
 const PciAddress kNvme = *PciAddress::parse("0000:5e:00.0");
@@ -99,13 +102,13 @@ TEST_CASE("leases: vfio binds, vf_config applies, a full pool is a conflict, rel
   Host h;
   REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
   auto req = from("x710");
-  req.vf_config = {{"mac", "52:54:00:aa:bb:01"}, {"vlan", 100}, {"qos", 2}, {"trust", true}};
+  req.vf_config = config({{"mac", "52:54:00:aa:bb:01"}, {"vlan", 100}, {"qos", 2}, {"trust", true}});
   auto a = alloc(h, req);
   REQUIRE(a.ok());
   CHECK(a->created);
   const Lease& l = a->lease;
   CHECK(l.id.size() == 32);
-  CHECK(l.state == "active");
+  CHECK(l.state == LeaseState::active);
   CHECK(l.previous_driver == std::string("iavf"));
   const DeviceView* v = h.dev(l.address);
   CHECK(v->device.driver == std::string("vfio-pci"));
@@ -222,7 +225,7 @@ TEST_CASE("leases: a fault at any step of an allocation leaves the host as it wa
   auto setup = [](Host& h) { REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok()); };
   fail_every_step("dual-socket", setup, [](Host& h) -> Result<void> {
     auto r = from("x710");
-    r.vf_config = {{"mac", "52:54:00:aa:bb:02"}, {"vlan", 7}, {"spoofchk", false}};
+    r.vf_config = config({{"mac", "52:54:00:aa:bb:02"}, {"vlan", 7}, {"spoofchk", false}});
     auto a = alloc(h, r);
     if (!a) {
       CHECK(h.model.current()->book->leases.empty());
@@ -237,7 +240,7 @@ TEST_CASE("leases: a release that fails keeps the lease, unhealthy, and a retry 
   Host h;
   REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
   auto r = from("x710");
-  r.vf_config = {{"vlan", 9}, {"trust", true}};
+  r.vf_config = config({{"vlan", 9}, {"trust", true}});
   auto a = alloc(h, r);
   REQUIRE(a.ok());
   h.faults->reset_calls();
@@ -247,7 +250,7 @@ TEST_CASE("leases: a release that fails keeps the lease, unhealthy, and a retry 
   auto s = h.model.current();
   const Lease* l = s->book->lease(a->lease.id);
   REQUIRE(l);
-  CHECK(l->state == "releasing");
+  CHECK(l->state == LeaseState::releasing);
   auto members = pool_members(*s->book->pool("x710"), *s);
   CHECK_FALSE(members[0].healthy);
   CHECK(members[0].reason.find("did not finish") != std::string::npos);
@@ -262,14 +265,14 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
     crash_at_every_step(
         [](Agent& a) {
           auto r = from("x710");
-          r.vf_config = {{"mac", "52:54:00:aa:bb:03"}, {"vlan", 5}};
+          r.vf_config = config({{"mac", "52:54:00:aa:bb:03"}, {"vlan", 5}});
           return a.allocate(r).ok() ? Result<void>(ok()) : Error::make(ErrorCode::internal, "failed");
         },
         [](Host& h) {
           auto s = h.model.current();
           REQUIRE(s->book->leases.size() == 1);
           const Lease& l = s->book->leases.begin()->second;
-          CHECK(l.state == "active");
+          CHECK(l.state == LeaseState::active);
           CHECK(h.dev(l.address)->device.driver == std::string("vfio-pci"));
         },
         setup, /*rebinds_netdevs=*/true);
@@ -280,7 +283,7 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
       Host h;
       setup(h);
       auto r = from("x710");
-      r.vf_config = {{"mac", "52:54:00:aa:bb:04"}, {"vlan", 6}, {"trust", true}};
+      r.vf_config = config({{"mac", "52:54:00:aa:bb:04"}, {"vlan", 6}, {"trust", true}});
       auto a = alloc(h, r);
       REQUIRE(a.ok());
       const PciAddress addr = a->lease.address;
@@ -288,7 +291,7 @@ TEST_CASE("leases: kill -9 before any step of an allocation or a release, then a
       const int st = run_dying(h, n, [&](Agent& agent) { return agent.release(id); });
       auto report = h.agent->reconcile();
       CHECK(report.drift.empty());
-      CHECK(h.store->operations_in_state("pending")->empty());
+      CHECK(h.store->operations_in_state(OperationState::pending)->empty());
       CHECK(h.model.current()->book->leases.empty());
       CHECK(*h.dev(addr)->vf_config == clean_vf_config());
       CHECK(h.dev(addr)->device.driver == std::string("iavf"));
@@ -305,7 +308,7 @@ TEST_CASE("leases survive a reboot: VFs recreated, the leased VF bound to vfio-p
   REQUIRE(h.agent->set_num_vfs(kE810, 4).ok());
   REQUIRE(h.agent->create_pool(pool("e810", {"ens1f0"})).ok());
   auto r = from("e810");
-  r.vf_config = {{"mac", "52:54:00:aa:bb:05"}, {"vlan", 300}};
+  r.vf_config = config({{"mac", "52:54:00:aa:bb:05"}, {"vlan", 300}});
   auto a = alloc(h, r);
   REQUIRE(a.ok());
   REQUIRE(h.sim->simulate_reboot().ok());
@@ -375,13 +378,13 @@ TEST_CASE("a lease's stored record holds every field, keys sorted, and reads bac
   l.address = *PciAddress::parse("0000:86:00.2");
   l.consumer_kind = "vm";
   l.consumer_name = "web \"1\"\n";  // escaped
-  l.state = "active";
+  l.state = LeaseState::active;
   l.created_at = "2026-12-02T10:00:00Z";
   l.mode = PoolMode::netdev;
   SUBCASE("without the optional fields") {}
   SUBCASE("with all of them") {
     l.pool = "cx6";
-    l.vf_config = {{"mac", "52:54:00:00:00:01"}, {"vlan", 7}};
+    l.vf_config = config({{"mac", "52:54:00:00:00:01"}, {"vlan", 7}});
     l.idempotency_key = "k-1";
     l.previous_driver = "mlx5_core";
     l.attached = Attachment{"vm1", true, false};

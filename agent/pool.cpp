@@ -100,6 +100,7 @@ std::optional<Policy> parse_policy(std::string_view s) {
   return std::nullopt;
 }
 
+// Not split: one check per field of the PoolSpec schema, in the schema's order.
 Result<PoolSpec> pool_from_json(const json& j) {
   if (!j.is_object()) return bad("body", "expected a pool object");
   PoolSpec p;

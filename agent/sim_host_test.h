@@ -166,7 +166,7 @@ void fail_every_step(const char* profile, Setup setup, Op op, std::vector<int> e
     }
     CHECK_MESSAGE(before == after, diff(before, after));
     // Nothing recorded as desired by a failed operation.
-    CHECK(h.store->operations_in_state("pending")->empty());
+    CHECK(h.store->operations_in_state(OperationState::pending)->empty());
   }
 }
 
@@ -223,7 +223,7 @@ void crash_at_every_step(Op op, Done done, Setup setup, bool rebinds_netdevs = f
     const int st = run_dying(h, n, op);
     auto report = h.agent->reconcile();
     CHECK(report.drift.empty());
-    CHECK(h.store->operations_in_state("pending")->empty());
+    CHECK(h.store->operations_in_state(OperationState::pending)->empty());
     if (WEXITSTATUS(st) != 9) {
       // The operation finished before call n: the desired state holds and the host matches it.
       CHECK(WEXITSTATUS(st) == 0);

@@ -28,6 +28,10 @@ class Stmt {
     sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  Stmt& bind(int i, std::string_view s) {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
   Stmt& bind(int i, int64_t v) {
     sqlite3_bind_int64(st_, i, v);
     return *this;
@@ -80,7 +84,27 @@ DROP INDEX IF EXISTS operations_state;
 // only query by state reads the pending operations once at start, from at most ~1,100 rows, and
 // the index cost two page writes in every operation's commits.
 
+constexpr EnumTable<OperationKind, 7> kOperationKinds{{{
+    {OperationKind::set_num_vfs, "set_num_vfs"},
+    {OperationKind::set_vf_config, "set_vf_config"},
+    {OperationKind::set_driver, "set_driver"},
+    {OperationKind::reconcile, "reconcile"},
+    {OperationKind::allocate, "allocate"},
+    {OperationKind::release, "release"},
+    {OperationKind::restore_lease, "restore_lease"},
+}}};
+
+constexpr EnumTable<OperationState, 4> kOperationStates{{{
+    {OperationState::pending, "pending"},
+    {OperationState::done, "done"},
+    {OperationState::failed, "failed"},
+    {OperationState::rolled_back, "rolled_back"},
+}}};
+
 }  // namespace
+
+std::string_view to_string(OperationKind k) { return kOperationKinds.name(k); }
+std::string_view to_string(OperationState s) { return kOperationStates.name(s); }
 
 Error StateStore::sql_error(const std::string& what) const {
   return Error::make(ErrorCode::io, what + " in " + path_.string() + ": " + (db_ ? sqlite3_errmsg(db_) : "no database"));
@@ -112,6 +136,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
   if (ec) return Error::sys(ec.value(), "creating state directory " + state_dir.string());
   std::unique_ptr<StateStore> s(new StateStore());
   s->path_ = state_dir / "state.db";
+  MutexLock lock(s->mu_);  // no other thread has it yet; the helpers expect the lock
   int rc = sqlite3_open_v2(s->path_.c_str(), &s->db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return s->sql_error("opening the state database");
@@ -213,12 +238,12 @@ Result<void> StateStore::erase_locked(const std::string& kind, const std::string
 }
 
 Result<std::optional<std::string>> StateStore::get(const std::string& kind, const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return get_locked(kind, key);
 }
 
 Result<std::map<std::string, std::string>> StateStore::all(const std::string& kind) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt st(prepared("SELECT key, value FROM desired WHERE kind=?1 ORDER BY key"));
   if (!st.ok()) return sql_error("reading desired state");
   st.bind(1, kind);
@@ -230,29 +255,44 @@ Result<std::map<std::string, std::string>> StateStore::all(const std::string& ki
 }
 
 Result<void> StateStore::put(const std::string& kind, const std::string& key, const std::string& json) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto r = put_locked(kind, key, json); !r) return r;
   return durable_locked(Durability::power_loss);
 }
 
 Result<void> StateStore::erase(const std::string& kind, const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto r = erase_locked(kind, key); !r) return r;
   return durable_locked(Durability::power_loss);
 }
 
-Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key, const std::string& json) {
+// The Tx's methods run inside transaction(), under the lock it holds (see Tx): the analysis
+// cannot follow the lock through the std::function it calls.
+Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key, const std::string& json)
+    NO_THREAD_SAFETY_ANALYSIS {
   return s_.put_locked(kind, key, json);
 }
-Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) {
+Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) NO_THREAD_SAFETY_ANALYSIS {
   return s_.erase_locked(kind, key);
 }
-Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, const std::string& key) {
+Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, const std::string& key)
+    NO_THREAD_SAFETY_ANALYSIS {
   return s_.get_locked(kind, key);
+}
+Result<int64_t> StateStore::Tx::begin_operation(OperationKind kind, const std::string& target,
+                                                const std::string& request) NO_THREAD_SAFETY_ANALYSIS {
+  return s_.begin_operation_locked(kind, target, request);
+}
+Result<void> StateStore::Tx::add_step(int64_t id, const std::string& step_json) NO_THREAD_SAFETY_ANALYSIS {
+  return s_.add_step_locked(id, step_json);
+}
+Result<void> StateStore::Tx::finish_operation(int64_t id, OperationState state, const std::string& error)
+    NO_THREAD_SAFETY_ANALYSIS {
+  return s_.finish_operation_locked(id, state, error);
 }
 
 Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn, Durability durability) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // IMMEDIATE: take the write lock now, so a second process waits here, not at COMMIT.
   if (auto r = run("BEGIN IMMEDIATE"); !r) return r;
   Tx tx(*this);
@@ -274,20 +314,35 @@ Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn,
   return durable_locked(durability);
 }
 
-Result<int64_t> StateStore::begin_operation(const std::string& kind, const std::string& target,
+Result<int64_t> StateStore::begin_operation(OperationKind kind, const std::string& target,
                                             const std::string& request) {
-  std::lock_guard lock(mu_);
-  Stmt st(prepared("INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, 'pending', ?4)"));
+  MutexLock lock(mu_);
+  return begin_operation_locked(kind, target, request);
+}
+
+Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
+  MutexLock lock(mu_);
+  return add_step_locked(id, step_json);
+}
+
+Result<void> StateStore::finish_operation(int64_t id, OperationState state, const std::string& error) {
+  MutexLock lock(mu_);
+  return finish_operation_locked(id, state, error);
+}
+
+Result<int64_t> StateStore::begin_operation_locked(OperationKind kind, const std::string& target,
+                                                   const std::string& request) {
+  Stmt st(prepared("INSERT INTO operations(kind, target, request, state, created_at) VALUES(?1, ?2, ?3, ?5, ?4)"));
   if (!st.ok()) return sql_error("journalling an operation");
-  st.bind(1, kind).bind(2, target).bind(3, request).bind(4, now_ms());
+  st.bind(1, to_string(kind)).bind(2, target).bind(3, request).bind(4, now_ms());
+  st.bind(5, to_string(OperationState::pending));
   if (st.step() != SQLITE_DONE) return sql_error("journalling an operation");
   const auto id = static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
   if (auto r = durable_locked(Durability::power_loss); !r) return std::move(r).error();
   return id;
 }
 
-Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
-  std::lock_guard lock(mu_);
+Result<void> StateStore::add_step_locked(int64_t id, const std::string& step_json) {
   // A step records a change to the running kernel, which a power loss undoes by itself: the
   // step only has to outlive the process (see Durability), so its commit is not synced.
   // json_insert appends to the array in SQL: one statement, atomic.
@@ -298,33 +353,38 @@ Result<void> StateStore::add_step(int64_t id, const std::string& step_json) {
   return ok();
 }
 
-Result<void> StateStore::finish_operation(int64_t id, const std::string& state, const std::string& error) {
-  std::lock_guard lock(mu_);
+Result<void> StateStore::finish_operation_locked(int64_t id, OperationState state, const std::string& error) {
   Stmt st(prepared("UPDATE operations SET state=?2, error=?3, finished_at=?4 WHERE id=?1"));
   if (!st.ok()) return sql_error("finishing an operation");
-  st.bind(1, id).bind(2, state).bind(3, error).bind(4, now_ms());
+  st.bind(1, id).bind(2, to_string(state)).bind(3, error).bind(4, now_ms());
   if (st.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sql_error("finishing an operation");
   if (auto r = durable_locked(Durability::power_loss); !r) return r;
   // The journal keeps the last kKeptOperations finished operations (for a post-mortem with
   // sqlite3), not every one since the host was installed; between kKeptOperations and
   // kKeptOperations + kPruneEvery of them.
   if (id % kPruneEvery != 0) return ok();
-  Stmt prune(prepared("DELETE FROM operations WHERE id <= ?1 AND state != 'pending'"));
+  Stmt prune(prepared("DELETE FROM operations WHERE id <= ?1 AND state != ?2"));
   if (!prune.ok()) return sql_error("pruning the operation journal");
-  prune.bind(1, id - kKeptOperations);
+  prune.bind(1, id - kKeptOperations).bind(2, to_string(OperationState::pending));
   if (prune.step() != SQLITE_DONE) return sql_error("pruning the operation journal");
   return ok();
 }
 
 namespace {
 
-Operation read_operation(const Stmt& st) {
+Result<Operation> read_operation(const Stmt& st) {
   Operation op;
   op.id = st.int64(0);
-  op.kind = st.text(1);
+  const std::string kind = st.text(1), state = st.text(4);
+  auto k = from_string<OperationKind>(kind);
+  auto s = from_string<OperationState>(state);
+  if (!k || !s)
+    return Error::make(ErrorCode::io, "operation " + std::to_string(op.id) + " in the journal: unknown " +
+                                          (k ? "state '" + state + "'" : "kind '" + kind + "'"));
+  op.kind = *k;
+  op.state = *s;
   op.target = st.text(2);
   op.request = st.text(3);
-  op.state = st.text(4);
   auto steps = nlohmann::json::parse(st.text(5), nullptr, false);
   if (steps.is_array())
     for (const auto& s : steps) op.steps.push_back(s.dump());
@@ -334,27 +394,46 @@ Operation read_operation(const Stmt& st) {
 
 }  // namespace
 
-Result<std::vector<Operation>> StateStore::operations_in_state(const std::string& state) {
-  std::lock_guard lock(mu_);
+Result<std::vector<Operation>> StateStore::operations_in_state(OperationState state) {
+  MutexLock lock(mu_);
   Stmt st(prepared("SELECT id, kind, target, request, state, steps, error FROM operations WHERE state=?1 ORDER BY id"));
   if (!st.ok()) return sql_error("reading the operation journal");
-  st.bind(1, state);
+  st.bind(1, to_string(state));
   std::vector<Operation> out;
   int rc;
-  while ((rc = st.step()) == SQLITE_ROW) out.push_back(read_operation(st));
+  while ((rc = st.step()) == SQLITE_ROW) {
+    auto op = read_operation(st);
+    if (!op) return std::move(op).error();
+    out.push_back(std::move(*op));
+  }
   if (rc != SQLITE_DONE) return sql_error("reading the operation journal");
   return out;
 }
 
 Result<std::optional<Operation>> StateStore::operation(int64_t id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt st(prepared("SELECT id, kind, target, request, state, steps, error FROM operations WHERE id=?1"));
   if (!st.ok()) return sql_error("reading the operation journal");
   st.bind(1, id);
   int rc = st.step();
-  if (rc == SQLITE_ROW) return std::optional<Operation>(read_operation(st));
+  if (rc == SQLITE_ROW) {
+    auto op = read_operation(st);
+    if (!op) return std::move(op).error();
+    return std::optional<Operation>(std::move(*op));
+  }
   if (rc == SQLITE_DONE) return std::optional<Operation>();
   return sql_error("reading the operation journal");
 }
 
 }  // namespace sriovd::agent
+
+namespace sriovd {
+template <>
+std::optional<agent::OperationKind> from_string(std::string_view s) {
+  return agent::kOperationKinds.parse(s);
+}
+template <>
+std::optional<agent::OperationState> from_string(std::string_view s) {
+  return agent::kOperationStates.parse(s);
+}
+}  // namespace sriovd

@@ -10,8 +10,9 @@
 // returns: a crash after a call keeps it, a crash during one leaves the state as before. The
 // exception is what only has to outlive the process, not the machine (Durability): the steps of
 // an operation, whose changes to the running kernel a power loss undoes anyway.
-// One StateStore per process; its methods are serialised by an internal mutex (SQLite's
-// connection is not shared between threads). Another process opening the same directory waits
+// One StateStore per process; it is thread-safe because every public method holds its mutex
+// (SQLite's connection is not shared between threads) and the *_locked helpers behind them
+// expect it held; a transaction's Tx works under the lock its transaction() took. Another process opening the same directory waits
 // up to the busy timeout for the lock.
 #pragma once
 
@@ -20,12 +21,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "base/enum_table.h"
+#include "base/mutex.h"
 #include "base/result.h"
 
 struct sqlite3;
@@ -33,12 +35,21 @@ struct sqlite3_stmt;
 
 namespace sriovd::agent {
 
+// What an operation in the journal does.
+enum class OperationKind { set_num_vfs, set_vf_config, set_driver, reconcile, allocate, release, restore_lease };
+// Where it is: pending until it ends done, failed (its steps undone, or a release left to finish)
+// or rolled_back (undone at start after the daemon stopped mid-operation).
+enum class OperationState { pending, done, failed, rolled_back };
+// The journal's spelling: "set_num_vfs", ...; "pending", "done", "failed", "rolled_back".
+std::string_view to_string(OperationKind k);
+std::string_view to_string(OperationState s);
+
 struct Operation {
   int64_t id = 0;
-  std::string kind;      // "set_num_vfs", "set_vf_config", "set_driver"
+  OperationKind kind = OperationKind::reconcile;
   std::string target;    // the device address
   std::string request;   // JSON
-  std::string state;     // "pending", "done", "failed", "rolled_back"
+  OperationState state = OperationState::pending;
   std::vector<std::string> steps;  // JSON of each applied step, in order (for undo)
   std::string error;
 };
@@ -58,18 +69,24 @@ class StateStore {
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
-  Result<std::optional<std::string>> get(const std::string& kind, const std::string& key);
-  Result<std::map<std::string, std::string>> all(const std::string& kind);
-  Result<void> put(const std::string& kind, const std::string& key, const std::string& json);
-  Result<void> erase(const std::string& kind, const std::string& key);
+  Result<std::optional<std::string>> get(const std::string& kind, const std::string& key) EXCLUDES(mu_);
+  Result<std::map<std::string, std::string>> all(const std::string& kind) EXCLUDES(mu_);
+  Result<void> put(const std::string& kind, const std::string& key, const std::string& json) EXCLUDES(mu_);
+  Result<void> erase(const std::string& kind, const std::string& key) EXCLUDES(mu_);
 
-  // Several changes in one transaction: `fn` calls put/erase on the Tx; if it returns an error
-  // (or throws), nothing is kept.
+  // Several changes in one transaction: `fn` calls the Tx's methods; if it returns an error
+  // (or throws), nothing is kept. A Tx lives only inside transaction(), which holds the store's
+  // lock throughout: its methods are the store's *_locked helpers. Calling the store's own
+  // public methods from `fn` deadlocks.
   class Tx {
    public:
     Result<void> put(const std::string& kind, const std::string& key, const std::string& json);
     Result<void> erase(const std::string& kind, const std::string& key);
     Result<std::optional<std::string>> get(const std::string& kind, const std::string& key);
+    // The journal's begin_operation, add_step and finish_operation, within the transaction.
+    Result<int64_t> begin_operation(OperationKind kind, const std::string& target, const std::string& request);
+    Result<void> add_step(int64_t id, const std::string& step_json);
+    Result<void> finish_operation(int64_t id, OperationState state, const std::string& error = {});
 
    private:
     friend class StateStore;
@@ -77,41 +94,54 @@ class StateStore {
     StateStore& s_;
   };
   Result<void> transaction(const std::function<Result<void>(Tx&)>& fn,
-                           Durability durability = Durability::power_loss);
+                           Durability durability = Durability::power_loss) EXCLUDES(mu_);
 
   // The operation journal. Steps are committed with Durability::process_crash; the journal keeps
   // the last 1,000 finished operations (pruned in batches of 100).
-  Result<int64_t> begin_operation(const std::string& kind, const std::string& target, const std::string& request);
-  Result<void> add_step(int64_t id, const std::string& step_json);
-  Result<void> finish_operation(int64_t id, const std::string& state, const std::string& error = {});
-  Result<std::vector<Operation>> operations_in_state(const std::string& state);
-  Result<std::optional<Operation>> operation(int64_t id);
+  // An entry whose kind or state is not one of these (a damaged database) is an io error.
+  Result<int64_t> begin_operation(OperationKind kind, const std::string& target, const std::string& request)
+      EXCLUDES(mu_);
+  Result<void> add_step(int64_t id, const std::string& step_json) EXCLUDES(mu_);
+  Result<void> finish_operation(int64_t id, OperationState state, const std::string& error = {}) EXCLUDES(mu_);
+  Result<std::vector<Operation>> operations_in_state(OperationState state) EXCLUDES(mu_);
+  Result<std::optional<Operation>> operation(int64_t id) EXCLUDES(mu_);
 
   const std::filesystem::path& path() const { return path_; }
 
  private:
   StateStore() = default;
-  Result<void> exec(const char* sql);  // any SQL text, statements parsed each time
-  Result<void> run(const char* sql);   // one statement (a literal), prepared once
+  Result<void> exec(const char* sql) REQUIRES(mu_);  // any SQL text, statements parsed each time
+  Result<void> run(const char* sql) REQUIRES(mu_);   // one statement (a literal), prepared once
   // The statement for `sql` (a string literal), prepared on first use and kept; nullptr when it
   // does not compile.
-  sqlite3_stmt* prepared(const char* sql);
+  sqlite3_stmt* prepared(const char* sql) REQUIRES(mu_);
   // After a statement or a commit: for Durability::power_loss outside a transaction, syncs the
   // write-ahead log (the connection runs with synchronous=NORMAL).
-  Result<void> durable_locked(Durability d);
-  Result<void> sync_log_locked();
-  Error sql_error(const std::string& what) const;
-  // Unlocked versions, for Tx and the public methods.
-  Result<std::optional<std::string>> get_locked(const std::string& kind, const std::string& key);
-  Result<void> put_locked(const std::string& kind, const std::string& key, const std::string& json);
-  Result<void> erase_locked(const std::string& kind, const std::string& key);
+  Result<void> durable_locked(Durability d) REQUIRES(mu_);
+  Result<void> sync_log_locked() REQUIRES(mu_);
+  Error sql_error(const std::string& what) const REQUIRES(mu_);
+  // The work of the public methods and of Tx, with the lock held.
+  Result<std::optional<std::string>> get_locked(const std::string& kind, const std::string& key) REQUIRES(mu_);
+  Result<void> put_locked(const std::string& kind, const std::string& key, const std::string& json) REQUIRES(mu_);
+  Result<void> erase_locked(const std::string& kind, const std::string& key) REQUIRES(mu_);
+  Result<int64_t> begin_operation_locked(OperationKind kind, const std::string& target, const std::string& request)
+      REQUIRES(mu_);
+  Result<void> add_step_locked(int64_t id, const std::string& step_json) REQUIRES(mu_);
+  Result<void> finish_operation_locked(int64_t id, OperationState state, const std::string& error) REQUIRES(mu_);
 
   std::filesystem::path path_;
-  sqlite3* db_ = nullptr;  // guarded by mu_
+  Mutex mu_;
+  sqlite3* db_ GUARDED_BY(mu_) = nullptr;
   // By the address of the SQL literal: every statement is a literal of this file, so the lookup
   // needs no string built or compared.
-  std::unordered_map<const char*, sqlite3_stmt*> prepared_;  // guarded by mu_
-  std::recursive_mutex mu_;
+  std::unordered_map<const char*, sqlite3_stmt*> prepared_ GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::agent
+
+namespace sriovd {
+template <>
+std::optional<agent::OperationKind> from_string(std::string_view s);
+template <>
+std::optional<agent::OperationState> from_string(std::string_view s);
+}  // namespace sriovd

@@ -71,7 +71,7 @@ TEST_CASE("the operation journal records steps in order and survives a crash") {
   if (pid == 0) {
     auto s = StateStore::open(dir.path());
     if (!s) _exit(2);
-    auto op = (*s)->begin_operation("set_num_vfs", "0000:17:00.0", R"({"num_vfs":8})");
+    auto op = (*s)->begin_operation(OperationKind::set_num_vfs, "0000:17:00.0", R"({"num_vfs":8})");
     if (!op) _exit(3);
     (void)(*s)->add_step(*op, R"({"write":"sriov_numvfs","from":"0","to":"8"})");
     (void)(*s)->add_step(*op, R"({"write":"driver_override","from":null,"to":"vfio-pci"})");
@@ -82,24 +82,24 @@ TEST_CASE("the operation journal records steps in order and survives a crash") {
   REQUIRE(WEXITSTATUS(st) == 9);
 
   auto s = std::move(StateStore::open(dir.path()).value());
-  auto pending = s->operations_in_state("pending");
+  auto pending = s->operations_in_state(OperationState::pending);
   REQUIRE(pending.ok());
   REQUIRE(pending->size() == 1);
   const auto& op = (*pending)[0];
   id = op.id;
-  CHECK(op.kind == "set_num_vfs");
+  CHECK(op.kind == OperationKind::set_num_vfs);
   CHECK(op.target == "0000:17:00.0");
   REQUIRE(op.steps.size() == 2);
   CHECK(nlohmann::json::parse(op.steps[0])["write"] == "sriov_numvfs");
   CHECK(nlohmann::json::parse(op.steps[1])["to"] == "vfio-pci");
-  REQUIRE(s->finish_operation(id, "rolled_back", "daemon restarted mid-operation").ok());
-  CHECK(s->operations_in_state("pending")->empty());
+  REQUIRE(s->finish_operation(id, OperationState::rolled_back, "daemon restarted mid-operation").ok());
+  CHECK(s->operations_in_state(OperationState::pending)->empty());
   auto done = s->operation(id);
   REQUIRE(done.ok());
   REQUIRE(done->has_value());
-  CHECK((*done)->state == "rolled_back");
+  CHECK((*done)->state == OperationState::rolled_back);
   CHECK((*done)->error == "daemon restarted mid-operation");
-  CHECK_FALSE(s->finish_operation(id + 1000, "done").ok());
+  CHECK_FALSE(s->finish_operation(id + 1000, OperationState::done).ok());
 }
 
 TEST_CASE("a file that is not a database is a clear error") {
@@ -215,7 +215,7 @@ TEST_CASE("a change is synced to disk before it returns; an operation's steps ar
   syncs();
   REQUIRE(s->put("sriov", "a", "1").ok());
   CHECK(syncs() >= 1);
-  auto op = s->begin_operation("set_driver", "0000:17:00.0", "{}");
+  auto op = s->begin_operation(OperationKind::set_driver, "0000:17:00.0", "{}");
   REQUIRE(op.ok());
   CHECK(syncs() >= 1);
   REQUIRE(s->add_step(*op, R"({"do":{}})").ok());
@@ -225,7 +225,7 @@ TEST_CASE("a change is synced to disk before it returns; an operation's steps ar
   CHECK(syncs() == 0);
   REQUIRE(s->transaction([&](StateStore::Tx& tx) -> Result<void> {
     if (auto r = tx.put("lease", "x", R"({"state":"active"})"); !r) return r;
-    return s->finish_operation(*op, "done");
+    return tx.finish_operation(*op, OperationState::done);
   }).ok());
   CHECK(syncs() >= 1);
   REQUIRE(s->erase("lease", "x").ok());

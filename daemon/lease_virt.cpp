@@ -22,13 +22,12 @@ std::optional<std::string> lease_device_xml(const Lease& lease, const Snapshot& 
   } else {
     spec.kind = virt::DeviceXmlSpec::Kind::HostdevPci;
   }
-  if (spec.kind != virt::DeviceXmlSpec::Kind::HostdevPci && lease.vf_config.is_object()) {
-    if (lease.vf_config.contains("mac") && lease.vf_config["mac"].is_string()) spec.mac = lease.vf_config["mac"].get<std::string>();
+  if (spec.kind != virt::DeviceXmlSpec::Kind::HostdevPci && lease.vf_config) {
+    if (lease.vf_config->mac) spec.mac = lease.vf_config->mac->to_string();
     // The VLAN is set on the VF by sriovd already; the hostdev interface repeats it so libvirt
     // (which programs it through the PF too) keeps it rather than clearing it.
-    if (spec.kind == virt::DeviceXmlSpec::Kind::HostdevInterface && lease.vf_config.contains("vlan") &&
-        lease.vf_config["vlan"].is_number_unsigned() && lease.vf_config["vlan"].get<uint16_t>() != 0)
-      spec.vlan = lease.vf_config["vlan"].get<uint16_t>();
+    if (spec.kind == virt::DeviceXmlSpec::Kind::HostdevInterface && lease.vf_config->vlan.value_or(0) != 0)
+      spec.vlan = *lease.vf_config->vlan;
   }
   auto xml = virt::device_xml(spec);
   if (!xml) return std::nullopt;

@@ -74,7 +74,7 @@ std::optional<std::string> NameDb::lookup(int flags, uint16_t v, uint16_t d) {
 }
 
 void NameDb::close() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (hwdb_) pci_cleanup(hwdb_);
   if (ids_) pci_cleanup(ids_);
   hwdb_ = ids_ = nullptr;
@@ -82,14 +82,14 @@ void NameDb::close() {
 }
 
 void NameDb::preload() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Opens the first source that answers: the hwdb or, without one, pci.ids (parsed whole).
   // Intel's vendor id is in every PCI ID database.
   (void)lookup(PCI_LOOKUP_VENDOR, 0x8086, 0);
 }
 
 std::optional<std::string> NameDb::vendor(uint16_t vendor_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = vendors_.find(vendor_id);
   if (it != vendors_.end()) return it->second;
   auto name = lookup(PCI_LOOKUP_VENDOR, vendor_id, 0);
@@ -98,7 +98,7 @@ std::optional<std::string> NameDb::vendor(uint16_t vendor_id) {
 }
 
 std::optional<std::string> NameDb::device(uint16_t vendor_id, uint16_t device_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   uint32_t key = static_cast<uint32_t>(vendor_id) << 16 | device_id;
   auto it = devices_.find(key);
   if (it != devices_.end()) return it->second;

@@ -10,10 +10,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+
+#include "base/mutex.h"
 
 struct pci_access;
 
@@ -29,26 +30,26 @@ class NameDb {
 
   // Loads the database now (it is otherwise loaded by the first lookup): lets a caller overlap
   // the ~15 ms parse of pci.ids with other work.
-  void preload();
+  void preload() EXCLUDES(mu_);
 
   // Lets go of the databases (the hwdb mapping, the parsed pci.ids) and keeps the names already
   // looked up; a later lookup of a new id opens them again. A daemon calls this after each scan.
-  void close();
+  void close() EXCLUDES(mu_);
 
-  std::optional<std::string> vendor(uint16_t vendor_id);
-  std::optional<std::string> device(uint16_t vendor_id, uint16_t device_id);
+  std::optional<std::string> vendor(uint16_t vendor_id) EXCLUDES(mu_);
+  std::optional<std::string> device(uint16_t vendor_id, uint16_t device_id) EXCLUDES(mu_);
 
  private:
-  std::optional<std::string> lookup(int flags, uint16_t v, uint16_t d);
+  std::optional<std::string> lookup(int flags, uint16_t v, uint16_t d) REQUIRES(mu_);
   static std::optional<std::string> ask(pci_access* acc, int flags, uint16_t v, uint16_t d);
 
-  std::mutex mu_;
+  Mutex mu_;
   std::string ids_path_;
-  pci_access* hwdb_ = nullptr;                                   // guarded by mu_; hwdb only
-  pci_access* ids_ = nullptr;                                    // guarded by mu_; pci.ids
-  bool started_ = false;                                         // guarded by mu_
-  std::unordered_map<uint32_t, std::optional<std::string>> vendors_;  // guarded by mu_
-  std::unordered_map<uint32_t, std::optional<std::string>> devices_;  // guarded by mu_
+  pci_access* hwdb_ GUARDED_BY(mu_) = nullptr;  // hwdb only
+  pci_access* ids_ GUARDED_BY(mu_) = nullptr;   // pci.ids
+  bool started_ GUARDED_BY(mu_) = false;
+  std::unordered_map<uint32_t, std::optional<std::string>> vendors_ GUARDED_BY(mu_);
+  std::unordered_map<uint32_t, std::optional<std::string>> devices_ GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::pci

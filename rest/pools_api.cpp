@@ -108,8 +108,8 @@ void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
   std::map<std::string, double> by_state = {{"active", 0}, {"releasing", 0}};
   std::map<PciAddress, double> per_pf;
   for (const auto& [id, l] : snap.book->leases) {
-    if (l.state == "allocating") continue;
-    by_state[l.state] += 1;
+    if (l.state == agent::LeaseState::allocating) continue;
+    by_state[std::string(to_string(l.state))] += 1;
     if (const agent::DeviceView* v = snap.find(l.address); v && v->device.physfn) per_pf[*v->device.physfn] += 1;
   }
   for (const auto& [state, n] : by_state) leases.Add({{"state", state}}).Set(n);
@@ -137,8 +137,10 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   w.key("id").value(l.id);
   w.key("libvirt_xml").optional(xml);
   w.key("pool").optional(l.pool);
-  w.key("state").value(l.state == "allocating" ? std::string_view("active") : std::string_view(l.state));
-  w.key("vf_config").raw(l.vf_config.dump());
+  w.key("state").value(to_string(l.state == agent::LeaseState::allocating ? agent::LeaseState::active : l.state));
+  w.key("vf_config");
+  if (l.vf_config) w.raw(agent::vf_config_to_json(*l.vf_config).dump());
+  else w.null();
   w.end_object();
   return out;
 }
@@ -216,7 +218,7 @@ Response Api::list_allocations(const RouteCall& call) const {
   }
   std::vector<const agent::Lease*> list;
   for (const auto& [id, l] : call.snap->book->leases) {
-    if (l.state == "allocating") continue;
+    if (l.state == agent::LeaseState::allocating) continue;
     if (pool && l.pool != *pool) continue;
     if (kind && l.consumer_kind != *kind) continue;
     if (name && l.consumer_name != *name) continue;
@@ -248,7 +250,15 @@ Response Api::allocate(const RouteCall& call) const {
   a.consumer_name = body["consumer"]["name"].get<std::string>();
   if (body.contains("numa_node")) a.numa_node = body["numa_node"].get<int>();
   if (body.contains("policy")) a.policy = agent::parse_policy(body["policy"].get<std::string>());
-  if (body.contains("vf_config")) a.vf_config = body["vf_config"];
+  if (body.contains("vf_config") && !body["vf_config"].is_null()) {
+    auto c = agent::vf_config_from_json(body["vf_config"]);
+    if (!c) {
+      Error e = std::move(c).error();
+      e.field = "vf_config." + e.field;
+      return problem(e, req.path);
+    }
+    a.vf_config = *c;
+  }
   if (const std::string* key = req.header("idempotency-key")) {
     if (key->empty() || key->size() > 255)
       return problem(ErrorCode::bad_request, "header Idempotency-Key: 1 to 255 characters", req.path,
@@ -268,7 +278,7 @@ Response Api::allocate(const RouteCall& call) const {
 Response Api::get_allocation(const RouteCall& call) const {
   const std::string& id = call.params[0];
   const agent::Lease* l = call.snap->book->lease(id);
-  if (!l || l->state == "allocating") return problem(ErrorCode::not_found, "no lease " + id, call.req.path);
+  if (!l || l->state == agent::LeaseState::allocating) return problem(ErrorCode::not_found, "no lease " + id, call.req.path);
   return json_response(encode_lease(*l, *call.snap));
 }
 
@@ -283,7 +293,7 @@ Response Api::release(const RouteCall& call) const {
   std::string device = "null";
   if (const agent::DeviceView* v = now->find(r->address)) device = encode_device(*v);
   agent::Lease released = *r;
-  released.state = "released";
+  released.state = agent::LeaseState::released;
   released.attached.reset();  // a release detaches first (or fails)
   std::string lease_json = encode_lease(released, *call.snap);
   return json_response("{\"lease\":" + lease_json + ",\"device\":" + device + "}");
@@ -299,7 +309,7 @@ Response Api::set_attachment(const RouteCall& call, bool attach) const {
   const std::string& id = call.params[0];
   if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
   const agent::Lease* l = call.snap->book->lease(id);
-  if (!l || l->state == "allocating") return problem(ErrorCode::not_found, "no lease " + id, req.path);
+  if (!l || l->state == agent::LeaseState::allocating) return problem(ErrorCode::not_found, "no lease " + id, req.path);
   auto body = read_json_body(req, "AttachRequest", true);
   if (!body) return std::move(*body.problem);
   const auto& fn = attach ? options_.attach : options_.detach;

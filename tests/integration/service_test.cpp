@@ -180,10 +180,10 @@ TEST_CASE("SIGTERM: a change in progress is carried out and answered, then the d
   // The journal holds the change as done, nothing pending for the next start to undo.
   auto store = agent::StateStore::open(e.dir / "state");
   REQUIRE(store.ok());
-  auto pending = (*store)->operations_in_state("pending");
+  auto pending = (*store)->operations_in_state(agent::OperationState::pending);
   REQUIRE(pending.ok());
   CHECK(pending->empty());
-  auto done = (*store)->operations_in_state("done");
+  auto done = (*store)->operations_in_state(agent::OperationState::done);
   REQUIRE(done.ok());
   CHECK(done->size() >= 1);
 }

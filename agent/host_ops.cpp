@@ -1,0 +1,407 @@
+// The Agent's host operations: sriov_numvfs, VF attributes and driver binds (PUT
+// /v1/devices/{pf}/sriov, PATCH .../vf-config, PUT .../driver), and the pieces of them the
+// reconcile and the leases reuse (VF attribute groups, binds through pci/'s recipes).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "agent/agent.h"
+#include "agent/applier.h"
+#include "agent/interlocks.h"
+#include "agent/vf_config_json.h"
+
+namespace sriovd::agent {
+
+using nlohmann::json;
+
+namespace {
+
+std::string vf_key(const PciAddress& pf, uint32_t index) { return pf.to_string() + "#" + std::to_string(index); }
+
+// The attribute groups of a VF, in the order the kernel's do_setvfinfo applies them. Each is one
+// RTM_SETLINK, so a NACK leaves no group half-applied.
+enum class VfGroup { mac, vlan, rate, spoofchk, link_state, trust };
+constexpr VfGroup kGroups[] = {VfGroup::mac, VfGroup::vlan, VfGroup::rate, VfGroup::spoofchk, VfGroup::link_state,
+                               VfGroup::trust};
+
+const char* group_field(VfGroup g) {
+  switch (g) {
+    case VfGroup::mac: return "mac";
+    case VfGroup::vlan: return "vlan";
+    case VfGroup::rate: return "max_tx_rate_mbps";
+    case VfGroup::spoofchk: return "spoofchk";
+    case VfGroup::link_state: return "link_state";
+    case VfGroup::trust: return "trust";
+  }
+  return "vf_config";
+}
+
+bool group_set(const VfConfig& c, VfGroup g) {
+  switch (g) {
+    case VfGroup::mac: return c.mac.has_value();
+    case VfGroup::vlan: return c.vlan || c.qos || c.vlan_proto;
+    case VfGroup::rate: return c.max_tx_rate_mbps || c.min_tx_rate_mbps;
+    case VfGroup::spoofchk: return c.spoofchk.has_value();
+    case VfGroup::link_state: return c.link_state.has_value();
+    case VfGroup::trust: return c.trust.has_value();
+  }
+  return false;
+}
+
+// The group `g` of `wanted` completed from `current` (a VLAN request carries vlan, qos and
+// protocol together; a rate request both rates).
+VfConfig group_of(const VfConfig& wanted, const VfConfig& current, VfGroup g) {
+  VfConfig out;
+  auto pick = [](auto w, auto c, auto dflt) { return w ? *w : c ? *c : dflt; };
+  switch (g) {
+    case VfGroup::mac: out.mac = pick(wanted.mac, current.mac, MacAddress{}); break;
+    case VfGroup::vlan:
+      out.vlan = pick(wanted.vlan, current.vlan, uint16_t{0});
+      out.qos = pick(wanted.qos, current.qos, uint8_t{0});
+      out.vlan_proto = pick(wanted.vlan_proto, current.vlan_proto, uint16_t{0x8100});
+      break;
+    case VfGroup::rate:
+      out.max_tx_rate_mbps = pick(wanted.max_tx_rate_mbps, current.max_tx_rate_mbps, uint32_t{0});
+      out.min_tx_rate_mbps = pick(wanted.min_tx_rate_mbps, current.min_tx_rate_mbps, uint32_t{0});
+      break;
+    case VfGroup::spoofchk: out.spoofchk = pick(wanted.spoofchk, current.spoofchk, true); break;
+    case VfGroup::link_state:
+      out.link_state = pick(wanted.link_state, current.link_state, LinkState::auto_);
+      break;
+    case VfGroup::trust: out.trust = pick(wanted.trust, current.trust, false); break;
+  }
+  return out;
+}
+
+// Fields of `patch` laid over `base`.
+VfConfig overlay(VfConfig base, const VfConfig& patch) {
+  if (patch.mac) base.mac = patch.mac;
+  if (patch.vlan) base.vlan = patch.vlan;
+  if (patch.qos) base.qos = patch.qos;
+  if (patch.vlan_proto) base.vlan_proto = patch.vlan_proto;
+  if (patch.max_tx_rate_mbps) base.max_tx_rate_mbps = patch.max_tx_rate_mbps;
+  if (patch.min_tx_rate_mbps) base.min_tx_rate_mbps = patch.min_tx_rate_mbps;
+  if (patch.spoofchk) base.spoofchk = patch.spoofchk;
+  if (patch.trust) base.trust = patch.trust;
+  if (patch.link_state) base.link_state = patch.link_state;
+  return base;
+}
+
+}  // namespace
+
+Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver) {
+  // vfio-pci, or off the driver (back towards a host driver, or none at all).
+  if (driver == std::string("vfio-pci")) return pci::bind_driver(root_, dev.address, *driver, a.runner());
+  return pci::unbind_driver(root_, dev.address, a.runner());
+}
+
+Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
+                                    const VfConfig& current, const VfConfig& wanted) {
+  for (VfGroup g : kGroups) {
+    if (!group_set(wanted, g)) continue;
+    VfConfig want = group_of(wanted, current, g);
+    VfConfig was = group_of(current, current, g);
+    if (want == was) continue;
+    if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
+      Error e = std::move(r).error();
+      if (e.field.empty()) e.field = group_field(g);
+      return e;
+    }
+  }
+  return ok();
+}
+
+Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
+                                    const VfConfig& current) {
+  const VfConfig clean = clean_vf_config();
+  for (VfGroup g : kGroups) {
+    VfConfig want = group_of(clean, current, g);
+    VfConfig was = group_of(current, current, g);
+    // A group the driver does not report cannot be compared: set it anyway, once.
+    if (want == was && group_set(current, g)) continue;
+    if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
+      if (r.error().errnum == EOPNOTSUPP) continue;
+      Error e = std::move(r).error();
+      if (e.field.empty()) e.field = group_field(g);
+      return e;
+    }
+  }
+  return ok();
+}
+
+// After VFs were (re)created they have the driver's defaults: give them back the attributes and
+// drivers the desired state holds for this PF's VFs.
+Result<void> Agent::reapply_vf_state(Applier& a, const PciAddress& pf) {
+  if (auto r = refresh_locked(); !r) return r;
+  auto s = snap();
+  const DeviceView* pfv = s->find(pf);
+  if (!pfv) return ok();
+  auto configs = store_.all("vf_config");
+  if (!configs) return std::move(configs).error();
+  std::string prefix = pf.to_string() + "#";
+  if (!pfv->device.netdevs.empty()) {
+    auto vfs = kernel_.get_vfs(pfv->device.netdevs.front());
+    for (const auto& [key, text] : *configs) {
+      if (key.rfind(prefix, 0) != 0 || !vfs) continue;
+      uint32_t index = static_cast<uint32_t>(std::stoul(key.substr(prefix.size())));
+      auto wanted = vf_config_from_json(json::parse(text, nullptr, false));
+      auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& v) { return v.index == index; });
+      if (!wanted || it == vfs->end()) continue;
+      if (auto r = apply_vf_config(a, pfv->device.netdevs.front(), index, it->config, *wanted); !r) return r;
+    }
+  }
+  auto drivers = store_.all("driver");
+  if (!drivers) return std::move(drivers).error();
+  for (const auto& v : s->devices) {
+    if (v.device.physfn != pf) continue;
+    auto it = drivers->find(v.device.address.to_string());
+    if (it == drivers->end()) continue;
+    auto j = json::parse(it->second, nullptr, false);
+    if (!j.is_object() || !j.contains("driver")) continue;
+    std::optional<std::string> want;
+    if (j["driver"].is_string()) want = j["driver"].get<std::string>();
+    if (v.device.driver == want) continue;
+    if (auto r = bind(a, v.device, want); !r) return r;
+  }
+  return ok();
+}
+
+Result<void> Agent::change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want) {
+  if (!want || !pf.sriov) return ok();
+  return pci::change_drivers_autoprobe(pf.address, pf.sriov->drivers_autoprobe, *want, a.runner());
+}
+
+Error Agent::abandon(Applier& a, Error e) {
+  a.rollback();
+  (void)store_.finish_operation(a.op(), OperationState::failed, e.message);
+  (void)refresh_locked();
+  return e;
+}
+
+// Not split: the checks, the interlocks and the apply (with the VF settings given back on the
+// failure path and the success path alike) all work on the PF as read once at the top, in the
+// order the operation takes them.
+Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe) {
+  MutexLock lock(mu_);
+  auto s = snap();
+  const DeviceView* v = s->find(pf);
+  if (!v) return Error::make(ErrorCode::not_found, "no PCI device " + pf.to_string() + " on this host");
+  const pci::Device& d = v->device;
+  if (!d.sriov)
+    return Error::make(ErrorCode::invalid, pf.to_string() + " is not an SR-IOV physical function", "num_vfs");
+  if (num_vfs > d.sriov->total_vfs)
+    return Error::make(ErrorCode::invalid,
+                       "num_vfs: " + std::to_string(num_vfs) + " exceeds the total_vfs of " + pf.to_string() + " (" +
+                           std::to_string(d.sriov->total_vfs) + ")",
+                       "num_vfs");
+  const uint32_t cur = d.sriov->num_vfs;
+  json desired = {{"num_vfs", num_vfs}};
+  if (!drivers_autoprobe) {
+    // Not asked: keep what an earlier request asked for.
+    auto prev = store_.get("sriov", pf.to_string());
+    if (prev && prev->has_value()) {
+      auto p = json::parse(**prev, nullptr, false);
+      if (p.is_object() && p.contains("drivers_autoprobe") && p["drivers_autoprobe"].is_boolean())
+        desired["drivers_autoprobe"] = p["drivers_autoprobe"];
+    }
+  } else {
+    desired["drivers_autoprobe"] = *drivers_autoprobe;
+  }
+  const bool autoprobe_change = drivers_autoprobe && d.sriov->drivers_autoprobe != drivers_autoprobe;
+  if (cur == num_vfs && !autoprobe_change) {
+    // Already there: no 0 → N cycle, only the desired state is recorded.
+    return store_.put("sriov", pf.to_string(), desired.dump());
+  }
+  // Interlock: the VFs are destroyed on the way (Linux only goes N → 0 → M).
+  if (const Lease* l = book_->lease_of(pf))
+    return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() + ": it is leased whole (lease " + l->id + ")");
+  if (cur != 0) {
+    std::string leased;
+    for (const auto& vf : s->devices)
+      if (vf.device.physfn == pf && book_->lease_of(vf.device.address))
+        leased += (leased.empty() ? "" : ", ") + vf.device.address.to_string();
+    if (!leased.empty())
+      return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() + " from " +
+                                                  std::to_string(cur) + ": leased VFs: " + leased);
+  }
+  if (cur != 0) {
+    std::string busy;
+    for (const auto& vf : s->devices)
+      if (vf.device.physfn == pf && vf.device.driver == std::string("vfio-pci"))
+        busy += (busy.empty() ? "" : ", ") + vf.device.address.to_string();
+    if (!busy.empty())
+      return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() +
+                                                  " from " + std::to_string(cur) + ": VFs bound to vfio-pci: " + busy);
+  }
+  auto op = store_.begin_operation(OperationKind::set_num_vfs, pf.to_string(), json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
+  Result<void> r = change_autoprobe(a, d, drivers_autoprobe);
+  if (r) r = pci::change_num_vfs(pf, cur, num_vfs, a.runner());
+  if (!r) {
+    a.rollback();
+    // Recreated VFs come back with the driver's defaults: restore what the desired state says.
+    if (cur != 0) {
+      Applier again(kernel_, store_, *op);
+      if (auto re = reapply_vf_state(again, pf); !re) drift_.push_back(pf.to_string() + ": " + re.error().message);
+    }
+    (void)store_.finish_operation(*op, OperationState::failed, r.error().message);
+    (void)refresh_locked();
+    Error e = std::move(r).error();
+    if (e.field.empty() && e.code == ErrorCode::invalid) e.field = "num_vfs";
+    return std::move(e).context("setting num_vfs of " + pf.to_string() + " to " + std::to_string(num_vfs));
+  }
+  auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+    if (auto p = tx.put("sriov", pf.to_string(), desired.dump()); !p) return p;
+    return ok();
+  });
+  if (!committed) return abandon(a, std::move(committed).error());
+  // VF attributes and drivers the operator asked for earlier apply to the new VFs too.
+  Applier more(kernel_, store_, *op);
+  auto re = reapply_vf_state(more, pf);
+  if (!re) {
+    more.rollback();
+    drift_.push_back(pf.to_string() + ": VF settings not reapplied: " + re.error().message);
+  }
+  (void)store_.finish_operation(*op, OperationState::done);
+  // reapply_vf_state rescanned after the VFs were created; scan again only if it changed more.
+  if (re && more.taken() == 0) return ok();
+  return refresh_locked();
+}
+
+Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
+  MutexLock lock(mu_);
+  auto s = snap();
+  const DeviceView* v = s->find(vf);
+  if (!v) return Error::make(ErrorCode::not_found, "no PCI device " + vf.to_string() + " on this host");
+  if (!v->device.physfn || !v->device.vf_index)
+    return Error::make(ErrorCode::invalid, vf.to_string() + " is not a virtual function");
+  const DeviceView* pf = s->find(*v->device.physfn);
+  if (!pf || pf->device.netdevs.empty())
+    return Error::make(ErrorCode::conflict, "the PF " + v->device.physfn->to_string() + " of " + vf.to_string() +
+                                                " has no netdev: VF attributes are set through the PF's netdev");
+  const std::string ifname = pf->device.netdevs.front();
+  const uint32_t index = static_cast<uint32_t>(*v->device.vf_index);
+  auto vfs = kernel_.get_vfs(ifname);
+  if (!vfs) return std::move(vfs).error().context("reading the VFs of " + ifname);
+  auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == index; });
+  if (it == vfs->end())
+    return Error::make(ErrorCode::conflict, ifname + " does not report VF " + std::to_string(index));
+  const VfConfig current = it->config;
+
+  auto op = store_.begin_operation(OperationKind::set_vf_config, vf.to_string(), vf_config_to_json(patch).dump());
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
+  if (auto r = apply_vf_config(a, ifname, index, current, patch); !r)
+    return abandon(a, std::move(r).error().context("configuring VF " + std::to_string(index) + " of " + ifname +
+                                                   " (" + vf.to_string() + ")"));
+  const std::string key = vf_key(pf->device.address, index);
+  auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+    auto prev = tx.get("vf_config", key);
+    if (!prev) return std::move(prev).error();
+    VfConfig desired;
+    if (prev->has_value())
+      if (auto p = vf_config_from_json(json::parse(**prev, nullptr, false))) desired = *p;
+    return tx.put("vf_config", key, vf_config_to_json(overlay(desired, patch)).dump());
+  });
+  if (!committed) return abandon(a, std::move(committed).error());
+  (void)store_.finish_operation(*op, OperationState::done);
+  return refresh_devices_locked({vf});
+}
+
+// Not split: the interlocks of every target are checked before the journal entry is opened, and
+// the desired-state records are collected while the targets are bound, to be written in the
+// transaction that ends the operation: one sequence, read best in one place.
+Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request) {
+  MutexLock lock(mu_);
+  auto s = snap();
+  const DeviceView* v = s->find(address);
+  if (!v) return Error::make(ErrorCode::not_found, "no PCI device " + address.to_string() + " on this host");
+  if (request.driver && *request.driver != "vfio-pci" && *request.driver != "host")
+    return Error::make(ErrorCode::invalid, "driver: expected vfio-pci, host or null, got '" + *request.driver + "'",
+                       "driver");
+  std::vector<const pci::Device*> targets;
+  if (request.group) {
+    if (!v->device.iommu_group)
+      return Error::make(ErrorCode::invalid, address.to_string() + " is in no IOMMU group", "group");
+    auto g = s->groups.find(*v->device.iommu_group);
+    for (const auto& m : g->second.members)
+      if (const DeviceView* mv = s->find(m); mv && !mv->device.is_bridge()) targets.push_back(&mv->device);
+  } else {
+    targets.push_back(&v->device);
+  }
+  const bool to_vfio = request.driver == std::string("vfio-pci");
+  const bool to_host = request.driver == std::string("host");
+  auto drivers = store_.all("driver");
+  if (!drivers) return std::move(drivers).error();
+
+  for (const auto* t : targets) {
+    if (const Lease* l = book_->lease_of(t->address))
+      return Error::make(ErrorCode::conflict, t->address.to_string() + " is leased (lease " + l->id + " to " +
+                                                  l->consumer_kind + " " + l->consumer_name +
+                                                  "): release the lease to change its driver");
+    if (to_vfio && t->sriov && t->sriov->num_vfs > 0)
+      return Error::make(ErrorCode::conflict, t->address.to_string() + " has " + std::to_string(t->sriov->num_vfs) +
+                                                  " VFs enabled: set num_vfs to 0 before passing the PF through");
+    if (!to_vfio && in_use_ && t->driver == std::string("vfio-pci"))
+      if (auto r = in_use_(t->address); !r) return r;
+    if (!to_host && !request.force && t->driver != std::string("vfio-pci"))
+      if (auto r = check_netdev_quiet(*t); !r) return r;
+  }
+
+  auto op = store_.begin_operation(OperationKind::set_driver, address.to_string(),
+                                   json({{"driver", request.driver ? json(*request.driver) : json(nullptr)},
+                                         {"group", request.group},
+                                         {"force", request.force}})
+                                       .dump());
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
+  std::map<std::string, json> records;  // desired "driver" entries to write (null: erase)
+  Result<void> r = ok();
+  for (const auto* t : targets) {
+    const std::string key = t->address.to_string();
+    json prev_record = drivers->count(key) ? json::parse(drivers->at(key), nullptr, false) : json();
+    // The host driver to go back to: the one recorded when sriovd first moved the device.
+    std::optional<std::string> host_driver;
+    if (prev_record.is_object() && prev_record.value("previous", json()).is_string())
+      host_driver = prev_record["previous"].get<std::string>();
+    else if (t->driver && *t->driver != "vfio-pci")
+      host_driver = t->driver;
+    if (to_vfio) {
+      r = bind(a, *t, std::string("vfio-pci"));
+      records[key] = {{"driver", "vfio-pci"}, {"previous", host_driver ? json(*host_driver) : json(nullptr)}};
+    } else if (to_host) {
+      r = pci::restore_host_driver(root_, t->address, host_driver, a.runner());
+      records[key] = nullptr;
+    } else {
+      r = bind(a, *t, std::nullopt);
+      records[key] = {{"driver", nullptr}, {"previous", host_driver ? json(*host_driver) : json(nullptr)}};
+    }
+    if (!r) {
+      r = std::move(r).error().context(key);
+      break;
+    }
+  }
+  if (r) {
+    r = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
+      for (const auto& [key, rec] : records) {
+        auto w = rec.is_null() ? tx.erase("driver", key) : tx.put("driver", key, rec.dump());
+        if (!w) return w;
+      }
+      return ok();
+    });
+  }
+  if (!r) return abandon(a, std::move(r).error());
+  (void)store_.finish_operation(*op, OperationState::done);
+  std::vector<PciAddress> changed;
+  for (const auto* t : targets) changed.push_back(t->address);
+  return refresh_devices_locked(changed);
+}
+
+bool vf_config_overlay_equal(const VfConfig& current, const VfConfig& wanted) {
+  return overlay(current, wanted) == current;
+}
+
+}  // namespace sriovd::agent

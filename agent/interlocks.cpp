@@ -1,0 +1,68 @@
+// The Agent's interlocks: what refuses handing out a device, or taking a netdev the host uses.
+#include "agent/interlocks.h"
+
+#include "agent/agent.h"
+
+namespace sriovd::agent {
+
+bool leasable(const pci::Device& d) {
+  if (!d.class_id) return true;
+  uint32_t base_sub = *d.class_id >> 8;
+  return base_sub != 0x0604 && base_sub != 0x0600 && base_sub != 0x0601 && (*d.class_id >> 16) != 0x08;
+}
+
+
+std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAddress& address) {
+  std::string blockers;
+  for (const auto& a : g.members) {
+    if (a == address) continue;
+    const DeviceView* o = s.find(a);
+    if (!o || o->device.is_bridge() || iommu::driver_allows_passthrough(o->device.driver)) continue;
+    blockers += (blockers.empty() ? "" : ", ") + a.to_string() + " (" + *o->device.driver + ")";
+  }
+  return blockers;
+}
+
+
+Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
+  for (const auto& n : dev.netdevs) {
+    auto f = kernel_.get_link(n);
+    if (!f) continue;  // a netdev that went away is no reason to refuse
+    if (f->up && (!f->addresses.empty() || f->routes > 0)) {
+      std::string what = f->addresses.empty() ? "" : " with addresses ";
+      for (size_t i = 0; i < f->addresses.size(); ++i) what += (i ? ", " : "") + f->addresses[i];
+      if (f->routes) what += " and " + std::to_string(f->routes) + " route(s)";
+      return Error::make(ErrorCode::conflict, "netdev " + n + " of " + dev.address.to_string() + " is up" + what +
+                                                  "; the host is using it (pass force to take it anyway)");
+    }
+  }
+  return ok();
+}
+
+Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode) {
+  const pci::Device& d = v.device;
+  const std::string a = d.address.to_string();
+  if (const Lease* l = book_->lease_of(d.address))
+    return conflict(a + " is leased already (lease " + l->id + " to " + l->consumer_kind + " " + l->consumer_name + ")");
+  if (d.physfn)
+    if (const Lease* l = book_->lease_of(*d.physfn))
+      return conflict(a + " is a VF of " + d.physfn->to_string() + ", which is leased whole (lease " + l->id + ")");
+  if (d.sriov && d.sriov->num_vfs > 0)
+    return conflict(a + " has " + std::to_string(d.sriov->num_vfs) +
+                    " VFs enabled: a PF with VFs cannot be leased whole (set num_vfs to 0 first)");
+  if (!leasable(d)) return conflict(a + " is a bridge or system device and cannot be leased");
+  if (mode == PoolMode::vfio) {
+    if (!d.iommu_group) return conflict(a + " is in no IOMMU group: is the IOMMU enabled?");
+    auto g = s.groups.find(*d.iommu_group);
+    if (g != s.groups.end()) {
+      std::string blockers = group_blockers(s, g->second, d.address);
+      if (!blockers.empty())
+        return conflict("IOMMU group " + std::to_string(*d.iommu_group) + " of " + a +
+                        " is not viable: other members are bound to host drivers: " + blockers);
+    }
+  } else if (!d.physfn) {
+    return conflict(a + " is not a VF: netdev mode hands out VFs by their netdev");
+  }
+  return ok();
+}
+}  // namespace sriovd::agent

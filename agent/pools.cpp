@@ -1,0 +1,219 @@
+// The Agent's pools: which devices each pool holds (its selectors over the host, the oldest
+// pool winning a device several match), and pool creation, replacement and deletion.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "agent/agent.h"
+#include "agent/interlocks.h"
+
+namespace sriovd::agent {
+
+namespace {
+
+// What selectors see of a device: its host driver is the one it had before a lease bound it to
+// vfio-pci, so a device does not leave its pool by being leased.
+Candidate candidate_of(const DeviceView& v, const Snapshot& s) {
+  Candidate c;
+  const pci::Device& d = v.device;
+  c.address = d.address;
+  c.vendor_id = d.vendor_id;
+  c.device_id = d.device_id;
+  c.host_driver = d.driver;
+  if (s.book)
+    if (const Lease* l = s.book->lease_of(d.address); l && d.driver == std::string("vfio-pci"))
+      c.host_driver = l->previous_driver;
+  c.netdevs = d.netdevs;
+  c.numa_node = d.numa_node;
+  c.is_vf = d.is_vf();
+  if (d.vf_index) c.vf_index = static_cast<uint32_t>(*d.vf_index);
+  if (d.physfn)
+    if (const DeviceView* pf = s.find(*d.physfn); pf && !pf->device.netdevs.empty())
+      c.pf_netdev = pf->device.netdevs.front();
+  return c;
+}
+
+// Every device that could match: those present, and the VF slots a PF has not enabled yet.
+std::vector<Candidate> possible_candidates(const Snapshot& s) {
+  std::vector<Candidate> out;
+  for (const auto& v : s.devices) {
+    if (!leasable(v.device)) continue;
+    out.push_back(candidate_of(v, s));
+    const pci::Device& pf = v.device;
+    if (!pf.sriov || !pf.sriov->offset || !pf.sriov->stride) continue;
+    for (uint32_t i = pf.sriov->num_vfs; i < pf.sriov->total_vfs; ++i) {
+      Candidate c;
+      uint32_t rid = pf.address.routing_id() + *pf.sriov->offset + i * *pf.sriov->stride;
+      if (rid > 0xffff) break;
+      c.address = PciAddress::from_routing_id(pf.address.domain, static_cast<uint16_t>(rid));
+      c.vendor_id = pf.vendor_id;
+      c.device_id = pf.sriov->vf_device_id;
+      c.driver_unknown = true;
+      c.numa_node = pf.numa_node;
+      c.is_vf = true;
+      c.vf_index = i;
+      if (!pf.netdevs.empty()) c.pf_netdev = pf.netdevs.front();
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap) {
+  std::vector<PoolMember> out;
+  if (!snap.book) return out;
+  for (const auto& v : snap.devices) {
+    if (!leasable(v.device)) continue;
+    Candidate c = candidate_of(v, snap);
+    if (!matches(pool, c)) continue;
+    // A device matching an older pool belongs to that one.
+    bool older = false;
+    for (const auto& p : snap.book->pools) {
+      if (p.name == pool.name) break;
+      if (matches(p, c)) {
+        older = true;
+        break;
+      }
+    }
+    if (older) continue;
+    PoolMember m;
+    m.view = &v;
+    m.pf = v.device.physfn.value_or(v.device.address);
+    m.lease = snap.book->lease_of(v.device.address);
+    const pci::Device& d = v.device;
+    if (m.lease && m.lease->state == LeaseState::releasing) {
+      m.healthy = false;
+      m.reason = "its last release did not finish" + (m.lease->error.empty() ? std::string() : ": " + m.lease->error);
+    } else if (pool.mode == PoolMode::vfio) {
+      if (!d.iommu_group) {
+        m.healthy = false;
+        m.reason = "no IOMMU group: the IOMMU is off or the device is not behind one";
+      } else if (auto g = snap.groups.find(*d.iommu_group); g != snap.groups.end()) {
+        // Viable once this device is on vfio-pci: every other member must already allow it.
+        std::string blockers = group_blockers(snap, g->second, d.address);
+        if (!blockers.empty()) {
+          m.healthy = false;
+          m.reason = "IOMMU group " + std::to_string(*d.iommu_group) + " is not viable: members bound to host drivers: " + blockers;
+        }
+      }
+    }
+    if (m.healthy && d.sriov && d.sriov->num_vfs > 0 && !m.lease) {
+      m.healthy = false;
+      m.reason = "it has " + std::to_string(d.sriov->num_vfs) + " VFs enabled; a PF with VFs cannot be leased whole";
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
+Result<void> Agent::load_book() {
+  auto book = std::make_shared<LeaseBook>();
+  auto pools = store_.all("pool");
+  if (!pools) return std::move(pools).error();
+  std::vector<std::pair<int64_t, PoolSpec>> ordered;
+  for (const auto& [name, text] : *pools) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    auto spec = pool_from_json(j.value("spec", nlohmann::json()));
+    if (!spec) {
+      spdlog::error("pool {} in the state store is unreadable, ignored: {}", name, spec.error().message);
+      continue;
+    }
+    ordered.emplace_back(j.value("seq", int64_t{0}), std::move(*spec));
+  }
+  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [seq, spec] : ordered) book->pools.push_back(std::move(spec));
+  auto leases = store_.all("lease");
+  if (!leases) return std::move(leases).error();
+  for (const auto& [id, text] : *leases) {
+    auto l = Lease::from_json(nlohmann::json::parse(text, nullptr, false));
+    if (!l) {
+      spdlog::error("lease {} in the state store is unreadable, ignored: {}", id, l.error().message);
+      continue;
+    }
+    book->by_address[l->address] = l->id;
+    book->leases.emplace(l->id, std::move(*l));
+  }
+  book_ = std::move(book);
+  return ok();
+}
+
+Result<PoolSpec> Agent::create_pool(const PoolSpec& spec, bool replace) {
+  MutexLock lock(mu_);
+  auto s = snap();
+  const PoolSpec* existing = book_->pool(spec.name);
+  if (existing && !replace) return conflict("a pool named '" + spec.name + "' exists already", "name");
+  if (!existing && replace) return Error::make(ErrorCode::not_found, "no pool named '" + spec.name + "'");
+  // Overlap: any device, present or possible, that both would take.
+  auto candidates = possible_candidates(*s);
+  for (const auto& other : book_->pools) {
+    if (other.name == spec.name) continue;
+    for (const auto& c : candidates) {
+      if (matches(spec, c) && matches(other, c))
+        return conflict("pool '" + spec.name + "' overlaps pool '" + other.name + "': both select " +
+                            c.address.to_string() + (c.driver_unknown ? " (a VF its PF can enable)" : "") +
+                            "; a device belongs to at most one pool",
+                        "selectors");
+    }
+  }
+  if (existing) {
+    // Leased devices must stay in the pool they were leased from.
+    LeaseBook probe = *book_;
+    for (auto& p : probe.pools)
+      if (p.name == spec.name) p = spec;
+    Snapshot view = *s;
+    view.book = std::make_shared<LeaseBook>(probe);
+    auto members = pool_members(spec, view);
+    for (const auto& entry : book_->leases) {
+      const Lease& l = entry.second;  // not a structured binding: clang before 16 cannot capture one
+      if (l.pool != spec.name) continue;
+      bool kept = std::any_of(members.begin(), members.end(), [&](const PoolMember& m) { return m.view->device.address == l.address; });
+      if (!kept)
+        return conflict("pool '" + spec.name + "' would no longer hold " + l.address.to_string() + ", leased as " + l.id, "selectors");
+    }
+  }
+  int64_t seq = 0;
+  if (auto prev = store_.get("pool", spec.name); prev && prev->has_value()) {
+    seq = nlohmann::json::parse(**prev, nullptr, false).value("seq", int64_t{0});
+  } else {
+    seq = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+  nlohmann::json record = {{"spec", pool_to_json(spec)}, {"seq", seq}};
+  if (auto r = store_.put("pool", spec.name, record.dump()); !r) return std::move(r).error();
+  auto book = std::make_shared<LeaseBook>(*book_);
+  if (existing) {
+    for (auto& p : book->pools)
+      if (p.name == spec.name) p = spec;
+  } else {
+    book->pools.push_back(spec);
+  }
+  book_ = std::move(book);
+  auto next = std::make_shared<Snapshot>(*s);
+  ++generation_;
+  publish_locked(std::move(next));
+  if (events_) events_->publish("pool.changed", {{"pool", spec.name}, {"change", existing ? "replaced" : "created"}});
+  return spec;
+}
+
+Result<void> Agent::delete_pool(const std::string& name) {
+  MutexLock lock(mu_);
+  if (!book_->pool(name)) return Error::make(ErrorCode::not_found, "no pool named '" + name + "'");
+  std::string leased;
+  for (const auto& [id, l] : book_->leases)
+    if (l.pool == name) leased += (leased.empty() ? "" : ", ") + l.id + " (" + l.address.to_string() + ")";
+  if (!leased.empty()) return conflict("pool '" + name + "' has leases: " + leased + "; release them first");
+  if (auto r = store_.erase("pool", name); !r) return r;
+  auto book = std::make_shared<LeaseBook>(*book_);
+  book->pools.erase(std::remove_if(book->pools.begin(), book->pools.end(), [&](const PoolSpec& p) { return p.name == name; }),
+                    book->pools.end());
+  book_ = std::move(book);
+  auto next = std::make_shared<Snapshot>(*snap());
+  ++generation_;
+  publish_locked(std::move(next));
+  if (events_) events_->publish("pool.changed", {{"pool", name}, {"change", "deleted"}});
+  return ok();
+}
+}  // namespace sriovd::agent
