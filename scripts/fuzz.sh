@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target with clang 16+ (ASan+UBSan, in build-fuzz/ or $SRIOVD_FUZZ_BUILD_DIR)
 # and runs them one after another, MINUTES shared between them, then writes the results as one
-# table into bench/RESULTS.md (between the fuzzing markers, replacing the previous table).
+# table into bench/RESULTS.md, between the fuzzing markers (a run of every target replaces the
+# table; a run with --only replaces its targets' rows).
 #
 #   scripts/fuzz.sh [--min-execs N] [--cap SECONDS] [--time TARGET=SECONDS]... [--only REGEX]
-#                   [--no-results] MINUTES
+#                   [--no-results] [--no-build] MINUTES
 #
 # --min-execs N   a target that has run fewer than N inputs when its share is up goes on until it
 #                 has (slow targets, such as schema validation, need more than an even share)
@@ -12,6 +13,7 @@
 # --time T=S      target T runs S seconds instead of its share (repeatable)
 # --only REGEX    run only the targets whose name matches
 # --no-results    leave bench/RESULTS.md alone (a quick local run)
+# --no-build      run what build-fuzz/ holds as it is (another build may be under way there)
 #
 # Each target starts from its seed corpus (the CORPUS of sriovd_fuzzer, read only) and writes
 # what it finds into a scratch directory, build-fuzz/fuzz-scratch/TARGET, emptied at every run.
@@ -26,12 +28,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-usage() { sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '7,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 min_execs=0
 cap=0
 only=.
 write_results=1
+do_build=1
 declare -A seconds_for=()
 args=("$@")
 while [ $# -gt 0 ]; do
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --time) seconds_for[${2%%=*}]=${2#*=}; shift 2 ;;
     --only) only=${2:?}; shift 2 ;;
     --no-results) write_results=0; shift ;;
+    --no-build) do_build=0; shift ;;
     -h|--help) usage ;;
     -*) usage ;;
     *) break ;;
@@ -84,16 +88,23 @@ cc=${cxx/clang++/clang}
 
 build=${SRIOVD_FUZZ_BUILD_DIR:-build-fuzz}
 export CCACHE_BASEDIR="$here" CCACHE_NOHASHDIR=true
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSRIOVD_FUZZ=ON -DSRIOVD_BENCH=OFF \
-  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" >/dev/null
+if [ "$do_build" = 1 ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSRIOVD_FUZZ=ON -DSRIOVD_BENCH=OFF \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" >/dev/null
+fi
 
 targets=()
 for m in "$build"/fuzzers/*.txt; do
   name=$(basename "$m" .txt)
-  [[ $name =~ $only ]] && targets+=("$name")
+  [[ $name =~ $only ]] || continue
+  # Without a build, only the targets built already.
+  if [ "$do_build" = 0 ] && [ ! -x "$(head -1 "$m")" ]; then continue; fi
+  targets+=("$name")
 done
 [ ${#targets[@]} -gt 0 ] || { echo "fuzz.sh: no fuzz target matches '$only'" >&2; exit 2; }
-cmake --build "$build" -j"${SRIOVD_BUILD_JOBS:-$(nproc)}" --target "${targets[@]}"
+if [ "$do_build" = 1 ]; then
+  cmake --build "$build" -j"${SRIOVD_BUILD_JOBS:-$(nproc)}" --target "${targets[@]}"
+fi
 
 share=$(( minutes * 60 / ${#targets[@]} ))
 [ "$share" -ge 1 ] || share=1
@@ -161,20 +172,45 @@ for t in "${targets[@]}"; do
   echo "   $t: $execs inputs, $per_sec/s, ${elapsed}s, corpus $seeds → $corp, $found crash(es)" >&2
 done
 
+# The fuzzing section of bench/RESULTS.md. A run with --only updates its targets' rows and keeps
+# the others (with the line of the run that made them); a run of every target starts afresh.
+results=bench/RESULTS.md
+old=$(mktemp)
+if [ "$only" != . ] && [ -f "$results" ]; then
+  awk '/^<!-- fuzz:begin/ { on = 1 } on { print } /^<!-- fuzz:end -->/ { on = 0 }' "$results" >"$old"
+fi
+kept_rows() {
+  local r name
+  while IFS= read -r r; do
+    name=$(awk -F'|' '{ gsub(/ /, "", $2); print $2 }' <<<"$r")
+    [[ " ${targets[*]} " == *" $name "* ]] || printf '%s\n' "$r"
+  done < <(grep '^| fuzz_' "$old" || true)
+}
 table() {
+  local all
+  all=$( { kept_rows; printf '%s\n' "${rows[@]}"; } | sort -t'|' -k2,2)
   echo "<!-- fuzz:begin (written by scripts/fuzz.sh) -->"
   echo "## Fuzzing"
   echo
-  echo "\`scripts/fuzz.sh ${args[*]}\` (niceness $(nice)) on $(date -u +%F), $("$cxx" --version | head -1), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
-  echo "libFuzzer with ASan+UBSan, one target at a time, each seeded from its corpus (\`-print_final_stats=1 -timeout=10 -rss_limit_mb=2048\`, then \`-runs=\` rounds until the minimum count)."
-  echo "Corpus: seed files → units libFuzzer kept at the end; edges: the coverage counter at the end."
+  echo "libFuzzer with ASan+UBSan (UBSan halting), one target at a time, each seeded from its corpus (\`-print_final_stats=1 -timeout=10 -rss_limit_mb=2048\`, then \`-runs=\` rounds until the minimum count). Corpus: seed files → units libFuzzer kept at the end; edges: the coverage counter at the end; exec/s over the target's whole time."
+  echo
+  # An earlier run's line stays while a row it made does.
+  local line t
+  while IFS= read -r line; do
+    for t in ${line##*: }; do
+      if [[ " ${targets[*]} " != *" $t "* ]]; then printf '%s\n' "$line"; break; fi
+    done
+  done < <(grep '^- `scripts/fuzz.sh' "$old" || true)
+  echo "- \`scripts/fuzz.sh ${args[*]}\` (niceness $(nice)) on $(date -u '+%F %H:%M') UTC, $("$cxx" --version | head -1), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: ${targets[*]}"
   echo
   echo "| target | what it parses | executions | exec/s | time | crashes | corpus | edges |"
   echo "|---|---|---|---|---|---|---|---|"
-  printf '%s\n' "${rows[@]}"
+  printf '%s\n' "$all"
   echo
-  if [ ${#failed[@]} -gt 0 ]; then
-    echo "Targets that stopped on a finding: ${failed[*]}."
+  local findings
+  findings=$(awk -F'|' '$7 + 0 > 0 { gsub(/ /, "", $2); printf "%s ", $2 }' <<<"$all")
+  if [ -n "$findings" ]; then
+    echo "Targets that stopped on a finding: ${findings% }."
   else
     echo "No crash, leak or timeout."
   fi
@@ -182,7 +218,6 @@ table() {
 }
 
 if [ "$write_results" = 1 ]; then
-  results=bench/RESULTS.md
   section=$(mktemp)
   table >"$section"
   if grep -q '^<!-- fuzz:begin' "$results"; then
@@ -199,6 +234,7 @@ if [ "$write_results" = 1 ]; then
 else
   table
 fi
+rm -f "$old"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz.sh: findings in ${failed[*]} (reproducers under $crash_root)" >&2
