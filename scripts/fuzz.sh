@@ -207,7 +207,12 @@ table() {
   echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "$all"
   echo
-  local findings
+  local findings missing="" m name
+  for m in "$build"/fuzzers/*.txt; do
+    name=$(basename "$m" .txt)
+    grep -q "^| $name |" <<<"$all" || missing+="$name "
+  done
+  [ -z "$missing" ] || echo "Not run yet (no row): ${missing% }."
   findings=$(awk -F'|' '$7 + 0 > 0 { gsub(/ /, "", $2); printf "%s ", $2 }' <<<"$all")
   if [ -n "$findings" ]; then
     echo "Targets that stopped on a finding: ${findings% }."
