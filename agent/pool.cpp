@@ -166,16 +166,26 @@ Result<PoolSpec> pool_from_json(const json& j) {
       return bad("physical_network", "expected a non-empty string or null");
     p.physical_network = j["physical_network"].get<std::string>();
   }
-  std::string type = j.value("device_type", std::string("vf"));
-  if (type == "vf") p.device_type = DeviceType::vf;
-  else if (type == "pf") p.device_type = DeviceType::pf;
-  else if (type == "any") p.device_type = DeviceType::any;
-  else return bad("device_type", "expected vf, pf or any, got '" + type + "'");
-  std::string mode = j.value("mode", std::string("vfio"));
-  if (mode == "vfio") p.mode = PoolMode::vfio;
-  else if (mode == "netdev") p.mode = PoolMode::netdev;
-  else return bad("mode", "expected vfio or netdev, got '" + mode + "'");
-  auto policy = parse_policy(j.value("policy", std::string("pack")));
+  // The API's schema refuses these types first, but this decoder checks every value again (the
+  // config file and stored pools come here too): a string or absent, never an exception.
+  auto text = [&j](const char* key, const char* fallback) -> std::optional<std::string> {
+    if (!j.contains(key) || j[key].is_null()) return std::string(fallback);
+    if (!j[key].is_string()) return std::nullopt;
+    return j[key].get<std::string>();
+  };
+  auto type = text("device_type", "vf");
+  if (!type) return bad("device_type", "expected vf, pf or any");
+  if (*type == "vf") p.device_type = DeviceType::vf;
+  else if (*type == "pf") p.device_type = DeviceType::pf;
+  else if (*type == "any") p.device_type = DeviceType::any;
+  else return bad("device_type", "expected vf, pf or any, got '" + *type + "'");
+  auto mode = text("mode", "vfio");
+  if (!mode) return bad("mode", "expected vfio or netdev");
+  if (*mode == "vfio") p.mode = PoolMode::vfio;
+  else if (*mode == "netdev") p.mode = PoolMode::netdev;
+  else return bad("mode", "expected vfio or netdev, got '" + *mode + "'");
+  auto policy_text = text("policy", "pack");
+  auto policy = policy_text ? parse_policy(*policy_text) : std::nullopt;
   if (!policy) return bad("policy", "expected pack or spread");
   p.policy = *policy;
   for (const auto& r : p.selectors.pf_names)

@@ -59,6 +59,9 @@ TEST_CASE("pool definitions: defaults, round trip, and errors naming the field")
                              Bad{R"({"name": "a", "selectors": {"colour": []}})", "selectors.colour"},
                              Bad{R"({"name": "a", "selectors": {"numa_nodes": [-1]}})", "selectors.numa_nodes[0]"},
                              Bad{R"({"name": "a", "device_type": "gpu"})", "device_type"},
+                             Bad{R"({"name": "a", "device_type": {"dr": ["x"]}})", "device_type"},
+                             Bad{R"({"name": "a", "mode": 1})", "mode"},
+                             Bad{R"({"name": "a", "policy": ["pack"]})", "policy"},
                              Bad{R"({"name": "a", "mode": "netdev", "device_type": "pf"})", "mode"},
                              Bad{R"({"name": "a", "device_type": "pf", "selectors": {"pf_names": ["e#1-2"]}})", "selectors.pf_names"}}) {
     CAPTURE(body);

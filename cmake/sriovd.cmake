@@ -60,9 +60,11 @@ function(sriovd_test name)
   endif()
 endfunction()
 
-# sriovd_fuzzer(NAME SOURCE LIBS...) — a libFuzzer target, built only with SRIOVD_FUZZ=ON.
-# Without it the same source is built as a replay driver over its seed corpus so the seeds run
-# as a test in every build.
+# sriovd_fuzzer(NAME SOURCE LIBS... [CORPUS DIR]) — a libFuzzer target, built only with
+# SRIOVD_FUZZ=ON. Without it the same source is built as a replay driver over its seed corpus so
+# the seeds run as a test in every build. In the fuzzing build each target leaves a manifest,
+# fuzzers/NAME.txt in the build tree (its binary on the first line, its corpus on the second),
+# from which scripts/fuzz.sh learns what to build and run.
 function(sriovd_fuzzer name source)
   cmake_parse_arguments(F "" "CORPUS" "LIBS" ${ARGN})
   if(SRIOVD_FUZZ)
@@ -70,6 +72,8 @@ function(sriovd_fuzzer name source)
     sriovd_headers(${name})
     target_link_libraries(${name} PRIVATE ${F_LIBS})
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    file(GENERATE OUTPUT ${PROJECT_BINARY_DIR}/fuzzers/${name}.txt
+         CONTENT "$<TARGET_FILE:${name}>\n${F_CORPUS}\n")
   else()
     add_executable(${name}_replay ${source} ${PROJECT_SOURCE_DIR}/tests/fuzz_replay_main.cpp)
     sriovd_headers(${name}_replay)

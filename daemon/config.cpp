@@ -19,6 +19,11 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
     return Error::make(ErrorCode::invalid, origin + ": not JSON: " + what);
+  } catch (const json::exception& e) {
+    // Valid syntax nlohmann cannot hold, e.g. a number beyond a double (out_of_range 406).
+    std::string what = e.what();
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    return Error::make(ErrorCode::invalid, origin + ": " + what);
   }
   if (auto v = schemas::config_validator().validate("Config", doc); !v) {
     Error e = v.error();

@@ -80,6 +80,8 @@ TEST_CASE("errors name the file and the field") {
                  "t.json: pools.1.name: 'a' is declared twice"));
   CHECK(contains(error_of("{\"listen\": [\"unix:/x\",\n"), "t.json: not JSON: "));
   CHECK(contains(error_of("[]"), "t.json: (top level): "));
+  // Valid JSON syntax that no double holds: refused, not thrown.
+  CHECK(contains(error_of(R"({"limits":{"max_body_bytes":10E8575}})"), "t.json: "));
 }
 
 TEST_CASE("load_config: a missing default file is the defaults; a missing named file is an error") {
