@@ -16,6 +16,13 @@
 #define SRIOVD_TSA(x)
 #endif
 
+// abseil's base/internal/thread_annotations.h (which gRPC's headers bring) defines a few of these
+// names too, with the same attributes: ours replace them where this header comes later, instead
+// of a redefinition error.
+#undef GUARDED_BY
+#undef PT_GUARDED_BY
+#undef ACQUIRED_BEFORE
+#undef NO_THREAD_SAFETY_ANALYSIS
 #define CAPABILITY(x) SRIOVD_TSA(capability(x))
 #define SCOPED_CAPABILITY SRIOVD_TSA(scoped_lockable)
 #define GUARDED_BY(x) SRIOVD_TSA(guarded_by(x))
