@@ -4,11 +4,10 @@
 #include <libvirt/virterror.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <thread>
 
+#include "base/mutex.h"
 #include "base/shared_library.h"
 #include "virt/domain_xml.h"
 
@@ -150,16 +149,16 @@ unsigned int affect(Libvirt::Flags f) {
 // loop thread and may outlive the wait until libvirt frees their opaque pointer).
 struct RemovalWait {
   std::string alias;
-  std::mutex mu;
-  std::condition_variable cv;
-  enum class State { pending, removed, failed } state = State::pending;  // guarded by mu
+  Mutex mu;
+  CondVar cv;
+  enum class State { pending, removed, failed } state GUARDED_BY(mu) = State::pending;
 };
 
 void on_removal(const char* alias, void* opaque, RemovalWait::State state) {
   auto& wait = **static_cast<std::shared_ptr<RemovalWait>*>(opaque);
   if (!alias || wait.alias != alias) return;
   {
-    std::lock_guard<std::mutex> lock(wait.mu);
+    MutexLock lock(wait.mu);
     if (wait.state == RemovalWait::State::pending) wait.state = state;
   }
   wait.cv.notify_all();
@@ -186,8 +185,8 @@ struct Libvirt::Conn {
 };
 
 struct Libvirt::State {
-  std::mutex mu;
-  std::shared_ptr<Conn> conn;  // guarded by mu; null or possibly dead
+  Mutex mu;
+  std::shared_ptr<Conn> conn GUARDED_BY(mu);  // null or possibly dead
 };
 
 namespace {
@@ -225,7 +224,7 @@ std::unique_ptr<Libvirt> Libvirt::deferred(const std::string& uri) {
 
 Result<std::shared_ptr<Libvirt::Conn>> Libvirt::connection() {
   if (auto loaded = load(); !loaded) return std::move(loaded).error();
-  std::lock_guard<std::mutex> lock(state_->mu);
+  MutexLock lock(state_->mu);
   if (state_->conn && api->virConnectIsAlive(state_->conn->ptr) == 1) return state_->conn;
   // Gone (daemon restarted, keepalive timeout): open afresh. Holders of the old one keep it
   // until they are done; their calls fail with libvirt_unreachable.
@@ -375,8 +374,8 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
 
   RemovalWait::State state;
   {
-    std::unique_lock<std::mutex> lock(wait->mu);
-    wait->cv.wait_until(lock, until, [&] { return wait->state != RemovalWait::State::pending; });
+    MutexLock lock(wait->mu);
+    wait->cv.wait_until(lock, until, [&]() REQUIRES(wait->mu) { return wait->state != RemovalWait::State::pending; });
     state = wait->state;
   }
   if (state == RemovalWait::State::removed) return ok();
