@@ -26,6 +26,7 @@
 
 #include "kernel/linux_kernel.h"
 #include "net/rtnl_socket.h"
+#include "tests/support/requirements.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
@@ -404,7 +405,8 @@ TEST_CASE("get_link/get_vfs/set_vf in a private network namespace (veth, address
   REQUIRE(waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
   if (WEXITSTATUS(status) == kSkip) {
-    MESSAGE("skipped, no private network namespace here: ", out);
+    sriovd::test::missing("no private network namespace with a veth pair here (unshare(CLONE_NEWNET), the veth "
+                          "module): " + out);
     return;
   }
   INFO(out);
