@@ -140,8 +140,8 @@ class CondVar {
   }
   // Waits until pred() or the deadline; returns pred().
   template <class Clock, class Duration, class Pred>
-  bool wait_until(MutexLock& lock, std::chrono::time_point<Clock, Duration> deadline, Pred pred)
-      NO_THREAD_SAFETY_ANALYSIS {
+  bool wait_until(MutexLock& lock, std::chrono::time_point<Clock, Duration> deadline,
+                  Pred pred) NO_THREAD_SAFETY_ANALYSIS {
     std::unique_lock<std::mutex> ul(lock.mu_.native(), std::adopt_lock);
     bool ok = cv_.wait_until(ul, deadline, pred);
     ul.release();

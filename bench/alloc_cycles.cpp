@@ -25,8 +25,7 @@ int main(int argc, char** argv) {
   const std::string socket = argv[1], pool = argv[2];
   const double seconds = std::stod(argv[3]);
   const int clients = std::stoi(argv[4]);
-  const std::string body =
-      nlohmann::json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", "bench"}}}}).dump();
+  const std::string body = nlohmann::json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", "bench"}}}}).dump();
   struct Cycles {
     Mutex mu;
     std::vector<double> ms GUARDED_BY(mu);  // every client's cycle times

@@ -141,9 +141,10 @@ int main(int argc, char** argv) {
   }
   d.stop();
   follower.join();
-  std::printf("{\"events\": %d, \"device\": \"%s\", \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
-              "\"p50_with_tree_ms\": %.2f, \"p99_with_tree_ms\": %.2f}\n",
-              events, bdf.c_str(), pct(from_sent, 0.5), pct(from_sent, 0.99),
-              *std::max_element(from_sent.begin(), from_sent.end()), pct(from_start, 0.5), pct(from_start, 0.99));
+  std::printf(
+      "{\"events\": %d, \"device\": \"%s\", \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
+      "\"p50_with_tree_ms\": %.2f, \"p99_with_tree_ms\": %.2f}\n",
+      events, bdf.c_str(), pct(from_sent, 0.5), pct(from_sent, 0.99),
+      *std::max_element(from_sent.begin(), from_sent.end()), pct(from_start, 0.5), pct(from_start, 0.99));
   return 0;
 }

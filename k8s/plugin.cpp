@@ -36,7 +36,8 @@ Result<void> ResourcePlugin::serve() {
   MutexLock lk(mu_);
   stop_server();
   auto path = socket_path();
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::sys(errno, "removing stale socket " + path.string());
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return Error::sys(errno, "removing stale socket " + path.string());
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + path.string(), grpc::InsecureServerCredentials());
   b.RegisterService(this);
@@ -90,10 +91,9 @@ Result<void> ResourcePlugin::register_with(const std::filesystem::path& kubelet_
   v1beta1::Empty resp;
   grpc::Status st = stub->Register(&ctx, req, &resp);
   if (!st.ok())
-    return Error::make(st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? ErrorCode::unavailable
-                                                                                : ErrorCode::conflict,
-                       "registering " + resource_ + " with kubelet at " + kubelet_socket.string() + ": " +
-                           st.error_message());
+    return Error::make(
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? ErrorCode::unavailable : ErrorCode::conflict,
+        "registering " + resource_ + " with kubelet at " + kubelet_socket.string() + ": " + st.error_message());
   return ok();
 }
 
@@ -130,7 +130,8 @@ grpc::Status ResourcePlugin::ListAndWatch(grpc::ServerContext* ctx, const v1beta
   while (true) {
     // Wakes on a new list or on shutdown; the timeout only bounds how long a stream kubelet
     // has abandoned keeps its thread.
-    cv_.wait_for(lk, std::chrono::seconds(1), [&]() REQUIRES(mu_) { return generation_ != sent || server_epoch_ != epoch; });
+    cv_.wait_for(lk, std::chrono::seconds(1),
+                 [&]() REQUIRES(mu_) { return generation_ != sent || server_epoch_ != epoch; });
     if (server_epoch_ != epoch) return grpc::Status::OK;
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
     if (generation_ == sent) continue;

@@ -81,11 +81,11 @@ class ResourcePlugin final : public v1beta1::DevicePlugin::Service {
   AllocationHandler& handler_;
 
   mutable Mutex mu_;
-  CondVar cv_;                                                // generation_ or server_epoch_ changed
+  CondVar cv_;  // generation_ or server_epoch_ changed
   v1beta1::ListAndWatchResponse current_ GUARDED_BY(mu_);
-  std::string current_wire_ GUARDED_BY(mu_);                  // current_ serialised, to compare
+  std::string current_wire_ GUARDED_BY(mu_);  // current_ serialised, to compare
   uint64_t generation_ GUARDED_BY(mu_) = 1;
-  uint64_t server_epoch_ GUARDED_BY(mu_) = 0;                 // bumps on each stop
+  uint64_t server_epoch_ GUARDED_BY(mu_) = 0;  // bumps on each stop
   std::unique_ptr<grpc::Server> server_ GUARDED_BY(mu_);
 };
 

@@ -77,16 +77,16 @@ Result<void> Sidecar::run(int stop_fd) {
   if (!wake_fd_) return Error::sys(errno, "eventfd");
 
   events_ = std::make_unique<EventStream>(
-      cfg_.sriovd_socket.string(), EventStream::Callbacks{
-                       [this] {
-                         spdlog::info("following sriovd events at {}", api_.describe());
-                         request_refresh();  // whatever happened while disconnected
-                       },
-                       [this](const cli::SseEvent& ev) {
-                         spdlog::debug("sriovd event {} {}", ev.type, ev.id);
-                         request_refresh();
-                       },
-                       [](const std::string& why) { spdlog::warn("{}; reconnecting", why); }});
+      cfg_.sriovd_socket.string(),
+      EventStream::Callbacks{[this] {
+                               spdlog::info("following sriovd events at {}", api_.describe());
+                               request_refresh();  // whatever happened while disconnected
+                             },
+                             [this](const cli::SseEvent& ev) {
+                               spdlog::debug("sriovd event {} {}", ev.type, ev.id);
+                               request_refresh();
+                             },
+                             [](const std::string& why) { spdlog::warn("{}; reconnecting", why); }});
   events_->start();
   refresher_ = std::thread([this] { refresh_loop(); });
   releaser_ = std::thread([this] { release_loop(); });
@@ -282,7 +282,8 @@ Result<void> Sidecar::write_cdi_spec(const Pool& pool, const std::vector<Allocat
   MutexLock lk(cdi_mu_);
   std::error_code ec;
   std::filesystem::create_directories(cfg_.cdi_dir, ec);
-  return write_file_atomic(cfg_.cdi_dir / cdi_spec_file_name(resource), cdi_spec(resource, pool.mode, all).dump(2) + "\n");
+  return write_file_atomic(cfg_.cdi_dir / cdi_spec_file_name(resource),
+                           cdi_spec(resource, pool.mode, all).dump(2) + "\n");
 }
 
 grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::AllocateRequest& req,
@@ -318,7 +319,8 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
     for (const auto& id : creq.devices_ids()) {
       auto addr = PciAddress::parse(id);
       if (!addr) return fail(id, Error::make(ErrorCode::invalid, "not a PCI address", "devices_ids"));
-      if (!pool.find(*addr)) return fail(id, Error::make(ErrorCode::not_found, "not a member of pool '" + pool_name + "'"));
+      if (!pool.find(*addr))
+        return fail(id, Error::make(ErrorCode::not_found, "not a member of pool '" + pool_name + "'"));
       auto lease = take_lease(pool_name, *addr);
       if (!lease) return fail(id, lease.error());
       taken.push_back(lease->id);

@@ -15,8 +15,8 @@
 
 #include <chrono>
 #include <filesystem>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/fd.h"
@@ -56,8 +56,7 @@ class LinuxKernel final : public Kernel {
   // (IFLA_VF_RATE carries both; iproute2 does the same), so the call is then not atomic against
   // a concurrent rate change. A config the builder refuses (qos without vlan) is EINVAL without
   // a request.
-  Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override
-      EXCLUDES(sock_mu_);
+  Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override EXCLUDES(sock_mu_);
 
   // RTM_GETLINK (ifindex, IFF_UP), RTM_GETADDR dump (addresses of the link, IPv6 link-local left
   // out), RTM_GETROUTE dump (routes in the main table with the link among their output
