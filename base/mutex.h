@@ -16,6 +16,13 @@
 #define SRIOVD_TSA(x)
 #endif
 
+// abseil's base/internal/thread_annotations.h (which gRPC's headers bring) defines a few of these
+// names too, with the same attributes: ours replace them where this header comes later, instead
+// of a redefinition error.
+#undef GUARDED_BY
+#undef PT_GUARDED_BY
+#undef ACQUIRED_BEFORE
+#undef NO_THREAD_SAFETY_ANALYSIS
 #define CAPABILITY(x) SRIOVD_TSA(capability(x))
 #define SCOPED_CAPABILITY SRIOVD_TSA(scoped_lockable)
 #define GUARDED_BY(x) SRIOVD_TSA(guarded_by(x))
@@ -133,8 +140,8 @@ class CondVar {
   }
   // Waits until pred() or the deadline; returns pred().
   template <class Clock, class Duration, class Pred>
-  bool wait_until(MutexLock& lock, std::chrono::time_point<Clock, Duration> deadline, Pred pred)
-      NO_THREAD_SAFETY_ANALYSIS {
+  bool wait_until(MutexLock& lock, std::chrono::time_point<Clock, Duration> deadline,
+                  Pred pred) NO_THREAD_SAFETY_ANALYSIS {
     std::unique_lock<std::mutex> ul(lock.mu_.native(), std::adopt_lock);
     bool ok = cv_.wait_until(ul, deadline, pred);
     ul.release();

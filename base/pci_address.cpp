@@ -50,8 +50,7 @@ std::optional<PciAddress> PciAddress::parse(std::string_view text) noexcept {
   auto dev = take_hex(s, 2);
   if (!dev || *dev > 0x1f || !take_char(s, '.')) return std::nullopt;
   if (s.size() != 1 || s[0] < '0' || s[0] > '7') return std::nullopt;
-  return PciAddress{domain, static_cast<uint8_t>(*bus), static_cast<uint8_t>(*dev),
-                    static_cast<uint8_t>(s[0] - '0')};
+  return PciAddress{domain, static_cast<uint8_t>(*bus), static_cast<uint8_t>(*dev), static_cast<uint8_t>(s[0] - '0')};
 }
 
 std::string PciAddress::to_string() const {

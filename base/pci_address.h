@@ -25,9 +25,7 @@ struct PciAddress {
 
   std::string to_string() const;  // "0000:17:00.0"
 
-  uint16_t routing_id() const noexcept {
-    return static_cast<uint16_t>(bus << 8 | device << 3 | function);
-  }
+  uint16_t routing_id() const noexcept { return static_cast<uint16_t>(bus << 8 | device << 3 | function); }
   static PciAddress from_routing_id(uint32_t domain, uint16_t rid) noexcept {
     return PciAddress{domain, static_cast<uint8_t>(rid >> 8), static_cast<uint8_t>((rid >> 3) & 0x1f),
                       static_cast<uint8_t>(rid & 7)};

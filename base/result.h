@@ -14,25 +14,25 @@
 namespace sriovd {
 
 enum class ErrorCode {
-  internal,          // a bug or an unexpected system failure (500)
-  bad_request,       // malformed syntax, e.g. an address that does not parse (400)
-  invalid,           // well-formed but unacceptable value of a field (422)
-  not_found,         // no such device, group, pool, lease (404)
-  conflict,          // refused by an interlock, busy, lease taken (409)
-  unavailable,       // not ready, dependency down (503)
-  unsupported,       // the device or kernel cannot do this (501 over REST, 422 semantics)
-  io,                // the host could not be read or written as expected (500)
+  internal,     // a bug or an unexpected system failure (500)
+  bad_request,  // malformed syntax, e.g. an address that does not parse (400)
+  invalid,      // well-formed but unacceptable value of a field (422)
+  not_found,    // no such device, group, pool, lease (404)
+  conflict,     // refused by an interlock, busy, lease taken (409)
+  unavailable,  // not ready, dependency down (503)
+  unsupported,  // the device or kernel cannot do this (501 over REST, 422 semantics)
+  io,           // the host could not be read or written as expected (500)
 };
 
 const char* to_string(ErrorCode code) noexcept;
 
 struct Error {
   ErrorCode code = ErrorCode::internal;
-  int errnum = 0;          // positive errno, or 0
-  std::string message;     // "reading 0000:17:00.0/sriov_totalvfs: No such file or directory"
-  std::string field;       // request field at fault ("num_vfs"), empty if none
-  std::string reason;      // finer machine-readable cause within `code` ("domain_not_found"),
-                           // for callers that must tell apart failures sharing a code; or empty
+  int errnum = 0;       // positive errno, or 0
+  std::string message;  // "reading 0000:17:00.0/sriov_totalvfs: No such file or directory"
+  std::string field;    // request field at fault ("num_vfs"), empty if none
+  std::string reason;   // finer machine-readable cause within `code` ("domain_not_found"),
+                        // for callers that must tell apart failures sharing a code; or empty
 
   static Error sys(int errnum, std::string message);  // code derived from the errno
   static Error make(ErrorCode code, std::string message, std::string field = {});
@@ -50,7 +50,7 @@ ErrorCode code_for_errno(int errnum) noexcept;
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const noexcept { return v_.index() == 0; }

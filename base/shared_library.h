@@ -84,10 +84,10 @@ Result<void> resolve_into(const SharedLibrary& lib, F& slot, const char* name) {
 #define SRIOVD_DECLARE_FUNCTIONS(LIST) LIST(SRIOVD_DECLARE_FUNCTION_)
 
 // Resolves every function of the list into `table`; the first one missing is the error.
-#define SRIOVD_RESOLVE_FUNCTION_(name)                                                       \
+#define SRIOVD_RESOLVE_FUNCTION_(name) \
   if (auto r_ = ::sriovd::detail::resolve_into(lib_, table_->name, #name); !r_) return r_;
-#define SRIOVD_RESOLVE_FUNCTIONS(lib, table, LIST)                                           \
-  [&lib_ = (lib), table_ = &(table)]() -> ::sriovd::Result<void> {                           \
-    LIST(SRIOVD_RESOLVE_FUNCTION_)                                                           \
-    return ::sriovd::ok();                                                                   \
+#define SRIOVD_RESOLVE_FUNCTIONS(lib, table, LIST)                 \
+  [&lib_ = (lib), table_ = &(table)]() -> ::sriovd::Result<void> { \
+    LIST(SRIOVD_RESOLVE_FUNCTION_)                                 \
+    return ::sriovd::ok();                                         \
   }()

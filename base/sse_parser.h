@@ -17,8 +17,8 @@
 namespace sriovd::cli {
 
 struct SseEvent {
-  std::string id;     // the last event id in force when it was dispatched ("" if none yet)
-  std::string type;   // "message" when the stream named none
+  std::string id;    // the last event id in force when it was dispatched ("" if none yet)
+  std::string type;  // "message" when the stream named none
   std::string data;
 };
 
@@ -38,8 +38,8 @@ class SseParser {
  private:
   void line(std::string_view l, std::vector<SseEvent>& out);
 
-  std::string partial_;       // an incomplete line
-  bool after_cr_ = false;     // the last byte was CR: a following LF belongs to it
+  std::string partial_;    // an incomplete line
+  bool after_cr_ = false;  // the last byte was CR: a following LF belongs to it
   std::string data_, type_;
   bool has_data_ = false;
   std::string last_id_;

@@ -46,10 +46,10 @@ struct VfInfo {
 struct LinkFacts {
   std::string ifname;
   int ifindex = 0;
-  bool up = false;                       // IFF_UP
-  std::vector<std::string> addresses;    // "192.0.2.1/24", "2001:db8::1/64" (not link-local)
-  size_t routes = 0;                     // main-table routes through this link that were added
-                                         // (not the kernel's own prefix/link-local routes)
+  bool up = false;                     // IFF_UP
+  std::vector<std::string> addresses;  // "192.0.2.1/24", "2001:db8::1/64" (not link-local)
+  size_t routes = 0;                   // main-table routes through this link that were added
+                                       // (not the kernel's own prefix/link-local routes)
 };
 
 }  // namespace sriovd

@@ -6,12 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "cli/client.h"
 
 using namespace sriovd;
@@ -25,10 +25,11 @@ int main(int argc, char** argv) {
   const std::string socket = argv[1], pool = argv[2];
   const double seconds = std::stod(argv[3]);
   const int clients = std::stoi(argv[4]);
-  const std::string body =
-      nlohmann::json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", "bench"}}}}).dump();
-  std::mutex mu;
-  std::vector<double> cycle_ms;
+  const std::string body = nlohmann::json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", "bench"}}}}).dump();
+  struct Cycles {
+    Mutex mu;
+    std::vector<double> ms GUARDED_BY(mu);  // every client's cycle times
+  } cycles;
   std::atomic<int> failures{0}, conflicts{0};
   auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto t0 = Clock::now();
@@ -56,12 +57,17 @@ int main(int argc, char** argv) {
         }
         mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
       }
-      std::lock_guard lock(mu);
-      cycle_ms.insert(cycle_ms.end(), mine.begin(), mine.end());
+      MutexLock lock(cycles.mu);
+      cycles.ms.insert(cycles.ms.end(), mine.begin(), mine.end());
     });
   }
   for (auto& t : threads) t.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> cycle_ms;
+  {
+    MutexLock lock(cycles.mu);
+    cycle_ms = std::move(cycles.ms);
+  }
   std::sort(cycle_ms.begin(), cycle_ms.end());
   auto pct = [&](double p) {
     if (cycle_ms.empty()) return 0.0;

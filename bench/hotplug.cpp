@@ -11,16 +11,15 @@
 // Usage: sriovd-bench-hotplug SRIOVD_BIN [EVENTS]
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "cli/client.h"
+#include "base/mutex.h"
 #include "base/sse_parser.h"
+#include "cli/client.h"
 #include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/process.h"
@@ -67,29 +66,32 @@ int main(int argc, char** argv) {
     }
   const std::string bdf = target.to_string();
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::pair<std::string, Clock::time_point>> arrived;  // type, when
-  bool subscribed = false;
+  // What the follower thread has seen of the event stream.
+  struct Stream {
+    Mutex mu;
+    CondVar cv;
+    std::vector<std::pair<std::string, Clock::time_point>> arrived GUARDED_BY(mu);  // type, when
+    bool subscribed GUARDED_BY(mu) = false;
+  } stream;
   std::thread follower([&] {
     cli::Client c(cli::Endpoint::resolve("", sock));
     cli::SseParser parser;
     (void)c.stream("/v1/events", {}, [&](std::string_view bytes) {
       auto now = Clock::now();
       auto evs = parser.feed(bytes);
-      std::lock_guard lock(mu);
-      subscribed = true;
+      MutexLock lock(stream.mu);
+      stream.subscribed = true;
       for (const auto& e : evs) {
         auto j = json::parse(e.data, nullptr, false);
-        if (j.is_object() && j.value("address", "") == bdf) arrived.emplace_back(e.type, now);
+        if (j.is_object() && j.value("address", "") == bdf) stream.arrived.emplace_back(e.type, now);
       }
-      cv.notify_all();
+      stream.cv.notify_all();
       return true;
     });
   });
   {
-    std::unique_lock lock(mu);
-    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return subscribed; })) {
+    MutexLock lock(stream.mu);
+    if (!stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() REQUIRES(stream.mu) { return stream.subscribed; })) {
       std::fprintf(stderr, "no event stream\n");
       return 1;
     }
@@ -103,8 +105,8 @@ int main(int argc, char** argv) {
     const std::string want = remove ? "device.removed" : "device.added";
     size_t seen;
     {
-      std::lock_guard lock(mu);
-      seen = arrived.size();
+      MutexLock lock(stream.mu);
+      seen = stream.arrived.size();
     }
     auto t0 = Clock::now();
     auto r = remove ? (*sim)->hot_remove(target) : (*sim)->hot_add(target);
@@ -115,11 +117,11 @@ int main(int argc, char** argv) {
     }
     Clock::time_point t2;
     {
-      std::unique_lock lock(mu);
-      bool got = cv.wait_for(lock, std::chrono::seconds(10), [&] {
-        for (size_t k = seen; k < arrived.size(); ++k)
-          if (arrived[k].first == want) {
-            t2 = arrived[k].second;
+      MutexLock lock(stream.mu);
+      bool got = stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() REQUIRES(stream.mu) {
+        for (size_t k = seen; k < stream.arrived.size(); ++k)
+          if (stream.arrived[k].first == want) {
+            t2 = stream.arrived[k].second;
             return true;
           }
         return false;
@@ -139,9 +141,10 @@ int main(int argc, char** argv) {
   }
   d.stop();
   follower.join();
-  std::printf("{\"events\": %d, \"device\": \"%s\", \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
-              "\"p50_with_tree_ms\": %.2f, \"p99_with_tree_ms\": %.2f}\n",
-              events, bdf.c_str(), pct(from_sent, 0.5), pct(from_sent, 0.99),
-              *std::max_element(from_sent.begin(), from_sent.end()), pct(from_start, 0.5), pct(from_start, 0.99));
+  std::printf(
+      "{\"events\": %d, \"device\": \"%s\", \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
+      "\"p50_with_tree_ms\": %.2f, \"p99_with_tree_ms\": %.2f}\n",
+      events, bdf.c_str(), pct(from_sent, 0.5), pct(from_sent, 0.99),
+      *std::max_element(from_sent.begin(), from_sent.end()), pct(from_start, 0.5), pct(from_start, 0.99));
   return 0;
 }

@@ -18,11 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <regex>
 #include <string>
 #include <vector>
@@ -47,12 +47,12 @@ struct Want {
 
 Want want_for(uint32_t i) {
   return Want{{0x02, 0x5d, 0x00, 0x00, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i & 0xff)},
-              static_cast<uint16_t>(100 + i), static_cast<uint8_t>(i % 8), 1000 + 10 * i};
+              static_cast<uint16_t>(100 + i),
+              static_cast<uint8_t>(i % 8),
+              1000 + 10 * i};
 }
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 bool write_sysfs(const std::string& path, const std::string& value) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -73,7 +73,8 @@ int run(const std::vector<std::string>& args) {
     return -1;
   }
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -158,8 +159,7 @@ bool verify(LinuxKernel& k, const std::string& ifname, uint32_t vfs) {
     const Want w = want_for(i);
     std::regex re("\\n\\s*vf " + std::to_string(i) + "\\s+link/ether " + w.mac.to_string() + "[^\\n]*vlan " +
                   std::to_string(w.vlan) + (w.qos ? ", qos " + std::to_string(w.qos) : "(?!, qos)") +  // ip hides qos 0
-                  "[^\\n]*max_tx_rate " +
-                  std::to_string(w.max_rate) + "Mbps[^\\n]*spoof checking off[^\\n]*trust on");
+                  "[^\\n]*max_tx_rate " + std::to_string(w.max_rate) + "Mbps[^\\n]*spoof checking off[^\\n]*trust on");
     if (!std::regex_search(show, re) && bad++ < 3) std::fprintf(stderr, "ip -d link show: VF %u does not match\n", i);
   }
   return bad == 0;

@@ -2,12 +2,12 @@
 // READY=1 notification and the resident memory once ready, then stops it. Prints one JSON line:
 //   {"start_to_ready_ms": 41.2, "rss_kib": 9876, "hwm_kib": 11000}
 // Usage: sriovd-bench-startup SRIOVD_BIN SYSFS_ROOT [RUNS]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
-#include <algorithm>
 
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -47,7 +47,9 @@ int main(int argc, char** argv) {
     d.stop();
   }
   std::sort(ms.begin(), ms.end());
-  std::printf("{\"start_to_ready_ms\": %.1f, \"start_to_ready_min_ms\": %.1f, \"rss_kib\": %ld, \"hwm_kib\": %ld, \"runs\": %d}\n",
-              ms[ms.size() / 2], ms.front(), rss, hwm, runs);
+  std::printf(
+      "{\"start_to_ready_ms\": %.1f, \"start_to_ready_min_ms\": %.1f, \"rss_kib\": %ld, \"hwm_kib\": %ld, \"runs\": "
+      "%d}\n",
+      ms[ms.size() / 2], ms.front(), rss, hwm, runs);
   return 0;
 }

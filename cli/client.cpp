@@ -103,7 +103,8 @@ Result<HttpResult> Client::request(const std::string& method, const std::string&
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Accept: application/json, application/problem+json");
   if (!extra_header.empty()) headers = curl_slist_append(headers, extra_header.c_str());
-  if (!endpoint_.token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.token).c_str());
+  if (!endpoint_.token.empty())
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.token).c_str());
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
@@ -144,7 +145,8 @@ Result<HttpResult> Client::stream(const std::string& path, const std::vector<std
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Accept: text/event-stream, application/problem+json");
-  if (!endpoint_.token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.token).c_str());
+  if (!endpoint_.token.empty())
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.token).c_str());
   for (const auto& h : extra_headers) headers = curl_slist_append(headers, h.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   CURLcode rc = curl_easy_perform(c);

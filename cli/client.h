@@ -40,7 +40,8 @@ class Client {
   // Fails (unavailable) only when no HTTP answer came back; HTTP errors are results.
   // `extra_header` ("Idempotency-Key: x") is sent when not empty.
   Result<HttpResult> request(const std::string& method, const std::string& path, const std::string& body = {},
-                             const std::string& content_type = "application/json", const std::string& extra_header = {});
+                             const std::string& content_type = "application/json",
+                             const std::string& extra_header = {});
 
   // A streamed GET (text/event-stream): `on_bytes` gets the body as it arrives and returns
   // false to stop. `on_status` is called once with the status and content type before any

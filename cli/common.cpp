@@ -19,8 +19,6 @@ Endpoint endpoint_of(const Globals& g) {
 
 using nlohmann::json;
 
-
-
 // --wait: a client started together with the daemon (scripts, units ordered After=) retries
 // until /readyz answers 200 or the time is up, backing off from 10 ms to 200 ms.
 bool wait_ready(const Globals& g) {
@@ -96,8 +94,10 @@ int send(const Globals& g, const std::string& method, const std::string& path, c
     return 0;
   }
   if (j.is_object() && j.contains("address")) {
-    std::string line = j["address"].get<std::string>() + ": driver " + (j["driver"].is_string() ? j["driver"].get<std::string>() : std::string("none"));
-    if (j["sriov"].is_object()) line += ", " + j["sriov"]["num_vfs"].dump() + " of " + j["sriov"]["total_vfs"].dump() + " VFs";
+    std::string line = j["address"].get<std::string>() + ": driver " +
+                       (j["driver"].is_string() ? j["driver"].get<std::string>() : std::string("none"));
+    if (j["sriov"].is_object())
+      line += ", " + j["sriov"]["num_vfs"].dump() + " of " + j["sriov"]["total_vfs"].dump() + " VFs";
     if (j["vf_config"].is_object()) line += ", " + j["vf_config"].dump();
     std::printf("%s\n", line.c_str());
   }

@@ -3,15 +3,15 @@
 // 3 the daemon could not be reached.
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <functional>
-#include <optional>
-#include <thread>
 #include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <thread>
 
-#include "cli/client.h"
 #include "base/sse_parser.h"
+#include "cli/client.h"
 #include "cli/common.h"
 #include "cli/pools_cmd.h"
 #include "cli/table.h"
@@ -74,7 +74,11 @@ int cmd_devices(const Globals& g, bool watch, const std::vector<std::pair<std::s
   if (!watch) return cmd_devices_once(g, filters);
   int status = 0;
   int rc = follow_events(
-      g, {}, [&] { status = cmd_devices_once(g, filters); std::fflush(stdout); },
+      g, {},
+      [&] {
+        status = cmd_devices_once(g, filters);
+        std::fflush(stdout);
+      },
       [&](const json& e) {
         std::string type = e.value("type", "");
         if (type.rfind("device.", 0) != 0 && type != "resync") return true;
@@ -169,13 +173,17 @@ int cmd_group(const Globals& g, const std::string& number) {
 // One line for an event: time, type, what it is about, and what changed.
 std::string event_line(const json& e) {
   std::string type = str(e, "type");
-  std::string subject = e.contains("address") ? str(e, "address") : e.contains("lease") ? str(e, "lease")
-                        : e.contains("pool") ? str(e, "pool") : "-";
+  std::string subject = e.contains("address") ? str(e, "address")
+                        : e.contains("lease") ? str(e, "lease")
+                        : e.contains("pool")  ? str(e, "pool")
+                                              : "-";
   std::string summary;
   if (e.contains("changes") && e["changes"].is_object()) {
     for (const auto& [field, c] : e["changes"].items()) {
       if (!summary.empty()) summary += ", ";
-      auto v = [](const json& x) { return x.is_null() ? std::string("none") : x.is_string() ? x.get<std::string>() : x.dump(); };
+      auto v = [](const json& x) {
+        return x.is_null() ? std::string("none") : x.is_string() ? x.get<std::string>() : x.dump();
+      };
       summary += field + " " + v(c.value("from", json())) + " -> " + v(c.value("to", json()));
     }
   } else if (type == "vf_config.changed") {
@@ -259,7 +267,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Globals g;
   app.add_option("--socket", g.socket, "sriovd's unix socket (default $SRIOVD_SOCKET or /run/sriovd/sriovd.sock)");
-  app.add_option("--url", g.url, "sriovd over TCP, e.g. http://127.0.0.1:8080 or https://host:8443 (overrides --socket)");
+  app.add_option("--url", g.url,
+                 "sriovd over TCP, e.g. http://127.0.0.1:8080 or https://host:8443 (overrides --socket)");
   app.add_option("--token", g.token, "bearer token for a daemon with a token file (default $SRIOVD_TOKEN)");
   app.add_option("--cacert", g.cacert, "https: CA certificate (PEM) that signed the daemon's certificate");
   app.add_option("--cert", g.cert, "https: client certificate (PEM), for a daemon that requires one");
@@ -268,7 +277,9 @@ int main(int argc, char** argv) {
   app.add_option("--wait", g.wait_s, "wait up to SECONDS for the daemon to be ready")->check(CLI::Range(0.0, 3600.0));
 
   std::function<int()> action;
-  app.add_subcommand("host", "host readiness for passthrough, and counts")->callback([&] { action = [&] { return cmd_host(g); }; });
+  app.add_subcommand("host", "host readiness for passthrough, and counts")->callback([&] {
+    action = [&] { return cmd_host(g); };
+  });
 
   auto* devices = app.add_subcommand("devices", "list PCI functions");
   std::string vendor_id, driver, physfn, numa_node, class_id;
@@ -279,11 +290,16 @@ int main(int argc, char** argv) {
   devices->add_option("--class-id", class_id, "class prefix: 02 network, 0108 NVMe, 020000 Ethernet");
   bool watch = false;
   devices->add_flag("--watch", watch, "print the table again whenever a device is added, removed or changed");
-  devices->callback([&] { action = [&] { return cmd_devices(g, watch, {{"vendor_id", vendor_id},
-                         {"driver", driver},
-                         {"physfn", physfn},
-                         {"numa_node", numa_node},
-                         {"class_id", class_id}}); }; });
+  devices->callback([&] {
+    action = [&] {
+      return cmd_devices(g, watch,
+                         {{"vendor_id", vendor_id},
+                          {"driver", driver},
+                          {"physfn", physfn},
+                          {"numa_node", numa_node},
+                          {"class_id", class_id}});
+    };
+  });
 
   auto* events = app.add_subcommand("events", "follow the daemon's events (one line each; --json: one object each)");
   std::string since;
@@ -301,7 +317,9 @@ int main(int argc, char** argv) {
   device->add_option("ADDRESS", address, "PCI address, e.g. 0000:17:00.0")->required();
   device->callback([&] { action = [&] { return cmd_device(g, address); }; });
 
-  app.add_subcommand("groups", "list IOMMU groups and whether each can be passed through")->callback([&] { action = [&] { return cmd_groups(g); }; });
+  app.add_subcommand("groups", "list IOMMU groups and whether each can be passed through")->callback([&] {
+    action = [&] { return cmd_groups(g); };
+  });
   auto* group = app.add_subcommand("group", "one IOMMU group");
   std::string number;
   group->add_option("N", number, "group number")->required();
@@ -335,7 +353,8 @@ int main(int argc, char** argv) {
   vf->add_option("--min-rate", min_rate, "min tx rate, Mbit/s");
   vf->add_option("--spoofchk", spoofchk, "on or off")->check(CLI::IsMember({"on", "off"}));
   vf->add_option("--trust", trust, "on or off")->check(CLI::IsMember({"on", "off"}));
-  vf->add_option("--link-state", link_state, "auto, enable or disable")->check(CLI::IsMember({"auto", "enable", "disable"}));
+  vf->add_option("--link-state", link_state, "auto, enable or disable")
+      ->check(CLI::IsMember({"auto", "enable", "disable"}));
   vf->callback([&] {
     action = [&] {
       json body = json::object();
@@ -362,7 +381,9 @@ int main(int argc, char** argv) {
   std::string bind_addr, bind_driver;
   bool bind_group = false, bind_force = false;
   bind->add_option("ADDRESS", bind_addr, "PCI address")->required();
-  bind->add_option("DRIVER", bind_driver, "vfio-pci, host or none")->required()->check(CLI::IsMember({"vfio-pci", "host", "none"}));
+  bind->add_option("DRIVER", bind_driver, "vfio-pci, host or none")
+      ->required()
+      ->check(CLI::IsMember({"vfio-pci", "host", "none"}));
   bind->add_flag("--group", bind_group, "the whole IOMMU group, all or none");
   bind->add_flag("--force", bind_force, "even if a netdev is up with addresses");
   bind->callback([&] {
@@ -383,8 +404,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (g.wait_s > 0 && !wait_ready(g)) {
-    std::fprintf(stderr, "sriovd-cli: sriovd at %s was not ready within %g s\n",
-                 endpoint_of(g).describe().c_str(), g.wait_s);
+    std::fprintf(stderr, "sriovd-cli: sriovd at %s was not ready within %g s\n", endpoint_of(g).describe().c_str(),
+                 g.wait_s);
     return kExitUnreachable;
   }
   return action ? action() : kExitUsage;

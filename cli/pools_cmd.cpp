@@ -27,8 +27,9 @@ int show_pool(const json& p) {
   std::printf("selectors: %s\n", p["selectors"].dump().c_str());
   Table t({"ADDRESS", "PF", "VF", "NUMA", "GROUP", "DRIVER", "NETDEV", "LEASE", "HEALTH"});
   for (const auto& d : p["devices"])
-    t.add({str(d, "address"), str(d, "pf"), str(d, "vf_index"), str(d, "numa_node"), str(d, "iommu_group"), str(d, "driver"),
-           join(d["netdevs"]), str(d, "lease"), d["healthy"].get<bool>() ? "ok" : "unhealthy: " + str(d, "reason")});
+    t.add({str(d, "address"), str(d, "pf"), str(d, "vf_index"), str(d, "numa_node"), str(d, "iommu_group"),
+           str(d, "driver"), join(d["netdevs"]), str(d, "lease"),
+           d["healthy"].get<bool>() ? "ok" : "unhealthy: " + str(d, "reason")});
   std::fputs(t.render().c_str(), stdout);
   return 0;
 }
@@ -74,7 +75,9 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   };
   auto pa = std::make_shared<PoolArgs>();
   auto* pool = app.add_subcommand("pool", "show, create or delete a pool");
-  pool->add_option("VERB", pa->verb, "show, create or delete")->check(CLI::IsMember({"show", "create", "delete"}))->required();
+  pool->add_option("VERB", pa->verb, "show, create or delete")
+      ->check(CLI::IsMember({"show", "create", "delete"}))
+      ->required();
   pool->add_option("NAME", pa->name, "pool name")->required();
   pool->add_option("--vendor", pa->vendors, "vendor id(s), e.g. 8086")->delimiter(',');
   pool->add_option("--device-id", pa->devices, "device id(s), e.g. 1889")->delimiter(',');
@@ -136,7 +139,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   alloc->add_option("--mac", aa->mac, "VF MAC");
   alloc->add_option("--vlan", aa->vlan, "VF VLAN id")->check(CLI::Range(0, 4095));
   alloc->add_option("--qos", aa->qos, "VLAN priority")->check(CLI::Range(0, 7));
-  alloc->add_option("--spoofchk", aa->spoofchk, "VF MAC/VLAN spoof checking: on or off")->check(CLI::IsMember({"on", "off"}));
+  alloc->add_option("--spoofchk", aa->spoofchk, "VF MAC/VLAN spoof checking: on or off")
+      ->check(CLI::IsMember({"on", "off"}));
   alloc->add_option("--trust", aa->trust, "VF trusted mode: on or off")->check(CLI::IsMember({"on", "off"}));
   alloc->callback([&g, &action, aa] {
     action = [&g, aa] {
@@ -157,7 +161,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
       if (!aa->trust.empty()) vf["trust"] = aa->trust == "on";
       if (!vf.empty()) body["vf_config"] = vf;
       int status;
-      auto j = call(g, "POST", "/v1/allocations", body.dump(), status, aa->key.empty() ? "" : "Idempotency-Key: " + aa->key);
+      auto j =
+          call(g, "POST", "/v1/allocations", body.dump(), status, aa->key.empty() ? "" : "Idempotency-Key: " + aa->key);
       if (!j) return status;
       return print_lease(g, *j);
     };
@@ -209,8 +214,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   for (const char* verb : {"attach", "detach"}) {
     auto at = std::make_shared<AttachArgs>();
     const bool attach = std::string(verb) == "attach";
-    auto* cmd = app.add_subcommand(verb, attach ? "attach a leased device to a libvirt domain"
-                                                : "detach a leased device from its libvirt domain");
+    auto* cmd = app.add_subcommand(
+        verb, attach ? "attach a leased device to a libvirt domain" : "detach a leased device from its libvirt domain");
     cmd->add_option("ID", at->id, "lease id")->required();
     auto* dom = cmd->add_option("DOMAIN", at->domain, "libvirt domain name");
     if (attach) dom->required();

@@ -29,16 +29,15 @@ Verdict assess(const std::vector<const pci::Device*>& members) {
   } else if (v.blocking.empty()) {
     v.viable = true;
     bool only_bridges = std::all_of(sorted.begin(), sorted.end(), [](auto* d) { return d->is_bridge(); });
-    if (only_bridges)
-      v.reason = "only PCI bridges, which VFIO tolerates: nothing here to pass through";
+    if (only_bridges) v.reason = "only PCI bridges, which VFIO tolerates: nothing here to pass through";
     else if (sorted.size() == 1)
       v.reason = sorted[0]->driver ? "the only member is bound to " + *sorted[0]->driver
                                    : "the only member is bound to no driver";
-    else
-      v.reason = "every non-bridge member is bound to vfio-pci, pci-stub or no driver";
+    else v.reason = "every non-bridge member is bound to vfio-pci, pci-stub or no driver";
   } else {
     v.viable = false;
-    v.reason = (v.blocking.size() == 1 ? "member bound to a host driver: " : "members bound to host drivers: ") + blockers;
+    v.reason =
+        (v.blocking.size() == 1 ? "member bound to a host driver: " : "members bound to host drivers: ") + blockers;
   }
   return v;
 }

@@ -8,9 +8,9 @@
 #pragma once
 
 #include <map>
-#include <unordered_map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/pci_address.h"
@@ -21,16 +21,16 @@ namespace sriovd::iommu {
 
 struct Verdict {
   bool viable = false;
-  std::string reason;                 // one sentence, names the blocking members and drivers
-  std::vector<PciAddress> blocking;   // members bound to host drivers
+  std::string reason;                // one sentence, names the blocking members and drivers
+  std::vector<PciAddress> blocking;  // members bound to host drivers
 
   bool operator==(const Verdict&) const = default;
 };
 
 struct Group {
   int number = 0;
-  std::vector<PciAddress> members;    // sorted
-  std::optional<std::string> type;    // kernel/iommu_groups/N/type: DMA, DMA-FQ, identity, blocked
+  std::vector<PciAddress> members;  // sorted
+  std::optional<std::string> type;  // kernel/iommu_groups/N/type: DMA, DMA-FQ, identity, blocked
   Verdict verdict;
 
   bool operator==(const Group&) const = default;

@@ -59,7 +59,8 @@ Result<ContainerEdits> container_edits(const std::string& resource, Mode mode,
     json one = {{"generic", {{"deviceID", addr}}}};
     if (mode == Mode::vfio) {
       if (!d.iommu_group)
-        return Error::make(ErrorCode::conflict, "device " + addr + " has no IOMMU group: it cannot be passed to a container through vfio");
+        return Error::make(ErrorCode::conflict,
+                           "device " + addr + " has no IOMMU group: it cannot be passed to a container through vfio");
       one["vfio"] = {{"mount", kVfioContainer}, {"dev-mount", group_node(*d.iommu_group)}};
       if (cdi) {
         e.cdi_devices.push_back(cdi_qualified_name(resource, d.address));

@@ -14,7 +14,9 @@ EventStream::EventStream(std::string socket_path, Callbacks cb)
 
 EventStream::~EventStream() { stop(); }
 
-void EventStream::start() { thread_ = std::thread([this] { run(); }); }
+void EventStream::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void EventStream::stop() {
   uint64_t one = 1;

@@ -10,15 +10,15 @@
 #include <thread>
 
 #include "base/fd.h"
-#include "k8s/http.h"
 #include "base/sse_parser.h"
+#include "k8s/http.h"
 
 namespace sriovd::k8s {
 
 class EventStream {
  public:
   struct Callbacks {
-    std::function<void()> on_connected;               // after the 200 answer, before any event
+    std::function<void()> on_connected;  // after the 200 answer, before any event
     std::function<void(const cli::SseEvent&)> on_event;
     std::function<void(const std::string&)> on_drop;  // why the stream ended (for the log)
   };

@@ -44,7 +44,10 @@ bool parse_hex(std::string_view s, unsigned long long& out) {
   if (s.empty() || s.size() > 15) return false;
   out = 0;
   for (char c : s) {
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int v = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
     if (v < 0) return false;
     out = out * 16 + static_cast<unsigned>(v);
   }
@@ -62,7 +65,8 @@ bool HttpResponseParser::fail(std::string why) {
 bool HttpResponseParser::header_line(std::string_view line) {
   if (state_ == State::status_line) {
     // "HTTP/1.1 200 OK"
-    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || line[8] != ' ') return fail("not an HTTP/1.x status line");
+    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || line[8] != ' ')
+      return fail("not an HTTP/1.x status line");
     unsigned long long code = 0;
     if (!parse_decimal(line.substr(9, 3), code) || code < 100 || (line.size() > 12 && line[12] != ' '))
       return fail("bad status code");
@@ -108,8 +112,7 @@ bool HttpResponseParser::feed(std::string_view bytes) {
   while (i < bytes.size()) {
     switch (state_) {
       case State::done:
-      case State::failed:
-        return state_ == State::done;
+      case State::failed: return state_ == State::done;
       case State::body_length: {
         size_t n = static_cast<size_t>(std::min<unsigned long long>(remaining_, bytes.size() - i));
         sink_(bytes.substr(i, n));
@@ -209,7 +212,8 @@ Result<void> send_all(int fd, const std::string& data) {
 
 std::string build_request(const std::string& method, const std::string& target, const std::string& body,
                           const std::vector<std::string>& headers, const char* accept) {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: " + accept + "\r\n";
+  std::string req =
+      method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: " + accept + "\r\n";
   for (const auto& h : headers) req += h + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
     req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
@@ -220,12 +224,14 @@ std::string build_request(const std::string& method, const std::string& target, 
 
 }  // namespace
 
-Result<HttpAnswer> UnixHttpClient::request(const std::string& method, const std::string& target, const std::string& body,
-                                           const std::vector<std::string>& headers,
+Result<HttpAnswer> UnixHttpClient::request(const std::string& method, const std::string& target,
+                                           const std::string& body, const std::vector<std::string>& headers,
                                            std::chrono::milliseconds timeout) const {
   auto fd = connect_unix(path_);
   if (!fd) return std::move(fd).error();
-  if (auto r = send_all(fd->get(), build_request(method, target, body, headers, "application/json, application/problem+json")); !r)
+  if (auto r = send_all(fd->get(),
+                        build_request(method, target, body, headers, "application/json, application/problem+json"));
+      !r)
     return std::move(r).error();
   HttpAnswer out;
   HttpResponseParser p([&](std::string_view b) { out.body.append(b); });
@@ -233,7 +239,8 @@ Result<HttpAnswer> UnixHttpClient::request(const std::string& method, const std:
   char buf[16384];
   while (!p.complete()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return Error::make(ErrorCode::unavailable, "sriovd did not answer " + method + " " + target + " in time");
+    if (left.count() <= 0)
+      return Error::make(ErrorCode::unavailable, "sriovd did not answer " + method + " " + target + " in time");
     pollfd pfd{fd->get(), POLLIN, 0};
     int pr = ::poll(&pfd, 1, static_cast<int>(left.count()));
     if (pr < 0 && errno != EINTR) return Error::sys(errno, "poll");
@@ -250,7 +257,8 @@ Result<HttpAnswer> UnixHttpClient::request(const std::string& method, const std:
     if (!p.feed(std::string_view(buf, static_cast<size_t>(n))))
       return Error::make(ErrorCode::unavailable, "sriovd's answer to " + method + " " + target + ": " + p.error());
   }
-  if (!p.complete()) return Error::make(ErrorCode::unavailable, "sriovd's answer to " + method + " " + target + ": " + p.error());
+  if (!p.complete())
+    return Error::make(ErrorCode::unavailable, "sriovd's answer to " + method + " " + target + ": " + p.error());
   out.status = p.status();
   out.content_type = p.content_type();
   return out;

@@ -44,7 +44,18 @@ class HttpResponseParser {
   static constexpr size_t max_header_bytes = 64 * 1024;
 
  private:
-  enum class State { status_line, headers, body_length, chunk_size, chunk_data, chunk_crlf, trailers, body_close, done, failed };
+  enum class State {
+    status_line,
+    headers,
+    body_length,
+    chunk_size,
+    chunk_data,
+    chunk_crlf,
+    trailers,
+    body_close,
+    done,
+    failed
+  };
   bool fail(std::string why);
   bool header_line(std::string_view line);
   bool end_of_headers();

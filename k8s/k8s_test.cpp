@@ -131,8 +131,8 @@ TEST_CASE("preferred allocation: only offered ids; spans nodes when it must; det
 TEST_CASE("env names and INFO for a vfio pool; device specs once per group") {
   CHECK(env_name("sriovd.io/fast") == "PCIDEVICE_SRIOVD_IO_FAST");
   CHECK(env_name("sriovd.io/gpu-a") == "PCIDEVICE_SRIOVD_IO_GPU_A");
-  std::vector<AllocatedDevice> devs{{A("0000:17:02.0"), 40, {}}, {A("0000:17:02.1"), 41, {}},
-                                    {A("0000:17:02.2"), 41, {}}};
+  std::vector<AllocatedDevice> devs{
+      {A("0000:17:02.0"), 40, {}}, {A("0000:17:02.1"), 41, {}}, {A("0000:17:02.2"), 41, {}}};
   auto e = container_edits("sriovd.io/fast", Mode::vfio, devs, false);
   REQUIRE(e.ok());
   CHECK(e->envs.at("PCIDEVICE_SRIOVD_IO_FAST") == "0000:17:02.0,0000:17:02.1,0000:17:02.2");
@@ -263,7 +263,8 @@ Parsed parse_http(const std::string& text, size_t step, bool close = false) {
 }  // namespace
 
 TEST_CASE("HTTP answers: Content-Length, chunked, close-delimited, split anywhere") {
-  const std::string fixed = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"ab\"}";
+  const std::string fixed =
+      "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"ab\"}";
   const std::string chunked =
       "HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
   for (size_t step : {1u, 2u, 7u, 1000u}) {

@@ -24,15 +24,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--pod-resources-socket", cfg.pod_resources_socket, "kubelet's PodResources API socket")
       ->capture_default_str();
-  app.add_option("--sriovd-socket", sriovd_socket, "sriovd's unix socket (default $SRIOVD_SOCKET or /run/sriovd/sriovd.sock)");
-  app.add_option("--resource-prefix", cfg.resource_prefix, "resources are named <prefix>/<pool>")->capture_default_str();
+  app.add_option("--sriovd-socket", sriovd_socket,
+                 "sriovd's unix socket (default $SRIOVD_SOCKET or /run/sriovd/sriovd.sock)");
+  app.add_option("--resource-prefix", cfg.resource_prefix, "resources are named <prefix>/<pool>")
+      ->capture_default_str();
   app.add_option("--pools", pools, "comma-separated pools to offer (default: every pool)");
   app.add_option("--cdi-dir", cfg.cdi_dir, "write CDI specs here and answer with CDI device names");
   app.add_option("--release-interval", release_interval, "seconds between PodResources checks")
-      ->capture_default_str()->check(CLI::Range(0.05, 3600.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 3600.0));
   app.add_option("--release-grace", release_grace, "seconds a pod lease must be unheld before it is released")
-      ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
-  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str()
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--log-level", log_level, "debug, info, warn or error")
+      ->capture_default_str()
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
 

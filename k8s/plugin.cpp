@@ -28,15 +28,16 @@ bool ResourcePlugin::socket_present() const {
 }
 
 bool ResourcePlugin::serving() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return server_ != nullptr;
 }
 
 Result<void> ResourcePlugin::serve() {
-  std::unique_lock lk(mu_);
-  stop_server_locked(lk);
+  MutexLock lk(mu_);
+  stop_server();
   auto path = socket_path();
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::sys(errno, "removing stale socket " + path.string());
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return Error::sys(errno, "removing stale socket " + path.string());
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + path.string(), grpc::InsecureServerCredentials());
   b.RegisterService(this);
@@ -50,21 +51,21 @@ Result<void> ResourcePlugin::serve() {
   return ok();
 }
 
-void ResourcePlugin::stop_server_locked(std::unique_lock<std::mutex>& lk) {
+void ResourcePlugin::stop_server() {
   if (!server_) return;
   auto server = std::move(server_);
   ++server_epoch_;  // ends the streams of this server
   cv_.notify_all();
-  lk.unlock();
+  mu_.unlock();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server->Wait();
-  lk.lock();
+  mu_.lock();
 }
 
 void ResourcePlugin::shutdown() {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   bool had = server_ != nullptr;
-  stop_server_locked(lk);
+  stop_server();
   if (had) ::unlink(socket_path().c_str());
 }
 
@@ -90,10 +91,9 @@ Result<void> ResourcePlugin::register_with(const std::filesystem::path& kubelet_
   v1beta1::Empty resp;
   grpc::Status st = stub->Register(&ctx, req, &resp);
   if (!st.ok())
-    return Error::make(st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? ErrorCode::unavailable
-                                                                                : ErrorCode::conflict,
-                       "registering " + resource_ + " with kubelet at " + kubelet_socket.string() + ": " +
-                           st.error_message());
+    return Error::make(
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? ErrorCode::unavailable : ErrorCode::conflict,
+        "registering " + resource_ + " with kubelet at " + kubelet_socket.string() + ": " + st.error_message());
   return ok();
 }
 
@@ -101,7 +101,7 @@ bool ResourcePlugin::set_devices(std::vector<v1beta1::Device> devices) {
   v1beta1::ListAndWatchResponse next;
   for (auto& d : devices) *next.add_devices() = std::move(d);
   std::string wire = next.SerializeAsString();
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   if (wire == current_wire_) return false;
   current_ = std::move(next);
   current_wire_ = std::move(wire);
@@ -111,7 +111,7 @@ bool ResourcePlugin::set_devices(std::vector<v1beta1::Device> devices) {
 }
 
 std::vector<v1beta1::Device> ResourcePlugin::devices() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return {current_.devices().begin(), current_.devices().end()};
 }
 
@@ -125,12 +125,13 @@ grpc::Status ResourcePlugin::GetDevicePluginOptions(grpc::ServerContext*, const 
 grpc::Status ResourcePlugin::ListAndWatch(grpc::ServerContext* ctx, const v1beta1::Empty*,
                                           grpc::ServerWriter<v1beta1::ListAndWatchResponse>* writer) {
   uint64_t sent = 0;
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   const uint64_t epoch = server_epoch_;
   while (true) {
     // Wakes on a new list or on shutdown; the timeout only bounds how long a stream kubelet
     // has abandoned keeps its thread.
-    cv_.wait_for(lk, std::chrono::seconds(1), [&] { return generation_ != sent || server_epoch_ != epoch; });
+    cv_.wait_for(lk, std::chrono::seconds(1),
+                 [&]() REQUIRES(mu_) { return generation_ != sent || server_epoch_ != epoch; });
     if (server_epoch_ != epoch) return grpc::Status::OK;
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
     if (generation_ == sent) continue;

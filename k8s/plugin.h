@@ -9,14 +9,13 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/result.h"
 #include "k8s/proto/deviceplugin.grpc.pb.h"
 
@@ -72,20 +71,22 @@ class ResourcePlugin final : public v1beta1::DevicePlugin::Service {
                                  v1beta1::PreStartContainerResponse*) override;
 
  private:
-  void stop_server_locked(std::unique_lock<std::mutex>& lk);
+  // Stops the server, if any: ends its streams, then drains it with mu_ released (its handlers
+  // take mu_), and takes mu_ again before returning.
+  void stop_server() REQUIRES(mu_);
 
   const std::string pool_;
   const std::string resource_;
   const std::filesystem::path kubelet_dir_;
   AllocationHandler& handler_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;                 // generation_ or stopping_ changed
-  v1beta1::ListAndWatchResponse current_;      // guarded by mu_
-  std::string current_wire_;                   // current_ serialised, to compare; guarded by mu_
-  uint64_t generation_ = 1;                    // guarded by mu_
-  uint64_t server_epoch_ = 0;                  // bumps on each stop; guarded by mu_
-  std::unique_ptr<grpc::Server> server_;       // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;  // generation_ or server_epoch_ changed
+  v1beta1::ListAndWatchResponse current_ GUARDED_BY(mu_);
+  std::string current_wire_ GUARDED_BY(mu_);  // current_ serialised, to compare
+  uint64_t generation_ GUARDED_BY(mu_) = 1;
+  uint64_t server_epoch_ GUARDED_BY(mu_) = 0;  // bumps on each stop
+  std::unique_ptr<grpc::Server> server_ GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::k8s

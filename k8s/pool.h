@@ -17,14 +17,14 @@ namespace sriovd::k8s {
 
 struct PoolDevice {
   PciAddress address;
-  std::optional<PciAddress> pf;        // the PF a VF belongs to; nullopt for a PF or plain device
-  std::optional<int> numa_node;        // nullopt: no NUMA affinity reported
+  std::optional<PciAddress> pf;  // the PF a VF belongs to; nullopt for a PF or plain device
+  std::optional<int> numa_node;  // nullopt: no NUMA affinity reported
   std::optional<int> iommu_group;
   std::vector<std::string> netdevs;
   std::optional<std::string> driver;
   bool healthy = true;
-  std::string reason;                  // why not healthy, if sriovd said
-  std::optional<std::string> lease;    // id of the lease holding it, if any
+  std::string reason;                // why not healthy, if sriovd said
+  std::optional<std::string> lease;  // id of the lease holding it, if any
 
   bool operator==(const PoolDevice&) const = default;
 };

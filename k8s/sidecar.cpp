@@ -49,7 +49,7 @@ Sidecar::Sidecar(Config cfg)
 
 Sidecar::~Sidecar() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -77,21 +77,21 @@ Result<void> Sidecar::run(int stop_fd) {
   if (!wake_fd_) return Error::sys(errno, "eventfd");
 
   events_ = std::make_unique<EventStream>(
-      cfg_.sriovd_socket.string(), EventStream::Callbacks{
-                       [this] {
-                         spdlog::info("following sriovd events at {}", api_.describe());
-                         request_refresh();  // whatever happened while disconnected
-                       },
-                       [this](const cli::SseEvent& ev) {
-                         spdlog::debug("sriovd event {} {}", ev.type, ev.id);
-                         request_refresh();
-                       },
-                       [](const std::string& why) { spdlog::warn("{}; reconnecting", why); }});
+      cfg_.sriovd_socket.string(),
+      EventStream::Callbacks{[this] {
+                               spdlog::info("following sriovd events at {}", api_.describe());
+                               request_refresh();  // whatever happened while disconnected
+                             },
+                             [this](const cli::SseEvent& ev) {
+                               spdlog::debug("sriovd event {} {}", ev.type, ev.id);
+                               request_refresh();
+                             },
+                             [](const std::string& why) { spdlog::warn("{}; reconnecting", why); }});
   events_->start();
   refresher_ = std::thread([this] { refresh_loop(); });
   releaser_ = std::thread([this] { release_loop(); });
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     quiet_until_ = Clock::now() + cfg_.release_grace;
   }
 
@@ -120,7 +120,7 @@ Result<void> Sidecar::run(int stop_fd) {
     }
     if (kubelet_restarted) {
       {
-        std::lock_guard lk(mu_);
+        MutexLock lk(mu_);
         for (auto& [pool, p] : plugins_) unregistered_.insert(pool);
         quiet_until_ = Clock::now() + cfg_.release_grace;
       }
@@ -137,7 +137,7 @@ void Sidecar::register_all(const std::string& why) {
   auto kubelet = cfg_.kubelet_dir / kKubeletSocket;
   std::vector<ResourcePlugin*> todo;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     for (const auto& pool : unregistered_) todo.push_back(plugins_.at(pool).get());
   }
   if (todo.empty() || !std::filesystem::exists(kubelet)) return;
@@ -154,7 +154,7 @@ void Sidecar::register_all(const std::string& why) {
       continue;
     }
     spdlog::info("registered {} with kubelet as {} ({})", p->resource(), p->endpoint(), why);
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     unregistered_.erase(p->pool());
   }
 }
@@ -163,16 +163,16 @@ void Sidecar::register_all(const std::string& why) {
 
 void Sidecar::request_refresh() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     refresh_wanted_ = true;
   }
   cv_.notify_all();
 }
 
 void Sidecar::refresh_loop() {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   while (true) {
-    cv_.wait(lk, [&] { return refresh_wanted_ || stopping_; });
+    cv_.wait(lk, [&]() REQUIRES(mu_) { return refresh_wanted_ || stopping_; });
     if (stopping_) return;
     refresh_wanted_ = false;
     lk.unlock();
@@ -204,7 +204,7 @@ Result<void> Sidecar::refresh() {
 
   bool changed = false, created = false;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     pools_.clear();
     for (auto& p : *pools)
       if (wanted(p.name)) pools_.emplace(p.name, std::move(p));
@@ -243,7 +243,7 @@ std::vector<std::string> Sidecar::preferred(const std::string& pool, const std::
                                             const std::vector<std::string>& must_include, int size) {
   Pool p;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (auto it = pools_.find(pool); it != pools_.end()) p = it->second;
   }
   return preferred_allocation(p, available, must_include, size);
@@ -279,10 +279,11 @@ Result<void> Sidecar::write_cdi_spec(const Pool& pool, const std::vector<Allocat
     else all.push_back(f);
   }
   std::string resource = resource_of(pool.name);
-  std::lock_guard lk(cdi_mu_);
+  MutexLock lk(cdi_mu_);
   std::error_code ec;
   std::filesystem::create_directories(cfg_.cdi_dir, ec);
-  return write_file_atomic(cfg_.cdi_dir / cdi_spec_file_name(resource), cdi_spec(resource, pool.mode, all).dump(2) + "\n");
+  return write_file_atomic(cfg_.cdi_dir / cdi_spec_file_name(resource),
+                           cdi_spec(resource, pool.mode, all).dump(2) + "\n");
 }
 
 grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::AllocateRequest& req,
@@ -291,7 +292,7 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
   const std::string resource = resource_of(pool_name);
   Pool pool;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     auto it = pools_.find(pool_name);
     if (it == pools_.end())
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "sriovd has no pool '" + pool_name + "'");
@@ -302,7 +303,7 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
     for (auto it = taken.rbegin(); it != taken.rend(); ++it) {
       if (auto r = api.release(*it); !r)
         spdlog::error("allocate rollback: releasing lease {}: {}", *it, r.error().message);
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       created_.erase(*it);
     }
     Error ctx = e;
@@ -318,12 +319,13 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
     for (const auto& id : creq.devices_ids()) {
       auto addr = PciAddress::parse(id);
       if (!addr) return fail(id, Error::make(ErrorCode::invalid, "not a PCI address", "devices_ids"));
-      if (!pool.find(*addr)) return fail(id, Error::make(ErrorCode::not_found, "not a member of pool '" + pool_name + "'"));
+      if (!pool.find(*addr))
+        return fail(id, Error::make(ErrorCode::not_found, "not a member of pool '" + pool_name + "'"));
       auto lease = take_lease(pool_name, *addr);
       if (!lease) return fail(id, lease.error());
       taken.push_back(lease->id);
       {
-        std::lock_guard lk(mu_);
+        MutexLock lk(mu_);
         created_[lease->id] = Clock::now();
         pod_leases_.insert(lease->id);
       }
@@ -357,16 +359,16 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
 
 void Sidecar::request_release() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     release_wanted_ = true;
   }
   cv_.notify_all();
 }
 
 void Sidecar::release_loop() {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   while (true) {
-    cv_.wait_for(lk, cfg_.release_interval, [&] { return release_wanted_ || stopping_; });
+    cv_.wait_for(lk, cfg_.release_interval, [&]() REQUIRES(mu_) { return release_wanted_ || stopping_; });
     if (stopping_) return;
     release_wanted_ = false;
     lk.unlock();
@@ -397,7 +399,7 @@ Result<void> Sidecar::release_unheld() {
   auto now = Clock::now();
   Clock::time_point quiet;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     quiet = quiet_until_;
   }
   std::set<std::string> seen;
@@ -405,7 +407,7 @@ Result<void> Sidecar::release_unheld() {
   for (const auto& l : *leases) {
     if (l.consumer_kind != "pod" || l.pool.empty() || !wanted(l.pool)) continue;
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       if (!plugins_.count(l.pool)) continue;  // a pool we do not serve (yet)
     }
     seen.insert(l.id);
@@ -423,7 +425,7 @@ Result<void> Sidecar::release_unheld() {
     spdlog::info("released lease {} of {} ({}): no pod holds it", l.id, l.address.to_string(), resource_of(l.pool));
     unheld_since_.erase(l.id);
     released = true;
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     created_.erase(l.id);
   }
   for (auto it = unheld_since_.begin(); it != unheld_since_.end();)

@@ -16,11 +16,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -28,6 +26,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/mutex.h"
 #include "base/result.h"
 #include "k8s/container.h"
 #include "k8s/event_stream.h"
@@ -83,30 +82,31 @@ class Sidecar final : public AllocationHandler {
   void register_all(const std::string& why);
   bool wanted(const std::string& pool) const;
   Result<Lease> take_lease(const std::string& pool, const PciAddress& address);
-  std::vector<v1beta1::Device> device_list(const Pool& pool) const;  // needs mu_ held
+  std::vector<v1beta1::Device> device_list(const Pool& pool) const REQUIRES(mu_);
   Result<void> write_cdi_spec(const Pool& pool, const std::vector<AllocatedDevice>& fresh) const;
 
   const Config cfg_;
   const SriovdApi api_;
   UniqueFd wake_fd_;  // eventfd: asks run() to register plugins created by the refresh thread
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, std::unique_ptr<ResourcePlugin>> plugins_;  // by pool; never erased while running; mu_
-  std::set<std::string> unregistered_;                                // pools whose plugin awaits Register; mu_
-  std::map<std::string, Pool> pools_;                                 // last read, wanted pools only; mu_
-  std::set<std::string> pod_leases_;                                  // pod lease ids in our pools; mu_
-  std::map<std::string, Clock::time_point> created_;                  // leases we took, when; mu_
-  Clock::time_point quiet_until_{};                                   // no releases before; mu_
-  bool refresh_wanted_ = true;                                        // mu_
-  bool release_wanted_ = false;                                       // mu_
-  bool stopping_ = false;                                             // mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  // By pool; never erased while running.
+  std::map<std::string, std::unique_ptr<ResourcePlugin>> plugins_ GUARDED_BY(mu_);
+  std::set<std::string> unregistered_ GUARDED_BY(mu_);                // pools whose plugin awaits Register
+  std::map<std::string, Pool> pools_ GUARDED_BY(mu_);                 // last read, wanted pools only
+  std::set<std::string> pod_leases_ GUARDED_BY(mu_);                  // pod lease ids in our pools
+  std::map<std::string, Clock::time_point> created_ GUARDED_BY(mu_);  // leases we took, when
+  Clock::time_point quiet_until_ GUARDED_BY(mu_){};                   // no releases before
+  bool refresh_wanted_ GUARDED_BY(mu_) = true;
+  bool release_wanted_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
 
   std::map<std::string, Clock::time_point> unheld_since_;  // release thread only
   std::unique_ptr<EventStream> events_;
   std::thread refresher_;
   std::thread releaser_;
-  mutable std::mutex cdi_mu_;  // one CDI spec writer at a time per process
+  mutable Mutex cdi_mu_;  // one CDI spec writer at a time per process
 };
 
 }  // namespace sriovd::k8s

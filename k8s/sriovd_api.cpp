@@ -52,9 +52,8 @@ Result<DeviceInfo> SriovdApi::device(const PciAddress& address) const {
 
 Result<Lease> SriovdApi::allocate(const std::string& pool, const PciAddress& address, const std::string& consumer_name,
                                   const std::string& idempotency_key) const {
-  json req = {{"pool", pool},
-              {"address", address.to_string()},
-              {"consumer", {{"kind", "pod"}, {"name", consumer_name}}}};
+  json req = {
+      {"pool", pool}, {"address", address.to_string()}, {"consumer", {{"kind", "pod"}, {"name", consumer_name}}}};
   std::vector<std::string> headers{"Idempotency-Key: " + idempotency_key};
   auto r = client_.request("POST", "/v1/allocations", req.dump(), headers);
   if (!r && r.error().message.rfind("cannot reach", 0) != 0) {

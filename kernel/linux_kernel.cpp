@@ -112,7 +112,7 @@ Result<void> LinuxKernel::write_attr(const std::string& relpath, std::string_vie
 
 Result<std::vector<VfInfo>> LinuxKernel::get_vfs(const std::string& pf_ifname) {
   const std::string what = "reading VFs of " + pf_ifname;
-  std::lock_guard lock(sock_mu_);
+  MutexLock lock(sock_mu_);
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);
   net::RtnlSocket& s = **sock;
@@ -136,7 +136,7 @@ Result<std::vector<VfInfo>> LinuxKernel::get_vfs(const std::string& pf_ifname) {
 Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) {
   if (config == VfConfig{}) return {};
   const std::string what = "setting VF " + std::to_string(vf) + " of " + pf_ifname + " (" + describe(config) + ")";
-  std::lock_guard lock(sock_mu_);
+  MutexLock lock(sock_mu_);
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);
   net::RtnlSocket& s = **sock;
@@ -164,7 +164,7 @@ Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, cons
 
 Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
   const std::string what = "reading link facts of " + ifname;
-  std::lock_guard lock(sock_mu_);
+  MutexLock lock(sock_mu_);
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);
   net::RtnlSocket& s = **sock;

@@ -14,8 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <arpa/inet.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -26,6 +26,7 @@
 
 #include "kernel/linux_kernel.h"
 #include "net/rtnl_socket.h"
+#include "tests/support/requirements.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
@@ -76,9 +77,7 @@ TEST_CASE("write_attr: one write(2) under the root, with the kernel's errno and 
     CHECK_FALSE(std::filesystem::exists(tmp / (dev + "/sriov_totalvfs")));
     CHECK(k->write_attr("bus/pci/devices/0000:99:00.0/reset", "1").error().errnum == ENOENT);
   }
-  SUBCASE("a directory is EISDIR") {
-    CHECK(k->write_attr(dev, "1").error().errnum == EISDIR);
-  }
+  SUBCASE("a directory is EISDIR") { CHECK(k->write_attr(dev, "1").error().errnum == EISDIR); }
   SUBCASE("paths must stay under the root") {
     for (const char* p : {"/sys/bus/pci/drivers_probe", "../x", "bus/../../x", "bus/pci/..", ""}) {
       auto r = k->write_attr(p, "1");
@@ -192,7 +191,9 @@ class Req {
     nlh_->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
   }
   template <class T>
-  T* extra() { return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T))); }
+  T* extra() {
+    return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T)));
+  }
   nlmsghdr* nlh() { return nlh_; }
   net::Bytes bytes() const { return net::Bytes(buf_.begin(), buf_.begin() + nlh_->nlmsg_len); }
 
@@ -267,14 +268,14 @@ struct Report {
   std::string text;
   void fail(int line, const std::string& what) { text += "line " + std::to_string(line) + ": " + what + "\n"; }
 };
-#define EXPECT(cond)                              \
-  do {                                            \
-    if (!(cond)) report.fail(__LINE__, #cond);    \
+#define EXPECT(cond)                           \
+  do {                                         \
+    if (!(cond)) report.fail(__LINE__, #cond); \
   } while (0)
-#define EXPECT_OK(res)                                                  \
-  do {                                                                  \
-    auto&& r_ = (res);                                                  \
-    if (!r_) report.fail(__LINE__, #res ": " + r_.error().message);     \
+#define EXPECT_OK(res)                                              \
+  do {                                                              \
+    auto&& r_ = (res);                                              \
+    if (!r_) report.fail(__LINE__, #res ": " + r_.error().message); \
   } while (0)
 
 constexpr int kSkip = 77;
@@ -386,10 +387,8 @@ TEST_CASE("get_link/get_vfs/set_vf in a private network namespace (veth, address
     close(pipefd[0]);
     Report report;
     int status = kSkip;
-    if (unshare(CLONE_NEWNET) == 0 || unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
-      status = namespace_scenario(report);
-    else
-      report.fail(__LINE__, std::string("unshare: ") + std::strerror(errno));
+    if (unshare(CLONE_NEWNET) == 0 || unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) status = namespace_scenario(report);
+    else report.fail(__LINE__, std::string("unshare: ") + std::strerror(errno));
     ssize_t ignored = write(pipefd[1], report.text.data(), report.text.size());
     (void)ignored;
     _exit(status);
@@ -404,7 +403,10 @@ TEST_CASE("get_link/get_vfs/set_vf in a private network namespace (veth, address
   REQUIRE(waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
   if (WEXITSTATUS(status) == kSkip) {
-    MESSAGE("skipped, no private network namespace here: ", out);
+    sriovd::test::missing(
+        "no private network namespace with a veth pair here (unshare(CLONE_NEWNET), the veth "
+        "module): " +
+        out);
     return;
   }
   INFO(out);

@@ -18,6 +18,7 @@
 #include "schemas/openapi.h"
 #include "schemas/validator.h"
 #include "tests/fixtures/profiles.h"
+#include "tests/support/requirements.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
@@ -452,7 +453,7 @@ TEST_CASE("GET /metrics: host gauges, operation counters and per-VF traffic; pro
 
   CHECK(call("POST", "/metrics").status == 405);
   // promtool (the prometheus package) lints the exposition: names, types, help, units.
-  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+  if (sriovd::test::require_tool("promtool", "prometheus")) {
     auto file = dir / "metrics.txt";
     { std::ofstream(file) << t; }
     std::string cmd = "promtool check metrics < " + file.string() + " > " + (dir / "lint.txt").string() + " 2>&1";
@@ -461,7 +462,5 @@ TEST_CASE("GET /metrics: host gauges, operation counters and per-VF traffic; pro
     std::string out((std::istreambuf_iterator<char>(lint)), std::istreambuf_iterator<char>());
     CHECK_MESSAGE(rc == 0, out);
     CHECK_MESSAGE(out.empty(), out);
-  } else {
-    MESSAGE("promtool not installed (scripts/install-deps.sh --test): lint skipped");
   }
 }

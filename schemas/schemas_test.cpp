@@ -18,7 +18,7 @@ TEST_CASE("the compiled-in document is OpenAPI 3.1 and every component compiles"
 
 TEST_CASE("validation names the failing field") {
   const auto& v = api_validator();
-  json group = {{"number", 3}, {"type", "DMA"}, {"members", {"0000:17:00.0"}},
+  json group = {{"number", 3},    {"type", "DMA"}, {"members", {"0000:17:00.0"}},
                 {"viable", true}, {"reason", "x"}, {"blocking", json::array()}};
   CHECK(v.validate("IommuGroup", group).ok());
 

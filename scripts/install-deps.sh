@@ -30,7 +30,7 @@ BUILD_PACKAGES=(
 
 # Tests, fuzzing, benchmarks.
 TEST_PACKAGES=(
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format clang-tidy
   wrk nginx-light hyperfine curl python3 jq prometheus
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   python3-grpcio python3-grpc-tools
@@ -54,7 +54,8 @@ LAB_PACKAGES=(
 # Adds the bookworm-backports suite on the same mirror as the system's Debian archive (it is
 # NotAutomatic: nothing else is taken from it unless asked) and installs qemu-system-x86 from it,
 # before the generic install below would take bookworm's. When backports cannot be had,
-# bookworm's QEMU 7.2 is installed below and the lab skips its igb tests.
+# bookworm's QEMU 7.2 is installed below and the lab skips its igb tests; under CI=true, where
+# nothing may skip, that is an error (checked after the install, below).
 if [ "$want_test" = 1 ] && [ "$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")" = bookworm ]; then
   bpo_list=/etc/apt/sources.list.d/sriovd-lab-backports.sources
   if ! grep -rqsE '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
@@ -103,6 +104,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 echo "install-deps: all packages present"
+
+# The lab's igb tests need a QEMU that has the device; elsewhere they skip, under CI they must run.
+if [ "$want_test" = 1 ] && [ "${CI:-}" = true ]; then
+  qemu=$(command -v qemu-system-x86_64 || true)
+  if [ -z "$qemu" ] || ! "$qemu" -device help 2>/dev/null | grep -q '"igb"'; then
+    echo "install-deps: CI=true: ${qemu:-qemu-system-x86_64} has no igb device; the lab's igb tests need QEMU >= 8 from bookworm-backports" >&2
+    exit 1
+  fi
+fi
 
 # The OpenAPI lint (npx @redocly/cli) needs Node.js with npm; keep any Node.js already present.
 if [ "$want_test" = 1 ] && ! command -v npx >/dev/null 2>&1; then

@@ -15,9 +15,7 @@ bool xml_representable(std::string_view s) {
   return true;
 }
 
-bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -74,8 +72,8 @@ std::string hex(unsigned value, int digits) {
 
 // domain='0x0000' bus='0x17' slot='0x00' function='0x1': the attributes of a PCI <address/>.
 std::string address_attributes(const PciAddress& a) {
-  return "domain='" + hex(a.domain, 4) + "' bus='" + hex(a.bus, 2) + "' slot='" + hex(a.device, 2) +
-         "' function='" + hex(a.function, 1) + "'";
+  return "domain='" + hex(a.domain, 4) + "' bus='" + hex(a.bus, 2) + "' slot='" + hex(a.device, 2) + "' function='" +
+         hex(a.function, 1) + "'";
 }
 
 }  // namespace
@@ -155,10 +153,10 @@ Result<std::string> device_xml(const DeviceXmlSpec& spec) {
         return Error::make(ErrorCode::invalid, "a direct (macvtap) interface needs the VF's host netdev", "netdev");
       }
       if (auto problem = netdev_problem(*spec.netdev)) {
-        return Error::make(ErrorCode::invalid,
-                           "netdev name " + (xml_representable(*spec.netdev) ? "'" + *spec.netdev + "' " : std::string()) +
-                               *problem,
-                           "netdev");
+        return Error::make(
+            ErrorCode::invalid,
+            "netdev name " + (xml_representable(*spec.netdev) ? "'" + *spec.netdev + "' " : std::string()) + *problem,
+            "netdev");
       }
       // No <vlan> here: sriovd sets the lease's VLAN on the VF itself (IFLA_VF_VLAN through the
       // PF) before the guest gets it, so the macvtap device on top of the VF needs none; a tag

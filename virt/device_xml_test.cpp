@@ -102,7 +102,8 @@ TEST_CASE("impossible values are refused naming the field") {
   CHECK(refused({Kind::HostdevInterface, a, "52:54:00:00:00", std::nullopt, std::nullopt}).field == "mac");
   CHECK(refused({Kind::HostdevInterface, a, "52-54-00-00-00-01", std::nullopt, std::nullopt}).field == "mac");
   CHECK(refused({Kind::HostdevInterface, a, "52:54:00:00:00:0g", std::nullopt, std::nullopt}).field == "mac");
-  CHECK(refused({Kind::HostdevInterface, a, "01:00:5e:00:00:01", std::nullopt, std::nullopt}).field == "mac");  // multicast
+  CHECK(refused({Kind::HostdevInterface, a, "01:00:5e:00:00:01", std::nullopt, std::nullopt}).field ==
+        "mac");  // multicast
   CHECK(refused({Kind::HostdevInterface, a, std::nullopt, 4096, std::nullopt}).field == "vlan");
   CHECK(refused({Kind::HostdevPci, a, "52:54:00:00:00:01", std::nullopt, std::nullopt}).field == "mac");
   CHECK(refused({Kind::HostdevPci, a, std::nullopt, 5, std::nullopt}).field == "vlan");

@@ -19,9 +19,12 @@ constexpr size_t kMaxDocument = 16u << 20;
 // libxml2 (and the ICU it links) is loaded on the first parse: only the libvirt paths read
 // domain XML, and a daemon that never attaches a device should not map it. These are the
 // functions used; xmlFree is libxml2's variable holding its deallocator.
+// One X per function, packed as written: clang-format reflows this list differently every run.
+// clang-format off
 #define SRIOVD_LIBXML2_FUNCTIONS(X)                                                                       \
   X(xmlCtxtGetLastError) X(xmlCtxtReadMemory) X(xmlDocGetRootElement) X(xmlFree) X(xmlFreeDoc)           \
   X(xmlFreeParserCtxt) X(xmlGetNoNsProp) X(xmlInitParser) X(xmlNewParserCtxt) X(xmlStrEqual)
+// clang-format on
 
 struct XmlApi {
   SRIOVD_DECLARE_FUNCTIONS(SRIOVD_LIBXML2_FUNCTIONS)
@@ -76,16 +79,19 @@ Result<uint32_t> address_number(const xmlNode* address, const char* name, unsign
   if (!text) return uint32_t{0};
   const std::string& s = *text;
   if (s.empty() || s[0] == '-' || s[0] == '+' || s[0] == ' ') {
-    return Error::make(ErrorCode::bad_request, std::string("PCI address attribute ") + name + "='" + s + "' is not a number");
+    return Error::make(ErrorCode::bad_request,
+                       std::string("PCI address attribute ") + name + "='" + s + "' is not a number");
   }
   errno = 0;
   char* end = nullptr;
   unsigned long v = std::strtoul(s.c_str(), &end, 0);
   if (errno != 0 || end == s.c_str() || *end != '\0') {
-    return Error::make(ErrorCode::bad_request, std::string("PCI address attribute ") + name + "='" + s + "' is not a number");
+    return Error::make(ErrorCode::bad_request,
+                       std::string("PCI address attribute ") + name + "='" + s + "' is not a number");
   }
   if (v > max) {
-    return Error::make(ErrorCode::bad_request, std::string("PCI address attribute ") + name + "='" + s + "' is out of range");
+    return Error::make(ErrorCode::bad_request,
+                       std::string("PCI address attribute ") + name + "='" + s + "' is out of range");
   }
   return static_cast<uint32_t>(v);
 }
@@ -105,8 +111,8 @@ Result<std::optional<PciAddress>> source_address(const xmlNode* device) {
   if (!slot) return std::move(slot).error();
   auto function = address_number(address, "function", 7);
   if (!function) return std::move(function).error();
-  return std::optional<PciAddress>(PciAddress{*domain, static_cast<uint8_t>(*bus), static_cast<uint8_t>(*slot),
-                                              static_cast<uint8_t>(*function)});
+  return std::optional<PciAddress>(
+      PciAddress{*domain, static_cast<uint8_t>(*bus), static_cast<uint8_t>(*slot), static_cast<uint8_t>(*function)});
 }
 
 std::string lower(std::string s) {
@@ -148,7 +154,8 @@ Result<DomainDevice> decode_device(const xmlNode* n) {
 
 Result<std::vector<DomainDevice>> parse_devices(std::string_view xml) {
   if (xml.size() > kMaxDocument) {
-    return Error::make(ErrorCode::bad_request, "XML document of " + std::to_string(xml.size()) + " bytes is over 16 MiB");
+    return Error::make(ErrorCode::bad_request,
+                       "XML document of " + std::to_string(xml.size()) + " bytes is over 16 MiB");
   }
   if (auto loaded = load_libxml2(); !loaded) return std::move(loaded).error();
 

@@ -87,8 +87,9 @@ TEST_CASE("a domain's devices with their sources and aliases") {
 }
 
 TEST_CASE("a single device element") {
-  auto r = parse_devices("<hostdev mode='subsystem' type='pci'><source><address domain='1' bus='23' slot='0x1f' "
-                         "function='7'/></source></hostdev>");
+  auto r = parse_devices(
+      "<hostdev mode='subsystem' type='pci'><source><address domain='1' bus='23' slot='0x1f' "
+      "function='7'/></source></hostdev>");
   REQUIRE(r.ok());
   REQUIRE(r->size() == 1);
   CHECK(r->front().address == PciAddress{1, 23, 0x1f, 7});

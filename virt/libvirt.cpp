@@ -4,11 +4,10 @@
 #include <libvirt/virterror.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <thread>
 
+#include "base/mutex.h"
 #include "base/shared_library.h"
 #include "virt/domain_xml.h"
 
@@ -19,6 +18,8 @@ namespace {
 // libvirt is loaded on the first connection, not at start: libvirt.so and what it pulls in
 // (gnutls, glib, ICU, libssh, curl, ...) would otherwise be mapped and touched by every daemon,
 // most of which never attach a device. These are the functions sriovd calls.
+// One X per function, packed as written: clang-format reflows this list differently every run.
+// clang-format off
 #define SRIOVD_LIBVIRT_FUNCTIONS(X)                                                                 \
   X(virConnectClose) X(virConnectDomainEventDeregisterAny) X(virConnectDomainEventRegisterAny)     \
   X(virConnectIsAlive) X(virConnectListAllDomains) X(virConnectOpen) X(virConnectSetKeepAlive)     \
@@ -26,6 +27,7 @@ namespace {
   X(virDomainGetXMLDesc) X(virDomainIsActive) X(virDomainIsPersistent) X(virDomainLookupByName)    \
   X(virDomainLookupByUUIDString) X(virEventRegisterDefaultImpl) X(virEventRunDefaultImpl)          \
   X(virGetLastError) X(virResetLastError) X(virSetErrorFunc)
+// clang-format on
 
 struct Api {
   SRIOVD_DECLARE_FUNCTIONS(SRIOVD_LIBVIRT_FUNCTIONS)
@@ -150,16 +152,16 @@ unsigned int affect(Libvirt::Flags f) {
 // loop thread and may outlive the wait until libvirt frees their opaque pointer).
 struct RemovalWait {
   std::string alias;
-  std::mutex mu;
-  std::condition_variable cv;
-  enum class State { pending, removed, failed } state = State::pending;  // guarded by mu
+  Mutex mu;
+  CondVar cv;
+  enum class State { pending, removed, failed } state GUARDED_BY(mu) = State::pending;
 };
 
 void on_removal(const char* alias, void* opaque, RemovalWait::State state) {
   auto& wait = **static_cast<std::shared_ptr<RemovalWait>*>(opaque);
   if (!alias || wait.alias != alias) return;
   {
-    std::lock_guard<std::mutex> lock(wait.mu);
+    MutexLock lock(wait.mu);
     if (wait.state == RemovalWait::State::pending) wait.state = state;
   }
   wait.cv.notify_all();
@@ -186,8 +188,8 @@ struct Libvirt::Conn {
 };
 
 struct Libvirt::State {
-  std::mutex mu;
-  std::shared_ptr<Conn> conn;  // guarded by mu; null or possibly dead
+  Mutex mu;
+  std::shared_ptr<Conn> conn GUARDED_BY(mu);  // null or possibly dead
 };
 
 namespace {
@@ -225,7 +227,7 @@ std::unique_ptr<Libvirt> Libvirt::deferred(const std::string& uri) {
 
 Result<std::shared_ptr<Libvirt::Conn>> Libvirt::connection() {
   if (auto loaded = load(); !loaded) return std::move(loaded).error();
-  std::lock_guard<std::mutex> lock(state_->mu);
+  MutexLock lock(state_->mu);
   if (state_->conn && api->virConnectIsAlive(state_->conn->ptr) == 1) return state_->conn;
   // Gone (daemon restarted, keepalive timeout): open afresh. Holders of the old one keep it
   // until they are done; their calls fail with libvirt_unreachable.
@@ -261,7 +263,8 @@ Result<std::string> xml_of(virDomainPtr d, bool inactive, const std::string& nam
 }
 
 Error flags_error() {
-  return Error::because(ErrorCode::invalid, "invalid_flags", "neither the live nor the persistent definition was asked for");
+  return Error::because(ErrorCode::invalid, "invalid_flags",
+                        "neither the live nor the persistent definition was asked for");
 }
 
 // Refines an attach/detach failure: a live change refused because the domain is off.
@@ -350,12 +353,12 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
   auto wait = std::make_shared<RemovalWait>();
   wait->alias = *alias;
   int removed_id = api->virConnectDomainEventRegisterAny(c, dom->get(), VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_removed),
-                                                    new std::shared_ptr<RemovalWait>(wait), free_wait);
+                                                         VIR_DOMAIN_EVENT_CALLBACK(on_removed),
+                                                         new std::shared_ptr<RemovalWait>(wait), free_wait);
   if (removed_id < 0) return last_error(what + ": listening for device removal", "libvirt_failed");
   int failed_id = api->virConnectDomainEventRegisterAny(c, dom->get(), VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-                                                   VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed),
-                                                   new std::shared_ptr<RemovalWait>(wait), free_wait);
+                                                        VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed),
+                                                        new std::shared_ptr<RemovalWait>(wait), free_wait);
   if (failed_id < 0) api->virResetLastError();  // older daemons: we still see removals and timeouts
   struct Deregister {
     virConnectPtr c;
@@ -375,8 +378,8 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
 
   RemovalWait::State state;
   {
-    std::unique_lock<std::mutex> lock(wait->mu);
-    wait->cv.wait_until(lock, until, [&] { return wait->state != RemovalWait::State::pending; });
+    MutexLock lock(wait->mu);
+    wait->cv.wait_until(lock, until, [&]() REQUIRES(wait->mu) { return wait->state != RemovalWait::State::pending; });
     state = wait->state;
   }
   if (state == RemovalWait::State::removed) return ok();
@@ -392,18 +395,21 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
   }
   if (auto live = xml_of(dom->get(), false, domain)) {
     if (auto devices = parse_devices(*live)) {
-      bool present = std::any_of(devices->begin(), devices->end(), [&](const DomainDevice& d) { return d.alias == alias; });
+      bool present =
+          std::any_of(devices->begin(), devices->end(), [&](const DomainDevice& d) { return d.alias == alias; });
       if (!present) return ok();
     }
   }
-  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - (until - deadline));
+  auto waited =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - (until - deadline));
   return Error::because(ErrorCode::conflict, "detach_timeout",
                         what + ": device '" + *alias + "' still attached " + std::to_string(waited.count()) +
                             " ms after the request (deadline " + std::to_string(deadline.count()) +
                             " ms); the guest has not released it and the removal stays pending");
 }
 
-Result<std::vector<DomainUse>> Libvirt::domains_using(const PciAddress& address, const std::vector<std::string>& netdevs) {
+Result<std::vector<DomainUse>> Libvirt::domains_using(const PciAddress& address,
+                                                      const std::vector<std::string>& netdevs) {
   auto conn = connection();
   if (!conn) return std::move(conn).error();
   virDomainPtr* list = nullptr;

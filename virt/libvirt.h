@@ -46,10 +46,10 @@ inline constexpr const char* kDefaultLibvirtUri = "qemu:///system";
 
 // One domain that references a device (see Libvirt::domains_using).
 struct DomainUse {
-  std::string domain;   // its name
-  bool running = false; // the domain is active (running or paused)
-  bool live = false;    // the device is in the running domain's live definition
-  bool config = false;  // the device is in the persistent definition (used at next start)
+  std::string domain;    // its name
+  bool running = false;  // the domain is active (running or paused)
+  bool live = false;     // the device is in the running domain's live definition
+  bool config = false;   // the device is in the persistent definition (used at next start)
 
   bool operator==(const DomainUse&) const = default;
 };
@@ -93,8 +93,7 @@ class Libvirt {
   // or a hostdev interface with source `address`, or a direct (macvtap) interface on one of
   // `netdevs` (the function's host netdevs). Ordered by domain name. For the interlock
   // "unbinding a device in use by a running domain": refuse when any entry has `running`.
-  Result<std::vector<DomainUse>> domains_using(const PciAddress& address,
-                                               const std::vector<std::string>& netdevs = {});
+  Result<std::vector<DomainUse>> domains_using(const PciAddress& address, const std::vector<std::string>& netdevs = {});
 
   // The domain's XML: live (for a running domain) or, with `inactive`, the persistent one.
   Result<std::string> domain_xml(const std::string& domain, bool inactive = false);

@@ -173,8 +173,8 @@ TEST_CASE("the test driver cannot attach: unsupported, with libvirt's message") 
   CHECK(a.error().message.find("virDomainAttachDeviceFlags") != std::string::npos);
   // A live detach of a device that is there (found by its alias) reaches libvirt and is refused
   // the same way, after the removal listeners were registered and are removed again.
-  auto d = lv->detach("running-vm", *device_xml({DeviceXmlSpec::Kind::HostdevPci, PciAddress{0, 0x17, 0, 1}, {}, {}, {}}),
-                      {}, 1s);
+  auto d = lv->detach("running-vm",
+                      *device_xml({DeviceXmlSpec::Kind::HostdevPci, PciAddress{0, 0x17, 0, 1}, {}, {}, {}}), {}, 1s);
   REQUIRE_FALSE(d.ok());
   CHECK(d.error().reason == "unsupported");
 }

@@ -181,7 +181,9 @@ TEST_CASE("live detach waits for DEVICE_REMOVED, or times out while the guest ho
       gen({Kind::HostdevPci, PciAddress{0, 0x17, 0, 1}, std::nullopt, std::nullopt, std::nullopt});
   auto hd = lv.attach(vm.name, hostdev, kLive);
   CHECK_FALSE(hd.ok());
-  if (!hd.ok()) MESSAGE("live hostdev attach: " << std::string(to_string(hd.error().code)) << "/" << hd.error().reason << ": " << hd.error().message);
+  if (!hd.ok())
+    MESSAGE("live hostdev attach: " << std::string(to_string(hd.error().code)) << "/" << hd.error().reason << ": "
+                                    << hd.error().message);
 
   // A persistent-only hostdev on a running domain: in use at next start, not now.
   auto cfg = lv.attach(vm.name, hostdev, kConfig);
@@ -208,8 +210,8 @@ TEST_CASE("live detach waits for DEVICE_REMOVED, or times out while the guest ho
   REQUIRE_FALSE(again.ok());
   CHECK(again.error().reason == "device_not_attached");
   MESSAGE("live detach of a device no longer there: " << again.error().message);
-  MESSAGE("live detach with DEVICE_REMOVED took "
-          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  MESSAGE("live detach with DEVICE_REMOVED took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                                  << " ms");
 
   // A PCI NIC: its removal waits for the (paused, OS-less) guest to eject it, which never
   // happens. Detached by MAC without an alias in the XML: the alias comes from the live

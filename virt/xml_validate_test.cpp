@@ -104,8 +104,9 @@ TEST_CASE("all three in one domain validate") {
 }
 
 TEST_CASE("the validator refuses a broken device (the check can fail)") {
-  auto r = validate(domain_with("<hostdev mode='subsystem' type='pci' managed='maybe'><source><address "
-                                "domain='0x0000' bus='0x17' slot='0x00' function='0x1'/></source></hostdev>\n"));
+  auto r =
+      validate(domain_with("<hostdev mode='subsystem' type='pci' managed='maybe'><source><address "
+                           "domain='0x0000' bus='0x17' slot='0x00' function='0x1'/></source></hostdev>\n"));
   CHECK(r.exit_code != 0);
   auto r2 = validate(domain_with("<interface type='direct'><source dev='eth0' mode='sideways'/></interface>\n"));
   CHECK(r2.exit_code != 0);
@@ -116,8 +117,10 @@ int main(int argc, char** argv) {
   if (g_validator.empty()) {
     const char* ci = std::getenv("CI");
     bool in_ci = ci && std::string(ci) == "true";
-    std::fprintf(stderr, "virt_xml_validate_test: %s: virt-xml-validate not installed (libvirt-clients; "
-                         "scripts/install-deps.sh --test)\n", in_ci ? "FAIL (CI=true, cannot skip)" : "SKIP");
+    std::fprintf(stderr,
+                 "virt_xml_validate_test: %s: virt-xml-validate not installed (libvirt-clients; "
+                 "scripts/install-deps.sh --test)\n",
+                 in_ci ? "FAIL (CI=true, cannot skip)" : "SKIP");
     return in_ci ? 1 : 77;
   }
   doctest::Context ctx;

@@ -10,9 +10,9 @@
 #include "agent/agent.h"
 #include "agent/host_model.h"
 #include "agent/state_store.h"
-#include "sim/fault_kernel.h"
 #include "pci/inventory.h"
 #include "pci/sysfs.h"
+#include "sim/fault_kernel.h"
 
 namespace fs = std::filesystem;
 
@@ -257,8 +257,8 @@ void check_agent(Target& t, const fs::path& state_dir) {
   CHECK(read(root, vf).driver == std::string("vfio-pci"));
   CHECK(override_of(root, vf) == "vfio-pci");
   const std::string bdf = vf.to_string();
-  CHECK(joined(fk.log()) == "write " + dev_attr(vf, "driver_override") + " vfio-pci\n" +
-                                "write bus/pci/drivers_probe " + bdf + "\n");
+  CHECK(joined(fk.log()) ==
+        "write " + dev_attr(vf, "driver_override") + " vfio-pci\n" + "write bus/pci/drivers_probe " + bdf + "\n");
   if (t.real) CHECK(path_exists("/dev/vfio/" + std::to_string(*four[2].group)));
   {
     auto* v = model.current()->find(vf);

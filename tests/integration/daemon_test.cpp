@@ -3,11 +3,11 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
-#include <condition_variable>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -15,9 +15,9 @@
 #include "cli/client.h"
 #include "schemas/validator.h"
 #include "tests/fixtures/profiles.h"
+#include "tests/integration/sim_daemon.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_http.h"
-#include "tests/integration/sim_daemon.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
@@ -145,8 +145,8 @@ TEST_CASE("workers start as connections need them: an idle daemon holds none of 
 
 TEST_CASE("start-up errors are one clear line and exit 1 (78 for a configuration that cannot work)") {
   test::TempDir dir;
-  auto r = test::run({SRIOVD_BIN, "serve", "--sysfs-root", dir.path().string(), "--listen",
-                      "unix:" + (dir / "s.sock").string()});
+  auto r = test::run(
+      {SRIOVD_BIN, "serve", "--sysfs-root", dir.path().string(), "--listen", "unix:" + (dir / "s.sock").string()});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("is not a sysfs tree") != std::string::npos);
 

@@ -127,7 +127,8 @@ std::string xpath(const std::string& xml, const std::string& expr) {
   xmlDocPtr doc = xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "domain.xml", nullptr, XML_PARSE_NONET);
   REQUIRE_MESSAGE(doc != nullptr, "not XML: ", xml);
   xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-  xmlXPathObjectPtr obj = xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(("string(" + expr + ")").c_str()), ctx);
+  xmlXPathObjectPtr obj =
+      xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(("string(" + expr + ")").c_str()), ctx);
   std::string out;
   if (obj && obj->stringval) out = reinterpret_cast<const char*>(obj->stringval);
   const bool evaluated = obj != nullptr;

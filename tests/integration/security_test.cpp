@@ -36,8 +36,8 @@ struct Env {
     ::chmod(tokens.c_str(), 0600);
   }
   std::vector<std::string> argv(std::vector<std::string> extra) const {
-    std::vector<std::string> a{SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir",
-                               (dir / "state").string(), "--sim"};
+    std::vector<std::string> a{
+        SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir", (dir / "state").string(), "--sim"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -68,14 +68,15 @@ TEST_CASE("TLS with client certificates and bearer tokens; the CLI speaks it; mu
   Env e;
   e.make_pki();
   test::Daemon d;
-  REQUIRE_MESSAGE(d.start(e.argv({"--listen", "tcp:127.0.0.1:0", "--listen", "unix:" + e.sock.string(),
-                                  "--tls-cert", e.pki("server.pem"), "--tls-key", e.pki("server.key"),
-                                  "--tls-client-ca", e.pki("ca.pem"), "--token-file", e.tokens.string()})),
+  REQUIRE_MESSAGE(d.start(e.argv({"--listen", "tcp:127.0.0.1:0", "--listen", "unix:" + e.sock.string(), "--tls-cert",
+                                  e.pki("server.pem"), "--tls-key", e.pki("server.key"), "--tls-client-ca",
+                                  e.pki("ca.pem"), "--token-file", e.tokens.string()})),
                   d.error());
   int port = tcp_port(d.ready_message());
   REQUIRE(port > 0);
   std::string url = "https://127.0.0.1:" + std::to_string(port);
-  std::vector<std::string> tls{"--cacert", e.pki("ca.pem"), "--cert", e.pki("client.pem"), "--key", e.pki("client.key")};
+  std::vector<std::string> tls{"--cacert",          e.pki("ca.pem"), "--cert",
+                               e.pki("client.pem"), "--key",         e.pki("client.key")};
   auto with = [&](std::vector<std::string> extra) {
     auto a = tls;
     a.insert(a.end(), extra.begin(), extra.end());
@@ -93,13 +94,14 @@ TEST_CASE("TLS with client certificates and bearer tokens; the CLI speaks it; mu
   CHECK(curl_status(with({url + "/v1/host"})) == "401");
   CHECK(curl_status(with({"-H", "Authorization: Bearer wrong-token-wrong-token", url + "/v1/host"})) == "401");
   CHECK(curl_status(with({"-H", "Authorization: Bearer " + kToken, url + "/v1/host"})) == "200");
-  CHECK(curl_status(with({"-X", "PUT", "-H", "Authorization: Bearer " + kReadOnly, "-H",
-                          "Content-Type: application/json", "-d", R"({"num_vfs":2})",
-                          url + "/v1/devices/0000:17:00.0/sriov"})) == "403");
+  CHECK(
+      curl_status(with({"-X", "PUT", "-H", "Authorization: Bearer " + kReadOnly, "-H", "Content-Type: application/json",
+                        "-d", R"({"num_vfs":2})", url + "/v1/devices/0000:17:00.0/sriov"})) == "403");
 
   // sriovd-cli over https with --cacert/--cert/--key and the token from --token or SRIOVD_TOKEN.
-  std::vector<std::string> cli{SRIOVD_CLI_BIN, "--url", url, "--cacert", e.pki("ca.pem"), "--cert",
-                               e.pki("client.pem"), "--key", e.pki("client.key")};
+  std::vector<std::string> cli{SRIOVD_CLI_BIN,      "--url",         url,
+                               "--cacert",          e.pki("ca.pem"), "--cert",
+                               e.pki("client.pem"), "--key",         e.pki("client.key")};
   auto no_token = cli;
   no_token.push_back("host");
   auto refused = test::run(no_token);
@@ -121,10 +123,12 @@ TEST_CASE("TLS with client certificates and bearer tokens; the CLI speaks it; mu
   auto log = d.stderr_text();
   CHECK(log.find("audit: who=token:ci cert:ops-client method=PUT path=/v1/devices/0000:17:00.0/sriov status=200") !=
         std::string::npos);
-  CHECK(log.find("audit: who=token:monitor cert:ops-client method=PUT path=/v1/devices/0000:17:00.0/sriov status=403") !=
-        std::string::npos);
+  CHECK(
+      log.find("audit: who=token:monitor cert:ops-client method=PUT path=/v1/devices/0000:17:00.0/sriov status=403") !=
+      std::string::npos);
   // Over the unix socket, who is the connecting process as the kernel vouches for it (SO_PEERCRED).
-  const std::regex unix_audit("audit: who=unix:uid=" + std::to_string(::getuid()) + ",gid=" + std::to_string(::getgid()) +
+  const std::regex unix_audit("audit: who=unix:uid=" + std::to_string(::getuid()) +
+                              ",gid=" + std::to_string(::getgid()) +
                               ",pid=([0-9]+) method=PUT path=/v1/devices/0000:17:00.0/sriov status=200 peer=unix:uid=");
   std::smatch m;
   REQUIRE(std::regex_search(log, m, unix_audit));
@@ -185,8 +189,8 @@ TEST_CASE("insecure combinations are refused at start, saying why") {
   CHECK(plain.exit_code == 78);
   CHECK(plain.err.find("tcp:0.0.0.0:0 is reachable from other hosts but has no TLS") != std::string::npos);
 
-  auto no_token = test::run(e.argv({"--listen", "tcp:0.0.0.0:0", "--tls-cert", e.pki("server.pem"), "--tls-key",
-                                    e.pki("server.key")}));
+  auto no_token = test::run(
+      e.argv({"--listen", "tcp:0.0.0.0:0", "--tls-cert", e.pki("server.pem"), "--tls-key", e.pki("server.key")}));
   CHECK(no_token.exit_code == 78);
   CHECK(no_token.err.find("TLS without a token file") != std::string::npos);
 
@@ -273,8 +277,10 @@ TEST_CASE("limits: body size, header size, a stalled client, concurrent connecti
   SUBCASE("a body over max_body_bytes is 413 and nothing is changed") {
     auto c = test::RawConnection::tcp("127.0.0.1", port);
     std::string body = R"({"num_vfs": 4, "pad": ")" + std::string(5000, 'x') + "\"}";
-    REQUIRE(c.send("PUT /v1/devices/0000:17:00.0/sriov HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+    REQUIRE(
+        c.send("PUT /v1/devices/0000:17:00.0/sriov HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Content-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body));
     CHECK(test::status_of(c.read_response(5s)) == 413);
   }
   SUBCASE("a header line over 8 KiB is not served") {

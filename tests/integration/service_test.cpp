@@ -28,8 +28,8 @@ struct Env {
   Env() { REQUIRE(fixtures::build_profile("dual-socket", sys).ok()); }
 
   std::vector<std::string> argv(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a{SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir", (dir / "state").string(),
-                               "--sim"};
+    std::vector<std::string> a{
+        SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir", (dir / "state").string(), "--sim"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -89,8 +89,9 @@ TEST_CASE("the configuration file sets listen and log level; flags override it")
   }
   {
     test::Daemon d;
-    REQUIRE_MESSAGE(d.start(e.argv({"--config", e.config.string(), "--listen", "tcp:127.0.0.1:0", "--log-level", "info"})),
-                    d.error());
+    REQUIRE_MESSAGE(
+        d.start(e.argv({"--config", e.config.string(), "--listen", "tcp:127.0.0.1:0", "--log-level", "info"})),
+        d.error());
     CHECK(tcp_port(d.ready_message()) > 0);
     CHECK(d.ready_message().find("unix:") == std::string::npos);
     CHECK(d.stop(SIGTERM) == 0);
@@ -156,8 +157,10 @@ TEST_CASE("SIGTERM: a change in progress is carried out and answered, then the d
   const std::string body = R"({"num_vfs": 4})";
   auto c = test::RawConnection::tcp("127.0.0.1", port);
   REQUIRE(c.connected());
-  REQUIRE(c.send("PUT /v1/devices/0000:17:00.0/sriov HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
+  REQUIRE(
+      c.send("PUT /v1/devices/0000:17:00.0/sriov HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Expect: 100-continue\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n"));
   REQUIRE(test::status_of(c.read_response(5s)) == 100);
   d.signal(SIGTERM);
   REQUIRE(d.wait_log("SIGTERM: stopping", 5s));

@@ -39,9 +39,12 @@ struct Host {
     start();
   }
   void start() {
-    std::vector<std::string> argv{SRIOVD_BIN, "serve", "--sysfs-root", sys.string(), "--state-dir",
-                                  (dir / "state").string(), "--listen", "unix:" + sock.string(), "--listen",
-                                  "tcp:127.0.0.1:0", "--libvirt-uri", libvirt_uri};
+    std::vector<std::string> argv{SRIOVD_BIN,      "serve",
+                                  "--sysfs-root",  sys.string(),
+                                  "--state-dir",   (dir / "state").string(),
+                                  "--listen",      "unix:" + sock.string(),
+                                  "--listen",      "tcp:127.0.0.1:0",
+                                  "--libvirt-uri", libvirt_uri};
     if (sim) argv.push_back("--sim");
     // A failed connect must not make libvirt's client library spawn a daemon of its own.
     bool started = daemon.start(argv, std::chrono::seconds(20), {{"LIBVIRT_AUTOSTART", "0"}});

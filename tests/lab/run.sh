@@ -25,7 +25,7 @@
 #   --name NAME    label for the timing line and DIR/timings.tsv (default: the command's basename)
 #   --mem SIZE     guest memory (default $LAB_MEM or 1G)
 #   -e VAR=VALUE   extra environment for COMMAND
-#   --require igb  exit 77 at once (no boot) when this QEMU has no igb device
+#   --require igb  exit 77 at once (no boot) when this QEMU has no igb device (1 if CI=true)
 #   --nvme-vfs N   the NVMe PF's TotalVFs (default $LAB_NVME_VFS or 16; 1..127)
 # Env: LAB_QEMU (another qemu-system-x86_64), LAB_NVME_VFS (NVMe TotalVFs, default 16, max 127),
 #      LAB_APPEND (extra kernel command line), LAB_OUTDIR, LAB_TIMEOUT, LAB_MEM.
@@ -88,7 +88,7 @@ fi
 
 for r in ${requires[@]+"${requires[@]}"}; do
   case "$r" in
-    igb) [ "$QEMU_HAS_IGB" = 1 ] || { echo "lab: SKIP: QEMU $QEMU_VERSION has no igb device (needs QEMU >= 8: bookworm-backports)" >&2; exit 77; } ;;
+    igb) [ "$QEMU_HAS_IGB" = 1 ] || skip "QEMU $QEMU_VERSION has no igb device (needs QEMU >= 8: bookworm-backports; scripts/install-deps.sh --test)" ;;
     *) echo "run.sh: unknown --require '$r'" >&2; exit 2 ;;
   esac
 done
@@ -106,6 +106,8 @@ if [ -n "$state" ]; then mkdir -p "$state"; state=$(cd "$state" && pwd); fi
   echo "# written by tests/lab/run.sh"
   echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C TERM=dumb"
   echo "export LAB=1 LAB_STATE=/lab/state LAB_OUT=/lab/out LAB_IGB=$QEMU_HAS_IGB LAB_NVME_VFS=$nvme_vfs LAB_KVER=$KVER"
+  # The guest's scripts skip nothing under CI either (smoke/lib.sh).
+  if [ "${CI:-}" = true ]; then echo "export CI=true"; fi
   while IFS= read -r v; do printf 'export %s=%q\n' "$v" "${!v}"; done < <(compgen -e | grep '^SRIOVD_' || true)
   for kv in ${extra_env[@]+"${extra_env[@]}"}; do printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"; done
   printf 'cd %q 2>/dev/null || cd /\n' "$PWD"

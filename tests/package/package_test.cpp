@@ -44,7 +44,8 @@ std::vector<std::string> split(const std::string& s) {
 
 TEST_CASE("cpack builds a .deb that installs, verifies and starts") {
   test::TempDir dir("sriovd-package");
-  auto built = test::run({CPACK, "-G", "DEB", "--config", BUILD_DIR "/CPackConfig.cmake", "-B", (dir / "out").string()});
+  auto built =
+      test::run({CPACK, "-G", "DEB", "--config", BUILD_DIR "/CPackConfig.cmake", "-B", (dir / "out").string()});
   REQUIRE_MESSAGE(built.exit_code == 0, (built.out + built.err));
   fs::path deb;
   for (const auto& e : fs::directory_iterator(dir / "out"))
@@ -71,10 +72,10 @@ TEST_CASE("cpack builds a .deb that installs, verifies and starts") {
     REQUIRE_MESSAGE(fs::exists(root / bin), bin);
     CHECK(mode_of(root / bin) == 0755);
   }
-  for (const char* f : {"lib/systemd/system/sriovd.service", "usr/lib/sysusers.d/sriovd.conf",
-                        "usr/lib/tmpfiles.d/sriovd.conf", "etc/sriovd/sriovd.json",
-                        "usr/share/bash-completion/completions/sriovd-cli", "usr/share/man/man8/sriovd.8",
-                        "usr/share/man/man1/sriovd-cli.1", "usr/share/doc/sriovd/config.schema.json"}) {
+  for (const char* f :
+       {"lib/systemd/system/sriovd.service", "usr/lib/sysusers.d/sriovd.conf", "usr/lib/tmpfiles.d/sriovd.conf",
+        "etc/sriovd/sriovd.json", "usr/share/bash-completion/completions/sriovd-cli", "usr/share/man/man8/sriovd.8",
+        "usr/share/man/man1/sriovd-cli.1", "usr/share/doc/sriovd/config.schema.json"}) {
     REQUIRE_MESSAGE(fs::exists(root / f), f);
     CHECK_MESSAGE(mode_of(root / f) == 0644, f);
   }
@@ -82,8 +83,9 @@ TEST_CASE("cpack builds a .deb that installs, verifies and starts") {
   CHECK(slurp(root / "usr/lib/tmpfiles.d/sriovd.conf").find("d /run/sriovd 0750 root sriovd") != std::string::npos);
   auto help = test::run({(root / "usr/bin/sriovd-cli").string(), "--help"});
   CHECK(help.out.find("--cacert") != std::string::npos);
-  auto completion = test::run({"/bin/bash", "-c", "source " + (root / "usr/share/bash-completion/completions/sriovd-cli").string() +
-                                                      " && complete -p sriovd-cli"});
+  auto completion = test::run({"/bin/bash", "-c",
+                               "source " + (root / "usr/share/bash-completion/completions/sriovd-cli").string() +
+                                   " && complete -p sriovd-cli"});
   CHECK(completion.out.find("_sriovd_cli") != std::string::npos);
 
   // The unit as systemd reads it, with its paths pointing into that root (systemd-analyze verify
@@ -111,8 +113,9 @@ TEST_CASE("cpack builds a .deb that installs, verifies and starts") {
     if (!a.empty() && a[0] == '/') a = (root / a.substr(1)).string();
   REQUIRE(fixtures::build_profile("dual-socket", dir / "sys").ok());
   fs::path sock = dir / "sriovd.sock";
-  const std::vector<std::string> sim{"--sim", "--sysfs-root", (dir / "sys").string(), "--state-dir",
-                                     (dir / "state").string(), "--listen", "unix:" + sock.string()};
+  const std::vector<std::string> sim{
+      "--sim",    "--sysfs-root",         (dir / "sys").string(), "--state-dir", (dir / "state").string(),
+      "--listen", "unix:" + sock.string()};
   argv.insert(argv.end(), sim.begin(), sim.end());
   test::Daemon d;
   REQUIRE_MESSAGE(d.start(argv, 30s, {{"WATCHDOG_USEC", "2000000"}}), d.error());

@@ -19,7 +19,7 @@ log=${LAB_OUT:-/tmp}/sriovd-$phase.log
 
 igb_present=${LAB_IGB:-0}
 [ -d /sys/bus/pci/devices/$IGB ] || igb_present=0
-[ "$igb_present" = 1 ] || echo "note: no igb in this QEMU: the igb checks are left out"
+[ "$igb_present" = 1 ] || left_out "the igb checks: no igb in this QEMU (needs QEMU >= 8: bookworm-backports)"
 
 case "$phase" in
 boot1)

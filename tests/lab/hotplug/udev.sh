@@ -69,7 +69,7 @@ if [ "${LAB_IGB:-0}" = 1 ] && [ -d /sys/bus/pci/devices/$IGB ]; then
   next_event "rename seen as an event" device.changed $IGB ".changes.netdevs.to == [\"$name\"]"
   expect "rename seen in REST" "[\"$name\"]" "$(jdev $IGB .netdevs | jq -c .)"
 else
-  echo "note: no igb in this QEMU: the netdev rename is left out"
+  left_out "the netdev rename: no igb in this QEMU (needs QEMU >= 8: bookworm-backports)"
 fi
 
 # --- VFs created by hand --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ VFQ='.vf_config | "\(.mac) \(.vlan) \(.qos) \(.spoofchk) \(.trust)"'
 
 igb_present=${LAB_IGB:-0}
 [ -d /sys/bus/pci/devices/$IGB ] || igb_present=0
-[ "$igb_present" = 1 ] || echo "note: no igb in this QEMU: the igb checks are left out"
+[ "$igb_present" = 1 ] || left_out "the igb checks: no igb in this QEMU (needs QEMU >= 8: bookworm-backports)"
 
 trace=/sys/kernel/tracing
 reset_probe() {
