@@ -6,15 +6,14 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "agent/host_events.h"
 #include "agent/applier.h"
+#include "agent/host_events.h"
 #include "agent/vf_config_json.h"
 #include "pci/decode.h"
 
 namespace sriovd::agent {
 
 using nlohmann::json;
-
 
 Agent::Agent(const pci::SysfsRoot& root, kernel::Kernel& kernel, StateStore& store, HostModel& model,
              pci::NameDb* names)

@@ -61,7 +61,7 @@ struct PoolMember {
   const DeviceView* view = nullptr;
   PciAddress pf;  // the PF for a VF; the device itself otherwise
   bool healthy = true;
-  std::string reason;     // why not healthy
+  std::string reason;  // why not healthy
   const Lease* lease = nullptr;
 };
 // The members of `pool` on `snap` (with `snap.book`'s leases), sorted by address. A device
@@ -79,8 +79,7 @@ struct ReconcileReport {
 
 class Agent {
  public:
-  Agent(const pci::SysfsRoot& root, kernel::Kernel& kernel, StateStore& store, HostModel& model,
-        pci::NameDb* names);
+  Agent(const pci::SysfsRoot& root, kernel::Kernel& kernel, StateStore& store, HostModel& model, pci::NameDb* names);
 
   // Where the agent reports what changed on the host (device.added/removed/changed,
   // vf_config.changed, drift): every published snapshot is diffed against the previous one.
@@ -177,12 +176,11 @@ class Agent {
   bool reconcile_vf_configs(ReconcileReport& report, const Journal& journal) REQUIRES(mu_);
   bool reconcile_drivers(ReconcileReport& report, const Journal& journal, bool changed) REQUIRES(mu_);
   Result<void> recover_pending(ReconcileReport& report) REQUIRES(mu_);
-  Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                               const VfConfig& current, const VfConfig& wanted);
+  Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
+                               const VfConfig& wanted);
   // Sets every attribute group of VF `index` that differs from a clean VF back to it. Groups the
   // driver does not implement (EOPNOTSUPP) are skipped: there is nothing to reset.
-  Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                               const VfConfig& current);
+  Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current);
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
   Result<void> check_netdev_quiet(const pci::Device& dev);
   Result<void> reapply_vf_state(Applier& a, const PciAddress& pf) REQUIRES(mu_);

@@ -12,11 +12,11 @@
 #include <sstream>
 
 #include "agent/agent.h"
+#include "agent/sim_host_test.h"
 #include "agent/vf_config_json.h"
 #include "sim/fault_kernel.h"
 #include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
-#include "agent/sim_host_test.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sriovd;
@@ -74,13 +74,16 @@ TEST_CASE("drivers_autoprobe off: new VFs stay unbound, and so after a reboot") 
 
 TEST_CASE("num_vfs: a fault at any step leaves the whole tree as it was") {
   SUBCASE("0 -> 4 with autoprobe off") {
-    fail_every_step("dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kE810, 4, false); });
+    fail_every_step(
+        "dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kE810, 4, false); });
   }
   SUBCASE("0 -> 4") {
-    fail_every_step("dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kE810, 4); });
+    fail_every_step(
+        "dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kE810, 4); });
   }
   SUBCASE("4 -> 0") {
-    fail_every_step("dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kX710, 0); });
+    fail_every_step(
+        "dual-socket", [](Host&) {}, [](Host& h) { return h.agent->set_num_vfs(kX710, 0); });
   }
   SUBCASE("4 -> 8 (through 0)") {
     fail_every_step(
@@ -188,8 +191,11 @@ TEST_CASE("drivers: vfio-pci and back to the host driver; whole groups; faults r
 }
 
 TEST_CASE("drivers: a fault at any step of a group move leaves the tree as it was") {
-  fail_every_step("dual-socket", [](Host&) {},
-                  [](Host& h) { return h.agent->set_driver(kGpu, {std::string("vfio-pci"), true, false}); });
+  fail_every_step(
+      "dual-socket", [](Host&) {},
+      [](Host& h) {
+        return h.agent->set_driver(kGpu, {std::string("vfio-pci"), true, false});
+      });
 }
 
 TEST_CASE("reconcile after a reboot recreates VFs, attributes and drivers, and changes nothing twice") {
@@ -225,8 +231,11 @@ TEST_CASE("reconcile after a reboot recreates VFs, attributes and drivers, and c
 
 TEST_CASE("kill -9 between steps: the restarted agent undoes the interrupted operation") {
   SUBCASE("a whole IOMMU group to vfio-pci") {
-    crash_at_every_step([](Agent& a) { return a.set_driver(kGpu, {std::string("vfio-pci"), true, false}); },
-                        [](Host& h) { CHECK(h.dev(kGpu)->device.driver == std::string("vfio-pci")); });
+    crash_at_every_step(
+        [](Agent& a) {
+          return a.set_driver(kGpu, {std::string("vfio-pci"), true, false});
+        },
+        [](Host& h) { CHECK(h.dev(kGpu)->device.driver == std::string("vfio-pci")); });
   }
   SUBCASE("VF count 4 -> 0 on the X710") {
     crash_at_every_step([](Agent& a) { return a.set_num_vfs(kX710, 0); },

@@ -23,7 +23,7 @@ using nlohmann::json;
 
 // One change to the kernel: a sysfs write, or a VF attribute group over rtnetlink.
 struct Action {
-  std::string path;   // write: relpath under the sysfs root
+  std::string path;  // write: relpath under the sysfs root
   std::string value;
   std::string ifname;  // set_vf
   uint32_t vf = 0;
@@ -94,11 +94,13 @@ class Agent::Applier {
   // (which opens the entry first when no step did).
   Result<void> finish(OperationState state, const std::string& error,
                       const std::function<Result<void>(StateStore::Tx&)>& fn = {}) {
-    return with_entry([&](StateStore::Tx& tx) -> Result<void> {
-      if (fn)
-        if (auto r = fn(tx); !r) return r;
-      return tx.finish_operation(*op_, state, error);
-    }, Durability::power_loss);
+    return with_entry(
+        [&](StateStore::Tx& tx) -> Result<void> {
+          if (fn)
+            if (auto r = fn(tx); !r) return r;
+          return tx.finish_operation(*op_, state, error);
+        },
+        Durability::power_loss);
   }
 
   // Undoes the taken steps, newest first. Undo actions restore old values, so they are safe to
@@ -127,14 +129,16 @@ class Agent::Applier {
   // transaction fails, the entry stays unopened.
   Result<void> with_entry(const std::function<Result<void>(StateStore::Tx&)>& body, Durability d) {
     const bool opening = !op_;
-    auto r = s_.transaction([&](StateStore::Tx& tx) -> Result<void> {
-      if (opening) {
-        auto id = begin_(tx);
-        if (!id) return std::move(id).error();
-        op_ = *id;
-      }
-      return body(tx);
-    }, d);
+    auto r = s_.transaction(
+        [&](StateStore::Tx& tx) -> Result<void> {
+          if (opening) {
+            auto id = begin_(tx);
+            if (!id) return std::move(id).error();
+            op_ = *id;
+          }
+          return body(tx);
+        },
+        d);
     if (!r && opening) op_.reset();
     return r;
   }

@@ -61,17 +61,13 @@ void accepted(char kind, json& body) {
       (void)body.at("num_vfs").get<uint32_t>();
       if (body.contains("drivers_autoprobe")) (void)body["drivers_autoprobe"].get<bool>();
       break;
-    case 'v':
-      vf_config(body);
-      break;
+    case 'v': vf_config(body); break;
     case 'd':
       check(body.at("driver").is_string() || body.at("driver").is_null());
       (void)body.value("group", false);
       (void)body.value("force", false);
       break;
-    case 'p':
-      pool(body);
-      break;
+    case 'p': pool(body); break;
     case 'a':
       if (body.contains("pool")) (void)body["pool"].get<std::string>();
       if (body.contains("address")) check(PciAddress::parse(body["address"].get<std::string>()).has_value());
@@ -106,7 +102,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   json body = json::parse(text, nullptr, false);
   if (body.is_discarded()) return 0;
   // The decoders on their own, schema or not.
-  if (kind == 'v' || kind == 'a') vf_config(kind == 'a' && body.is_object() && body.contains("vf_config") ? body["vf_config"] : body);
+  if (kind == 'v' || kind == 'a')
+    vf_config(kind == 'a' && body.is_object() && body.contains("vf_config") ? body["vf_config"] : body);
   if (kind == 'p') pool(body);
   auto v = schemas::api_validator().validate(schema, body);
   if (!v) {

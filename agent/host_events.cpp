@@ -17,8 +17,11 @@ json opt_address(const std::optional<PciAddress>& a) { return a ? json(a->to_str
 
 // The identity every device event carries, so a consumer can act without a GET.
 json device_fields(const pci::Device& d) {
-  return {{"address", d.address.to_string()}, {"driver", opt(d.driver)}, {"iommu_group", opt(d.iommu_group)},
-          {"physfn", opt_address(d.physfn)},   {"vf_index", opt(d.vf_index)}};
+  return {{"address", d.address.to_string()},
+          {"driver", opt(d.driver)},
+          {"iommu_group", opt(d.iommu_group)},
+          {"physfn", opt_address(d.physfn)},
+          {"vf_index", opt(d.vf_index)}};
 }
 
 std::optional<bool> viable(const Snapshot& s, const pci::Device& d) {
@@ -68,12 +71,12 @@ std::vector<HostEvent> diff_snapshots(const Snapshot* before, const Snapshot& af
       // The JSON of a change is built only for devices that differ: most of a thousand do not.
       const pci::Device& x = was.device;
       const pci::Device& y = now.device;
-      const bool same = x.driver == y.driver && x.iommu_group == y.iommu_group && x.netdevs == y.netdevs &&
-                        x.numa_node == y.numa_node && x.physfn == y.physfn &&
-                        x.sriov.has_value() == y.sriov.has_value() &&
-                        (!x.sriov || (x.sriov->num_vfs == y.sriov->num_vfs &&
-                                      x.sriov->drivers_autoprobe == y.sriov->drivers_autoprobe)) &&
-                        viable(*before, x) == viable(after, y);
+      const bool same =
+          x.driver == y.driver && x.iommu_group == y.iommu_group && x.netdevs == y.netdevs &&
+          x.numa_node == y.numa_node && x.physfn == y.physfn && x.sriov.has_value() == y.sriov.has_value() &&
+          (!x.sriov ||
+           (x.sriov->num_vfs == y.sriov->num_vfs && x.sriov->drivers_autoprobe == y.sriov->drivers_autoprobe)) &&
+          viable(*before, x) == viable(after, y);
       json c = same ? json::object() : changes(*before, x, after, y);
       if (!c.empty()) {
         json f = device_fields(now.device);

@@ -14,7 +14,7 @@
 namespace sriovd::agent {
 
 struct HostEvent {
-  std::string type;     // device.added, device.removed, device.changed, vf_config.changed, drift
+  std::string type;  // device.added, device.removed, device.changed, vf_config.changed, drift
   nlohmann::json fields;
 };
 

@@ -11,8 +11,8 @@
 
 namespace sriovd::agent {
 
-Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
-                                                 uint64_t generation, kernel::Kernel* kernel) {
+Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names, uint64_t generation,
+                                                 kernel::Kernel* kernel) {
   // Open the name databases, and read the IOMMU groups' types, on other threads while the
   // functions are read.
   std::thread loader;
@@ -95,9 +95,9 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
   // that was there and still is (a driver bound, an attribute changed) leaves its PF as it was.
   std::set<PciAddress> done;
   std::vector<PciAddress> todo(addresses.begin(), addresses.end());
-  std::set<int> groups;              // groups to rebuild
-  std::set<PciAddress> vf_pfs;       // PFs whose VFs' attributes to read again
-  std::vector<DeviceView> fresh;     // functions not in `before`
+  std::set<int> groups;           // groups to rebuild
+  std::set<PciAddress> vf_pfs;    // PFs whose VFs' attributes to read again
+  std::vector<DeviceView> fresh;  // functions not in `before`
   std::set<PciAddress> gone;
   std::vector<PciAddress> read_vfs;  // VFs read here, whose vf_index is to derive
   while (!todo.empty()) {
@@ -126,7 +126,8 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
       vf_pfs.insert(*v.device.physfn);
       const bool came = !slot || slot->device.physfn != v.device.physfn;
       if (came && !done.count(*v.device.physfn)) todo.push_back(*v.device.physfn);
-      if (came && slot && slot->device.physfn && !done.count(*slot->device.physfn)) todo.push_back(*slot->device.physfn);
+      if (came && slot && slot->device.physfn && !done.count(*slot->device.physfn))
+        todo.push_back(*slot->device.physfn);
     }
     const uint32_t had = slot && slot->device.sriov ? slot->device.sriov->num_vfs : 0;
     if (const auto& sr = v.device.sriov; sr && sr->num_vfs != had) {
@@ -177,7 +178,8 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     std::vector<pci::Device> pair;
     if (pf) pair.push_back(pf->device);
     pair.push_back(std::move(vf));
-    std::sort(pair.begin(), pair.end(), [](const pci::Device& x, const pci::Device& y) { return x.address < y.address; });
+    std::sort(pair.begin(), pair.end(),
+              [](const pci::Device& x, const pci::Device& y) { return x.address < y.address; });
     pci::derive_vf_indexes(root, pair);
     for (auto& d : pair)
       if (d.address == a) vf = std::move(d);

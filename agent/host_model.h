@@ -32,7 +32,7 @@ struct DeviceView {
   std::optional<std::string> vendor_name;
   std::optional<std::string> device_name;
   std::optional<VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink
-  std::optional<std::string> lease;           // the id of the lease holding it
+  std::optional<std::string> lease;   // the id of the lease holding it
 };
 
 // A snapshot's IOMMU groups by number, shared with the snapshot it was made from until one of
@@ -65,13 +65,13 @@ class GroupMap {
 
 struct Snapshot {
   std::string sysfs_root;
-  std::vector<DeviceView> devices;                       // sorted by address
-  std::unordered_map<PciAddress, size_t> index;          // address → position in devices
+  std::vector<DeviceView> devices;               // sorted by address
+  std::unordered_map<PciAddress, size_t> index;  // address → position in devices
   GroupMap groups;
   iommu::Readiness readiness;
-  std::vector<std::string> warnings;                     // tree-level
-  std::vector<std::string> drift;                        // desired state the host does not match
-  std::shared_ptr<const LeaseBook> book;                 // pools and leases (never null once published)
+  std::vector<std::string> warnings;      // tree-level
+  std::vector<std::string> drift;         // desired state the host does not match
+  std::shared_ptr<const LeaseBook> book;  // pools and leases (never null once published)
   std::chrono::system_clock::time_point taken_at;
   uint64_t generation = 0;
 
@@ -83,8 +83,8 @@ struct Snapshot {
 
 // Reads the whole host. Names come from `names` (may be null: names stay null). With a kernel,
 // VF attributes are read over rtnetlink from every PF that has a netdev and enabled VFs.
-Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names,
-                                                 uint64_t generation, kernel::Kernel* kernel = nullptr);
+Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names, uint64_t generation,
+                                                 kernel::Kernel* kernel = nullptr);
 
 // The snapshot `before` with only `addresses` read again from the tree (hotplug), and with them
 // the PFs of the VFs among them (then or now) and the VFs of a PF whose VF count changed: a

@@ -23,8 +23,8 @@ std::string vf_key(const PciAddress& pf, uint32_t index) { return pf.to_string()
 // The attribute groups of a VF, in the order the kernel's do_setvfinfo applies them. Each is one
 // RTM_SETLINK, so a NACK leaves no group half-applied.
 enum class VfGroup { mac, vlan, rate, spoofchk, link_state, trust };
-constexpr VfGroup kGroups[] = {VfGroup::mac, VfGroup::vlan, VfGroup::rate, VfGroup::spoofchk, VfGroup::link_state,
-                               VfGroup::trust};
+constexpr VfGroup kGroups[] = {VfGroup::mac,      VfGroup::vlan,       VfGroup::rate,
+                               VfGroup::spoofchk, VfGroup::link_state, VfGroup::trust};
 
 const char* group_field(VfGroup g) {
   switch (g) {
@@ -67,9 +67,7 @@ VfConfig group_of(const VfConfig& wanted, const VfConfig& current, VfGroup g) {
       out.min_tx_rate_mbps = pick(wanted.min_tx_rate_mbps, current.min_tx_rate_mbps, uint32_t{0});
       break;
     case VfGroup::spoofchk: out.spoofchk = pick(wanted.spoofchk, current.spoofchk, true); break;
-    case VfGroup::link_state:
-      out.link_state = pick(wanted.link_state, current.link_state, LinkState::auto_);
-      break;
+    case VfGroup::link_state: out.link_state = pick(wanted.link_state, current.link_state, LinkState::auto_); break;
     case VfGroup::trust: out.trust = pick(wanted.trust, current.trust, false); break;
   }
   return out;
@@ -97,8 +95,8 @@ Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional
   return pci::unbind_driver(root_, dev.address, a.runner());
 }
 
-Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                                    const VfConfig& current, const VfConfig& wanted) {
+Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
+                                    const VfConfig& wanted) {
   for (VfGroup g : kGroups) {
     if (!group_set(wanted, g)) continue;
     VfConfig want = group_of(wanted, current, g);
@@ -113,8 +111,7 @@ Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, ui
   return ok();
 }
 
-Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index,
-                                    const VfConfig& current) {
+Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current) {
   const VfConfig clean = clean_vf_config();
   for (VfGroup g : kGroups) {
     VfConfig want = group_of(clean, current, g);
@@ -216,7 +213,8 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
   }
   // Interlock: the VFs are destroyed on the way (Linux only goes N → 0 → M).
   if (const Lease* l = book_->lease_of(pf))
-    return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() + ": it is leased whole (lease " + l->id + ")");
+    return Error::make(ErrorCode::conflict,
+                       "cannot change num_vfs of " + pf.to_string() + ": it is leased whole (lease " + l->id + ")");
   if (cur != 0) {
     std::string leased;
     for (const auto& vf : s->devices)
@@ -232,10 +230,11 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
       if (vf.device.physfn == pf && vf.device.driver == std::string("vfio-pci"))
         busy += (busy.empty() ? "" : ", ") + vf.device.address.to_string();
     if (!busy.empty())
-      return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() +
-                                                  " from " + std::to_string(cur) + ": VFs bound to vfio-pci: " + busy);
+      return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() + " from " +
+                                                  std::to_string(cur) + ": VFs bound to vfio-pci: " + busy);
   }
-  auto op = store_.begin_operation(OperationKind::set_num_vfs, pf.to_string(), json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
+  auto op = store_.begin_operation(OperationKind::set_num_vfs, pf.to_string(),
+                                   json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
   Result<void> r = change_autoprobe(a, d, drivers_autoprobe);
@@ -295,8 +294,8 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
   if (auto r = apply_vf_config(a, ifname, index, current, patch); !r)
-    return abandon(a, std::move(r).error().context("configuring VF " + std::to_string(index) + " of " + ifname +
-                                                   " (" + vf.to_string() + ")"));
+    return abandon(a, std::move(r).error().context("configuring VF " + std::to_string(index) + " of " + ifname + " (" +
+                                                   vf.to_string() + ")"));
   const std::string key = vf_key(pf->device.address, index);
   auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
     auto prev = tx.get("vf_config", key);
@@ -367,8 +366,7 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
     std::optional<std::string> host_driver;
     if (prev_record.is_object() && prev_record.value("previous", json()).is_string())
       host_driver = prev_record["previous"].get<std::string>();
-    else if (t->driver && *t->driver != "vfio-pci")
-      host_driver = t->driver;
+    else if (t->driver && *t->driver != "vfio-pci") host_driver = t->driver;
     if (to_vfio) {
       r = bind(a, *t, std::string("vfio-pci"));
       records[key] = {{"driver", "vfio-pci"}, {"previous", host_driver ? json(*host_driver) : json(nullptr)}};

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <libudev.h>
 #include <linux/netlink.h>
-#include <sys/epoll.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,7 +50,7 @@ HotplugSource detect_hotplug_source() {
 }
 
 Result<std::unique_ptr<HotplugMonitor>> HotplugMonitor::start(Agent& agent, HotplugSource source,
-                                                             const std::string& sysfs_root) {
+                                                              const std::string& sysfs_root) {
   std::unique_ptr<HotplugMonitor> m(new HotplugMonitor(agent, source));
   m->stop_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m->stop_fd_) return Error::sys(errno, "hotplug: eventfd");
@@ -263,7 +263,9 @@ void HotplugMonitor::apply_loop() {
     uint64_t through = 0;
     {
       MutexLock lock(mu_);
-      cv_.wait(lock, [&]() REQUIRES(mu_) { return stopping_ || rescan_ || !pending_.empty() || taken_seq_ > handled_seq_.load(); });
+      cv_.wait(lock, [&]() REQUIRES(mu_) {
+        return stopping_ || rescan_ || !pending_.empty() || taken_seq_ > handled_seq_.load();
+      });
       if (stopping_) return;
       batch.swap(pending_);
       std::swap(rescan, rescan_);
@@ -281,7 +283,8 @@ void HotplugMonitor::apply_loop() {
       r = agent_.update_devices(batch);
     }
     updates_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::debug("hotplug: {} in {:.2f} ms", rescan ? "full rescan" : std::to_string(batch.size()) + " function(s) updated",
+    spdlog::debug("hotplug: {} in {:.2f} ms",
+                  rescan ? "full rescan" : std::to_string(batch.size()) + " function(s) updated",
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     if (!r) spdlog::warn("hotplug: updating the host model: {}", r.error().message);
     handled_seq_.store(through);

@@ -180,8 +180,7 @@ TEST_CASE("the agent's own changes are not read twice: their uevents are already
   const uint64_t sent = static_cast<uint64_t>(std::stoull(*seq));
   REQUIRE(sent > 0);
   auto end = std::chrono::steady_clock::now() + 10s;
-  while (h.monitor->handled_seqnum() < sent && std::chrono::steady_clock::now() < end)
-    std::this_thread::yield();
+  while (h.monitor->handled_seqnum() < sent && std::chrono::steady_clock::now() < end) std::this_thread::yield();
   REQUIRE(h.monitor->handled_seqnum() >= sent);
   CHECK(h.model.current()->generation == generation);
   CHECK(h.model.current()->find(kEno1)->device.driver == std::string("vfio-pci"));

@@ -11,7 +11,6 @@ bool leasable(const pci::Device& d) {
   return base_sub != 0x0604 && base_sub != 0x0600 && base_sub != 0x0601 && (*d.class_id >> 16) != 0x08;
 }
 
-
 std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAddress& address) {
   std::string blockers;
   for (const auto& a : g.members) {
@@ -22,7 +21,6 @@ std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAd
   }
   return blockers;
 }
-
 
 Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
   for (const auto& n : dev.netdevs) {
@@ -43,7 +41,8 @@ Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& 
   const pci::Device& d = v.device;
   const std::string a = d.address.to_string();
   if (const Lease* l = book_->lease_of(d.address))
-    return conflict(a + " is leased already (lease " + l->id + " to " + l->consumer_kind + " " + l->consumer_name + ")");
+    return conflict(a + " is leased already (lease " + l->id + " to " + l->consumer_kind + " " + l->consumer_name +
+                    ")");
   if (d.physfn)
     if (const Lease* l = book_->lease_of(*d.physfn))
       return conflict(a + " is a VF of " + d.physfn->to_string() + ", which is leased whole (lease " + l->id + ")");

@@ -64,7 +64,8 @@ Result<Lease> Lease::from_json(const nlohmann::json& j) {
   Lease l;
   l.id = j["id"].get<std::string>();
   auto state = from_string<LeaseState>(j["state"].get<std::string>());
-  if (!state) return Error::make(ErrorCode::io, "lease " + l.id + ": unknown state '" + j["state"].get<std::string>() + "'");
+  if (!state)
+    return Error::make(ErrorCode::io, "lease " + l.id + ": unknown state '" + j["state"].get<std::string>() + "'");
   l.state = *state;
   auto a = PciAddress::parse(j["address"].get<std::string>());
   if (!a) return Error::make(ErrorCode::io, "lease " + l.id + ": bad address");
@@ -80,8 +81,10 @@ Result<Lease> Lease::from_json(const nlohmann::json& j) {
     l.vf_config = *c;
   }
   l.created_at = j.value("created_at", "");
-  if (j.contains("idempotency_key") && j["idempotency_key"].is_string()) l.idempotency_key = j["idempotency_key"].get<std::string>();
-  if (j.contains("previous_driver") && j["previous_driver"].is_string()) l.previous_driver = j["previous_driver"].get<std::string>();
+  if (j.contains("idempotency_key") && j["idempotency_key"].is_string())
+    l.idempotency_key = j["idempotency_key"].get<std::string>();
+  if (j.contains("previous_driver") && j["previous_driver"].is_string())
+    l.previous_driver = j["previous_driver"].get<std::string>();
   l.mode = j.value("mode", "vfio") == "netdev" ? PoolMode::netdev : PoolMode::vfio;
   if (j.contains("attached_to") && j["attached_to"].is_object()) {
     Attachment at;

@@ -26,9 +26,9 @@ enum class LeaseState {
   allocating,  // written before any kernel change; a daemon that stops here undoes the allocation
                // at start
   active,
-  releasing,   // written before the reset; a daemon that stops here, or a release that failed,
-               // finishes the release at start or on the next DELETE
-  released,    // only in the answer to a DELETE: the lease is gone from the store
+  releasing,  // written before the reset; a daemon that stops here, or a release that failed,
+              // finishes the release at start or on the next DELETE
+  released,   // only in the answer to a DELETE: the lease is gone from the store
 };
 // "allocating", "active", "releasing", "released": the API's and the store's spelling.
 std::string_view to_string(LeaseState s);
@@ -40,19 +40,19 @@ struct Attachment {
 };
 
 struct Lease {
-  std::string id;                        // 32 hex digits
-  std::optional<std::string> pool;       // null: leased by address outside any pool
+  std::string id;                   // 32 hex digits
+  std::optional<std::string> pool;  // null: leased by address outside any pool
   PciAddress address;
-  std::string consumer_kind;             // vm, pod, other
+  std::string consumer_kind;  // vm, pod, other
   std::string consumer_name;
-  std::optional<VfConfig> vf_config;     // as requested (nullopt: none)
+  std::optional<VfConfig> vf_config;  // as requested (nullopt: none)
   LeaseState state = LeaseState::allocating;
-  std::string created_at;                // RFC 3339
+  std::string created_at;  // RFC 3339
   std::optional<std::string> idempotency_key;
   std::optional<std::string> previous_driver;  // the driver before the lease, restored on release
   PoolMode mode = PoolMode::vfio;
   std::optional<Attachment> attached;
-  std::string error;                     // why the last release failed, if it did
+  std::string error;  // why the last release failed, if it did
 
   // What the store keeps: every field as one JSON object (keys sorted), read back by from_json.
   std::string record() const;
@@ -64,8 +64,8 @@ struct Lease {
 };
 
 struct LeaseBook {
-  std::vector<PoolSpec> pools;                            // in creation order
-  std::map<std::string, Lease> leases;                    // by id
+  std::vector<PoolSpec> pools;                             // in creation order
+  std::map<std::string, Lease> leases;                     // by id
   std::unordered_map<PciAddress, std::string> by_address;  // device → lease id
 
   const PoolSpec* pool(const std::string& name) const {

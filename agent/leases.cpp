@@ -43,7 +43,9 @@ Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const s
   PoolMode mode = pool ? pool->mode : PoolMode::vfio;
   if (req.address) {
     chosen = s->find(*req.address);
-    if (!chosen) return Error::make(ErrorCode::not_found, "no PCI device " + req.address->to_string() + " on this host", "address");
+    if (!chosen)
+      return Error::make(ErrorCode::not_found, "no PCI device " + req.address->to_string() + " on this host",
+                         "address");
     // The device's own pool decides how it is bound.
     const PoolSpec* home = nullptr;
     for (const auto& p : book_->pools) {
@@ -107,9 +109,10 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
       if (l.idempotency_key != req.idempotency_key) continue;
       if (l.consumer_kind != req.consumer_kind || l.consumer_name != req.consumer_name ||
           (req.pool && l.pool != req.pool) || (req.address && l.address != *req.address))
-        return Error::make(ErrorCode::invalid,
-                           "Idempotency-Key '" + *req.idempotency_key + "' was used for a different request (lease " + id + ")",
-                           "Idempotency-Key");
+        return Error::make(
+            ErrorCode::invalid,
+            "Idempotency-Key '" + *req.idempotency_key + "' was used for a different request (lease " + id + ")",
+            "Idempotency-Key");
       return Allocation{l, false};
     }
   }
@@ -121,7 +124,8 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   const PoolMode mode = choice->mode;
   const pci::Device& d = chosen->device;
   if (req.vf_config && !d.physfn)
-    return Error::make(ErrorCode::invalid, d.address.to_string() + " is not a VF: vf_config applies to VFs only", "vf_config");
+    return Error::make(ErrorCode::invalid, d.address.to_string() + " is not a VF: vf_config applies to VFs only",
+                       "vf_config");
 
   Lease lease;
   lease.id = new_lease_id();
@@ -143,7 +147,8 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   if (wanted) {
     const DeviceView* pf = s->find(*d.physfn);
     if (!pf || pf->device.netdevs.empty() || !d.vf_index)
-      return conflict("the PF of " + d.address.to_string() + " has no netdev: vf_config cannot be applied", "vf_config");
+      return conflict("the PF of " + d.address.to_string() + " has no netdev: vf_config cannot be applied",
+                      "vf_config");
     pf_ifname = pf->device.netdevs.front();
     vf_index = static_cast<uint32_t>(*d.vf_index);
     auto vfs = kernel_.get_vfs(pf_ifname);
@@ -170,11 +175,14 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   }
   if (r && mode == PoolMode::vfio) r = bind(a, d, std::string("vfio-pci"));
   lease.state = LeaseState::active;
-  if (r) r = a.finish(OperationState::done, {}, [&](StateStore::Tx& tx) { return tx.put("lease", lease.id, lease.record()); });
+  if (r)
+    r = a.finish(OperationState::done, {},
+                 [&](StateStore::Tx& tx) { return tx.put("lease", lease.id, lease.record()); });
   if (!r) {
     const bool attempted = a.op() != 0;  // a step was journalled: the kernel may have been changed
     a.rollback();
-    (void)a.finish(OperationState::failed, r.error().message, [&](StateStore::Tx& tx) { return tx.erase("lease", lease.id); });
+    (void)a.finish(OperationState::failed, r.error().message,
+                   [&](StateStore::Tx& tx) { return tx.erase("lease", lease.id); });
     if (attempted) (void)refresh_devices_locked({d.address});
     return std::move(r).error().context("leasing " + d.address.to_string());
   }
@@ -184,7 +192,8 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   book_ = std::move(book);
   // The device is read again when the allocation changed it; otherwise only the lease is new.
   if (a.taken()) {
-    if (auto rr = refresh_devices_locked({d.address}); !rr) spdlog::warn("rescanning {}: {}", d.address.to_string(), rr.error().message);
+    if (auto rr = refresh_devices_locked({d.address}); !rr)
+      spdlog::warn("rescanning {}: {}", d.address.to_string(), rr.error().message);
   } else {
     ++generation_;
     publish_locked(std::make_shared<Snapshot>(*snap()));
@@ -201,7 +210,8 @@ Result<Lease> Agent::release(const std::string& id) {
   MutexLock lock(mu_);
   const Lease* l = book_->lease(id);
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
-  if (lease_busy_.count(id)) return conflict("lease " + id + " is being attached or detached; try again when that is done");
+  if (lease_busy_.count(id))
+    return conflict("lease " + id + " is being attached or detached; try again when that is done");
   Lease lease = *l;
   std::optional<Result<void>> detached;
   if (lease.attached && detach_) {
@@ -257,7 +267,8 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
         const std::string ifname = pf->device.netdevs.front();
         auto vfs = kernel_.get_vfs(ifname);
         if (vfs) {
-          auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == static_cast<uint32_t>(*d.vf_index); });
+          auto it = std::find_if(vfs->begin(), vfs->end(),
+                                 [&](const auto& x) { return x.index == static_cast<uint32_t>(*d.vf_index); });
           if (it != vfs->end()) r = reset_vf_config(a, ifname, it->index, it->config);
         }
       }
@@ -284,7 +295,8 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
     if (auto w = tx.erase("lease", lease.id); !w) return w;
     // The lease's attributes and driver are not the device's desired state any more.
     if (v && v->device.physfn && v->device.vf_index)
-      if (auto w = tx.erase("vf_config", v->device.physfn->to_string() + "#" + std::to_string(*v->device.vf_index)); !w) return w;
+      if (auto w = tx.erase("vf_config", v->device.physfn->to_string() + "#" + std::to_string(*v->device.vf_index)); !w)
+        return w;
     return ok();
   });
   if (!done) return fail(std::move(done).error());
@@ -292,7 +304,8 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
   book->leases.erase(lease.id);
   book->by_address.erase(lease.address);
   book_ = std::move(book);
-  if (auto rr = refresh_devices_locked({lease.address}); !rr) spdlog::warn("rescanning {}: {}", addr, rr.error().message);
+  if (auto rr = refresh_devices_locked({lease.address}); !rr)
+    spdlog::warn("rescanning {}: {}", addr, rr.error().message);
   if (events_)
     events_->publish("lease.released", {{"lease", lease.id},
                                         {"address", addr},
@@ -307,7 +320,8 @@ Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachm
   const Lease* l = book_->lease(id);
   if (!l) return Error::make(ErrorCode::not_found, "no lease " + id);
   if (l->state != LeaseState::active) return conflict("lease " + id + " is " + std::string(to_string(l->state)));
-  if (lease_busy_.count(id)) return conflict("lease " + id + " is being attached or detached; try again when that is done");
+  if (lease_busy_.count(id))
+    return conflict("lease " + id + " is being attached or detached; try again when that is done");
   Lease lease = *l;
   if (attachment && lease.attached)
     return conflict("lease " + id + " is attached to domain '" + lease.attached->domain + "' already; detach it first");
@@ -336,7 +350,8 @@ Result<Lease> Agent::set_attachment(const std::string& id, std::optional<Attachm
   publish_locked(std::move(next));
   if (events_)
     events_->publish(attachment ? "lease.attached" : "lease.detached",
-                     {{"lease", id}, {"address", lease.address.to_string()},
+                     {{"lease", id},
+                      {"address", lease.address.to_string()},
                       {"domain", attachment ? attachment->domain : (was ? was->domain : std::string())}});
   return lease;
 }

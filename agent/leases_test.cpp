@@ -223,17 +223,20 @@ TEST_CASE("leases: interlocks") {
 
 TEST_CASE("leases: a fault at any step of an allocation leaves the host as it was and no lease") {
   auto setup = [](Host& h) { REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok()); };
-  fail_every_step("dual-socket", setup, [](Host& h) -> Result<void> {
-    auto r = from("x710");
-    r.vf_config = config({{"mac", "52:54:00:aa:bb:02"}, {"vlan", 7}, {"spoofchk", false}});
-    auto a = alloc(h, r);
-    if (!a) {
-      CHECK(h.model.current()->book->leases.empty());
-      CHECK(h.store->all("lease")->empty());
-      return std::move(a).error();
-    }
-    return ok();
-  }, {EBUSY, EIO, EINVAL, ERANGE}, /*recreates_vfs=*/true);  // a rebound VF's netdev is registered afresh
+  fail_every_step(
+      "dual-socket", setup,
+      [](Host& h) -> Result<void> {
+        auto r = from("x710");
+        r.vf_config = config({{"mac", "52:54:00:aa:bb:02"}, {"vlan", 7}, {"spoofchk", false}});
+        auto a = alloc(h, r);
+        if (!a) {
+          CHECK(h.model.current()->book->leases.empty());
+          CHECK(h.store->all("lease")->empty());
+          return std::move(a).error();
+        }
+        return ok();
+      },
+      {EBUSY, EIO, EINVAL, ERANGE}, /*recreates_vfs=*/true);  // a rebound VF's netdev is registered afresh
 }
 
 TEST_CASE("leases: a release that fails keeps the lease, unhealthy, and a retry finishes it") {

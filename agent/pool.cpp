@@ -9,7 +9,9 @@ using nlohmann::json;
 
 namespace {
 
-Error bad(const std::string& field, const std::string& why) { return Error::make(ErrorCode::invalid, field + ": " + why, field); }
+Error bad(const std::string& field, const std::string& why) {
+  return Error::make(ErrorCode::invalid, field + ": " + why, field);
+}
 
 std::optional<uint32_t> parse_u32(std::string_view s) {
   uint32_t v = 0;
@@ -62,7 +64,9 @@ Result<PfRange> parse_pf_range(std::string_view text) {
   auto hash = text.find('#');
   std::string_view name = text.substr(0, hash);
   if (!valid_ifname(name))
-    return Error::make(ErrorCode::invalid, "'" + std::string(text) + "' does not start with a netdev name (1 to 15 characters, no '/', ':' or spaces)");
+    return Error::make(
+        ErrorCode::invalid,
+        "'" + std::string(text) + "' does not start with a netdev name (1 to 15 characters, no '/', ':' or spaces)");
   r.pf_name = std::string(name);
   if (hash == std::string_view::npos) return r;
   std::string_view range = text.substr(hash + 1);
@@ -70,7 +74,8 @@ Result<PfRange> parse_pf_range(std::string_view text) {
   auto first = parse_u32(range.substr(0, dash));
   auto last = dash == std::string_view::npos ? first : parse_u32(range.substr(dash + 1));
   if (!first || !last)
-    return Error::make(ErrorCode::invalid, "'" + std::string(text) + "': expected a VF range such as " + r.pf_name + "#0-7 or " + r.pf_name + "#3");
+    return Error::make(ErrorCode::invalid, "'" + std::string(text) + "': expected a VF range such as " + r.pf_name +
+                                               "#0-7 or " + r.pf_name + "#3");
   if (*first > *last)
     return Error::make(ErrorCode::invalid, "'" + std::string(text) + "': the range ends before it starts");
   r.first = first;
@@ -108,9 +113,14 @@ Result<PoolSpec> pool_from_json(const json& j) {
   p.name = j["name"].get<std::string>();
   if (p.name.empty() || p.name.size() > 63) return bad("name", "must be 1 to 63 characters");
   for (char c : p.name)
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-      return bad("name", "'" + p.name + "': only lower-case letters, digits, '-', '_' and '.' (it becomes part of a Kubernetes resource name)");
-  if (!std::isalnum(static_cast<unsigned char>(p.name.front())) || !std::isalnum(static_cast<unsigned char>(p.name.back())))
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' ||
+          c == '_' || c == '.'))
+      return bad(
+          "name",
+          "'" + p.name +
+              "': only lower-case letters, digits, '-', '_' and '.' (it becomes part of a Kubernetes resource name)");
+  if (!std::isalnum(static_cast<unsigned char>(p.name.front())) ||
+      !std::isalnum(static_cast<unsigned char>(p.name.back())))
     return bad("name", "'" + p.name + "' must start and end with a letter or digit");
 
   json sel = j.value("selectors", json::object());
@@ -119,7 +129,8 @@ Result<PoolSpec> pool_from_json(const json& j) {
   for (const auto& item : sel.items()) {
     const std::string k = item.key();
     if (std::find_if(std::begin(known), std::end(known), [&](const char* n) { return k == n; }) == std::end(known))
-      return bad("selectors." + k, "unknown selector; known: vendor_ids, device_ids, drivers, pf_names, addresses, numa_nodes");
+      return bad("selectors." + k,
+                 "unknown selector; known: vendor_ids, device_ids, drivers, pf_names, addresses, numa_nodes");
   }
   auto hexes = [](const json& v, const std::string& f) -> Result<uint16_t> {
     auto h = v.is_string() ? parse_hex16(v.get<std::string>()) : std::nullopt;
@@ -155,7 +166,8 @@ Result<PoolSpec> pool_from_json(const json& j) {
   if (!addrs) return std::move(addrs).error();
   p.selectors.addresses = std::move(*addrs);
   auto numas = list_of<int>(sel, "numa_nodes", [](const json& v, const std::string& f) -> Result<int> {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1023) return bad(f, "expected a NUMA node number 0..1023");
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1023)
+      return bad(f, "expected a NUMA node number 0..1023");
     return v.get<int>();
   });
   if (!numas) return std::move(numas).error();

@@ -30,8 +30,8 @@ TEST_CASE("pf_names ranges parse, and bad ones say why") {
   CHECK(*parse_pf_range("ens1f0#3") == PfRange{"ens1f0", 3u, 3u});
   CHECK(to_string(*parse_pf_range("ens1f0#3-3")) == "ens1f0#3");
   CHECK(to_string(*parse_pf_range("ens1f0#2-5")) == "ens1f0#2-5");
-  for (const char* bad : {"", "#0-7", "ens1f0#", "ens1f0#7-0", "ens1f0#a-b", "ens1f0#1-", "a/b", "averyveryverylongname",
-                          "ens1f0#-1", "ens1f0#1-2-3"}) {
+  for (const char* bad : {"", "#0-7", "ens1f0#", "ens1f0#7-0", "ens1f0#a-b", "ens1f0#1-", "a/b",
+                          "averyveryverylongname", "ens1f0#-1", "ens1f0#1-2-3"}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_pf_range(bad).ok());
   }
@@ -39,7 +39,8 @@ TEST_CASE("pf_names ranges parse, and bad ones say why") {
 }
 
 TEST_CASE("pool definitions: defaults, round trip, and errors naming the field") {
-  auto p = pool_from_json(json::parse(R"({"name": "fast", "selectors": {"vendor_ids": ["8086"], "pf_names": ["ens1f0#0-3"]}})"));
+  auto p = pool_from_json(
+      json::parse(R"({"name": "fast", "selectors": {"vendor_ids": ["8086"], "pf_names": ["ens1f0#0-3"]}})"));
   REQUIRE(p.ok());
   CHECK(p->device_type == DeviceType::vf);
   CHECK(p->mode == PoolMode::vfio);
@@ -53,17 +54,17 @@ TEST_CASE("pool definitions: defaults, round trip, and errors naming the field")
     const char* body;
     const char* field;
   };
-  for (auto [body, field] : {Bad{R"({})", "name"}, Bad{R"({"name": "Fast"})", "name"}, Bad{R"({"name": "-a"})", "name"},
-                             Bad{R"({"name": "a", "selectors": {"vendor_ids": ["80861"]}})", "selectors.vendor_ids[0]"},
-                             Bad{R"({"name": "a", "selectors": {"pf_names": ["x", "y#9-1"]}})", "selectors.pf_names[1]"},
-                             Bad{R"({"name": "a", "selectors": {"colour": []}})", "selectors.colour"},
-                             Bad{R"({"name": "a", "selectors": {"numa_nodes": [-1]}})", "selectors.numa_nodes[0]"},
-                             Bad{R"({"name": "a", "device_type": "gpu"})", "device_type"},
-                             Bad{R"({"name": "a", "device_type": {"dr": ["x"]}})", "device_type"},
-                             Bad{R"({"name": "a", "mode": 1})", "mode"},
-                             Bad{R"({"name": "a", "policy": ["pack"]})", "policy"},
-                             Bad{R"({"name": "a", "mode": "netdev", "device_type": "pf"})", "mode"},
-                             Bad{R"({"name": "a", "device_type": "pf", "selectors": {"pf_names": ["e#1-2"]}})", "selectors.pf_names"}}) {
+  for (auto [body, field] :
+       {Bad{R"({})", "name"}, Bad{R"({"name": "Fast"})", "name"}, Bad{R"({"name": "-a"})", "name"},
+        Bad{R"({"name": "a", "selectors": {"vendor_ids": ["80861"]}})", "selectors.vendor_ids[0]"},
+        Bad{R"({"name": "a", "selectors": {"pf_names": ["x", "y#9-1"]}})", "selectors.pf_names[1]"},
+        Bad{R"({"name": "a", "selectors": {"colour": []}})", "selectors.colour"},
+        Bad{R"({"name": "a", "selectors": {"numa_nodes": [-1]}})", "selectors.numa_nodes[0]"},
+        Bad{R"({"name": "a", "device_type": "gpu"})", "device_type"},
+        Bad{R"({"name": "a", "device_type": {"dr": ["x"]}})", "device_type"},
+        Bad{R"({"name": "a", "mode": 1})", "mode"}, Bad{R"({"name": "a", "policy": ["pack"]})", "policy"},
+        Bad{R"({"name": "a", "mode": "netdev", "device_type": "pf"})", "mode"},
+        Bad{R"({"name": "a", "device_type": "pf", "selectors": {"pf_names": ["e#1-2"]}})", "selectors.pf_names"}}) {
     CAPTURE(body);
     auto r = pool_from_json(json::parse(body));
     REQUIRE_FALSE(r.ok());

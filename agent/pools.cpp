@@ -97,7 +97,8 @@ std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap)
         std::string blockers = group_blockers(snap, g->second, d.address);
         if (!blockers.empty()) {
           m.healthy = false;
-          m.reason = "IOMMU group " + std::to_string(*d.iommu_group) + " is not viable: members bound to host drivers: " + blockers;
+          m.reason = "IOMMU group " + std::to_string(*d.iommu_group) +
+                     " is not viable: members bound to host drivers: " + blockers;
         }
       }
     }
@@ -170,16 +171,20 @@ Result<PoolSpec> Agent::create_pool(const PoolSpec& spec, bool replace) {
     for (const auto& entry : book_->leases) {
       const Lease& l = entry.second;  // not a structured binding: clang before 16 cannot capture one
       if (l.pool != spec.name) continue;
-      bool kept = std::any_of(members.begin(), members.end(), [&](const PoolMember& m) { return m.view->device.address == l.address; });
+      bool kept = std::any_of(members.begin(), members.end(),
+                              [&](const PoolMember& m) { return m.view->device.address == l.address; });
       if (!kept)
-        return conflict("pool '" + spec.name + "' would no longer hold " + l.address.to_string() + ", leased as " + l.id, "selectors");
+        return conflict(
+            "pool '" + spec.name + "' would no longer hold " + l.address.to_string() + ", leased as " + l.id,
+            "selectors");
     }
   }
   int64_t seq = 0;
   if (auto prev = store_.get("pool", spec.name); prev && prev->has_value()) {
     seq = nlohmann::json::parse(**prev, nullptr, false).value("seq", int64_t{0});
   } else {
-    seq = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    seq = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
   }
   nlohmann::json record = {{"spec", pool_to_json(spec)}, {"seq", seq}};
   if (auto r = store_.put("pool", spec.name, record.dump()); !r) return std::move(r).error();
@@ -207,8 +212,9 @@ Result<void> Agent::delete_pool(const std::string& name) {
   if (!leased.empty()) return conflict("pool '" + name + "' has leases: " + leased + "; release them first");
   if (auto r = store_.erase("pool", name); !r) return r;
   auto book = std::make_shared<LeaseBook>(*book_);
-  book->pools.erase(std::remove_if(book->pools.begin(), book->pools.end(), [&](const PoolSpec& p) { return p.name == name; }),
-                    book->pools.end());
+  book->pools.erase(
+      std::remove_if(book->pools.begin(), book->pools.end(), [&](const PoolSpec& p) { return p.name == name; }),
+      book->pools.end());
   book_ = std::move(book);
   auto next = std::make_shared<Snapshot>(*snap());
   ++generation_;

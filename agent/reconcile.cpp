@@ -212,7 +212,6 @@ ReconcileReport Agent::reconcile() {
   return report;
 }
 
-
 void Agent::recover_leases(ReconcileReport& report) {
   std::vector<Lease> todo;
   for (const auto& [id, l] : book_->leases) todo.push_back(l);
@@ -231,7 +230,8 @@ void Agent::recover_leases(ReconcileReport& report) {
       const std::optional<VfConfig>& wanted = l.vf_config;
       bool needs_config = wanted && v->vf_config && !(vf_config_overlay_equal(*v->vf_config, *wanted));
       if (!needs_bind && !needs_config) continue;
-      auto op = store_.begin_operation(OperationKind::restore_lease, l.address.to_string(), nlohmann::json({{"lease", l.id}}).dump());
+      auto op = store_.begin_operation(OperationKind::restore_lease, l.address.to_string(),
+                                       nlohmann::json({{"lease", l.id}}).dump());
       if (!op) {
         report.drift.push_back("lease " + l.id + ": " + op.error().message);
         continue;
@@ -241,7 +241,8 @@ void Agent::recover_leases(ReconcileReport& report) {
       if (needs_config) {
         const DeviceView* pf = s->find(*d.physfn);
         if (pf && !pf->device.netdevs.empty() && d.vf_index)
-          r = apply_vf_config(a, pf->device.netdevs.front(), static_cast<uint32_t>(*d.vf_index), *v->vf_config, *wanted);
+          r = apply_vf_config(a, pf->device.netdevs.front(), static_cast<uint32_t>(*d.vf_index), *v->vf_config,
+                              *wanted);
       }
       if (r && needs_bind) r = bind(a, d, std::string("vfio-pci"));
       if (!r) {

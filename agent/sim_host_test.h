@@ -74,9 +74,9 @@ inline std::string diff(const std::map<std::string, std::string>& a, const std::
 inline std::map<std::string, std::string> without_vf_runtime(std::map<std::string, std::string> t) {
   for (auto& [k, v] : t) {
     auto base = fs::path(k).filename().string();
-    bool netdev_file = k.find("/net/") != std::string::npos &&
-                       (base == "ifindex" || base == "address" || base == "carrier" || base == "flags" ||
-                        base == "operstate" || base == "uevent");
+    bool netdev_file =
+        k.find("/net/") != std::string::npos && (base == "ifindex" || base == "address" || base == "carrier" ||
+                                                 base == "flags" || base == "operstate" || base == "uevent");
     if (netdev_file || (base == "config" && k.find(":02.") != std::string::npos)) v = "<runtime>";
   }
   return t;

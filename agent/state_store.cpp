@@ -107,7 +107,8 @@ std::string_view to_string(OperationKind k) { return kOperationKinds.name(k); }
 std::string_view to_string(OperationState s) { return kOperationStates.name(s); }
 
 Error StateStore::sql_error(const std::string& what) const {
-  return Error::make(ErrorCode::io, what + " in " + path_.string() + ": " + (db_ ? sqlite3_errmsg(db_) : "no database"));
+  return Error::make(ErrorCode::io,
+                     what + " in " + path_.string() + ": " + (db_ ? sqlite3_errmsg(db_) : "no database"));
 }
 
 Result<void> StateStore::exec(const char* sql) {
@@ -137,8 +138,8 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
   std::unique_ptr<StateStore> s(new StateStore());
   s->path_ = state_dir / "state.db";
   MutexLock lock(s->mu_);  // no other thread has it yet; the helpers expect the lock
-  int rc = sqlite3_open_v2(s->path_.c_str(), &s->db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(s->path_.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
   if (rc != SQLITE_OK) return s->sql_error("opening the state database");
   ::chmod(s->path_.c_str(), 0600);
   sqlite3_busy_timeout(s->db_, 2000);  // a daemon that is still exiting
@@ -155,8 +156,9 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
                              "PRAGMA foreign_keys=ON", "PRAGMA cache_size=-256"}) {
     if (auto r = s->exec(pragma); !r) {
       if (sqlite3_errcode(s->db_) == SQLITE_BUSY)
-        return Error::make(ErrorCode::conflict, s->path_.string() + " is in use by another process (another sriovd "
-                                                                    "with the same state directory?)");
+        return Error::make(ErrorCode::conflict, s->path_.string() +
+                                                    " is in use by another process (another sriovd "
+                                                    "with the same state directory?)");
       return std::move(r).error().context("not a usable state database");
     }
   }
@@ -221,8 +223,9 @@ Result<std::optional<std::string>> StateStore::get_locked(const std::string& kin
 }
 
 Result<void> StateStore::put_locked(const std::string& kind, const std::string& key, const std::string& json) {
-  Stmt st(prepared("INSERT INTO desired(kind, key, value, updated_at) VALUES(?1, ?2, ?3, ?4) "
-          "ON CONFLICT(kind, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"));
+  Stmt st(
+      prepared("INSERT INTO desired(kind, key, value, updated_at) VALUES(?1, ?2, ?3, ?4) "
+               "ON CONFLICT(kind, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"));
   if (!st.ok()) return sql_error("writing desired state");
   st.bind(1, kind).bind(2, key).bind(3, json).bind(4, now_ms());
   if (st.step() != SQLITE_DONE) return sql_error("writing desired state");
@@ -268,15 +271,15 @@ Result<void> StateStore::erase(const std::string& kind, const std::string& key) 
 
 // The Tx's methods run inside transaction(), under the lock it holds (see Tx): the analysis
 // cannot follow the lock through the std::function it calls.
-Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key, const std::string& json)
-    NO_THREAD_SAFETY_ANALYSIS {
+Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key,
+                                 const std::string& json) NO_THREAD_SAFETY_ANALYSIS {
   return s_.put_locked(kind, key, json);
 }
 Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) NO_THREAD_SAFETY_ANALYSIS {
   return s_.erase_locked(kind, key);
 }
-Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind, const std::string& key)
-    NO_THREAD_SAFETY_ANALYSIS {
+Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind,
+                                                       const std::string& key) NO_THREAD_SAFETY_ANALYSIS {
   return s_.get_locked(kind, key);
 }
 Result<int64_t> StateStore::Tx::begin_operation(OperationKind kind, const std::string& target,
@@ -286,8 +289,8 @@ Result<int64_t> StateStore::Tx::begin_operation(OperationKind kind, const std::s
 Result<void> StateStore::Tx::add_step(int64_t id, const std::string& step_json) NO_THREAD_SAFETY_ANALYSIS {
   return s_.add_step_locked(id, step_json);
 }
-Result<void> StateStore::Tx::finish_operation(int64_t id, OperationState state, const std::string& error)
-    NO_THREAD_SAFETY_ANALYSIS {
+Result<void> StateStore::Tx::finish_operation(int64_t id, OperationState state,
+                                              const std::string& error) NO_THREAD_SAFETY_ANALYSIS {
   return s_.finish_operation_locked(id, state, error);
 }
 
@@ -314,8 +317,7 @@ Result<void> StateStore::transaction(const std::function<Result<void>(Tx&)>& fn,
   return durable_locked(durability);
 }
 
-Result<int64_t> StateStore::begin_operation(OperationKind kind, const std::string& target,
-                                            const std::string& request) {
+Result<int64_t> StateStore::begin_operation(OperationKind kind, const std::string& target, const std::string& request) {
   MutexLock lock(mu_);
   return begin_operation_locked(kind, target, request);
 }

@@ -12,8 +12,8 @@
 // an operation, whose changes to the running kernel a power loss undoes anyway.
 // One StateStore per process; it is thread-safe because every public method holds its mutex
 // (SQLite's connection is not shared between threads) and the *_locked helpers behind them
-// expect it held; a transaction's Tx works under the lock its transaction() took. Another process opening the same directory waits
-// up to the busy timeout for the lock.
+// expect it held; a transaction's Tx works under the lock its transaction() took. Another process opening the same
+// directory waits up to the busy timeout for the lock.
 #pragma once
 
 #include <cstdint>
@@ -47,8 +47,8 @@ std::string_view to_string(OperationState s);
 struct Operation {
   int64_t id = 0;
   OperationKind kind = OperationKind::reconcile;
-  std::string target;    // the device address
-  std::string request;   // JSON
+  std::string target;   // the device address
+  std::string request;  // JSON
   OperationState state = OperationState::pending;
   std::vector<std::string> steps;  // JSON of each applied step, in order (for undo)
   std::string error;
@@ -93,8 +93,8 @@ class StateStore {
     explicit Tx(StateStore& s) : s_(s) {}
     StateStore& s_;
   };
-  Result<void> transaction(const std::function<Result<void>(Tx&)>& fn,
-                           Durability durability = Durability::power_loss) EXCLUDES(mu_);
+  Result<void> transaction(const std::function<Result<void>(Tx&)>& fn, Durability durability = Durability::power_loss)
+      EXCLUDES(mu_);
 
   // The operation journal. Steps are committed with Durability::process_crash; the journal keeps
   // the last 1,000 finished operations (pruned in batches of 100).

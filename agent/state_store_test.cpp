@@ -158,9 +158,15 @@ struct SyncCounter {
   static File* of(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
 
   static int close(sqlite3_file* f) { return of(f)->inner()->pMethods->xClose(of(f)->inner()); }
-  static int read(sqlite3_file* f, void* b, int n, sqlite3_int64 o) { return of(f)->inner()->pMethods->xRead(of(f)->inner(), b, n, o); }
-  static int write(sqlite3_file* f, const void* b, int n, sqlite3_int64 o) { return of(f)->inner()->pMethods->xWrite(of(f)->inner(), b, n, o); }
-  static int truncate(sqlite3_file* f, sqlite3_int64 n) { return of(f)->inner()->pMethods->xTruncate(of(f)->inner(), n); }
+  static int read(sqlite3_file* f, void* b, int n, sqlite3_int64 o) {
+    return of(f)->inner()->pMethods->xRead(of(f)->inner(), b, n, o);
+  }
+  static int write(sqlite3_file* f, const void* b, int n, sqlite3_int64 o) {
+    return of(f)->inner()->pMethods->xWrite(of(f)->inner(), b, n, o);
+  }
+  static int truncate(sqlite3_file* f, sqlite3_int64 n) {
+    return of(f)->inner()->pMethods->xTruncate(of(f)->inner(), n);
+  }
   static int sync(sqlite3_file* f, int flags) {
     if (of(f)->wal) ++wal_syncs;
     return of(f)->inner()->pMethods->xSync(of(f)->inner(), flags);
@@ -168,19 +174,31 @@ struct SyncCounter {
   static int size(sqlite3_file* f, sqlite3_int64* n) { return of(f)->inner()->pMethods->xFileSize(of(f)->inner(), n); }
   static int lock(sqlite3_file* f, int l) { return of(f)->inner()->pMethods->xLock(of(f)->inner(), l); }
   static int unlock(sqlite3_file* f, int l) { return of(f)->inner()->pMethods->xUnlock(of(f)->inner(), l); }
-  static int reserved(sqlite3_file* f, int* r) { return of(f)->inner()->pMethods->xCheckReservedLock(of(f)->inner(), r); }
-  static int control(sqlite3_file* f, int op, void* a) { return of(f)->inner()->pMethods->xFileControl(of(f)->inner(), op, a); }
+  static int reserved(sqlite3_file* f, int* r) {
+    return of(f)->inner()->pMethods->xCheckReservedLock(of(f)->inner(), r);
+  }
+  static int control(sqlite3_file* f, int op, void* a) {
+    return of(f)->inner()->pMethods->xFileControl(of(f)->inner(), op, a);
+  }
   static int sector(sqlite3_file* f) { return of(f)->inner()->pMethods->xSectorSize(of(f)->inner()); }
   static int caps(sqlite3_file* f) { return of(f)->inner()->pMethods->xDeviceCharacteristics(of(f)->inner()); }
-  static int shm_map(sqlite3_file* f, int r, int s, int e, void volatile** p) { return of(f)->inner()->pMethods->xShmMap(of(f)->inner(), r, s, e, p); }
-  static int shm_lock(sqlite3_file* f, int o, int n, int fl) { return of(f)->inner()->pMethods->xShmLock(of(f)->inner(), o, n, fl); }
+  static int shm_map(sqlite3_file* f, int r, int s, int e, void volatile** p) {
+    return of(f)->inner()->pMethods->xShmMap(of(f)->inner(), r, s, e, p);
+  }
+  static int shm_lock(sqlite3_file* f, int o, int n, int fl) {
+    return of(f)->inner()->pMethods->xShmLock(of(f)->inner(), o, n, fl);
+  }
   static void shm_barrier(sqlite3_file* f) { of(f)->inner()->pMethods->xShmBarrier(of(f)->inner()); }
   static int shm_unmap(sqlite3_file* f, int d) { return of(f)->inner()->pMethods->xShmUnmap(of(f)->inner(), d); }
-  static int fetch(sqlite3_file* f, sqlite3_int64 o, int n, void** p) { return of(f)->inner()->pMethods->xFetch(of(f)->inner(), o, n, p); }
-  static int unfetch(sqlite3_file* f, sqlite3_int64 o, void* p) { return of(f)->inner()->pMethods->xUnfetch(of(f)->inner(), o, p); }
-  static inline const sqlite3_io_methods methods = {3, close, read, write, truncate, sync, size, lock, unlock, reserved,
-                                                    control, sector, caps, shm_map, shm_lock, shm_barrier, shm_unmap,
-                                                    fetch, unfetch};
+  static int fetch(sqlite3_file* f, sqlite3_int64 o, int n, void** p) {
+    return of(f)->inner()->pMethods->xFetch(of(f)->inner(), o, n, p);
+  }
+  static int unfetch(sqlite3_file* f, sqlite3_int64 o, void* p) {
+    return of(f)->inner()->pMethods->xUnfetch(of(f)->inner(), o, p);
+  }
+  static inline const sqlite3_io_methods methods = {3,        close,       read,      write,   truncate, sync, size,
+                                                    lock,     unlock,      reserved,  control, sector,   caps, shm_map,
+                                                    shm_lock, shm_barrier, shm_unmap, fetch,   unfetch};
 
   static int open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out) {
     File* file = of(f);
@@ -221,12 +239,13 @@ TEST_CASE("a change is synced to disk before it returns; an operation's steps ar
   REQUIRE(s->add_step(*op, R"({"do":{}})").ok());
   REQUIRE(s->add_step(*op, R"({"do":{}})").ok());
   CHECK(syncs() == 0);
-  REQUIRE(s->transaction([](StateStore::Tx& tx) { return tx.put("lease", "x", "{}"); }, Durability::process_crash).ok());
+  REQUIRE(
+      s->transaction([](StateStore::Tx& tx) { return tx.put("lease", "x", "{}"); }, Durability::process_crash).ok());
   CHECK(syncs() == 0);
   REQUIRE(s->transaction([&](StateStore::Tx& tx) -> Result<void> {
-    if (auto r = tx.put("lease", "x", R"({"state":"active"})"); !r) return r;
-    return tx.finish_operation(*op, OperationState::done);
-  }).ok());
+             if (auto r = tx.put("lease", "x", R"({"state":"active"})"); !r) return r;
+             return tx.finish_operation(*op, OperationState::done);
+           }).ok());
   CHECK(syncs() >= 1);
   REQUIRE(s->erase("lease", "x").ok());
   CHECK(syncs() >= 1);

@@ -21,8 +21,8 @@ TEST_CASE("a kernel uevent datagram as the kernel sends it") {
   CHECK(e->pci_function() == PciAddress::parse("0000:01:00.1"));
   CHECK(e->env.at("PCI_ID") == "1B36:0010");
   // format_uevent gives the same bytes back.
-  CHECK(format_uevent(*e) == d.substr(0, d.find("DRIVER=")) + "DRIVER=vfio-pci\0MODALIAS="s +
-                                 e->env.at("MODALIAS") + "\0PCI_CLASS=10802\0PCI_ID=1B36:0010\0PCI_SLOT_NAME=0000:01:00.1\0"
+  CHECK(format_uevent(*e) == d.substr(0, d.find("DRIVER=")) + "DRIVER=vfio-pci\0MODALIAS="s + e->env.at("MODALIAS") +
+                                 "\0PCI_CLASS=10802\0PCI_ID=1B36:0010\0PCI_SLOT_NAME=0000:01:00.1\0"
                                  "PCI_SUBSYS_ID=1AF4:1100\0SEQNUM=2291\0"s);
   auto again = parse_uevent(format_uevent(*e));
   REQUIRE(again.ok());
@@ -30,9 +30,10 @@ TEST_CASE("a kernel uevent datagram as the kernel sends it") {
 }
 
 TEST_CASE("a netdev's event names its PCI function through DEVPATH") {
-  auto e = parse_uevent("add@/devices/pci0000:00/0000:00:01.0/0000:17:00.0/net/ens1f0\0ACTION=add\0"
-                        "DEVPATH=/devices/pci0000:00/0000:00:01.0/0000:17:00.0/net/ens1f0\0SUBSYSTEM=net\0"
-                        "INTERFACE=ens1f0\0IFINDEX=7\0SEQNUM=5\0"s);
+  auto e = parse_uevent(
+      "add@/devices/pci0000:00/0000:00:01.0/0000:17:00.0/net/ens1f0\0ACTION=add\0"
+      "DEVPATH=/devices/pci0000:00/0000:00:01.0/0000:17:00.0/net/ens1f0\0SUBSYSTEM=net\0"
+      "INTERFACE=ens1f0\0IFINDEX=7\0SEQNUM=5\0"s);
   REQUIRE(e.ok());
   CHECK(e->subsystem == "net");
   CHECK(e->pci_function() == PciAddress::parse("0000:17:00.0"));
@@ -47,7 +48,7 @@ TEST_CASE("malformed datagrams are refused with the reason") {
     REQUIRE_FALSE(r.ok());
     return r.error().message;
   };
-  CHECK(msg("") .find("empty") != std::string::npos);
+  CHECK(msg("").find("empty") != std::string::npos);
   CHECK(msg("add/devices/x\0"s).find("ACTION@/DEVPATH") != std::string::npos);
   CHECK(msg("@/devices/x\0"s).find("ACTION@/DEVPATH") != std::string::npos);
   CHECK(msg("add@devices\0"s).find("ACTION@/DEVPATH") != std::string::npos);

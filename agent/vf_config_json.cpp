@@ -84,12 +84,14 @@ Result<VfConfig> vf_config_from_json(const json& j) {
       else if (v == "disable") c.link_state = LinkState::disable;
       else return invalid(k, "expected auto, enable or disable");
     } else {
-      return invalid(k, "unknown field; known: mac, vlan, qos, vlan_proto, max_tx_rate_mbps, min_tx_rate_mbps, "
-                        "spoofchk, trust, link_state");
+      return invalid(k,
+                     "unknown field; known: mac, vlan, qos, vlan_proto, max_tx_rate_mbps, min_tx_rate_mbps, "
+                     "spoofchk, trust, link_state");
     }
   }
   if (c.min_tx_rate_mbps && c.max_tx_rate_mbps && *c.max_tx_rate_mbps != 0 && *c.min_tx_rate_mbps > *c.max_tx_rate_mbps)
-    return invalid("min_tx_rate_mbps", "must not exceed max_tx_rate_mbps (" + std::to_string(*c.max_tx_rate_mbps) + ")");
+    return invalid("min_tx_rate_mbps",
+                   "must not exceed max_tx_rate_mbps (" + std::to_string(*c.max_tx_rate_mbps) + ")");
   return c;
 }
 

@@ -17,7 +17,6 @@ nlohmann::json vf_config_to_json(const VfConfig& c);
 // Every field optional; unknown fields and bad values are `invalid` errors naming the field.
 Result<VfConfig> vf_config_from_json(const nlohmann::json& j);
 
-
 // What a VF is reset to when it comes back: MAC zeroed, VLAN 0, rates 0, spoofchk on, trust
 // off, link auto.
 VfConfig clean_vf_config();

@@ -211,7 +211,8 @@ int main(int argc, char** argv) {
     }
   }
   double a = median(ours), b = median(theirs), c = median(batch);
-  std::printf("RESULT vfs=%u rounds=%d sriovd_ms=%.1f ip_ms=%.1f batch_ms=%.1f ratio=%.1f batch_ratio=%.2f verified=%s\n",
-              vfs, rounds, a, b, c, b / a, c / a, all_ok ? "yes" : "no");
+  std::printf(
+      "RESULT vfs=%u rounds=%d sriovd_ms=%.1f ip_ms=%.1f batch_ms=%.1f ratio=%.1f batch_ratio=%.2f verified=%s\n", vfs,
+      rounds, a, b, c, b / a, c / a, all_ok ? "yes" : "no");
   return all_ok ? 0 : 1;
 }

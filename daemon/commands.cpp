@@ -4,12 +4,12 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "daemon/daemon.h"
 #include "agent/host_model.h"
-#include "sim/sim_kernel.h"
+#include "daemon/daemon.h"
 #include "pci/names.h"
 #include "pci/sysfs.h"
 #include "rest/encode.h"
+#include "sim/sim_kernel.h"
 
 namespace sriovd::agent {
 

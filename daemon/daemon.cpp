@@ -1,42 +1,42 @@
 #include "daemon/daemon.h"
 
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
-#include <malloc.h>
-#include <unistd.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
-#include <cstring>
 #include <iostream>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "agent/agent.h"
 #include "agent/events.h"
-#include "daemon/config.h"
-#include "base/fd.h"
 #include "agent/host_model.h"
-#include "daemon/lease_virt.h"
 #include "agent/hotplug.h"
 #include "agent/state_store.h"
+#include "base/fd.h"
+#include "daemon/config.h"
+#include "daemon/lease_virt.h"
 #include "kernel/linux_kernel.h"
-#include "sim/sim_kernel.h"
 #include "pci/names.h"
 #include "pci/sysfs.h"
 #include "rest/api.h"
-#include "rest/encode.h"
 #include "rest/auth.h"
+#include "rest/encode.h"
 #include "rest/server.h"
 #include "schemas/openapi.h"
+#include "sim/sim_kernel.h"
 
 #ifndef SRIOVD_VERSION
 #define SRIOVD_VERSION "0.0.0"
@@ -72,7 +72,7 @@ class SdPriority : public spdlog::custom_flag_formatter {
 
 std::optional<spdlog::level::level_enum> parse_level(const std::string& name) {
   static const std::pair<const char*, spdlog::level::level_enum> levels[] = {
-      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
+      {"trace", spdlog::level::trace},  {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
       {"warning", spdlog::level::warn}, {"error", spdlog::level::err},   {"critical", spdlog::level::critical}};
   for (const auto& [n, l] : levels)
     if (name == n) return l;
@@ -136,8 +136,11 @@ Result<Config> effective_config(const DaemonOptions& o) {
   if (o.tls_key) c->tls.key = *o.tls_key;
   if (o.tls_client_ca) c->tls.client_ca = *o.tls_client_ca;
   if (!parse_level(c->log_level))
-    return Error::make(ErrorCode::invalid, "--log-level: '" + c->log_level + "' is not one of trace, debug, info, "
-                                           "warning, error, critical", "log_level");
+    return Error::make(ErrorCode::invalid,
+                       "--log-level: '" + c->log_level +
+                           "' is not one of trace, debug, info, "
+                           "warning, error, critical",
+                       "log_level");
   if (c->tls.cert.empty() != c->tls.key.empty())
     return Error::make(ErrorCode::invalid, "tls: a certificate needs its key and a key its certificate", "tls");
   if (!c->tls.client_ca.empty() && c->tls.cert.empty())
@@ -162,8 +165,7 @@ static void apply_declared_pools(Agent& agent, const HostModel& model, const nlo
     if (now && pool_to_json(*now) == pool_to_json(*spec)) continue;
     if (auto r = agent.create_pool(*spec, now != nullptr); !r)
       spdlog::error("{}: pool {} from the configuration refused: {}", when, spec->name, r.error().message);
-    else
-      spdlog::info("{}: pool {} {} from the configuration", when, spec->name, now ? "replaced" : "created");
+    else spdlog::info("{}: pool {} {} from the configuration", when, spec->name, now ? "replaced" : "created");
   }
 }
 
@@ -248,8 +250,12 @@ rest::ApiOptions wire_libvirt(Agent& agent, LeaseLibvirt& libvirt, const HostMod
   api_options.version = SRIOVD_VERSION;
   api_options.openapi_json = std::string(schemas::openapi_json());
   api_options.lease_xml = lease_device_xml;
-  api_options.attach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.attach(xml, at); };
-  api_options.detach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) { return libvirt.detach(xml, at); };
+  api_options.attach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) {
+    return libvirt.attach(xml, at);
+  };
+  api_options.detach = [&libvirt](const Lease&, const std::string& xml, const Attachment& at) {
+    return libvirt.detach(xml, at);
+  };
   // Releasing an attached lease detaches it first, with the XML it was attached with.
   agent.set_detacher([&libvirt, &model](const Lease& l) -> Result<void> {
     auto xml = lease_device_xml(l, *model.current());
@@ -315,8 +321,9 @@ void reload_config(const DaemonOptions& options, Config& running, rest::Authoriz
       running.auth.token_file = fresh->auth.token_file;
     }
   } else if (authorizer.has_tokens()) {
-    spdlog::error("SIGHUP: the configuration no longer names a token file; the tokens in force stay until a "
-                  "restart (which checks that the result is safe)");
+    spdlog::error(
+        "SIGHUP: the configuration no longer names a token file; the tokens in force stay until a "
+        "restart (which checks that the result is safe)");
   }
   if (fresh->pools != running.pools) {
     running.pools = fresh->pools;
@@ -402,11 +409,11 @@ void announce_ready(std::chrono::steady_clock::time_point t0, const Snapshot& sn
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::string where;
   for (const auto& a : server.bound()) where += (where.empty() ? "" : ", ") + a.to_string();
-  spdlog::info("ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}{}; "
-               "reconcile: {} recovered, {} applied, {} drift; listening on {}",
-               ms, snap.devices.size(), with_warnings, snap.groups.size(), sysfs_root,
-               sim ? " (simulated kernel)" : "", report.recovered.size(), report.applied.size(),
-               report.drift.size(), where);
+  spdlog::info(
+      "ready in {:.1f} ms: {} PCI functions ({} with warnings), {} IOMMU groups, sysfs root {}{}; "
+      "reconcile: {} recovered, {} applied, {} drift; listening on {}",
+      ms, snap.devices.size(), with_warnings, snap.groups.size(), sysfs_root, sim ? " (simulated kernel)" : "",
+      report.recovered.size(), report.applied.size(), report.drift.size(), where);
   sd_notifyf(0, "READY=1\nSTATUS=serving %zu PCI functions on %s", snap.devices.size(), where.c_str());
 }
 

@@ -37,7 +37,7 @@ struct DaemonOptions {
   std::string hotplug = "auto";
   // libvirt, for attaching leased devices to domains; connected on first use. Unset: the file's.
   std::optional<std::string> libvirt_uri;
-  bool verbose = false; // same as --log-level debug
+  bool verbose = false;  // same as --log-level debug
 };
 
 // The configuration the daemon runs with: the file (or defaults), then the flags on top.

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
     std::string sysfs_root = "/sys", pci_ids;
     bool pretty = false;
     auto* inventory = app.add_subcommand("inventory", "print the host's inventory as JSON and exit");
-    inventory->add_option("--sysfs-root", sysfs_root, "sysfs to read (a simulated host in tests)")->capture_default_str();
+    inventory->add_option("--sysfs-root", sysfs_root, "sysfs to read (a simulated host in tests)")
+        ->capture_default_str();
     inventory->add_option("--pci-ids", pci_ids, "pci.ids file for vendor and device names (default: libpci's)");
     inventory->add_flag("--pretty", pretty, "indent the JSON");
     auto* reboot = app.add_subcommand("simulate-reboot", "do to a simulated host what a reboot does, and exit");

@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
 
   auto add_common = [&](CLI::App* a) {
     a->add_option_function<std::string>(
-         "--sysfs-root", [&](const std::string& v) { sysfs_root = v, sysfs_given = true; },
-         "sysfs to read and change (a simulated host in tests) [default: /sys]");
+        "--sysfs-root", [&](const std::string& v) { sysfs_root = v, sysfs_given = true; },
+        "sysfs to read and change (a simulated host in tests) [default: /sys]");
     a->add_option("--pci-ids", opt.pci_ids, "pci.ids file for vendor and device names (default: libpci's)");
   };
   // Every daemon flag overrides the configuration file's value; see --config.
@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
     a->add_option("--token-file", opt.token_file, "bearer tokens, one 'name:token' a line (mode 0600 or 0640)");
     a->add_option("--tls-cert", opt.tls_cert, "PEM certificate for the tcp: listeners");
     a->add_option("--tls-key", opt.tls_key, "PEM private key of --tls-cert");
-    a->add_option("--tls-client-ca", opt.tls_client_ca, "PEM CA bundle: TLS clients must present a certificate it signed");
+    a->add_option("--tls-client-ca", opt.tls_client_ca,
+                  "PEM CA bundle: TLS clients must present a certificate it signed");
     a->add_flag("--sim", opt.sim, "simulate the kernel on --sysfs-root (a tree from sriovd-fakehost)");
     a->add_option("--libvirt-uri", opt.libvirt_uri,
                   "libvirt to attach leased devices through (connected on first use) [default: qemu:///system]");
@@ -56,8 +57,8 @@ int main(int argc, char** argv) {
   auto* reboot = app.add_subcommand("simulate-reboot", "do to a simulated host what a reboot does, and exit");
   reboot->add_option("--sysfs-root", sysfs_root, "the simulated host")->required();
 
-  auto* hotplug = app.add_subcommand("simulate-hotplug",
-                                     "hot-remove a function of a simulated host, or add it back, and exit");
+  auto* hotplug =
+      app.add_subcommand("simulate-hotplug", "hot-remove a function of a simulated host, or add it back, and exit");
   std::string hp_action, hp_address;
   hotplug->add_option("ACTION", hp_action, "remove or add")->required()->check(CLI::IsMember({"add", "remove"}));
   hotplug->add_option("ADDRESS", hp_address, "the PCI function, e.g. 0000:17:00.0")->required();

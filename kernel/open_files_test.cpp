@@ -27,7 +27,8 @@ void fake_process(const fs::path& proc, int pid, const std::string& comm, const 
 TEST_CASE("the processes holding a VFIO group are found by their fd links, in pid order") {
   sriovd::test::TempDir tmp;
   fs::path proc = tmp.path() / "proc";
-  fake_process(proc, 4242, "qemu-system-x86", {"/dev/null", "/dev/vfio/8", "/dev/vfio/vfio", "anon_inode:[vfio-device]"});
+  fake_process(proc, 4242, "qemu-system-x86",
+               {"/dev/null", "/dev/vfio/8", "/dev/vfio/vfio", "anon_inode:[vfio-device]"});
   fake_process(proc, 17, "libvirtd", {"/dev/vfio/8"});
   fake_process(proc, 99, "bash", {"/dev/vfio/9", "/dev/vfio/80"});
   fs::create_directories(proc / "self");  // not a pid: ignored

@@ -70,10 +70,10 @@ Bytes build_getroute_dump(uint8_t family = 0);
 // trailing bytes that are not an attribute, VF structs shorter than the kernel's, vf indices
 // that disagree inside one IFLA_VF_INFO, stats counters that are not 8 bytes.
 struct LinkMessage {
-  uint16_t type = 0;             // RTM_NEWLINK or RTM_DELLINK
+  uint16_t type = 0;  // RTM_NEWLINK or RTM_DELLINK
   int ifindex = 0;
-  std::string ifname;            // IFLA_IFNAME ("" if absent)
-  uint32_t flags = 0;            // ifi_flags (IFF_UP, IFF_LOWER_UP...)
+  std::string ifname;              // IFLA_IFNAME ("" if absent)
+  uint32_t flags = 0;              // ifi_flags (IFF_UP, IFF_LOWER_UP...)
   std::optional<uint32_t> num_vf;  // IFLA_NUM_VF (only with RTEXT_FILTER_VF, on devices with a parent)
   std::vector<VfInfo> vfs;
 };
@@ -138,6 +138,5 @@ Result<SetVfRequest> decode_set_vf(ByteView msg);
 // Splits one datagram into its messages (each span exactly nlmsg_len long). Errors: a header
 // that is truncated or whose nlmsg_len runs past the datagram or is shorter than a header.
 Result<std::vector<ByteView>> split_messages(ByteView datagram);
-
 
 }  // namespace sriovd::net

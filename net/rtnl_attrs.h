@@ -36,8 +36,7 @@ class Message {
       return bad(std::string(what) + ": nlmsg_len " + std::to_string(h.nlmsg_len) + " outside 16.." +
                  std::to_string(bytes.size()));
     if (h.nlmsg_len < MNL_NLMSG_HDRLEN + family_len)
-      return bad(std::string(what) + ": " + std::to_string(h.nlmsg_len) +
-                 " bytes, too short for its family header");
+      return bad(std::string(what) + ": " + std::to_string(h.nlmsg_len) + " bytes, too short for its family header");
     Message m;
     m.storage_.assign((h.nlmsg_len + 7) / 8 + 1, 0);
     std::memcpy(m.storage_.data(), bytes.data(), h.nlmsg_len);
@@ -52,9 +51,7 @@ class Message {
     return t;
   }
   // The attribute area, as mnl_attr_parse(nlh, family_len) sees it.
-  const char* attrs_begin() const {
-    return static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh(), family_len_));
-  }
+  const char* attrs_begin() const { return static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh(), family_len_)); }
   size_t attrs_len() const {
     auto tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh()));
     return tail > attrs_begin() ? static_cast<size_t>(tail - attrs_begin()) : 0;
@@ -119,10 +116,10 @@ Result<void> expect_type(const Message& m, std::initializer_list<uint16_t> types
 
 }  // namespace sriovd::net::detail
 
-#define TRY(expr)                                  \
-  do {                                             \
-    auto _r = (expr);                              \
-    if (!_r) return std::move(_r).error();         \
+#define TRY(expr)                          \
+  do {                                     \
+    auto _r = (expr);                      \
+    if (!_r) return std::move(_r).error(); \
   } while (0)
 
 #define TRY_ASSIGN(var, expr)                      \

@@ -61,8 +61,8 @@ TEST_CASE("RTM_GETADDR and RTM_GETROUTE dumps") {
   CHECK(nlh->nlmsg_flags == (NLM_F_REQUEST | NLM_F_DUMP));
   CHECK(nlh->nlmsg_len == MNL_NLMSG_HDRLEN + sizeof(ifaddrmsg));
   CHECK(static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh))->ifa_family == AF_UNSPEC);
-  CHECK(static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(
-            reinterpret_cast<const nlmsghdr*>(build_getaddr_dump(AF_INET6).data())))
+  CHECK(static_cast<const ifaddrmsg*>(
+            mnl_nlmsg_get_payload(reinterpret_cast<const nlmsghdr*>(build_getaddr_dump(AF_INET6).data())))
             ->ifa_family == AF_INET6);
 
   Bytes route = build_getroute_dump(AF_INET);

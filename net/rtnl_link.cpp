@@ -108,20 +108,20 @@ Result<VfInfo> decode_vf_info(const nlattr* nest, const std::string& what) {
       }
       case IFLA_VF_SPOOFCHK: {
         TRY_ASSIGN(s, vf_struct<ifla_vf_spoofchk>(a, vf, what, "IFLA_VF_SPOOFCHK"));
-        if (s.setting == kNoReport) c.spoofchk.reset(); else c.spoofchk = s.setting != 0;
+        if (s.setting == kNoReport) c.spoofchk.reset();
+        else c.spoofchk = s.setting != 0;
         break;
       }
       case IFLA_VF_TRUST: {
         TRY_ASSIGN(s, vf_struct<ifla_vf_trust>(a, vf, what, "IFLA_VF_TRUST"));
-        if (s.setting == kNoReport) c.trust.reset(); else c.trust = s.setting != 0;
+        if (s.setting == kNoReport) c.trust.reset();
+        else c.trust = s.setting != 0;
         break;
       }
       case IFLA_VF_LINK_STATE: {
         TRY_ASSIGN(s, vf_struct<ifla_vf_link_state>(a, vf, what, "IFLA_VF_LINK_STATE"));
-        if (s.link_state <= IFLA_VF_LINK_STATE_DISABLE)
-          c.link_state = static_cast<LinkState>(s.link_state);
-        else
-          c.link_state.reset();
+        if (s.link_state <= IFLA_VF_LINK_STATE_DISABLE) c.link_state = static_cast<LinkState>(s.link_state);
+        else c.link_state.reset();
         break;
       }
       case IFLA_VF_STATS: {
@@ -205,10 +205,14 @@ Result<SetVfRequest> decode_set_vf(ByteView bytes) {
   for (const nlattr* a : vattrs) {
     uint16_t t = mnl_attr_get_type(a);
     switch (t) {
-      case IFLA_VF_MAC: case IFLA_VF_VLAN: case IFLA_VF_TX_RATE: case IFLA_VF_SPOOFCHK:
-      case IFLA_VF_LINK_STATE: case IFLA_VF_RATE: case IFLA_VF_TRUST: case IFLA_VF_VLAN_LIST:
-        tb[t] = a;
-        break;
+      case IFLA_VF_MAC:
+      case IFLA_VF_VLAN:
+      case IFLA_VF_TX_RATE:
+      case IFLA_VF_SPOOFCHK:
+      case IFLA_VF_LINK_STATE:
+      case IFLA_VF_RATE:
+      case IFLA_VF_TRUST:
+      case IFLA_VF_VLAN_LIST: tb[t] = a; break;
       default: return invalid(what + ": VF attribute " + std::to_string(t) + " is not one VfConfig expresses");
     }
   }

@@ -65,11 +65,11 @@ TEST_CASE("NLMSG_ERROR: ACKs, errnos and extended-ack text") {
   }
   SUBCASE("a real byte sequence: EPERM, capped, \"Operation not permitted\" (hand-written)") {
     const uint8_t bytes[] = {
-        0x34, 0, 0, 0,  0x02, 0,  0x00, 0x03,  1, 0, 0, 0,  0x10, 0x20, 0, 0,  // hdr, flags CAPPED|ACK_TLVS
-        0xff, 0xff, 0xff, 0xff,                                              // error = -1 (EPERM)
-        0x20, 0, 0, 0,  0x13, 0,  0x05, 0,  1, 0, 0, 0,  0, 0, 0, 0,         // echoed RTM_SETLINK header
-        0x08, 0, 0x01, 0,  'n', 'o', '!', 0,                                 // NLMSGERR_ATTR_MSG "no!"
-        0x08, 0, 0x02, 0,  0x14, 0, 0, 0,                                    // NLMSGERR_ATTR_OFFS 20
+        0x34, 0,    0,    0,    0x02, 0,   0x00, 0x03, 1, 0, 0, 0, 0x10, 0x20, 0, 0,  // hdr, flags CAPPED|ACK_TLVS
+        0xff, 0xff, 0xff, 0xff,                                                       // error = -1 (EPERM)
+        0x20, 0,    0,    0,    0x13, 0,   0x05, 0,    1, 0, 0, 0, 0,    0,    0, 0,  // echoed RTM_SETLINK header
+        0x08, 0,    0x01, 0,    'n',  'o', '!',  0,                                   // NLMSGERR_ATTR_MSG "no!"
+        0x08, 0,    0x02, 0,    0x14, 0,   0,    0,                                   // NLMSGERR_ATTR_OFFS 20
     };
     auto r = decode_error(ByteView(bytes, sizeof bytes));
     REQUIRE_MESSAGE(r, why(r));

@@ -136,8 +136,8 @@ Result<std::vector<Bytes>> RtnlSocket::transact(Bytes request) {
     // The kernel marks a dump NLM_F_DUMP_INTR when the table changed while it was being read:
     // what we hold may miss or duplicate entries. Read it again.
     if (!dump || attempt >= kDumpAttempts)
-      return Error::sys(EAGAIN, request_name(h.nlmsg_type) + ": dump interrupted by changes " +
-                                    std::to_string(attempt) + " times");
+      return Error::sys(
+          EAGAIN, request_name(h.nlmsg_type) + ": dump interrupted by changes " + std::to_string(attempt) + " times");
   }
 }
 
@@ -151,8 +151,7 @@ Result<std::vector<Bytes>> RtnlSocket::transact_once(Bytes& request, bool& inter
   const bool dump = (h.nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
   const bool ack = (h.nlmsg_flags & NLM_F_ACK) != 0;
 
-  if (mnl_socket_sendto(sock_.get(), request.data(), request.size()) < 0)
-    return Error::sys(errno, "sending " + name);
+  if (mnl_socket_sendto(sock_.get(), request.data(), request.size()) < 0) return Error::sys(errno, "sending " + name);
 
   const auto deadline = Clock::now() + timeout_;
   std::vector<Bytes> replies;

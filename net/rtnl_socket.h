@@ -68,7 +68,7 @@ class RtnlSocket {
   uint32_t seq_ = 0;
   std::chrono::milliseconds timeout_ = kDefaultTimeout;
   bool incomplete_ = false;  // the last answer was not read to its end
-  Bytes buf_;  // receive buffer, grown to the largest datagram seen
+  Bytes buf_;                // receive buffer, grown to the largest datagram seen
 };
 
 }  // namespace sriovd::net

@@ -92,7 +92,8 @@ TEST_CASE("kernel errors carry the errno and the extended-ack text") {
   REQUIRE_FALSE(policy);
   MESSAGE("kernel said: ", policy.error().message);
   CHECK(policy.error().errnum != 0);
-  CHECK(policy.error().message.size() > std::string("RTM_GETLINK: ").size() + std::strlen(std::strerror(policy.error().errnum)));
+  CHECK(policy.error().message.size() >
+        std::string("RTM_GETLINK: ").size() + std::strlen(std::strerror(policy.error().errnum)));
 
   // The socket still answers afterwards.
   CHECK(s.transact(*build_getlink(std::string_view("lo"), 0)));

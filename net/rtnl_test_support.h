@@ -35,7 +35,9 @@ class Msg {
     nlh_->nlmsg_seq = seq;
   }
   template <class T>
-  T* extra() { return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T))); }
+  T* extra() {
+    return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T)));
+  }
   void* extra_bytes(size_t n) { return mnl_nlmsg_put_extra_header(nlh_, n); }
   template <class T>
   Msg& put(uint16_t type, const T& v) {
@@ -46,11 +48,23 @@ class Msg {
     mnl_attr_put(nlh_, type, n, p);
     return *this;
   }
-  Msg& u32(uint16_t type, uint32_t v) { mnl_attr_put_u32(nlh_, type, v); return *this; }
-  Msg& u64(uint16_t type, uint64_t v) { mnl_attr_put_u64(nlh_, type, v); return *this; }
-  Msg& strz(uint16_t type, const char* s) { mnl_attr_put_strz(nlh_, type, s); return *this; }
+  Msg& u32(uint16_t type, uint32_t v) {
+    mnl_attr_put_u32(nlh_, type, v);
+    return *this;
+  }
+  Msg& u64(uint16_t type, uint64_t v) {
+    mnl_attr_put_u64(nlh_, type, v);
+    return *this;
+  }
+  Msg& strz(uint16_t type, const char* s) {
+    mnl_attr_put_strz(nlh_, type, s);
+    return *this;
+  }
   nlattr* nest(uint16_t type) { return mnl_attr_nest_start(nlh_, type); }
-  Msg& end(nlattr* n) { mnl_attr_nest_end(nlh_, n); return *this; }
+  Msg& end(nlattr* n) {
+    mnl_attr_nest_end(nlh_, n);
+    return *this;
+  }
   nlmsghdr* nlh() { return nlh_; }
   Bytes bytes() const { return Bytes(buf_.begin(), buf_.begin() + nlh_->nlmsg_len); }
 
@@ -63,23 +77,25 @@ class Msg {
 inline std::vector<const nlattr*> attrs(const Bytes& b, size_t family_len) {
   std::vector<const nlattr*> out;
   auto nlh = reinterpret_cast<const nlmsghdr*>(b.data());
-  mnl_attr_parse(nlh, static_cast<unsigned>(family_len),
-                 [](const nlattr* a, void* d) {
-                   static_cast<std::vector<const nlattr*>*>(d)->push_back(a);
-                   return MNL_CB_OK;
-                 },
-                 &out);
+  mnl_attr_parse(
+      nlh, static_cast<unsigned>(family_len),
+      [](const nlattr* a, void* d) {
+        static_cast<std::vector<const nlattr*>*>(d)->push_back(a);
+        return MNL_CB_OK;
+      },
+      &out);
   return out;
 }
 
 inline std::vector<const nlattr*> children(const nlattr* nest) {
   std::vector<const nlattr*> out;
-  mnl_attr_parse_nested(nest,
-                        [](const nlattr* a, void* d) {
-                          static_cast<std::vector<const nlattr*>*>(d)->push_back(a);
-                          return MNL_CB_OK;
-                        },
-                        &out);
+  mnl_attr_parse_nested(
+      nest,
+      [](const nlattr* a, void* d) {
+        static_cast<std::vector<const nlattr*>*>(d)->push_back(a);
+        return MNL_CB_OK;
+      },
+      &out);
   return out;
 }
 
@@ -88,7 +104,7 @@ inline const MacAddress kMac{0x02, 0x00, 0x00, 0x00, 0x03, 0x03};
 // One IFLA_VF_INFO as rtnl_fill_vfinfo() writes it (6.1): MAC, BROADCAST, VLAN, RATE, TX_RATE,
 // SPOOFCHK, LINK_STATE, RSS_QUERY_EN, TRUST, VLAN_LIST, STATS (with PAD attributes).
 inline void put_kernel_vf(Msg& m, uint32_t vf, uint32_t vlan, uint32_t qos, uint16_t proto, uint32_t spoofchk,
-                   uint32_t trust, bool stats = true) {
+                          uint32_t trust, bool stats = true) {
   nlattr* info = m.nest(IFLA_VF_INFO);
   ifla_vf_mac mac{};
   mac.vf = vf;

@@ -30,13 +30,13 @@ std::optional<std::string> parse_driver_override(std::string_view s);
 
 // What one read of a PCI device's `uevent` gives. Fields are absent when their line is.
 struct Uevent {
-  std::optional<std::string> driver;     // DRIVER=ice (only while bound)
-  std::optional<uint32_t> pci_class;     // PCI_CLASS=20000 (hex)
-  std::optional<uint16_t> vendor_id;     // PCI_ID=8086:1593
+  std::optional<std::string> driver;  // DRIVER=ice (only while bound)
+  std::optional<uint32_t> pci_class;  // PCI_CLASS=20000 (hex)
+  std::optional<uint16_t> vendor_id;  // PCI_ID=8086:1593
   std::optional<uint16_t> device_id;
   std::optional<uint16_t> subsystem_vendor_id;  // PCI_SUBSYS_ID=8086:0002
   std::optional<uint16_t> subsystem_device_id;
-  std::optional<PciAddress> slot;        // PCI_SLOT_NAME=0000:17:00.0
+  std::optional<PciAddress> slot;  // PCI_SLOT_NAME=0000:17:00.0
 };
 Uevent parse_uevent(std::string_view text);
 

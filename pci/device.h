@@ -27,15 +27,15 @@ struct Device {
   std::optional<uint16_t> device_id;
   std::optional<uint16_t> subsystem_vendor_id;
   std::optional<uint16_t> subsystem_device_id;
-  std::optional<uint32_t> class_id;       // 24 bits: base class, subclass, prog-if
+  std::optional<uint32_t> class_id;  // 24 bits: base class, subclass, prog-if
   std::optional<std::string> driver;
   std::optional<int> iommu_group;
-  std::optional<int> numa_node;           // nullopt when the kernel says -1
-  std::vector<std::string> netdevs;       // sorted
-  std::optional<PciAddress> physfn;       // set on VFs
-  std::optional<int> vf_index;            // set on VFs whose index could be derived
-  std::optional<SriovInfo> sriov;         // set on PFs
-  std::vector<std::string> warnings;      // what could not be read, one line each
+  std::optional<int> numa_node;       // nullopt when the kernel says -1
+  std::vector<std::string> netdevs;   // sorted
+  std::optional<PciAddress> physfn;   // set on VFs
+  std::optional<int> vf_index;        // set on VFs whose index could be derived
+  std::optional<SriovInfo> sriov;     // set on PFs
+  std::vector<std::string> warnings;  // what could not be read, one line each
 
   bool is_bridge() const { return class_id && (*class_id >> 8) == 0x0604; }
   bool is_vf() const { return physfn.has_value(); }

@@ -56,9 +56,7 @@ class DeviceReader {
   }
 
  private:
-  void warn(const char* what, const std::string& why) {
-    dev_.warnings.push_back(std::string(what) + ": " + why);
-  }
+  void warn(const char* what, const std::string& why) { dev_.warnings.push_back(std::string(what) + ": " + why); }
 
   // Returns the attribute's text, or nullopt with a warning when it is `required` and absent.
   std::optional<std::string_view> attr(const char* name, bool required) {
@@ -90,7 +88,8 @@ class DeviceReader {
     } else {
       warn("uevent", n == -ENOENT ? "missing" : "unreadable (" + describe(n) + ")");
     }
-    if (u.slot && *u.slot != dev_.address) warn("uevent", "PCI_SLOT_NAME " + u.slot->to_string() + " differs from the directory name");
+    if (u.slot && *u.slot != dev_.address)
+      warn("uevent", "PCI_SLOT_NAME " + u.slot->to_string() + " differs from the directory name");
     // Fall back to the single-value attributes for whatever uevent did not give.
     if (u.vendor_id && u.device_id) {
       dev_.vendor_id = u.vendor_id;

@@ -30,9 +30,7 @@ const Device* find(const Inventory& inv, const char* address) {
 }
 
 // The device directory a bus/pci/devices link points to.
-fs::path devdir(const fs::path& root, const char* address) {
-  return fs::canonical(root / "bus/pci/devices" / address);
-}
+fs::path devdir(const fs::path& root, const char* address) { return fs::canonical(root / "bus/pci/devices" / address); }
 
 bool has_warning(const Device& d, const std::string& prefix) {
   for (const auto& w : d.warnings)

@@ -8,13 +8,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "agent/vf_config_json.h"
 #include "pci/decode.h"
 #include "rest/body.h"
 #include "rest/encode.h"
 #include "rest/problem.h"
 #include "rest/responses.h"
 #include "rest/sse.h"
-#include "agent/vf_config_json.h"
 
 namespace sriovd::rest {
 
@@ -22,7 +22,7 @@ using nlohmann::json;
 
 struct Api::Rendered {
   uint64_t generation = 0;
-  std::vector<std::string> devices;  // parallel to Snapshot::devices
+  std::vector<std::string> devices;   // parallel to Snapshot::devices
   std::map<int, std::string> groups;  // by group number
 };
 
@@ -92,8 +92,8 @@ struct DeviceFilter {
   std::optional<uint16_t> vendor_id;
   std::optional<std::string> driver;  // "none": unbound
   std::optional<PciAddress> physfn;
-  std::optional<int> numa_node;       // -1: none
-  std::string class_prefix;           // 2, 4 or 6 hex digits, lower case
+  std::optional<int> numa_node;  // -1: none
+  std::string class_prefix;      // 2, 4 or 6 hex digits, lower case
 
   bool matches(const pci::Device& d) const {
     if (vendor_id && d.vendor_id != vendor_id) return false;
@@ -290,17 +290,20 @@ Response Api::event_stream(const RouteCall& call) const {
   };
   for (const auto& [k, v] : req.query) {
     if (k != "since")
-      return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter; known: since", req.path, k);
+      return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter; known: since", req.path,
+                     k);
     cursor = parse_id(v);
     if (!cursor)
-      return problem(ErrorCode::bad_request, "query parameter 'since': expected an event id (a decimal number), got '" +
-                                             v + "'", req.path, "since");
+      return problem(ErrorCode::bad_request,
+                     "query parameter 'since': expected an event id (a decimal number), got '" + v + "'", req.path,
+                     "since");
   }
   if (const std::string* h = req.header("last-event-id"); h && !h->empty()) {
     cursor = parse_id(*h);
     if (!cursor)
-      return problem(ErrorCode::bad_request, "header Last-Event-ID: expected an event id (a decimal number), got '" + *h +
-                                             "'", req.path, "Last-Event-ID");
+      return problem(ErrorCode::bad_request,
+                     "header Last-Event-ID: expected an event id (a decimal number), got '" + *h + "'", req.path,
+                     "Last-Event-ID");
   }
   if (open_streams_->fetch_add(1, std::memory_order_acq_rel) >= options_.max_event_streams) {
     open_streams_->fetch_sub(1, std::memory_order_acq_rel);
@@ -376,9 +379,11 @@ Response Api::get_device(const RouteCall& call) const {
   const agent::Snapshot& s = *call.snap;
   auto a = PciAddress::parse(address);
   if (!a)
-    return problem(ErrorCode::bad_request, "'" + address + "' is not a PCI address like 0000:17:00.0", req.path, "address");
+    return problem(ErrorCode::bad_request, "'" + address + "' is not a PCI address like 0000:17:00.0", req.path,
+                   "address");
   auto it = s.index.find(*a);
-  if (it == s.index.end()) return problem(ErrorCode::not_found, "no PCI device " + a->to_string() + " on this host", req.path);
+  if (it == s.index.end())
+    return problem(ErrorCode::not_found, "no PCI device " + a->to_string() + " on this host", req.path);
   return json_response(rendered(call.snap)->devices[it->second]);
 }
 

@@ -11,12 +11,12 @@
 
 #include "agent/agent.h"
 #include "agent/host_model.h"
-#include "sim/sim_kernel.h"
 #include "rest/api.h"
 #include "rest/auth.h"
 #include "rest/problem.h"
 #include "schemas/openapi.h"
 #include "schemas/validator.h"
+#include "sim/sim_kernel.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/requirements.h"
 #include "tests/support/temp_dir.h"
@@ -135,11 +135,8 @@ TEST_CASE("filters combine, and a bad filter is a 400 naming the parameter") {
   for (const auto& [pf, n] : vfs_of) CHECK(count({{"physfn", pf.to_string()}}) == n);
   CHECK(count({{"vendor_id", "8086"}, {"numa_node", "1"}, {"class_id", "02"}}) <= intel);
 
-  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{{"vendor_id", "80866"},
-                                                                      {"numa_node", "one"},
-                                                                      {"physfn", "17:00"},
-                                                                      {"class_id", "0"},
-                                                                      {"colour", "blue"}}) {
+  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"vendor_id", "80866"}, {"numa_node", "one"}, {"physfn", "17:00"}, {"class_id", "0"}, {"colour", "blue"}}) {
     auto p = problem(f.get("/v1/devices", {{k, v}}), 400);
     CHECK(p["field"] == k);
     CHECK(p["detail"].get<std::string>().find(k) != std::string::npos);
@@ -258,10 +255,14 @@ TEST_CASE("problem statuses, types and titles come from one table") {
     int status;
     const char* type;
   };
-  const Row rows[] = {{ErrorCode::bad_request, 400, "bad-request"}, {ErrorCode::invalid, 422, "invalid"},
-                      {ErrorCode::not_found, 404, "not-found"},     {ErrorCode::conflict, 409, "conflict"},
-                      {ErrorCode::unavailable, 503, "unavailable"}, {ErrorCode::unsupported, 501, "unsupported"},
-                      {ErrorCode::io, 500, "io"},                   {ErrorCode::internal, 500, "internal"}};
+  const Row rows[] = {{ErrorCode::bad_request, 400, "bad-request"},
+                      {ErrorCode::invalid, 422, "invalid"},
+                      {ErrorCode::not_found, 404, "not-found"},
+                      {ErrorCode::conflict, 409, "conflict"},
+                      {ErrorCode::unavailable, 503, "unavailable"},
+                      {ErrorCode::unsupported, 501, "unsupported"},
+                      {ErrorCode::io, 500, "io"},
+                      {ErrorCode::internal, 500, "internal"}};
   for (const auto& row : rows) {
     CHECK(rest::http_status(row.code) == row.status);
     auto r = rest::problem(Error::make(row.code, "detail", "field"), "/v1/x");

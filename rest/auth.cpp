@@ -45,8 +45,8 @@ std::string octal(unsigned mode) {
 
 Response unauthorized(const Request& req, const std::string& detail, bool invalid_token) {
   Response r = problem(HttpRefusal::unauthorized, detail, req.path);
-  r.headers.emplace_back("WWW-Authenticate",
-                         invalid_token ? R"(Bearer realm="sriovd", error="invalid_token")" : R"(Bearer realm="sriovd")");
+  r.headers.emplace_back("WWW-Authenticate", invalid_token ? R"(Bearer realm="sriovd", error="invalid_token")"
+                                                           : R"(Bearer realm="sriovd")");
   return r;
 }
 
@@ -98,16 +98,18 @@ Result<TokenSet> TokenSet::parse(std::string_view text, const std::string& origi
 Result<TokenSet> TokenSet::load(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return Error::sys(errno, "token file " + path);
-  if (!S_ISREG(st.st_mode)) return Error::make(ErrorCode::invalid, "token file " + path + " is not a regular file", "token_file");
+  if (!S_ISREG(st.st_mode))
+    return Error::make(ErrorCode::invalid, "token file " + path + " is not a regular file", "token_file");
   if (st.st_mode & 0007)
     return Error::make(ErrorCode::invalid,
                        "token file " + path + " is accessible to every user (mode " + octal(st.st_mode) +
                            "); chmod 0600 (or 0640 for a group) it",
                        "token_file");
   if (st.st_mode & 0020)
-    return Error::make(ErrorCode::invalid,
-                       "token file " + path + " is writable by its group (mode " + octal(st.st_mode) + "); chmod g-w it",
-                       "token_file");
+    return Error::make(
+        ErrorCode::invalid,
+        "token file " + path + " is writable by its group (mode " + octal(st.st_mode) + "); chmod g-w it",
+        "token_file");
   if (st.st_uid != 0 && st.st_uid != ::geteuid())
     return Error::make(ErrorCode::invalid,
                        "token file " + path + " belongs to uid " + std::to_string(st.st_uid) +
@@ -147,7 +149,8 @@ bool is_loopback_host(const std::string& host) {
 
 AuthDecision Authorizer::check(const Request& req) const {
   AuthDecision d;
-  std::string via = req.transport == Request::Transport::tls && !req.tls_client.empty() ? " cert:" + req.tls_client : "";
+  std::string via =
+      req.transport == Request::Transport::tls && !req.tls_client.empty() ? " cert:" + req.tls_client : "";
   if (req.transport == Request::Transport::unix_socket) {
     d.who = req.peer;
     return d;

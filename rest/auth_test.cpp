@@ -159,7 +159,8 @@ TEST_CASE("start-up refuses insecure deployments and says why") {
   CHECK(check_deployment({sock, lo}, false, false, "").ok());
   auto plain = check_deployment({sock, any}, false, true, "");
   REQUIRE_FALSE(plain.ok());
-  CHECK(plain.error().message.find("tcp:0.0.0.0:8443 is reachable from other hosts but has no TLS") != std::string::npos);
+  CHECK(plain.error().message.find("tcp:0.0.0.0:8443 is reachable from other hosts but has no TLS") !=
+        std::string::npos);
   auto no_token = check_deployment({any}, true, false, key);
   REQUIRE_FALSE(no_token.ok());
   CHECK(no_token.error().message.find("TLS without a token file") != std::string::npos);

@@ -13,7 +13,8 @@ JsonBody read_json_body(const Request& req, const std::string& schema, bool opti
   }
   const std::string* ct = req.header("content-type");
   if (ct && ct->find("json") == std::string::npos) {
-    out.problem = problem(HttpRefusal::unsupported_media_type, "the body must be application/json, not " + *ct, req.path);
+    out.problem =
+        problem(HttpRefusal::unsupported_media_type, "the body must be application/json, not " + *ct, req.path);
     return out;
   }
   out.json = nlohmann::json::parse(req.body, nullptr, false);

@@ -63,7 +63,8 @@ std::string encode_device(const agent::DeviceView& v) {
   w.key("subsystem_device_id");
   hex4_or_null(d.subsystem_device_id);
   w.key("class_id");
-  if (d.class_id) w.value(hex6(*d.class_id)); else w.null();
+  if (d.class_id) w.value(hex6(*d.class_id));
+  else w.null();
   w.key("vendor").optional(v.vendor_name);
   w.key("device").optional(v.device_name);
   w.key("driver").optional(d.driver);
@@ -71,7 +72,8 @@ std::string encode_device(const agent::DeviceView& v) {
   w.key("numa_node").optional(d.numa_node);
   w.key("netdevs").strings(d.netdevs);
   w.key("physfn");
-  if (d.physfn) w.value(d.physfn->to_string()); else w.null();
+  if (d.physfn) w.value(d.physfn->to_string());
+  else w.null();
   w.key("vf_index").optional(d.vf_index);
   w.key("sriov");
   if (d.sriov) {
@@ -86,7 +88,8 @@ std::string encode_device(const agent::DeviceView& v) {
     w.null();
   }
   w.key("vf_config");
-  if (v.vf_config) w.raw(agent::vf_config_to_json(*v.vf_config).dump()); else w.null();
+  if (v.vf_config) w.raw(agent::vf_config_to_json(*v.vf_config).dump());
+  else w.null();
   w.key("lease").optional(v.lease);
   w.key("warnings").strings(d.warnings);
   w.end_object();

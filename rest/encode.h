@@ -8,8 +8,8 @@
 
 namespace sriovd::rest {
 
-std::string hex4(uint16_t v);    // "8086"
-std::string hex6(uint32_t v);    // "020000"
+std::string hex4(uint16_t v);  // "8086"
+std::string hex6(uint32_t v);  // "020000"
 
 // "pf", "vf", "bridge" or "function".
 const char* device_kind(const pci::Device& d);

@@ -16,9 +16,9 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::map<std::string, std::string> headers;              // lower-case names
   std::string body;
-  std::string peer;                                        // "unix:uid=0,pid=123" or "tcp:127.0.0.1:5555"
+  std::string peer;  // "unix:uid=0,pid=123" or "tcp:127.0.0.1:5555"
   enum class Transport { unix_socket, tcp, tls } transport = Transport::tcp;
-  std::string tls_client;                                  // TLS client certificate's subject CN, if any
+  std::string tls_client;  // TLS client certificate's subject CN, if any
 
   const std::string* header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -40,9 +40,9 @@ class BodyStream {
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
-  std::string body;                     // ignored when `stream` is set
+  std::string body;  // ignored when `stream` is set
   std::vector<std::pair<std::string, std::string>> headers;
-  std::shared_ptr<BodyStream> stream;   // set: a streamed (chunked) body instead of `body`
+  std::shared_ptr<BodyStream> stream;  // set: a streamed (chunked) body instead of `body`
 };
 
 }  // namespace sriovd::rest

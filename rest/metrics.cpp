@@ -50,18 +50,15 @@ std::string Metrics::render(const agent::Snapshot& snap,
                             const std::function<Result<std::vector<VfInfo>>(const std::string&)>& vf_stats,
                             const std::function<void(prometheus::Registry&)>& extra) const {
   prometheus::Registry now;
-  auto& devices = prometheus::BuildGauge()
-                      .Name("sriovd_devices")
-                      .Help("PCI functions on the host, by kind (pf, vf, bridge, function) and bound driver (none: unbound).")
-                      .Register(now);
-  auto& vfs_total = prometheus::BuildGauge()
-                        .Name("sriovd_pf_total_vfs")
-                        .Help("VFs a PF can have (sriov_totalvfs).")
-                        .Register(now);
-  auto& vfs_enabled = prometheus::BuildGauge()
-                          .Name("sriovd_pf_enabled_vfs")
-                          .Help("VFs a PF has enabled (sriov_numvfs).")
-                          .Register(now);
+  auto& devices =
+      prometheus::BuildGauge()
+          .Name("sriovd_devices")
+          .Help("PCI functions on the host, by kind (pf, vf, bridge, function) and bound driver (none: unbound).")
+          .Register(now);
+  auto& vfs_total =
+      prometheus::BuildGauge().Name("sriovd_pf_total_vfs").Help("VFs a PF can have (sriov_totalvfs).").Register(now);
+  auto& vfs_enabled =
+      prometheus::BuildGauge().Name("sriovd_pf_enabled_vfs").Help("VFs a PF has enabled (sriov_numvfs).").Register(now);
   auto& groups = prometheus::BuildGauge()
                      .Name("sriovd_iommu_groups")
                      .Help("IOMMU groups, by whether they can be passed through (viable).")
@@ -126,7 +123,8 @@ std::string Metrics::render(const agent::Snapshot& snap,
             {"pf", pf.netdevs.front()},
             {"vf", std::to_string(info.index)},
             {"address", vf ? vf->address.to_string() : ""},
-            {"numa_node", vf && vf->numa_node ? std::to_string(*vf->numa_node) : (pf.numa_node ? std::to_string(*pf.numa_node) : "-1")}};
+            {"numa_node", vf && vf->numa_node ? std::to_string(*vf->numa_node)
+                                              : (pf.numa_node ? std::to_string(*pf.numa_node) : "-1")}};
         for (size_t i = 0; i < std::size(stats); ++i)
           fams[i]->Add(labels).Set(static_cast<double>((*info.stats).*stats[i].field));
       }

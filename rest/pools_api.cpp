@@ -85,14 +85,13 @@ Result<agent::Attachment> detachment(const agent::Lease& lease, const json& body
 
 void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
   if (!snap.book) return;
-  auto& pool_devices = prometheus::BuildGauge()
-                           .Name("sriovd_pool_devices")
-                           .Help("Members of a pool by state: free (healthy, not leased), leased, unhealthy (not leased).")
-                           .Register(reg);
-  auto& pf_leased = prometheus::BuildGauge()
-                        .Name("sriovd_pf_leased_vfs")
-                        .Help("VFs of a PF that are leased.")
-                        .Register(reg);
+  auto& pool_devices =
+      prometheus::BuildGauge()
+          .Name("sriovd_pool_devices")
+          .Help("Members of a pool by state: free (healthy, not leased), leased, unhealthy (not leased).")
+          .Register(reg);
+  auto& pf_leased =
+      prometheus::BuildGauge().Name("sriovd_pf_leased_vfs").Help("VFs of a PF that are leased.").Register(reg);
   auto& leases = prometheus::BuildGauge().Name("sriovd_leases").Help("Leases by state.").Register(reg);
   for (const auto& p : snap.book->pools) {
     double free = 0, leased = 0, unhealthy = 0;
@@ -117,7 +116,8 @@ void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
     if (!v.device.sriov) continue;
     auto it = per_pf.find(v.device.address);
     pf_leased
-        .Add({{"pf", v.device.address.to_string()}, {"netdev", v.device.netdevs.empty() ? "" : v.device.netdevs.front()}})
+        .Add({{"pf", v.device.address.to_string()},
+              {"netdev", v.device.netdevs.empty() ? "" : v.device.netdevs.front()}})
         .Set(it == per_pf.end() ? 0 : it->second);
   }
 }
@@ -211,9 +211,10 @@ Response Api::list_allocations(const RouteCall& call) const {
                        "query parameter 'address': '" + v + "' is not a PCI address like 0000:17:00.0", req.path,
                        "address");
     } else {
-      return problem(ErrorCode::bad_request,
-                     "query parameter '" + k + "': unknown parameter; known: pool, consumer_kind, consumer_name, address",
-                     req.path, k);
+      return problem(
+          ErrorCode::bad_request,
+          "query parameter '" + k + "': unknown parameter; known: pool, consumer_kind, consumer_name, address",
+          req.path, k);
     }
   }
   std::vector<const agent::Lease*> list;
@@ -278,7 +279,8 @@ Response Api::allocate(const RouteCall& call) const {
 Response Api::get_allocation(const RouteCall& call) const {
   const std::string& id = call.params[0];
   const agent::Lease* l = call.snap->book->lease(id);
-  if (!l || l->state == agent::LeaseState::allocating) return problem(ErrorCode::not_found, "no lease " + id, call.req.path);
+  if (!l || l->state == agent::LeaseState::allocating)
+    return problem(ErrorCode::not_found, "no lease " + id, call.req.path);
   return json_response(encode_lease(*l, *call.snap));
 }
 
@@ -313,8 +315,7 @@ Response Api::set_attachment(const RouteCall& call, bool attach) const {
   auto body = read_json_body(req, "AttachRequest", true);
   if (!body) return std::move(*body.problem);
   const auto& fn = attach ? options_.attach : options_.detach;
-  if (!fn)
-    return problem(ErrorCode::unavailable, "libvirt is not configured in this sriovd (--libvirt-uri)", req.path);
+  if (!fn) return problem(ErrorCode::unavailable, "libvirt is not configured in this sriovd (--libvirt-uri)", req.path);
   const agent::Attachment asked = attachment_asked(body.json, attach ? std::nullopt : l->attached);
   if (attach && asked.domain.empty()) return problem(ErrorCode::invalid, "domain: required", req.path, "domain");
   if (!asked.live && !asked.config)

@@ -31,8 +31,7 @@ constexpr RefusalRow kByRefusal[] = {
     {HttpRefusal::unauthorized, {401, "urn:sriovd:problem:unauthorized", "Unauthorized"}},
     {HttpRefusal::forbidden, {403, "urn:sriovd:problem:forbidden", "Forbidden"}},
     {HttpRefusal::method_not_allowed, {405, "urn:sriovd:problem:method-not-allowed", "Method Not Allowed"}},
-    {HttpRefusal::unsupported_media_type,
-     {415, "urn:sriovd:problem:unsupported-media-type", "Unsupported Media Type"}},
+    {HttpRefusal::unsupported_media_type, {415, "urn:sriovd:problem:unsupported-media-type", "Unsupported Media Type"}},
 };
 
 // Row i is the enumerator of value i, so a lookup is an index; every enumerator has its row.
@@ -51,11 +50,8 @@ static_assert(refusals_in_order(), "kByRefusal: one row per HttpRefusal, in decl
 
 nlohmann::json body_of(const ProblemKind& kind, const std::string& detail, const std::string& instance,
                        const std::string& field) {
-  nlohmann::json j = {{"type", kind.type},
-                      {"title", kind.title},
-                      {"status", kind.status},
-                      {"detail", detail},
-                      {"instance", instance}};
+  nlohmann::json j = {
+      {"type", kind.type}, {"title", kind.title}, {"status", kind.status}, {"detail", detail}, {"instance", instance}};
   if (!field.empty()) j["field"] = field;
   return j;
 }
@@ -75,9 +71,7 @@ const ProblemKind& problem_kind(ErrorCode code) noexcept {
   return i < std::size(kByCode) ? kByCode[i].kind : kByCode[static_cast<size_t>(ErrorCode::internal)].kind;
 }
 
-const ProblemKind& problem_kind(HttpRefusal refusal) noexcept {
-  return kByRefusal[static_cast<size_t>(refusal)].kind;
-}
+const ProblemKind& problem_kind(HttpRefusal refusal) noexcept { return kByRefusal[static_cast<size_t>(refusal)].kind; }
 
 Response problem(ErrorCode code, const std::string& detail, const std::string& instance, const std::string& field) {
   const ProblemKind& kind = problem_kind(code);

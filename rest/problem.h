@@ -38,8 +38,7 @@ inline int http_status(ErrorCode code) noexcept { return problem_kind(code).stat
 // application/problem+json; the error's message is the detail.
 Response problem(const Error& error, const std::string& instance);
 // The same for an error made on the spot.
-Response problem(ErrorCode code, const std::string& detail, const std::string& instance,
-                 const std::string& field = {});
+Response problem(ErrorCode code, const std::string& detail, const std::string& instance, const std::string& field = {});
 Response problem(HttpRefusal refusal, const std::string& detail, const std::string& instance);
 
 }  // namespace sriovd::rest

@@ -1,8 +1,8 @@
 #include "rest/server.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <httplib.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -171,8 +171,7 @@ class Acceptor : public httplib::Server {
       if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
         c.unix_peer = "unix:uid=" + std::to_string(cred.uid) + ",gid=" + std::to_string(cred.gid) +
                       ",pid=" + std::to_string(cred.pid);
-      else
-        c.unix_peer = "unix";
+      else c.unix_peer = "unix";
     }
     c.watch = &watch_;
     c.id = watch_.add(sock);
@@ -268,8 +267,7 @@ Request to_request(Request::Transport transport, const httplib::Request& in) {
   req.body = in.body;
   if (in.remote_addr.empty())
     req.peer = t_connection && !t_connection->unix_peer.empty() ? t_connection->unix_peer : "unix";
-  else
-    req.peer = "tcp:" + in.remote_addr + ":" + std::to_string(in.remote_port);
+  else req.peer = "tcp:" + in.remote_addr + ":" + std::to_string(in.remote_port);
   if (transport == Request::Transport::tls) req.tls_client = client_cn(in);
   return req;
 }
@@ -394,7 +392,8 @@ Result<ListenAddress> ListenAddress::parse(const std::string& text) {
     a.kind = Kind::unix_socket;
     a.path = text.substr(5);
     if (a.path.empty() || a.path[0] != '/')
-      return Error::make(ErrorCode::invalid, "listen address '" + text + "': unix socket path must be absolute", "listen");
+      return Error::make(ErrorCode::invalid, "listen address '" + text + "': unix socket path must be absolute",
+                         "listen");
     return a;
   }
   if (text.rfind("tcp:", 0) == 0) {
@@ -421,7 +420,8 @@ Result<ListenAddress> ListenAddress::parse(const std::string& text) {
     a.port = static_cast<int>(p);
     return a;
   }
-  return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected unix:PATH or tcp:HOST:PORT", "listen");
+  return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected unix:PATH or tcp:HOST:PORT",
+                     "listen");
 }
 
 std::string ListenAddress::to_string() const {
@@ -439,12 +439,14 @@ Result<void> HttpServer::bind(const ListenAddress& address) {
   l->address = address;
   const bool unix_socket = address.kind == ListenAddress::Kind::unix_socket;
   const bool tls = !unix_socket && !options_.tls_cert.empty();
-  const Request::Transport transport =
-      unix_socket ? Request::Transport::unix_socket : tls ? Request::Transport::tls : Request::Transport::tcp;
+  const Request::Transport transport = unix_socket ? Request::Transport::unix_socket
+                                       : tls       ? Request::Transport::tls
+                                                   : Request::Transport::tcp;
   auto served = make_served(options_, tls);
   if (!served) return std::move(served).error();
   std::unique_ptr<httplib::Server> srv = std::move(*served);
-  l->watch = std::make_unique<ConnectionWatch>(std::chrono::seconds(options_.keep_alive_timeout_s + options_.request_timeout_s));
+  l->watch = std::make_unique<ConnectionWatch>(
+      std::chrono::seconds(options_.keep_alive_timeout_s + options_.request_timeout_s));
   route_to_api(*srv, options_, &api_, transport);
 
   auto acceptor = std::make_unique<Acceptor>(*srv, *l->watch, unix_socket);

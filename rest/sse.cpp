@@ -24,8 +24,7 @@ std::string format_resync(const std::string& reason, uint64_t last_id) {
 
 EventStream::EventStream(const agent::EventLog& log, uint64_t cursor, std::chrono::milliseconds heartbeat,
                          std::shared_ptr<std::atomic<int>> slots)
-    : log_(log), cursor_(cursor), heartbeat_(heartbeat), slots_(std::move(slots)),
-      subscription_(log.subscribe()) {}
+    : log_(log), cursor_(cursor), heartbeat_(heartbeat), slots_(std::move(slots)), subscription_(log.subscribe()) {}
 
 EventStream::~EventStream() {
   if (slots_) slots_->fetch_sub(1, std::memory_order_acq_rel);

@@ -5,8 +5,10 @@
 namespace sriovd::rest {
 
 WorkerPool::WorkerPool(size_t workers, std::chrono::milliseconds idle_exit, std::atomic<int>& live)
-    : max_workers_(std::max<size_t>(workers, 1)), max_waiting_(std::max<size_t>(workers, 1)),
-      idle_exit_(idle_exit), live_(live) {}
+    : max_workers_(std::max<size_t>(workers, 1)),
+      max_waiting_(std::max<size_t>(workers, 1)),
+      idle_exit_(idle_exit),
+      live_(live) {}
 
 WorkerPool::~WorkerPool() { shutdown(); }
 

@@ -82,7 +82,6 @@ std::optional<PciAddress> Call::physfn_of(const Dev& d) const {
 
 bool Call::is_pf(const Dev& d) const { return lexists(d.in("sriov_totalvfs")); }
 
-
 unsigned Call::read_uint(const Dev& d, const char* file) const {
   auto t = read_text(d.in(file));
   if (!t) return 0;
@@ -91,7 +90,6 @@ unsigned Call::read_uint(const Dev& d, const char* file) const {
 }
 
 unsigned Call::num_vfs(const Dev& pf) const { return read_uint(pf, "sriov_numvfs"); }
-
 
 bool Call::vf_autoprobe(const Dev& pf) const {
   auto t = read_text(pf.in("sriov_drivers_autoprobe"));
@@ -147,7 +145,6 @@ std::optional<unsigned> Call::vf_index_of(const Dev& pf, const PciAddress& vf) c
 
 std::vector<std::string> Call::netdevs_of(const Dev& d) const { return list_names(d.in("net")); }
 
-
 std::optional<unsigned> Call::iommu_group_of(const Dev& d) const {
   auto l = read_link(d.in("iommu_group"));
   if (!l) return std::nullopt;
@@ -157,8 +154,7 @@ std::optional<unsigned> Call::iommu_group_of(const Dev& d) const {
 }
 
 bool Call::driver_loaded(std::string_view drv) const {
-  return !drv.empty() && drv.find('/') == std::string_view::npos &&
-         is_dir(at("bus/pci/drivers/" + std::string(drv)));
+  return !drv.empty() && drv.find('/') == std::string_view::npos && is_dir(at("bus/pci/drivers/" + std::string(drv)));
 }
 
 std::optional<Dev> Call::dev_at(const fs::path& real_dir) const {

@@ -11,11 +11,11 @@
 #include "pci/decode.h"
 #include "sim/drivers.h"
 #include "sim/file_io.h"
-#include "sim/kstrtox.h"
-#include "sim/sim_tree.h"
 #include "sim/hotplug.h"
+#include "sim/kstrtox.h"
 #include "sim/netdevs.h"
 #include "sim/reboot.h"
+#include "sim/sim_tree.h"
 #include "sim/sriov.h"
 #include "sim/stores.h"
 
@@ -63,8 +63,8 @@ std::vector<std::string> candidates(Call& cx, const Dev& d, const Ids& ids, bool
       add(*o);
       return out;
     }
-  if (const BootDevice* b = cx.boot().find(d.addr); b && !b->driver.empty() && b->vendor == ids.vendor &&
-                                                b->device == ids.device)
+  if (const BootDevice* b = cx.boot().find(d.addr);
+      b && !b->driver.empty() && b->vendor == ids.vendor && b->device == ids.device)
     add(b->driver);
   if (const KnownVf* k = known_vf(ids.vendor, ids.device)) add(k->driver);
   for (const auto& [drv, claimed] : cx.boot().claims)
@@ -80,8 +80,9 @@ std::optional<Refusal> probe_refusal(Call& cx, const std::string& drv, const Dev
   if (auto pf = cx.physfn_of(d)) {
     auto pfd = cx.dev(*pf);
     if (pfd && !cx.vf_autoprobe(*pfd) && !cx.override_of(d))
-      return Refusal{ENODEV, "VF " + d.name() + " cannot probe: sriov_drivers_autoprobe is 0 on its PF and it "
-                                               "has no driver_override"};
+      return Refusal{ENODEV, "VF " + d.name() +
+                                 " cannot probe: sriov_drivers_autoprobe is 0 on its PF and it "
+                                 "has no driver_override"};
   }
   if (drv == "vfio-pci") {
     // vfio_pci_core_register_device(): type-0 headers only; no IOMMU group → vfio_group_find_or_alloc
@@ -96,14 +97,13 @@ std::optional<Refusal> probe_refusal(Call& cx, const std::string& drv, const Dev
 }
 
 Result<void> bind_device(Call& cx, const std::string& drv, const Dev& d, const Ids& ids,
-                  std::optional<unsigned> vf_index) {
+                         std::optional<unsigned> vf_index) {
   if (auto r = simtree::bind_driver(cx.root(), d.addr, drv); !r) return r;
   cx.pci_uevent("bind", d);
   return add_netdevs_for(cx, drv, d, ids, vf_index);
 }
 
 Result<void> unbind_device(Call& cx, const Dev& d) { return unbind_device(cx, d, cx.driver_of(d)); }
-
 
 Result<void> unbind_device(Call& cx, const Dev& d, const std::optional<std::string>& drv) {
   if (cx.is_pf(d) && (cx.num_vfs(d) > 0 || !cx.virtfns(d).empty()) && drv && !leaves_sriov_on_remove(*drv))
@@ -140,8 +140,7 @@ Result<void> store_bind(Call& cx, const std::string& drv, const std::string& buf
   if (!d) return Error::sys(ENODEV, drv + ": bind: no PCI device \"" + name + "\"");
   const Ids ids = cx.ids_of(*d);
   if (!matches(cx, drv, *d, ids)) {
-    if (auto o = cx.override_of(*d))
-      return Error::sys(ENODEV, drv + ": bind " + name + ": driver_override is " + *o);
+    if (auto o = cx.override_of(*d)) return Error::sys(ENODEV, drv + ": bind " + name + ": driver_override is " + *o);
     return Error::sys(ENODEV, drv + ": bind " + name + ": the driver does not claim " + hex(ids.vendor, 4) + ":" +
                                   hex(ids.device, 4) + " (no id table entry or new_id)");
   }
@@ -185,8 +184,8 @@ Result<void> store_new_id(Call& cx, const std::string& drv, const std::string& b
     if (auto it = cx.state().dynids.find(drv); it != cx.state().dynids.end())
       for (const auto& e : it->second)
         if (match_one(e, id))
-          return Error::sys(EEXIST, drv + ": new_id " + hex(id.vendor, 4) + " " + hex(id.device, 4) +
-                                        ": already a dynamic id");
+          return Error::sys(EEXIST,
+                            drv + ": new_id " + hex(id.vendor, 4) + " " + hex(id.device, 4) + ": already a dynamic id");
   }
   cx.mutable_state().dynids[drv].push_back(id);
   // driver_attach() → __driver_attach() for every device: match, then probe if unbound.

@@ -44,7 +44,7 @@ std::optional<Refusal> probe_refusal(Call& cx, const std::string& drv, const Dev
 
 // really_probe() succeeded: links, uevent, enable, and what the driver's probe registers.
 Result<void> bind_device(Call& cx, const std::string& drv, const Dev& d, const Ids& ids,
-                  std::optional<unsigned> vf_index = std::nullopt);
+                         std::optional<unsigned> vf_index = std::nullopt);
 
 // device_release_driver(): the driver's remove, then the links. Most PF drivers disable SR-IOV
 // in their remove (ice_free_vfs, i40e_free_vfs, igb_disable_sriov, mlx5_sriov_detach,

@@ -5,17 +5,17 @@ namespace sriovd::kernel::sim {
 namespace {
 
 constexpr KnownVf kKnownVfs[] = {
-    {0x8086, 0x1889, "iavf", 0x0000},     // E810 Adaptive Virtual Function
-    {0x8086, 0x154c, "iavf", 0x0000},     // X710/XXV710/XL710 VF
-    {0x8086, 0x10ca, "igbvf", -1},        // 82576 VF
-    {0x8086, 0x1520, "igbvf", -1},        // I350 VF
-    {0x8086, 0x10ed, "ixgbevf", -1},      // 82599 VF
-    {0x8086, 0x1515, "ixgbevf", -1},      // X540 VF
-    {0x8086, 0x1565, "ixgbevf", -1},      // X550 VF
-    {0x15b3, 0x1016, "mlx5_core", -1},    // ConnectX-4 Lx VF
-    {0x15b3, 0x1018, "mlx5_core", -1},    // ConnectX-5 VF
-    {0x15b3, 0x101e, "mlx5_core", -1},    // ConnectX family mlx5Gen VF
-    {0x144d, 0xa824, "nvme", -1},         // PM173x: VFs carry the PF's device id
+    {0x8086, 0x1889, "iavf", 0x0000},   // E810 Adaptive Virtual Function
+    {0x8086, 0x154c, "iavf", 0x0000},   // X710/XXV710/XL710 VF
+    {0x8086, 0x10ca, "igbvf", -1},      // 82576 VF
+    {0x8086, 0x1520, "igbvf", -1},      // I350 VF
+    {0x8086, 0x10ed, "ixgbevf", -1},    // 82599 VF
+    {0x8086, 0x1515, "ixgbevf", -1},    // X540 VF
+    {0x8086, 0x1565, "ixgbevf", -1},    // X550 VF
+    {0x15b3, 0x1016, "mlx5_core", -1},  // ConnectX-4 Lx VF
+    {0x15b3, 0x1018, "mlx5_core", -1},  // ConnectX-5 VF
+    {0x15b3, 0x101e, "mlx5_core", -1},  // ConnectX family mlx5Gen VF
+    {0x144d, 0xa824, "nvme", -1},       // PM173x: VFs carry the PF's device id
 };
 
 }  // namespace

@@ -56,9 +56,7 @@ Result<void> FaultKernel::set_vf(const std::string& pf_ifname, uint32_t vf, cons
   return inner_.set_vf(pf_ifname, vf, config);
 }
 
-Result<std::vector<VfInfo>> FaultKernel::get_vfs(const std::string& pf_ifname) {
-  return inner_.get_vfs(pf_ifname);
-}
+Result<std::vector<VfInfo>> FaultKernel::get_vfs(const std::string& pf_ifname) { return inner_.get_vfs(pf_ifname); }
 
 Result<LinkFacts> FaultKernel::get_link(const std::string& ifname) { return inner_.get_link(ifname); }
 

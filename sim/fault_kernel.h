@@ -56,7 +56,7 @@ class FaultKernel : public Kernel {
   Kernel& inner_;
   mutable Mutex mu_;
   uint64_t calls_ GUARDED_BY(mu_) = 0;
-  uint64_t base_ GUARDED_BY(mu_) = 0;                // absolute count at the last reset_calls()
+  uint64_t base_ GUARDED_BY(mu_) = 0;                 // absolute count at the last reset_calls()
   std::map<uint64_t, Fault> faults_ GUARDED_BY(mu_);  // by absolute call number
   std::vector<std::string> log_ GUARDED_BY(mu_);
 };

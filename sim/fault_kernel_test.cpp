@@ -130,7 +130,7 @@ TEST_CASE("faults count from now, several may be pending, and they can be cleare
   CHECK(r.error().errnum == EBUSY);
   CHECK(r.error().message.rfind("netlink NACK: device busy", 0) == 0);
   CHECK(h.sim->get_vfs("enp1s0f0")->at(0).config.mac == MacAddress{});  // never reached the sim
-  CHECK(ops[1](f).ok());                                                  // the retry passes
+  CHECK(ops[1](f).ok());                                                // the retry passes
   CHECK(ops[2](f).error().errnum == EPERM);
   CHECK(ops[2](f).ok());
   f.fail_at(1, EIO);

@@ -52,20 +52,36 @@ std::optional<std::filesystem::path> real_path(const char* p);
 template <class P>
 concept PathLike = std::is_same_v<P, std::filesystem::path> || std::is_same_v<P, std::string>;
 template <PathLike P>
-Result<std::string> read_text(const P& p) { return read_text(p.c_str()); }
+Result<std::string> read_text(const P& p) {
+  return read_text(p.c_str());
+}
 template <PathLike P>
-Result<void> write_text(const P& p, std::string_view data) { return write_text(p.c_str(), data); }
+Result<void> write_text(const P& p, std::string_view data) {
+  return write_text(p.c_str(), data);
+}
 template <PathLike P>
-Result<void> write_atomic(const P& p, std::string_view data) { return write_atomic(p.c_str(), data); }
+Result<void> write_atomic(const P& p, std::string_view data) {
+  return write_atomic(p.c_str(), data);
+}
 template <PathLike P>
-std::optional<std::string> read_link(const P& p) { return read_link(p.c_str()); }
+std::optional<std::string> read_link(const P& p) {
+  return read_link(p.c_str());
+}
 template <PathLike P>
-bool lexists(const P& p) { return lexists(p.c_str()); }
+bool lexists(const P& p) {
+  return lexists(p.c_str());
+}
 template <PathLike P>
-bool is_dir(const P& p) { return is_dir(p.c_str()); }
+bool is_dir(const P& p) {
+  return is_dir(p.c_str());
+}
 template <PathLike P>
-std::vector<std::string> list_names(const P& p) { return list_names(p.c_str()); }
+std::vector<std::string> list_names(const P& p) {
+  return list_names(p.c_str());
+}
 template <PathLike P>
-std::optional<std::filesystem::path> real_path(const P& p) { return real_path(p.c_str()); }
+std::optional<std::filesystem::path> real_path(const P& p) {
+  return real_path(p.c_str());
+}
 
 }  // namespace sriovd::simio

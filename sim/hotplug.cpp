@@ -9,13 +9,13 @@
 #include <cstdint>
 
 #include "pci/decode.h"
+#include "sim/driver_core.h"
 #include "sim/drivers.h"
 #include "sim/file_io.h"
 #include "sim/kstrtox.h"
-#include "sim/sim_tree.h"
-#include "sim/driver_core.h"
 #include "sim/netdevs.h"
 #include "sim/reboot.h"
+#include "sim/sim_tree.h"
 #include "sim/sriov.h"
 #include "sim/stores.h"
 
@@ -51,9 +51,7 @@ void capture(Call& cx, const fs::path& rel, json& out) {
   }
 }
 
-fs::path removed_record(const PciAddress& a) {
-  return fs::path(kStateDir) / "removed" / (a.to_string() + ".json");
-}
+fs::path removed_record(const PciAddress& a) { return fs::path(kStateDir) / "removed" / (a.to_string() + ".json"); }
 
 Result<void> hot_remove(Call& cx, const PciAddress& a) {
   auto d = cx.dev(a);
@@ -80,7 +78,8 @@ Result<void> hot_add(Call& cx, const PciAddress& a) {
   auto t = read_text(cx.abs(removed_record(a)));
   if (!t) return Error::sys(ENOENT, a.to_string() + " was not removed by the simulator (no record of it)");
   json rec = json::from_cbor(*t, true, false);
-  if (rec.is_discarded() || !rec.contains("entries")) return Error::sys(EINVAL, "unreadable record of " + a.to_string());
+  if (rec.is_discarded() || !rec.contains("entries"))
+    return Error::sys(EINVAL, "unreadable record of " + a.to_string());
   // Directories (parents first, by path order), then files and links, skipping what exists
   // (an IOMMU group another member kept).
   for (int pass = 0; pass < 2; ++pass) {

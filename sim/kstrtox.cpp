@@ -19,8 +19,7 @@ int kstrtoull(const char* s, unsigned base, unsigned long long* res) {
       base = std::tolower(static_cast<unsigned char>(s[1])) == 'x' && std::isxdigit(static_cast<unsigned char>(s[2]))
                  ? 16
                  : 8;
-    else
-      base = 10;
+    else base = 10;
   }
   if (base == 16 && s[0] == '0' && std::tolower(static_cast<unsigned char>(s[1])) == 'x') s += 2;
   unsigned long long r = 0;
@@ -48,11 +47,26 @@ int kstrtoull(const char* s, unsigned base, unsigned long long* res) {
 // lib/kstrtox.c kstrtobool(): only the first character counts (two for "on"/"off").
 int kstrtobool(const char* s, bool* res) {
   switch (s[0]) {
-    case 'y': case 'Y': case 't': case 'T': case '1': *res = true; return 0;
-    case 'n': case 'N': case 'f': case 'F': case '0': *res = false; return 0;
-    case 'o': case 'O':
-      if (s[1] == 'n' || s[1] == 'N') { *res = true; return 0; }
-      if (s[1] == 'f' || s[1] == 'F') { *res = false; return 0; }
+    case 'y':
+    case 'Y':
+    case 't':
+    case 'T':
+    case '1': *res = true; return 0;
+    case 'n':
+    case 'N':
+    case 'f':
+    case 'F':
+    case '0': *res = false; return 0;
+    case 'o':
+    case 'O':
+      if (s[1] == 'n' || s[1] == 'N') {
+        *res = true;
+        return 0;
+      }
+      if (s[1] == 'f' || s[1] == 'F') {
+        *res = false;
+        return 0;
+      }
       return -EINVAL;
     default: return -EINVAL;
   }

@@ -55,7 +55,8 @@ TEST_CASE("kstrtoull: radix from the prefix with base 0, one trailing newline, n
 }
 
 TEST_CASE("kstrtobool: the first character, two for on/off") {
-  for (const char* yes : {"y", "Y", "yes", "t", "True", "1", "1\n", "10", "on", "ON", "oN\n"}) CHECK(boolean(yes) == "1");
+  for (const char* yes : {"y", "Y", "yes", "t", "True", "1", "1\n", "10", "on", "ON", "oN\n"})
+    CHECK(boolean(yes) == "1");
   for (const char* no : {"n", "N", "no", "f", "false", "0", "0x", "off", "of", "OFF"}) CHECK(boolean(no) == "0");
   const std::string einval = std::to_string(-EINVAL);
   for (const char* bad : {"", "\n", " 1", "2", "o", "ox", "enable"}) CHECK(boolean(bad) == einval);

@@ -9,13 +9,13 @@
 #include <cstdint>
 
 #include "pci/decode.h"
+#include "sim/driver_core.h"
 #include "sim/drivers.h"
 #include "sim/file_io.h"
-#include "sim/kstrtox.h"
-#include "sim/sim_tree.h"
-#include "sim/driver_core.h"
 #include "sim/hotplug.h"
+#include "sim/kstrtox.h"
 #include "sim/reboot.h"
+#include "sim/sim_tree.h"
 #include "sim/sriov.h"
 #include "sim/stores.h"
 
@@ -43,8 +43,12 @@ std::string free_eth_name(Call& cx) {
 }
 
 std::string generated_mac(const PciAddress& a, uint8_t tag) {
-  MacAddress m{0x02, tag, static_cast<uint8_t>(a.domain >> 8), static_cast<uint8_t>(a.domain),
-               a.bus, static_cast<uint8_t>(a.device << 3 | a.function)};
+  MacAddress m{0x02,
+               tag,
+               static_cast<uint8_t>(a.domain >> 8),
+               static_cast<uint8_t>(a.domain),
+               a.bus,
+               static_cast<uint8_t>(a.device << 3 | a.function)};
   return m.to_string();
 }
 
@@ -125,8 +129,7 @@ Result<void> remove_netdevs(Call& cx, const Dev& d) {
 
 Result<Netdev> netdev(Call& cx, const std::string& ifname) {
   // rtnl_dev_get(): an unknown name is ENODEV.
-  if (ifname.empty() || ifname.size() >= 16 || ifname.find('/') != std::string::npos || ifname == "." ||
-      ifname == "..")
+  if (ifname.empty() || ifname.size() >= 16 || ifname.find('/') != std::string::npos || ifname == "." || ifname == "..")
     return Error::sys(ENODEV, "netdev \"" + ifname + "\"");
   if (cx.boot().plain_bus) {
     // class/net/<name> -> ../../devices/.../net/<name> and its device -> ../../../<BDF>:
@@ -176,7 +179,8 @@ Result<LinkFacts> get_link(Call& cx, const std::string& ifname) {
   if (!n) return std::move(n).error();
   LinkFacts f;
   f.ifname = ifname;
-  if (auto t = read_text(n->dir + "/ifindex")) f.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
+  if (auto t = read_text(n->dir + "/ifindex"))
+    f.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
   if (auto t = read_text(n->dir + "/flags")) {
     unsigned long long flags = 0;
     if (kstrtoull(trim(*t).c_str(), 0, &flags) == 0) f.up = (flags & kIffUp) != 0;
@@ -195,7 +199,8 @@ Result<void> set_link_addresses(Call& cx, const std::string& ifname, const std::
 Result<void> set_vf_stats(Call& cx, const std::string& ifname, uint32_t vf, const VfStats& st) {
   auto n = netdev(cx, ifname);
   if (!n) return std::move(n).error();
-  if (!n->pci || !cx.is_pf(*n->pci) || vf >= cx.num_vfs(*n->pci)) return Error::sys(EINVAL, ifname + ": no VF " + std::to_string(vf));
+  if (!n->pci || !cx.is_pf(*n->pci) || vf >= cx.num_vfs(*n->pci))
+    return Error::sys(EINVAL, ifname + ": no VF " + std::to_string(vf));
   const json s = to_json(st);
   return cx.save_vf(*n->pci, vf, cx.load_vf(*n->pci, vf), &s);
 }
@@ -254,8 +259,8 @@ Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfCo
   const bool vf_ok = vf < count;
   const std::string vfs = "VF " + std::to_string(vf);
   auto bad_vf = [&] {
-    return Error::sys(EINVAL, who + "Invalid VF Identifier " + std::to_string(vf) + " (" + std::to_string(count) +
-                                  " VFs enabled)");
+    return Error::sys(
+        EINVAL, who + "Invalid VF Identifier " + std::to_string(vf) + " (" + std::to_string(count) + " VFs enabled)");
   };
   const json record = vf_ok ? cx.load_vf_json(pf, vf) : json::object();
   VfAttrs a = vf_attrs_from_json(record);
@@ -291,12 +296,12 @@ Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfCo
     const uint32_t max = c.max_tx_rate_mbps.value_or(a.max_rate), min = c.min_tx_rate_mbps.value_or(a.min_rate);
     // rtnl_set_vf_rate(): a maximum below the minimum is EINVAL before the driver sees it.
     if (max && max < min)
-      return Error::sys(EINVAL, who + vfs + ": max_tx_rate " + std::to_string(max) + " is below min_tx_rate " +
-                                    std::to_string(min));
+      return Error::sys(
+          EINVAL, who + vfs + ": max_tx_rate " + std::to_string(max) + " is below min_tx_rate " + std::to_string(min));
     if (!vf_ok) return bad_vf();
     if (min && !ops->min_rate)
-      return Error::sys(EINVAL, who + "Invalid min tx rate (" + std::to_string(min) +
-                                    ") (greater than 0) specified for " + vfs);
+      return Error::sys(
+          EINVAL, who + "Invalid min tx rate (" + std::to_string(min) + ") (greater than 0) specified for " + vfs);
     a.max_rate = max;
     a.min_rate = min;
     if (auto r = save(); !r) return r;

@@ -21,7 +21,6 @@ struct Netdev {
   std::optional<Dev> pci;  // the PCI function it belongs to, if any
 };
 
-
 Result<unsigned> new_ifindex(Call& cx);
 
 std::string free_eth_name(Call& cx);

@@ -9,13 +9,13 @@
 #include <cstdint>
 
 #include "pci/decode.h"
+#include "sim/driver_core.h"
 #include "sim/drivers.h"
 #include "sim/file_io.h"
-#include "sim/kstrtox.h"
-#include "sim/sim_tree.h"
-#include "sim/driver_core.h"
 #include "sim/hotplug.h"
+#include "sim/kstrtox.h"
 #include "sim/netdevs.h"
+#include "sim/sim_tree.h"
 #include "sim/sriov.h"
 #include "sim/stores.h"
 

@@ -35,19 +35,19 @@
 // failed.
 #pragma once
 
+#include <sys/types.h>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <mutex>
-#include <sys/types.h>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "base/pci_address.h"
 #include "base/fd.h"
 #include "base/mutex.h"
+#include "base/pci_address.h"
 #include "base/result.h"
 #include "kernel/kernel.h"
 #include "sim/uevent_sender.h"
@@ -80,8 +80,7 @@ class SimKernel : public Kernel {
 
   // What get_link reports besides `up`: the netdev's addresses ("192.0.2.1/24") and how many
   // main-table routes go through it. Kept until the netdev goes. ENODEV: no such netdev.
-  Result<void> set_link_addresses(const std::string& ifname, std::vector<std::string> addresses,
-                                  size_t routes = 0);
+  Result<void> set_link_addresses(const std::string& ifname, std::vector<std::string> addresses, size_t routes = 0);
 
   // What a reboot does to the host: every PF's VFs removed (sriov_numvfs 0), every
   // driver_override cleared, sriov_drivers_autoprobe back to 1, every boot device back on its
@@ -121,9 +120,9 @@ class SimKernel : public Kernel {
   std::optional<Error> init_error_;  // set once by the constructor
   struct Boot;                       // boot.json, parsed once (it never changes)
   std::shared_ptr<const Boot> boot_;
-  mutable Mutex mu_;                 // serialises every call; guards the tree and the files
+  mutable Mutex mu_;                           // serialises every call; guards the tree and the files
   sim::UeventSender uevents_ GUARDED_BY(mu_);  // the socket and uevent_seqnum, opened on first use
-  UniqueFd lock_fd_;                 // .sriovd-sim/lock, flocked for the length of each call
+  UniqueFd lock_fd_;                           // .sriovd-sim/lock, flocked for the length of each call
 
   class SCOPED_CAPABILITY TreeLock {  // mu_ and the flock, for one call
    public:

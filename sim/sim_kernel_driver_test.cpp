@@ -15,9 +15,9 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "pci/inventory.h"
 #include "sim/sim_kernel_test_util.h"
 #include "sim/sim_tree.h"
-#include "pci/inventory.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 
@@ -146,7 +146,7 @@ TEST_CASE("bind, unbind and new_id/remove_id follow the driver core") {
   const std::string vf = "0000:3b:02.1";  // X710 VF 1 on iavf with netdev ens2f0v1
   CHECK(fs::is_symlink(h.root() / "class/net/ens2f0v1"));
   REQUIRE(err(h.k->write_attr("bus/pci/drivers/iavf/unbind", vf)) == 0);
-  CHECK(!fs::exists(h.root() / "class/net/ens2f0v1"));           // the driver's netdev went
+  CHECK(!fs::exists(h.root() / "class/net/ens2f0v1"));  // the driver's netdev went
   CHECK(!fs::exists(h.root() / "bus/pci/drivers/iavf" / vf));
   CHECK(err(h.k->write_attr("bus/pci/drivers/iavf/unbind", vf)) == ENODEV);
 

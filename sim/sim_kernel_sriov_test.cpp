@@ -15,9 +15,9 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "pci/inventory.h"
 #include "sim/sim_kernel_test_util.h"
 #include "sim/sim_tree.h"
-#include "pci/inventory.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 
@@ -33,17 +33,17 @@ TEST_CASE("sriov_numvfs: the kernel's errnos (iov.c sriov_numvfs_store)") {
   CHECK(err(h.k->write_attr(numvfs_path(pf), "-1")) == EINVAL);
   CHECK(err(h.k->write_attr(numvfs_path(pf), "70000")) == EINVAL);  // kstrtou16 overflow
   CHECK(err(h.k->write_attr(numvfs_path(pf), "4x")) == EINVAL);
-  CHECK(err(h.k->write_attr(numvfs_path(pf), "129")) == ERANGE);    // sriov_totalvfs 128
-  CHECK(err(h.k->write_attr(numvfs_path(pf), "0")) == 0);           // equal: nothing to do
+  CHECK(err(h.k->write_attr(numvfs_path(pf), "129")) == ERANGE);  // sriov_totalvfs 128
+  CHECK(err(h.k->write_attr(numvfs_path(pf), "0")) == 0);         // equal: nothing to do
   CHECK(dev_attr(h.root(), pf, "sriov_numvfs") == "0\n");
 
   REQUIRE(err(h.k->write_attr(numvfs_path(pf), "4\n")) == 0);
   CHECK(dev_attr(h.root(), pf, "sriov_numvfs") == "4\n");
-  CHECK(err(h.k->write_attr(numvfs_path(pf), "4")) == 0);           // equal
+  CHECK(err(h.k->write_attr(numvfs_path(pf), "4")) == 0);  // equal
   auto busy = h.k->write_attr(numvfs_path(pf), "8");
   CHECK(err(busy) == EBUSY);
   CHECK(busy.error().message.find("4 VFs already enabled. Disable before enabling 8 VFs") != std::string::npos);
-  CHECK(err(h.k->write_attr(numvfs_path(pf), "0x10")) == EBUSY);    // base 0: 16
+  CHECK(err(h.k->write_attr(numvfs_path(pf), "0x10")) == EBUSY);  // base 0: 16
   CHECK(err(h.k->write_attr(numvfs_path(pf), "0")) == 0);
   CHECK(dev_attr(h.root(), pf, "sriov_numvfs") == "0\n");
 
@@ -123,9 +123,7 @@ TEST_CASE("sriov_numvfs on a hand-built tree: VFs on a second bus, a VF driver l
                .finish();
   REQUIRE(m.ok());
   // First VF Offset 0xfe puts VFs 0-1 on bus 3b and VFs 2.. on bus 3c (a virtual bus).
-  {
-    std::ofstream(dir.path() / "bus/pci/devices/0000:3b:00.0/sriov_offset") << "254\n";
-  }
+  { std::ofstream(dir.path() / "bus/pci/devices/0000:3b:00.0/sriov_offset") << "254\n"; }
   auto k = SimKernel::open(dir.path());
   REQUIRE(k.ok());
   const auto before = snapshot(dir.path());

@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "pci/inventory.h"
 #include "sim/sim_kernel_test_util.h"
 #include "sim/sim_tree.h"
-#include "pci/inventory.h"
 #include "tests/fixtures/profiles.h"
 #include "tests/support/temp_dir.h"
 

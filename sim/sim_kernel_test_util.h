@@ -75,12 +75,9 @@ inline std::map<std::string, std::string> snapshot(const fs::path& root, bool wi
       if (it->is_directory() && !it->is_symlink()) it.disable_recursion_pending();
       continue;
     }
-    if (it->is_symlink())
-      out[rel.string()] = "L " + fs::read_symlink(it->path()).string();
-    else if (it->is_directory())
-      out[rel.string()] = "D";
-    else
-      out[rel.string()] = "F " + slurp(it->path());
+    if (it->is_symlink()) out[rel.string()] = "L " + fs::read_symlink(it->path()).string();
+    else if (it->is_directory()) out[rel.string()] = "D";
+    else out[rel.string()] = "F " + slurp(it->path());
   }
   return out;
 }

@@ -17,8 +17,9 @@ namespace sriovd::kernel::sim {
 using namespace simio;
 
 json to_json(const NetdevRecord& n) {
-  return {{"name", n.name}, {"mac", n.mac}, {"operstate", n.operstate}, {"ifindex", n.ifindex}, {"mtu", n.mtu},
-          {"flags", n.flags}, {"dev_port", n.dev_port}, {"type", n.type}, {"carrier", n.carrier}};
+  return {{"name", n.name},         {"mac", n.mac},   {"operstate", n.operstate},
+          {"ifindex", n.ifindex},   {"mtu", n.mtu},   {"flags", n.flags},
+          {"dev_port", n.dev_port}, {"type", n.type}, {"carrier", n.carrier}};
 }
 
 NetdevRecord netdev_from_json(const json& j) {
@@ -40,8 +41,12 @@ json to_json(const SimState& s) {
   for (const auto& [drv, ids] : s.dynids) {
     json a = json::array();
     for (const auto& d : ids)
-      a.push_back({{"vendor", d.vendor}, {"device", d.device}, {"subvendor", d.subvendor},
-                   {"subdevice", d.subdevice}, {"class", d.cls}, {"class_mask", d.cls_mask}});
+      a.push_back({{"vendor", d.vendor},
+                   {"device", d.device},
+                   {"subvendor", d.subvendor},
+                   {"subdevice", d.subdevice},
+                   {"class", d.cls},
+                   {"class_mask", d.cls_mask}});
     dyn[drv] = a;
   }
   json resets = json::object();
@@ -64,9 +69,15 @@ SimState state_from_json(const json& j) {
 
 // The attributes a PF driver keeps per VF, with the kernel's defaults for a new VF.
 json to_json(const VfAttrs& a) {
-  return {{"mac", a.mac.to_string()}, {"vlan", a.vlan}, {"qos", a.qos}, {"vlan_proto", a.proto},
-          {"max_tx_rate", a.max_rate}, {"min_tx_rate", a.min_rate}, {"spoofchk", a.spoofchk},
-          {"trust", a.trust}, {"link_state", static_cast<unsigned>(a.link)}};
+  return {{"mac", a.mac.to_string()},
+          {"vlan", a.vlan},
+          {"qos", a.qos},
+          {"vlan_proto", a.proto},
+          {"max_tx_rate", a.max_rate},
+          {"min_tx_rate", a.min_rate},
+          {"spoofchk", a.spoofchk},
+          {"trust", a.trust},
+          {"link_state", static_cast<unsigned>(a.link)}};
 }
 
 VfAttrs vf_attrs_from_json(const json& j) {

@@ -77,7 +77,6 @@ struct BootData {
   }
 };
 
-
 json to_json(const NetdevRecord& n);
 NetdevRecord netdev_from_json(const json& j);
 json to_json(const BootData& b);
@@ -97,11 +96,10 @@ struct DynId {
 };
 
 struct SimState {
-  unsigned last_ifindex = 1;  // net->ifindex: dev_new_index() counts up from the last one given
+  unsigned last_ifindex = 1;                         // net->ifindex: dev_new_index() counts up from the last one given
   std::map<std::string, std::vector<DynId>> dynids;  // by driver
   std::map<std::string, size_t> resets;              // by BDF
 };
-
 
 json to_json(const SimState& s);
 SimState state_from_json(const json& j);
@@ -123,7 +121,6 @@ struct VfAttrs {
   bool spoofchk = true, trust = false;
   LinkState link = LinkState::auto_;
 };
-
 
 json to_json(const VfAttrs& a);
 VfAttrs vf_attrs_from_json(const json& j);

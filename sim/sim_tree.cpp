@@ -17,16 +17,19 @@ using namespace detail;
 // ---- the tree ------------------------------------------------------------------------------
 
 Result<void> init_tree(const fs::path& root) {
-  for (const char* d : {"bus", "bus/pci", "bus/pci/devices", "bus/pci/drivers", "bus/pci/slots", "kernel",
-                        "kernel/iommu_groups", "class", "class/net", "class/pci_bus", "class/iommu", "devices",
-                        "devices/system", "devices/system/node", "devices/virtual", "devices/virtual/iommu",
-                        "module"}) {
+  for (const char* d :
+       {"bus", "bus/pci", "bus/pci/devices", "bus/pci/drivers", "bus/pci/slots", "kernel", "kernel/iommu_groups",
+        "class", "class/net", "class/pci_bus", "class/iommu", "devices", "devices/system", "devices/system/node",
+        "devices/virtual", "devices/virtual/iommu", "module"}) {
     if (auto r = make_dir(root, d); !r) return std::move(r).error();
   }
   // bus/pci control files (drivers/pci/pci-driver.c, probe.c): drivers_autoprobe reads "1".
   const std::pair<const char*, const char*> files[] = {
-      {"bus/pci/drivers_probe", ""}, {"bus/pci/drivers_autoprobe", "1\n"}, {"bus/pci/rescan", ""},
-      {"bus/pci/resource_alignment", "\n"}, {"bus/pci/uevent", ""},
+      {"bus/pci/drivers_probe", ""},
+      {"bus/pci/drivers_autoprobe", "1\n"},
+      {"bus/pci/rescan", ""},
+      {"bus/pci/resource_alignment", "\n"},
+      {"bus/pci/uevent", ""},
       // lib/kobject_uevent.c: the number of the last uevent sent (SimKernel counts on).
       {"kernel/uevent_seqnum", "0\n"}};
   for (const auto& [path, text] : files) {
@@ -256,8 +259,8 @@ Result<void> bind_driver(const fs::path& root, const PciAddress& address, std::s
   const fs::path devdir = *dir;
   if (auto cur = read_link(root, devdir / "driver")) {
     if (fs::path(*cur).filename() == driver) return ok();
-    return Error::sys(EBUSY, "binding " + name + " to " + std::string(driver) + ": bound to " +
-                                 fs::path(*cur).filename().string());
+    return Error::sys(
+        EBUSY, "binding " + name + " to " + std::string(driver) + ": bound to " + fs::path(*cur).filename().string());
   }
   if (auto r = ensure_driver(root, driver); !r) return r;
   const fs::path ddir = fs::path("bus/pci/drivers") / driver;
@@ -282,8 +285,7 @@ Result<void> unbind_driver(const fs::path& root, const PciAddress& address) {
   return write_file(root, devdir / "enable", "0\n");
 }
 
-Result<void> set_iommu_group(const fs::path& root, const PciAddress& address, unsigned group,
-                             std::string_view type) {
+Result<void> set_iommu_group(const fs::path& root, const PciAddress& address, unsigned group, std::string_view type) {
   auto dir = device_dir(root, address);
   if (!dir) return std::move(dir).error().context("setting the IOMMU group of " + bdf(address));
   if (auto cur = read_link(root, *dir / "iommu_group"))

@@ -61,10 +61,10 @@ struct BridgeSpec {
 // The SR-IOV extended capability of a PF, mirrored in the sriov_* files.
 struct SriovSpec {
   uint16_t total_vfs = 0;
-  uint16_t num_vfs = 0;       // what is written to sriov_numvfs / NumVFs; VFs are added apart
-  uint16_t offset = 1;        // First VF Offset, in routing IDs
-  uint16_t stride = 1;        // VF Stride, in routing IDs
-  uint16_t vf_device = 0;     // VF Device ID
+  uint16_t num_vfs = 0;    // what is written to sriov_numvfs / NumVFs; VFs are added apart
+  uint16_t offset = 1;     // First VF Offset, in routing IDs
+  uint16_t stride = 1;     // VF Stride, in routing IDs
+  uint16_t vf_device = 0;  // VF Device ID
   bool drivers_autoprobe = true;
   uint64_t vf_bar_size = 64 * 1024;  // VF BAR0 size; the PF's IOV BAR0 holds total_vfs of them
 };
@@ -84,37 +84,37 @@ struct FunctionSpec {
   uint8_t revision = 0;
 
   PcieType pcie = PcieType::endpoint;
-  uint8_t link_speed = 3;   // PCIe generation in Link Capabilities/Status (1..5)
-  uint8_t link_width = 8;   // lanes
-  bool multifunction = false;          // header type bit 7: other functions share the device
-  std::optional<BridgeSpec> bridge;    // set: type-1 header, pci_bus/<DDDD:SS>/ directory
-  std::optional<SriovSpec> sriov;      // set: a PF (sriov_* files, SR-IOV capability)
-  std::optional<PciAddress> physfn;    // set: a VF of that PF (physfn/virtfnN links)
-  unsigned vf_index = 0;               // N of the PF's virtfnN link, with physfn
+  uint8_t link_speed = 3;            // PCIe generation in Link Capabilities/Status (1..5)
+  uint8_t link_width = 8;            // lanes
+  bool multifunction = false;        // header type bit 7: other functions share the device
+  std::optional<BridgeSpec> bridge;  // set: type-1 header, pci_bus/<DDDD:SS>/ directory
+  std::optional<SriovSpec> sriov;    // set: a PF (sriov_* files, SR-IOV capability)
+  std::optional<PciAddress> physfn;  // set: a VF of that PF (physfn/virtfnN links)
+  unsigned vf_index = 0;             // N of the PF's virtfnN link, with physfn
 
-  int numa_node = -1;                  // -1: no NUMA affinity ("-1\n")
-  std::string local_cpulist;           // empty: node N's cpulist from the tree, else "0"
+  int numa_node = -1;         // -1: no NUMA affinity ("-1\n")
+  std::string local_cpulist;  // empty: node N's cpulist from the tree, else "0"
   unsigned irq = 0;
-  bool has_reset = true;               // the `reset` and `reset_method` files exist
-  std::string reset_method;            // empty: "flr" for VFs, "flr bus" otherwise
-  uint64_t bar0_start = 0;             // 0: derived from the address (64-bit prefetchable)
-  uint64_t bar0_size = 0;              // 0: 1 MiB; bridges have no BAR
+  bool has_reset = true;     // the `reset` and `reset_method` files exist
+  std::string reset_method;  // empty: "flr" for VFs, "flr bus" otherwise
+  uint64_t bar0_start = 0;   // 0: derived from the address (64-bit prefetchable)
+  uint64_t bar0_size = 0;    // 0: 1 MiB; bridges have no BAR
 
-  std::string driver;                  // empty: unbound
-  std::optional<unsigned> iommu_group; // unset: no iommu_group link (IOMMU off)
+  std::string driver;                    // empty: unbound
+  std::optional<unsigned> iommu_group;   // unset: no iommu_group link (IOMMU off)
   std::string iommu_group_type = "DMA";  // written when the group is created
-  std::string iommu_unit;              // "dmar0": `iommu` link to devices/virtual/iommu/dmar0
+  std::string iommu_unit;                // "dmar0": `iommu` link to devices/virtual/iommu/dmar0
 };
 
 struct NetdevSpec {
-  std::string name;           // "ens1f0"
-  std::string mac;            // "3c:fd:fe:00:17:00", lower case
-  unsigned ifindex = 0;       // 0: next_free_ifindex()
+  std::string name;      // "ens1f0"
+  std::string mac;       // "3c:fd:fe:00:17:00", lower case
+  unsigned ifindex = 0;  // 0: next_free_ifindex()
   unsigned mtu = 1500;
   std::string operstate = "up";
   bool carrier = true;
-  unsigned type = 1;          // ARPHRD_ETHER
-  unsigned flags = 0x1003;    // IFF_UP | IFF_BROADCAST | IFF_MULTICAST
+  unsigned type = 1;        // ARPHRD_ETHER
+  unsigned flags = 0x1003;  // IFF_UP | IFF_BROADCAST | IFF_MULTICAST
   unsigned dev_port = 0;
 };
 
@@ -127,18 +127,18 @@ struct SriovPfInfo {
   uint8_t revision = 0;
   int numa_node = -1;
   std::string local_cpulist;
-  std::string iommu_unit;   // from the PF's `iommu` link, empty if none
+  std::string iommu_unit;  // from the PF's `iommu` link, empty if none
   uint16_t total_vfs = 0, num_vfs = 0, offset = 0, stride = 0, vf_device = 0;
   uint64_t iov_bar_start = 0, vf_bar_size = 0;  // from line 7 of `resource`; 0 if absent
 };
 
 struct VfOptions {
-  std::string driver;                           // empty: VFs stay unbound
-  std::optional<unsigned> first_iommu_group;    // unset: lowest free group numbers
+  std::string driver;                         // empty: VFs stay unbound
+  std::optional<unsigned> first_iommu_group;  // unset: lowest free group numbers
   std::string iommu_group_type = "DMA";
-  std::optional<uint16_t> subsystem_device;     // unset: the PF's
-  unsigned first_index = 0;                     // add VFs first_index..first_index+count-1
-  bool iommu_groups = true;                     // false: no IOMMU groups (the PF has none)
+  std::optional<uint16_t> subsystem_device;  // unset: the PF's
+  unsigned first_index = 0;                  // add VFs first_index..first_index+count-1
+  bool iommu_groups = true;                  // false: no IOMMU groups (the PF has none)
 };
 
 // --- the tree as a whole ------------------------------------------------------------------
@@ -200,8 +200,7 @@ Result<void> set_iommu_group(const fs::path& root, const PciAddress& address, un
 Result<unsigned> next_free_iommu_group(const fs::path& root);
 
 // <pf>/virtfn<index> -> ../<vf> and <vf>/physfn -> ../<pf>.
-Result<void> link_vf(const fs::path& root, const PciAddress& pf, const PciAddress& vf,
-                     unsigned index);
+Result<void> link_vf(const fs::path& root, const PciAddress& pf, const PciAddress& vf, unsigned index);
 
 // --- SR-IOV -------------------------------------------------------------------------------
 
@@ -245,8 +244,8 @@ Result<unsigned> next_free_ifindex(const fs::path& root);
 std::string relative_link(const fs::path& link_dir, const fs::path& target);
 
 // "pci:v00008086d00001593sv00008086sd00000002bc02sc00i00" (upper-case hex, as the kernel).
-std::string modalias(uint16_t vendor, uint16_t device, uint16_t subsystem_vendor,
-                     uint16_t subsystem_device, uint32_t class_code);
+std::string modalias(uint16_t vendor, uint16_t device, uint16_t subsystem_vendor, uint16_t subsystem_device,
+                     uint32_t class_code);
 
 // The config space add_function writes for `spec`: 256 bytes for conventional functions, 4096
 // for PCIe ones.

@@ -37,9 +37,9 @@ uint8_t pcie_type_code(PcieType t) {
   return 0;
 }
 
-constexpr size_t kPcieCap = 0x40;     // PCI Express capability (ID 0x10), 0x3c bytes
-constexpr size_t kSsvidCap = 0x80;    // bridges: Subsystem Vendor ID capability (ID 0x0d)
-constexpr size_t kSriovCap = 0x100;   // PFs: SR-IOV extended capability (ID 0x0010)
+constexpr size_t kPcieCap = 0x40;    // PCI Express capability (ID 0x10), 0x3c bytes
+constexpr size_t kSsvidCap = 0x80;   // bridges: Subsystem Vendor ID capability (ID 0x0d)
+constexpr size_t kSriovCap = 0x100;  // PFs: SR-IOV extended capability (ID 0x0010)
 
 uint64_t bar0_start(const FunctionSpec& s) { return s.bar0_start ? s.bar0_start : default_bar0(s.address); }
 uint64_t bar0_size(const FunctionSpec& s) { return s.bar0_size ? s.bar0_size : (1ULL << 20); }
@@ -57,31 +57,27 @@ std::string detail::resource_text(const FunctionSpec& s) {
   const char* line = "0x%016llx 0x%016llx 0x%016llx\n";
   auto zero = [&] { return fmt(line, 0ULL, 0ULL, 0ULL); };
   auto res = [&](uint64_t start, uint64_t size, uint64_t flags) {
-    return fmt(line, static_cast<unsigned long long>(start),
-               static_cast<unsigned long long>(start + size - 1),
+    return fmt(line, static_cast<unsigned long long>(start), static_cast<unsigned long long>(start + size - 1),
                static_cast<unsigned long long>(flags));
   };
   std::string out;
   const bool bridge = s.bridge.has_value();
   for (int i = 0; i < 13; ++i) {
-    if (i == 0 && !bridge)
-      out += res(bar0_start(s), bar0_size(s), kBarFlags);
+    if (i == 0 && !bridge) out += res(bar0_start(s), bar0_size(s), kBarFlags);
     else if (i == 7 && s.sriov && s.sriov->total_vfs > 0)
       out += res(default_iov_bar(s.address), s.sriov->vf_bar_size * s.sriov->total_vfs, kBarFlags);
-    else
-      out += zero();
+    else out += zero();
   }
   if (bridge) {
     uint64_t lo = bus_window(s.address.domain, s.bridge->secondary);
     uint64_t hi = bus_window(s.address.domain, s.bridge->subordinate + 1u);
-    out += zero();                                    // I/O window
-    out += zero();                                    // memory window
-    out += res(lo, hi - lo, kWindowFlags);            // prefetchable memory window
+    out += zero();                          // I/O window
+    out += zero();                          // memory window
+    out += res(lo, hi - lo, kWindowFlags);  // prefetchable memory window
     out += zero();
   }
   return out;
 }
-
 
 // One function on purpose, ~100 lines: the registers are written in offset order, header then
 // capabilities, so it reads as the config space map it produces.
@@ -94,7 +90,7 @@ std::string config_space(const FunctionSpec& s) {
   put16(c, 0x00, vf ? 0xffff : s.vendor);
   put16(c, 0x02, vf ? 0xffff : s.device);
   uint16_t command = 0;
-  if (s.bridge) command = 0x0007;                   // I/O, memory, bus master
+  if (s.bridge) command = 0x0007;                              // I/O, memory, bus master
   else if (!s.driver.empty()) command = vf ? 0x0004 : 0x0006;  // VF memory enable is VF MSE
   put16(c, 0x04, command);
   put16(c, 0x06, pcie || s.bridge ? 0x0010 : 0x0000);  // capabilities list
@@ -139,7 +135,7 @@ std::string config_space(const FunctionSpec& s) {
     put8(c, kPcieCap + 0x00, 0x10);
     put8(c, kPcieCap + 0x01, s.bridge ? kSsvidCap : 0);
     put16(c, kPcieCap + 0x02, static_cast<uint16_t>(0x0002 | type << 4 | (port ? 0x0100 : 0)));
-    uint32_t devcap = 0x2;  // max payload 512
+    uint32_t devcap = 0x2;                                                                // max payload 512
     if (s.has_reset && !s.bridge && s.pcie != PcieType::rc_endpoint) devcap |= 1u << 28;  // FLR
     put32(c, kPcieCap + 0x04, devcap);
     put16(c, kPcieCap + 0x08, 0x2020);  // max payload 256, max read request 512
@@ -153,7 +149,7 @@ std::string config_space(const FunctionSpec& s) {
     }
     if (port) {
       put32(c, kPcieCap + 0x14, static_cast<uint32_t>(s.address.device + 1u) << 19);  // slot #
-      put32(c, kPcieCap + 0x24, 0x20);  // ARI forwarding supported
+      put32(c, kPcieCap + 0x24, 0x20);                                                // ARI forwarding supported
       put16(c, kPcieCap + 0x28, 0x20);  // ... and enabled, so VFs past function 7 are reachable
     }
   }
@@ -166,8 +162,8 @@ std::string config_space(const FunctionSpec& s) {
   if (pcie && s.sriov) {
     const SriovSpec& v = *s.sriov;
     put32(c, kSriovCap + 0x00, 0x0010 | 1u << 16);  // ID 0x0010, version 1, last capability
-    uint16_t ctrl = v.num_vfs ? 0x0009 : 0;          // VF Enable, VF MSE
-    if (s.address.function == 0) ctrl |= 0x0010;      // ARI Capable Hierarchy (lowest PF only)
+    uint16_t ctrl = v.num_vfs ? 0x0009 : 0;         // VF Enable, VF MSE
+    if (s.address.function == 0) ctrl |= 0x0010;    // ARI Capable Hierarchy (lowest PF only)
     put16(c, kSriovCap + 0x08, ctrl);
     put16(c, kSriovCap + 0x0c, v.total_vfs);  // InitialVFs
     put16(c, kSriovCap + 0x0e, v.total_vfs);
@@ -203,11 +199,11 @@ std::string relative_link(const fs::path& link_dir, const fs::path& target) {
   return out;
 }
 
-std::string modalias(uint16_t vendor, uint16_t device, uint16_t subsystem_vendor,
-                     uint16_t subsystem_device, uint32_t class_code) {
+std::string modalias(uint16_t vendor, uint16_t device, uint16_t subsystem_vendor, uint16_t subsystem_device,
+                     uint32_t class_code) {
   // drivers/pci/pci-driver.c pci_uevent(): "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X".
-  return fmt("pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X", vendor, device, subsystem_vendor,
-             subsystem_device, (class_code >> 16) & 0xff, (class_code >> 8) & 0xff, class_code & 0xff);
+  return fmt("pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X", vendor, device, subsystem_vendor, subsystem_device,
+             (class_code >> 16) & 0xff, (class_code >> 8) & 0xff, class_code & 0xff);
 }
 
 }  // namespace sriovd::simtree

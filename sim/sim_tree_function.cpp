@@ -52,8 +52,8 @@ Result<fs::path> ensure_root_bus(const fs::path& root, uint32_t domain, uint8_t 
   return dir;
 }
 
-Result<void> join_iommu_group(const fs::path& root, const fs::path& devdir, const PciAddress& a,
-                              unsigned group, std::string_view type) {
+Result<void> join_iommu_group(const fs::path& root, const fs::path& devdir, const PciAddress& a, unsigned group,
+                              std::string_view type) {
   const fs::path gdir = fs::path("kernel/iommu_groups") / std::to_string(group);
   auto made = make_dir(root, gdir);
   if (!made) return std::move(made).error();
@@ -187,8 +187,7 @@ Result<void> add_function_in(const fs::path& root, const fs::path& parent_dir, c
   if (auto r = make_link(root, devdir / "subsystem", "bus/pci"); !r) return r;
   if (auto r = make_link(root, bus_link, devdir); !r) return r;
   if (s.bridge) {
-    if (auto r = ensure_pci_bus(root, devdir, root_bus_name(s.address.domain, s.bridge->secondary)); !r)
-      return r;
+    if (auto r = ensure_pci_bus(root, devdir, root_bus_name(s.address.domain, s.bridge->secondary)); !r) return r;
   }
   if (s.iommu_group)
     if (auto r = join_iommu_group(root, devdir, s.address, *s.iommu_group, s.iommu_group_type); !r) return r;
@@ -205,8 +204,7 @@ Result<void> add_function_in(const fs::path& root, const fs::path& parent_dir, c
     // A VF on another bus number than its PF gets a virtual pci_bus (virtfn_add_bus) whose
     // parent is the PF's bus's bridge, i.e. the directory both live in.
     if (s.physfn->bus != s.address.bus) {
-      if (auto r = ensure_pci_bus(root, parent_dir, root_bus_name(s.address.domain, s.address.bus)); !r)
-        return r;
+      if (auto r = ensure_pci_bus(root, parent_dir, root_bus_name(s.address.domain, s.address.bus)); !r) return r;
     }
     if (auto r = make_link(root, pfdir / ("virtfn" + std::to_string(s.vf_index)), devdir); !r) return r;
     if (auto r = make_link(root, devdir / "physfn", pfdir); !r) return r;

@@ -22,8 +22,8 @@ namespace {
 
 // Little-endian, as config space is.
 uint32_t get32(const unsigned char* p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
 }
 
 }  // namespace
@@ -53,10 +53,10 @@ Result<SriovPfInfo> read_sriov_pf(const fs::path& root, const PciAddress& pf) {
     uint64_t* out;
   };
   uint64_t vendor = 0, sv = 0, sd = 0, cls = 0, rev = 0, numvfs = 0, off = 0, stride = 0, vfdev = 0;
-  for (Field f : {Field{"vendor", 16, &vendor}, Field{"subsystem_vendor", 16, &sv},
-                  Field{"subsystem_device", 16, &sd}, Field{"class", 16, &cls}, Field{"revision", 16, &rev},
-                  Field{"sriov_numvfs", 10, &numvfs}, Field{"sriov_offset", 10, &off},
-                  Field{"sriov_stride", 10, &stride}, Field{"sriov_vf_device", 16, &vfdev}}) {
+  for (Field f :
+       {Field{"vendor", 16, &vendor}, Field{"subsystem_vendor", 16, &sv}, Field{"subsystem_device", 16, &sd},
+        Field{"class", 16, &cls}, Field{"revision", 16, &rev}, Field{"sriov_numvfs", 10, &numvfs},
+        Field{"sriov_offset", 10, &off}, Field{"sriov_stride", 10, &stride}, Field{"sriov_vf_device", 16, &vfdev}}) {
     auto v = num(f.file, f.base);
     if (!v) return std::move(v).error();
     *f.out = *v;
@@ -102,8 +102,8 @@ Result<std::vector<PciAddress>> add_vfs(const fs::path& root, const PciAddress& 
   auto info = read_sriov_pf(root, pf);
   if (!info) return std::move(info).error().context("adding VFs of " + bdf(pf));
   if (first + count > info->total_vfs)
-    return Error::sys(ERANGE, "adding VFs " + std::to_string(first) + ".." + std::to_string(first + count) +
-                                  " of " + bdf(pf) + " (sriov_totalvfs " + std::to_string(info->total_vfs) + ")");
+    return Error::sys(ERANGE, "adding VFs " + std::to_string(first) + ".." + std::to_string(first + count) + " of " +
+                                  bdf(pf) + " (sriov_totalvfs " + std::to_string(info->total_vfs) + ")");
   if (!options.driver.empty())
     if (auto r = ensure_driver(root, options.driver); !r) return std::move(r).error();
 
@@ -137,7 +137,7 @@ Result<std::vector<PciAddress>> add_vfs(const fs::path& root, const PciAddress& 
     s.pcie = PcieType::endpoint;
     s.numa_node = info->numa_node;
     s.local_cpulist = info->local_cpulist;
-    s.irq = 0;  // MSI-X only
+    s.irq = 0;           // MSI-X only
     s.has_reset = true;  // VFs must support FLR
     if (info->vf_bar_size) {
       s.bar0_start = info->iov_bar_start + static_cast<uint64_t>(i) * info->vf_bar_size;

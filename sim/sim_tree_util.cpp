@@ -21,8 +21,7 @@ uint64_t default_bar0(const PciAddress& a) {
   return bus_window(a.domain, a.bus) + (static_cast<uint64_t>(a.device << 3 | a.function) << 20);
 }
 uint64_t default_iov_bar(const PciAddress& a) {
-  return bus_window(a.domain, a.bus) + 0x80000000ULL +
-         (static_cast<uint64_t>(a.device << 3 | a.function) << 23);
+  return bus_window(a.domain, a.bus) + 0x80000000ULL + (static_cast<uint64_t>(a.device << 3 | a.function) << 23);
 }
 
 std::string bdf(const PciAddress& a) { return a.to_string(); }
@@ -124,8 +123,7 @@ Result<void> remove_tree(const fs::path& root, const fs::path& rel) {
 }
 
 Result<void> remove_path(const fs::path& root, const fs::path& rel) {
-  if (::unlink((root / rel).c_str()) != 0 && errno != ENOENT)
-    return sys(errno, "removing " + rel.string());
+  if (::unlink((root / rel).c_str()) != 0 && errno != ENOENT) return sys(errno, "removing " + rel.string());
   return ok();
 }
 

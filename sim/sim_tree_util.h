@@ -73,8 +73,8 @@ std::string uevent_text(const FunctionSpec& s, std::string_view driver);
 std::string root_bus_name(uint32_t domain, uint8_t bus);
 Result<void> ensure_pci_bus(const fs::path& root, const fs::path& parent, const std::string& name);
 Result<fs::path> ensure_root_bus(const fs::path& root, uint32_t domain, uint8_t bus);
-Result<void> join_iommu_group(const fs::path& root, const fs::path& devdir, const PciAddress& a,
-                              unsigned group, std::string_view type);
+Result<void> join_iommu_group(const fs::path& root, const fs::path& devdir, const PciAddress& a, unsigned group,
+                              std::string_view type);
 Result<void> leave_iommu_group(const fs::path& root, const fs::path& devdir, const PciAddress& a);
 Result<void> join_iommu_unit(const fs::path& root, const fs::path& devdir, const PciAddress& a,
                              const std::string& unit);

@@ -9,14 +9,14 @@
 #include <cstdint>
 
 #include "pci/decode.h"
+#include "sim/driver_core.h"
 #include "sim/drivers.h"
 #include "sim/file_io.h"
-#include "sim/kstrtox.h"
-#include "sim/sim_tree.h"
-#include "sim/driver_core.h"
 #include "sim/hotplug.h"
+#include "sim/kstrtox.h"
 #include "sim/netdevs.h"
 #include "sim/reboot.h"
+#include "sim/sim_tree.h"
 #include "sim/stores.h"
 
 namespace sriovd::kernel::sim {
@@ -93,8 +93,8 @@ Result<void> store_sriov_numvfs(Call& cx, const Dev& pf, const std::string& buf)
   const unsigned want = static_cast<unsigned>(v);
   const unsigned total = cx.read_uint(pf, "sriov_totalvfs");
   if (want > total)
-    return Error::sys(ERANGE, pf.name() + ": " + std::to_string(want) + " VFs requested, sriov_totalvfs is " +
-                                  std::to_string(total));
+    return Error::sys(
+        ERANGE, pf.name() + ": " + std::to_string(want) + " VFs requested, sriov_totalvfs is " + std::to_string(total));
   const unsigned cur = cx.num_vfs(pf);
   if (want == cur) return ok();
   const auto drv = cx.driver_of(pf);

@@ -9,14 +9,14 @@
 #include <cstdint>
 
 #include "pci/decode.h"
+#include "sim/driver_core.h"
 #include "sim/drivers.h"
 #include "sim/file_io.h"
-#include "sim/kstrtox.h"
-#include "sim/sim_tree.h"
-#include "sim/driver_core.h"
 #include "sim/hotplug.h"
+#include "sim/kstrtox.h"
 #include "sim/netdevs.h"
 #include "sim/reboot.h"
+#include "sim/sim_tree.h"
 #include "sim/sriov.h"
 
 namespace sriovd::kernel::sim {
@@ -24,11 +24,28 @@ namespace sriovd::kernel::sim {
 using namespace simio;
 
 bool read_only_device_attr(const std::string& name) {
-  static const std::set<std::string> ro = {
-      "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "revision", "irq",
-      "local_cpus", "local_cpulist", "modalias", "resource", "sriov_totalvfs", "sriov_offset",
-      "sriov_stride", "sriov_vf_device", "current_link_speed", "current_link_width", "max_link_speed",
-      "max_link_width", "consistent_dma_mask_bits", "dma_mask_bits", "ari_enabled"};
+  static const std::set<std::string> ro = {"vendor",
+                                           "device",
+                                           "subsystem_vendor",
+                                           "subsystem_device",
+                                           "class",
+                                           "revision",
+                                           "irq",
+                                           "local_cpus",
+                                           "local_cpulist",
+                                           "modalias",
+                                           "resource",
+                                           "sriov_totalvfs",
+                                           "sriov_offset",
+                                           "sriov_stride",
+                                           "sriov_vf_device",
+                                           "current_link_speed",
+                                           "current_link_width",
+                                           "max_link_speed",
+                                           "max_link_width",
+                                           "consistent_dma_mask_bits",
+                                           "dma_mask_bits",
+                                           "ari_enabled"};
   return ro.count(name) != 0;
 }
 
@@ -61,8 +78,8 @@ Result<void> write_attr(Call& cx, const std::string& relpath, std::string_view v
       if (auto d = cx.find_dev(c[3]); d && c[4] != ".")
         if (const std::string file = d->in(c[4]); regular(file))
           return value.empty() ? ok() : store_device_attr(cx, *d, c[4], file, value);
-    } else if (const std::string file = cx.at(relpath); c.size() == 5 && c[0] == "bus" && c[1] == "pci" &&
-                                                     c[2] == "drivers" && c[3] != "." && regular(file)) {
+    } else if (const std::string file = cx.at(relpath);
+               c.size() == 5 && c[0] == "bus" && c[1] == "pci" && c[2] == "drivers" && c[3] != "." && regular(file)) {
       return value.empty() ? ok() : store_driver_attr(cx, c[3], c[4], file, value);
     } else if (c.size() == 3 && c[0] == "bus" && c[1] == "pci" && regular(file)) {
       return value.empty() ? ok() : store_bus_attr(cx, c[2], file, value);
@@ -98,7 +115,7 @@ Result<void> store_bus_attr(Call& cx, const std::string& name, const std::string
 }
 
 Result<void> store_driver_attr(Call& cx, const std::string& drv, const std::string& name, const std::string& file,
-                                    std::string_view value) {
+                               std::string_view value) {
   const std::string buf = c_str_of(value);
   if (name == "bind") return store_bind(cx, drv, buf);
   if (name == "unbind") return store_unbind(cx, drv, buf);
@@ -109,7 +126,7 @@ Result<void> store_driver_attr(Call& cx, const std::string& drv, const std::stri
 }
 
 Result<void> store_device_attr(Call& cx, const Dev& d, const std::string& name, const std::string& file,
-                                    std::string_view value) {
+                               std::string_view value) {
   const std::string buf = c_str_of(value);
   if (name == "sriov_numvfs") return store_sriov_numvfs(cx, d, buf);
   if (name == "sriov_drivers_autoprobe") return store_sriov_drivers_autoprobe(d, buf);

@@ -27,10 +27,10 @@ Result<void> store_bus_attr(Call& cx, const std::string& name, const std::string
 
 // bus/pci/drivers/<drv>/<name>.
 Result<void> store_driver_attr(Call& cx, const std::string& drv, const std::string& name, const std::string& file,
-                                    std::string_view value);
+                               std::string_view value);
 
 // An attribute `name` of the PCI function `d`.
 Result<void> store_device_attr(Call& cx, const Dev& d, const std::string& name, const std::string& file,
-                                    std::string_view value);
+                               std::string_view value);
 
 }  // namespace sriovd::kernel::sim

@@ -46,12 +46,15 @@ void UeventSender::send(const std::vector<PendingUevent>& list) {
   // when it sends it: whoever reads N and then the tree has seen every change of events <= N.
   // The file is kept open (a call's read and write are then two system calls); it is rewritten
   // in place, never replaced, and its number only grows, so no write leaves a longer old tail.
-  if (!seq_fd_) seq_fd_ = UniqueFd(::open((root_ / "kernel/uevent_seqnum").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!seq_fd_)
+    seq_fd_ = UniqueFd(::open((root_ / "kernel/uevent_seqnum").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   uint64_t seqnum = 0;
   char text[32];
   if (seq_fd_) {
     ssize_t n = ::pread(seq_fd_.get(), text, sizeof text - 1, 0);
-    if (n > 0) seqnum = static_cast<uint64_t>(pci::parse_int(std::string_view(text, static_cast<size_t>(n)), 0, INT64_MAX).value_or(0));
+    if (n > 0)
+      seqnum = static_cast<uint64_t>(
+          pci::parse_int(std::string_view(text, static_cast<size_t>(n)), 0, INT64_MAX).value_or(0));
     const int len = std::snprintf(text, sizeof text, "%llu\n", static_cast<unsigned long long>(seqnum + list.size()));
     (void)!::pwrite(seq_fd_.get(), text, static_cast<size_t>(len), 0);  // best effort, as sending is
   }
