@@ -193,5 +193,9 @@ lab_rc=0
 # The systemd unit's exposure (systemd-analyze security --offline).
 "$here/bench/unit_security.sh" "$build" >> "$out"
 
+# The fuzzing campaign's section belongs to scripts/fuzz.sh (its own, much longer run): keep it.
+if grep -q '^<!-- fuzz:begin' "$here/bench/RESULTS.md" 2>/dev/null; then
+  { echo; awk '/^<!-- fuzz:begin/ { on = 1 } on { print } /^<!-- fuzz:end -->/ { on = 0 }' "$here/bench/RESULTS.md"; } >>"$out"
+fi
 cp "$out" "$here/bench/RESULTS.md"
 cat "$here/bench/RESULTS.md"
