@@ -90,6 +90,10 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
 
 bool Daemon::start(const std::vector<std::string>& argv, std::chrono::milliseconds deadline,
                    const std::map<std::string, std::string>& env) {
+  // A Daemon may be started again (a restart): the last run's files go first.
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+  if (!notify_path_.empty()) ::unlink(notify_path_.c_str());
+  if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
   notify_path_ = temp_name("notify");
   ::unlink(notify_path_.c_str());
   notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
