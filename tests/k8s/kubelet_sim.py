@@ -7,7 +7,9 @@ project's own .proto files (k8s/proto) with grpc_tools.protoc, so the test check
 definitions, not a copy. Waits block on queues and gRPC streams with deadlines; nothing sleeps.
 """
 
+import atexit
 import os
+import shutil
 import queue
 import sys
 import tempfile
@@ -27,6 +29,8 @@ def load_stubs(source_dir):
     if _stubs is not None:
         return _stubs
     out = tempfile.mkdtemp(prefix="sriovd-k8s-stubs.")
+    # The modules are imported once, at load; the directory is not needed after the process.
+    atexit.register(shutil.rmtree, out, True)
     for name in ("deviceplugin", "podresources"):
         proto = os.path.join(source_dir, "k8s", "proto", name + ".proto")
         rc = protoc.main(["protoc", "-I" + source_dir, "--python_out=" + out, "--grpc_python_out=" + out, proto])
