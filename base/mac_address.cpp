@@ -3,18 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/hex.h"
+
 namespace sriovd {
-
-namespace {
-
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 MacAddress MacAddress::from_bytes(std::span<const uint8_t, kSize> bytes) noexcept {
   std::array<uint8_t, kSize> o{};

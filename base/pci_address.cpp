@@ -2,16 +2,11 @@
 
 #include <cstdio>
 
+#include "base/hex.h"
+
 namespace sriovd {
 
 namespace {
-
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Parses exactly `n` hex digits from the front of `s`, advancing it.
 std::optional<uint32_t> take_hex(std::string_view& s, size_t n) noexcept {
