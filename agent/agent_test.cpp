@@ -188,6 +188,18 @@ TEST_CASE("drivers: vfio-pci and back to the host driver; whole groups; faults r
     CHECK(r.error().message.find("192.0.2.10/24") != std::string::npos);
     CHECK(h.agent->set_driver(*PciAddress::parse("0000:02:00.0"), {std::string("vfio-pci"), false, true}).ok());
   }
+  SUBCASE("a netdev whose state cannot be read is refused, naming the error, unless forced") {
+    const auto eno1 = *PciAddress::parse("0000:02:00.0");
+    h.faults->fail_get_link(EACCES);
+    auto r = h.agent->set_driver(eno1, {std::string("vfio-pci"), false, false});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::conflict);
+    CHECK(r.error().message.find("cannot tell whether netdev") != std::string::npos);
+    CHECK(r.error().message.find("Permission denied") != std::string::npos);
+    CHECK(h.dev(eno1)->device.driver != std::string("vfio-pci"));
+    h.faults->fail_get_link(ENODEV);  // gone: nothing to protect
+    CHECK(h.agent->set_driver(eno1, {std::string("vfio-pci"), false, false}).ok());
+  }
 }
 
 TEST_CASE("drivers: a fault at any step of a group move leaves the tree as it was") {

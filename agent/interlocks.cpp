@@ -1,6 +1,8 @@
 // The Agent's interlocks: what refuses handing out a device, or taking a netdev the host uses.
 #include "agent/interlocks.h"
 
+#include <cerrno>
+
 #include "agent/agent.h"
 
 namespace sriovd::agent {
@@ -25,7 +27,14 @@ std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAd
 Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
   for (const auto& n : dev.netdevs) {
     auto f = kernel_.get_link(n);
-    if (!f) continue;  // a netdev that went away is no reason to refuse
+    if (!f) {
+      // A netdev that went away (ENODEV) carries nothing; any other error means the check could
+      // not be made, and an interlock that cannot be checked refuses (fail closed).
+      if (f.error().errnum == ENODEV) continue;
+      return Error::make(ErrorCode::conflict, "cannot tell whether netdev " + n + " of " + dev.address.to_string() +
+                                                  " is in use (" + f.error().message +
+                                                  "); refusing (pass force to take it anyway)");
+    }
     if (f->up && (!f->addresses.empty() || f->routes > 0)) {
       std::string what = f->addresses.empty() ? "" : " with addresses ";
       for (size_t i = 0; i < f->addresses.size(); ++i) what += (i ? ", " : "") + f->addresses[i];

@@ -58,6 +58,19 @@ Result<void> FaultKernel::set_vf(const std::string& pf_ifname, uint32_t vf, cons
 
 Result<std::vector<VfInfo>> FaultKernel::get_vfs(const std::string& pf_ifname) { return inner_.get_vfs(pf_ifname); }
 
-Result<LinkFacts> FaultKernel::get_link(const std::string& ifname) { return inner_.get_link(ifname); }
+void FaultKernel::fail_get_link(int errnum) {
+  MutexLock lock(mu_);
+  get_link_errnum_ = errnum;
+}
+
+Result<LinkFacts> FaultKernel::get_link(const std::string& ifname) {
+  int errnum = 0;
+  {
+    MutexLock lock(mu_);
+    errnum = get_link_errnum_;
+  }
+  if (errnum != 0) return Error::sys(errnum, "injected fault: get_link " + ifname);
+  return inner_.get_link(ifname);
+}
 
 }  // namespace sriovd::kernel
