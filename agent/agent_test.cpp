@@ -138,6 +138,49 @@ TEST_CASE("VF attributes: set, read back, refused values restore what was applie
   CHECK(h.dev(vf)->vf_config->mac->to_string() == "52:54:00:aa:bb:02");
 }
 
+TEST_CASE("VF attributes: qos or vlan_proto without vlan is refused at the edge, naming the field") {
+  Host h;
+  auto vf = h.vfs_of(kX710)[1]->device.address;
+  VfConfig set;
+  set.vlan = 100;
+  set.qos = 2;
+  REQUIRE(h.agent->set_vf_config(vf, set).ok());
+  const auto before = h.state();
+  VfConfig q;
+  q.qos = 3;
+  auto r = h.agent->set_vf_config(vf, q);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::invalid);
+  CHECK(r.error().field == "qos");
+  CHECK(r.error().message.find("qos needs vlan") != std::string::npos);
+  VfConfig p;
+  p.vlan_proto = uint16_t{0x88a8};
+  CHECK(h.agent->set_vf_config(vf, p).error().field == "vlan_proto");
+  VfConfig ad;
+  ad.vlan = 0;
+  ad.vlan_proto = uint16_t{0x88a8};
+  r = h.agent->set_vf_config(vf, ad);
+  CHECK(r.error().field == "vlan_proto");
+  CHECK(r.error().message.find("802.1ad needs a vlan other than 0") != std::string::npos);
+  CHECK(h.state() == before);
+  // vlan 0 with a qos is a priority tag: accepted.
+  VfConfig tag;
+  tag.vlan = 0;
+  tag.qos = 6;
+  REQUIRE(h.agent->set_vf_config(vf, tag).ok());
+  CHECK(h.dev(vf)->vf_config->vlan == 0);
+  CHECK(h.dev(vf)->vf_config->qos == 6);
+  // An allocation's vf_config is checked the same way, the field under vf_config.
+  AllocationRequest req;
+  req.address = h.vfs_of(kX710)[3]->device.address;
+  req.consumer_kind = "vm";
+  req.consumer_name = "q";
+  req.vf_config = q;
+  auto a = h.agent->allocate(req);
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().field == "vf_config.qos");
+}
+
 TEST_CASE("VF attributes: a fault at any step leaves the tree as it was") {
   fail_every_step(
       "dual-socket", [](Host&) {},

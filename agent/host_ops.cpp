@@ -271,6 +271,7 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
 }
 
 Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
+  if (auto r = check_vf_request(patch); !r) return r;
   MutexLock lock(mu_);
   auto s = snap();
   const DeviceView* v = s->find(vf);

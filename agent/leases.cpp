@@ -102,6 +102,12 @@ Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const s
 // entry, the steps and the commit are the allocation's durability protocol (see the top of this
 // file), which reads best in one place.
 Result<Allocation> Agent::allocate(const AllocationRequest& req) {
+  if (req.vf_config)
+    if (auto r = check_vf_request(*req.vf_config); !r) {
+      Error e = std::move(r).error();
+      e.field = "vf_config." + e.field;
+      return e;
+    }
   MutexLock lock(mu_);
   // A retry with the same Idempotency-Key gets the lease the first request made.
   if (req.idempotency_key) {

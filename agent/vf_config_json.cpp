@@ -95,6 +95,19 @@ Result<VfConfig> vf_config_from_json(const json& j) {
   return c;
 }
 
+Result<void> check_vf_request(const VfConfig& c) {
+  if (c.qos && !c.vlan)
+    return invalid("qos",
+                   "qos needs vlan in the same request: the kernel sets the VLAN ID and its priority together "
+                   "(vlan 0 with a qos tags the priority only)");
+  if (c.vlan_proto && !c.vlan)
+    return invalid("vlan_proto",
+                   "vlan_proto needs vlan in the same request: the kernel sets the VLAN ID and its protocol together");
+  if (c.vlan_proto == kEthP8021AD && c.vlan == 0)
+    return invalid("vlan_proto", "802.1ad needs a vlan other than 0 (vlan 0 is a priority tag, which is 802.1Q)");
+  return ok();
+}
+
 VfConfig clean_vf_config() {
   VfConfig c;
   c.mac = MacAddress{};

@@ -17,6 +17,14 @@ nlohmann::json vf_config_to_json(const VfConfig& c);
 // Every field optional; unknown fields and bad values are `invalid` errors naming the field.
 Result<VfConfig> vf_config_from_json(const nlohmann::json& j);
 
+// What a request (PATCH vf-config, an allocation's vf_config) may ask, beyond each field's own
+// range: qos and vlan_proto come with vlan in the same request, because the kernel takes the
+// VLAN ID, its priority and its protocol as one attribute (IFLA_VF_VLAN) and a missing ID would
+// be sent as 0; vlan 0 with a qos is a priority tag and is allowed. 802.1ad needs a VLAN ID:
+// vlan 0 is a priority tag, which is 802.1Q (igb, ixgbe, i40e and mlx5 refuse 802.1ad at all,
+// ice would store a port VLAN that does nothing). `invalid` naming the field.
+Result<void> check_vf_request(const VfConfig& c);
+
 // What a VF is reset to when it comes back: MAC zeroed, VLAN 0, rates 0, spoofchk on, trust
 // off, link auto.
 VfConfig clean_vf_config();

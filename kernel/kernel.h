@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,10 +40,29 @@ class Kernel {
   // One RTM_SETLINK on the PF netdev carrying the set fields of `config` for VF `vf`. The kernel
   // applies the attributes in order and stops at the first error, leaving earlier ones applied:
   // callers that need all-or-nothing send one group per call and undo on failure.
+  // A config with qos or vlan_proto but no vlan is refused before anything is sent (see
+  // check_vf_vlan_fields), by every implementation alike.
   virtual Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) = 0;
 
   // Link facts for a netdev, for interlocks (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE).
   virtual Result<LinkFacts> get_link(const std::string& ifname) = 0;
 };
+
+// What set_vf refuses first, on any Kernel: qos or vlan_proto without vlan. IFLA_VF_VLAN (and
+// IFLA_VF_VLAN_INFO) carry the VLAN ID, its priority and protocol as one struct, so "qos 3,
+// whatever the VLAN is" cannot be sent: the kernel would read the missing ID as 0. An explicit
+// vlan 0 with a qos is fine and means a priority tag: do_setvfinfo passes it through and every
+// PF driver takes it (igb/ixgbe_ndo_set_vf_vlan enable a port VLAN when `vlan || qos`, i40e adds
+// a pvid of qos << 13, ice stores it, mlx5 sets strip/insert). EINVAL naming the field.
+inline Result<void> check_vf_vlan_fields(const VfConfig& c) {
+  if ((c.qos || c.vlan_proto) && !c.vlan) {
+    Error e = Error::make(ErrorCode::invalid,
+                          "qos and vlan_proto are set together with vlan (IFLA_VF_VLAN carries all three)",
+                          c.qos ? "qos" : "vlan_proto");
+    e.errnum = EINVAL;
+    return e;
+  }
+  return {};
+}
 
 }  // namespace sriovd::kernel

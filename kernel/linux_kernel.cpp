@@ -136,6 +136,7 @@ Result<std::vector<VfInfo>> LinuxKernel::get_vfs(const std::string& pf_ifname) {
 Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) {
   if (config == VfConfig{}) return {};
   const std::string what = "setting VF " + std::to_string(vf) + " of " + pf_ifname + " (" + describe(config) + ")";
+  if (auto r = check_vf_vlan_fields(config); !r) return std::move(r).error().context(what);
   MutexLock lock(sock_mu_);
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);

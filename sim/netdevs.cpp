@@ -245,6 +245,9 @@ std::optional<Error> vlan_refusal(const PfOps& ops, const std::string& who, cons
 // The attributes in do_setvfinfo's order, each checked and saved in turn (a failure leaves the
 // earlier ones applied): one function so the order is read top to bottom.
 Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfConfig& c) {
+  if (c == VfConfig{}) return ok();
+  // Before the netdev is looked up, as LinuxKernel refuses it before sending anything.
+  if (auto r = check_vf_vlan_fields(c); !r) return r;
   auto n = netdev(cx, ifname);
   if (!n) return std::move(n).error();
   const std::optional<std::string> drv = n->pci ? cx.driver_of(*n->pci) : std::nullopt;

@@ -81,7 +81,8 @@ TEST_CASE("set_vf: errnos in do_setvfinfo order, partial application, persistenc
   CHECK(slurp(h.root() / "class/net/ens1f0v0/address") == "02:11:22:33:44:55\n");
 
   c = {};
-  c.qos = 3;  // without vlan: IFLA_VF_VLAN with vlan 0, which ice accepts (priority tagging)
+  c.vlan = 0;
+  c.qos = 3;  // IFLA_VF_VLAN with vlan 0, which ice accepts (priority tagging)
   CHECK(e(0, c) == 0);
   CHECK(h.k->get_vfs("ens1f0")->at(0).config.qos == 3);
   c = {};
@@ -184,4 +185,36 @@ TEST_CASE("get_link: up from flags, addresses and routes from the sim") {
   REQUIRE(l.ok());
   CHECK(!l->up);
   CHECK(l->ifindex > 0);
+}
+
+TEST_CASE("set_vf: qos or protocol without a vlan, as LinuxKernel and the PF drivers answer") {
+  Host h("dual-socket");
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:17:00.0"), "2")) == 0);
+  // No vlan at all: refused before the netdev is looked up, EINVAL naming the field, exactly as
+  // LinuxKernel refuses it before sending a request (IFLA_VF_VLAN carries all three).
+  VfConfig q;
+  q.qos = 3;
+  auto r = h.k->set_vf("ens1f0", 0, q);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().errnum == EINVAL);
+  CHECK(r.error().field == "qos");
+  CHECK(h.k->set_vf("nosuch0", 0, q).error().field == "qos");
+  VfConfig p;
+  p.vlan_proto = 0x88a8;
+  CHECK(h.k->set_vf("ens1f0", 0, p).error().field == "vlan_proto");
+  CHECK(h.k->get_vfs("ens1f0")->at(0).config.qos == 0);
+  // vlan 0 with a qos: a priority tag, which do_setvfinfo passes on and every driver takes.
+  VfConfig tag;
+  tag.vlan = 0;
+  tag.qos = 5;
+  REQUIRE(h.k->set_vf("ens1f0", 0, tag).ok());
+  CHECK(h.k->get_vfs("ens1f0")->at(0).config.vlan == 0);
+  CHECK(h.k->get_vfs("ens1f0")->at(0).config.qos == 5);
+  // 802.1ad with vlan 0: the driver's protocol check decides (i40e takes 802.1Q only; ice
+  // accepts it in Double VLAN Mode).
+  VfConfig ad;
+  ad.vlan = 0;
+  ad.vlan_proto = 0x88a8;
+  CHECK(err(h.k->set_vf("ens2f0", 0, ad)) == EPROTONOSUPPORT);
+  CHECK(err(h.k->set_vf("ens1f0", 1, ad)) == 0);
 }
