@@ -266,3 +266,37 @@ TEST_CASE("uevents of sriov_numvfs in the kernel's order") {
   CHECK(pci_events() == std::vector<std::string>{"unbind 0000:01:00.1", "remove 0000:01:00.1", "unbind 0000:01:00.2",
                                                  "remove 0000:01:00.2"});
 }
+
+TEST_CASE("sriov_numvfs: without ACS above the PF its VFs join the upstream group; with ACS each has its own") {
+  Host h("igb");
+  auto group = [&](const char* bdf) -> std::optional<int> {
+    auto inv = scan(h.root());
+    auto* d = find(inv, addr(bdf));
+    REQUIRE(d);
+    return d->iommu_group;
+  };
+  // The profile: 82576 at 01:00.0 behind 00:01.0 without ACS, 2 VFs at 01:10.0 and 01:10.2.
+  const auto shared = group("0000:00:01.0");
+  REQUIRE(shared);
+  CHECK(group("0000:01:00.0") == shared);
+  CHECK(group("0000:01:10.0") == shared);
+  CHECK(group("0000:01:10.2") == shared);
+  // Created again by the simulated kernel: the same group for all, and it stays when they go.
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:01:00.0"), "0")) == 0);
+  CHECK(fs::exists(h.root() / "kernel/iommu_groups" / std::to_string(*shared) / "devices/0000:01:00.0"));
+  CHECK_FALSE(fs::exists(h.root() / "kernel/iommu_groups" / std::to_string(*shared) / "devices/0000:01:10.0"));
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:01:00.0"), "5")) == 0);
+  for (const char* vf : {"0000:01:10.0", "0000:01:10.2", "0000:01:10.4", "0000:01:10.6", "0000:01:11.0"}) {
+    CAPTURE(vf);
+    CHECK(group(vf) == shared);
+  }
+  // The I350 behind 00:02.0 with ACS: groups of their own, none shared.
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:03:00.0"), "2")) == 0);
+  const auto g0 = group("0000:04:10.0"), g1 = group("0000:04:10.4"), pf = group("0000:03:00.0");
+  REQUIRE(g0);
+  REQUIRE(g1);
+  CHECK(g0 != g1);
+  CHECK(g0 != pf);
+  CHECK(g0 != shared);
+  CHECK(pf != group("0000:00:02.0"));
+}

@@ -139,6 +139,9 @@ struct VfOptions {
   std::optional<uint16_t> subsystem_device;  // unset: the PF's
   unsigned first_index = 0;                  // add VFs first_index..first_index+count-1
   bool iommu_groups = true;                  // false: no IOMMU groups (the PF has none)
+  // Set: every VF joins this existing group instead of a new one (no ACS above the PF: the
+  // kernel groups VFs with their PF's upstream bridge). Wins over first_iommu_group.
+  std::optional<unsigned> shared_iommu_group;
 };
 
 // --- the tree as a whole ------------------------------------------------------------------
@@ -213,9 +216,9 @@ PciAddress vf_address(const PciAddress& pf, uint16_t offset, uint16_t stride, un
 // Adds VFs 0..count-1 of a PF (options.first_index shifts the range) the way the kernel's
 // pci_iov_add_virtfn does: BDF from sriov_offset/stride, device id from sriov_vf_device,
 // identity and NUMA node from the PF, directory next to the PF, virtfn/physfn links, one new
-// IOMMU group each (none with options.iommu_groups false), BAR0 inside the PF's IOV BAR, bound
-// to `options.driver` if set. Does not touch sriov_numvfs (write_numvfs). ERANGE if the range
-// passes sriov_totalvfs, EEXIST if a VF is there already. Returns the VF addresses in index order.
+// IOMMU group each (none with options.iommu_groups false, the shared one when given), BAR0 inside the PF's IOV BAR,
+// bound to `options.driver` if set. Does not touch sriov_numvfs (write_numvfs). ERANGE if the range passes
+// sriov_totalvfs, EEXIST if a VF is there already. Returns the VF addresses in index order.
 Result<std::vector<PciAddress>> add_vfs(const fs::path& root, const PciAddress& pf, unsigned count,
                                         const VfOptions& options = {});
 

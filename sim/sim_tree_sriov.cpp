@@ -110,7 +110,7 @@ Result<std::vector<PciAddress>> add_vfs(const fs::path& root, const PciAddress& 
   // Each VF gets a new group (VFs are isolated by ACS), lowest free numbers first like the
   // kernel's ida; the existing groups are listed once, not per VF.
   std::set<unsigned> used;
-  if (options.iommu_groups && !options.first_iommu_group) {
+  if (options.iommu_groups && !options.first_iommu_group && !options.shared_iommu_group) {
     auto names = list_dir(root, "kernel/iommu_groups");
     if (!names) return std::move(names).error();
     for (const auto& n : *names)
@@ -146,6 +146,8 @@ Result<std::vector<PciAddress>> add_vfs(const fs::path& root, const PciAddress& 
     s.driver = options.driver;
     if (!options.iommu_groups) {
       s.iommu_group.reset();
+    } else if (options.shared_iommu_group) {
+      s.iommu_group = options.shared_iommu_group;
     } else if (options.first_iommu_group) {
       s.iommu_group = next_group++;
     } else {

@@ -43,6 +43,13 @@ Result<void> enable_sriov(Call& cx, const Dev& pf, unsigned n) {
   simtree::VfOptions o;
   const auto group = cx.iommu_group_of(pf);
   o.iommu_groups = group.has_value();
+  // drivers/iommu/iommu.c pci_device_group(): a VF's group is found by walking up from its bus
+  // to the first bridge with ACS (pci_acs_path_enabled); a bridge without it has its group
+  // returned. The PF went through the same walk, so a PF sharing its upstream bridge's group
+  // says the path lacks ACS: its VFs join that group too instead of getting groups of their own.
+  if (group)
+    if (auto up = PciAddress::parse(pf.dir.parent_path().filename().string()))
+      if (auto ud = cx.dev(*up); ud && cx.iommu_group_of(*ud) == group) o.shared_iommu_group = group;
   if (group)
     if (auto t = read_text(cx.abs(fs::path("kernel/iommu_groups") / std::to_string(*group) / "type")))
       if (!trim(*t).empty()) o.iommu_group_type = trim(*t);
