@@ -178,6 +178,10 @@ class Agent {
   Result<void> recover_pending(ReconcileReport& report) REQUIRES(mu_);
   Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
                                const VfConfig& wanted);
+  // A PF driver's refusal of a VF rate (EINVAL, EOPNOTSUPP) with the field and the reason: no
+  // rate limits on this device (unsupported), or no link on the PF (conflict: igb refuses
+  // max_tx_rate while the link is down).
+  Error explain_rate_refusal(Error e, const std::string& pf_ifname, const VfConfig& wanted) const;
   // Sets every attribute group of VF `index` that differs from a clean VF back to it. Groups the
   // driver does not implement (EOPNOTSUPP) are skipped: there is nothing to reset.
   Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current);

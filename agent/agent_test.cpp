@@ -133,7 +133,7 @@ TEST_CASE("VF attributes: set, read back, refused values restore what was applie
   auto r = h.agent->set_vf_config(vf, bad);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().errnum == EINVAL);
-  CHECK(r.error().field == "max_tx_rate_mbps");
+  CHECK(r.error().field == "min_tx_rate_mbps");
   CHECK(h.state() == before);
   CHECK(h.dev(vf)->vf_config->mac->to_string() == "52:54:00:aa:bb:02");
 }
@@ -179,6 +179,53 @@ TEST_CASE("VF attributes: qos or vlan_proto without vlan is refused at the edge,
   auto a = h.agent->allocate(req);
   REQUIRE_FALSE(a.ok());
   CHECK(a.error().field == "vf_config.qos");
+}
+
+TEST_CASE("VF attributes: igb refuses max_tx_rate without link and on models without rate limits") {
+  Host h("igb");
+  const PciAddress k82576 = *PciAddress::parse("0000:01:00.0"), ki350 = *PciAddress::parse("0000:03:00.0");
+  auto vf = h.vfs_of(k82576)[0]->device.address;
+  VfConfig rate;
+  rate.max_tx_rate_mbps = 100;
+  REQUIRE(h.agent->set_vf_config(vf, rate).ok());
+  CHECK(h.dev(vf)->vf_config->max_tx_rate_mbps == 100);
+
+  // The PF's link goes down: the MAC applied before the rate in the same PATCH is taken back.
+  REQUIRE(h.sim->write_attr("class/net/enp1s0/carrier", "0").ok());
+  REQUIRE(h.agent->refresh().ok());
+  const auto before = h.state();
+  VfConfig both;
+  both.mac = *MacAddress::parse("52:54:00:aa:bb:07");
+  both.max_tx_rate_mbps = 200;
+  auto r = h.agent->set_vf_config(vf, both);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().errnum == EINVAL);
+  CHECK(r.error().code == ErrorCode::conflict);
+  CHECK(r.error().field == "max_tx_rate_mbps");
+  CHECK(r.error().message.find("max_tx_rate: enp1s0 has no link") != std::string::npos);
+  CHECK(h.state() == before);
+  CHECK(h.dev(vf)->vf_config->max_tx_rate_mbps == 100);
+  // A rate above the link speed is the driver's EINVAL too, with the link up: no link reason.
+  REQUIRE(h.sim->write_attr("class/net/enp1s0/carrier", "1").ok());
+  rate.max_tx_rate_mbps = 2000;
+  r = h.agent->set_vf_config(vf, rate);
+  CHECK(r.error().code == ErrorCode::invalid);
+  CHECK(r.error().field == "max_tx_rate_mbps");
+  CHECK(r.error().message.find("has no link") == std::string::npos);
+
+  // An I350: igb has no VF rate limits there (EOPNOTSUPP), whatever the link.
+  REQUIRE(h.agent->set_num_vfs(ki350, 2).ok());
+  auto ivf = h.vfs_of(ki350)[1]->device.address;
+  const auto before350 = h.state();
+  rate.max_tx_rate_mbps = 100;
+  r = h.agent->set_vf_config(ivf, rate);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().errnum == EOPNOTSUPP);
+  CHECK(r.error().code == ErrorCode::unsupported);
+  CHECK(r.error().field == "max_tx_rate_mbps");
+  CHECK(r.error().message.find("max_tx_rate: the driver of enp3s0 has no VF transmit rate limits") !=
+        std::string::npos);
+  CHECK(h.state() == before350);
 }
 
 TEST_CASE("VF attributes: a fault at any step leaves the tree as it was") {

@@ -11,6 +11,7 @@
 #include "agent/applier.h"
 #include "agent/interlocks.h"
 #include "agent/vf_config_json.h"
+#include "pci/decode.h"
 
 namespace sriovd::agent {
 
@@ -95,6 +96,28 @@ Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional
   return pci::unbind_driver(root_, dev.address, a.runner());
 }
 
+Error Agent::explain_rate_refusal(Error e, const std::string& pf_ifname, const VfConfig& wanted) const {
+  // PF drivers refuse a rate with a bare errno (igb_ndo_set_vf_bw sends no extack): the reason
+  // is told here, from what the host shows.
+  e.field = wanted.max_tx_rate_mbps ? "max_tx_rate_mbps" : "min_tx_rate_mbps";
+  const std::string field = wanted.max_tx_rate_mbps ? "max_tx_rate" : "min_tx_rate";
+  if (e.errnum == EOPNOTSUPP) {
+    e.code = ErrorCode::unsupported;
+    e.message = field + ": the driver of " + pf_ifname +
+                " has no VF transmit rate limits on this device (igb limits them on the 82576 only): " + e.message;
+  } else if (e.errnum == EINVAL) {
+    auto carrier = root_.read("class/net/" + pf_ifname + "/carrier", 16);
+    if (carrier && pci::parse_bool01(pci::trim(*carrier)) == false) {
+      e.code = ErrorCode::conflict;
+      e.message = field + ": " + pf_ifname +
+                  " has no link (carrier down), and its driver refuses VF rates until it has one (igb); try again "
+                  "once the link is up: " +
+                  e.message;
+    }
+  }
+  return e;
+}
+
 Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
                                     const VfConfig& wanted) {
   for (VfGroup g : kGroups) {
@@ -104,6 +127,8 @@ Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, ui
     if (want == was) continue;
     if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
       Error e = std::move(r).error();
+      if (g == VfGroup::rate && (e.errnum == EINVAL || e.errnum == EOPNOTSUPP) && e.field.empty())
+        return explain_rate_refusal(std::move(e), pf_ifname, wanted);
       if (e.field.empty()) e.field = group_field(g);
       return e;
     }

@@ -45,6 +45,13 @@ const PfOps* pf_ops(const std::optional<std::string>& driver) {
   return nullptr;
 }
 
+bool igb_limits_vf_rates(uint16_t device) {
+  // 82576, _FIBER, _SERDES, _QUAD_COPPER, _QUAD_COPPER_ET2, _NS, _NS_SERDES, _SERDES_QUAD.
+  for (uint16_t id : {0x10c9, 0x10e6, 0x10e7, 0x10e8, 0x1526, 0x150a, 0x1518, 0x150d})
+    if (device == id) return true;
+  return false;
+}
+
 bool leaves_sriov_on_remove(std::string_view driver) { return driver == "nvme" || driver == "pci-pf-stub"; }
 
 bool makes_no_netdev(std::string_view driver) {

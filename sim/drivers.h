@@ -43,6 +43,11 @@ struct PfOps {
 // The PF driver's ops, or nullptr: no driver, or one without ndo_set_vf_* the sim knows.
 const PfOps* pf_ops(const std::optional<std::string>& driver);
 
+// igb_ndo_set_vf_bw(): VF transmit rate limits exist on the 82576 only (hw->mac.type ==
+// e1000_82576, set by igb_set_mac_type from the device id); every other igb model (I350, I210...)
+// answers EOPNOTSUPP. True for the 82576 family's device ids (e1000_hw.h E1000_DEV_ID_82576*).
+bool igb_limits_vf_rates(uint16_t device);
+
 // PF drivers whose remove does not disable SR-IOV (nvme_remove; pci-pf-stub has no remove):
 // pci_device_remove() → pci_iov_remove() only warns "driver left SR-IOV enabled after remove"
 // and the VFs stay.

@@ -302,6 +302,22 @@ Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfCo
       return Error::sys(
           EINVAL, who + vfs + ": max_tx_rate " + std::to_string(max) + " is below min_tx_rate " + std::to_string(min));
     if (!vf_ok) return bad_vf();
+    if (*drv == "igb") {
+      // igb_ndo_set_vf_bw(): no rate limits but on the 82576, then no minimum, then the VF, the
+      // link (E1000_STATUS_LU: the PF netdev's carrier) and the link speed, all EINVAL.
+      if (!igb_limits_vf_rates(cx.ids_of(pf).device))
+        return Error::sys(EOPNOTSUPP, who + "VF transmit rate limits need an 82576 (device 0x" +
+                                          hex(cx.ids_of(pf).device, 4) + " has none)");
+      if (min) return Error::sys(EINVAL, who + vfs + ": min_tx_rate " + std::to_string(min) + " is not supported");
+      auto carrier = read_text(n->dir + "/carrier");
+      if (!carrier || trim(*carrier) != "1")
+        return Error::sys(EINVAL, who + vfs + ": max_tx_rate " + std::to_string(max) + " while the link is down");
+      unsigned long long speed = 1000;  // igb_link_mbps(): 1000 on a gigabit link
+      if (auto t = read_text(n->dir + "/speed")) kstrtoull(trim(*t).c_str(), 10, &speed);
+      if (max > speed)
+        return Error::sys(EINVAL, who + vfs + ": max_tx_rate " + std::to_string(max) + " exceeds the link speed " +
+                                      std::to_string(speed));
+    }
     if (min && !ops->min_rate)
       return Error::sys(
           EINVAL, who + "Invalid min tx rate (" + std::to_string(min) + ") (greater than 0) specified for " + vfs);

@@ -218,3 +218,33 @@ TEST_CASE("set_vf: qos or protocol without a vlan, as LinuxKernel and the PF dri
   CHECK(err(h.k->set_vf("ens2f0", 0, ad)) == EPROTONOSUPPORT);
   CHECK(err(h.k->set_vf("ens1f0", 1, ad)) == 0);
 }
+
+TEST_CASE("set_vf: igb limits VF rates on the 82576 only, and only while the link is up") {
+  Host h("igb");
+  // 82576 (2 VFs enabled by the profile): a rate within the link speed, with the link up.
+  VfConfig rate;
+  rate.max_tx_rate_mbps = 300;
+  REQUIRE(h.k->set_vf("enp1s0", 1, rate).ok());
+  CHECK(h.k->get_vfs("enp1s0")->at(1).config.max_tx_rate_mbps == 300);
+  rate.max_tx_rate_mbps = 1001;  // igb_link_mbps: 1000 on a gigabit link
+  CHECK(err(h.k->set_vf("enp1s0", 1, rate)) == EINVAL);
+  VfConfig min;
+  min.max_tx_rate_mbps = 500;
+  min.min_tx_rate_mbps = 10;
+  CHECK(err(h.k->set_vf("enp1s0", 1, min)) == EINVAL);
+  // No carrier (E1000_STATUS_LU clear): EINVAL for any rate, 0 too; the earlier one stays.
+  REQUIRE(err(h.k->write_attr("class/net/enp1s0/carrier", "0\n")) == 0);
+  rate.max_tx_rate_mbps = 100;
+  auto r = h.k->set_vf("enp1s0", 1, rate);
+  CHECK(err(r) == EINVAL);
+  CHECK(r.error().message.find("link is down") != std::string::npos);
+  rate.max_tx_rate_mbps = 0;
+  CHECK(err(h.k->set_vf("enp1s0", 1, rate)) == EINVAL);
+  CHECK(h.k->get_vfs("enp1s0")->at(1).config.max_tx_rate_mbps == 300);
+  // The I350 has the ops but no rate limits: EOPNOTSUPP before anything else is looked at.
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:03:00.0"), "2")) == 0);
+  rate.max_tx_rate_mbps = 100;
+  CHECK(err(h.k->set_vf("enp3s0", 0, rate)) == EOPNOTSUPP);
+  CHECK(err(h.k->set_vf("enp3s0", 0, min)) == EOPNOTSUPP);
+  CHECK(h.k->get_vfs("enp3s0")->at(0).config.max_tx_rate_mbps == 0);
+}
