@@ -106,8 +106,11 @@ Error Agent::explain_rate_refusal(Error e, const std::string& pf_ifname, const V
     e.message = field + ": the driver of " + pf_ifname +
                 " has no VF transmit rate limits on this device (igb limits them on the 82576 only): " + e.message;
   } else if (e.errnum == EINVAL) {
+    // No link: carrier 0, or no carrier to read at all (sysfs answers EINVAL for `carrier` of
+    // a netdev that is not up), or operstate down.
     auto carrier = root_.read("class/net/" + pf_ifname + "/carrier", 16);
-    if (carrier && pci::parse_bool01(pci::trim(*carrier)) == false) {
+    auto operstate = root_.read("class/net/" + pf_ifname + "/operstate", 32);
+    if (!carrier || pci::parse_bool01(pci::trim(*carrier)) == false || (operstate && pci::trim(*operstate) == "down")) {
       e.code = ErrorCode::conflict;
       e.message = field + ": " + pf_ifname +
                   " has no link (carrier down), and its driver refuses VF rates until it has one (igb); try again "

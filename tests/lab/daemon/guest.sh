@@ -80,6 +80,15 @@ boot1)
     expect_match "refusal carries the kernel's EINVAL" "Invalid argument|EINVAL" "$cli_out"
     expect "VF0 MAC unchanged after the refusal" $MAC "$(jdev "$ivf0" .vf_config.mac)"
     expect_match "VF0 MAC unchanged (ip)" "link/ether $MAC" "$(ip -d link show eth1 | grep '^ *vf 0 ')"
+
+    # igb refuses max_tx_rate while the PF has no link (igb_ndo_set_vf_bw: EINVAL): the agent
+    # names the field and the reason, and the MAC sent in the same request is taken back.
+    ip link set eth1 down
+    run_cli "max rate on igb refused while the PF is down" 1 vf "$ivf0" --mac 52:54:00:00:00:99 --max-rate 100
+    echo "    refusal: $cli_out"
+    expect_match "refusal names max_tx_rate and the missing link" "max_tx_rate: eth1 has no link" "$cli_out"
+    expect_match "VF0 MAC unchanged after the rate refusal (ip)" "link/ether $MAC" "$(ip -d link show eth1 | grep '^ *vf 0 ')"
+    ip link set eth1 up
   fi
   expect "drift empty (--json host)" "[]" "$(cli --json host | jq -c .drift)"
   stop_daemon
