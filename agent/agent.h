@@ -129,7 +129,9 @@ class Agent {
   // POST /v1/allocations: picks, configures and binds a free device and records the lease.
   Result<Allocation> allocate(const AllocationRequest& request) EXCLUDES(mu_);
   // DELETE /v1/allocations/{id}: detaches (through `detach` when set and the lease is attached),
-  // resets the VF's attributes and the function, restores its driver, forgets the lease.
+  // resets the VF's attributes and the function, restores its driver, forgets the lease. A
+  // function reset the kernel refuses (ENOTTY) does not stop the release: the returned lease
+  // (and the lease.released event) carry reset "failed" with the kernel's answer.
   Result<Lease> release(const std::string& id) EXCLUDES(mu_);
   // Records (or clears) where a lease is attached; `action` runs under the agent's lock first
   // and the record changes only when it succeeds. A conflict, before `action`, when the lease
@@ -154,7 +156,8 @@ class Agent {
   Result<void> load_book() REQUIRES(mu_);
   // `detached`: the result of detaching the lease from its domain, when the caller did it
   // (without the lock); else an attached lease is detached here.
-  Result<void> release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached = std::nullopt)
+  // `lease` ends as the release left it: with its reset outcome, or its error when it failed.
+  Result<void> release_locked(Lease& lease, bool at_start, std::optional<Result<void>> detached = std::nullopt)
       REQUIRES(mu_);
   // The Applier's Begin for a lease operation: its journal entry of `kind` and `lease` (as it
   // is then; it must outlive the Applier) written together.

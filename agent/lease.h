@@ -53,6 +53,12 @@ struct Lease {
   PoolMode mode = PoolMode::vfio;
   std::optional<Attachment> attached;
   std::string error;  // why the last release failed, if it did
+  // Only in the answer to a release and its lease.released event (never stored): how the
+  // function reset went. "done"; "unavailable": the function has no `reset` attribute; "failed":
+  // the kernel refused it (ENOTTY: no reset method worked), `reset_error` says why. Empty when
+  // the device was gone.
+  std::string reset;
+  std::string reset_error;
 
   // What the store keeps: every field as one JSON object (keys sorted), read back by from_json.
   std::string record() const;

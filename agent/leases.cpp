@@ -236,7 +236,7 @@ Result<Lease> Agent::release(const std::string& id) {
   return lease;
 }
 
-Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Result<void>> detached) {
+Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Result<void>> detached) {
   const std::string addr = lease.address.to_string();
   auto fail = [&](Error e) REQUIRES(mu_) -> Error {
     // The lease stays, "releasing", with the reason: the device is reported unhealthy and the
@@ -283,8 +283,18 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
     //    device's state survives.
     if (r) {
       auto reset = pci::reset_function(root_, d.address, a.runner());
-      if (!reset) r = std::move(reset).error();
-      else if (!*reset) spdlog::debug("{}: no function reset", addr);
+      if (reset) {
+        lease.reset = *reset ? "done" : "unavailable";
+      } else if (reset.error().errnum == ENOTTY || reset.error().errnum == EINVAL) {
+        // The kernel did not reset the function (no method worked). The release goes on, as
+        // vfio-pci itself carries on when its reset at close fails: the device goes back to its
+        // driver, and the answer and the event say that it was not reset.
+        lease.reset = "failed";
+        lease.reset_error = reset.error().message;
+        spdlog::warn("{}: released without a function reset: {}", addr, lease.reset_error);
+      } else {
+        r = std::move(reset).error();
+      }
     }
     // 3. The driver it had before the lease (none, when it had none).
     if (r && d.driver != lease.previous_driver) {
@@ -312,11 +322,15 @@ Result<void> Agent::release_locked(Lease lease, bool at_start, std::optional<Res
   book_ = std::move(book);
   if (auto rr = refresh_devices_locked({lease.address}); !rr)
     spdlog::warn("rescanning {}: {}", addr, rr.error().message);
-  if (events_)
-    events_->publish("lease.released", {{"lease", lease.id},
-                                        {"address", addr},
-                                        {"pool", lease.pool ? nlohmann::json(*lease.pool) : nlohmann::json(nullptr)},
-                                        {"at_start", at_start}});
+  if (events_) {
+    nlohmann::json ev = {{"lease", lease.id},
+                         {"address", addr},
+                         {"pool", lease.pool ? nlohmann::json(*lease.pool) : nlohmann::json(nullptr)},
+                         {"at_start", at_start}};
+    if (!lease.reset.empty()) ev["reset"] = lease.reset;
+    if (!lease.reset_error.empty()) ev["reset_error"] = lease.reset_error;
+    events_->publish("lease.released", std::move(ev));
+  }
   return ok();
 }
 

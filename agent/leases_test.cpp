@@ -131,11 +131,42 @@ TEST_CASE("leases: vfio binds, vf_config applies, a full pool is a conflict, rel
   CHECK_FALSE(v->lease);
   CHECK(*v->vf_config == clean_vf_config());
   CHECK(h.sim->reset_count(l.address) == resets + 1);
+  CHECK(released->reset == "done");
+  CHECK(released->reset_error.empty());
   CHECK(h.agent->release(l.id).error().code == ErrorCode::not_found);
   // The freed VF is the one handed out next.
   auto again = alloc(h, from("x710"));
   REQUIRE(again.ok());
   CHECK(again->lease.address == l.address);
+}
+
+TEST_CASE("leases: a function reset the kernel refuses (ENOTTY) is in the release's answer and event") {
+  Host h;
+  EventLog events;
+  h.agent->set_event_log(&events);
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
+  auto a = alloc(h, from("x710"));
+  REQUIRE(a.ok());
+  const PciAddress vf = a->lease.address;
+  // Every reset method of the VF disabled: writing `reset` answers ENOTTY.
+  REQUIRE(h.sim->write_attr("bus/pci/devices/" + vf.to_string() + "/reset_method", "\n").ok());
+  const size_t resets = h.sim->reset_count(vf);
+  const uint64_t seen = events.last_id();
+  auto r = h.agent->release(a->lease.id);
+  REQUIRE(r.ok());
+  CHECK(r->reset == "failed");
+  CHECK(r->reset_error.find("no reset method worked") != std::string::npos);
+  CHECK(r->reset_error.find(vf.to_string()) != std::string::npos);
+  CHECK(h.sim->reset_count(vf) == resets);
+  // The release went on: the VF is back on iavf and free.
+  CHECK(h.dev(vf)->device.driver == std::string("iavf"));
+  CHECK_FALSE(h.dev(vf)->lease);
+  auto batch = events.wait_after(seen, std::chrono::milliseconds(0));
+  auto ev =
+      std::find_if(batch.events.begin(), batch.events.end(), [](const auto& e) { return e->type == "lease.released"; });
+  REQUIRE(ev != batch.events.end());
+  CHECK((*ev)->data["reset"] == "failed");
+  CHECK((*ev)->data["reset_error"].get<std::string>().find("no reset method worked") != std::string::npos);
 }
 
 TEST_CASE("leases: pack onto the busiest PF, spread onto the idlest, NUMA node honoured") {

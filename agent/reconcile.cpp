@@ -273,7 +273,8 @@ void Agent::recover_leases(ReconcileReport& report) {
     if (auto r = release_locked(l, true); !r) {
       report.drift.push_back(r.error().message);
     } else {
-      report.recovered.push_back("release of " + l.address.to_string() + " (lease " + l.id + ") finished");
+      report.recovered.push_back("release of " + l.address.to_string() + " (lease " + l.id + ") finished" +
+                                 (l.reset == "failed" ? ", without a function reset: " + l.reset_error : ""));
     }
   }
 }

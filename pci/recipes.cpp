@@ -85,7 +85,8 @@ Result<bool> reset_function(const SysfsRoot& root, const PciAddress& address, co
   if (!root.exists(path)) return false;
   if (auto r = run({write(path, "1"), {}}); !r) {
     // ENOTTY: no method works for this function now; EINVAL: older kernels' answer for the same.
-    if (r.error().errnum == ENOTTY || r.error().errnum == EINVAL) return false;
+    if (r.error().errnum == ENOTTY || r.error().errnum == EINVAL)
+      return std::move(r).error().context("resetting the function: no reset method worked");
     return std::move(r).error().context("resetting the function");
   }
   return true;

@@ -57,8 +57,10 @@ Result<void> restore_host_driver(const SysfsRoot& root, const PciAddress& addres
 
 // A function-level reset through the `reset` attribute: nothing the last user left in the
 // device's state survives. No undo (state that is reset stays reset). Returns false, and
-// changes nothing, when the function has no reset method: no `reset` attribute, or the kernel
-// answers ENOTTY or EINVAL.
+// changes nothing, when the function has no `reset` attribute (the kernel found no reset method
+// when it created the device). A kernel that answers the write with an error did not reset the
+// function, and says so: ENOTTY when no method worked (reset_method emptied, a bus reset with
+// other devices on the bus), EINVAL from older kernels for the same; the error is returned.
 Result<bool> reset_function(const SysfsRoot& root, const PciAddress& address, const StepRunner& run);
 
 // sriov_numvfs of the PF `pf` from `current` to `wanted`, through 0 when both are non-zero

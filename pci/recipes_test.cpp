@@ -120,6 +120,16 @@ TEST_CASE("reset_function: one write, no undo; false without a reset attribute")
   auto absent = reset_function(*h.root, *PciAddress::parse("0000:ee:00.0"), steps.runner());
   REQUIRE(absent.ok());
   CHECK_FALSE(*absent);
+  // Every reset method disabled: the kernel answers ENOTTY, and the recipe says so.
+  REQUIRE(h.sim->write_attr(device_file(kE810, "reset_method"), "\n").ok());
+  auto failed = reset_function(*h.root, kE810, steps.runner());
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().errnum == ENOTTY);
+  CHECK(failed.error().message.find("no reset method worked") != std::string::npos);
+  CHECK(h.sim->reset_count(kE810) == 1);
+  REQUIRE(h.sim->write_attr(device_file(kE810, "reset_method"), "default").ok());
+  CHECK(reset_function(*h.root, kE810, steps.runner()).ok());
+  CHECK(h.sim->reset_count(kE810) == 2);
 }
 
 TEST_CASE("change_num_vfs: through 0, undone to the count before") {

@@ -137,6 +137,8 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   w.key("id").value(l.id);
   w.key("libvirt_xml").optional(xml);
   w.key("pool").optional(l.pool);
+  if (!l.reset.empty()) w.key("reset").value(l.reset);
+  if (!l.reset_error.empty()) w.key("reset_error").value(l.reset_error);
   w.key("state").value(to_string(l.state == agent::LeaseState::allocating ? agent::LeaseState::active : l.state));
   w.key("vf_config");
   if (l.vf_config) w.raw(agent::vf_config_to_json(*l.vf_config).dump());

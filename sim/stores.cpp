@@ -53,8 +53,21 @@ Result<void> store_reset(Call& cx, const Dev& d, const std::string& buf) {
   unsigned long long v = 0;
   if (kstrtoull(buf.c_str(), 0, &v) < 0 || v != 1)
     return Error::sys(EINVAL, d.name() + ": reset takes 1, not \"" + trim(buf) + "\"");
+  // pci_reset_function() → __pci_reset_function_locked(): no method left to try is ENOTTY (the
+  // `reset` attribute stays once created, even after reset_method was emptied).
+  if (auto m = read_text(d.in("reset_method")); m && trim(*m).empty())
+    return Error::sys(ENOTTY, d.name() + ": reset: no reset method (all disabled through reset_method)");
   ++cx.mutable_state().resets[d.name()];
   return ok();
+}
+
+Result<void> store_reset_method(const Dev& d, const std::string& file, const std::string& buf) {
+  // drivers/pci/pci.c reset_method_store(): "" disables every method, "default" brings back
+  // what the device supports; a list of names is kept as given (the sim does not probe them).
+  if (trim(buf).empty()) return write_text(file, "\n");
+  if (trim(buf) == "default")
+    return write_text(file, lexists(d.in("physfn")) ? std::string("flr\n") : std::string("flr bus\n"));
+  return write_text(file, trim(buf) + "\n");
 }
 
 Result<void> write_attr(Call& cx, const std::string& relpath, std::string_view value) {
@@ -132,6 +145,7 @@ Result<void> store_device_attr(Call& cx, const Dev& d, const std::string& name, 
   if (name == "sriov_drivers_autoprobe") return store_sriov_drivers_autoprobe(d, buf);
   if (name == "driver_override") return store_driver_override(d, value);
   if (name == "reset") return store_reset(cx, d, buf);
+  if (name == "reset_method") return store_reset_method(d, file, buf);
   if (name == "uevent") return ok();
   if (name == "remove" || name == "rescan")
     return Error::sys(EOPNOTSUPP, d.name() + ": " + name + " is not modelled by SimKernel");

@@ -17,8 +17,11 @@ namespace sriovd::kernel::sim {
 // write permission or a ->store for writing (EACCES), even for root.
 bool read_only_device_attr(const std::string& name);
 
-// drivers/pci/pci-sysfs.c reset_store(): kstrtoul base 0, only 1; pci_reset_function().
+// drivers/pci/pci-sysfs.c reset_store(): kstrtoul base 0, only 1; pci_reset_function(), which
+// is ENOTTY when reset_method was emptied.
 Result<void> store_reset(Call& cx, const Dev& d, const std::string& buf);
+// drivers/pci/pci.c reset_method_store(): "" disables every method, "default" restores them.
+Result<void> store_reset_method(const Dev& d, const std::string& file, const std::string& buf);
 
 Result<void> write_attr(Call& cx, const std::string& relpath, std::string_view value);
 
