@@ -203,6 +203,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
       if (g.json_out) return print_json(*j), 0;
       std::printf("released %s: %s is free, driver %s\n", id->c_str(), str((*j)["lease"], "address").c_str(),
                   (*j)["device"].is_object() ? str((*j)["device"], "driver", "none").c_str() : "-");
+      if (str((*j)["lease"], "reset") == "failed")
+        std::printf("warning: the function was not reset: %s\n", str((*j)["lease"], "reset_error").c_str());
       return 0;
     };
   });

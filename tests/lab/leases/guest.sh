@@ -115,6 +115,21 @@ boot1)
   expect_active "lease B" "$lease_b" "$vf_b"
   release_checked "lease B" "$lease_b" "$vf_b" none
 
+  # --- a function reset the kernel refuses: the release completes and says so ----------------
+  # With every reset method disabled (an empty reset_method), pci_reset_function answers ENOTTY.
+  alloc_json "NVMe lease E" nvme --name vm-e --consumer vm
+  lease_e=$(jq -r .id <<< "$lease_json"); vf_e=$(jq -r .address <<< "$lease_json")
+  echo > "/sys/bus/pci/devices/$vf_e/reset_method"
+  before=$(resets)
+  run_cli "lease E: release with no reset method" 0 --json release "$lease_e"
+  expect "lease E: the answer says the reset failed" failed "$(jq -r .lease.reset <<< "$cli_out")"
+  expect_match "lease E: the answer gives the kernel's reason" "no reset method worked" "$(jq -r .lease.reset_error <<< "$cli_out")"
+  read -r b_ok b_bad <<< "$before"; read -r ok bad <<< "$(resets)"
+  expect "lease E: the kernel refused one reset through \`reset\`" "$b_ok $((b_bad + 1))" "$ok $bad"
+  expect "lease E: back without a driver (sysfs)" none "$(driver_of "$vf_e")"
+  expect "lease E: the device has no lease" null "$(jdev "$vf_e" .lease)"
+  echo default > "/sys/bus/pci/devices/$vf_e/reset_method"
+
   # --- interlock: the VF count of a PF with a leased VF ---------------------------------------
   expect "num_vfs change with a leased VF: HTTP status" 409 "$(http_status PUT /v1/devices/$NVME/sriov '{"num_vfs": 2}')"
   run_cli "num_vfs change with a leased VF refused" 1 vfs $NVME 2
