@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agent/agent.h"
 #include "agent/host_model.h"
@@ -464,4 +465,42 @@ TEST_CASE("GET /metrics: host gauges, operation counters and per-VF traffic; pro
     CHECK_MESSAGE(rc == 0, out);
     CHECK_MESSAGE(out.empty(), out);
   }
+}
+
+TEST_CASE("a slow VF count change (sriov_disable's wait) holds no reader: GETs and metrics answer meanwhile") {
+  test::TempDir dir;
+  REQUIRE(fixtures::write_profile("dual-socket", dir / "sys").ok());
+  auto sim = std::move(kernel::SimKernel::open(dir / "sys").value());
+  auto store = std::move(agent::StateStore::open(dir / "state").value());
+  auto root = pci::SysfsRoot::open(dir / "sys");
+  agent::HostModel model;
+  agent::Agent ag(*root, *sim, *store, model, nullptr);
+  REQUIRE(ag.refresh().ok());
+  rest::Api api(model, {}, &ag);
+  api.set_ready(true);
+  auto call = [&](const std::string& method, const std::string& path, const std::string& body = {}) {
+    rest::Request r;
+    r.method = method;
+    r.path = path;
+    r.body = body;
+    return api.handle(r);
+  };
+  // The X710 at 3b:00.0 has 4 VFs: 4 → 2 goes through 0, whose sriov_disable is held.
+  sim->hold_sriov_disable(true);
+  rest::Response put;
+  std::thread writer([&] { put = call("PUT", "/v1/devices/0000:3b:00.0/sriov", R"({"num_vfs":2})"); });
+  const bool held = sim->wait_for_sriov_disable_held(std::chrono::seconds(20));
+  CHECK(held);
+  // Reads answer from the last snapshot (the agent's lock is the writer's): the PF as it was.
+  auto pf = call("GET", "/v1/devices/0000:3b:00.0");
+  CHECK(pf.status == 200);
+  CHECK(json::parse(pf.body)["sriov"]["num_vfs"] == 4);
+  CHECK(call("GET", "/v1/devices").status == 200);
+  CHECK(call("GET", "/v1/iommu-groups").status == 200);
+  CHECK(call("GET", "/v1/host").status == 200);
+  CHECK(call("GET", "/metrics").status == 200);  // per-VF counters over (simulated) rtnetlink
+  sim->hold_sriov_disable(false);
+  writer.join();
+  CHECK(put.status == 200);
+  CHECK(json::parse(call("GET", "/v1/devices/0000:3b:00.0").body)["sriov"]["num_vfs"] == 2);
 }

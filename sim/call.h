@@ -61,6 +61,9 @@ class Call {
   // Where the call's uevents go (none: not collected).
   void collect_uevents(std::vector<PendingUevent>* out) { uevents_ = out; }
 
+  // Set by disable_sriov: the write that made this call ends with sriov_disable()'s wait.
+  bool sriov_disabled = false;
+
   // lib/kobject_uevent.c: what the kernel sends for a device — ACTION, DEVPATH, SUBSYSTEM and
   // the device's own uevent variables (for PCI: DRIVER, PCI_CLASS, PCI_ID, PCI_SUBSYS_ID,
   // PCI_SLOT_NAME, MODALIAS). Read now: a remove event carries what the device had.

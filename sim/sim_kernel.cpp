@@ -13,6 +13,7 @@
 #include "sim/driver_core.h"
 #include "sim/file_io.h"
 #include "sim/hotplug.h"
+#include "sim/kstrtox.h"
 #include "sim/netdevs.h"
 #include "sim/reboot.h"
 #include "sim/sim_state.h"
@@ -118,15 +119,62 @@ Result<void> SimKernel::check_ready() const {
 }
 
 Result<void> SimKernel::write_attr(const std::string& relpath, std::string_view value) {
-  TreeLock lock(mu_, lock_fd_.get());
-  if (auto r = check_ready(); !r) return r;
-  sim::Call call(root_, real_root_, *boot_);
-  std::vector<PendingUevent> uevents;
-  call.collect_uevents(&uevents);
-  auto r = call.finish(sim::write_attr(call, relpath, value));
-  uevents_.send(uevents);  // what happened happened, failed call or not
+  bool disabled = false;
+  Result<void> r = ok();
+  {
+    TreeLock lock(mu_, lock_fd_.get());
+    if (auto ready = check_ready(); !ready) return ready;
+    sim::Call call(root_, real_root_, *boot_);
+    std::vector<PendingUevent> uevents;
+    call.collect_uevents(&uevents);
+    r = call.finish(sim::write_attr(call, relpath, value));
+    uevents_.send(uevents);  // what happened happened, failed call or not
+    disabled = call.sriov_disabled;
+  }
+  // drivers/pci/iov.c sriov_disable(): the VFs are gone (their uevents out), VF Enable is
+  // cleared, then ssleep(1) before the write returns. Waited out of the tree lock: the sim's
+  // lock is one for the whole kernel, and the real wait blocks only this PF (its device lock).
+  if (r && disabled) wait_after_sriov_disable();
   if (!r) return std::move(r).error().context("writing " + relpath);
   return r;
+}
+
+void SimKernel::wait_after_sriov_disable() {
+  std::chrono::milliseconds delay{0};
+  if (auto t = simio::read_text((root_ / kSriovDisableDelayFile).string())) {
+    unsigned long long ms = 0;
+    if (sim::kstrtoull(sim::trim(*t).c_str(), 10, &ms) == 0) delay = std::chrono::milliseconds(ms);
+  }
+  MutexLock l(delay_mu_);
+  ++disables_waiting_;
+  delay_cv_.notify_all();
+  const auto until = std::chrono::steady_clock::now() + delay;
+  while (hold_disable_ || std::chrono::steady_clock::now() < until) {
+    if (hold_disable_) delay_cv_.wait(l);
+    else (void)delay_cv_.wait_for(l, until - std::chrono::steady_clock::now());
+  }
+  --disables_waiting_;
+}
+
+Result<void> SimKernel::set_sriov_disable_delay(std::chrono::milliseconds delay) {
+  return simio::write_text((root_ / kSriovDisableDelayFile).string(), std::to_string(delay.count()) + "\n");
+}
+
+void SimKernel::hold_sriov_disable(bool hold) {
+  MutexLock l(delay_mu_);
+  hold_disable_ = hold;
+  delay_cv_.notify_all();
+}
+
+bool SimKernel::wait_for_sriov_disable_held(std::chrono::milliseconds deadline) {
+  MutexLock l(delay_mu_);
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (disables_waiting_ == 0) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return false;
+    (void)delay_cv_.wait_for(l, until - now);
+  }
+  return true;
 }
 
 Result<std::vector<VfInfo>> SimKernel::get_vfs(const std::string& pf_ifname) {

@@ -36,6 +36,8 @@
 #pragma once
 
 #include <sys/types.h>
+
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -100,6 +102,18 @@ class SimKernel : public Kernel {
   // of its arrival. EEXIST: present; ENOENT: never removed.
   Result<void> hot_add(const PciAddress& address);
 
+  // sriov_disable() (a write of 0 to a PF's sriov_numvfs that removes VFs) ends with ssleep(1)
+  // in the kernel (drivers/pci/iov.c: VF Enable cleared, then the wait the PCIe spec asks for)
+  // before the write returns. The sim waits `delay` there, 0 until set; kept in the tree
+  // (kSriovDisableDelayFile), so every SimKernel on it (a daemon in --sim mode) waits as long.
+  Result<void> set_sriov_disable_delay(std::chrono::milliseconds delay);
+  static constexpr const char* kSriovDisableDelayFile = ".sriovd-sim/sriov_disable_delay_ms";
+  // For tests that look at what happens meanwhile without sleeping: while held, every
+  // sriov_disable of this SimKernel waits there (after the VFs went) until the hold is lifted.
+  // wait_for_sriov_disable_held returns true once one is waiting, false after `deadline`.
+  void hold_sriov_disable(bool hold) EXCLUDES(delay_mu_);
+  bool wait_for_sriov_disable_held(std::chrono::milliseconds deadline) EXCLUDES(delay_mu_);
+
   // Where uevents are sent, relative to the root.
   static constexpr const char* kUeventSocket = ".sriovd-sim/uevent.sock";
 
@@ -114,6 +128,7 @@ class SimKernel : public Kernel {
 
  private:
   Result<void> check_ready() const;
+  void wait_after_sriov_disable() EXCLUDES(delay_mu_);
 
   std::filesystem::path root_;       // as given
   std::filesystem::path real_root_;  // canonical, for classifying resolved paths
@@ -123,6 +138,10 @@ class SimKernel : public Kernel {
   mutable Mutex mu_;                           // serialises every call; guards the tree and the files
   sim::UeventSender uevents_ GUARDED_BY(mu_);  // the socket and uevent_seqnum, opened on first use
   UniqueFd lock_fd_;                           // .sriovd-sim/lock, flocked for the length of each call
+  Mutex delay_mu_;                             // the wait after sriov_disable, outside mu_
+  CondVar delay_cv_;
+  bool hold_disable_ GUARDED_BY(delay_mu_) = false;
+  int disables_waiting_ GUARDED_BY(delay_mu_) = 0;
 
   class SCOPED_CAPABILITY TreeLock {  // mu_ and the flock, for one call
    public:

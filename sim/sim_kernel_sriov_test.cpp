@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -299,4 +300,35 @@ TEST_CASE("sriov_numvfs: without ACS above the PF its VFs join the upstream grou
   CHECK(g0 != pf);
   CHECK(g0 != shared);
   CHECK(pf != group("0000:00:02.0"));
+}
+
+TEST_CASE("sriov_numvfs: disabling VFs waits like sriov_disable()'s ssleep(1), out of the sim's lock") {
+  Host h("dual-socket");
+  // A configured wait, kept in the tree: a write of 0 that removes VFs takes at least that long.
+  REQUIRE(h.k->set_sriov_disable_delay(std::chrono::milliseconds(150)).ok());
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:17:00.0"), "2")) == 0);
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:17:00.0"), "0")) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(150));
+  // A SimKernel opened later on the tree (a daemon in --sim mode) waits as long.
+  CHECK(slurp(h.root() / SimKernel::kSriovDisableDelayFile) == "150\n");
+  REQUIRE(h.k->set_sriov_disable_delay(std::chrono::milliseconds(0)).ok());
+
+  // Held: the write stays in its wait; the VFs are already gone, and other calls answer.
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:17:00.0"), "2")) == 0);
+  h.k->hold_sriov_disable(true);
+  Result<void> r = ok();
+  std::thread writer([&] { r = h.k->write_attr(numvfs_path("0000:17:00.0"), "0"); });
+  REQUIRE(h.k->wait_for_sriov_disable_held(std::chrono::seconds(20)));
+  CHECK(slurp(h.root() / "bus/pci/devices/0000:17:00.0/sriov_numvfs") == "0\n");
+  CHECK_FALSE(fs::exists(h.root() / "bus/pci/devices/0000:17:00.0/virtfn0"));
+  CHECK(h.k->get_link("ens1f0").ok());
+  CHECK(err(h.k->write_attr("bus/pci/devices/0000:3b:00.0/sriov_drivers_autoprobe", "0")) == 0);  // another PF
+  h.k->hold_sriov_disable(false);
+  writer.join();
+  CHECK(r.ok());
+  // A write of 0 that removes nothing (no VFs) does not wait: nothing was disabled.
+  h.k->hold_sriov_disable(true);
+  CHECK(err(h.k->write_attr(numvfs_path("0000:17:00.0"), "0")) == 0);
+  h.k->hold_sriov_disable(false);
 }

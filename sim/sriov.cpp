@@ -35,6 +35,7 @@ Result<void> disable_sriov(Call& cx, const Dev& pf) {
   }
   // No "change" for the PF: only sriov_enable() sends one; the VFs' own events say they went.
   if (auto r = simtree::write_numvfs(cx.root(), pf.addr, 0); !r) return r;
+  cx.sriov_disabled = true;  // then ssleep(1) with VF Enable cleared: SimKernel::write_attr waits
   return cx.clear_vfs_attrs(pf);
 }
 
