@@ -156,6 +156,10 @@ class Agent {
   Result<void> load_book() REQUIRES(mu_);
   // `detached`: the result of detaching the lease from its domain, when the caller did it
   // (without the lock); else an attached lease is detached here.
+  // A release's function reset (its outcome into `lease`) and driver restore for `d`, when `r`
+  // (what the release did before) succeeded; returns the release's result so far.
+  Result<void> reset_and_restore(Applier& a, Lease& lease, const pci::Device& d,
+                                 const std::optional<std::string>& previous_driver, Result<void> r) REQUIRES(mu_);
   // `lease` ends as the release left it: with its reset outcome, or its error when it failed.
   Result<void> release_locked(Lease& lease, bool at_start, std::optional<Result<void>> detached = std::nullopt)
       REQUIRES(mu_);
@@ -170,7 +174,9 @@ class Agent {
     PoolMode mode = PoolMode::vfio;
   };
   Result<Choice> choose_device(const AllocationRequest& req, const std::shared_ptr<const Snapshot>& s) REQUIRES(mu_);
-  Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode) REQUIRES(mu_);
+  // `pool`: the pool the lease comes from (null: none), whose members may share v's IOMMU group.
+  Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode, const PoolSpec* pool)
+      REQUIRES(mu_);
   void recover_leases(ReconcileReport& report) REQUIRES(mu_);
   // The phases of reconcile(); `journal` opens (once) and returns its journal entry. Each says
   // whether it changed the host.

@@ -24,6 +24,45 @@ std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAd
   return blockers;
 }
 
+Result<std::vector<const DeviceView*>> group_companions(const DeviceView& v, const Snapshot& s, const PoolSpec* pool) {
+  std::vector<const DeviceView*> out;
+  const pci::Device& d = v.device;
+  if (!d.iommu_group) return out;
+  auto g = s.groups.find(*d.iommu_group);
+  if (g == s.groups.end()) return out;
+  const std::string where = pool ? "pool '" + pool->name + "'" : std::string("no pool");
+  std::string host, leased, apart;  // members that cannot go with it, by why
+  auto add = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : ", ") + item; };
+  for (const auto& a : g->second.members) {
+    if (a == d.address) continue;
+    const DeviceView* o = s.find(a);
+    if (!o || o->device.is_bridge()) continue;
+    const Lease* l = s.book ? s.book->lease_of(a) : nullptr;
+    const PoolSpec* home = home_pool(*o, s);
+    const bool same_pool = (home == nullptr) == (pool == nullptr) && (!home || home->name == pool->name);
+    const bool pf_with_vfs = o->device.sriov && o->device.sriov->num_vfs > 0;
+    if (l) {
+      add(leased, a.to_string() + " (lease " + l->id + ")");
+    } else if (!same_pool || !leasable(o->device) || pf_with_vfs ||
+               (!pool && !iommu::driver_allows_passthrough(o->device.driver))) {
+      // Outside pools, only members no host driver uses go along: being in the pool is what
+      // allows taking a function from its host driver.
+      if (!iommu::driver_allows_passthrough(o->device.driver))
+        add(host, a.to_string() + " (" + *o->device.driver + ")");
+      else add(apart, a.to_string() + (home ? " (pool '" + home->name + "')" : std::string(" (no pool)")));
+    } else {
+      out.push_back(o);
+    }
+  }
+  const std::string group = "IOMMU group " + std::to_string(*d.iommu_group) + " of " + d.address.to_string();
+  const std::string whole = "; VFIO hands a group to one user whole, and a lease from " + where + " takes only its own";
+  if (!host.empty())
+    return conflict(group + " is not viable: other members are bound to host drivers: " + host + whole);
+  if (!leased.empty()) return conflict(group + " is leased in part already: " + leased + whole);
+  if (!apart.empty()) return conflict(group + " also holds " + apart + whole);
+  return out;
+}
+
 Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
   for (const auto& n : dev.netdevs) {
     auto f = kernel_.get_link(n);
@@ -46,7 +85,8 @@ Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
   return ok();
 }
 
-Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode) {
+Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode,
+                                           const PoolSpec* pool) {
   const pci::Device& d = v.device;
   const std::string a = d.address.to_string();
   if (const Lease* l = book_->lease_of(d.address))
@@ -61,13 +101,7 @@ Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& 
   if (!leasable(d)) return conflict(a + " is a bridge or system device and cannot be leased");
   if (mode == PoolMode::vfio) {
     if (!d.iommu_group) return conflict(a + " is in no IOMMU group: is the IOMMU enabled?");
-    auto g = s.groups.find(*d.iommu_group);
-    if (g != s.groups.end()) {
-      std::string blockers = group_blockers(s, g->second, d.address);
-      if (!blockers.empty())
-        return conflict("IOMMU group " + std::to_string(*d.iommu_group) + " of " + a +
-                        " is not viable: other members are bound to host drivers: " + blockers);
-    }
+    if (auto c = group_companions(v, s, pool); !c) return std::move(c).error();
   } else if (!d.physfn) {
     return conflict(a + " is not a VF: netdev mode hands out VFs by their netdev");
   }

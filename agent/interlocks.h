@@ -3,7 +3,10 @@
 
 #include <string>
 
+#include <vector>
+
 #include "agent/host_model.h"
+#include "agent/pool.h"
 #include "base/result.h"
 
 namespace sriovd::agent {
@@ -15,6 +18,17 @@ bool leasable(const pci::Device& d);
 // "0000:87:00.1 (snd_hda_intel), ...": what stops the group being viable once `address` is on
 // vfio-pci. Empty when nothing does.
 std::string group_blockers(const Snapshot& s, const iommu::Group& g, const PciAddress& address);
+
+// The pool `v` belongs to on `s` (the oldest whose selectors match it), or null.
+const PoolSpec* home_pool(const DeviceView& v, const Snapshot& s);
+
+// What a vfio lease of `v` from `pool` (null: a lease outside every pool) takes with it: the
+// other members of its IOMMU group that are not bridges. VFIO hands a group to one user whole
+// (libvirt and kubevirt assign groups, not functions), so they are bound, reset and given back
+// together. A conflict naming the members that cannot go with it — leased, not in `pool` (for
+// a lease outside pools: in a pool, or on a host driver), not leasable — says "not viable" when
+// one of them is on a host driver.
+Result<std::vector<const DeviceView*>> group_companions(const DeviceView& v, const Snapshot& s, const PoolSpec* pool);
 
 // A 409 with `message` (and the request field it is about).
 inline Error conflict(std::string message, std::string field = {}) {

@@ -45,6 +45,16 @@ std::string Lease::record() const {
   write_consumer(w);
   w.key("created_at").value(created_at);
   if (!error.empty()) w.key("error").value(error);
+  if (!group_members.empty()) {
+    w.key("group_members").begin_array();
+    for (const auto& m : group_members) {
+      w.begin_object();
+      w.key("address").value(m.address.to_string());
+      w.key("previous_driver").optional(m.previous_driver);
+      w.end_object();
+    }
+    w.end_array();
+  }
   w.key("id").value(id);
   w.key("idempotency_key").optional(idempotency_key);
   w.key("mode").value(to_string(mode));
@@ -94,6 +104,18 @@ Result<Lease> Lease::from_json(const nlohmann::json& j) {
     l.attached = at;
   }
   l.error = j.value("error", "");
+  if (j.contains("group_members") && j["group_members"].is_array()) {
+    for (const auto& m : j["group_members"]) {
+      if (!m.is_object() || !m["address"].is_string())
+        return Error::make(ErrorCode::io, "lease " + l.id + ": bad group member");
+      auto ma = PciAddress::parse(m["address"].get<std::string>());
+      if (!ma) return Error::make(ErrorCode::io, "lease " + l.id + ": bad group member address");
+      Lease::GroupMember gm{*ma, std::nullopt};
+      if (m.contains("previous_driver") && m["previous_driver"].is_string())
+        gm.previous_driver = m["previous_driver"].get<std::string>();
+      l.group_members.push_back(std::move(gm));
+    }
+  }
   return l;
 }
 

@@ -52,6 +52,21 @@ struct Lease {
   std::optional<std::string> previous_driver;  // the driver before the lease, restored on release
   PoolMode mode = PoolMode::vfio;
   std::optional<Attachment> attached;
+  // The other members of the device's IOMMU group (bridges aside), which a vfio lease takes
+  // with it: VFIO hands a group to one user whole. Bound to vfio-pci with the device, reset and
+  // given back their drivers with it. Empty for a device alone in its group and in netdev mode.
+  struct GroupMember {
+    PciAddress address;
+    std::optional<std::string> previous_driver;
+    bool operator==(const GroupMember&) const = default;
+  };
+  std::vector<GroupMember> group_members;
+  // The device and its group members.
+  std::vector<PciAddress> addresses() const {
+    std::vector<PciAddress> out{address};
+    for (const auto& m : group_members) out.push_back(m.address);
+    return out;
+  }
   std::string error;  // why the last release failed, if it did
   // Only in the answer to a release and its lease.released event (never stored): how the
   // function reset went. "done"; "unavailable": the function has no `reset` attribute; "failed":

@@ -66,7 +66,7 @@ Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const s
                           (chosen->device.numa_node ? std::to_string(*chosen->device.numa_node) : std::string("none")) +
                           ", not " + std::to_string(*req.numa_node),
                       "numa_node");
-    if (auto r = check_lease_interlocks(*chosen, *s, mode); !r) return std::move(r).error();
+    if (auto r = check_lease_interlocks(*chosen, *s, mode, home); !r) return std::move(r).error();
   } else {
     if (!pool) return Error::make(ErrorCode::invalid, "give a pool or an address", "pool");
     auto members = pool_members(*pool, *s);
@@ -79,7 +79,7 @@ Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const s
         ++leased;
         continue;
       }
-      if (!m.healthy || !check_lease_interlocks(*m.view, *s, mode)) {
+      if (!m.healthy || !check_lease_interlocks(*m.view, *s, mode, pool)) {
         ++unhealthy;
         continue;
       }
@@ -163,8 +163,22 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     if (it == vfs->end()) return conflict(pf_ifname + " does not report VF " + std::to_string(vf_index));
     current = it->config;
   }
-  if (mode == PoolMode::vfio && d.driver != std::string("vfio-pci"))
-    if (auto r = check_netdev_quiet(d); !r) return std::move(r).error();
+  // The rest of its IOMMU group goes with it (checked free and in the same pool by
+  // choose_device): VFIO hands a group to one user whole.
+  std::vector<const DeviceView*> companions;
+  if (mode == PoolMode::vfio) {
+    auto c = group_companions(*chosen, *s, pool);
+    if (!c) return std::move(c).error();
+    companions = std::move(*c);
+    for (const DeviceView* m : companions) lease.group_members.push_back({m->device.address, m->device.driver});
+  }
+  if (mode == PoolMode::vfio) {
+    if (d.driver != std::string("vfio-pci"))
+      if (auto r = check_netdev_quiet(d); !r) return std::move(r).error();
+    for (const DeviceView* m : companions)
+      if (m->device.driver != std::string("vfio-pci"))
+        if (auto r = check_netdev_quiet(m->device); !r) return std::move(r).error();
+  }
 
   // The lease is written "allocating" with the journal entry, before the first change (with
   // the first step); an allocation that changes nothing in the kernel commits once.
@@ -180,6 +194,11 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     }
   }
   if (r && mode == PoolMode::vfio) r = bind(a, d, std::string("vfio-pci"));
+  for (const DeviceView* m : companions) {
+    if (!r) break;
+    if (auto b = bind(a, m->device, std::string("vfio-pci")); !b)
+      r = std::move(b).error().context("binding " + m->device.address.to_string() + ", of the same IOMMU group");
+  }
   lease.state = LeaseState::active;
   if (r)
     r = a.finish(OperationState::done, {},
@@ -189,16 +208,16 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     a.rollback();
     (void)a.finish(OperationState::failed, r.error().message,
                    [&](StateStore::Tx& tx) { return tx.erase("lease", lease.id); });
-    if (attempted) (void)refresh_devices_locked({d.address});
+    if (attempted) (void)refresh_devices_locked(lease.addresses());
     return std::move(r).error().context("leasing " + d.address.to_string());
   }
   auto book = std::make_shared<LeaseBook>(*book_);
-  book->by_address[lease.address] = lease.id;
+  for (const PciAddress& m : lease.addresses()) book->by_address[m] = lease.id;
   book->leases[lease.id] = lease;
   book_ = std::move(book);
   // The device is read again when the allocation changed it; otherwise only the lease is new.
   if (a.taken()) {
-    if (auto rr = refresh_devices_locked({d.address}); !rr)
+    if (auto rr = refresh_devices_locked(lease.addresses()); !rr)
       spdlog::warn("rescanning {}: {}", d.address.to_string(), rr.error().message);
   } else {
     ++generation_;
@@ -236,6 +255,34 @@ Result<Lease> Agent::release(const std::string& id) {
   return lease;
 }
 
+Result<void> Agent::reset_and_restore(Applier& a, Lease& lease, const pci::Device& d,
+                                      const std::optional<std::string>& previous_driver, Result<void> r) {
+  const std::string addr = d.address.to_string();
+  // 2. A function-level reset, where the kernel offers one: nothing the consumer left in the
+  //    device's state survives.
+  if (r) {
+    auto reset = pci::reset_function(root_, d.address, a.runner());
+    if (reset) {
+      if (lease.reset != "failed") lease.reset = *reset ? "done" : "unavailable";
+    } else if (reset.error().errnum == ENOTTY || reset.error().errnum == EINVAL) {
+      // The kernel did not reset the function (no method worked). The release goes on, as
+      // vfio-pci itself carries on when its reset at close fails: the device goes back to its
+      // driver, and the answer and the event say that it was not reset.
+      lease.reset = "failed";
+      lease.reset_error += (lease.reset_error.empty() ? "" : "; ") + reset.error().message;
+      spdlog::warn("{}: released without a function reset: {}", addr, reset.error().message);
+    } else {
+      r = std::move(reset).error();
+    }
+  }
+  // 3. The driver it had before the lease (none, when it had none).
+  if (r && d.driver != previous_driver) {
+    r = previous_driver ? pci::restore_host_driver(root_, d.address, previous_driver, a.runner())
+                        : pci::unbind_driver(root_, d.address, a.runner());
+  }
+  return r;
+}
+
 Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Result<void>> detached) {
   const std::string addr = lease.address.to_string();
   auto fail = [&](Error e) REQUIRES(mu_) -> Error {
@@ -247,7 +294,7 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
     auto book = std::make_shared<LeaseBook>(*book_);
     book->leases[lease.id] = lease;
     book_ = std::move(book);
-    (void)refresh_devices_locked({lease.address});
+    (void)refresh_devices_locked(lease.addresses());
     return std::move(e).context("releasing lease " + lease.id + " (" + addr + ")");
   };
   if (lease.attached && detach_) {
@@ -279,29 +326,12 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
         }
       }
     }
-    // 2. A function-level reset, where the kernel offers one: nothing the consumer left in the
-    //    device's state survives.
-    if (r) {
-      auto reset = pci::reset_function(root_, d.address, a.runner());
-      if (reset) {
-        lease.reset = *reset ? "done" : "unavailable";
-      } else if (reset.error().errnum == ENOTTY || reset.error().errnum == EINVAL) {
-        // The kernel did not reset the function (no method worked). The release goes on, as
-        // vfio-pci itself carries on when its reset at close fails: the device goes back to its
-        // driver, and the answer and the event say that it was not reset.
-        lease.reset = "failed";
-        lease.reset_error = reset.error().message;
-        spdlog::warn("{}: released without a function reset: {}", addr, lease.reset_error);
-      } else {
-        r = std::move(reset).error();
-      }
-    }
-    // 3. The driver it had before the lease (none, when it had none).
-    if (r && d.driver != lease.previous_driver) {
-      r = lease.previous_driver ? pci::restore_host_driver(root_, d.address, lease.previous_driver, a.runner())
-                                : pci::unbind_driver(root_, d.address, a.runner());
-    }
+    // 2. and 3. for the device, then for the rest of its IOMMU group that went with it.
+    r = reset_and_restore(a, lease, d, lease.previous_driver, std::move(r));
   }
+  for (const auto& m : lease.group_members)
+    if (const DeviceView* mv = s->find(m.address); mv && r)
+      r = reset_and_restore(a, lease, mv->device, m.previous_driver, std::move(r));
   if (!r) {
     // Moving forward, not back: what was reset stays reset.
     (void)a.finish(OperationState::failed, r.error().message);
@@ -318,9 +348,9 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
   if (!done) return fail(std::move(done).error());
   auto book = std::make_shared<LeaseBook>(*book_);
   book->leases.erase(lease.id);
-  book->by_address.erase(lease.address);
+  for (const PciAddress& m : lease.addresses()) book->by_address.erase(m);
   book_ = std::move(book);
-  if (auto rr = refresh_devices_locked({lease.address}); !rr)
+  if (auto rr = refresh_devices_locked(lease.addresses()); !rr)
     spdlog::warn("rescanning {}: {}", addr, rr.error().message);
   if (events_) {
     nlohmann::json ev = {{"lease", lease.id},

@@ -212,6 +212,81 @@ TEST_CASE("leases: idempotency keys return the same lease, and refuse a differen
   CHECK(c.error().field == "Idempotency-Key");
 }
 
+TEST_CASE("leases: a vfio lease takes its whole IOMMU group, and gives it back whole") {
+  Host h;
+  // The GPU and its audio function share a group: a pool of both hands them out together.
+  PoolSpec gpus;
+  gpus.name = "gpus";
+  gpus.selectors.device_ids = {0x2204, 0x1aef};
+  gpus.device_type = DeviceType::any;
+  REQUIRE(h.agent->create_pool(gpus).ok());
+  auto a = alloc(h, from("gpus"));
+  REQUIRE(a.ok());
+  const Lease& l = a->lease;
+  REQUIRE(l.group_members.size() == 1);
+  const PciAddress other = l.address == kGpu ? kAudio : kGpu;
+  CHECK(l.group_members[0].address == other);
+  CHECK(h.dev(kGpu)->device.driver == std::string("vfio-pci"));
+  CHECK(h.dev(kAudio)->device.driver == std::string("vfio-pci"));
+  CHECK(h.dev(kGpu)->lease == l.id);
+  CHECK(h.dev(kAudio)->lease == l.id);
+  // Nothing of the group is left to lease, by pool or by address.
+  auto none = alloc(h, from("gpus"));
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().message.find("2 leased") != std::string::npos);
+  AllocationRequest by_addr = from("gpus");
+  by_addr.address = other;
+  CHECK(alloc(h, by_addr).error().message.find("leased already") != std::string::npos);
+  // A restarted agent still knows both are leased.
+  h.start();
+  CHECK(h.dev(other)->lease == l.id);
+  const size_t gpu_resets = h.sim->reset_count(kGpu), audio_resets = h.sim->reset_count(kAudio);
+  auto r = h.agent->release(l.id);
+  REQUIRE(r.ok());
+  CHECK(r->reset == "unavailable");  // neither function has a `reset` attribute in this profile
+  CHECK(h.dev(kGpu)->device.driver == std::string("nouveau"));
+  CHECK(h.dev(kAudio)->device.driver == std::string("snd_hda_intel"));
+  CHECK_FALSE(h.dev(kGpu)->lease);
+  CHECK_FALSE(h.dev(kAudio)->lease);
+  CHECK(h.sim->reset_count(kGpu) == gpu_resets);
+  CHECK(h.sim->reset_count(kAudio) == audio_resets);
+}
+
+TEST_CASE("leases: VFs in their PF's IOMMU group (no ACS) are refused, naming the PF and its driver") {
+  Host h("igb");
+  const PciAddress k82576 = *PciAddress::parse("0000:01:00.0");
+  REQUIRE(h.agent->create_pool(pool("igbvfs", {"enp1s0"})).ok());
+  const auto before = h.state();
+  auto a = alloc(h, from("igbvfs"));
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().code == ErrorCode::conflict);
+  CHECK(a.error().message.find("1 unhealthy") == std::string::npos);  // both VFs are
+  CHECK(a.error().message.find("2 unhealthy") != std::string::npos);
+  // By address: the reason names the group, the PF on igb, and why the group goes whole.
+  AllocationRequest r = from("igbvfs");
+  r.address = h.vfs_of(k82576)[0]->device.address;
+  auto e = alloc(h, r);
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().message.find("is not viable") != std::string::npos);
+  CHECK(e.error().message.find("0000:01:00.0 (igb)") != std::string::npos);
+  CHECK(e.error().message.find("VFIO hands a group to one user whole") != std::string::npos);
+  CHECK(h.state() == before);
+  // The pool shows why: each member unhealthy with that reason.
+  auto members = pool_members(*h.model.current()->book->pool("igbvfs"), *h.model.current());
+  REQUIRE(members.size() == 2);
+  for (const auto& m : members) {
+    CHECK_FALSE(m.healthy);
+    CHECK(m.reason.find("0000:01:00.0 (igb)") != std::string::npos);
+  }
+  // In netdev mode the group does not matter: the VF stays on igbvf, nothing goes to VFIO.
+  PoolSpec net = pool("igbnet", {"enp1s0"}, PoolMode::netdev);
+  REQUIRE(h.agent->delete_pool("igbvfs").ok());
+  REQUIRE(h.agent->create_pool(net).ok());
+  auto n = alloc(h, from("igbnet"));
+  REQUIRE(n.ok());
+  CHECK(n->lease.group_members.empty());
+}
+
 TEST_CASE("leases: interlocks") {
   Host h;
   SUBCASE("a PF with VFs cannot be leased whole, nor a VF of a PF leased whole") {
@@ -423,6 +498,8 @@ TEST_CASE("a lease's stored record holds every field, keys sorted, and reads bac
     l.previous_driver = "mlx5_core";
     l.attached = Attachment{"vm1", true, false};
     l.error = "the reset failed";
+    l.group_members = {{*PciAddress::parse("0000:86:00.3"), std::string("mlx5_core")},
+                       {*PciAddress::parse("0000:86:00.4"), std::nullopt}};
   }
   // Every field, keys sorted, as nlohmann::json would print the object.
   nlohmann::json expected = {{"address", "0000:86:00.2"},
@@ -443,10 +520,13 @@ TEST_CASE("a lease's stored record holds every field, keys sorted, and reads bac
     expected["previous_driver"] = "mlx5_core";
     expected["attached_to"] = {{"domain", "vm1"}, {"live", true}, {"config", false}};
     expected["error"] = "the reset failed";
+    expected["group_members"] = {{{"address", "0000:86:00.3"}, {"previous_driver", "mlx5_core"}},
+                                 {{"address", "0000:86:00.4"}, {"previous_driver", nullptr}}};
   }
   const std::string record = l.record();
   CHECK(record == expected.dump());
   auto back = Lease::from_json(nlohmann::json::parse(record));
   REQUIRE(back.ok());
   CHECK(back->record() == record);
+  CHECK(back->group_members == l.group_members);
 }

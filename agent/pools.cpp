@@ -63,6 +63,14 @@ std::vector<Candidate> possible_candidates(const Snapshot& s) {
 
 }  // namespace
 
+const PoolSpec* home_pool(const DeviceView& v, const Snapshot& s) {
+  if (!s.book || !leasable(v.device)) return nullptr;
+  const Candidate c = candidate_of(v, s);
+  for (const auto& p : s.book->pools)
+    if (matches(p, c)) return &p;
+  return nullptr;
+}
+
 std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap) {
   std::vector<PoolMember> out;
   if (!snap.book) return out;
@@ -92,13 +100,11 @@ std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap)
       if (!d.iommu_group) {
         m.healthy = false;
         m.reason = "no IOMMU group: the IOMMU is off or the device is not behind one";
-      } else if (auto g = snap.groups.find(*d.iommu_group); g != snap.groups.end()) {
-        // Viable once this device is on vfio-pci: every other member must already allow it.
-        std::string blockers = group_blockers(snap, g->second, d.address);
-        if (!blockers.empty()) {
+      } else if (!m.lease) {
+        // A lease takes the whole group: every other member must be able to go with it.
+        if (auto c = group_companions(v, snap, &pool); !c) {
           m.healthy = false;
-          m.reason = "IOMMU group " + std::to_string(*d.iommu_group) +
-                     " is not viable: members bound to host drivers: " + blockers;
+          m.reason = c.error().message;
         }
       }
     }
@@ -135,7 +141,7 @@ Result<void> Agent::load_book() {
       spdlog::error("lease {} in the state store is unreadable, ignored: {}", id, l.error().message);
       continue;
     }
-    book->by_address[l->address] = l->id;
+    for (const PciAddress& m : l->addresses()) book->by_address[m] = l->id;
     book->leases.emplace(l->id, std::move(*l));
   }
   book_ = std::move(book);

@@ -227,6 +227,12 @@ void Agent::recover_leases(ReconcileReport& report) {
       }
       const pci::Device& d = v->device;
       bool needs_bind = l.mode == PoolMode::vfio && d.driver != std::string("vfio-pci");
+      std::vector<const DeviceView*> members;  // the rest of the group, back on vfio-pci with it
+      for (const auto& m : l.group_members)
+        if (const DeviceView* mv = s->find(m.address); mv && mv->device.driver != std::string("vfio-pci")) {
+          members.push_back(mv);
+          needs_bind = true;
+        }
       const std::optional<VfConfig>& wanted = l.vf_config;
       bool needs_config = wanted && v->vf_config && !(vf_config_overlay_equal(*v->vf_config, *wanted));
       if (!needs_bind && !needs_config) continue;
@@ -244,7 +250,9 @@ void Agent::recover_leases(ReconcileReport& report) {
           r = apply_vf_config(a, pf->device.netdevs.front(), static_cast<uint32_t>(*d.vf_index), *v->vf_config,
                               *wanted);
       }
-      if (r && needs_bind) r = bind(a, d, std::string("vfio-pci"));
+      if (r && needs_bind && d.driver != std::string("vfio-pci")) r = bind(a, d, std::string("vfio-pci"));
+      for (const DeviceView* mv : members)
+        if (r) r = bind(a, mv->device, std::string("vfio-pci"));
       if (!r) {
         a.rollback();
         (void)store_.finish_operation(*op, OperationState::failed, r.error().message);
@@ -253,7 +261,7 @@ void Agent::recover_leases(ReconcileReport& report) {
         (void)store_.finish_operation(*op, OperationState::done);
         report.applied.push_back("lease " + l.id + ": " + l.address.to_string() + " restored");
       }
-      (void)refresh_devices_locked({l.address});
+      (void)refresh_devices_locked(l.addresses());
       continue;
     }
     if (l.state == LeaseState::allocating) {
@@ -264,7 +272,7 @@ void Agent::recover_leases(ReconcileReport& report) {
       }
       auto book = std::make_shared<LeaseBook>(*book_);
       book->leases.erase(l.id);
-      book->by_address.erase(l.address);
+      for (const PciAddress& m : l.addresses()) book->by_address.erase(m);
       book_ = std::move(book);
       report.recovered.push_back("allocation of " + l.address.to_string() + " (lease " + l.id + ") undone");
       continue;

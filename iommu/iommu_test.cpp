@@ -93,6 +93,39 @@ TEST_CASE("groups of the dual-socket host: a GPU shares its group with its audio
   CHECK(saw_gpu);
 }
 
+TEST_CASE("groups without ACS: the root port, the PF and its VFs in one group, judged together") {
+  test::TempDir dir;
+  auto manifest = fixtures::build_profile("igb", dir.path());
+  REQUIRE(manifest.ok());
+  auto root = pci::SysfsRoot::open(dir.path());
+  auto inv = pci::scan(*root);
+  REQUIRE(inv.ok());
+  std::vector<const pci::Device*> ptrs;
+  for (const auto& d : inv->devices) ptrs.push_back(&d);
+  auto groups = build_groups(*root, ptrs);
+  const PciAddress port = *PciAddress::parse("0000:00:01.0"), pf = *PciAddress::parse("0000:01:00.0");
+  const auto* f = manifest->find(pf);
+  REQUIRE(f);
+  REQUIRE(f->iommu_group);
+  const Group& g = groups.at(static_cast<int>(*f->iommu_group));
+  CHECK(g.members ==
+        std::vector<PciAddress>{port, pf, *PciAddress::parse("0000:01:10.0"), *PciAddress::parse("0000:01:10.2")});
+  // The VFs on igbvf and the PF on igb block it; the root port (a bridge) does not.
+  CHECK_FALSE(g.verdict.viable);
+  CHECK(g.verdict.blocking.size() == 3);
+  CHECK(g.verdict.reason.find("0000:01:00.0 (igb)") != std::string::npos);
+  // With the VFs off igbvf only the PF is left blocking: a VF cannot be handed out alone.
+  std::vector<pci::Device> copy(inv->devices.begin(), inv->devices.end());
+  std::vector<const pci::Device*> members;
+  for (auto& d : copy) {
+    if (d.physfn == pf) d.driver.reset();
+    if (d.iommu_group == static_cast<int>(*f->iommu_group)) members.push_back(&d);
+  }
+  auto v = assess(members);
+  CHECK_FALSE(v.viable);
+  CHECK(v.blocking == std::vector<PciAddress>{pf});
+}
+
 TEST_CASE("readiness: IOMMU groups and the VFIO modules, read from the sysfs root") {
   test::TempDir dir;
   fs::create_directories(dir / "bus/pci/devices");

@@ -134,6 +134,9 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   l.write_consumer(w);
   w.key("created_at").value(l.created_at);
   if (!l.error.empty()) w.key("error").value(l.error);
+  w.key("group_members").begin_array();
+  for (const auto& m : l.group_members) w.value(m.address.to_string());
+  w.end_array();
   w.key("id").value(l.id);
   w.key("libvirt_xml").optional(xml);
   w.key("pool").optional(l.pool);

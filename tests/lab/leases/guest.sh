@@ -152,6 +152,7 @@ boot1)
     echo "    refusal: $cli_out"
     expect_match "the refusal names the group and its member on a host driver" \
       "IOMMU group $(group_of $sata) .*not viable.*$smbus \(i801_smbus\)" "$cli_out"
+    expect_match "the refusal says the group goes whole" "VFIO hands a group to one user whole" "$cli_out"
     expect "the SATA function left alone" none "$(driver_of $sata)"
   else
     echo "note: no IOMMU group shared by 00:1f.2 and 00:1f.3 in this machine: the non-viable group check is left out"
