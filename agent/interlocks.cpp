@@ -39,14 +39,14 @@ Result<std::vector<const DeviceView*>> group_companions(const DeviceView& v, con
     if (!o || o->device.is_bridge()) continue;
     const Lease* l = s.book ? s.book->lease_of(a) : nullptr;
     const PoolSpec* home = home_pool(*o, s);
-    const bool same_pool = (home == nullptr) == (pool == nullptr) && (!home || home->name == pool->name);
+    // Members of the same pool go along whatever their driver (being in the pool is consent to
+    // take them from it); members of no pool only when no host driver uses them.
+    const bool same_pool = pool && home && home->name == pool->name;
+    const bool unclaimed = !home && iommu::driver_allows_passthrough(o->device.driver);
     const bool pf_with_vfs = o->device.sriov && o->device.sriov->num_vfs > 0;
     if (l) {
       add(leased, a.to_string() + " (lease " + l->id + ")");
-    } else if (!same_pool || !leasable(o->device) || pf_with_vfs ||
-               (!pool && !iommu::driver_allows_passthrough(o->device.driver))) {
-      // Outside pools, only members no host driver uses go along: being in the pool is what
-      // allows taking a function from its host driver.
+    } else if (!(same_pool || unclaimed) || !leasable(o->device) || pf_with_vfs) {
       if (!iommu::driver_allows_passthrough(o->device.driver))
         add(host, a.to_string() + " (" + *o->device.driver + ")");
       else add(apart, a.to_string() + (home ? " (pool '" + home->name + "')" : std::string(" (no pool)")));
@@ -55,7 +55,8 @@ Result<std::vector<const DeviceView*>> group_companions(const DeviceView& v, con
     }
   }
   const std::string group = "IOMMU group " + std::to_string(*d.iommu_group) + " of " + d.address.to_string();
-  const std::string whole = "; VFIO hands a group to one user whole, and a lease from " + where + " takes only its own";
+  const std::string whole = "; VFIO hands a group to one user whole, and a lease from " + where +
+                            " takes along only members of it and members of no pool on no host driver";
   if (!host.empty())
     return conflict(group + " is not viable: other members are bound to host drivers: " + host + whole);
   if (!leased.empty()) return conflict(group + " is leased in part already: " + leased + whole);

@@ -25,8 +25,9 @@ const PoolSpec* home_pool(const DeviceView& v, const Snapshot& s);
 // What a vfio lease of `v` from `pool` (null: a lease outside every pool) takes with it: the
 // other members of its IOMMU group that are not bridges. VFIO hands a group to one user whole
 // (libvirt and kubevirt assign groups, not functions), so they are bound, reset and given back
-// together. A conflict naming the members that cannot go with it — leased, not in `pool` (for
-// a lease outside pools: in a pool, or on a host driver), not leasable — says "not viable" when
+// together. A member may go along when it is free and leasable and either in `pool` or in no
+// pool and on no host driver (vfio-pci, pci-stub, none). A conflict names the others — leased,
+// in another pool, on a host driver outside `pool`, not leasable — and says "not viable" when
 // one of them is on a host driver.
 Result<std::vector<const DeviceView*>> group_companions(const DeviceView& v, const Snapshot& s, const PoolSpec* pool);
 

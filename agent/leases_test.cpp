@@ -252,6 +252,31 @@ TEST_CASE("leases: a vfio lease takes its whole IOMMU group, and gives it back w
   CHECK(h.sim->reset_count(kAudio) == audio_resets);
 }
 
+TEST_CASE("leases: a group member in no pool goes along only when no host driver has it") {
+  Host h;
+  PoolSpec gpu;
+  gpu.name = "gpu";
+  gpu.selectors.addresses = {kGpu};
+  gpu.device_type = DeviceType::any;
+  REQUIRE(h.agent->create_pool(gpu).ok());
+  auto refused = alloc(h, from("gpu"));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message.find("no free device") != std::string::npos);  // the GPU is unhealthy
+  AllocationRequest r = from("gpu");
+  r.address = kGpu;
+  CHECK(alloc(h, r).error().message.find("0000:87:00.1 (snd_hda_intel)") != std::string::npos);
+  REQUIRE(h.agent->set_driver(kAudio, {std::string("vfio-pci"), false, false}).ok());
+  auto a = alloc(h, from("gpu"));
+  REQUIRE(a.ok());
+  REQUIRE(a->lease.group_members.size() == 1);
+  CHECK(a->lease.group_members[0].address == kAudio);
+  CHECK(h.dev(kAudio)->lease == a->lease.id);
+  REQUIRE(h.agent->release(a->lease.id).ok());
+  CHECK(h.dev(kAudio)->device.driver == std::string("vfio-pci"));  // where it was before the lease
+  CHECK_FALSE(h.dev(kAudio)->lease);
+  CHECK(h.dev(kGpu)->device.driver == std::string("nouveau"));
+}
+
 TEST_CASE("leases: VFs in their PF's IOMMU group (no ACS) are refused, naming the PF and its driver") {
   Host h("igb");
   const PciAddress k82576 = *PciAddress::parse("0000:01:00.0");
@@ -343,6 +368,26 @@ TEST_CASE("leases: a fault at any step of an allocation leaves the host as it wa
         return ok();
       },
       {EBUSY, EIO, EINVAL, ERANGE}, /*recreates_vfs=*/true);  // a rebound VF's netdev is registered afresh
+}
+
+TEST_CASE("leases: a fault at any step of a whole-group allocation leaves every member as it was") {
+  auto setup = [](Host& h) {
+    PoolSpec gpus;
+    gpus.name = "gpus";
+    gpus.selectors.device_ids = {0x2204, 0x1aef};
+    gpus.device_type = DeviceType::any;
+    REQUIRE(h.agent->create_pool(gpus).ok());
+  };
+  fail_every_step("dual-socket", setup, [](Host& h) -> Result<void> {
+    auto a = alloc(h, from("gpus"));
+    if (!a) {
+      CHECK(h.model.current()->book->leases.empty());
+      CHECK_FALSE(h.dev(kAudio)->lease);
+      return std::move(a).error();
+    }
+    CHECK(a->lease.group_members.size() == 1);
+    return ok();
+  });
 }
 
 TEST_CASE("leases: a release that fails keeps the lease, unhealthy, and a retry finishes it") {
