@@ -134,6 +134,7 @@ TEST_CASE("VF attributes: set, read back, refused values restore what was applie
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().errnum == EINVAL);
   CHECK(r.error().field == "min_tx_rate_mbps");
+  CHECK(r.error().message.find("min_tx_rate: refused by the driver of ens2f0") != std::string::npos);
   CHECK(h.state() == before);
   CHECK(h.dev(vf)->vf_config->mac->to_string() == "52:54:00:aa:bb:02");
 }
@@ -205,6 +206,13 @@ TEST_CASE("VF attributes: igb refuses max_tx_rate without link and on models wit
   CHECK(r.error().message.find("max_tx_rate: enp1s0 has no link") != std::string::npos);
   CHECK(h.state() == before);
   CHECK(h.dev(vf)->vf_config->max_tx_rate_mbps == 100);
+  // A minimum is refused before the link is looked at: the reason says so, not the link.
+  VfConfig min;
+  min.min_tx_rate_mbps = 10;
+  r = h.agent->set_vf_config(vf, min);
+  CHECK(r.error().field == "min_tx_rate_mbps");
+  CHECK(r.error().code == ErrorCode::invalid);
+  CHECK(r.error().message.find("has no link") == std::string::npos);
   // A rate above the link speed is the driver's EINVAL too, with the link up: no link reason.
   REQUIRE(h.sim->write_attr("class/net/enp1s0/carrier", "1").ok());
   rate.max_tx_rate_mbps = 2000;

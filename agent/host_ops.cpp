@@ -99,12 +99,17 @@ Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional
 Error Agent::explain_rate_refusal(Error e, const std::string& pf_ifname, const VfConfig& wanted) const {
   // PF drivers refuse a rate with a bare errno (igb_ndo_set_vf_bw sends no extack): the reason
   // is told here, from what the host shows.
-  e.field = wanted.max_tx_rate_mbps ? "max_tx_rate_mbps" : "min_tx_rate_mbps";
-  const std::string field = wanted.max_tx_rate_mbps ? "max_tx_rate" : "min_tx_rate";
+  const bool min = wanted.min_tx_rate_mbps.value_or(0) != 0;
+  e.field = min || !wanted.max_tx_rate_mbps ? "min_tx_rate_mbps" : "max_tx_rate_mbps";
+  const std::string field = min || !wanted.max_tx_rate_mbps ? "min_tx_rate" : "max_tx_rate";
   if (e.errnum == EOPNOTSUPP) {
     e.code = ErrorCode::unsupported;
     e.message = field + ": the driver of " + pf_ifname +
                 " has no VF transmit rate limits on this device (igb limits them on the 82576 only): " + e.message;
+  } else if (e.errnum == EINVAL && min) {
+    // igb_ndo_set_vf_bw, i40e and ixgbe refuse any minimum before they look at the link.
+    e.message =
+        field + ": refused by the driver of " + pf_ifname + " (igb, i40e and ixgbe take no minimum rate): " + e.message;
   } else if (e.errnum == EINVAL) {
     // No link: carrier 0, or no carrier to read at all (sysfs answers EINVAL for `carrier` of
     // a netdev that is not up), or operstate down.
