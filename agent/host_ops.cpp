@@ -282,7 +282,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
     return Error::make(ErrorCode::conflict, "the PF " + v->device.physfn->to_string() + " of " + vf.to_string() +
                                                 " has no netdev: VF attributes are set through the PF's netdev");
   const std::string ifname = pf->device.netdevs.front();
-  const uint32_t index = static_cast<uint32_t>(*v->device.vf_index);
+  const auto index = static_cast<uint32_t>(*v->device.vf_index);
   auto vfs = kernel_.get_vfs(ifname);
   if (!vfs) return std::move(vfs).error().context("reading the VFs of " + ifname);
   auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == index; });
@@ -394,6 +394,7 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
   if (!r) return abandon(a, std::move(r).error());
   (void)store_.finish_operation(*op, OperationState::done);
   std::vector<PciAddress> changed;
+  changed.reserve(targets.size());
   for (const auto* t : targets) changed.push_back(t->address);
   return refresh_devices_locked(changed);
 }

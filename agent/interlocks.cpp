@@ -37,7 +37,10 @@ Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
     }
     if (f->up && (!f->addresses.empty() || f->routes > 0)) {
       std::string what = f->addresses.empty() ? "" : " with addresses ";
-      for (size_t i = 0; i < f->addresses.size(); ++i) what += (i ? ", " : "") + f->addresses[i];
+      for (size_t i = 0; i < f->addresses.size(); ++i) {
+        if (i) what += ", ";
+        what += f->addresses[i];
+      }
       if (f->routes) what += " and " + std::to_string(f->routes) + " route(s)";
       return Error::make(ErrorCode::conflict, "netdev " + n + " of " + dev.address.to_string() + " is up" + what +
                                                   "; the host is using it (pass force to take it anyway)");
