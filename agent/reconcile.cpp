@@ -150,6 +150,12 @@ bool Agent::reconcile_drivers(ReconcileReport& report, const Journal& journal, b
         continue;
       }
       if (v->device.driver == want) continue;
+      if (want != std::string("vfio-pci"))
+        if (auto r = check_not_in_use(v->device, "unbind " + key + " from vfio-pci"); !r) {
+          report.drift.push_back(key + ": driver vfio-pci, desired " + want.value_or("none") + ": " +
+                                 r.error().message);
+          continue;
+        }
       auto id = journal();
       if (!id) {
         report.drift.push_back(key + ": " + id.error().message);
