@@ -211,6 +211,11 @@ TEST_CASE("CLI: pool create, alloc, leases, release") {
   CHECK(rel.exit_code == 0);
   CHECK(rel.out.find("driver iavf") != std::string::npos);
   CHECK(h.cli({"release", lease["id"]}).exit_code == 1);
+  // DELETE answers 204 without a body: the CLI says it is done.
+  auto deleted = h.cli({"pool", "delete", "x710"});
+  CHECK_MESSAGE(deleted.exit_code == 0, deleted.err);
+  CHECK(deleted.out == "pool x710 deleted\n");
+  CHECK(h.cli({"pool", "delete", "x710"}).exit_code == 1);
 }
 
 TEST_CASE("libvirt unreachable: attach answers 503 naming it, the rest of the API works") {
