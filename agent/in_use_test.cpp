@@ -172,9 +172,18 @@ TEST_CASE("a running domain using the device: refusals name it; a failed questio
   const std::string id = a->lease.id;
   std::optional<Error> libvirt_says;
   h.agent->set_in_use_check([&](const PciAddress& addr) -> Result<void> {
+    if (addr == kVf1) return Error::make(ErrorCode::conflict, kVf1.to_string() + " is in use by running domain(s) vm8");
     if (libvirt_says && addr == kVf0) return *libvirt_says;
     return ok();
   });
+  // A VF on vfio-pci in a running domain's XML (put there by hand, no process seen holding it):
+  // a lease of it and its unbind are refused naming the domain.
+  REQUIRE(h.agent->set_driver(kVf1, DriverRequest{std::string("vfio-pci")}).ok());
+  Clock c0;
+  refused(h.agent->allocate(by_address(kVf1)), c0.took(), ErrorCode::conflict, "running domain(s) vm8");
+  refused(h.agent->set_driver(kVf1, DriverRequest{std::string("host")}), c0.took(), ErrorCode::conflict,
+          "running domain(s) vm8");
+  CHECK(driver(h, kVf1) == std::string("vfio-pci"));
 
   libvirt_says = Error::make(ErrorCode::conflict, kVf0.to_string() + " is in use by running domain(s) vm7");
   Clock c;
