@@ -269,3 +269,33 @@ TEST_CASE("reconcile leaves a held device on vfio-pci and reports it as drift") 
   CHECK(driver(h, kVf1) == std::string("vfio-pci"));
   CHECK(h.sim->vfio_unbinds_blocked(kVf1) == 0);
 }
+
+TEST_CASE("an interrupted bind undone at start: a device a VM opened meanwhile stays on vfio-pci, as drift") {
+  Host h;
+  REQUIRE(h.sim->set_vfio_unbind_bound(3s).ok());
+  const PciAddress audio = *PciAddress::parse("0000:87:00.1");
+  const auto gpu_driver = driver(h, kGpu);
+  // The group move dies at its 4th change: the GPU is on vfio-pci, its audio function untouched.
+  const int st = run_dying(h, 4, [](Agent& a) {
+    return a.set_driver(kGpu, DriverRequest{std::string("vfio-pci"), true});
+  });
+  REQUIRE(WEXITSTATUS(st) == 9);
+  REQUIRE(driver(h, kGpu) == std::string("vfio-pci"));
+  REQUIRE(driver(h, audio) != std::string("vfio-pci"));
+  // A VM opened the GPU while the daemon was down.
+  REQUIRE(h.sim->hold_vfio(kGpu, kQemu, "qemu-system-x86").ok());
+  Clock c;
+  auto report = h.agent->reconcile();
+  CHECK(c.took() < 1s);
+  CHECK(report.recovered.empty());
+  REQUIRE(report.drift.size() == 1);
+  CHECK_MESSAGE(report.drift[0].find("qemu-system-x86 (pid 4242)") != std::string::npos, report.drift[0]);
+  CHECK(driver(h, kGpu) == std::string("vfio-pci"));
+  CHECK(h.sim->vfio_unbinds_blocked(kGpu) == 0);
+  CHECK(h.store->operations_in_state(OperationState::pending)->empty());
+
+  // Once it lets go, the operator gives the GPU back.
+  REQUIRE(h.sim->release_vfio(kGpu, kQemu).ok());
+  REQUIRE(h.agent->set_driver(kGpu, DriverRequest{std::string("host")}).ok());
+  CHECK(driver(h, kGpu) == gpu_driver);
+}
