@@ -127,17 +127,26 @@ lease3=$(jq -r .id <<< "$lease_json"); vf3=$(jq -r .address <<< "$lease_json")
 run_cli "live attach to the running vm3" 0 attach "$lease3" vm3
 expect "vm3's QEMU holds the VF" yes "$(holds_group vm3 "$vf3")"
 expect "vm3's guest sees the VF" yes "$(vm_shows vm3 "$vf3")"
-t_mark
+read -r detach_t0 _ < /proc/uptime   # (timed_status below moves t_mark)
 cli detach "$lease3" > /tmp/detach.out 2>&1 &
 detach_pid=$!
-# While the detach waits for the guest, the lease is busy.
-for _ in $(seq 1 50); do
-  st=$(http_status DELETE "/v1/allocations/$lease3"); [ "$st" = 409 ] && break; sleep 0.1
+# While the detach waits for the guest, the lease is busy. A DELETE sent before the detach has
+# begun would itself detach first (and wait for the guest), so the start is seen with a request
+# that changes nothing either way: an attach to vm3, refused as "attached already" before and as
+# "being attached or detached" once the detach runs.
+busy=""
+for _ in $(seq 1 100); do
+  busy=$(problem POST "/v1/allocations/$lease3/attach" '{"domain": "vm3"}')
+  [[ $busy == *"being attached or detached"* ]] && break
+  sleep 0.1
 done
-expect "release during the detach: refused" 409 "$st"
+expect_match "the detach has begun: the lease is busy" "being attached or detached" "$busy"
+timed_status DELETE "/v1/allocations/$lease3"
+refused "release during the detach" 409
 expect_match "the refusal says the lease is being detached" "detach" "$(problem DELETE "/v1/allocations/$lease3")"
 rc=0; wait $detach_pid || rc=$?
-echo "    detach answered after $(t_since_mark)s: $(cat /tmp/detach.out)"
+read -r now _ < /proc/uptime
+echo "    detach answered after $(awk_free_sub "$now" "$detach_t0")s: $(cat /tmp/detach.out)"
 expect "the unacknowledged live detach fails (exit 1)" 1 "$rc"
 expect "the lease is still attached to vm3" vm3 "$(cli --json lease "$lease3" | jq -r '.attached_to.domain')"
 expect "the VF still on vfio-pci" vfio-pci "$(driver_of "$vf3")"
