@@ -64,7 +64,7 @@ void Agent::publish_locked(std::shared_ptr<Snapshot> s) {
   std::shared_ptr<const Snapshot> now = std::move(s);
   model_.publish(now);
   if (!events_) return;
-  for (auto& e : diff_snapshots(before.get(), *now)) events_->publish(e.type, std::move(e.fields));
+  for (auto& e : diff_snapshots(before.get(), *now)) events_->publish(e.type, e.fields);
 }
 
 Result<void> Agent::update_devices(const std::vector<PciAddress>& addresses) {

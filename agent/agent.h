@@ -140,8 +140,10 @@ class Agent {
                                const std::function<Result<void>(const Lease&)>& action) EXCLUDES(mu_);
   // Detaches a lease from its domain before release; set by the daemon when libvirt is in use.
   void set_detacher(std::function<Result<void>(const Lease&)> detach) { detach_ = std::move(detach); }
-  // Refuses (with a conflict naming the domain) taking a device off vfio-pci while a running
-  // domain uses it; set by the daemon when libvirt is in use.
+  // Asks whether a running domain uses a device (a conflict naming the domain; another error
+  // when it cannot tell); set by the daemon when libvirt is in use. It is asked, besides the
+  // kernel (Kernel::vfio_holders), before anything takes a device off vfio-pci, resets it or
+  // hands it out again (see check_not_in_use).
   void set_in_use_check(std::function<Result<void>(const PciAddress&)> check) { in_use_ = std::move(check); }
 
  private:
@@ -196,6 +198,12 @@ class Agent {
   Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current);
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
   Result<void> check_netdev_quiet(const pci::Device& dev);
+  // Before `change` ("release lease X", "unbind 0000:... from vfio-pci") touches `d` on
+  // vfio-pci: a conflict naming what uses it — processes holding its VFIO group or device node
+  // open (vfio-pci's remove would wait for them without a bound, and a reset would pull the
+  // device from under them) and running domains (in_use_). A question that cannot be answered
+  // refuses too (fail closed); no `force` overrides this. Nothing to check off vfio-pci.
+  Result<void> check_not_in_use(const pci::Device& d, const std::string& change);
   Result<void> reapply_vf_state(Applier& a, const PciAddress& pf) REQUIRES(mu_);
   Result<void> change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want);
   // Rolls back what `a` applied, marks its operation failed, republishes the host; returns `e`.

@@ -10,6 +10,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <vector>
 
@@ -73,7 +74,7 @@ class Agent::Applier {
     for (const auto& u : undo) step["undo"].push_back(u.to_json());
     if (auto r = journal(step.dump()); !r) return r;
     if (auto r = perform(k_, action); !r) {
-      spdlog::debug("operation {}: {} failed: {}", *op_, action.describe(), r.error().message);
+      spdlog::debug("operation {}: {} failed: {}", op(), action.describe(), r.error().message);
       return r;
     }
     undo_.push_back(std::move(undo));
@@ -82,6 +83,7 @@ class Agent::Applier {
   // A step of one of pci/'s recipes, journalled and taken as above.
   Result<void> run(const pci::Step& step) {
     std::vector<Action> undo;
+    undo.reserve(step.undo.size());
     for (const auto& u : step.undo) undo.push_back(Action::write(u.path, u.value));
     return run(Action::write(step.change.path, step.change.value), std::move(undo));
   }
@@ -98,7 +100,7 @@ class Agent::Applier {
         [&](StateStore::Tx& tx) -> Result<void> {
           if (fn)
             if (auto r = fn(tx); !r) return r;
-          return tx.finish_operation(*op_, state, error);
+          return tx.finish_operation(op(), state, error);  // with_entry has opened it
         },
         Durability::power_loss);
   }
@@ -107,8 +109,8 @@ class Agent::Applier {
   // repeat; a failing one is logged and the rest still run.
   std::vector<std::string> rollback() {
     std::vector<std::string> failures;
-    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it)
-      for (const auto& u : *it)
+    for (auto& step : std::ranges::reverse_view(undo_))
+      for (const auto& u : step)
         if (auto r = perform(k_, u); !r) failures.push_back(u.describe() + ": " + r.error().message);
     undo_.clear();
     for (const auto& f : failures) spdlog::error("operation {}: rollback step failed: {}", op(), f);
@@ -123,7 +125,7 @@ class Agent::Applier {
   Result<void> journal(const std::string& step) {
     if (op_) return s_.add_step(*op_, step);
     // The entry and its first step in one commit (written, not synced: see Durability).
-    return with_entry([&](StateStore::Tx& tx) { return tx.add_step(*op_, step); }, Durability::process_crash);
+    return with_entry([&](StateStore::Tx& tx) { return tx.add_step(op(), step); }, Durability::process_crash);
   }
   // `body` in a transaction that first opens the entry when it is not open yet; if the
   // transaction fails, the entry stays unopened.

@@ -12,7 +12,11 @@ namespace {
 
 template <class E>
 void round_trip(std::initializer_list<std::pair<E, std::string_view>> expected) {
-  for (const auto& [value, name] : expected) {
+  for (const auto& pair : expected) {
+    // Named copies, not a structured binding: CAPTURE's lambda may not capture one before C++20
+    // compilers caught up (clang 16), and clang-tidy 14 parses this file.
+    const E value = pair.first;
+    const std::string_view name = pair.second;
     CAPTURE(name);
     CHECK(to_string(value) == name);
     CHECK(from_string<E>(name) == value);

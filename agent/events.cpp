@@ -29,7 +29,7 @@ uint64_t run_base() {
 
 EventLog::EventLog(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity), base_(run_base()) {}
 
-uint64_t EventLog::publish(const std::string& type, nlohmann::json fields) {
+uint64_t EventLog::publish(const std::string& type, const nlohmann::json& fields) {
   auto e = std::make_shared<Event>();
   e->type = type;
   e->time = rfc3339_now();

@@ -66,6 +66,7 @@ TEST_CASE("readers keep their snapshot while a new one is published") {
   model.publish(*build_snapshot(*root, nullptr, 1));
   auto held = model.current();
   std::vector<std::thread> readers;
+  readers.reserve(4);
   std::atomic<bool> stop{false};
   std::atomic<int> reads{0};
   for (int i = 0; i < 4; ++i)

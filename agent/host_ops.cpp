@@ -258,13 +258,18 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
                                                   std::to_string(cur) + ": leased VFs: " + leased);
   }
   if (cur != 0) {
-    std::string busy;
-    for (const auto& vf : s->devices)
-      if (vf.device.physfn == pf && vf.device.driver == std::string("vfio-pci"))
-        busy += (busy.empty() ? "" : ", ") + vf.device.address.to_string();
+    // Removing a VF from vfio-pci waits, in the kernel, until its users close it: say who they
+    // are, so the operator knows what to stop.
+    std::string busy, users;
+    for (const auto& vf : s->devices) {
+      if (vf.device.physfn != pf || vf.device.driver != std::string("vfio-pci")) continue;
+      busy += (busy.empty() ? "" : ", ") + vf.device.address.to_string();
+      if (auto r = check_not_in_use(vf.device, "remove " + vf.device.address.to_string()); !r)
+        users += "; " + r.error().message;
+    }
     if (!busy.empty())
       return Error::make(ErrorCode::conflict, "cannot change num_vfs of " + pf.to_string() + " from " +
-                                                  std::to_string(cur) + ": VFs bound to vfio-pci: " + busy);
+                                                  std::to_string(cur) + ": VFs bound to vfio-pci: " + busy + users);
   }
   auto op = store_.begin_operation(OperationKind::set_num_vfs, pf.to_string(),
                                    json({{"num_vfs", num_vfs}, {"from", cur}}).dump());
@@ -316,7 +321,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
     return Error::make(ErrorCode::conflict, "the PF " + v->device.physfn->to_string() + " of " + vf.to_string() +
                                                 " has no netdev: VF attributes are set through the PF's netdev");
   const std::string ifname = pf->device.netdevs.front();
-  const uint32_t index = static_cast<uint32_t>(*v->device.vf_index);
+  const auto index = static_cast<uint32_t>(*v->device.vf_index);
   auto vfs = kernel_.get_vfs(ifname);
   if (!vfs) return std::move(vfs).error().context("reading the VFs of " + ifname);
   auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == index; });
@@ -378,8 +383,8 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
     if (to_vfio && t->sriov && t->sriov->num_vfs > 0)
       return Error::make(ErrorCode::conflict, t->address.to_string() + " has " + std::to_string(t->sriov->num_vfs) +
                                                   " VFs enabled: set num_vfs to 0 before passing the PF through");
-    if (!to_vfio && in_use_ && t->driver == std::string("vfio-pci"))
-      if (auto r = in_use_(t->address); !r) return r;
+    if (!to_vfio)
+      if (auto r = check_not_in_use(*t, "unbind " + t->address.to_string() + " from vfio-pci"); !r) return r;
     if (!to_host && !request.force && t->driver != std::string("vfio-pci"))
       if (auto r = check_netdev_quiet(*t); !r) return r;
   }
@@ -428,6 +433,7 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
   if (!r) return abandon(a, std::move(r).error());
   (void)store_.finish_operation(*op, OperationState::done);
   std::vector<PciAddress> changed;
+  changed.reserve(targets.size());
   for (const auto* t : targets) changed.push_back(t->address);
   return refresh_devices_locked(changed);
 }

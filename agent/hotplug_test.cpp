@@ -177,7 +177,7 @@ TEST_CASE("the agent's own changes are not read twice: their uevents are already
   const uint64_t generation = h.model.current()->generation;
   auto seq = h.root->read("kernel/uevent_seqnum", 32);
   REQUIRE(seq.ok());
-  const uint64_t sent = static_cast<uint64_t>(std::stoull(*seq));
+  const auto sent = static_cast<uint64_t>(std::stoull(*seq));
   REQUIRE(sent > 0);
   auto end = std::chrono::steady_clock::now() + 10s;
   while (h.monitor->handled_seqnum() < sent && std::chrono::steady_clock::now() < end) std::this_thread::yield();

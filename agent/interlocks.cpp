@@ -77,13 +77,47 @@ Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
     }
     if (f->up && (!f->addresses.empty() || f->routes > 0)) {
       std::string what = f->addresses.empty() ? "" : " with addresses ";
-      for (size_t i = 0; i < f->addresses.size(); ++i) what += (i ? ", " : "") + f->addresses[i];
+      for (size_t i = 0; i < f->addresses.size(); ++i) {
+        if (i) what += ", ";
+        what += f->addresses[i];
+      }
       if (f->routes) what += " and " + std::to_string(f->routes) + " route(s)";
       return Error::make(ErrorCode::conflict, "netdev " + n + " of " + dev.address.to_string() + " is up" + what +
                                                   "; the host is using it (pass force to take it anyway)");
     }
   }
   return ok();
+}
+
+Result<void> Agent::check_not_in_use(const pci::Device& d, const std::string& change) {
+  if (d.driver != std::string("vfio-pci")) return ok();
+  const std::string a = d.address.to_string();
+  // The kernel first: a process holding the group or device node is what an unbind would wait
+  // for, however the process got the device (libvirt, a hand-started QEMU, a DPDK program).
+  auto held = kernel_.vfio_holders(d.address);
+  if (!held)
+    return conflict("cannot " + change + ": cannot tell whether " + a + " is held open through VFIO (" +
+                    held.error().message + "); refusing while it may be in use");
+  std::string why;
+  if (in_use_) {
+    if (auto r = in_use_(d.address); !r) {
+      // Not a refusal but a failed question (libvirt answered with an error): refuse with it.
+      if (r.error().code != ErrorCode::conflict) {
+        Error e = std::move(r).error().context("cannot " + change + ": cannot tell whether a running domain uses " + a);
+        e.code = ErrorCode::unavailable;
+        return e;
+      }
+      why = r.error().message;
+    }
+  }
+  if (!held->empty()) {
+    std::string nodes;
+    for (const auto& h : *held)
+      if (nodes.find(h.path) == std::string::npos) nodes += (nodes.empty() ? "" : ", ") + h.path;
+    why += (why.empty() ? a + " is in use: " : "; ") + nodes + " held open by " + kernel::describe(*held);
+  }
+  if (why.empty()) return ok();
+  return conflict("cannot " + change + ": " + why + " (stop the domain or process, or detach the device, first)");
 }
 
 Result<void> Agent::check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode,

@@ -67,6 +67,8 @@ Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const s
                           ", not " + std::to_string(*req.numa_node),
                       "numa_node");
     if (auto r = check_lease_interlocks(*chosen, *s, mode, home); !r) return std::move(r).error();
+    // Already on vfio-pci, it may be in a running domain's hands that sriovd did not give it to.
+    if (auto r = check_not_in_use(chosen->device, "lease " + req.address->to_string()); !r) return std::move(r).error();
   } else {
     if (!pool) return Error::make(ErrorCode::invalid, "give a pool or an address", "pool");
     auto members = pool_members(*pool, *s);
@@ -85,15 +87,29 @@ Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const s
       }
       free.push_back({m.view->device.address, m.pf, m.view->device.numa_node});
     }
-    auto picked = pick(free, req.policy.value_or(pool->policy), req.numa_node, load);
-    if (!picked) {
-      std::string state = "pool '" + pool->name + "': " + std::to_string(members.size()) + " devices, " +
-                          std::to_string(leased) + " leased, " + std::to_string(unhealthy) + " unhealthy, " +
-                          std::to_string(free.size()) + " free";
-      if (req.numa_node && !free.empty()) state += ", none on NUMA node " + std::to_string(*req.numa_node);
-      return conflict("no free device: " + state);
+    // A free member on vfio-pci that a running domain or a process holds (put there by hand)
+    // is not free after all: it is passed over, and the next one by policy tried.
+    std::string in_use;
+    size_t held = 0;
+    while (!chosen) {
+      auto picked = pick(free, req.policy.value_or(pool->policy), req.numa_node, load);
+      if (!picked) {
+        std::string state = "pool '" + pool->name + "': " + std::to_string(members.size()) + " devices, " +
+                            std::to_string(leased) + " leased, " + std::to_string(unhealthy) + " unhealthy, " +
+                            (held ? std::to_string(held) + " in use outside sriovd, " : std::string()) +
+                            std::to_string(free.size()) + " free";
+        if (req.numa_node && !free.empty()) state += ", none on NUMA node " + std::to_string(*req.numa_node);
+        return conflict("no free device: " + state + in_use);
+      }
+      const DeviceView* v = s->find(*picked);
+      if (auto r = check_not_in_use(v->device, "lease " + picked->to_string()); !r) {
+        in_use += "; " + r.error().message;
+        ++held;
+        std::erase_if(free, [&](const FreeMember& f) { return f.address == *picked; });
+        continue;
+      }
+      chosen = v;
     }
-    chosen = s->find(*picked);
   }
   return Choice{chosen, pool, mode};
 }
@@ -238,6 +254,12 @@ Result<Lease> Agent::release(const std::string& id) {
   if (lease_busy_.count(id))
     return conflict("lease " + id + " is being attached or detached; try again when that is done");
   Lease lease = *l;
+  // Refused before anything changes while a running domain or a process uses the device — the
+  // kernel's unbind would wait for it without a bound — unless what uses it is the lease's own
+  // live attachment, which the detach below takes away first (release_locked asks again).
+  if (!(lease.attached && lease.attached->live && detach_))
+    if (const DeviceView* v = snap()->find(lease.address))
+      if (auto r = check_not_in_use(v->device, "release lease " + id); !r) return std::move(r).error();
   std::optional<Result<void>> detached;
   if (lease.attached && detach_) {
     // A live detach waits for the guest (up to its deadline): without the agent's lock, so other
@@ -297,19 +319,36 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
     (void)refresh_devices_locked(lease.addresses());
     return std::move(e).context("releasing lease " + lease.id + " (" + addr + ")");
   };
+  const bool was_attached = lease.attached.has_value();
   if (lease.attached && detach_) {
     Result<void> r = detached ? std::move(*detached) : detach_(lease);
     if (!r) return fail(std::move(r).error());
     lease.attached.reset();
   }
+  auto s = snap();
+  const DeviceView* v = s->find(lease.address);
+  // Nothing may use the device while it is reset and unbound (see release()). An active lease
+  // refused here stays active, as it was (only no longer attached, if the detach above went
+  // through); a lease already "releasing" keeps the reason.
+  if (v)
+    if (auto in_use = check_not_in_use(v->device, "release lease " + lease.id); !in_use) {
+      if (lease.state != LeaseState::active) return fail(std::move(in_use).error());
+      if (was_attached && !lease.attached) {
+        (void)store_.put("lease", lease.id, lease.record());
+        auto book = std::make_shared<LeaseBook>(*book_);
+        book->leases[lease.id] = lease;
+        book_ = std::move(book);
+        ++generation_;
+        publish_locked(std::make_shared<Snapshot>(*snap()));
+      }
+      return std::move(in_use).error();
+    }
   // The lease is written "releasing" with the journal entry, together with the first change
   // (every change of a release is a journalled step, the function reset too): a daemon killed
   // after any of them finishes the release at start.
   lease.state = LeaseState::releasing;
   const Lease intent = lease;
   Applier a(kernel_, store_, lease_entry(OperationKind::release, intent));
-  auto s = snap();
-  const DeviceView* v = s->find(lease.address);
   Result<void> r = ok();
   if (v) {
     const pci::Device& d = v->device;

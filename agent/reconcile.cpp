@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/applier.h"
 #include "agent/vf_config_json.h"
+#include "pci/paths.h"
 
 namespace sriovd::agent {
 
@@ -18,21 +19,43 @@ using nlohmann::json;
 Result<void> Agent::recover_pending(ReconcileReport& report) {
   auto pending = store_.operations_in_state(OperationState::pending);
   if (!pending) return std::move(pending).error();
+  const std::string vfio_unbind = pci::driver_file("vfio-pci", "unbind");
   for (const auto& op : *pending) {
+    std::string what = std::string(to_string(op.kind)) + " " + op.target + " (operation " + std::to_string(op.id) + ")";
     // Steps were journalled before they were taken: undo them all, newest first. Undo actions
     // set old values back, so undoing a step that never happened changes nothing.
     std::vector<std::string> failures;
-    for (auto it = op.steps.rbegin(); it != op.steps.rend(); ++it) {
+    std::optional<Error> held;
+    for (auto it = op.steps.rbegin(); it != op.steps.rend() && !held; ++it) {
       auto step = json::parse(*it, nullptr, false);
       if (!step.is_object() || !step["undo"].is_array()) continue;
       for (const auto& u : step["undo"]) {
         auto action = Action::from_json(u);
         if (!action) continue;
+        // A device the operation bound to vfio-pci may have been opened since (a VM started
+        // with it while the daemon was down): unbinding it would hang the start until the VM
+        // stops. The undo stops there, and the device stays as it is, reported as drift.
+        if (!action->config && action->path == vfio_unbind)
+          if (auto a = PciAddress::parse(action->value)) {
+            pci::Device d;
+            d.address = *a;
+            d.driver = "vfio-pci";
+            if (auto r = check_not_in_use(d, "undo the binding of " + a->to_string() + " to vfio-pci"); !r) {
+              held = std::move(r).error();
+              break;
+            }
+          }
         if (auto r = perform(kernel_, *action); !r) failures.push_back(action->describe() + ": " + r.error().message);
       }
     }
-    std::string what = std::string(to_string(op.kind)) + " " + op.target + " (operation " + std::to_string(op.id) + ")";
     for (const auto& f : failures) spdlog::debug("recovering {}: {}", what, f);
+    if (held) {
+      (void)store_.finish_operation(op.id, OperationState::failed,
+                                    "interrupted, and not undone further: " + held->message);
+      report.drift.push_back(what + " not undone further: " + held->message);
+      spdlog::warn("could not undo all of interrupted {}: {}", what, held->message);
+      continue;
+    }
     (void)store_.finish_operation(op.id, OperationState::rolled_back, "interrupted: the daemon stopped mid-operation");
     report.recovered.push_back(what);
     spdlog::warn("undid interrupted {}", what);
@@ -150,6 +173,12 @@ bool Agent::reconcile_drivers(ReconcileReport& report, const Journal& journal, b
         continue;
       }
       if (v->device.driver == want) continue;
+      if (want != std::string("vfio-pci"))
+        if (auto r = check_not_in_use(v->device, "unbind " + key + " from vfio-pci"); !r) {
+          report.drift.push_back(key + ": driver vfio-pci, desired " + want.value_or("none") + ": " +
+                                 r.error().message);
+          continue;
+        }
       auto id = journal();
       if (!id) {
         report.drift.push_back(key + ": " + id.error().message);

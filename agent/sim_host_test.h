@@ -189,6 +189,7 @@ struct DyingKernel : kernel::Kernel {
     return in.set_vf(i, vf, c);
   }
   Result<LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+  Result<std::vector<kernel::FileHolder>> vfio_holders(const PciAddress& a) override { return in.vfio_holders(a); }
 };
 
 // Runs `op` on an agent in a child process whose kernel dies at its n-th change (the daemon

@@ -67,7 +67,7 @@ std::string PciAddress::to_string() const {
   buf[n++] = hex[device & 15];
   buf[n++] = '.';
   buf[n++] = hex[function & 7];
-  return std::string(buf, n);
+  return {buf, n};
 }
 
 }  // namespace sriovd

@@ -31,7 +31,8 @@ struct PciAddress {
                       static_cast<uint8_t>(rid & 7)};
   }
 
-  auto operator<=>(const PciAddress&) const = default;
+  // clang-tidy 14 reads the defaulted comparison's `0` as a null pointer constant.
+  auto operator<=>(const PciAddress&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 }  // namespace sriovd

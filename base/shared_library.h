@@ -79,7 +79,9 @@ Result<void> resolve_into(const SharedLibrary& lib, F& slot, const char* name) {
 
 }  // namespace sriovd
 
-// Members `decltype(&::name) name = nullptr;` for each function of the list.
+// Members `decltype(&::name) name = nullptr;` for each function of the list. `name` is a
+// declarator here and cannot be parenthesised.
+// NOLINTNEXTLINE(bugprone-macro-parentheses)
 #define SRIOVD_DECLARE_FUNCTION_(name) decltype(&::name) name = nullptr;
 #define SRIOVD_DECLARE_FUNCTIONS(LIST) LIST(SRIOVD_DECLARE_FUNCTION_)
 

@@ -67,6 +67,10 @@ std::optional<json> call(const Globals& g, const std::string& method, const std:
     status = kExitRefused;
     return std::nullopt;
   }
+  if (r->status == 204) {  // No Content (DELETE /v1/pools/{name}): nothing to parse
+    status = 0;
+    return json();
+  }
   auto j = json::parse(r->body, nullptr, false);
   if (j.is_discarded()) {
     std::fprintf(stderr, "sriovd-cli: sriovd answered with a body that is not JSON\n");

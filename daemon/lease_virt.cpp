@@ -72,13 +72,17 @@ Result<void> LeaseLibvirt::detach(const std::string& xml, const Attachment& at) 
 
 Result<void> LeaseLibvirt::check_not_in_use(const PciAddress& address) {
   auto uses = libvirt_->domains_using(address);
-  if (!uses) return ok();
+  if (!uses) {
+    // No libvirtd to ask (none installed, or stopped): no domain runs through it, and a QEMU it
+    // left running still holds the device's VFIO nodes, which the kernel is asked about.
+    if (uses.error().reason == "libvirt_unreachable") return ok();
+    return named(std::move(uses).error());
+  }
   std::string running;
   for (const auto& u : *uses)
     if (u.running && u.live) running += (running.empty() ? "" : ", ") + u.domain;
   if (running.empty()) return ok();
-  return Error::make(ErrorCode::conflict, address.to_string() + " is in use by running domain(s) " + running +
-                                              ": detach it before unbinding it from vfio-pci");
+  return Error::make(ErrorCode::conflict, address.to_string() + " is in use by running domain(s) " + running);
 }
 
 }  // namespace sriovd::agent

@@ -38,7 +38,9 @@ class LeaseLibvirt {
   // and released.
   Result<void> detach(const std::string& xml, const Attachment& at);
   // A conflict naming the running domains whose live definition uses `address`; ok when none
-  // does or libvirt cannot be reached (then no domain can be using it through libvirt).
+  // does or libvirt cannot be reached (then no domain can be using it through libvirt; the
+  // agent asks the kernel whether QEMU still holds it). Any other libvirt error is returned:
+  // the question could not be answered, and the caller refuses (fail closed).
   Result<void> check_not_in_use(const PciAddress& address);
 
  private:

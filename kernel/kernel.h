@@ -8,9 +8,13 @@
 //   SimKernel    — applies to a fake tree what the kernel would (creates VFs on sriov_numvfs,
 //                  moves driver links, keeps VF attributes in the tree) with the kernel's errnos;
 //   FaultKernel  — wraps another and fails the Nth change with a chosen errno (rollback tests).
+// One query is not a read of sysfs: which processes hold a device's VFIO nodes open (/proc),
+// asked before anything takes a device off vfio-pci.
 // Errors carry the kernel's errno (and, for netlink, its extended-ack text in the message).
 // Implementations are thread-safe; callers serialise changes to one device themselves.
 #pragma once
+
+#include <sys/types.h>
 
 #include <array>
 #include <cerrno>
@@ -20,10 +24,26 @@
 #include <string_view>
 #include <vector>
 
+#include "base/pci_address.h"
 #include "base/result.h"
 #include "base/vf.h"
 
 namespace sriovd::kernel {
+
+// A process holding a file open (see Kernel::vfio_holders and kernel/open_files.h).
+struct FileHolder {
+  pid_t pid = 0;
+  std::string comm;  // /proc/<pid>/comm, without the newline ("qemu-system-x86")
+  std::string path;  // the held file, as its fd link reads ("/dev/vfio/12")
+  bool operator==(const FileHolder&) const = default;
+};
+
+// "qemu-system-x86 (pid 4242), libvirtd (pid 17)": holders for a message.
+inline std::string describe(const std::vector<FileHolder>& holders) {
+  std::string s;
+  for (const auto& h : holders) s += (s.empty() ? "" : ", ") + h.comm + " (pid " + std::to_string(h.pid) + ")";
+  return s;
+}
 
 class Kernel {
  public:
@@ -46,6 +66,15 @@ class Kernel {
 
   // Link facts for a netdev, for interlocks (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE).
   virtual Result<LinkFacts> get_link(const std::string& ifname) = 0;
+
+  // The processes holding the VFIO nodes of the PCI function at `address` open: its IOMMU
+  // group's /dev/vfio/<group> and, on kernels with VFIO device cdevs (6.2+), its
+  // /dev/vfio/devices/vfioN. Linux's vfio-pci remove waits without a bound until every user has
+  // closed the device, so an unbind from vfio-pci (a driver change, a reset-and-release, VFs
+  // removed by sriov_numvfs) of a held device blocks its caller for as long as, say, a VM runs:
+  // ask this first. Empty when nothing holds them (a function without an IOMMU group has none).
+  // An error means the question could not be answered; callers guarding a change refuse then.
+  virtual Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) = 0;
 };
 
 // What set_vf refuses first, on any Kernel: qos or vlan_proto without vlan. IFLA_VF_VLAN (and

@@ -1,5 +1,6 @@
 #include "kernel/linux_kernel.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "kernel/open_files.h"
 #include "net/rtnl.h"
 
 namespace sriovd::kernel {
@@ -204,6 +206,40 @@ Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
     }
   }
   return facts;
+}
+
+Result<std::vector<FileHolder>> LinuxKernel::vfio_holders(const PciAddress& address) {
+  // The device's directory as the PCI bus lists it (pci/paths.h builds the same path for
+  // readers; the seam sits below pci/, so it is spelled out here).
+  const std::string dev = "bus/pci/devices/" + address.to_string();
+  const std::string what = "finding the processes holding the VFIO nodes of " + address.to_string();
+  if (::faccessat(root_.get(), dev.c_str(), F_OK, 0) != 0) return Error::sys(errno == ENOENT ? ENODEV : errno, what);
+  std::vector<std::string> nodes;
+  char target[4096];
+  ssize_t n = ::readlinkat(root_.get(), (dev + "/iommu_group").c_str(), target, sizeof target - 1);
+  if (n > 0) {
+    std::string link(target, static_cast<size_t>(n));
+    nodes.push_back((options_.dev_root / "vfio" / link.substr(link.rfind('/') + 1)).string());
+  } else if (errno != ENOENT) {
+    return Error::sys(errno, what + " (reading its iommu_group)");
+  }
+  // Kernels with VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, 6.2+) list the device's node in
+  // vfio-dev/: a user may hold that instead of the group.
+  int fd = ::openat(root_.get(), (dev + "/vfio-dev").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (DIR* d = ::fdopendir(fd)) {
+      while (const dirent* e = ::readdir(d))
+        if (std::string_view(e->d_name).rfind("vfio", 0) == 0)
+          nodes.push_back((options_.dev_root / "vfio/devices" / e->d_name).string());
+      ::closedir(d);
+    } else {
+      ::close(fd);
+    }
+  }
+  if (nodes.empty()) return std::vector<FileHolder>{};
+  auto held = find_holders(options_.proc_root, nodes);
+  if (!held) return std::move(held).error().context(what);
+  return held;
 }
 
 }  // namespace sriovd::kernel

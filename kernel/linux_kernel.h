@@ -29,6 +29,10 @@ namespace sriovd::kernel {
 struct LinuxKernelOptions {
   // The longest any one netlink answer (a dump included) may take.
   std::chrono::milliseconds netlink_timeout = net::RtnlSocket::kDefaultTimeout;
+  // Where vfio_holders looks for processes and what their fd links to VFIO nodes read: the
+  // real /proc and /dev; tests point them at trees of their own.
+  std::filesystem::path proc_root = "/proc";
+  std::filesystem::path dev_root = "/dev";
 };
 
 class LinuxKernel final : public Kernel {
@@ -62,6 +66,12 @@ class LinuxKernel final : public Kernel {
   // out), RTM_GETROUTE dump (routes in the main table with the link among their output
   // interfaces, multipath next hops included, cloned cache entries not).
   Result<LinkFacts> get_link(const std::string& ifname) override EXCLUDES(sock_mu_);
+
+  // The device's IOMMU group (its iommu_group link under the sysfs root) gives
+  // <dev_root>/vfio/<group>; each entry of its vfio-dev/ directory (6.2+) a
+  // <dev_root>/vfio/devices/vfioN. Then kernel/open_files.h find_holders over proc_root: the
+  // processes this one may inspect (all of them as root). ENODEV when the device is not there.
+  Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) override;
 
   const std::filesystem::path& sysfs_root() const { return root_path_; }
 

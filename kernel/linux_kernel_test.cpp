@@ -413,3 +413,55 @@ TEST_CASE("get_link/get_vfs/set_vf in a private network namespace (veth, address
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(out.empty());
 }
+
+TEST_CASE("vfio_holders: this process holding a device's group node, then its cdev, then nothing") {
+  test::TempDir tmp;
+  const std::filesystem::path sys = tmp / "sys", dev = tmp / "dev";
+  const std::string bdf = "0000:02:00.1";
+  std::filesystem::create_directories(sys / "kernel/iommu_groups/7");
+  std::filesystem::create_directories(sys / "bus/pci/devices" / bdf / "vfio-dev/vfio3");
+  std::filesystem::create_directory_symlink("../../../kernel/iommu_groups/7",
+                                            sys / "bus/pci/devices" / bdf / "iommu_group");
+  std::filesystem::create_directories(dev / "vfio/devices");
+  std::ofstream(dev / "vfio/7").put('\n');
+  std::ofstream(dev / "vfio/devices/vfio3").put('\n');
+  LinuxKernelOptions o;
+  o.dev_root = dev;
+  auto k = LinuxKernel::open(sys, o);
+  REQUIRE(k);
+  const PciAddress a = *PciAddress::parse(bdf);
+
+  auto none = (*k)->vfio_holders(a);
+  REQUIRE_MESSAGE(none, why(none));
+  CHECK(none->empty());
+
+  int group = ::open((dev / "vfio/7").c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(group >= 0);
+  auto held = (*k)->vfio_holders(a);
+  REQUIRE_MESSAGE(held, why(held));
+  REQUIRE(held->size() == 1);
+  CHECK((*held)[0].pid == ::getpid());
+  CHECK((*held)[0].path == (dev / "vfio/7").string());
+  ::close(group);
+
+  int cdev = ::open((dev / "vfio/devices/vfio3").c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(cdev >= 0);
+  held = (*k)->vfio_holders(a);
+  REQUIRE_MESSAGE(held, why(held));
+  REQUIRE(held->size() == 1);
+  CHECK((*held)[0].path == (dev / "vfio/devices/vfio3").string());
+  ::close(cdev);
+  CHECK((*k)->vfio_holders(a)->empty());
+
+  auto gone = (*k)->vfio_holders(*PciAddress::parse("0000:09:00.0"));
+  REQUIRE_FALSE(gone);
+  CHECK(gone.error().errnum == ENODEV);
+
+  // A /proc that cannot be listed: the question has no answer, which is an error (fail closed).
+  o.proc_root = tmp / "no-proc";
+  auto blind = LinuxKernel::open(sys, o);
+  REQUIRE(blind);
+  auto unknown = (*blind)->vfio_holders(a);
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().errnum == ENOENT);
+}

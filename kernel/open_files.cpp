@@ -77,10 +77,4 @@ Result<std::vector<FileHolder>> find_holders(const std::filesystem::path& proc_r
   return out;
 }
 
-std::string describe(const std::vector<FileHolder>& holders) {
-  std::string s;
-  for (const auto& h : holders) s += (s.empty() ? "" : ", ") + h.comm + " (pid " + std::to_string(h.pid) + ")";
-  return s;
-}
-
 }  // namespace sriovd::kernel

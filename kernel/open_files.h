@@ -16,14 +16,9 @@
 #include <vector>
 
 #include "base/result.h"
+#include "kernel/kernel.h"
 
 namespace sriovd::kernel {
-
-struct FileHolder {
-  pid_t pid = 0;
-  std::string comm;  // /proc/<pid>/comm, without the newline ("qemu-system-x86")
-  std::string path;  // the held file, as its fd link reads
-};
 
 // Every process under `proc_root` (normally "/proc") with a file descriptor whose link reads one
 // of `paths` exactly. Processes that exit during the scan, and fd directories this process may not
@@ -32,8 +27,5 @@ struct FileHolder {
 // must refuse then (fail closed).
 Result<std::vector<FileHolder>> find_holders(const std::filesystem::path& proc_root,
                                              const std::vector<std::string>& paths);
-
-// "qemu-system-x86 (pid 4242), libvirtd (pid 17)": holders for a message.
-std::string describe(const std::vector<FileHolder>& holders);
 
 }  // namespace sriovd::kernel

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -386,6 +387,18 @@ struct HttpServer::Listener {
   }
 };
 
+namespace {
+// A host as getaddrinfo takes it: a name, an IPv4 address, or (bracketed) an IPv6 address with
+// an optional %zone. Anything else would only fail later, at bind, with a vaguer message.
+bool host_chars_ok(std::string_view host, bool bracketed) {
+  for (char c : host) {
+    const bool name = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    if (!name && !(bracketed && (c == ':' || c == '%'))) return false;
+  }
+  return !host.empty();
+}
+}  // namespace
+
 Result<ListenAddress> ListenAddress::parse(const std::string& text) {
   ListenAddress a;
   if (text.rfind("unix:", 0) == 0) {
@@ -405,19 +418,28 @@ Result<ListenAddress> ListenAddress::parse(const std::string& text) {
       if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
         return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected tcp:[ADDR]:PORT", "listen");
       a.host = rest.substr(1, close - 1);
+      if (a.host.find(':') == std::string::npos || !host_chars_ok(a.host, true))
+        return Error::make(ErrorCode::invalid, "listen address '" + text + "': [" + a.host + "] is not an IPv6 address",
+                           "listen");
       colon = close + 1;
     } else {
       colon = rest.rfind(':');
       if (colon == std::string::npos)
         return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected tcp:HOST:PORT", "listen");
       a.host = rest.substr(0, colon);
+      if (!host_chars_ok(a.host, false))
+        return Error::make(ErrorCode::invalid,
+                           "listen address '" + text + "': bad host '" + a.host +
+                               "' (a name or IPv4 address; an IPv6 address goes in brackets, tcp:[::1]:PORT)",
+                           "listen");
     }
-    std::string port = rest.substr(colon + 1);
-    char* end = nullptr;
-    long p = std::strtol(port.c_str(), &end, 10);
-    if (port.empty() || *end || p < 0 || p > 65535 || a.host.empty())
-      return Error::make(ErrorCode::invalid, "listen address '" + text + "': bad host or port", "listen");
-    a.port = static_cast<int>(p);
+    const std::string port = rest.substr(colon + 1);
+    const bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+    const int p = digits ? std::stoi(port) : -1;
+    if (p < 0 || p > 65535)
+      return Error::make(ErrorCode::invalid, "listen address '" + text + "': port '" + port + "' is not 0 to 65535",
+                         "listen");
+    a.port = p;
     return a;
   }
   return Error::make(ErrorCode::invalid, "listen address '" + text + "': expected unix:PATH or tcp:HOST:PORT",

@@ -30,7 +30,7 @@ BUILD_PACKAGES=(
 
 # Tests, fuzzing, benchmarks.
 TEST_PACKAGES=(
-  clang libclang-rt-14-dev clang-format clang-tidy clang-16 libclang-rt-16-dev
+  clang libclang-rt-14-dev clang-format clang-tidy clang-16 libclang-rt-16-dev clang-tidy-16
   wrk nginx-light hyperfine curl python3 jq prometheus
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   python3-grpcio python3-grpc-tools

@@ -2,13 +2,15 @@
 # Lints the project's own C++ sources (the files git tracks; not the generated protobuf and
 # schema code in the build tree) and exits non-zero on any finding:
 #   clang-format --dry-run -Werror       against .clang-format
-#   clang-tidy                           .clang-tidy's checks, with build/compile_commands.json;
+#   clang-tidy (16+)                     .clang-tidy's checks, with build/compile_commands.json;
 #                                        headers are checked where a linted source includes them
 #   scripts/lint.sh                      the whole tree
 #   scripts/lint.sh PATH...              only the sources under these folders (or these files)
 # SRIOVD_BUILD_DIR is the build to take compile commands from (default build; built first by
 # scripts/build.sh when it has none, since generated headers must exist); SRIOVD_LINT=format or
 # tidy runs one half only; SRIOVD_LINT_JOBS clang-tidy processes at a time (default 2).
+# Units found clean are remembered (scripts/tidy_cached.py, ~/.cache/sriovd-tidy) and not run
+# again until their preprocessed text, flags or the configuration change.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -45,11 +47,7 @@ for line in sys.stdin:
   echo "lint: clang-tidy on ${#units[@]} translation units, $jobs at a time"
   start=$(date +%s)
   if [ ${#units[@]} -gt 0 ]; then
-    # clang-tidy prints "N warnings generated" for the suppressed ones (system headers): noise.
-    printf '%s\0' "${units[@]}" \
-      | xargs -0 -r -P "$jobs" -n 4 clang-tidy -p "$build" --quiet --header-filter="$filter" --warnings-as-errors='*' \
-          2> >(grep -vE '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$' >&2) \
-      || status=1
+    python3 scripts/tidy_cached.py "$build" "$filter" "$jobs" "${units[@]}" || status=1
   fi
   echo "lint: clang-tidy took $(( $(date +%s) - start )) s"
 fi

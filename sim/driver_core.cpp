@@ -18,6 +18,7 @@
 #include "sim/sim_tree.h"
 #include "sim/sriov.h"
 #include "sim/stores.h"
+#include "sim/vfio.h"
 
 namespace sriovd::kernel::sim {
 
@@ -106,6 +107,10 @@ Result<void> bind_device(Call& cx, const std::string& drv, const Dev& d, const I
 Result<void> unbind_device(Call& cx, const Dev& d) { return unbind_device(cx, d, cx.driver_of(d)); }
 
 Result<void> unbind_device(Call& cx, const Dev& d, const std::optional<std::string>& drv) {
+  // vfio_pci_remove waits until every user has closed the device (sim/vfio.h).
+  if (drv == std::string("vfio-pci"))
+    if (auto g = cx.iommu_group_of(d))
+      if (auto r = wait_until_closed(cx.root(), *g, d.name()); !r) return r;
   if (cx.is_pf(d) && (cx.num_vfs(d) > 0 || !cx.virtfns(d).empty()) && drv && !leaves_sriov_on_remove(*drv))
     if (auto r = disable_sriov(cx, d); !r) return r;
   if (auto r = remove_netdevs(cx, d); !r) return r;

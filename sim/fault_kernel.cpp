@@ -73,4 +73,19 @@ Result<LinkFacts> FaultKernel::get_link(const std::string& ifname) {
   return inner_.get_link(ifname);
 }
 
+void FaultKernel::fail_vfio_holders(int errnum) {
+  MutexLock lock(mu_);
+  vfio_holders_errnum_ = errnum;
+}
+
+Result<std::vector<FileHolder>> FaultKernel::vfio_holders(const PciAddress& address) {
+  int errnum = 0;
+  {
+    MutexLock lock(mu_);
+    errnum = vfio_holders_errnum_;
+  }
+  if (errnum != 0) return Error::sys(errnum, "injected fault: vfio_holders " + address.to_string());
+  return inner_.vfio_holders(address);
+}
+
 }  // namespace sriovd::kernel

@@ -4,8 +4,9 @@
 // makes the n-th mutating call from now fail with that errno without reaching the inner kernel
 // (for set_vf this stands for a netlink NACK, for write_attr the errno of write(2)), so the
 // tree is exactly as it was before that call; every other call passes through unchanged.
-// Reads (get_vfs, get_link) pass through and are not counted, except that fail_get_link makes
-// every get_link fail (for the interlocks' fail-closed tests). Several faults may be pending.
+// Reads (get_vfs, get_link, vfio_holders) pass through and are not counted, except that
+// fail_get_link and fail_vfio_holders make every such call fail (for the interlocks'
+// fail-closed tests). Several faults may be pending.
 // Thread-safe; the wrapped kernel must outlive the wrapper.
 //
 // A test runs an operation once to learn calls(), then for n = 1..calls() restores the tree,
@@ -33,6 +34,8 @@ class FaultKernel : public Kernel {
   void fail_at(uint64_t n, int errnum, std::string message = {}) EXCLUDES(mu_);
   // Every get_link from now fails with `errnum` (0: passes through again).
   void fail_get_link(int errnum) EXCLUDES(mu_);
+  // Every vfio_holders from now fails with `errnum` (0: passes through again).
+  void fail_vfio_holders(int errnum) EXCLUDES(mu_);
   // Drops every pending fault.
   void clear_faults() EXCLUDES(mu_);
   // Mutating calls made so far (since construction or reset_calls()), failed ones included.
@@ -47,6 +50,7 @@ class FaultKernel : public Kernel {
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
   Result<LinkFacts> get_link(const std::string& ifname) override;
+  Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) override;
 
  private:
   struct Fault {
@@ -62,6 +66,7 @@ class FaultKernel : public Kernel {
   uint64_t base_ GUARDED_BY(mu_) = 0;                 // absolute count at the last reset_calls()
   std::map<uint64_t, Fault> faults_ GUARDED_BY(mu_);  // by absolute call number
   int get_link_errnum_ GUARDED_BY(mu_) = 0;
+  int vfio_holders_errnum_ GUARDED_BY(mu_) = 0;
   std::vector<std::string> log_ GUARDED_BY(mu_);
 };
 

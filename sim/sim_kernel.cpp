@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -18,6 +19,7 @@
 #include "sim/reboot.h"
 #include "sim/sim_state.h"
 #include "sim/stores.h"
+#include "sim/vfio.h"
 
 // The facade: SimKernel takes its locks, makes a sim::Call for each call and hands it to the
 // piece that owns what the call does (sim/stores.h for writes, sim/netdevs.h for rtnetlink,
@@ -209,8 +211,78 @@ Result<void> SimKernel::set_link_addresses(const std::string& ifname, std::vecto
 Result<void> SimKernel::simulate_reboot() {
   TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;
+  // Every process goes with the reboot, and the files it held open with it.
+  if (auto r = sim::update_vfio(root_,
+                                [](sim::VfioState& s) -> Result<void> {
+                                  s.holders.clear();
+                                  return ok();
+                                });
+      !r)
+    return r;
   sim::Call call(root_, real_root_, *boot_);
   return call.finish(sim::reboot(call));
+}
+
+Result<std::vector<FileHolder>> SimKernel::vfio_holders(const PciAddress& address) {
+  TreeLock lock(mu_, lock_fd_.get());
+  if (auto r = check_ready(); !r) return std::move(r).error();
+  sim::Call call(root_, real_root_, *boot_);
+  auto d = call.dev(address);
+  if (!d) return Error::sys(ENODEV, "no PCI device " + address.to_string());
+  auto group = call.iommu_group_of(*d);
+  if (!group) return std::vector<FileHolder>{};
+  auto s = sim::read_vfio(root_);
+  if (!s) return std::move(s).error();
+  auto it = s->holders.find(*group);
+  return it == s->holders.end() ? std::vector<FileHolder>{} : it->second;
+}
+
+Result<void> SimKernel::hold_vfio(const PciAddress& address, pid_t pid, std::string comm) {
+  if (auto r = check_ready(); !r) return r;
+  // Read without the tree lock (see the header); the test makes no other change meanwhile.
+  sim::Call call(root_, real_root_, *boot_);
+  auto d = call.dev(address);
+  if (!d) return Error::sys(ENODEV, "no PCI device " + address.to_string());
+  auto group = call.iommu_group_of(*d);
+  if (call.driver_of(*d) != std::string("vfio-pci") || !group)
+    return Error::sys(ENODEV, address.to_string() + " is not bound to vfio-pci: its group has no /dev/vfio node");
+  return sim::update_vfio(root_, [&](sim::VfioState& s) -> Result<void> {
+    s.holders[*group].push_back({pid, comm, "/dev/vfio/" + std::to_string(*group)});
+    return ok();
+  });
+}
+
+Result<void> SimKernel::release_vfio(const PciAddress& address, pid_t pid) {
+  if (auto r = check_ready(); !r) return r;
+  sim::Call call(root_, real_root_, *boot_);
+  auto d = call.dev(address);
+  if (!d) return Error::sys(ENODEV, "no PCI device " + address.to_string());
+  auto group = call.iommu_group_of(*d);
+  return sim::update_vfio(root_, [&](sim::VfioState& s) -> Result<void> {
+    auto& list = s.holders[group.value_or(~0u)];
+    auto it = std::find_if(list.begin(), list.end(), [&](const FileHolder& h) { return h.pid == pid; });
+    if (it == list.end())
+      return Error::sys(ENOENT,
+                        "pid " + std::to_string(pid) + " does not hold the VFIO group of " + address.to_string());
+    list.erase(it);
+    return ok();
+  });
+}
+
+Result<void> SimKernel::set_vfio_unbind_bound(std::chrono::milliseconds bound) {
+  if (auto r = check_ready(); !r) return r;
+  return sim::update_vfio(root_, [&](sim::VfioState& s) -> Result<void> {
+    s.bound = bound;
+    return ok();
+  });
+}
+
+size_t SimKernel::vfio_unbinds_blocked(const PciAddress& address) const {
+  if (init_error_) return 0;
+  auto s = sim::read_vfio(root_);
+  if (!s) return 0;
+  auto it = s->blocked.find(address.to_string());
+  return it == s->blocked.end() ? 0 : it->second;
 }
 
 Result<void> SimKernel::set_vf_stats(const std::string& pf_ifname, uint32_t vf, const VfStats& stats) {

@@ -19,6 +19,7 @@
 //                                       with the VFs
 //   <netdev dir>/.sriovd-sim-link.json  addresses and route count (set_link_addresses)
 //   <root>/.sriovd-sim/removed/<BDF>.json  what hot_remove took away, for hot_add
+//   <root>/.sriovd-sim/vfio.json        fake processes holding /dev/vfio/<group> (sim/vfio.h)
 //
 // Like the kernel, it announces what it changes with uevents: "add", "remove", "bind",
 // "unbind", "change" for PCI functions and "add"/"remove" for netdevs, as kernel-format
@@ -73,6 +74,8 @@ class SimKernel : public Kernel {
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
   Result<LinkFacts> get_link(const std::string& ifname) override;
+  // The processes hold_vfio said hold the function's group, with path "/dev/vfio/<group>".
+  Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) override;
 
   // --- sim-only controls, for tests -----------------------------------------------------
 
@@ -84,10 +87,25 @@ class SimKernel : public Kernel {
   // main-table routes go through it. Kept until the netdev goes. ENODEV: no such netdev.
   Result<void> set_link_addresses(const std::string& ifname, std::vector<std::string> addresses, size_t routes = 0);
 
+  // A fake process `comm` (pid `pid`) opens the VFIO group of `address` (/dev/vfio/<group>),
+  // as QEMU does for an assigned device, until release_vfio: meanwhile vfio_holders names it,
+  // and an unbind of a function of that group from vfio-pci (drivers/vfio-pci/unbind, or the
+  // VFs going with sriov_numvfs) waits for the release, as vfio_pci_remove does (sim/vfio.h).
+  // ENODEV: no such function, or it is not bound to vfio-pci (its group has no node then).
+  // Neither takes the tree's lock: a test may release while another thread's unbind waits.
+  Result<void> hold_vfio(const PciAddress& address, pid_t pid, std::string comm);
+  // ENOENT: `pid` does not hold the group of `address`.
+  Result<void> release_vfio(const PciAddress& address, pid_t pid);
+  // How long a blocked unbind waits before it gives up with ETIMEDOUT (Linux waits forever);
+  // kept in the tree, 10 s unless set.
+  Result<void> set_vfio_unbind_bound(std::chrono::milliseconds bound);
+  // How many unbinds from vfio-pci of the function found its group held (and had to wait).
+  size_t vfio_unbinds_blocked(const PciAddress& address) const;
+
   // What a reboot does to the host: every PF's VFs removed (sriov_numvfs 0), every
   // driver_override cleared, sriov_drivers_autoprobe back to 1, every boot device back on its
   // boot driver with its boot netdevs (names, MACs, ifindexes, flags), dynamic ids, VF
-  // attributes, link addresses and reset counts cleared.
+  // attributes, link addresses, reset counts and VFIO holders (processes die) cleared.
   Result<void> simulate_reboot();
 
   // The traffic counters get_vfs reports for VF `vf` of a PF netdev (as if it had carried

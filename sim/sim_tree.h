@@ -66,7 +66,7 @@ struct SriovSpec {
   uint16_t stride = 1;     // VF Stride, in routing IDs
   uint16_t vf_device = 0;  // VF Device ID
   bool drivers_autoprobe = true;
-  uint64_t vf_bar_size = 64 * 1024;  // VF BAR0 size; the PF's IOV BAR0 holds total_vfs of them
+  uint64_t vf_bar_size = uint64_t{64} * 1024;  // VF BAR0 size; the PF's IOV BAR0 holds total_vfs of them
 };
 
 struct FunctionSpec {

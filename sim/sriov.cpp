@@ -18,12 +18,19 @@
 #include "sim/reboot.h"
 #include "sim/sim_tree.h"
 #include "sim/stores.h"
+#include "sim/vfio.h"
 
 namespace sriovd::kernel::sim {
 
 using namespace simio;
 
 Result<void> disable_sriov(Call& cx, const Dev& pf) {
+  // Removing a VF bound to vfio-pci waits for its users to close it (sim/vfio.h); every VF is
+  // waited for before the first goes, so a wait that gives up leaves the VFs as they were.
+  for (const auto& [i, vf] : cx.virtfns(pf))
+    if (auto vd = cx.dev(vf); vd && cx.driver_of(*vd) == std::string("vfio-pci"))
+      if (auto g = cx.iommu_group_of(*vd))
+        if (auto r = wait_until_closed(cx.root(), *g, vd->name()); !r) return r;
   for (const auto& [i, vf] : cx.virtfns(pf)) {
     // pci_stop_and_remove_bus_device(): the VF's netdevs and driver go, then the device.
     if (auto vd = cx.dev(vf)) {

@@ -141,6 +141,47 @@ TEST_CASE("REST: pools and leases, checked against the schemas") {
   CHECK(call(c, "DELETE", "/v1/pools/cx6").status == 204);
 }
 
+TEST_CASE("REST: a leased VF held open through VFIO: release and unbind answer 409 at once, naming the holder") {
+  Host h("dual-socket", true);
+  cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+  REQUIRE(call(c, "POST", "/v1/pools", kCx6Pool).status == 201);
+  auto lease = call(c, "POST", "/v1/allocations", alloc_body("cx6", "vm1"));
+  REQUIRE(lease.status == 201);
+  const std::string id = lease.body["id"], addr = lease.body["address"];
+  const PciAddress a = *PciAddress::parse(addr);
+  // A VM (as the test's fake process) opens the VF's group; the daemon's simulated kernel sees
+  // it in the tree. Should the daemon reach the unbind anyway, the simulated kernel gives up
+  // after 5 s, which fails the timing check below instead of hanging the test.
+  auto sim = kernel::SimKernel::open(h.sys);
+  REQUIRE(sim.ok());
+  REQUIRE((*sim)->set_vfio_unbind_bound(std::chrono::seconds(5)).ok());
+  REQUIRE((*sim)->hold_vfio(a, 4242, "qemu-system-x86").ok());
+
+  for (int i = 0; i < 2; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto refused = call(c, "DELETE", "/v1/allocations/" + id);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+    CHECK(refused.status == 409);
+    check_schema("Problem", refused.body);
+    const std::string detail = refused.body.value("detail", "");
+    CHECK_MESSAGE(detail.find("qemu-system-x86 (pid 4242)") != std::string::npos, detail);
+  }
+  auto unbind = call(c, "PUT", "/v1/devices/" + addr + "/driver", R"({"driver": "host"})");
+  CHECK(unbind.status == 409);
+  auto still = call(c, "GET", "/v1/allocations/" + id);
+  CHECK(still.status == 200);
+  CHECK(still.body["state"] == "active");
+  CHECK(call(c, "GET", "/v1/devices/" + addr).body["driver"] == "vfio-pci");
+  CHECK((*sim)->vfio_unbinds_blocked(a) == 0);
+
+  REQUIRE((*sim)->release_vfio(a, 4242).ok());
+  auto released = call(c, "DELETE", "/v1/allocations/" + id);
+  CHECK_MESSAGE(released.status == 200, released.body.dump());
+  CHECK(call(c, "GET", "/v1/allocations/" + id).status == 404);
+  CHECK(call(c, "GET", "/v1/devices/" + addr).body["driver"] == "mlx5_core");
+  CHECK((*sim)->vfio_unbinds_blocked(a) == 0);
+}
+
 TEST_CASE("CLI: pool create, alloc, leases, release") {
   Host h("dual-socket", true);
   auto made = h.cli({"pool", "create", "x710", "--pf", "ens2f0", "--physical-network", "physnet2"});
@@ -170,6 +211,11 @@ TEST_CASE("CLI: pool create, alloc, leases, release") {
   CHECK(rel.exit_code == 0);
   CHECK(rel.out.find("driver iavf") != std::string::npos);
   CHECK(h.cli({"release", lease["id"]}).exit_code == 1);
+  // DELETE answers 204 without a body: the CLI says it is done.
+  auto deleted = h.cli({"pool", "delete", "x710"});
+  CHECK_MESSAGE(deleted.exit_code == 0, deleted.err);
+  CHECK(deleted.out == "pool x710 deleted\n");
+  CHECK(h.cli({"pool", "delete", "x710"}).exit_code == 1);
 }
 
 TEST_CASE("libvirt unreachable: attach answers 503 naming it, the rest of the API works") {

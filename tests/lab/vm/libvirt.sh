@@ -89,10 +89,13 @@ qemu_holds() {
 }
 # qmp NAME CMD: a QMP command through libvirt (JSON out).
 qmp() { virsh_ qemu-monitor-command "$1" "$2"; }
-# vm_pci_ids NAME: "vendor:device" of every PCI function the VM's QEMU shows its guest (QMP
-# query-pci, bridges included), in hex as sysfs writes them.
+# vm_pci_ids NAME: "vendor:device" of every vfio-pci device the VM's QEMU shows its guest, from
+# the device tree (HMP `info qtree`: "dev: vfio-pci, id ..." then "pci id 1b36:0010 (sub ...)").
+# Not QMP query-pci: a domain started paused never runs its firmware, so the root ports the
+# assigned devices sit behind have no bus numbers yet, and query-pci, which walks buses by
+# number, lists only what is on bus 0.
 vm_pci_ids() {
-  qmp "$1" '{"execute":"query-pci"}' |
-    jq -r '.. | objects | select(has("id") and has("class_info")) | "\(.id.vendor) \(.id.device)"' |
-    awk '{ printf "%04x:%04x\n", $1, $2 }' | sort -u
+  virsh_ qemu-monitor-command "$1" --hmp 'info qtree' |
+    awk '/dev: vfio-pci/ { vfio = 1 } vfio && match($0, /pci id [0-9a-f]+:[0-9a-f]+/) {
+           print substr($0, RSTART + 7, RLENGTH - 7); vfio = 0 }' | sort -u
 }
