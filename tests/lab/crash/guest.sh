@@ -29,7 +29,7 @@ echo "seed ${SRIOVD_CRASH_SEED:-20261207}, $kills_wanted kills"
 
 # A sleep without a fork (each exec costs ~50 ms under TCG): read with a timeout from a FIFO
 # nobody writes.
-mkfifo /tmp/crash-nap /tmp/crash-op.fifo
+mkfifo /tmp/crash-nap /tmp/crash-op.fifo /tmp/crash-check.fifo /tmp/crash-ip.fifo
 exec {nap_fd}<>/tmp/crash-nap
 nap_ms() { read -r -t "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))" -u "$nap_fd" _; }
 now_us() { echo "${EPOCHREALTIME/./}"; }
@@ -55,6 +55,26 @@ launch() {
     nap_ms 5
   done
 }
+# prespawn: the processes of the next check, and the curl of the next request, started (an exec
+# costs ~50 ms under TCG, more on a busy host) while the daemon starts; each blocks on a FIFO.
+prespawn() {
+  curl -s --unix-socket "$sock" -K /tmp/crash-check.fifo |
+    jq -r -s --arg n "$NVME" --arg g "$IGB" '. as [$d, $a, $h] |
+      "drift \($h.drift | length) \($h.drift | join("; "))",
+      ($d.devices[] | select(.address == $n or .address == $g or .physfn == $n or .physfn == $g) |
+        "dev \(.address) \(.driver // "none") \(.sriov.num_vfs // "-") \(.lease // "-")"),
+      ($a.allocations[] | "lease \(.id) \(.address) \(.pool) \(.state) \(.vf_config.mac // "-") \(.vf_config.vlan // "-")")' \
+    > /tmp/crash-check.out &
+  check_pid=$!
+  ip -d -batch /tmp/crash-ip.fifo > /tmp/crash-ip.out &
+  ip_pid=$!
+  prespawn_request
+}
+prespawn_request() {
+  { curl -s --unix-socket "$sock" -o /tmp/crash-op.out -w '%{http_code}' -K /tmp/crash-op.fifo > /tmp/crash-op.code
+    echo "${EPOCHREALTIME/./}" > /tmp/crash-op.end; } &
+  op_pid=$!
+}
 # sys_driver ADDRESS: the driver bound in sysfs, into $REPLY (no fork: the drivers it can be).
 sys_driver() {
   local d
@@ -70,8 +90,10 @@ launch
 run_cli "4 NVMe VFs, autoprobe off" 0 vfs $NVME 4 --autoprobe off
 run_cli "3 igb VFs, autoprobe off (no igbvf: VF counts change in well under a second)" 0 vfs $IGB 3 --autoprobe off
 NVF=(); IVF=()
-for i in 0 1 2 3; do NVF[i]=$(vf_addr $NVME $i); done
-for i in 0 1 2; do IVF[i]=$(vf_addr $IGB $i); done
+# VF addresses through cd -P (a builtin), not readlink: no process each.
+for i in 0 1 2 3; do cd -P /sys/bus/pci/devices/$NVME/virtfn$i && NVF[i]=${PWD##*/}; done
+for i in 0 1 2; do cd -P /sys/bus/pci/devices/$IGB/virtfn$i && IVF[i]=${PWD##*/}; done
+cd /
 run_cli "vfio pool over NVMe VF0 and VF1" 0 pool create nvme --address "${NVF[0]},${NVF[1]}"
 run_cli "netdev pool over igb VF0 and VF1" 0 pool create igbnet --pf "$PF_IF#0-1" --mode netdev
 echo "NVMe VFs ${NVF[*]} (VF2 is bound and unbound as a group); igb VFs ${IVF[*]}"
@@ -92,14 +114,14 @@ first_of_pool() { local id; for id in "${!held[@]}"; do [ "${held[$id]}" = "$1" 
 # got (TOLD=1, exit status 0) or not (0).
 check() {
   local n=$1 op=$2 told=$3 bad=$lab_failures
-  local fetched; fetched=$(curl -s --unix-socket "$sock" http://sriovd/v1/devices http://sriovd/v1/allocations http://sriovd/v1/host)
-  local lines; lines=$(jq -r -s --arg n "$NVME" --arg g "$IGB" '. as [$d, $a, $h] |
-    "drift \($h.drift | length) \($h.drift | join("; "))",
-    ($d.devices[] | select(.address == $n or .address == $g or .physfn == $n or .physfn == $g) |
-      "dev \(.address) \(.driver // "none") \(.sriov.num_vfs // "-") \(.lease // "-")"),
-    ($a.allocations[] | "lease \(.id) \(.address) \(.pool) \(.state) \(.vf_config.mac // "-") \(.vf_config.vlan // "-")")' \
-    <<< "$fetched")
-  local ipl; ipl=$(ip -d link show $PF_IF)
+  # What the daemon says (curl | jq) and what rtnetlink says (ip), from the processes
+  # prespawn started while the daemon was starting: each waits on a FIFO for its input.
+  printf 'url = "http://sriovd/v1/devices"\nurl = "http://sriovd/v1/allocations"\nurl = "http://sriovd/v1/host"\n' \
+    > /tmp/crash-check.fifo
+  printf 'link show %s\n' $PF_IF > /tmp/crash-ip.fifo
+  wait "$check_pid" "$ip_pid"
+  local lines ipl
+  read -r -d '' lines < /tmp/crash-check.out; read -r -d '' ipl < /tmp/crash-ip.out
   local -A dev_drv=() dev_lease=() srv_addr=() srv_pool=() by_addr=()
   local -a vf_mac=() vf_vlan=() vf_line=()
   local kind a b c d e f
@@ -213,28 +235,23 @@ check() {
 }
 
 # --- the kills -------------------------------------------------------------------------------
-kills=0 restarts=0 t_loop=$(now_us)
+kills=0 restarts=0 t_loop=$(now_us) us_op=0 us_start=0 us_check=0
+prespawn_request
 released_id=""
 while [ "$kills" -lt "$kills_wanted" ]; do
   count_pool nvme; hn=$REPLY; count_pool igb; hg=$REPLY
-  ops=()
-  [ "$hn" -lt 2 ] && ops+=(nvme_alloc)
-  [ "$hn" -gt 0 ] && ops+=(nvme_release)
-  [ "$hg" -lt 2 ] && ops+=(igb_alloc)
-  [ "$hg" -gt 0 ] && ops+=(igb_release)
-  [ "$vf2" = none ] && ops+=(group_bind)
-  [ "$vf2" = vfio-pci ] && ops+=(group_unbind)
-  # Counts change only with no lease and nothing on vfio-pci (the daemon refuses otherwise):
-  # offered twice, so they come up as often as the rest.
-  [ "$hn" = 0 ] && [ "$vf2" = none ] && ops+=(nvme_vfs nvme_vfs)
-  [ "$hg" = 0 ] && ops+=(igb_vfs igb_vfs)
-  op=${ops[RANDOM % ${#ops[@]}]}
-  # The request: a curl started ahead (and started loading while the loop chose), blocked on
-  # reading its config from a FIFO; writing the config sends it, so no exec sits between the
-  # moment the request goes and the kill.
-  { curl -s --unix-socket "$sock" -o /tmp/crash-op.out -w '%{http_code}' -K /tmp/crash-op.fifo > /tmp/crash-op.code
-    echo "${EPOCHREALTIME/./}" > /tmp/crash-op.end; } &
-  op_pid=$!
+  # What to aim at, by weight: a lease or release in either pool, the group, a VF count change
+  # (igb's least often: it takes seconds). A count change the daemon would refuse (a lease, or
+  # VF2 on vfio-pci) becomes the request that clears the way.
+  case $((RANDOM % 11)) in
+    0 | 1 | 2) if [ "$hn" = 0 ] || { [ "$hn" = 1 ] && ((RANDOM % 2)); }; then op=nvme_alloc; else op=nvme_release; fi ;;
+    3 | 4 | 5) if [ "$hg" = 0 ] || { [ "$hg" = 1 ] && ((RANDOM % 2)); }; then op=igb_alloc; else op=igb_release; fi ;;
+    6 | 7) if [ "$vf2" = none ]; then op=group_bind; else op=group_unbind; fi ;;
+    8 | 9) if [ "$hn" != 0 ]; then op=nvme_release; elif [ "$vf2" != none ]; then op=group_unbind; else op=nvme_vfs; fi ;;
+    10) if [ "$hg" != 0 ]; then op=igb_release; else op=igb_vfs; fi ;;
+  esac
+  # The request goes through the curl prespawn started: writing its config to the FIFO sends it,
+  # so no exec sits between the moment the request goes and the kill.
   body=""
   case $op in
     nvme_alloc) method=POST path=/v1/allocations body='{"pool": "nvme", "consumer": {"kind": "vm", "name": "vm'$kills'"}}' ;;
@@ -274,25 +291,36 @@ data-binary = \"${body//\"/\\\"}\""
       n_cut[$op]=$((n_cut[$op] + 1))
       # Cut short: it takes longer than the kill delay; aim later next time.
       [ $((delay * 1000)) -ge $((est[$op] / 2)) ] && est[$op]=$((est[$op] * 3 / 2)) ;;
-    *) fail "kill $kills: $op answered $code, which none of these operations should meet: $(< /tmp/crash-op.out)" ;;
+    *) read -r -d '' out < /tmp/crash-op.out
+       fail "kill $kills: $op answered $code, which none of these operations should meet: $out" ;;
   esac
   if [ "$told" = 1 ]; then
     case $op in
       nvme_alloc | igb_alloc)
-        [[ $(< /tmp/crash-op.out) =~ \"id\":\"([^\"]+)\" ]] || fail "kill $kills: no lease id in $(< /tmp/crash-op.out)"
+        read -r -d '' out < /tmp/crash-op.out
+        [[ $out =~ \"id\":\"([^\"]+)\" ]] || fail "kill $kills: no lease id in $out"
         id=${BASH_REMATCH[1]}
         held[$id]=${op%_alloc}
         [ "$op" = igb_alloc ] && lease_mac[$id]=$req_mac lease_vlan[$id]=$req_vlan ;;
       nvme_release | igb_release) unset "held[$released_id]" ;;
     esac
   fi
+  t1=${EPOCHREALTIME/./}
+  prespawn
   launch
+  t2=${EPOCHREALTIME/./}
   restarts=$((restarts + 1))
   check "$restarts" "$op" "$told"
+  t3=${EPOCHREALTIME/./}
+  us_op=$((us_op + t1 - t0)) us_start=$((us_start + t2 - t1)) us_check=$((us_check + t3 - t2))
   [ "$lab_failures" -gt 20 ] && { fail "too many failures: stopping"; break; }
 done
 t_loop=$(( ($(now_us) - t_loop) / 1000 ))
+: > /tmp/crash-op.fifo  # the unused curl reads no URL and exits
+wait "$op_pid"
+stop_daemon
 pass "$kills kills and restarts in $((t_loop / 1000)).$(printf '%03d' $((t_loop % 1000))) s"
+echo "  time per kill: $((us_op / kills / 1000)) ms from the request to the kill's end, $((us_start / kills / 1000)) ms to ready, $((us_check / kills / 1000)) ms checking"
 echo "  operation: killed (of which the answer came first), estimated duration"
 for o in $ops_all; do
   printf '    %-13s %3d (%d answered, %d cut off), ~%d ms\n' "$o" "${n_op[$o]}" "${n_done[$o]}" "${n_cut[$o]}" $((est[$o] / 1000))
