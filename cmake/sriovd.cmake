@@ -64,7 +64,8 @@ endfunction()
 
 # sriovd_fuzzer(NAME SOURCE LIBS... [CORPUS DIR]) — a libFuzzer target, built only with
 # SRIOVD_FUZZ=ON. Without it the same source is built as a replay driver over its seed corpus so
-# the seeds run as a test in every build. In the fuzzing build each target leaves a manifest,
+# the seeds run as a test in every build; with it the test is the fuzzer itself run once over the
+# corpus (-runs=0). In the fuzzing build each target leaves a manifest,
 # fuzzers/NAME.txt in the build tree (its binary on the first line, its corpus on the second),
 # from which scripts/fuzz.sh learns what to build and run.
 function(sriovd_fuzzer name source)
@@ -76,6 +77,9 @@ function(sriovd_fuzzer name source)
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
     file(GENERATE OUTPUT ${PROJECT_BINARY_DIR}/fuzzers/${name}.txt
          CONTENT "$<TARGET_FILE:${name}>\n${F_CORPUS}\n")
+    if(F_CORPUS)
+      add_test(NAME ${name}_replay COMMAND ${name} -runs=0 ${F_CORPUS})
+    endif()
   else()
     add_executable(${name}_replay ${source} ${PROJECT_SOURCE_DIR}/tests/fuzz_replay_main.cpp)
     sriovd_headers(${name}_replay)

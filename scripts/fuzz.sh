@@ -62,13 +62,13 @@ declare -A parses=(
   [fuzz_pool]="pool definitions (JSON) and pf_names ranges"
   [fuzz_config]="the configuration file"
   [fuzz_tokens]="the token file and presented bearer tokens"
+  [fuzz_listen]="listen addresses (unix:PATH, tcp:HOST:PORT, tcp:[IPv6]:PORT)"
   [fuzz_sse]="Server-Sent Events streams, split anywhere"
   [fuzz_links]="relative link targets of a sysfs tree"
   [fuzz_domain_xml]="libvirt domain XML"
   [fuzz_k8s_parsers]="sriovd-k8s's HTTP response reader and pool, lease and device JSON"
   [fuzz_mac_address]="MAC address text"
   [fuzz_request_bodies]="REST request bodies: schema validation, then the VfConfig, pool and allocation decoding"
-  [fuzz_records]="stored lease records and journal steps (SQLite JSON columns)"
 )
 
 # clang 16 or newer ($SRIOVD_FUZZ_CXX to choose): the code captures structured bindings in
