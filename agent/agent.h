@@ -14,6 +14,7 @@
 // snapshots, so a reference into one would not outlive the call.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -116,6 +117,10 @@ class Agent {
   // not take the agent's lock: the kernel calls are thread-safe and this changes nothing.
   Result<std::vector<VfInfo>> vf_stats(const std::string& pf_ifname) { return kernel_.get_vfs(pf_ifname); }
 
+  // How long a VF rate refused for want of a link waits for the PF's link to come back before
+  // the refusal stands (10 s unless set; see link_coming_back).
+  void set_carrier_wait(std::chrono::milliseconds wait) { carrier_wait_ = wait; }
+
   // At start: undo interrupted operations, then bring the host to the desired state, then finish
   // leases left half-allocated (undone) or half-released (released).
   ReconcileReport reconcile() EXCLUDES(mu_);
@@ -193,6 +198,11 @@ class Agent {
   // rate limits on this device (unsupported), or no link on the PF (conflict: igb refuses
   // max_tx_rate while the link is down).
   Error explain_rate_refusal(Error e, const std::string& pf_ifname, const VfConfig& wanted) const;
+  // After such a refusal: whether the PF, without a link now, has one again within
+  // carrier_wait_ (Kernel::wait_carrier; at once false when it is administratively down). igb
+  // resets its link whenever VFs are enabled, so a rate set right after (a reconcile after a
+  // reboot, a PATCH after a VF count change) would otherwise fail for seconds.
+  bool link_coming_back(const std::string& pf_ifname);
   // Sets every attribute group of VF `index` that differs from a clean VF back to it. Groups the
   // driver does not implement (EOPNOTSUPP) are skipped: there is nothing to reset.
   Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current);
@@ -212,6 +222,7 @@ class Agent {
 
   const pci::SysfsRoot& root_;
   kernel::Kernel& kernel_;
+  std::chrono::milliseconds carrier_wait_{10000};
   StateStore& store_;
   HostModel& model_;
   pci::NameDb* names_;

@@ -182,6 +182,47 @@ TEST_CASE("VF attributes: qos or vlan_proto without vlan is refused at the edge,
   CHECK(a.error().field == "vf_config.qos");
 }
 
+TEST_CASE("VF attributes: igb's link reset by a VF count change is waited for, at a reconcile after a reboot too") {
+  Host h("igb");
+  const PciAddress k82576 = *PciAddress::parse("0000:01:00.0");
+  // igb_sriov_reinit: the PF's link is down for 2 s after every VF count change.
+  REQUIRE(h.sim->set_link_settle(std::chrono::seconds(2)).ok());
+  REQUIRE(h.agent->set_num_vfs(k82576, 0).ok());
+  REQUIRE(h.agent->set_num_vfs(k82576, 2).ok());
+  CHECK(h.root->read("class/net/enp1s0/carrier", 16).value_or("") == "0\n");
+  auto vf = h.vfs_of(k82576)[1]->device.address;
+  VfConfig rate;
+  rate.max_tx_rate_mbps = 100;
+  rate.spoofchk = false;
+  auto r = h.agent->set_vf_config(vf, rate);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(h.root->read("class/net/enp1s0/carrier", 16).value_or("") == "1\n");
+  CHECK(h.dev(vf)->vf_config->max_tx_rate_mbps == 100);
+
+  // After a reboot the VFs are made again and the link goes with them: reconcile waits for it
+  // and leaves no drift.
+  REQUIRE(h.sim->simulate_reboot().ok());
+  h.start();
+  auto report = h.agent->reconcile();
+  CHECK(report.drift.empty());
+  for (const auto& d : report.drift) MESSAGE(d);
+  REQUIRE(h.vfs_of(k82576).size() == 2);
+  CHECK(h.dev(vf)->vf_config->max_tx_rate_mbps == 100);
+  CHECK(h.dev(vf)->vf_config->spoofchk == false);
+
+  // Not allowed to wait: the refusal names the missing link, and nothing is left applied.
+  h.agent->set_carrier_wait(std::chrono::milliseconds(0));
+  REQUIRE(h.agent->set_num_vfs(k82576, 0).ok());
+  REQUIRE(h.agent->set_num_vfs(k82576, 2).ok());
+  const auto before = h.state();
+  rate.max_tx_rate_mbps = 200;
+  r = h.agent->set_vf_config(vf, rate);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::conflict);
+  CHECK(r.error().message.find("max_tx_rate: enp1s0 has no link") != std::string::npos);
+  CHECK(h.state() == before);
+}
+
 TEST_CASE("VF attributes: igb refuses max_tx_rate without link and on models without rate limits") {
   Host h("igb");
   const PciAddress k82576 = *PciAddress::parse("0000:01:00.0"), ki350 = *PciAddress::parse("0000:03:00.0");

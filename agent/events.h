@@ -22,8 +22,9 @@
 
 namespace sriovd::agent {
 
-// NOLINTNEXTLINE(bugprone-exception-escape): the implicit moves; nlohmann::json's is noexcept
-// but calls assert_invariant(), which clang-tidy cannot prove does not throw.
+// bugprone-exception-escape flags the implicit moves: nlohmann::json's is noexcept but calls
+// assert_invariant(), which clang-tidy cannot prove does not throw.
+// NOLINTNEXTLINE(bugprone-exception-escape)
 struct Event {
   uint64_t id = 0;
   std::string type;     // "device.added", "lease.created", ...

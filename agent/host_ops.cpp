@@ -126,6 +126,19 @@ Error Agent::explain_rate_refusal(Error e, const std::string& pf_ifname, const V
   return e;
 }
 
+bool Agent::link_coming_back(const std::string& pf_ifname) {
+  // Only a link that is down now is waited for: a refusal with the link up has another reason.
+  auto carrier = root_.read("class/net/" + pf_ifname + "/carrier", 16);
+  if (carrier && pci::parse_bool01(pci::trim(*carrier)) == true) return false;
+  auto back = kernel_.wait_carrier(pf_ifname, carrier_wait_);
+  if (!back) {
+    spdlog::warn("waiting for a link on {}: {}", pf_ifname, back.error().message);
+    return false;
+  }
+  if (*back) spdlog::info("{} has a link again; setting the VF rate once more", pf_ifname);
+  return *back;
+}
+
 Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
                                     const VfConfig& wanted) {
   for (VfGroup g : kGroups) {
@@ -133,7 +146,11 @@ Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, ui
     VfConfig want = group_of(wanted, current, g);
     VfConfig was = group_of(current, current, g);
     if (want == was) continue;
-    if (auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)}); !r) {
+    auto r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)});
+    if (!r && g == VfGroup::rate && r.error().errnum == EINVAL && r.error().field.empty() &&
+        want.min_tx_rate_mbps.value_or(0) == 0 && link_coming_back(pf_ifname))
+      r = a.run(Action::set_vf(pf_ifname, index, want), {Action::set_vf(pf_ifname, index, was)});
+    if (!r) {
       Error e = std::move(r).error();
       if (g == VfGroup::rate && (e.errnum == EINVAL || e.errnum == EOPNOTSUPP) && e.field.empty())
         return explain_rate_refusal(std::move(e), pf_ifname, wanted);

@@ -189,6 +189,9 @@ struct DyingKernel : kernel::Kernel {
     return in.set_vf(i, vf, c);
   }
   Result<LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+  Result<bool> wait_carrier(const std::string& i, std::chrono::milliseconds t) override {
+    return in.wait_carrier(i, t);
+  }
   Result<std::vector<kernel::FileHolder>> vfio_holders(const PciAddress& a) override { return in.vfio_holders(a); }
 };
 

@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -66,6 +67,14 @@ class Kernel {
 
   // Link facts for a netdev, for interlocks (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE).
   virtual Result<LinkFacts> get_link(const std::string& ifname) = 0;
+
+  // Waits up to `timeout` for netdev `ifname` to have a link (carrier: IFF_LOWER_UP), as link
+  // notifications report it; true at once when it has one. False when the timeout passes first,
+  // and at once when no carrier can come: the netdev is administratively down (IFF_UP clear).
+  // Some PF drivers reset the link whenever VFs are enabled (igb: igb_sriov_reinit closes and
+  // reopens the netdev, and autonegotiation takes seconds), and refuse VF rates until it is back.
+  // ENODEV when the netdev is not there or goes away while waited for.
+  virtual Result<bool> wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) = 0;
 
   // The processes holding the VFIO nodes of the PCI function at `address` open: its IOMMU
   // group's /dev/vfio/<group> and, on kernels with VFIO device cdevs (6.2+), its

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "kernel/open_files.h"
 #include "net/rtnl.h"
@@ -163,6 +164,52 @@ Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, cons
   auto r = s.transact(std::move(*req));
   if (!r) return std::move(r).error().context(what);
   return {};
+}
+
+Result<bool> LinuxKernel::wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) {
+  const std::string what = "waiting for a link on " + ifname;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto opened = net::RtnlSocket::open(options_.netlink_timeout);
+  if (!opened) return std::move(opened).error().context(what);
+  net::RtnlSocket& s = *opened;
+  if (auto r = s.join(RTNLGRP_LINK); !r) return std::move(r).error().context(what);
+  constexpr unsigned kIffLowerUp = 1U << 16;  // <linux/if.h> IFF_LOWER_UP, which <net/if.h> lacks
+  // nullopt: no verdict yet from this state of the link.
+  auto verdict = [](const net::LinkMessage& m) -> std::optional<bool> {
+    if (!(m.flags & IFF_UP)) return false;
+    if (m.flags & kIffLowerUp) return true;
+    return std::nullopt;
+  };
+  int ifindex = 0;
+  bool ask = true;
+  for (;;) {
+    if (ask) {
+      auto link = getlink(s, ifname, 0);
+      if (!link) return std::move(link).error().context(what);
+      ifindex = link->ifindex;
+      if (auto v = verdict(*link)) return *v;
+      ask = false;
+    }
+    auto batch = s.notifications(deadline);
+    if (!batch) {
+      if (batch.error().errnum == ETIMEDOUT) return false;
+      if (batch.error().errnum == ENOBUFS) {
+        ask = true;  // some were lost: the state now is what counts
+        continue;
+      }
+      return std::move(batch).error().context(what);
+    }
+    for (const Bytes& m : *batch) {
+      nlmsghdr h;
+      std::memcpy(&h, m.data(), sizeof h);
+      if (h.nlmsg_type != RTM_NEWLINK && h.nlmsg_type != RTM_DELLINK) continue;
+      auto link = net::decode_link(m);
+      if (!link) return std::move(link).error().context(what + ": a link notification");
+      if (link->ifindex != ifindex) continue;
+      if (link->type == RTM_DELLINK) return Error::sys(ENODEV, what + ": the netdev went away");
+      if (auto v = verdict(*link)) return *v;
+    }
+  }
 }
 
 Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {

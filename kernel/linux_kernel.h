@@ -67,6 +67,12 @@ class LinuxKernel final : public Kernel {
   // interfaces, multipath next hops included, cloned cache entries not).
   Result<LinkFacts> get_link(const std::string& ifname) override EXCLUDES(sock_mu_);
 
+  // On a socket of its own (the shared one stays free for other calls while this waits): joins
+  // RTNLGRP_LINK, then RTM_GETLINK of `ifname`, then reads link notifications for its ifindex
+  // until IFF_LOWER_UP (true), IFF_UP cleared (false), RTM_DELLINK (ENODEV) or the timeout
+  // (false). Lost notifications (ENOBUFS) are made up for by asking again.
+  Result<bool> wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) override;
+
   // The device's IOMMU group (its iommu_group link under the sysfs root) gives
   // <dev_root>/vfio/<group>; each entry of its vfio-dev/ directory (6.2+) a
   // <dev_root>/vfio/devices/vfioN. Then kernel/open_files.h find_holders over proc_root: the

@@ -17,11 +17,14 @@
 #include <arpa/inet.h>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernel/linux_kernel.h"
@@ -349,6 +352,19 @@ int namespace_scenario(Report& report) {
   auto same = k.get_link("sv0");
   EXPECT(same && same->up && same->addresses == busy->addresses && same->routes == busy->routes);
 
+  // A veth has a carrier only while its peer is up: none now (sv1 is down), so the wait ends at
+  // its timeout; it ends true once sv1 comes up, from the link notification or the first look.
+  auto none = k.wait_carrier("sv0", std::chrono::milliseconds(100));
+  EXPECT_OK(none);
+  EXPECT(none && !*none);
+  std::optional<Result<bool>> got;
+  std::thread waiter([&] { got = k.wait_carrier("sv0", std::chrono::seconds(30)); });
+  EXPECT_OK(sock.transact(updown_request(static_cast<int>(if_nametoindex("sv1")), true)));
+  waiter.join();
+  EXPECT(got && got->ok() && **got);
+  auto missing = k.wait_carrier("nosuch0", std::chrono::seconds(30));
+  EXPECT(!missing && missing.error().errnum == ENODEV);
+
   // Down: IPv4 keeps its address, IPv6 drops it, the routes through sv0 go.
   EXPECT_OK(sock.transact(updown_request(ix, false)));
   auto down = k.get_link("sv0");
@@ -357,6 +373,11 @@ int namespace_scenario(Report& report) {
   EXPECT(!down->up);
   EXPECT((down->addresses == std::vector<std::string>{"192.0.2.1/24"}));
   EXPECT(down->routes == 0);
+  // Administratively down: no carrier can come, so no waiting (the timeout is 30 s).
+  const auto t0 = std::chrono::steady_clock::now();
+  auto admin_down = k.wait_carrier("sv0", std::chrono::seconds(30));
+  EXPECT(admin_down && !*admin_down);
+  EXPECT(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(15));
 
   // Every call opens and closes its own socket: a hundred calls leave no fd behind.
   auto fds = [] {

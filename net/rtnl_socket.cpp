@@ -67,6 +67,10 @@ Result<void> RtnlSocket::reopen() {
       return Error::sys(errno, "setting netlink socket option " + std::to_string(opt));
   }
   if (mnl_socket_bind(s.get(), 0, MNL_SOCKET_AUTOPID) < 0) return Error::sys(errno, "binding a NETLINK_ROUTE socket");
+  for (unsigned g : groups_) {
+    if (mnl_socket_setsockopt(s.get(), NETLINK_ADD_MEMBERSHIP, &g, sizeof g) < 0)
+      return Error::sys(errno, "joining rtnetlink group " + std::to_string(g));
+  }
   portid_ = mnl_socket_get_portid(s.get());
   sock_ = std::move(s);
   return {};
@@ -114,6 +118,35 @@ Result<size_t> RtnlSocket::receive(Clock::time_point deadline) {
     if (mh.msg_namelen != sizeof from || from.nl_pid != 0) continue;
     return static_cast<size_t>(n);
   }
+}
+
+Result<void> RtnlSocket::join(unsigned group) {
+  if (mnl_socket_setsockopt(sock_.get(), NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+    return Error::sys(errno, "joining rtnetlink group " + std::to_string(group));
+  groups_.push_back(group);
+  return {};
+}
+
+Result<std::vector<Bytes>> RtnlSocket::notifications(Clock::time_point deadline) {
+  auto n = receive(deadline);
+  if (!n) {
+    Error e = std::move(n).error();
+    if (e.errnum == ETIMEDOUT) e.message = "no rtnetlink notification before the deadline";
+    return e;
+  }
+  auto msgs = split_messages(ByteView(buf_.data(), *n));
+  if (!msgs) return std::move(msgs).error().context("rtnetlink notification");
+  std::vector<Bytes> out;
+  for (ByteView msg : *msgs) {
+    nlmsghdr h;
+    std::memcpy(&h, msg.data(), sizeof h);
+    // A notification's port id is the one of whoever made the change (ip's, for `ip link set
+    // up`) and its sequence number theirs too: neither tells it apart. Control messages do.
+    if (h.nlmsg_type == NLMSG_NOOP || h.nlmsg_type == NLMSG_ERROR || h.nlmsg_type == NLMSG_DONE) continue;
+    if (h.nlmsg_type == NLMSG_OVERRUN) return Error::sys(ENOBUFS, "rtnetlink notifications overran");
+    out.emplace_back(msg.begin(), msg.end());
+  }
+  return out;
 }
 
 Result<std::vector<Bytes>> RtnlSocket::transact(Bytes request) {

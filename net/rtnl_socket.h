@@ -46,6 +46,19 @@ class RtnlSocket {
   // (a dump still running in the kernel) the next call first replaces the socket (new port id).
   Result<std::vector<Bytes>> transact(Bytes request);
 
+  // Joins rtnetlink multicast group `group` (RTNLGRP_LINK, ...): the kernel then sends this
+  // socket its notifications, which notifications() reads. Kept across the socket being
+  // replaced. Errors carry setsockopt(2)'s errno.
+  Result<void> join(unsigned group);
+
+  // Waits until `deadline` for the next datagram of notifications and returns its messages
+  // (RTM_NEWLINK, RTM_DELLINK, ...). Join before a request that reads the current state, then
+  // read notifications after its answer: a change after the answer is never missed, and one
+  // before it is in the answer. ETIMEDOUT at the deadline; ENOBUFS when the receive queue
+  // overflowed and notifications were lost (read the state again). Not for use while a request's
+  // answer is being read: transact() drops the notifications it meets.
+  Result<std::vector<Bytes>> notifications(std::chrono::steady_clock::time_point deadline);
+
   uint32_t portid() const { return portid_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
@@ -67,8 +80,9 @@ class RtnlSocket {
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
   std::chrono::milliseconds timeout_ = kDefaultTimeout;
-  bool incomplete_ = false;  // the last answer was not read to its end
-  Bytes buf_;                // receive buffer, grown to the largest datagram seen
+  bool incomplete_ = false;       // the last answer was not read to its end
+  std::vector<unsigned> groups_;  // multicast groups joined
+  Bytes buf_;                     // receive buffer, grown to the largest datagram seen
 };
 
 }  // namespace sriovd::net

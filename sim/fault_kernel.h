@@ -50,6 +50,9 @@ class FaultKernel : public Kernel {
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
   Result<LinkFacts> get_link(const std::string& ifname) override;
+  Result<bool> wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) override {
+    return inner_.wait_carrier(ifname, timeout);
+  }
   Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) override;
 
  private:

@@ -174,9 +174,72 @@ Result<std::vector<VfInfo>> get_vfs(Call& cx, const std::string& ifname) {
   return out;
 }
 
+namespace {
+
+using SystemClock = std::chrono::system_clock;
+
+int64_t epoch_ms(SystemClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Brings back the carrier of the netdev in `dir` once its time has come (see reinit_link);
+// returns when it is due when that is later.
+Result<std::optional<SystemClock::time_point>> settle_link(const std::string& dir) {
+  auto t = read_text(dir + "/" + kLinkBackFile);
+  if (!t) return std::optional<SystemClock::time_point>{};
+  unsigned long long ms = 0;
+  if (kstrtoull(trim(*t).c_str(), 10, &ms) != 0)
+    return Error::sys(EIO, dir + "/" + kLinkBackFile + ": not a time: \"" + trim(*t) + "\"");
+  const SystemClock::time_point back{std::chrono::milliseconds(ms)};
+  if (SystemClock::now() < back) return std::optional<SystemClock::time_point>{back};
+  // igb_watchdog_task(): link up, netif_carrier_on(); the operstate follows the carrier.
+  if (auto r = write_text(dir + "/carrier", "1\n"); !r) return std::move(r).error();
+  if (auto r = write_text(dir + "/operstate", "up\n"); !r) return std::move(r).error();
+  if (::unlink((dir + "/" + kLinkBackFile).c_str()) != 0 && errno != ENOENT)
+    return Error::sys(errno, "removing " + dir + "/" + kLinkBackFile);
+  return std::optional<SystemClock::time_point>{};
+}
+
+bool flags_up(const std::string& dir) {
+  unsigned long long flags = 0;
+  auto t = read_text(dir + "/flags");
+  return t && kstrtoull(trim(*t).c_str(), 0, &flags) == 0 && (flags & kIffUp) != 0;
+}
+
+}  // namespace
+
+Result<void> reinit_link(Call& cx, const Dev& pf) {
+  unsigned long long settle_ms = 0;
+  if (auto t = read_text(cx.at(kLinkSettleFile))) kstrtoull(trim(*t).c_str(), 10, &settle_ms);
+  if (settle_ms == 0) return ok();
+  const auto back = SystemClock::now() + std::chrono::milliseconds(settle_ms);
+  for (const auto& name : cx.netdevs_of(pf)) {
+    const std::string dir = pf.in("net/" + name);
+    if (!flags_up(dir)) continue;  // igb_sriov_reinit reopens only a running netdev
+    if (auto r = write_text(dir + "/carrier", "0\n"); !r) return r;
+    if (auto r = write_text(dir + "/operstate", "down\n"); !r) return r;
+    if (auto r = write_text(dir + "/" + kLinkBackFile, std::to_string(epoch_ms(back)) + "\n"); !r) return r;
+  }
+  return ok();
+}
+
+Result<LinkState> link_state(Call& cx, const std::string& ifname) {
+  auto n = netdev(cx, ifname);
+  if (!n) return std::move(n).error();
+  auto back = settle_link(n->dir);
+  if (!back) return std::move(back).error();
+  LinkState st;
+  st.up = flags_up(n->dir);
+  auto carrier = read_text(n->dir + "/carrier");
+  st.carrier = carrier && trim(*carrier) == "1";
+  st.back_at = *back;
+  return st;
+}
+
 Result<LinkFacts> get_link(Call& cx, const std::string& ifname) {
   auto n = netdev(cx, ifname);
   if (!n) return std::move(n).error();
+  if (auto r = settle_link(n->dir); !r) return std::move(r).error();
   LinkFacts f;
   f.ifname = ifname;
   if (auto t = read_text(n->dir + "/ifindex"))
@@ -250,6 +313,7 @@ Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfCo
   if (auto r = check_vf_vlan_fields(c); !r) return r;
   auto n = netdev(cx, ifname);
   if (!n) return std::move(n).error();
+  if (auto r = settle_link(n->dir); !r) return std::move(r).error();
   const std::optional<std::string> drv = n->pci ? cx.driver_of(*n->pci) : std::nullopt;
   const PfOps* ops = pf_ops(drv);
   const std::string who = (drv ? *drv : std::string("netdev")) + " " + ifname + ": ";

@@ -5,6 +5,7 @@
 // set_link_addresses, set_vf_stats. Functions of one Call, under SimKernel's lock.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +47,26 @@ Result<Netdev> netdev(Call& cx, const std::string& ifname);
 Result<std::vector<VfInfo>> get_vfs(Call& cx, const std::string& ifname);
 
 Result<LinkFacts> get_link(Call& cx, const std::string& ifname);
+
+// igb_pci_sriov_configure() -> igb_sriov_reinit(): with VFs enabled or disabled, a running PF
+// netdev is closed and opened again, and its link is back only once autonegotiation is done.
+// The sim drops the carrier of the PF's up netdevs (carrier 0, operstate down) and brings it back
+// `settle` later (kLinkSettleFile; 0, the default, keeps the link as it was). The time it comes
+// back is kept in the netdev's directory (kLinkBackFile, wall-clock milliseconds), so another
+// SimKernel on the tree (a restarted daemon) sees the same link.
+constexpr const char* kLinkSettleFile = ".sriovd-sim/link_settle_ms";
+constexpr const char* kLinkBackFile = ".sriovd-sim-link-back";
+Result<void> reinit_link(Call& cx, const Dev& pf);
+
+// A netdev's link as rtnetlink would report it, once a carrier due back is back (see
+// reinit_link): IFF_UP, carrier, and when a carrier that is down comes back (none: nothing
+// brings it back).
+struct LinkState {
+  bool up = false;
+  bool carrier = false;
+  std::optional<std::chrono::system_clock::time_point> back_at;
+};
+Result<LinkState> link_state(Call& cx, const std::string& ifname);
 
 Result<void> set_link_addresses(Call& cx, const std::string& ifname, const std::vector<std::string>& addresses,
                                 size_t routes);

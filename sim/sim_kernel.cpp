@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <utility>
 
 #include "sim/call.h"
@@ -235,6 +237,31 @@ Result<std::vector<FileHolder>> SimKernel::vfio_holders(const PciAddress& addres
   if (!s) return std::move(s).error();
   auto it = s->holders.find(*group);
   return it == s->holders.end() ? std::vector<FileHolder>{} : it->second;
+}
+
+Result<bool> SimKernel::wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::system_clock::now() + timeout;
+  for (;;) {
+    std::chrono::system_clock::time_point back;
+    {
+      TreeLock lock(mu_, lock_fd_.get());
+      if (auto r = check_ready(); !r) return std::move(r).error();
+      sim::Call call(root_, real_root_, *boot_);
+      auto st = sim::link_state(call, ifname);
+      if (!st) return std::move(st).error();
+      if (!st->up) return false;
+      if (st->carrier) return true;
+      if (!st->back_at || *st->back_at > deadline) return false;
+      back = *st->back_at;
+    }
+    // The time the hardware takes to bring the link back, out of the tree lock as in Linux,
+    // where the link comes up from a watchdog while every other call goes on.
+    std::this_thread::sleep_until(back);
+  }
+}
+
+Result<void> SimKernel::set_link_settle(std::chrono::milliseconds settle) {
+  return simio::write_text((root_ / sim::kLinkSettleFile).string(), std::to_string(settle.count()) + "\n");
 }
 
 Result<void> SimKernel::hold_vfio(const PciAddress& address, pid_t pid, std::string comm) {

@@ -74,6 +74,11 @@ class SimKernel : public Kernel {
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
   Result<LinkFacts> get_link(const std::string& ifname) override;
+  // Carrier as the sim's links have it (sim/netdevs.h reinit_link): true at once with a carrier,
+  // false at once when the netdev is down; a carrier due back within `timeout` is waited for
+  // (the time an igb link takes to come back). A carrier down that nothing brings back, or that
+  // comes back only after `timeout`, is false at once: the sim knows, where Linux waits it out.
+  Result<bool> wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) override;
   // The processes hold_vfio said hold the function's group, with path "/dev/vfio/<group>".
   Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) override;
 
@@ -126,6 +131,10 @@ class SimKernel : public Kernel {
   // (kSriovDisableDelayFile), so every SimKernel on it (a daemon in --sim mode) waits as long.
   Result<void> set_sriov_disable_delay(std::chrono::milliseconds delay);
   static constexpr const char* kSriovDisableDelayFile = ".sriovd-sim/sriov_disable_delay_ms";
+  // How long an igb PF's link is down after its VF count changes (igb_sriov_reinit closes and
+  // reopens the netdev; autonegotiation takes seconds): 0, no drop, until set; kept in the tree
+  // (sim/netdevs.h kLinkSettleFile) for every SimKernel on it.
+  Result<void> set_link_settle(std::chrono::milliseconds settle);
   // For tests that look at what happens meanwhile without sleeping: while held, every
   // sriov_disable of this SimKernel waits there (after the VFs went) until the hold is lifted.
   // wait_for_sriov_disable_held returns true once one is waiting, false after `deadline`.

@@ -15,6 +15,7 @@
 
 #include "base/fd.h"
 #include "pci/inventory.h"
+#include "sim/netdevs.h"
 #include "sim/sim_kernel_test_util.h"
 #include "sim/sim_tree.h"
 #include "tests/fixtures/profiles.h"
@@ -247,4 +248,46 @@ TEST_CASE("set_vf: igb limits VF rates on the 82576 only, and only while the lin
   CHECK(err(h.k->set_vf("enp3s0", 0, rate)) == EOPNOTSUPP);
   CHECK(err(h.k->set_vf("enp3s0", 0, min)) == EOPNOTSUPP);
   CHECK(h.k->get_vfs("enp3s0")->at(0).config.max_tx_rate_mbps == 0);
+}
+
+TEST_CASE("igb: a VF count change takes the PF's link away for the settle time, and wait_carrier sees it back") {
+  Host h("igb");
+  auto carrier = [&] { return slurp(h.root() / "class/net/enp1s0/carrier"); };
+  // No settle time set: the link stays.
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:01:00.0"), "0")) == 0);
+  CHECK(carrier() == "1\n");
+  REQUIRE(h.k->set_link_settle(std::chrono::seconds(2)).ok());
+  CHECK(slurp(h.root() / sim::kLinkSettleFile) == "2000\n");
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:01:00.0"), "2")) == 0);
+  CHECK(carrier() == "0\n");
+  CHECK(slurp(h.root() / "class/net/enp1s0/operstate") == "down\n");
+  VfConfig rate;
+  rate.max_tx_rate_mbps = 100;
+  CHECK(err(h.k->set_vf("enp1s0", 0, rate)) == EINVAL);
+  // Back only after the wait asked for: false at once.
+  auto short_wait = h.k->wait_carrier("enp1s0", std::chrono::milliseconds(1));
+  REQUIRE(short_wait.ok());
+  CHECK_FALSE(*short_wait);
+  // Another SimKernel on the tree (a restarted daemon) sees the same link and waits for it.
+  SimKernel other(h.root());
+  auto back = other.wait_carrier("enp1s0", std::chrono::seconds(20));
+  REQUIRE(back.ok());
+  CHECK(*back);
+  CHECK(carrier() == "1\n");
+  CHECK(slurp(h.root() / "class/net/enp1s0/operstate") == "up\n");
+  CHECK_FALSE(fs::exists(h.root() / "class/net/enp1s0" / sim::kLinkBackFile));
+  CHECK(err(h.k->set_vf("enp1s0", 0, rate)) == 0);
+  // The I350 (enp3s0) is down: igb reopens only a running netdev, and no wait is any use.
+  REQUIRE(err(h.k->write_attr("class/net/enp3s0/flags", "0x1002\n")) == 0);
+  REQUIRE(err(h.k->write_attr(numvfs_path("0000:03:00.0"), "2")) == 0);
+  CHECK_FALSE(fs::exists(h.root() / "class/net/enp3s0" / sim::kLinkBackFile));
+  auto down = h.k->wait_carrier("enp3s0", std::chrono::seconds(20));
+  REQUIRE(down.ok());
+  CHECK_FALSE(*down);
+  // A carrier lost with nothing to bring it back: false at once.
+  REQUIRE(err(h.k->write_attr("class/net/enp1s0/carrier", "0\n")) == 0);
+  auto lost = h.k->wait_carrier("enp1s0", std::chrono::seconds(20));
+  REQUIRE(lost.ok());
+  CHECK_FALSE(*lost);
+  CHECK(h.k->wait_carrier("nosuch0", std::chrono::seconds(1)).error().errnum == ENODEV);
 }

@@ -43,7 +43,10 @@ Result<void> disable_sriov(Call& cx, const Dev& pf) {
   // No "change" for the PF: only sriov_enable() sends one; the VFs' own events say they went.
   if (auto r = simtree::write_numvfs(cx.root(), pf.addr, 0); !r) return r;
   cx.sriov_disabled = true;  // then ssleep(1) with VF Enable cleared: SimKernel::write_attr waits
-  return cx.clear_vfs_attrs(pf);
+  if (auto r = cx.clear_vfs_attrs(pf); !r) return r;
+  // igb_disable_sriov() runs from igb_sriov_reinit(), which closes and reopens the PF netdev.
+  if (cx.driver_of(pf) == std::string("igb")) return reinit_link(cx, pf);
+  return ok();
 }
 
 Result<void> enable_sriov(Call& cx, const Dev& pf, unsigned n) {
@@ -86,6 +89,7 @@ Result<void> enable_sriov(Call& cx, const Dev& pf, unsigned n) {
     if (auto r = attach(cx, *vd, i); !r) return std::move(r).error();
   }
   cx.pci_uevent("change", pf);  // sriov_enable(): kobject_uevent(KOBJ_CHANGE) once the VFs are added
+  if (pf_driver == "igb") return reinit_link(cx, pf);  // igb_sriov_reinit(): the link goes and comes back
   return ok();
 }
 
