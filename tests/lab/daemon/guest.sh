@@ -60,14 +60,21 @@ boot1)
   expect "VF still on vfio-pci" vfio-pci "$(driver_of "$nvf1")"
 
   if [ "$igb_present" = 1 ]; then
+    # The host's network configuration has the PF up (networkd would; this guest has none).
+    ip link set eth1 up
     t_mark
     run_cli "2 igb VFs" 0 vfs $IGB 2
     echo "    $(t_since_mark)s"
     expect "igb num_vfs (--json device)" 2 "$(jdev $IGB .sriov.num_vfs)"
     ivf0=$(vf_addr $IGB 0)
     t_mark
-    run_cli "igb VF0 $ivf0 attributes" 0 vf "$ivf0" --mac $MAC --vlan 10 --qos 3 --spoofchk off --trust on
+    # Right after the VF count change: igb_sriov_reinit has reset the PF's link, and igb refuses
+    # VF rates until it is back; the agent waits for the link (RTNLGRP_LINK) and sets the rate.
+    echo "    eth1 carrier before the rate: $(cat /sys/class/net/eth1/carrier 2>/dev/null || echo none)"
+    run_cli "igb VF0 $ivf0 attributes" 0 vf "$ivf0" --mac $MAC --vlan 10 --qos 3 --spoofchk off --trust on --max-rate 100
     echo "    $(t_since_mark)s"
+    expect "VF0 max_tx_rate (--json device)" 100 "$(jdev "$ivf0" .vf_config.max_tx_rate_mbps)"
+    expect_match "VF0 max_tx_rate read back by ip" "max_tx_rate 100Mbps" "$(ip -d link show eth1 | grep '^ *vf 0 ')"
     want='52:54:00:00:00:11 10 3 false true'
     q='.vf_config | "\(.mac) \(.vlan) \(.qos) \(.spoofchk) \(.trust)"'
     expect "VF0 vf_config (--json device)" "$want" "$(jdev "$ivf0" "$q")"
@@ -84,7 +91,7 @@ boot1)
     # igb refuses max_tx_rate while the PF has no link (igb_ndo_set_vf_bw: EINVAL): the agent
     # names the field and the reason, and the MAC sent in the same request is taken back.
     ip link set eth1 down
-    run_cli "max rate on igb refused while the PF is down" 1 vf "$ivf0" --mac 52:54:00:00:00:99 --max-rate 100
+    run_cli "max rate on igb refused while the PF is down" 1 vf "$ivf0" --mac 52:54:00:00:00:99 --max-rate 200
     echo "    refusal: $cli_out"
     expect_match "refusal names max_tx_rate and the missing link" "max_tx_rate: eth1 has no link" "$cli_out"
     expect_match "VF0 MAC unchanged after the rate refusal (ip)" "link/ether $MAC" "$(ip -d link show eth1 | grep '^ *vf 0 ')"
@@ -97,6 +104,7 @@ boot2)
   expect "fresh kernel: no NVMe VFs before the daemon" 0 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
   [ "$igb_present" = 1 ] && expect "fresh kernel: no igb VFs" 0 "$(cat /sys/bus/pci/devices/$IGB/sriov_numvfs)"
   echo "    NVMe PF sriov_drivers_autoprobe after the reboot: $(cat /sys/bus/pci/devices/$NVME/sriov_drivers_autoprobe)"
+  [ "$igb_present" = 1 ] && ip link set eth1 up  # as networkd would at boot, before the daemon
   start_daemon
   expect "NVMe VFs restored (--json device)" 4 "$(jdev $NVME .sriov.num_vfs)"
   expect "NVMe VFs restored (sysfs)" 4 "$(cat /sys/bus/pci/devices/$NVME/sriov_numvfs)"
@@ -115,6 +123,9 @@ boot2)
     line=$(ip -d link show eth1 | grep '^ *vf 0 ')
     echo "    $line"
     expect_match "VF0 restored (ip)" "link/ether $MAC.*vlan 10, qos 3.*spoof checking off.*trust on" "$line"
+    # The VFs were made again at start, which reset igb's link: the rate waited for it.
+    expect "VF0 max_tx_rate restored (--json device)" 100 "$(jdev "$ivf0" .vf_config.max_tx_rate_mbps)"
+    expect_match "VF0 max_tx_rate restored (ip)" "max_tx_rate 100Mbps" "$line"
   fi
   drift=$(cli --json host | jq -c .drift)
   expect "drift empty (--json host)" "[]" "$drift"
