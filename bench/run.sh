@@ -187,6 +187,37 @@ lab_rc=0
   fi
 } >> "$out"
 
+# 6b. For information: lease to the domain started, in the QEMU lab guest (lab_vm_passthrough).
+lease_rc=0
+"$here/bench/lab_lease_to_running.sh" "$build" 3 > "$work/leasevm.txt" 2>&1 || lease_rc=$?
+{
+  echo
+  echo "## Lease to domain started in the lab (for information, no target)"
+  echo
+  if [ "$lease_rc" = 0 ] && grep -q '^RESULT ' "$work/leasevm.txt"; then
+    res=$(grep '^RESULT ' "$work/leasevm.txt" | tail -n1)
+    lfield() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$res"; }
+    echo "\`bench/lab_lease_to_running.sh build 3\`: lab_vm_passthrough's first case, $(lfield runs) runs. In the lab guest (Debian's 6.1 kernel under QEMU TCG, a libvirtd of its own), \`sriovd-cli alloc\` leases an NVMe VF from a vfio pool (bound to vfio-pci), \`sriovd-cli attach --config\` puts it in a defined domain's XML, and \`virsh start --paused\` starts the domain: QEMU, itself under TCG inside the guest, opens the VF through VFIO (the domain has no OS, so it stays paused). Medians:"
+    echo
+    echo "| step | median |"
+    echo "|---|---|"
+    echo "| lease (allocate, bind to vfio-pci) | $(lfield lease_s) s |"
+    echo "| attach to the domain's configuration | $(lfield attach_s) s |"
+    echo "| domain start (QEMU opens the VF) | $(lfield start_s) s |"
+    echo "| lease to domain started | $(lfield lease_to_started_s) s |"
+    echo
+    echo '```'
+    grep '^run ' "$work/leasevm.txt"
+    echo '```'
+  else
+    echo "Not measured in this run: \`bench/lab_lease_to_running.sh\` exited $lease_rc."
+    echo
+    echo '```'
+    tail -n 20 "$work/leasevm.txt"
+    echo '```'
+  fi
+} >> "$out"
+
 # 7. Durable allocate + release cycles over REST on the simulated host.
 "$here/bench/alloc_cycles.sh" "$build" >> "$out"
 

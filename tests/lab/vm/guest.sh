@@ -71,11 +71,20 @@ for d in vm1 vm2 vm3; do define_vm $d || fail "define $d"; done
 # --- 1. a vfio lease of an NVMe VF, in the config of a domain that is then started -----------
 run_cli "2 NVMe VFs, autoprobe off" 0 vfs $NVME 2 --autoprobe off
 run_cli "vfio pool over the NVMe VFs" 0 pool create nvme --vendor 1b36
+# The time from the lease to the domain started (QEMU up with the VF open; started paused: the
+# domain has no OS) is printed as a TIMING line for bench/lab_lease_to_running.sh.
+uptime_s() { local u _; read -r u _ < /proc/uptime; echo "$u"; }
+t_lease=$(uptime_s)
 alloc_json "NVMe lease" nvme --name vm1 --consumer vm
 lease=$(jq -r .id <<< "$lease_json"); vf=$(jq -r .address <<< "$lease_json")
+t_leased=$(uptime_s)
 run_cli "attach to vm1's definition" 0 attach "$lease" vm1 --config --no-live
+t_attached=$(uptime_s)
 t_mark
 if virsh_ start vm1 --paused >/dev/null; then pass "vm1 started with the VF ($(t_since_mark)s)"; else fail "vm1 did not start"; tail -20 /var/log/libvirt/qemu/vm1.log; fi
+t_started=$(uptime_s)
+awk -v a="$t_lease" -v b="$t_leased" -v c="$t_attached" -v d="$t_started" \
+  'BEGIN { printf "TIMING lease_to_started_s=%.2f lease_s=%.2f attach_s=%.2f start_s=%.2f\n", d - a, b - a, c - b, d - c }'
 expect "vm1's QEMU holds /dev/vfio/$(group_of "$vf")" yes "$(holds_group vm1 "$vf")"
 expect "vm1's guest sees the VF ($(ids_of "$vf")) in its device tree" yes "$(vm_shows vm1 "$vf")"
 
