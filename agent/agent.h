@@ -192,6 +192,9 @@ class Agent {
   bool reconcile_vf_configs(ReconcileReport& report, const Journal& journal) REQUIRES(mu_);
   bool reconcile_drivers(ReconcileReport& report, const Journal& journal, bool changed) REQUIRES(mu_);
   Result<void> recover_pending(ReconcileReport& report) REQUIRES(mu_);
+  // Before an undo writes 0 to a PF's sriov_numvfs (`numvfs_path`): check_not_in_use for each of
+  // its VFs on vfio-pci, which sriov_disable would unbind (and wait for while a VM holds it).
+  Result<void> check_vfs_not_in_use(const std::string& numvfs_path) REQUIRES(mu_);
   Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
                                const VfConfig& wanted);
   // A PF driver's refusal of a VF rate (EINVAL, EOPNOTSUPP) with the field and the reason: no

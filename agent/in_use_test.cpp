@@ -9,8 +9,12 @@
 
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
+#include "agent/applier.h"
 #include "agent/pool.h"
 #include "agent/sim_host_test.h"
+#include "pci/paths.h"
 
 using namespace sriovd;
 using namespace sriovd::agent;
@@ -298,4 +302,47 @@ TEST_CASE("an interrupted bind undone at start: a device a VM opened meanwhile s
   REQUIRE(h.sim->release_vfio(kGpu, kQemu).ok());
   REQUIRE(h.agent->set_driver(kGpu, DriverRequest{std::string("host")}).ok());
   CHECK(driver(h, kGpu) == gpu_driver);
+}
+
+TEST_CASE("an interrupted VF count change undone at start: a VF a VM opened meanwhile keeps its VFs, as drift") {
+  Host h;
+  REQUIRE(h.sim->set_vfio_unbind_bound(3s).ok());
+  // A VF count change that made 2 VFs on the E810 and stopped before it ended: its journal
+  // says how to undo it (sriov_numvfs back to 0).
+  const std::string numvfs = pci::device_file(kE810, "sriov_numvfs");
+  auto id = h.store->begin_operation(OperationKind::set_num_vfs, kE810.to_string(), R"({"num_vfs":2})");
+  REQUIRE(id.ok());
+  const nlohmann::json step = {{"do", Action::write(numvfs, "2").to_json()},
+                               {"undo", nlohmann::json::array({Action::write(numvfs, "0").to_json()})}};
+  REQUIRE(h.store->add_step(*id, step.dump()).ok());
+  REQUIRE(h.sim->write_attr(numvfs, "2").ok());
+  REQUIRE(h.agent->refresh().ok());
+  // Meanwhile one of them went to vfio-pci and a VM opened it.
+  const auto vfs = h.vfs_of(kE810);
+  REQUIRE(vfs.size() == 2);
+  const PciAddress vf = vfs[1]->device.address;
+  REQUIRE(h.agent->set_driver(vf, DriverRequest{std::string("vfio-pci")}).ok());
+  REQUIRE(h.sim->hold_vfio(vf, kQemu, "qemu-system-x86").ok());
+
+  h.start();
+  Clock c;
+  auto report = h.agent->reconcile();
+  CHECK(c.took() < 1s);
+  CHECK(report.recovered.empty());
+  REQUIRE(report.drift.size() == 1);
+  CHECK_MESSAGE(report.drift[0].find("qemu-system-x86 (pid 4242)") != std::string::npos, report.drift[0]);
+  CHECK(h.vfs_of(kE810).size() == 2);
+  CHECK(driver(h, vf) == std::string("vfio-pci"));
+  CHECK(h.sim->vfio_unbinds_blocked(vf) == 0);
+  CHECK(h.store->operations_in_state(OperationState::pending)->empty());
+
+  // Without a holder, the same journal is undone: the VFs go.
+  auto id2 = h.store->begin_operation(OperationKind::set_num_vfs, kE810.to_string(), R"({"num_vfs":2})");
+  REQUIRE(id2.ok());
+  REQUIRE(h.store->add_step(*id2, step.dump()).ok());
+  REQUIRE(h.sim->release_vfio(vf, kQemu).ok());
+  h.start();
+  report = h.agent->reconcile();
+  CHECK(report.recovered.size() == 1);
+  CHECK(h.vfs_of(kE810).empty());
 }

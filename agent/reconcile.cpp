@@ -10,11 +10,34 @@
 #include "agent/agent.h"
 #include "agent/applier.h"
 #include "agent/vf_config_json.h"
+#include "pci/decode.h"
 #include "pci/paths.h"
 
 namespace sriovd::agent {
 
 using nlohmann::json;
+
+Result<void> Agent::check_vfs_not_in_use(const std::string& numvfs_path) {
+  // numvfs_path is pci::device_file(pf, "sriov_numvfs"): the PF's directory holds a virtfnN
+  // link per VF. Any error reading them refuses (fail closed).
+  const std::string dir = numvfs_path.substr(0, numvfs_path.size() - std::string_view("/sriov_numvfs").size());
+  auto entries = root_.list(dir);
+  if (!entries) return std::move(entries).error().context("listing the VFs in " + dir);
+  for (const auto& e : *entries) {
+    if (!pci::virtfn_index(e.name)) continue;
+    auto target = root_.readlink(dir + "/" + e.name);
+    if (!target) return std::move(target).error().context("reading " + dir + "/" + e.name);
+    auto vf = pci::address_from_link(*target);
+    if (!vf) return Error::make(ErrorCode::internal, dir + "/" + e.name + " -> " + *target + " names no PCI address");
+    auto driver = root_.readlink(pci::device_file(*vf, "driver"));
+    if (!driver || pci::driver_from_link(*driver) != std::string("vfio-pci")) continue;
+    pci::Device d;
+    d.address = *vf;
+    d.driver = "vfio-pci";
+    if (auto r = check_not_in_use(d, "undo the VF count change that created " + vf->to_string()); !r) return r;
+  }
+  return ok();
+}
 
 Result<void> Agent::recover_pending(ReconcileReport& report) {
   auto pending = store_.operations_in_state(OperationState::pending);
@@ -44,6 +67,13 @@ Result<void> Agent::recover_pending(ReconcileReport& report) {
               held = std::move(r).error();
               break;
             }
+          }
+        // An undo that removes VFs (sriov_numvfs back to 0) unbinds each of them from its
+        // driver: the same wait for a VF on vfio-pci that a VM opened since.
+        if (!action->config && action->value == "0" && action->path.ends_with("/sriov_numvfs"))
+          if (auto r = check_vfs_not_in_use(action->path); !r) {
+            held = std::move(r).error();
+            break;
           }
         if (auto r = perform(kernel_, *action); !r) failures.push_back(action->describe() + ": " + r.error().message);
       }
