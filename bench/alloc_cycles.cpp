@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto t0 = Clock::now();
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(std::max(clients, 0)));
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&] {
       cli::Client c(cli::Endpoint::resolve("", socket));

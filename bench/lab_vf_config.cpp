@@ -65,6 +65,7 @@ bool write_sysfs(const std::string& path, const std::string& value) {
 
 int run(const std::vector<std::string>& args) {
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid;

@@ -95,7 +95,10 @@ int cmd_devices_once(const Globals& g, const std::vector<std::pair<std::string, 
   char sep = '?';
   for (const auto& [k, v] : filters) {
     if (v.empty()) continue;
-    path += sep + k + "=" + v;
+    path += sep;
+    path += k;
+    path += '=';
+    path += v;
     sep = '&';
   }
   int status;

@@ -272,6 +272,7 @@ Result<Lease> Sidecar::take_lease(const std::string& pool, const PciAddress& add
 
 Result<void> Sidecar::write_cdi_spec(const Pool& pool, const std::vector<AllocatedDevice>& fresh) const {
   std::vector<AllocatedDevice> all;
+  all.reserve(pool.devices.size() + fresh.size());
   for (const auto& d : pool.devices) all.push_back({d.address, d.iommu_group, d.netdevs});
   for (const auto& f : fresh) {
     auto it = std::find_if(all.begin(), all.end(), [&](const auto& a) { return a.address == f.address; });

@@ -83,7 +83,7 @@ class LinuxKernel final : public Kernel {
 
  private:
   LinuxKernel(std::filesystem::path root_path, UniqueFd root, Options options)
-      : root_path_(std::move(root_path)), root_(std::move(root)), options_(options) {}
+      : root_path_(std::move(root_path)), root_(std::move(root)), options_(std::move(options)) {}
   // The one NETLINK_ROUTE socket every request goes through, opened on first use; the caller
   // holds sock_mu_. RtnlSocket reopens itself when an answer was left half-read.
   Result<net::RtnlSocket*> socket() const REQUIRES(sock_mu_);

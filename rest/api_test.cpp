@@ -115,7 +115,7 @@ TEST_CASE("GET /v1/devices/{address}: the contract's fields") {
 TEST_CASE("filters combine, and a bad filter is a 400 naming the parameter") {
   Fixture f;
   auto count = [&](std::vector<std::pair<std::string, std::string>> q) {
-    auto r = f.get("/v1/devices", q);
+    auto r = f.get("/v1/devices", std::move(q));
     REQUIRE(r.status == 200);
     return valid(r, "DeviceList")["count"].get<size_t>();
   };

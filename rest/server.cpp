@@ -296,7 +296,7 @@ void write_response(Response res, const httplib::Request& in, httplib::Response&
     out.set_header("Content-Type", res.content_type);
     out.set_header("Content-Length", std::to_string(res.body.size()));
   } else {
-    out.set_content(std::move(res.body), res.content_type.c_str());
+    out.set_content(res.body, res.content_type.c_str());
   }
 }
 
@@ -529,6 +529,7 @@ bool HttpServer::running() const {
 
 std::vector<ListenAddress> HttpServer::bound() const {
   std::vector<ListenAddress> out;
+  out.reserve(listeners_.size());
   for (const auto& l : listeners_) out.push_back(l->address);
   return out;
 }

@@ -202,7 +202,7 @@ Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {
   return sim::get_link(call, ifname);
 }
 
-Result<void> SimKernel::set_link_addresses(const std::string& ifname, std::vector<std::string> addresses,
+Result<void> SimKernel::set_link_addresses(const std::string& ifname, const std::vector<std::string>& addresses,
                                            size_t routes) {
   TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;

@@ -90,7 +90,8 @@ class SimKernel : public Kernel {
 
   // What get_link reports besides `up`: the netdev's addresses ("192.0.2.1/24") and how many
   // main-table routes go through it. Kept until the netdev goes. ENODEV: no such netdev.
-  Result<void> set_link_addresses(const std::string& ifname, std::vector<std::string> addresses, size_t routes = 0);
+  Result<void> set_link_addresses(const std::string& ifname, const std::vector<std::string>& addresses,
+                                  size_t routes = 0);
 
   // A fake process `comm` (pid `pid`) opens the VFIO group of `address` (/dev/vfio/<group>),
   // as QEMU does for an assigned device, until release_vfio: meanwhile vfio_holders names it,

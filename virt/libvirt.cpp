@@ -416,6 +416,7 @@ Result<std::vector<DomainUse>> Libvirt::domains_using(const PciAddress& address,
   int n = api->virConnectListAllDomains((*conn)->ptr, &list, 0);
   if (n < 0) return last_error("listing libvirt domains", "libvirt_failed");
   std::vector<DomainPtr> domains;
+  domains.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) domains.emplace_back(list[i]);
   std::free(list);
 

@@ -265,6 +265,7 @@ TEST_CASE("64 concurrent clients, a pool of 8 VFs: exactly 8 leases, 56 clear co
   std::mutex mu;
   std::vector<Answer> answers;
   std::vector<std::thread> threads;
+  threads.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
       cli::Client c(cli::Endpoint::resolve("", h.sock.string()));

@@ -229,6 +229,7 @@ TEST_CASE("slowloris: requests trickling in byte by byte are cut off and free th
   // Two clients take both workers and never finish their headers.
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> tricklers;
+  tricklers.reserve(2);
   std::vector<std::chrono::steady_clock::duration> cut(2, std::chrono::steady_clock::duration::max());
   std::vector<test::RawConnection> slow;
   for (int i = 0; i < 2; ++i) {

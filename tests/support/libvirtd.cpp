@@ -49,7 +49,10 @@ std::string find_tool(const std::string& name) {
   std::stringstream ss(dirs);
   std::string dir;
   while (std::getline(ss, dir, ':')) {
-    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
+    if (dir.empty()) continue;
+    std::string tool = dir + "/";
+    tool += name;
+    if (::access(tool.c_str(), X_OK) == 0) return tool;
   }
   return {};
 }

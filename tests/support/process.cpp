@@ -35,6 +35,7 @@ std::string read_all(int fd) {
 
 std::vector<char*> cstrings(const std::vector<std::string>& v) {
   std::vector<char*> out;
+  out.reserve(v.size() + 1);
   for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
   out.push_back(nullptr);
   return out;
