@@ -101,13 +101,13 @@ std::pair<std::string, bool> config_path(const DaemonOptions& o) {
 // Tells what changed between two configurations that a reload cannot apply.
 std::vector<std::string> needs_restart(const Config& running, const Config& fresh) {
   std::vector<std::string> out;
-  if (running.listen != fresh.listen) out.push_back("listen");
-  if (running.tls != fresh.tls) out.push_back("tls");
-  if (running.state_dir != fresh.state_dir) out.push_back("state_dir");
-  if (running.sysfs_root != fresh.sysfs_root) out.push_back("sysfs_root");
-  if (running.limits != fresh.limits) out.push_back("limits");
-  if (running.libvirt_uri != fresh.libvirt_uri) out.push_back("libvirt_uri");
-  if (running.auth.reads_open != fresh.auth.reads_open) out.push_back("auth.reads");
+  if (running.listen != fresh.listen) out.emplace_back("listen");
+  if (running.tls != fresh.tls) out.emplace_back("tls");
+  if (running.state_dir != fresh.state_dir) out.emplace_back("state_dir");
+  if (running.sysfs_root != fresh.sysfs_root) out.emplace_back("sysfs_root");
+  if (running.limits != fresh.limits) out.emplace_back("limits");
+  if (running.libvirt_uri != fresh.libvirt_uri) out.emplace_back("libvirt_uri");
+  if (running.auth.reads_open != fresh.auth.reads_open) out.emplace_back("auth.reads");
   return out;
 }
 

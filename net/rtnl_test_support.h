@@ -66,7 +66,7 @@ class Msg {
     return *this;
   }
   nlmsghdr* nlh() { return nlh_; }
-  Bytes bytes() const { return Bytes(buf_.begin(), buf_.begin() + nlh_->nlmsg_len); }
+  Bytes bytes() const { return {buf_.begin(), buf_.begin() + nlh_->nlmsg_len}; }
 
  private:
   Bytes buf_;
@@ -165,7 +165,7 @@ void damage_everywhere(const Bytes& good, F decode) {
     Bytes cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
     CHECK_FALSE(decode(cut));  // nlmsg_len says more than there is
     Bytes shrunk = good;
-    uint32_t len = static_cast<uint32_t>(n);
+    auto len = static_cast<uint32_t>(n);
     if (n >= 4) std::memcpy(shrunk.data(), &len, 4);
     (void)decode(shrunk);
   }

@@ -41,7 +41,7 @@ struct Env {
 
 int tcp_port(const std::string& ready) {
   std::smatch m;
-  if (!std::regex_search(ready, m, std::regex("tcp:127\\.0\\.0\\.1:([0-9]+)"))) return 0;
+  if (!std::regex_search(ready, m, std::regex(R"(tcp:127\.0\.0\.1:([0-9]+))"))) return 0;
   return std::stoi(m[1]);
 }
 
