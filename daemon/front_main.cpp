@@ -2,11 +2,11 @@
 // everything else (`sriovd`, `sriovd serve ...`, `--help`) is the daemon, which this program
 // becomes with execv: same process, same PID for systemd, same arguments. Keeping the daemon's
 // libraries out of this binary makes `sriovd inventory` start like a small tool.
-#include <limits.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>

@@ -1,11 +1,11 @@
 // sriovd-k8s: the kubelet device-plugin sidecar. Flags, logging and signals; the work is in
 // Sidecar.
-#include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>

@@ -3,9 +3,9 @@
 // and kill -9 at random points over 1,000 allocate/release operations (200 in a sanitizer build,
 // which runs the daemon 5-20 times slower: the same bursts and checks, fewer of them).
 #include <doctest/doctest.h>
-#include <signal.h>
 
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <latch>
 #include <map>

@@ -2,9 +2,9 @@
 // on TCP, the unix socket's own authorisation, audit lines, refusals of insecure deployments at
 // start, and the limits (body size, header size, stalled clients, concurrent connections).
 #include <doctest/doctest.h>
-#include <signal.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>

@@ -2,8 +2,8 @@
 // configuration file and flags on top of it, SIGHUP reloads and a SIGTERM that lets a request in
 // progress finish. Real sriovd processes on generated hosts, over real sockets.
 #include <doctest/doctest.h>
-#include <signal.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>

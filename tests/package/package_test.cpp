@@ -3,9 +3,9 @@
 // that root on a simulated host until it reports READY=1 over NOTIFY_SOCKET. (systemd is not
 // PID 1 where tests run, so the unit itself cannot be started by systemctl here.)
 #include <doctest/doctest.h>
-#include <signal.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
