@@ -220,8 +220,7 @@ Result<std::unique_ptr<HotplugMonitor>> start_hotplug(const DaemonOptions& optio
   const std::string& h = options.hotplug;
   if (h == "udev") source = HotplugSource::udev;
   else if (h == "kernel") source = HotplugSource::kernel;
-  else if (h == "sim") source = HotplugSource::sim;
-  else if (h == "auto" && options.sim) source = HotplugSource::sim;
+  else if (h == "sim" || (h == "auto" && options.sim)) source = HotplugSource::sim;
   // The kernel's events are about /sys: a daemon reading another tree without --sim follows none.
   else if (h == "auto" && std::filesystem::path(sysfs_root).lexically_normal() == "/sys")
     source = detect_hotplug_source();

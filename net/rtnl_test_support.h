@@ -134,7 +134,7 @@ inline void put_kernel_vf(Msg& m, uint32_t vf, uint32_t vlan, uint32_t qos, uint
     for (uint16_t t = IFLA_VF_STATS_RX_PACKETS; t <= IFLA_VF_STATS_TX_DROPPED; ++t) {
       if (t == IFLA_VF_STATS_PAD) continue;
       m.put_raw(IFLA_VF_STATS_PAD, "", 0);  // nla_put_u64_64bit's alignment pad, as on 32-bit
-      m.u64(t, 1000u * (t + 1));
+      m.u64(t, uint64_t{1000} * (t + 1));
     }
     m.end(st);
   }
