@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -17,7 +18,7 @@
 using namespace sriovd;
 using Clock = std::chrono::steady_clock;
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   if (argc != 5) {
     std::fprintf(stderr, "usage: sriovd-bench-alloc SOCKET POOL SECONDS CLIENTS\n");
     return 2;
@@ -86,4 +87,10 @@ int main(int argc, char** argv) {
                           .dump()
                           .c_str());
   return failures.load() == 0 ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-bench-alloc: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-bench-alloc: unknown exception\n");
+  return 1;
 }

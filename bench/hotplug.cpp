@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -40,7 +41,7 @@ double pct(std::vector<double> v, double p) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s SRIOVD_BIN [EVENTS]\n", argv[0]);
     return 2;
@@ -148,4 +149,10 @@ int main(int argc, char** argv) {
       events, bdf.c_str(), pct(from_sent, 0.5), pct(from_sent, 0.99),
       *std::max_element(from_sent.begin(), from_sent.end()), pct(from_start, 0.5), pct(from_start, 0.99));
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-bench-hotplug: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-bench-hotplug: unknown exception\n");
+  return 1;
 }
