@@ -308,7 +308,7 @@ Result<void> Agent::reset_and_restore(Applier& a, Lease& lease, const pci::Devic
 
 Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Result<void>> detached) {
   const std::string addr = lease.address.to_string();
-  auto fail = [&](Error e) REQUIRES(mu_) -> Error {
+  auto fail = [&](Error e) SRIOVD_REQUIRES(mu_) -> Error {
     // The lease stays, "releasing", with the reason: the device is reported unhealthy and the
     // next DELETE (or the next start) tries again.
     lease.state = LeaseState::releasing;

@@ -29,7 +29,7 @@ int main(int argc, char** argv) try {
   const std::string body = nlohmann::json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", "bench"}}}}).dump();
   struct Cycles {
     Mutex mu;
-    std::vector<double> ms GUARDED_BY(mu);  // every client's cycle times
+    std::vector<double> ms SRIOVD_GUARDED_BY(mu);  // every client's cycle times
   } cycles;
   std::atomic<int> failures{0}, conflicts{0};
   auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));

@@ -72,8 +72,8 @@ int main(int argc, char** argv) try {
   struct Stream {
     Mutex mu;
     CondVar cv;
-    std::vector<std::pair<std::string, Clock::time_point>> arrived GUARDED_BY(mu);  // type, when
-    bool subscribed GUARDED_BY(mu) = false;
+    std::vector<std::pair<std::string, Clock::time_point>> arrived SRIOVD_GUARDED_BY(mu);  // type, when
+    bool subscribed SRIOVD_GUARDED_BY(mu) = false;
   } stream;
   std::thread follower([&] {
     cli::Client c(cli::Endpoint::resolve("", sock));
@@ -93,7 +93,8 @@ int main(int argc, char** argv) try {
   });
   {
     MutexLock lock(stream.mu);
-    if (!stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() REQUIRES(stream.mu) { return stream.subscribed; })) {
+    if (!stream.cv.wait_for(lock, std::chrono::seconds(10),
+                            [&]() SRIOVD_REQUIRES(stream.mu) { return stream.subscribed; })) {
       std::fprintf(stderr, "no event stream\n");
       return 1;
     }
@@ -120,7 +121,7 @@ int main(int argc, char** argv) try {
     Clock::time_point t2;
     {
       MutexLock lock(stream.mu);
-      bool got = stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() REQUIRES(stream.mu) {
+      bool got = stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() SRIOVD_REQUIRES(stream.mu) {
         for (size_t k = seen; k < stream.arrived.size(); ++k)
           if (stream.arrived[k].first == want) {
             t2 = stream.arrived[k].second;

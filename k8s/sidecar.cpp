@@ -173,7 +173,7 @@ void Sidecar::request_refresh() {
 void Sidecar::refresh_loop() {
   MutexLock lk(mu_);
   while (true) {
-    cv_.wait(lk, [&]() REQUIRES(mu_) { return refresh_wanted_ || stopping_; });
+    cv_.wait(lk, [&]() SRIOVD_REQUIRES(mu_) { return refresh_wanted_ || stopping_; });
     if (stopping_) return;
     refresh_wanted_ = false;
     lk.unlock();
@@ -369,7 +369,7 @@ void Sidecar::request_release() {
 void Sidecar::release_loop() {
   MutexLock lk(mu_);
   while (true) {
-    cv_.wait_for(lk, cfg_.release_interval, [&]() REQUIRES(mu_) { return release_wanted_ || stopping_; });
+    cv_.wait_for(lk, cfg_.release_interval, [&]() SRIOVD_REQUIRES(mu_) { return release_wanted_ || stopping_; });
     if (stopping_) return;
     release_wanted_ = false;
     lk.unlock();
