@@ -89,16 +89,16 @@ class Agent {
 
   // Rescans the host (PCI inventory and, for PFs with a netdev, VF attributes over rtnetlink)
   // and publishes a new snapshot.
-  Result<void> refresh() EXCLUDES(mu_);
+  Result<void> refresh() SRIOVD_EXCLUDES(mu_);
 
   // Hotplug: re-reads only these functions (added, removed, rebound or changed, as uevents
   // said) and their IOMMU groups, and publishes the updated snapshot. The uevent's action is
   // only a hint: what the tree says now wins, so late or repeated events do no harm.
-  Result<void> update_devices(const std::vector<PciAddress>& addresses) EXCLUDES(mu_);
+  Result<void> update_devices(const std::vector<PciAddress>& addresses) SRIOVD_EXCLUDES(mu_);
   // The same for uevents with their sequence numbers (nullopt: unnumbered). A function whose
   // last event is no newer than what the model already read (the agent re-reads what it
   // changes itself, after noting /sys/kernel/uevent_seqnum) is not read again.
-  Result<void> update_devices(const std::map<PciAddress, std::optional<uint64_t>>& events) EXCLUDES(mu_);
+  Result<void> update_devices(const std::map<PciAddress, std::optional<uint64_t>>& events) SRIOVD_EXCLUDES(mu_);
 
   // PUT /v1/devices/{pf}/sriov. The same count is a no-op (it only records the desired state);
   // a different non-zero count goes through 0, refused while a VF is bound to vfio-pci.
@@ -106,12 +106,12 @@ class Agent {
   // stay unbound until bound explicitly, as for passthrough) and kept in the desired state, so a
   // reboot's reconcile sets it again before recreating the VFs.
   Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe = std::nullopt)
-      EXCLUDES(mu_);
+      SRIOVD_EXCLUDES(mu_);
   // PATCH /v1/devices/{vf}/vf-config: the set fields only, one netlink request per attribute
   // group; on a NACK the groups already applied are restored.
-  Result<void> set_vf_config(PciAddress vf, const VfConfig& patch) EXCLUDES(mu_);
+  Result<void> set_vf_config(PciAddress vf, const VfConfig& patch) SRIOVD_EXCLUDES(mu_);
   // PUT /v1/devices/{address}/driver.
-  Result<void> set_driver(PciAddress address, const DriverRequest& request) EXCLUDES(mu_);
+  Result<void> set_driver(PciAddress address, const DriverRequest& request) SRIOVD_EXCLUDES(mu_);
 
   // Every VF of the PF netdev with its traffic counters (one RTM_GETLINK), for metrics. Does
   // not take the agent's lock: the kernel calls are thread-safe and this changes nothing.
@@ -123,26 +123,26 @@ class Agent {
 
   // At start: undo interrupted operations, then bring the host to the desired state, then finish
   // leases left half-allocated (undone) or half-released (released).
-  ReconcileReport reconcile() EXCLUDES(mu_);
+  ReconcileReport reconcile() SRIOVD_EXCLUDES(mu_);
 
   // Pools (POST/PUT/DELETE /v1/pools). A pool whose selectors could match a device of another
   // pool — a device present now, or a VF slot a PF could enable — is a conflict naming both.
   // Replacing a pool must keep every leased device in it; deleting needs it to have no leases.
-  Result<PoolSpec> create_pool(const PoolSpec& spec, bool replace = false) EXCLUDES(mu_);
-  Result<void> delete_pool(const std::string& name) EXCLUDES(mu_);
+  Result<PoolSpec> create_pool(const PoolSpec& spec, bool replace = false) SRIOVD_EXCLUDES(mu_);
+  Result<void> delete_pool(const std::string& name) SRIOVD_EXCLUDES(mu_);
 
   // POST /v1/allocations: picks, configures and binds a free device and records the lease.
-  Result<Allocation> allocate(const AllocationRequest& request) EXCLUDES(mu_);
+  Result<Allocation> allocate(const AllocationRequest& request) SRIOVD_EXCLUDES(mu_);
   // DELETE /v1/allocations/{id}: detaches (through `detach` when set and the lease is attached),
   // resets the VF's attributes and the function, restores its driver, forgets the lease. A
   // function reset the kernel refuses (ENOTTY) does not stop the release: the returned lease
   // (and the lease.released event) carry reset "failed" with the kernel's answer.
-  Result<Lease> release(const std::string& id) EXCLUDES(mu_);
+  Result<Lease> release(const std::string& id) SRIOVD_EXCLUDES(mu_);
   // Records (or clears) where a lease is attached; `action` runs under the agent's lock first
   // and the record changes only when it succeeds. A conflict, before `action`, when the lease
   // is not active, is attached already (attach) or is not attached (detach).
   Result<Lease> set_attachment(const std::string& id, std::optional<Attachment> attachment,
-                               const std::function<Result<void>(const Lease&)>& action) EXCLUDES(mu_);
+                               const std::function<Result<void>(const Lease&)>& action) SRIOVD_EXCLUDES(mu_);
   // Detaches a lease from its domain before release; set by the daemon when libvirt is in use.
   void set_detacher(std::function<Result<void>(const Lease&)> detach) { detach_ = std::move(detach); }
   // Asks whether a running domain uses a device (a conflict naming the domain; another error
@@ -153,23 +153,24 @@ class Agent {
 
  private:
   class Applier;
-  Result<void> refresh_locked() REQUIRES(mu_);
+  Result<void> refresh_locked() SRIOVD_REQUIRES(mu_);
   // Publishes `s` (with the current drift) and the events that lead to it from the last one.
-  void publish_locked(std::shared_ptr<Snapshot> s) REQUIRES(mu_);
+  void publish_locked(std::shared_ptr<Snapshot> s) SRIOVD_REQUIRES(mu_);
   // Reads again only the devices at `changed` (see update_snapshot).
-  Result<void> refresh_devices_locked(const std::vector<PciAddress>& changed) REQUIRES(mu_);
+  Result<void> refresh_devices_locked(const std::vector<PciAddress>& changed) SRIOVD_REQUIRES(mu_);
   // /sys/kernel/uevent_seqnum, read before a rescan: the model then reflects every uevent up to it.
   std::optional<uint64_t> uevent_seqnum() const;
-  Result<void> load_book() REQUIRES(mu_);
+  Result<void> load_book() SRIOVD_REQUIRES(mu_);
   // `detached`: the result of detaching the lease from its domain, when the caller did it
   // (without the lock); else an attached lease is detached here.
   // A release's function reset (its outcome into `lease`) and driver restore for `d`, when `r`
   // (what the release did before) succeeded; returns the release's result so far.
   Result<void> reset_and_restore(Applier& a, Lease& lease, const pci::Device& d,
-                                 const std::optional<std::string>& previous_driver, Result<void> r) REQUIRES(mu_);
+                                 const std::optional<std::string>& previous_driver, Result<void> r)
+      SRIOVD_REQUIRES(mu_);
   // `lease` ends as the release left it: with its reset outcome, or its error when it failed.
   Result<void> release_locked(Lease& lease, bool at_start, std::optional<Result<void>> detached = std::nullopt)
-      REQUIRES(mu_);
+      SRIOVD_REQUIRES(mu_);
   // The Applier's Begin for a lease operation: its journal entry of `kind` and `lease` (as it
   // is then; it must outlive the Applier) written together.
   std::function<Result<int64_t>(StateStore::Tx&)> lease_entry(OperationKind kind, const Lease& lease);
@@ -180,21 +181,22 @@ class Agent {
     const PoolSpec* pool = nullptr;
     PoolMode mode = PoolMode::vfio;
   };
-  Result<Choice> choose_device(const AllocationRequest& req, const std::shared_ptr<const Snapshot>& s) REQUIRES(mu_);
+  Result<Choice> choose_device(const AllocationRequest& req, const std::shared_ptr<const Snapshot>& s)
+      SRIOVD_REQUIRES(mu_);
   // `pool`: the pool the lease comes from (null: none), whose members may share v's IOMMU group.
   Result<void> check_lease_interlocks(const DeviceView& v, const Snapshot& s, PoolMode mode, const PoolSpec* pool)
-      REQUIRES(mu_);
-  void recover_leases(ReconcileReport& report) REQUIRES(mu_);
+      SRIOVD_REQUIRES(mu_);
+  void recover_leases(ReconcileReport& report) SRIOVD_REQUIRES(mu_);
   // The phases of reconcile(); `journal` opens (once) and returns its journal entry. Each says
   // whether it changed the host.
   using Journal = std::function<Result<int64_t>()>;
-  bool reconcile_num_vfs(ReconcileReport& report, const Journal& journal) REQUIRES(mu_);
-  bool reconcile_vf_configs(ReconcileReport& report, const Journal& journal) REQUIRES(mu_);
-  bool reconcile_drivers(ReconcileReport& report, const Journal& journal, bool changed) REQUIRES(mu_);
-  Result<void> recover_pending(ReconcileReport& report) REQUIRES(mu_);
+  bool reconcile_num_vfs(ReconcileReport& report, const Journal& journal) SRIOVD_REQUIRES(mu_);
+  bool reconcile_vf_configs(ReconcileReport& report, const Journal& journal) SRIOVD_REQUIRES(mu_);
+  bool reconcile_drivers(ReconcileReport& report, const Journal& journal, bool changed) SRIOVD_REQUIRES(mu_);
+  Result<void> recover_pending(ReconcileReport& report) SRIOVD_REQUIRES(mu_);
   // Before an undo writes 0 to a PF's sriov_numvfs (`numvfs_path`): check_not_in_use for each of
   // its VFs on vfio-pci, which sriov_disable would unbind (and wait for while a VM holds it).
-  Result<void> check_vfs_not_in_use(const std::string& numvfs_path) REQUIRES(mu_);
+  Result<void> check_vfs_not_in_use(const std::string& numvfs_path) SRIOVD_REQUIRES(mu_);
   Result<void> apply_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
                                const VfConfig& wanted);
   // A PF driver's refusal of a VF rate (EINVAL, EOPNOTSUPP) with the field and the reason: no
@@ -217,10 +219,10 @@ class Agent {
   // device from under them) and running domains (in_use_). A question that cannot be answered
   // refuses too (fail closed); no `force` overrides this. Nothing to check off vfio-pci.
   Result<void> check_not_in_use(const pci::Device& d, const std::string& change);
-  Result<void> reapply_vf_state(Applier& a, const PciAddress& pf) REQUIRES(mu_);
+  Result<void> reapply_vf_state(Applier& a, const PciAddress& pf) SRIOVD_REQUIRES(mu_);
   Result<void> change_autoprobe(Applier& a, const pci::Device& pf, std::optional<bool> want);
   // Rolls back what `a` applied, marks its operation failed, republishes the host; returns `e`.
-  Error abandon(Applier& a, Error e) REQUIRES(mu_);
+  Error abandon(Applier& a, Error e) SRIOVD_REQUIRES(mu_);
   std::shared_ptr<const Snapshot> snap() const { return model_.current(); }
 
   const pci::SysfsRoot& root_;
@@ -231,13 +233,13 @@ class Agent {
   pci::NameDb* names_;
   EventLog* events_ = nullptr;
   Mutex mu_;  // serialises mutations and refreshes
-  uint64_t generation_ GUARDED_BY(mu_) = 0;
+  uint64_t generation_ SRIOVD_GUARDED_BY(mu_) = 0;
   // The uevent sequence number each function (or, for all, the last full rescan) was read after.
-  std::map<PciAddress, uint64_t> read_after_seqnum_ GUARDED_BY(mu_);
-  uint64_t rescanned_after_seqnum_ GUARDED_BY(mu_) = 0;
-  std::vector<std::string> drift_ GUARDED_BY(mu_);         // published with each snapshot
-  std::shared_ptr<const LeaseBook> book_ GUARDED_BY(mu_);  // published with each snapshot
-  std::set<std::string> lease_busy_ GUARDED_BY(mu_);       // leases in a libvirt call made without mu_
+  std::map<PciAddress, uint64_t> read_after_seqnum_ SRIOVD_GUARDED_BY(mu_);
+  uint64_t rescanned_after_seqnum_ SRIOVD_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> drift_ SRIOVD_GUARDED_BY(mu_);         // published with each snapshot
+  std::shared_ptr<const LeaseBook> book_ SRIOVD_GUARDED_BY(mu_);  // published with each snapshot
+  std::set<std::string> lease_busy_ SRIOVD_GUARDED_BY(mu_);       // leases in a libvirt call made without mu_
   std::function<Result<void>(const Lease&)> detach_;
   std::function<Result<void>(const PciAddress&)> in_use_;
 };

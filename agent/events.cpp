@@ -69,7 +69,7 @@ EventLog::Batch EventLog::wait_after(uint64_t after, std::chrono::milliseconds t
   if (!b.events.empty() || b.closed) return b;
   uint64_t from = after;
   if (b.gap) from = base_;
-  cv_.wait_for(lock, timeout, [&]() REQUIRES(mu_) { return closed_ || base_ + next_ > from; });
+  cv_.wait_for(lock, timeout, [&]() SRIOVD_REQUIRES(mu_) { return closed_ || base_ + next_ > from; });
   Batch later = collect_locked(from);
   later.gap = later.gap || b.gap;
   return later;
@@ -106,7 +106,7 @@ void EventLog::Subscription::release() {
 
 bool EventLog::wait_unsubscribed(std::chrono::milliseconds timeout) const {
   MutexLock lock(mu_);
-  return cv_.wait_for(lock, timeout, [&]() REQUIRES(mu_) { return subscribers_ == 0; });
+  return cv_.wait_for(lock, timeout, [&]() SRIOVD_REQUIRES(mu_) { return subscribers_ == 0; });
 }
 
 }  // namespace sriovd::agent

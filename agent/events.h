@@ -82,16 +82,16 @@ class EventLog {
   bool wait_unsubscribed(std::chrono::milliseconds timeout) const;
 
  private:
-  Batch collect_locked(uint64_t after) const REQUIRES(mu_);
+  Batch collect_locked(uint64_t after) const SRIOVD_REQUIRES(mu_);
 
   const size_t capacity_;
   const uint64_t base_;  // start seconds << 20; ids of this run are base_ + 1, base_ + 2, ...
   mutable Mutex mu_;
   mutable CondVar cv_;
-  std::deque<std::shared_ptr<const Event>> ring_ GUARDED_BY(mu_);
-  uint64_t next_ GUARDED_BY(mu_) = 0;
-  bool closed_ GUARDED_BY(mu_) = false;
-  mutable int subscribers_ GUARDED_BY(mu_) = 0;
+  std::deque<std::shared_ptr<const Event>> ring_ SRIOVD_GUARDED_BY(mu_);
+  uint64_t next_ SRIOVD_GUARDED_BY(mu_) = 0;
+  bool closed_ SRIOVD_GUARDED_BY(mu_) = false;
+  mutable int subscribers_ SRIOVD_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace sriovd::agent

@@ -263,7 +263,7 @@ void HotplugMonitor::apply_loop() {
     uint64_t through = 0;
     {
       MutexLock lock(mu_);
-      cv_.wait(lock, [&]() REQUIRES(mu_) {
+      cv_.wait(lock, [&]() SRIOVD_REQUIRES(mu_) {
         return stopping_ || rescan_ || !pending_.empty() || taken_seq_ > handled_seq_.load();
       });
       if (stopping_) return;

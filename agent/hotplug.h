@@ -74,10 +74,10 @@ class HotplugMonitor {
   std::unique_ptr<Udev> udev_;
   Mutex mu_;
   CondVar cv_;
-  std::map<PciAddress, std::optional<uint64_t>> pending_ GUARDED_BY(mu_);  // newest SEQNUM per function
-  uint64_t taken_seq_ GUARDED_BY(mu_) = 0;                                 // the newest SEQNUM received
-  bool rescan_ GUARDED_BY(mu_) = false;                                    // events were lost
-  bool stopping_ GUARDED_BY(mu_) = false;
+  std::map<PciAddress, std::optional<uint64_t>> pending_ SRIOVD_GUARDED_BY(mu_);  // newest SEQNUM per function
+  uint64_t taken_seq_ SRIOVD_GUARDED_BY(mu_) = 0;                                 // the newest SEQNUM received
+  bool rescan_ SRIOVD_GUARDED_BY(mu_) = false;                                    // events were lost
+  bool stopping_ SRIOVD_GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> seen_{0}, updates_{0}, handled_seq_{0};
   std::thread reader_, applier_;
 };

@@ -82,8 +82,10 @@ Result<void> Agent::check_netdev_quiet(const pci::Device& dev) {
         what += f->addresses[i];
       }
       if (f->routes) what += " and " + std::to_string(f->routes) + " route(s)";
-      return Error::make(ErrorCode::conflict, "netdev " + n + " of " + dev.address.to_string() + " is up" + what +
-                                                  "; the host is using it (pass force to take it anyway)");
+      std::string message = "netdev " + n + " of " + dev.address.to_string() + " is up";
+      message += what;
+      message += "; the host is using it (pass force to take it anyway)";
+      return Error::make(ErrorCode::conflict, std::move(message));
     }
   }
   return ok();

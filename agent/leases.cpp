@@ -99,7 +99,8 @@ Result<Agent::Choice> Agent::choose_device(const AllocationRequest& req, const s
                             (held ? std::to_string(held) + " in use outside sriovd, " : std::string()) +
                             std::to_string(free.size()) + " free";
         if (req.numa_node && !free.empty()) state += ", none on NUMA node " + std::to_string(*req.numa_node);
-        return conflict("no free device: " + state + in_use);
+        state += in_use;
+        return conflict("no free device: " + state);
       }
       const DeviceView* v = s->find(*picked);
       if (auto r = check_not_in_use(v->device, "lease " + picked->to_string()); !r) {
@@ -307,7 +308,7 @@ Result<void> Agent::reset_and_restore(Applier& a, Lease& lease, const pci::Devic
 
 Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Result<void>> detached) {
   const std::string addr = lease.address.to_string();
-  auto fail = [&](Error e) REQUIRES(mu_) -> Error {
+  auto fail = [&](Error e) SRIOVD_REQUIRES(mu_) -> Error {
     // The lease stays, "releasing", with the reason: the device is reported unhealthy and the
     // next DELETE (or the next start) tries again.
     lease.state = LeaseState::releasing;
@@ -398,7 +399,7 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
                          {"at_start", at_start}};
     if (!lease.reset.empty()) ev["reset"] = lease.reset;
     if (!lease.reset_error.empty()) ev["reset_error"] = lease.reset_error;
-    events_->publish("lease.released", std::move(ev));
+    events_->publish("lease.released", ev);
   }
   return ok();
 }

@@ -24,7 +24,7 @@ const PciAddress kCx6 = *PciAddress::parse("0000:86:00.0");    // ens3f0, 8 VFs 
 const PciAddress kAudio = *PciAddress::parse("0000:87:00.1");  // the GPU's audio, snd_hda_intel
 const PciAddress kNvme = *PciAddress::parse("0000:5e:00.0");
 
-PoolSpec pool(const char* name, std::vector<const char*> pf_names, PoolMode mode = PoolMode::vfio,
+PoolSpec pool(const char* name, const std::vector<const char*>& pf_names, PoolMode mode = PoolMode::vfio,
               Policy policy = Policy::pack) {
   PoolSpec p;
   p.name = name;
@@ -42,7 +42,7 @@ AllocationRequest from(const char* pool_name, const char* consumer = "vm1") {
   return r;
 }
 
-Result<Allocation> alloc(Host& h, AllocationRequest r) { return h.agent->allocate(r); }
+Result<Allocation> alloc(Host& h, const AllocationRequest& r) { return h.agent->allocate(r); }
 
 }  // namespace
 

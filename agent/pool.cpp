@@ -127,7 +127,7 @@ Result<PoolSpec> pool_from_json(const json& j) {
   if (!sel.is_object()) return bad("selectors", "expected an object");
   static const char* const known[] = {"vendor_ids", "device_ids", "drivers", "pf_names", "addresses", "numa_nodes"};
   for (const auto& item : sel.items()) {
-    const std::string k = item.key();
+    const std::string& k = item.key();
     if (std::find_if(std::begin(known), std::end(known), [&](const char* n) { return k == n; }) == std::end(known))
       return bad("selectors." + k,
                  "unknown selector; known: vendor_ids, device_ids, drivers, pf_names, addresses, numa_nodes");

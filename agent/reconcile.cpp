@@ -163,7 +163,10 @@ bool Agent::reconcile_vf_configs(ReconcileReport& report, const Journal& journal
       const auto& list = vfs_of[ifname];
       auto it = std::find_if(list.begin(), list.end(), [&](const auto& x) { return x.index == index; });
       if (it == list.end()) {
-        report.drift.push_back(key + ": VF attributes desired but " + ifname + " has no VF " + std::to_string(index));
+        std::string drift = key + ": VF attributes desired but ";
+        drift += ifname;
+        drift += " has no VF " + std::to_string(index);
+        report.drift.push_back(std::move(drift));
         continue;
       }
       if (vf_config_overlay_equal(it->config, *wanted)) continue;

@@ -272,25 +272,25 @@ Result<void> StateStore::erase(const std::string& kind, const std::string& key) 
 // The Tx's methods run inside transaction(), under the lock it holds (see Tx): the analysis
 // cannot follow the lock through the std::function it calls.
 Result<void> StateStore::Tx::put(const std::string& kind, const std::string& key,
-                                 const std::string& json) NO_THREAD_SAFETY_ANALYSIS {
+                                 const std::string& json) SRIOVD_NO_THREAD_SAFETY_ANALYSIS {
   return s_.put_locked(kind, key, json);
 }
-Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) NO_THREAD_SAFETY_ANALYSIS {
+Result<void> StateStore::Tx::erase(const std::string& kind, const std::string& key) SRIOVD_NO_THREAD_SAFETY_ANALYSIS {
   return s_.erase_locked(kind, key);
 }
 Result<std::optional<std::string>> StateStore::Tx::get(const std::string& kind,
-                                                       const std::string& key) NO_THREAD_SAFETY_ANALYSIS {
+                                                       const std::string& key) SRIOVD_NO_THREAD_SAFETY_ANALYSIS {
   return s_.get_locked(kind, key);
 }
 Result<int64_t> StateStore::Tx::begin_operation(OperationKind kind, const std::string& target,
-                                                const std::string& request) NO_THREAD_SAFETY_ANALYSIS {
+                                                const std::string& request) SRIOVD_NO_THREAD_SAFETY_ANALYSIS {
   return s_.begin_operation_locked(kind, target, request);
 }
-Result<void> StateStore::Tx::add_step(int64_t id, const std::string& step_json) NO_THREAD_SAFETY_ANALYSIS {
+Result<void> StateStore::Tx::add_step(int64_t id, const std::string& step_json) SRIOVD_NO_THREAD_SAFETY_ANALYSIS {
   return s_.add_step_locked(id, step_json);
 }
 Result<void> StateStore::Tx::finish_operation(int64_t id, OperationState state,
-                                              const std::string& error) NO_THREAD_SAFETY_ANALYSIS {
+                                              const std::string& error) SRIOVD_NO_THREAD_SAFETY_ANALYSIS {
   return s_.finish_operation_locked(id, state, error);
 }
 

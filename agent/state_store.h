@@ -69,10 +69,10 @@ class StateStore {
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
-  Result<std::optional<std::string>> get(const std::string& kind, const std::string& key) EXCLUDES(mu_);
-  Result<std::map<std::string, std::string>> all(const std::string& kind) EXCLUDES(mu_);
-  Result<void> put(const std::string& kind, const std::string& key, const std::string& json) EXCLUDES(mu_);
-  Result<void> erase(const std::string& kind, const std::string& key) EXCLUDES(mu_);
+  Result<std::optional<std::string>> get(const std::string& kind, const std::string& key) SRIOVD_EXCLUDES(mu_);
+  Result<std::map<std::string, std::string>> all(const std::string& kind) SRIOVD_EXCLUDES(mu_);
+  Result<void> put(const std::string& kind, const std::string& key, const std::string& json) SRIOVD_EXCLUDES(mu_);
+  Result<void> erase(const std::string& kind, const std::string& key) SRIOVD_EXCLUDES(mu_);
 
   // Several changes in one transaction: `fn` calls the Tx's methods; if it returns an error
   // (or throws), nothing is kept. A Tx lives only inside transaction(), which holds the store's
@@ -94,47 +94,48 @@ class StateStore {
     StateStore& s_;
   };
   Result<void> transaction(const std::function<Result<void>(Tx&)>& fn, Durability durability = Durability::power_loss)
-      EXCLUDES(mu_);
+      SRIOVD_EXCLUDES(mu_);
 
   // The operation journal. Steps are committed with Durability::process_crash; the journal keeps
   // the last 1,000 finished operations (pruned in batches of 100).
   // An entry whose kind or state is not one of these (a damaged database) is an io error.
   Result<int64_t> begin_operation(OperationKind kind, const std::string& target, const std::string& request)
-      EXCLUDES(mu_);
-  Result<void> add_step(int64_t id, const std::string& step_json) EXCLUDES(mu_);
-  Result<void> finish_operation(int64_t id, OperationState state, const std::string& error = {}) EXCLUDES(mu_);
-  Result<std::vector<Operation>> operations_in_state(OperationState state) EXCLUDES(mu_);
-  Result<std::optional<Operation>> operation(int64_t id) EXCLUDES(mu_);
+      SRIOVD_EXCLUDES(mu_);
+  Result<void> add_step(int64_t id, const std::string& step_json) SRIOVD_EXCLUDES(mu_);
+  Result<void> finish_operation(int64_t id, OperationState state, const std::string& error = {}) SRIOVD_EXCLUDES(mu_);
+  Result<std::vector<Operation>> operations_in_state(OperationState state) SRIOVD_EXCLUDES(mu_);
+  Result<std::optional<Operation>> operation(int64_t id) SRIOVD_EXCLUDES(mu_);
 
   const std::filesystem::path& path() const { return path_; }
 
  private:
   StateStore() = default;
-  Result<void> exec(const char* sql) REQUIRES(mu_);  // any SQL text, statements parsed each time
-  Result<void> run(const char* sql) REQUIRES(mu_);   // one statement (a literal), prepared once
+  Result<void> exec(const char* sql) SRIOVD_REQUIRES(mu_);  // any SQL text, statements parsed each time
+  Result<void> run(const char* sql) SRIOVD_REQUIRES(mu_);   // one statement (a literal), prepared once
   // The statement for `sql` (a string literal), prepared on first use and kept; nullptr when it
   // does not compile.
-  sqlite3_stmt* prepared(const char* sql) REQUIRES(mu_);
+  sqlite3_stmt* prepared(const char* sql) SRIOVD_REQUIRES(mu_);
   // After a statement or a commit: for Durability::power_loss outside a transaction, syncs the
   // write-ahead log (the connection runs with synchronous=NORMAL).
-  Result<void> durable_locked(Durability d) REQUIRES(mu_);
-  Result<void> sync_log_locked() REQUIRES(mu_);
-  Error sql_error(const std::string& what) const REQUIRES(mu_);
+  Result<void> durable_locked(Durability d) SRIOVD_REQUIRES(mu_);
+  Result<void> sync_log_locked() SRIOVD_REQUIRES(mu_);
+  Error sql_error(const std::string& what) const SRIOVD_REQUIRES(mu_);
   // The work of the public methods and of Tx, with the lock held.
-  Result<std::optional<std::string>> get_locked(const std::string& kind, const std::string& key) REQUIRES(mu_);
-  Result<void> put_locked(const std::string& kind, const std::string& key, const std::string& json) REQUIRES(mu_);
-  Result<void> erase_locked(const std::string& kind, const std::string& key) REQUIRES(mu_);
+  Result<std::optional<std::string>> get_locked(const std::string& kind, const std::string& key) SRIOVD_REQUIRES(mu_);
+  Result<void> put_locked(const std::string& kind, const std::string& key, const std::string& json)
+      SRIOVD_REQUIRES(mu_);
+  Result<void> erase_locked(const std::string& kind, const std::string& key) SRIOVD_REQUIRES(mu_);
   Result<int64_t> begin_operation_locked(OperationKind kind, const std::string& target, const std::string& request)
-      REQUIRES(mu_);
-  Result<void> add_step_locked(int64_t id, const std::string& step_json) REQUIRES(mu_);
-  Result<void> finish_operation_locked(int64_t id, OperationState state, const std::string& error) REQUIRES(mu_);
+      SRIOVD_REQUIRES(mu_);
+  Result<void> add_step_locked(int64_t id, const std::string& step_json) SRIOVD_REQUIRES(mu_);
+  Result<void> finish_operation_locked(int64_t id, OperationState state, const std::string& error) SRIOVD_REQUIRES(mu_);
 
   std::filesystem::path path_;
   Mutex mu_;
-  sqlite3* db_ GUARDED_BY(mu_) = nullptr;
+  sqlite3* db_ SRIOVD_GUARDED_BY(mu_) = nullptr;
   // By the address of the SQL literal: every statement is a literal of this file, so the lookup
   // needs no string built or compared.
-  std::unordered_map<const char*, sqlite3_stmt*> prepared_ GUARDED_BY(mu_);
+  std::unordered_map<const char*, sqlite3_stmt*> prepared_ SRIOVD_GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::agent

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -17,7 +18,7 @@
 using namespace sriovd;
 using Clock = std::chrono::steady_clock;
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   if (argc != 5) {
     std::fprintf(stderr, "usage: sriovd-bench-alloc SOCKET POOL SECONDS CLIENTS\n");
     return 2;
@@ -28,12 +29,13 @@ int main(int argc, char** argv) {
   const std::string body = nlohmann::json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", "bench"}}}}).dump();
   struct Cycles {
     Mutex mu;
-    std::vector<double> ms GUARDED_BY(mu);  // every client's cycle times
+    std::vector<double> ms SRIOVD_GUARDED_BY(mu);  // every client's cycle times
   } cycles;
   std::atomic<int> failures{0}, conflicts{0};
   auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto t0 = Clock::now();
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(std::max(clients, 0)));
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&] {
       cli::Client c(cli::Endpoint::resolve("", socket));
@@ -85,4 +87,10 @@ int main(int argc, char** argv) {
                           .dump()
                           .c_str());
   return failures.load() == 0 ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-bench-alloc: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-bench-alloc: unknown exception\n");
+  return 1;
 }

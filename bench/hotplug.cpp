@@ -11,7 +11,9 @@
 // Usage: sriovd-bench-hotplug SRIOVD_BIN [EVENTS]
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -33,13 +35,13 @@ namespace {
 
 double pct(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  auto i = static_cast<size_t>(std::lround(p * static_cast<double>(v.size() - 1)));
   return v[std::min(i, v.size() - 1)];
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s SRIOVD_BIN [EVENTS]\n", argv[0]);
     return 2;
@@ -70,8 +72,8 @@ int main(int argc, char** argv) {
   struct Stream {
     Mutex mu;
     CondVar cv;
-    std::vector<std::pair<std::string, Clock::time_point>> arrived GUARDED_BY(mu);  // type, when
-    bool subscribed GUARDED_BY(mu) = false;
+    std::vector<std::pair<std::string, Clock::time_point>> arrived SRIOVD_GUARDED_BY(mu);  // type, when
+    bool subscribed SRIOVD_GUARDED_BY(mu) = false;
   } stream;
   std::thread follower([&] {
     cli::Client c(cli::Endpoint::resolve("", sock));
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {
   });
   {
     MutexLock lock(stream.mu);
-    if (!stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() REQUIRES(stream.mu) { return stream.subscribed; })) {
+    if (!stream.cv.wait_for(lock, std::chrono::seconds(10),
+                            [&]() SRIOVD_REQUIRES(stream.mu) { return stream.subscribed; })) {
       std::fprintf(stderr, "no event stream\n");
       return 1;
     }
@@ -118,7 +121,7 @@ int main(int argc, char** argv) {
     Clock::time_point t2;
     {
       MutexLock lock(stream.mu);
-      bool got = stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() REQUIRES(stream.mu) {
+      bool got = stream.cv.wait_for(lock, std::chrono::seconds(10), [&]() SRIOVD_REQUIRES(stream.mu) {
         for (size_t k = seen; k < stream.arrived.size(); ++k)
           if (stream.arrived[k].first == want) {
             t2 = stream.arrived[k].second;
@@ -147,4 +150,10 @@ int main(int argc, char** argv) {
       events, bdf.c_str(), pct(from_sent, 0.5), pct(from_sent, 0.99),
       *std::max_element(from_sent.begin(), from_sent.end()), pct(from_start, 0.5), pct(from_start, 0.99));
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-bench-hotplug: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-bench-hotplug: unknown exception\n");
+  return 1;
 }

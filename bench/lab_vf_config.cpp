@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <regex>
 #include <string>
 #include <vector>
@@ -65,6 +66,7 @@ bool write_sysfs(const std::string& path, const std::string& value) {
 
 int run(const std::vector<std::string>& args) {
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid;
@@ -172,7 +174,7 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   std::string ifname = "eth0";
   std::string numvfs_path = "/sys/bus/netdevsim/devices/netdevsim1/sriov_numvfs";
   uint32_t vfs = 64;
@@ -215,4 +217,10 @@ int main(int argc, char** argv) {
       "RESULT vfs=%u rounds=%d sriovd_ms=%.1f ip_ms=%.1f batch_ms=%.1f ratio=%.1f batch_ratio=%.2f verified=%s\n", vfs,
       rounds, a, b, c, b / a, c / a, all_ok ? "yes" : "no");
   return all_ok ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-bench-lab-vf-config: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-bench-lab-vf-config: unknown exception\n");
+  return 1;
 }

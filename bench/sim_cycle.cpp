@@ -13,6 +13,7 @@
 // Usage: sriovd-bench-sim-cycle [CYCLES]
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "sim/sim_kernel.h"
@@ -31,7 +32,7 @@ bool check(const Result<void>& r, const char* what) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   const int cycles = argc > 1 ? std::stoi(argv[1]) : 2000;
   test::TempDir dir("sriovd-bench-sim-cycle");
   auto m = fixtures::build_profile("dual-socket", dir / "sys");
@@ -66,4 +67,10 @@ int main(int argc, char** argv) {
   std::printf("{\"cycles\": %d, \"cycles_per_s\": %.1f, \"us_per_cycle\": %.1f}\n", cycles, cycles / s,
               s * 1e6 / cycles);
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-bench-sim-cycle: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-bench-sim-cycle: unknown exception\n");
+  return 1;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -24,7 +25,7 @@ long status_kib(int pid, const char* key) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s SRIOVD_BIN SYSFS_ROOT [RUNS]\n", argv[0]);
     return 2;
@@ -52,4 +53,10 @@ int main(int argc, char** argv) {
       "%d}\n",
       ms[ms.size() / 2], ms.front(), rss, hwm, runs);
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-bench-startup: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-bench-startup: unknown exception\n");
+  return 1;
 }

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -95,7 +96,10 @@ int cmd_devices_once(const Globals& g, const std::vector<std::pair<std::string, 
   char sep = '?';
   for (const auto& [k, v] : filters) {
     if (v.empty()) continue;
-    path += sep + k + "=" + v;
+    path += sep;
+    path += k;
+    path += '=';
+    path += v;
     sep = '&';
   }
   int status;
@@ -262,7 +266,7 @@ int cmd_events(const Globals& g, const std::string& since, long count, const std
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   CLI::App app{"sriovd-cli: inspect and drive sriovd, the SR-IOV and PCI passthrough agent"};
   app.require_subcommand(1);
   Globals g;
@@ -409,4 +413,10 @@ int main(int argc, char** argv) {
     return kExitUnreachable;
   }
   return action ? action() : kExitUsage;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-cli: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-cli: unknown exception\n");
+  return 1;
 }

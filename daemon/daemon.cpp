@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 #include <poll.h>
-#include <signal.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -101,13 +101,13 @@ std::pair<std::string, bool> config_path(const DaemonOptions& o) {
 // Tells what changed between two configurations that a reload cannot apply.
 std::vector<std::string> needs_restart(const Config& running, const Config& fresh) {
   std::vector<std::string> out;
-  if (running.listen != fresh.listen) out.push_back("listen");
-  if (running.tls != fresh.tls) out.push_back("tls");
-  if (running.state_dir != fresh.state_dir) out.push_back("state_dir");
-  if (running.sysfs_root != fresh.sysfs_root) out.push_back("sysfs_root");
-  if (running.limits != fresh.limits) out.push_back("limits");
-  if (running.libvirt_uri != fresh.libvirt_uri) out.push_back("libvirt_uri");
-  if (running.auth.reads_open != fresh.auth.reads_open) out.push_back("auth.reads");
+  if (running.listen != fresh.listen) out.emplace_back("listen");
+  if (running.tls != fresh.tls) out.emplace_back("tls");
+  if (running.state_dir != fresh.state_dir) out.emplace_back("state_dir");
+  if (running.sysfs_root != fresh.sysfs_root) out.emplace_back("sysfs_root");
+  if (running.limits != fresh.limits) out.emplace_back("limits");
+  if (running.libvirt_uri != fresh.libvirt_uri) out.emplace_back("libvirt_uri");
+  if (running.auth.reads_open != fresh.auth.reads_open) out.emplace_back("auth.reads");
   return out;
 }
 
@@ -220,8 +220,7 @@ Result<std::unique_ptr<HotplugMonitor>> start_hotplug(const DaemonOptions& optio
   const std::string& h = options.hotplug;
   if (h == "udev") source = HotplugSource::udev;
   else if (h == "kernel") source = HotplugSource::kernel;
-  else if (h == "sim") source = HotplugSource::sim;
-  else if (h == "auto" && options.sim) source = HotplugSource::sim;
+  else if (h == "sim" || (h == "auto" && options.sim)) source = HotplugSource::sim;
   // The kernel's events are about /sys: a daemon reading another tree without --sim follows none.
   else if (h == "auto" && std::filesystem::path(sysfs_root).lexically_normal() == "/sys")
     source = detect_hotplug_source();

@@ -2,13 +2,14 @@
 // everything else (`sriovd`, `sriovd serve ...`, `--help`) is the daemon, which this program
 // becomes with execv: same process, same PID for systemd, same arguments. Keeping the daemon's
 // libraries out of this binary makes `sriovd inventory` start like a small tool.
-#include <limits.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,7 @@ std::string daemon_path() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "inventory" || cmd == "simulate-reboot") {
     CLI::App app{"sriovd: SR-IOV and PCI passthrough host agent"};
@@ -52,4 +53,10 @@ int main(int argc, char** argv) {
   ::execv(daemon.c_str(), args.data());
   std::fprintf(stderr, "sriovd: cannot run the daemon %s: %s\n", daemon.c_str(), std::strerror(errno));
   return 127;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd: unknown exception\n");
+  return 1;
 }

@@ -34,7 +34,7 @@ std::optional<std::string> lease_device_xml(const Lease& lease, const Snapshot& 
   return *xml;
 }
 
-LeaseLibvirt::LeaseLibvirt(std::string uri, std::chrono::milliseconds detach_deadline)
+LeaseLibvirt::LeaseLibvirt(const std::string& uri, std::chrono::milliseconds detach_deadline)
     : deadline_(detach_deadline), libvirt_(virt::Libvirt::deferred(uri)) {}
 
 LeaseLibvirt::~LeaseLibvirt() = default;

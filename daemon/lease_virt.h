@@ -28,7 +28,7 @@ std::optional<std::string> lease_device_xml(const Lease& lease, const Snapshot& 
 
 class LeaseLibvirt {
  public:
-  explicit LeaseLibvirt(std::string uri, std::chrono::milliseconds detach_deadline = std::chrono::seconds(30));
+  explicit LeaseLibvirt(const std::string& uri, std::chrono::milliseconds detach_deadline = std::chrono::seconds(30));
   ~LeaseLibvirt();
   Result<void> attach(const std::string& xml, const Attachment& at);
   // Detaches the device from `at.domain` as it was attached (live and/or config). A domain that

@@ -1,9 +1,11 @@
 // sriovd: the SR-IOV and PCI passthrough host agent.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
 
 #include "daemon/daemon.h"
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   CLI::App app{"sriovd: SR-IOV and PCI passthrough host agent"};
   app.set_version_flag("--version", SRIOVD_VERSION);
   app.require_subcommand(0, 1);
@@ -70,4 +72,10 @@ int main(int argc, char** argv) {
   if (*inventory) return sriovd::agent::run_inventory(sysfs_root, opt.pci_ids, pretty);
   if (sysfs_given) opt.sysfs_root = sysfs_root;
   return sriovd::agent::run_daemon(opt);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd: unknown exception\n");
+  return 1;
 }

@@ -14,11 +14,11 @@ Readiness read_readiness(const pci::SysfsRoot& root) {
   r.vfio_pci_loaded = root.exists("module/vfio_pci") || root.exists("bus/pci/drivers/vfio-pci");
   r.vfio_iommu_type1_loaded = root.exists("module/vfio_iommu_type1");
   if (!r.iommu_enabled)
-    r.problems.push_back(
+    r.problems.emplace_back(
         "no IOMMU groups: enable the IOMMU (intel_iommu=on or amd_iommu=on) on the kernel command line");
-  if (!r.vfio_pci_loaded) r.problems.push_back("vfio-pci is not loaded: modprobe vfio-pci");
+  if (!r.vfio_pci_loaded) r.problems.emplace_back("vfio-pci is not loaded: modprobe vfio-pci");
   if (r.vfio_pci_loaded && !r.vfio_iommu_type1_loaded && r.vfio_loaded)
-    r.problems.push_back("vfio_iommu_type1 is not loaded: modprobe vfio_iommu_type1");
+    r.problems.emplace_back("vfio_iommu_type1 is not loaded: modprobe vfio_iommu_type1");
   return r;
 }
 

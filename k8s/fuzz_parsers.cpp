@@ -25,6 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto pools = parse_pool_list(s); pools.ok()) {
     for (const auto& pool : *pools) {
       std::vector<std::string> ids;
+      ids.reserve(pool.devices.size());
       for (const auto& d : pool.devices) ids.push_back(d.address.to_string());
       auto chosen = preferred_allocation(pool, ids, {}, static_cast<int>(ids.size() / 2 + 1));
       if (chosen.size() > ids.size()) std::abort();

@@ -235,12 +235,12 @@ Result<HttpAnswer> UnixHttpClient::request(const std::string& method, const std:
     return std::move(r).error();
   HttpAnswer out;
   HttpResponseParser p([&](std::string_view b) { out.body.append(b); });
+  const std::string what = method + " " + target;  // for the errors
   auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[16384];
   while (!p.complete()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      return Error::make(ErrorCode::unavailable, "sriovd did not answer " + method + " " + target + " in time");
+    if (left.count() <= 0) return Error::make(ErrorCode::unavailable, "sriovd did not answer " + what + " in time");
     pollfd pfd{fd->get(), POLLIN, 0};
     int pr = ::poll(&pfd, 1, static_cast<int>(left.count()));
     if (pr < 0 && errno != EINTR) return Error::sys(errno, "poll");
@@ -255,10 +255,9 @@ Result<HttpAnswer> UnixHttpClient::request(const std::string& method, const std:
       break;
     }
     if (!p.feed(std::string_view(buf, static_cast<size_t>(n))))
-      return Error::make(ErrorCode::unavailable, "sriovd's answer to " + method + " " + target + ": " + p.error());
+      return Error::make(ErrorCode::unavailable, "sriovd's answer to " + what + ": " + p.error());
   }
-  if (!p.complete())
-    return Error::make(ErrorCode::unavailable, "sriovd's answer to " + method + " " + target + ": " + p.error());
+  if (!p.complete()) return Error::make(ErrorCode::unavailable, "sriovd's answer to " + what + ": " + p.error());
   out.status = p.status();
   out.content_type = p.content_type();
   return out;

@@ -41,7 +41,7 @@ class HttpResponseParser {
   int status() const { return status_; }
   const std::string& content_type() const { return content_type_; }
 
-  static constexpr size_t max_header_bytes = 64 * 1024;
+  static constexpr size_t max_header_bytes = size_t{64} * 1024;
 
  private:
   enum class State {

@@ -48,6 +48,7 @@ Pool test_pool(Policy policy) {
 
 std::vector<std::string> ids(const Pool& p) {
   std::vector<std::string> out;
+  out.reserve(p.devices.size());
   for (const auto& d : p.devices) out.push_back(d.address.to_string());
   return out;
 }

@@ -1,13 +1,14 @@
 // sriovd-k8s: the kubelet device-plugin sidecar. Flags, logging and signals; the work is in
 // Sidecar.
-#include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <sstream>
 
 #include "base/fd.h"
@@ -15,7 +16,7 @@
 
 using namespace sriovd;
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   CLI::App app{"sriovd-k8s: offers sriovd's pools to kubelet as device-plugin resources"};
   k8s::Config cfg;
   std::string sriovd_socket, pools, log_level = "info";
@@ -91,4 +92,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sriovd-k8s: %s\n", e.what());
+  return 1;
+} catch (...) {
+  std::fprintf(stderr, "sriovd-k8s: unknown exception\n");
+  return 1;
 }

@@ -131,7 +131,7 @@ grpc::Status ResourcePlugin::ListAndWatch(grpc::ServerContext* ctx, const v1beta
     // Wakes on a new list or on shutdown; the timeout only bounds how long a stream kubelet
     // has abandoned keeps its thread.
     cv_.wait_for(lk, std::chrono::seconds(1),
-                 [&]() REQUIRES(mu_) { return generation_ != sent || server_epoch_ != epoch; });
+                 [&]() SRIOVD_REQUIRES(mu_) { return generation_ != sent || server_epoch_ != epoch; });
     if (server_epoch_ != epoch) return grpc::Status::OK;
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
     if (generation_ == sent) continue;

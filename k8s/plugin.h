@@ -73,7 +73,7 @@ class ResourcePlugin final : public v1beta1::DevicePlugin::Service {
  private:
   // Stops the server, if any: ends its streams, then drains it with mu_ released (its handlers
   // take mu_), and takes mu_ again before returning.
-  void stop_server() REQUIRES(mu_);
+  void stop_server() SRIOVD_REQUIRES(mu_);
 
   const std::string pool_;
   const std::string resource_;
@@ -82,11 +82,11 @@ class ResourcePlugin final : public v1beta1::DevicePlugin::Service {
 
   mutable Mutex mu_;
   CondVar cv_;  // generation_ or server_epoch_ changed
-  v1beta1::ListAndWatchResponse current_ GUARDED_BY(mu_);
-  std::string current_wire_ GUARDED_BY(mu_);  // current_ serialised, to compare
-  uint64_t generation_ GUARDED_BY(mu_) = 1;
-  uint64_t server_epoch_ GUARDED_BY(mu_) = 0;  // bumps on each stop
-  std::unique_ptr<grpc::Server> server_ GUARDED_BY(mu_);
+  v1beta1::ListAndWatchResponse current_ SRIOVD_GUARDED_BY(mu_);
+  std::string current_wire_ SRIOVD_GUARDED_BY(mu_);  // current_ serialised, to compare
+  uint64_t generation_ SRIOVD_GUARDED_BY(mu_) = 1;
+  uint64_t server_epoch_ SRIOVD_GUARDED_BY(mu_) = 0;  // bumps on each stop
+  std::unique_ptr<grpc::Server> server_ SRIOVD_GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::k8s

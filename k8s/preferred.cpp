@@ -32,7 +32,7 @@ bool by_address(const Candidate& a, const Candidate& b) { return a.id < b.id; }
 
 // Picks `need` candidates among `cands` (all on one NUMA node, or the leftovers) per policy.
 // PFs in `warm` (already used by must_include) are filled first when packing.
-std::vector<const Candidate*> pick_on_node(std::vector<const Candidate*> cands, size_t need, Policy policy,
+std::vector<const Candidate*> pick_on_node(const std::vector<const Candidate*>& cands, size_t need, Policy policy,
                                            const std::set<std::string>& warm) {
   std::map<std::string, std::vector<const Candidate*>> by_pf;
   for (const Candidate* c : cands) by_pf[c->pf].push_back(c);

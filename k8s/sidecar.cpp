@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
+#include <ranges>
 
 #include "k8s/container.h"
 #include "k8s/preferred.h"
@@ -34,7 +35,7 @@ grpc::Status to_status(const Error& e) {
     case ErrorCode::unsupported: code = grpc::StatusCode::UNIMPLEMENTED; break;
     default: break;
   }
-  return grpc::Status(code, e.message);
+  return {code, e.message};
 }
 
 void wake(int fd) {
@@ -172,7 +173,7 @@ void Sidecar::request_refresh() {
 void Sidecar::refresh_loop() {
   MutexLock lk(mu_);
   while (true) {
-    cv_.wait(lk, [&]() REQUIRES(mu_) { return refresh_wanted_ || stopping_; });
+    cv_.wait(lk, [&]() SRIOVD_REQUIRES(mu_) { return refresh_wanted_ || stopping_; });
     if (stopping_) return;
     refresh_wanted_ = false;
     lk.unlock();
@@ -272,6 +273,7 @@ Result<Lease> Sidecar::take_lease(const std::string& pool, const PciAddress& add
 
 Result<void> Sidecar::write_cdi_spec(const Pool& pool, const std::vector<AllocatedDevice>& fresh) const {
   std::vector<AllocatedDevice> all;
+  all.reserve(pool.devices.size() + fresh.size());
   for (const auto& d : pool.devices) all.push_back({d.address, d.iommu_group, d.netdevs});
   for (const auto& f : fresh) {
     auto it = std::find_if(all.begin(), all.end(), [&](const auto& a) { return a.address == f.address; });
@@ -294,17 +296,16 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
   {
     MutexLock lk(mu_);
     auto it = pools_.find(pool_name);
-    if (it == pools_.end())
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "sriovd has no pool '" + pool_name + "'");
+    if (it == pools_.end()) return {grpc::StatusCode::FAILED_PRECONDITION, "sriovd has no pool '" + pool_name + "'"};
     pool = it->second;
   }
   std::vector<std::string> taken;  // leases of this call, released again if a later step fails
   auto fail = [&](const std::string& id, const Error& e) {
-    for (auto it = taken.rbegin(); it != taken.rend(); ++it) {
-      if (auto r = api.release(*it); !r)
-        spdlog::error("allocate rollback: releasing lease {}: {}", *it, r.error().message);
+    for (const auto& lease : std::views::reverse(taken)) {
+      if (auto r = api.release(lease); !r)
+        spdlog::error("allocate rollback: releasing lease {}: {}", lease, r.error().message);
       MutexLock lk(mu_);
-      created_.erase(*it);
+      created_.erase(lease);
     }
     Error ctx = e;
     ctx.message = "allocating " + id + " for " + resource + ": " + e.message;
@@ -368,7 +369,7 @@ void Sidecar::request_release() {
 void Sidecar::release_loop() {
   MutexLock lk(mu_);
   while (true) {
-    cv_.wait_for(lk, cfg_.release_interval, [&]() REQUIRES(mu_) { return release_wanted_ || stopping_; });
+    cv_.wait_for(lk, cfg_.release_interval, [&]() SRIOVD_REQUIRES(mu_) { return release_wanted_ || stopping_; });
     if (stopping_) return;
     release_wanted_ = false;
     lk.unlock();

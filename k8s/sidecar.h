@@ -82,7 +82,7 @@ class Sidecar final : public AllocationHandler {
   void register_all(const std::string& why);
   bool wanted(const std::string& pool) const;
   Result<Lease> take_lease(const std::string& pool, const PciAddress& address);
-  std::vector<v1beta1::Device> device_list(const Pool& pool) const REQUIRES(mu_);
+  std::vector<v1beta1::Device> device_list(const Pool& pool) const SRIOVD_REQUIRES(mu_);
   Result<void> write_cdi_spec(const Pool& pool, const std::vector<AllocatedDevice>& fresh) const;
 
   const Config cfg_;
@@ -92,15 +92,15 @@ class Sidecar final : public AllocationHandler {
   mutable Mutex mu_;
   CondVar cv_;
   // By pool; never erased while running.
-  std::map<std::string, std::unique_ptr<ResourcePlugin>> plugins_ GUARDED_BY(mu_);
-  std::set<std::string> unregistered_ GUARDED_BY(mu_);                // pools whose plugin awaits Register
-  std::map<std::string, Pool> pools_ GUARDED_BY(mu_);                 // last read, wanted pools only
-  std::set<std::string> pod_leases_ GUARDED_BY(mu_);                  // pod lease ids in our pools
-  std::map<std::string, Clock::time_point> created_ GUARDED_BY(mu_);  // leases we took, when
-  Clock::time_point quiet_until_ GUARDED_BY(mu_){};                   // no releases before
-  bool refresh_wanted_ GUARDED_BY(mu_) = true;
-  bool release_wanted_ GUARDED_BY(mu_) = false;
-  bool stopping_ GUARDED_BY(mu_) = false;
+  std::map<std::string, std::unique_ptr<ResourcePlugin>> plugins_ SRIOVD_GUARDED_BY(mu_);
+  std::set<std::string> unregistered_ SRIOVD_GUARDED_BY(mu_);                // pools whose plugin awaits Register
+  std::map<std::string, Pool> pools_ SRIOVD_GUARDED_BY(mu_);                 // last read, wanted pools only
+  std::set<std::string> pod_leases_ SRIOVD_GUARDED_BY(mu_);                  // pod lease ids in our pools
+  std::map<std::string, Clock::time_point> created_ SRIOVD_GUARDED_BY(mu_);  // leases we took, when
+  Clock::time_point quiet_until_ SRIOVD_GUARDED_BY(mu_){};                   // no releases before
+  bool refresh_wanted_ SRIOVD_GUARDED_BY(mu_) = true;
+  bool release_wanted_ SRIOVD_GUARDED_BY(mu_) = false;
+  bool stopping_ SRIOVD_GUARDED_BY(mu_) = false;
 
   std::map<std::string, Clock::time_point> unheld_since_;  // release thread only
   std::unique_ptr<EventStream> events_;

@@ -79,7 +79,7 @@ Result<net::LinkMessage> getlink(net::RtnlSocket& sock, const std::string& ifnam
 Result<std::unique_ptr<LinuxKernel>> LinuxKernel::open(const std::filesystem::path& sysfs_root, Options options) {
   int fd = ::open(sysfs_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Error::sys(errno, "opening sysfs root " + sysfs_root.string());
-  return std::unique_ptr<LinuxKernel>(new LinuxKernel(sysfs_root, UniqueFd(fd), options));
+  return std::unique_ptr<LinuxKernel>(new LinuxKernel(sysfs_root, UniqueFd(fd), std::move(options)));
 }
 
 Result<net::RtnlSocket*> LinuxKernel::socket() const {

@@ -53,19 +53,20 @@ class LinuxKernel final : public Kernel {
   // gives an empty list. If the answer with counters is unusable (a PF with so many VFs that the
   // kernel cannot fit them, or fewer entries than IFLA_NUM_VF), asks again without counters
   // (RTEXT_FILTER_SKIP_STATS) and returns the VFs without stats.
-  Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override EXCLUDES(sock_mu_);
+  Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override SRIOVD_EXCLUDES(sock_mu_);
 
   // One RTM_SETLINK (net::build_set_vf) on the PF's ifindex. Nothing set: succeeds without
   // asking the kernel. min_tx_rate without max_tx_rate: reads the VF's current max rate first
   // (IFLA_VF_RATE carries both; iproute2 does the same), so the call is then not atomic against
   // a concurrent rate change. A config the builder refuses (qos without vlan) is EINVAL without
   // a request.
-  Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override EXCLUDES(sock_mu_);
+  Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override
+      SRIOVD_EXCLUDES(sock_mu_);
 
   // RTM_GETLINK (ifindex, IFF_UP), RTM_GETADDR dump (addresses of the link, IPv6 link-local left
   // out), RTM_GETROUTE dump (routes in the main table with the link among their output
   // interfaces, multipath next hops included, cloned cache entries not).
-  Result<LinkFacts> get_link(const std::string& ifname) override EXCLUDES(sock_mu_);
+  Result<LinkFacts> get_link(const std::string& ifname) override SRIOVD_EXCLUDES(sock_mu_);
 
   // On a socket of its own (the shared one stays free for other calls while this waits): joins
   // RTNLGRP_LINK, then RTM_GETLINK of `ifname`, then reads link notifications for its ifindex
@@ -83,13 +84,13 @@ class LinuxKernel final : public Kernel {
 
  private:
   LinuxKernel(std::filesystem::path root_path, UniqueFd root, Options options)
-      : root_path_(std::move(root_path)), root_(std::move(root)), options_(options) {}
+      : root_path_(std::move(root_path)), root_(std::move(root)), options_(std::move(options)) {}
   // The one NETLINK_ROUTE socket every request goes through, opened on first use; the caller
   // holds sock_mu_. RtnlSocket reopens itself when an answer was left half-read.
-  Result<net::RtnlSocket*> socket() const REQUIRES(sock_mu_);
+  Result<net::RtnlSocket*> socket() const SRIOVD_REQUIRES(sock_mu_);
 
   mutable Mutex sock_mu_;
-  mutable std::optional<net::RtnlSocket> sock_ GUARDED_BY(sock_mu_);
+  mutable std::optional<net::RtnlSocket> sock_ SRIOVD_GUARDED_BY(sock_mu_);
   const std::filesystem::path root_path_;
   const UniqueFd root_;  // O_PATH|O_DIRECTORY on the sysfs root; immutable
   const Options options_;

@@ -198,7 +198,7 @@ class Req {
     return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T)));
   }
   nlmsghdr* nlh() { return nlh_; }
-  net::Bytes bytes() const { return net::Bytes(buf_.begin(), buf_.begin() + nlh_->nlmsg_len); }
+  net::Bytes bytes() const { return {buf_.begin(), buf_.begin() + nlh_->nlmsg_len}; }
 
  private:
   net::Bytes buf_;

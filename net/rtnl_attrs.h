@@ -122,7 +122,10 @@ Result<void> expect_type(const Message& m, std::initializer_list<uint16_t> types
     if (!_r) return std::move(_r).error(); \
   } while (0)
 
+// `var` is the name of the variable declared, a declarator that cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define TRY_ASSIGN(var, expr)                      \
   auto var##_r = (expr);                           \
   if (!var##_r) return std::move(var##_r).error(); \
   auto var = std::move(var##_r).value()
+// NOLINTEND(bugprone-macro-parentheses)

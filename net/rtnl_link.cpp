@@ -167,7 +167,7 @@ Result<LinkMessage> decode_link(ByteView bytes) {
         for (const nlattr* e : list) {
           if (mnl_attr_get_type(e) != IFLA_VF_INFO) continue;
           TRY_ASSIGN(vf, decode_vf_info(e, what + ": IFLA_VF_INFO #" + std::to_string(out.vfs.size())));
-          out.vfs.push_back(std::move(vf));
+          out.vfs.push_back(vf);
         }
         break;
       }

@@ -207,7 +207,7 @@ TEST_CASE("RTM_NEWLINK: malformed messages are errors, never out-of-bounds reads
     for (auto* a : top)
       if (mnl_attr_get_type(a) == IFLA_VFINFO_LIST) list = a;
     REQUIRE(list);
-    size_t off = static_cast<size_t>(reinterpret_cast<const uint8_t*>(mnl_attr_get_payload(list)) - b.data());
+    auto off = static_cast<size_t>(reinterpret_cast<const uint8_t*>(mnl_attr_get_payload(list)) - b.data());
     uint16_t huge = 0xfff0;
     std::memcpy(b.data() + off, &huge, 2);
     CHECK_FALSE(decode_link(b));

@@ -15,7 +15,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kInitialBuffer = 32 * 1024;  // the kernel's dump datagrams are at most ~32 KiB
+constexpr size_t kInitialBuffer = size_t{32} * 1024;  // the kernel's dump datagrams are at most ~32 KiB
 constexpr int kDumpAttempts = 3;
 
 std::string request_name(uint16_t type) {

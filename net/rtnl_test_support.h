@@ -66,7 +66,7 @@ class Msg {
     return *this;
   }
   nlmsghdr* nlh() { return nlh_; }
-  Bytes bytes() const { return Bytes(buf_.begin(), buf_.begin() + nlh_->nlmsg_len); }
+  Bytes bytes() const { return {buf_.begin(), buf_.begin() + nlh_->nlmsg_len}; }
 
  private:
   Bytes buf_;
@@ -134,7 +134,7 @@ inline void put_kernel_vf(Msg& m, uint32_t vf, uint32_t vlan, uint32_t qos, uint
     for (uint16_t t = IFLA_VF_STATS_RX_PACKETS; t <= IFLA_VF_STATS_TX_DROPPED; ++t) {
       if (t == IFLA_VF_STATS_PAD) continue;
       m.put_raw(IFLA_VF_STATS_PAD, "", 0);  // nla_put_u64_64bit's alignment pad, as on 32-bit
-      m.u64(t, 1000u * (t + 1));
+      m.u64(t, uint64_t{1000} * (t + 1));
     }
     m.end(st);
   }
@@ -165,7 +165,7 @@ void damage_everywhere(const Bytes& good, F decode) {
     Bytes cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
     CHECK_FALSE(decode(cut));  // nlmsg_len says more than there is
     Bytes shrunk = good;
-    uint32_t len = static_cast<uint32_t>(n);
+    auto len = static_cast<uint32_t>(n);
     if (n >= 4) std::memcpy(shrunk.data(), &len, 4);
     (void)decode(shrunk);
   }

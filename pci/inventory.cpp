@@ -1,11 +1,11 @@
 #include "pci/inventory.h"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -62,7 +62,8 @@ class DeviceReader {
   std::optional<std::string_view> attr(const char* name, bool required) {
     ssize_t n = read_small(dirfd_, name, buf_, sizeof buf_);
     if (n < 0) {
-      if (required || n != -ENOENT) warn(name, n == -ENOENT ? "missing" : "unreadable (" + describe(n) + ")");
+      if (required || n != -ENOENT)
+        warn(name, n == -ENOENT ? "missing" : "unreadable (" + describe(static_cast<int>(n)) + ")");
       return std::nullopt;
     }
     return std::string_view(buf_, static_cast<size_t>(n));
@@ -86,7 +87,7 @@ class DeviceReader {
     if (n >= 0) {
       u = parse_uevent(std::string_view(ubuf, static_cast<size_t>(n)));
     } else {
-      warn("uevent", n == -ENOENT ? "missing" : "unreadable (" + describe(n) + ")");
+      warn("uevent", n == -ENOENT ? "missing" : "unreadable (" + describe(static_cast<int>(n)) + ")");
     }
     if (u.slot && *u.slot != dev_.address)
       warn("uevent", "PCI_SLOT_NAME " + u.slot->to_string() + " differs from the directory name");

@@ -227,7 +227,7 @@ TEST_CASE("a directory that is not sysfs is a clear start-up error") {
 TEST_CASE("a hand-made tree with the kernel's layout but none of our generator's extras") {
   // Only what a minimal kernel gives: class/vendor/device files, a uevent without SUBSYS, links.
   test::TempDir dir;
-  fs::path r = dir.path();
+  const fs::path& r = dir.path();
   fs::create_directories(r / "devices/pci0000:00/0000:00:02.0/net/eth7");
   fs::create_directories(r / "bus/pci/devices");
   fs::create_directories(r / "bus/pci/drivers/virtio-pci");
@@ -260,7 +260,7 @@ TEST_CASE("a hand-made tree with the kernel's layout but none of our generator's
 TEST_CASE("netdevs from class/net: only PCI functions' netdevs, each on its function") {
   // The kernel's layout: class/net links to <device>/net/<name> for every netdev, PCI or not.
   test::TempDir dir;
-  fs::path r = dir.path();
+  const fs::path& r = dir.path();
   fs::path d = r / "devices/pci0000:00/0000:00:02.0";
   fs::create_directories(d / "net/eth7");
   fs::create_directories(d / "net/eth8");

@@ -30,26 +30,26 @@ class NameDb {
 
   // Loads the database now (it is otherwise loaded by the first lookup): lets a caller overlap
   // the ~15 ms parse of pci.ids with other work.
-  void preload() EXCLUDES(mu_);
+  void preload() SRIOVD_EXCLUDES(mu_);
 
   // Lets go of the databases (the hwdb mapping, the parsed pci.ids) and keeps the names already
   // looked up; a later lookup of a new id opens them again. A daemon calls this after each scan.
-  void close() EXCLUDES(mu_);
+  void close() SRIOVD_EXCLUDES(mu_);
 
-  std::optional<std::string> vendor(uint16_t vendor_id) EXCLUDES(mu_);
-  std::optional<std::string> device(uint16_t vendor_id, uint16_t device_id) EXCLUDES(mu_);
+  std::optional<std::string> vendor(uint16_t vendor_id) SRIOVD_EXCLUDES(mu_);
+  std::optional<std::string> device(uint16_t vendor_id, uint16_t device_id) SRIOVD_EXCLUDES(mu_);
 
  private:
-  std::optional<std::string> lookup(int flags, uint16_t v, uint16_t d) REQUIRES(mu_);
+  std::optional<std::string> lookup(int flags, uint16_t v, uint16_t d) SRIOVD_REQUIRES(mu_);
   static std::optional<std::string> ask(pci_access* acc, int flags, uint16_t v, uint16_t d);
 
   Mutex mu_;
   std::string ids_path_;
-  pci_access* hwdb_ GUARDED_BY(mu_) = nullptr;  // hwdb only
-  pci_access* ids_ GUARDED_BY(mu_) = nullptr;   // pci.ids
-  bool started_ GUARDED_BY(mu_) = false;
-  std::unordered_map<uint32_t, std::optional<std::string>> vendors_ GUARDED_BY(mu_);
-  std::unordered_map<uint32_t, std::optional<std::string>> devices_ GUARDED_BY(mu_);
+  pci_access* hwdb_ SRIOVD_GUARDED_BY(mu_) = nullptr;  // hwdb only
+  pci_access* ids_ SRIOVD_GUARDED_BY(mu_) = nullptr;   // pci.ids
+  bool started_ SRIOVD_GUARDED_BY(mu_) = false;
+  std::unordered_map<uint32_t, std::optional<std::string>> vendors_ SRIOVD_GUARDED_BY(mu_);
+  std::unordered_map<uint32_t, std::optional<std::string>> devices_ SRIOVD_GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::pci

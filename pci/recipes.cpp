@@ -1,6 +1,7 @@
 #include "pci/recipes.h"
 
 #include <cerrno>
+#include <ranges>
 
 #include "pci/decode.h"
 #include "pci/paths.h"
@@ -118,8 +119,8 @@ Result<void> KernelSteps::run(const Step& step) {
 
 std::vector<std::string> KernelSteps::rollback() {
   std::vector<std::string> failures;
-  for (auto it = taken_.rbegin(); it != taken_.rend(); ++it)
-    for (const auto& u : it->undo)
+  for (const auto& step : std::views::reverse(taken_))
+    for (const auto& u : step.undo)
       if (auto r = kernel_.write_attr(u.path, u.value); !r)
         failures.push_back("write '" + u.value + "' to " + u.path + ": " + r.error().message);
   taken_.clear();

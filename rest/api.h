@@ -98,7 +98,7 @@ class Api {
  private:
   struct Rendered;
   std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const
-      EXCLUDES(render_mu_);
+      SRIOVD_EXCLUDES(render_mu_);
 
   // The handlers of the routing table: probes, metrics and documents (rest/api.cpp).
   Response healthz(const RouteCall& call) const;

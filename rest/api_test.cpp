@@ -115,7 +115,7 @@ TEST_CASE("GET /v1/devices/{address}: the contract's fields") {
 TEST_CASE("filters combine, and a bad filter is a 400 naming the parameter") {
   Fixture f;
   auto count = [&](std::vector<std::pair<std::string, std::string>> q) {
-    auto r = f.get("/v1/devices", q);
+    auto r = f.get("/v1/devices", std::move(q));
     REQUIRE(r.status == 200);
     return valid(r, "DeviceList")["count"].get<size_t>();
   };
@@ -431,13 +431,13 @@ TEST_CASE("GET /metrics: host gauges, operation counters and per-VF traffic; pro
     CHECK_MESSAGE(found, s);
   };
   has("# TYPE sriovd_operations_total counter");
-  has("sriovd_operations_total{operation=\"set_num_vfs\",result=\"ok\"} 1");
-  has("sriovd_operations_total{operation=\"set_num_vfs\",result=\"invalid\"} 1");
-  has("sriovd_operation_duration_seconds_count{operation=\"set_num_vfs\",result=\"ok\"} 1");
-  has("sriovd_pf_enabled_vfs{netdev=\"ens1f0\",pf=\"0000:17:00.0\"} 2");
-  has("sriovd_pf_total_vfs{netdev=\"ens1f0\",pf=\"0000:17:00.0\"} 128");
-  has("sriovd_devices{driver=\"iavf\",kind=\"vf\"}");
-  has("sriovd_iommu_groups{viable=\"false\"} ");
+  has(R"(sriovd_operations_total{operation="set_num_vfs",result="ok"} 1)");
+  has(R"(sriovd_operations_total{operation="set_num_vfs",result="invalid"} 1)");
+  has(R"(sriovd_operation_duration_seconds_count{operation="set_num_vfs",result="ok"} 1)");
+  has(R"(sriovd_pf_enabled_vfs{netdev="ens1f0",pf="0000:17:00.0"} 2)");
+  has(R"(sriovd_pf_total_vfs{netdev="ens1f0",pf="0000:17:00.0"} 128)");
+  has(R"(sriovd_devices{driver="iavf",kind="vf"})");
+  has(R"(sriovd_iommu_groups{viable="false"} )");
   has("sriovd_reconcile_drift 0");
   has("sriovd_event_streams 0");
   has("sriovd_test_collector 7");
@@ -446,8 +446,8 @@ TEST_CASE("GET /metrics: host gauges, operation counters and per-VF traffic; pro
   for (const auto& v : snap->devices)
     if (v.device.physfn == PciAddress::parse("0000:17:00.0") && v.device.vf_index == 1) vf1 = &v;
   REQUIRE(vf1);
-  const std::string labels = "{address=\"" + vf1->device.address.to_string() + "\",numa_node=\"" +
-                             std::to_string(vf1->device.numa_node.value_or(-1)) + "\",pf=\"ens1f0\",vf=\"1\"}";
+  const std::string labels = R"({address=")" + vf1->device.address.to_string() + R"(",numa_node=")" +
+                             std::to_string(vf1->device.numa_node.value_or(-1)) + R"(",pf="ens1f0",vf="1"})";
   has("sriov_vf_rx_bytes" + labels + " 123456789012");
   has("sriov_vf_tx_packets" + labels + " 42");
   has("sriov_vf_rx_dropped" + labels + " 3");

@@ -64,7 +64,9 @@ Result<TokenSet> TokenSet::parse(std::string_view text, const std::string& origi
     ++line_no;
     if (line.empty() || line[0] == '#') continue;
     auto bad = [&](const std::string& why) {
-      return Error::make(ErrorCode::invalid, origin + ":" + std::to_string(line_no) + ": " + why, "token_file");
+      std::string message = origin + ":" + std::to_string(line_no) + ": ";
+      message += why;
+      return Error::make(ErrorCode::invalid, std::move(message), "token_file");
     };
     auto c1 = line.find(':');
     if (c1 == std::string::npos) return bad("expected NAME:TOKEN or NAME:TOKEN:read-only");

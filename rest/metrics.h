@@ -43,20 +43,20 @@ class Metrics {
 
   // Adds a collector that fills a per-scrape registry (gauges of pools, leases...).
   using Collector = std::function<void(prometheus::Registry&)>;
-  void add_collector(Collector c) EXCLUDES(mu_);
+  void add_collector(Collector c) SRIOVD_EXCLUDES(mu_);
 
   // The text exposition. `vf_stats` reads one PF's VFs (with counters) over rtnetlink; null:
   // no per-VF traffic figures. `extra` adds gauges of the caller's own (open event streams).
   std::string render(const agent::Snapshot& snap,
                      const std::function<Result<std::vector<VfInfo>>(const std::string&)>& vf_stats,
-                     const std::function<void(prometheus::Registry&)>& extra = {}) const EXCLUDES(mu_);
+                     const std::function<void(prometheus::Registry&)>& extra = {}) const SRIOVD_EXCLUDES(mu_);
 
  private:
   std::shared_ptr<prometheus::Registry> ops_;  // lives as long as the daemon
   prometheus::Family<prometheus::Counter>* ops_total_;
   prometheus::Family<prometheus::Histogram>* ops_seconds_;
   mutable Mutex mu_;
-  std::vector<Collector> collectors_ GUARDED_BY(mu_);
+  std::vector<Collector> collectors_ SRIOVD_GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::rest

@@ -63,7 +63,7 @@ class ConnectionWatch {
 
   // Watches `sock` from now on; the watch holds its own descriptor of the socket, so shutting it
   // down can never hit a descriptor number reused after the worker closed its own.
-  uint64_t add(int sock) EXCLUDES(mu_) {
+  uint64_t add(int sock) SRIOVD_EXCLUDES(mu_) {
     int dup = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
     MutexLock lock(mu_);
     uint64_t id = ++next_id_;
@@ -71,7 +71,7 @@ class ConnectionWatch {
     wake_if_idle();
     return id;
   }
-  void remove(uint64_t id) EXCLUDES(mu_) {
+  void remove(uint64_t id) SRIOVD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
@@ -79,12 +79,12 @@ class ConnectionWatch {
     entries_.erase(it);
   }
   // A request arrived whole: no deadline while it is handled.
-  void lift(uint64_t id) EXCLUDES(mu_) {
+  void lift(uint64_t id) SRIOVD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline.reset();
   }
   // Its answer went out: the next request has the allowance from now.
-  void rearm(uint64_t id) EXCLUDES(mu_) {
+  void rearm(uint64_t id) SRIOVD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline = Clock::now() + allowance_;
     wake_if_idle();
@@ -97,10 +97,10 @@ class ConnectionWatch {
   };
   // A new deadline is now + allowance_, never earlier than one the watch already waits for: the
   // watch needs waking only when it waits for none.
-  void wake_if_idle() REQUIRES(mu_) {
+  void wake_if_idle() SRIOVD_REQUIRES(mu_) {
     if (idle_) cv_.notify_all();
   }
-  void run() EXCLUDES(mu_) {
+  void run() SRIOVD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     while (!stopping_) {
       auto next = Clock::time_point::max();
@@ -124,10 +124,10 @@ class ConnectionWatch {
   const Clock::duration allowance_;
   Mutex mu_;
   CondVar cv_;
-  std::map<uint64_t, Entry> entries_ GUARDED_BY(mu_);
-  uint64_t next_id_ GUARDED_BY(mu_) = 0;
-  bool stopping_ GUARDED_BY(mu_) = false;
-  bool idle_ GUARDED_BY(mu_) = false;  // the watch waits with no deadline
+  std::map<uint64_t, Entry> entries_ SRIOVD_GUARDED_BY(mu_);
+  uint64_t next_id_ SRIOVD_GUARDED_BY(mu_) = 0;
+  bool stopping_ SRIOVD_GUARDED_BY(mu_) = false;
+  bool idle_ SRIOVD_GUARDED_BY(mu_) = false;  // the watch waits with no deadline
   std::thread thread_;
 };
 
@@ -296,7 +296,7 @@ void write_response(Response res, const httplib::Request& in, httplib::Response&
     out.set_header("Content-Type", res.content_type);
     out.set_header("Content-Length", std::to_string(res.body.size()));
   } else {
-    out.set_content(std::move(res.body), res.content_type.c_str());
+    out.set_content(res.body, res.content_type.c_str());
   }
 }
 
@@ -529,6 +529,7 @@ bool HttpServer::running() const {
 
 std::vector<ListenAddress> HttpServer::bound() const {
   std::vector<ListenAddress> out;
+  out.reserve(listeners_.size());
   for (const auto& l : listeners_) out.push_back(l->address);
   return out;
 }

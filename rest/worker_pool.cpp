@@ -14,7 +14,7 @@ WorkerPool::~WorkerPool() { shutdown(); }
 
 void WorkerPool::enqueue(std::function<void()> fn) {
   MutexLock lock(mu_);
-  space_.wait(lock, [&]() REQUIRES(mu_) { return jobs_.size() < max_waiting_ || shutdown_; });
+  space_.wait(lock, [&]() SRIOVD_REQUIRES(mu_) { return jobs_.size() < max_waiting_ || shutdown_; });
   jobs_.push_back(std::move(fn));
   reap_locked();
   if (idle_ < jobs_.size() && threads_.size() < max_workers_) {
@@ -49,7 +49,7 @@ void WorkerPool::work() {
   MutexLock lock(mu_);
   for (;;) {
     ++idle_;
-    bool woken = ready_.wait_for(lock, idle_exit_, [&]() REQUIRES(mu_) { return !jobs_.empty() || shutdown_; });
+    bool woken = ready_.wait_for(lock, idle_exit_, [&]() SRIOVD_REQUIRES(mu_) { return !jobs_.empty() || shutdown_; });
     --idle_;
     if (jobs_.empty()) {
       // Idle too long: leave, to be joined by the next enqueue (or by shutdown). Stopping: the

@@ -32,13 +32,13 @@ class WorkerPool : public httplib::TaskQueue {
   WorkerPool(size_t workers, std::chrono::milliseconds idle_exit, std::atomic<int>& live);
   ~WorkerPool() override;
 
-  void enqueue(std::function<void()> fn) override EXCLUDES(mu_);
+  void enqueue(std::function<void()> fn) override SRIOVD_EXCLUDES(mu_);
   // Serves what was enqueued, then joins every worker. Idempotent.
-  void shutdown() override EXCLUDES(mu_);
+  void shutdown() override SRIOVD_EXCLUDES(mu_);
 
  private:
-  void work() EXCLUDES(mu_);
-  void reap_locked() REQUIRES(mu_);
+  void work() SRIOVD_EXCLUDES(mu_);
+  void reap_locked() SRIOVD_REQUIRES(mu_);
 
   const size_t max_workers_;
   const size_t max_waiting_;
@@ -46,11 +46,11 @@ class WorkerPool : public httplib::TaskQueue {
   std::atomic<int>& live_;
   Mutex mu_;
   CondVar ready_, space_;
-  std::deque<std::function<void()>> jobs_ GUARDED_BY(mu_);
-  size_t idle_ GUARDED_BY(mu_) = 0;  // workers waiting for a job
-  std::map<std::thread::id, std::thread> threads_ GUARDED_BY(mu_);
-  std::vector<std::thread::id> left_ GUARDED_BY(mu_);  // left for idleness, not yet joined
-  bool shutdown_ GUARDED_BY(mu_) = false;
+  std::deque<std::function<void()>> jobs_ SRIOVD_GUARDED_BY(mu_);
+  size_t idle_ SRIOVD_GUARDED_BY(mu_) = 0;  // workers waiting for a job
+  std::map<std::thread::id, std::thread> threads_ SRIOVD_GUARDED_BY(mu_);
+  std::vector<std::thread::id> left_ SRIOVD_GUARDED_BY(mu_);  // left for idleness, not yet joined
+  bool shutdown_ SRIOVD_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace sriovd::rest

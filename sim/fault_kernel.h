@@ -31,20 +31,20 @@ class FaultKernel : public Kernel {
 
   // The n-th (1-based) mutating call from now fails with `errnum`; `message` replaces the
   // default text ("injected fault: ..."). n = 0 is ignored.
-  void fail_at(uint64_t n, int errnum, std::string message = {}) EXCLUDES(mu_);
+  void fail_at(uint64_t n, int errnum, std::string message = {}) SRIOVD_EXCLUDES(mu_);
   // Every get_link from now fails with `errnum` (0: passes through again).
-  void fail_get_link(int errnum) EXCLUDES(mu_);
+  void fail_get_link(int errnum) SRIOVD_EXCLUDES(mu_);
   // Every vfio_holders from now fails with `errnum` (0: passes through again).
-  void fail_vfio_holders(int errnum) EXCLUDES(mu_);
+  void fail_vfio_holders(int errnum) SRIOVD_EXCLUDES(mu_);
   // Drops every pending fault.
-  void clear_faults() EXCLUDES(mu_);
+  void clear_faults() SRIOVD_EXCLUDES(mu_);
   // Mutating calls made so far (since construction or reset_calls()), failed ones included.
-  uint64_t calls() const EXCLUDES(mu_);
+  uint64_t calls() const SRIOVD_EXCLUDES(mu_);
   // Restarts the count (and the call log); pending faults keep their absolute position.
-  void reset_calls() EXCLUDES(mu_);
+  void reset_calls() SRIOVD_EXCLUDES(mu_);
   // One line per mutating call, in order: "write <relpath> <value>" or
   // "set_vf <ifname> <vf>", with " -> injected <errno>" on the failed ones.
-  std::vector<std::string> log() const EXCLUDES(mu_);
+  std::vector<std::string> log() const SRIOVD_EXCLUDES(mu_);
 
   Result<void> write_attr(const std::string& relpath, std::string_view value) override;
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
@@ -61,16 +61,16 @@ class FaultKernel : public Kernel {
     std::string message;
   };
   // Counts one mutating call; returns the fault to inject, if any.
-  std::optional<Error> next_call(std::string what) EXCLUDES(mu_);
+  std::optional<Error> next_call(std::string what) SRIOVD_EXCLUDES(mu_);
 
   Kernel& inner_;
   mutable Mutex mu_;
-  uint64_t calls_ GUARDED_BY(mu_) = 0;
-  uint64_t base_ GUARDED_BY(mu_) = 0;                 // absolute count at the last reset_calls()
-  std::map<uint64_t, Fault> faults_ GUARDED_BY(mu_);  // by absolute call number
-  int get_link_errnum_ GUARDED_BY(mu_) = 0;
-  int vfio_holders_errnum_ GUARDED_BY(mu_) = 0;
-  std::vector<std::string> log_ GUARDED_BY(mu_);
+  uint64_t calls_ SRIOVD_GUARDED_BY(mu_) = 0;
+  uint64_t base_ SRIOVD_GUARDED_BY(mu_) = 0;                 // absolute count at the last reset_calls()
+  std::map<uint64_t, Fault> faults_ SRIOVD_GUARDED_BY(mu_);  // by absolute call number
+  int get_link_errnum_ SRIOVD_GUARDED_BY(mu_) = 0;
+  int vfio_holders_errnum_ SRIOVD_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> log_ SRIOVD_GUARDED_BY(mu_);
 };
 
 }  // namespace sriovd::kernel

@@ -1,7 +1,6 @@
 #include "sim/sim_kernel.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <thread>
 #include <utility>
 
@@ -202,7 +202,7 @@ Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {
   return sim::get_link(call, ifname);
 }
 
-Result<void> SimKernel::set_link_addresses(const std::string& ifname, std::vector<std::string> addresses,
+Result<void> SimKernel::set_link_addresses(const std::string& ifname, const std::vector<std::string>& addresses,
                                            size_t routes) {
   TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return r;

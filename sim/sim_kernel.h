@@ -90,7 +90,8 @@ class SimKernel : public Kernel {
 
   // What get_link reports besides `up`: the netdev's addresses ("192.0.2.1/24") and how many
   // main-table routes go through it. Kept until the netdev goes. ENODEV: no such netdev.
-  Result<void> set_link_addresses(const std::string& ifname, std::vector<std::string> addresses, size_t routes = 0);
+  Result<void> set_link_addresses(const std::string& ifname, const std::vector<std::string>& addresses,
+                                  size_t routes = 0);
 
   // A fake process `comm` (pid `pid`) opens the VFIO group of `address` (/dev/vfio/<group>),
   // as QEMU does for an assigned device, until release_vfio: meanwhile vfio_holders names it,
@@ -138,8 +139,8 @@ class SimKernel : public Kernel {
   // For tests that look at what happens meanwhile without sleeping: while held, every
   // sriov_disable of this SimKernel waits there (after the VFs went) until the hold is lifted.
   // wait_for_sriov_disable_held returns true once one is waiting, false after `deadline`.
-  void hold_sriov_disable(bool hold) EXCLUDES(delay_mu_);
-  bool wait_for_sriov_disable_held(std::chrono::milliseconds deadline) EXCLUDES(delay_mu_);
+  void hold_sriov_disable(bool hold) SRIOVD_EXCLUDES(delay_mu_);
+  bool wait_for_sriov_disable_held(std::chrono::milliseconds deadline) SRIOVD_EXCLUDES(delay_mu_);
 
   // Where uevents are sent, relative to the root.
   static constexpr const char* kUeventSocket = ".sriovd-sim/uevent.sock";
@@ -155,25 +156,25 @@ class SimKernel : public Kernel {
 
  private:
   Result<void> check_ready() const;
-  void wait_after_sriov_disable() EXCLUDES(delay_mu_);
+  void wait_after_sriov_disable() SRIOVD_EXCLUDES(delay_mu_);
 
   std::filesystem::path root_;       // as given
   std::filesystem::path real_root_;  // canonical, for classifying resolved paths
   std::optional<Error> init_error_;  // set once by the constructor
   struct Boot;                       // boot.json, parsed once (it never changes)
   std::shared_ptr<const Boot> boot_;
-  mutable Mutex mu_;                           // serialises every call; guards the tree and the files
-  sim::UeventSender uevents_ GUARDED_BY(mu_);  // the socket and uevent_seqnum, opened on first use
-  UniqueFd lock_fd_;                           // .sriovd-sim/lock, flocked for the length of each call
-  Mutex delay_mu_;                             // the wait after sriov_disable, outside mu_
+  mutable Mutex mu_;                                  // serialises every call; guards the tree and the files
+  sim::UeventSender uevents_ SRIOVD_GUARDED_BY(mu_);  // the socket and uevent_seqnum, opened on first use
+  UniqueFd lock_fd_;                                  // .sriovd-sim/lock, flocked for the length of each call
+  Mutex delay_mu_;                                    // the wait after sriov_disable, outside mu_
   CondVar delay_cv_;
-  bool hold_disable_ GUARDED_BY(delay_mu_) = false;
-  int disables_waiting_ GUARDED_BY(delay_mu_) = 0;
+  bool hold_disable_ SRIOVD_GUARDED_BY(delay_mu_) = false;
+  int disables_waiting_ SRIOVD_GUARDED_BY(delay_mu_) = 0;
 
-  class SCOPED_CAPABILITY TreeLock {  // mu_ and the flock, for one call
+  class SRIOVD_SCOPED_CAPABILITY TreeLock {  // mu_ and the flock, for one call
    public:
-    TreeLock(Mutex& mu, int fd) ACQUIRE(mu);
-    ~TreeLock() RELEASE();
+    TreeLock(Mutex& mu, int fd) SRIOVD_ACQUIRE(mu);
+    ~TreeLock() SRIOVD_RELEASE();
 
    private:
     Mutex& mu_;

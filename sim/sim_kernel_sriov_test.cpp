@@ -164,7 +164,7 @@ TEST_CASE("sriov_numvfs on a hand-built tree: VFs on a second bus, a VF driver l
 
 TEST_CASE("a PF outside any IOMMU group gets VFs without groups, which vfio-pci refuses") {
   test::TempDir dir;
-  const fs::path root = dir.path();
+  const fs::path& root = dir.path();
   REQUIRE(simtree::init_tree(root).ok());
   simtree::FunctionSpec pf;
   pf.address = addr("0000:05:00.0");

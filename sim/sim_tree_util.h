@@ -35,7 +35,7 @@ uint64_t default_iov_bar(const PciAddress& a);
 std::string fmt(const char* format, auto... args) {
   char buf[256];
   int n = std::snprintf(buf, sizeof buf, format, args...);
-  return std::string(buf, static_cast<size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1)));
+  return {buf, static_cast<size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1))};
 }
 
 std::string bdf(const PciAddress& a);

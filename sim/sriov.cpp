@@ -109,7 +109,7 @@ Result<void> store_sriov_numvfs(Call& cx, const Dev& pf, const std::string& buf)
   unsigned long long v = 0;
   if (kstrtoull(buf.c_str(), 0, &v) < 0 || v > 0xffff)  // kstrtou16 < 0 → -EINVAL
     return Error::sys(EINVAL, pf.name() + ": sriov_numvfs \"" + trim(buf) + "\" is not a number");
-  const unsigned want = static_cast<unsigned>(v);
+  const auto want = static_cast<unsigned>(v);
   const unsigned total = cx.read_uint(pf, "sriov_totalvfs");
   if (want > total)
     return Error::sys(

@@ -55,7 +55,7 @@ void UeventSender::send(const std::vector<PendingUevent>& list) {
     if (n > 0)
       seqnum = static_cast<uint64_t>(
           pci::parse_int(std::string_view(text, static_cast<size_t>(n)), 0, INT64_MAX).value_or(0));
-    const int len = std::snprintf(text, sizeof text, "%llu\n", static_cast<unsigned long long>(seqnum + list.size()));
+    const int len = std::snprintf(text, sizeof text, "%llu\n", static_cast<unsigned long long>(seqnum) + list.size());
     (void)!::pwrite(seq_fd_.get(), text, static_cast<size_t>(len), 0);  // best effort, as sending is
   }
   std::vector<std::string> msgs;

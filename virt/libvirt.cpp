@@ -154,7 +154,7 @@ struct RemovalWait {
   std::string alias;
   Mutex mu;
   CondVar cv;
-  enum class State { pending, removed, failed } state GUARDED_BY(mu) = State::pending;
+  enum class State { pending, removed, failed } state SRIOVD_GUARDED_BY(mu) = State::pending;
 };
 
 void on_removal(const char* alias, void* opaque, RemovalWait::State state) {
@@ -189,7 +189,7 @@ struct Libvirt::Conn {
 
 struct Libvirt::State {
   Mutex mu;
-  std::shared_ptr<Conn> conn GUARDED_BY(mu);  // null or possibly dead
+  std::shared_ptr<Conn> conn SRIOVD_GUARDED_BY(mu);  // null or possibly dead
 };
 
 namespace {
@@ -379,7 +379,8 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
   RemovalWait::State state;
   {
     MutexLock lock(wait->mu);
-    wait->cv.wait_until(lock, until, [&]() REQUIRES(wait->mu) { return wait->state != RemovalWait::State::pending; });
+    wait->cv.wait_until(lock, until,
+                        [&]() SRIOVD_REQUIRES(wait->mu) { return wait->state != RemovalWait::State::pending; });
     state = wait->state;
   }
   if (state == RemovalWait::State::removed) return ok();
@@ -416,6 +417,7 @@ Result<std::vector<DomainUse>> Libvirt::domains_using(const PciAddress& address,
   int n = api->virConnectListAllDomains((*conn)->ptr, &list, 0);
   if (n < 0) return last_error("listing libvirt domains", "libvirt_failed");
   std::vector<DomainPtr> domains;
+  domains.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) domains.emplace_back(list[i]);
   std::free(list);
 

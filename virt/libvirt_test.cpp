@@ -212,6 +212,7 @@ TEST_CASE("concurrent calls on one connection") {
   TestHost host;
   auto lv = open(host.uri);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::atomic<int> found{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {

@@ -39,8 +39,11 @@ std::string find_tool(const std::string& name) {
     size_t end = dirs.find(':', start);
     if (end == std::string::npos) end = dirs.size();
     std::string dir = dirs.substr(start, end - start);
-    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
     start = end + 1;
+    if (dir.empty()) continue;
+    std::string tool = dir + "/";
+    tool += name;
+    if (::access(tool.c_str(), X_OK) == 0) return tool;
   }
   return {};
 }

@@ -2,9 +2,9 @@
 // on TCP, the unix socket's own authorisation, audit lines, refusals of insecure deployments at
 // start, and the limits (body size, header size, stalled clients, concurrent connections).
 #include <doctest/doctest.h>
-#include <signal.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -51,7 +51,7 @@ struct Env {
 
 int tcp_port(const std::string& ready) {
   std::smatch m;
-  if (!std::regex_search(ready, m, std::regex("tcp:127\\.0\\.0\\.1:([0-9]+)"))) return 0;
+  if (!std::regex_search(ready, m, std::regex(R"(tcp:127\.0\.0\.1:([0-9]+))"))) return 0;
   return std::stoi(m[1]);
 }
 
@@ -103,7 +103,7 @@ TEST_CASE("TLS with client certificates and bearer tokens; the CLI speaks it; mu
                                "--cacert",          e.pki("ca.pem"), "--cert",
                                e.pki("client.pem"), "--key",         e.pki("client.key")};
   auto no_token = cli;
-  no_token.push_back("host");
+  no_token.emplace_back("host");
   auto refused = test::run(no_token);
   CHECK(refused.exit_code == 1);
   CHECK(refused.err.find("needs a bearer token") != std::string::npos);
@@ -229,6 +229,7 @@ TEST_CASE("slowloris: requests trickling in byte by byte are cut off and free th
   // Two clients take both workers and never finish their headers.
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> tricklers;
+  tricklers.reserve(2);
   std::vector<std::chrono::steady_clock::duration> cut(2, std::chrono::steady_clock::duration::max());
   std::vector<test::RawConnection> slow;
   for (int i = 0; i < 2; ++i) {

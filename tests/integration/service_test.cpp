@@ -2,8 +2,8 @@
 // configuration file and flags on top of it, SIGHUP reloads and a SIGTERM that lets a request in
 // progress finish. Real sriovd processes on generated hosts, over real sockets.
 #include <doctest/doctest.h>
-#include <signal.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -41,7 +41,7 @@ struct Env {
 
 int tcp_port(const std::string& ready) {
   std::smatch m;
-  if (!std::regex_search(ready, m, std::regex("tcp:127\\.0\\.0\\.1:([0-9]+)"))) return 0;
+  if (!std::regex_search(ready, m, std::regex(R"(tcp:127\.0\.0\.1:([0-9]+))"))) return 0;
   return std::stoi(m[1]);
 }
 

@@ -45,7 +45,7 @@ struct Host {
                                   "--listen",      "unix:" + sock.string(),
                                   "--listen",      "tcp:127.0.0.1:0",
                                   "--libvirt-uri", libvirt_uri};
-    if (sim) argv.push_back("--sim");
+    if (sim) argv.emplace_back("--sim");
     // A failed connect must not make libvirt's client library spawn a daemon of its own.
     bool started = daemon.start(argv, std::chrono::seconds(20), {{"LIBVIRT_AUTOSTART", "0"}});
     REQUIRE_MESSAGE(started, daemon.error());

@@ -3,9 +3,9 @@
 // that root on a simulated host until it reports READY=1 over NOTIFY_SOCKET. (systemd is not
 // PID 1 where tests run, so the unit itself cannot be started by systemctl here.)
 #include <doctest/doctest.h>
-#include <signal.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -44,8 +44,8 @@ std::vector<std::string> split(const std::string& s) {
 
 TEST_CASE("cpack builds a .deb that installs, verifies and starts") {
   test::TempDir dir("sriovd-package");
-  auto built =
-      test::run({CPACK, "-G", "DEB", "--config", BUILD_DIR "/CPackConfig.cmake", "-B", (dir / "out").string()});
+  auto built = test::run(
+      {CPACK, "-G", "DEB", "--config", std::string(BUILD_DIR) + "/CPackConfig.cmake", "-B", (dir / "out").string()});
   REQUIRE_MESSAGE(built.exit_code == 0, (built.out + built.err));
   fs::path deb;
   for (const auto& e : fs::directory_iterator(dir / "out"))

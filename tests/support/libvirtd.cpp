@@ -4,7 +4,6 @@
 #include <grp.h>
 #include <libvirt/virterror.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -49,7 +49,10 @@ std::string find_tool(const std::string& name) {
   std::stringstream ss(dirs);
   std::string dir;
   while (std::getline(ss, dir, ':')) {
-    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
+    if (dir.empty()) continue;
+    std::string tool = dir + "/";
+    tool += name;
+    if (::access(tool.c_str(), X_OK) == 0) return tool;
   }
   return {};
 }
