@@ -38,7 +38,7 @@ def status(pid):
 
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(source, "build"))
-    bins = {"sriovd": os.path.join(build, "agent", "sriovd"),
+    bins = {"sriovd": os.path.join(build, "daemon", "sriovd"),
             "fakehost": os.path.join(build, "tests", "fixtures", "sriovd-fakehost")}
     sidecar_bin = os.path.join(build, "k8s", "sriovd-k8s")
     work = tempfile.mkdtemp(prefix="sriovd-k8s-bench.", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
