@@ -137,7 +137,9 @@ for t in "${targets[@]}"; do
     dirs+=("$corpus")
   fi
   seconds=${seconds_for[$t]:-$share}
-  common=(-print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$crashes/")
+  # An input that runs 30 s is a hang and a finding; tighter limits were crossed by sound inputs
+  # when other work shared the cores.
+  common=(-print_final_stats=1 -timeout=30 -rss_limit_mb=2048 -artifact_prefix="$crashes/")
   echo "== $t: ${seconds}s (at least $min_execs inputs), seeds from ${corpus:-(none)}" >&2
   execs=0 status=0 round=0
   log="$logs/$t.0.log"
@@ -192,7 +194,7 @@ table() {
   echo "<!-- fuzz:begin (written by scripts/fuzz.sh) -->"
   echo "## Fuzzing"
   echo
-  echo "libFuzzer with ASan+UBSan (UBSan halting), one target at a time, each seeded from its corpus (\`-print_final_stats=1 -timeout=10 -rss_limit_mb=2048\`, then \`-runs=\` rounds until the minimum count). Corpus: seed files → units libFuzzer kept at the end; edges: the coverage counter at the end; exec/s over the target's whole time."
+  echo "libFuzzer with ASan+UBSan (UBSan halting), one target at a time, each seeded from its corpus (\`-print_final_stats=1 -timeout=30 -rss_limit_mb=2048\`, then \`-runs=\` rounds until the minimum count). Corpus: seed files → units libFuzzer kept at the end; edges: the coverage counter at the end; exec/s over the target's whole time."
   echo
   # An earlier run's line stays while a row it made does.
   local line t
