@@ -130,6 +130,12 @@ class Agent {
   // Replacing a pool must keep every leased device in it; deleting needs it to have no leases.
   Result<PoolSpec> create_pool(const PoolSpec& spec, bool replace = false) SRIOVD_EXCLUDES(mu_);
   Result<void> delete_pool(const std::string& name) SRIOVD_EXCLUDES(mu_);
+  // pool_members as GET /v1/pools shows them now: a member sriovd has not leased that a process
+  // holds open through VFIO (a domain or program outside sriovd) is not free but unhealthy,
+  // naming what holds it, as allocation finds it; when the kernel cannot say, unhealthy with
+  // that reason (fail closed). One scan of the process table (Kernel::vfio_holders_of), only
+  // for such members on vfio-pci. Does not take the agent's lock.
+  std::vector<PoolMember> members_now(const PoolSpec& pool, const Snapshot& snap);
 
   // POST /v1/allocations: picks, configures and binds a free device and records the lease.
   Result<Allocation> allocate(const AllocationRequest& request) SRIOVD_EXCLUDES(mu_);

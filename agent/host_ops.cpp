@@ -265,6 +265,9 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
   if (const Lease* l = book_->lease_of(pf))
     return Error::make(ErrorCode::conflict,
                        "cannot change num_vfs of " + pf.to_string() + ": it is leased whole (lease " + l->id + ")");
+  // A PF on vfio-pci that a VM or program holds: its SR-IOV capability would change under its
+  // user (vfio-pci lets the host enable VFs of a PF it owns), however the PF got there.
+  if (auto r = check_not_in_use(d, "change num_vfs of " + pf.to_string()); !r) return r;
   if (cur != 0) {
     std::string leased;
     for (const auto& vf : s->devices)

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -165,6 +166,68 @@ TEST_CASE("a VF on vfio-pci held open outside sriovd: unbind, group unbind, forc
   CHECK(driver(h, kVf1) == std::string("iavf"));
   CHECK(h.agent->set_num_vfs(pf, 2).ok());
   CHECK(h.sim->vfio_unbinds_blocked(kVf1) == 0);
+}
+
+// What GET /v1/pools and the pool gauges show (Agent::members_now): the member on vfio-pci a
+// process holds is not free but unhealthy, naming the holder, as allocation finds it.
+TEST_CASE("a pool member held open outside sriovd is not counted free; a failed question marks it too") {
+  Host h;
+  REQUIRE(h.agent->create_pool(x710_pool()).ok());
+  REQUIRE(h.agent->set_driver(kVf1, DriverRequest{std::string("vfio-pci")}).ok());
+  auto counts = [&] {
+    auto snap = h.model.current();
+    const PoolSpec& pool = snap->book->pools.at(0);
+    size_t free = 0;
+    std::string reason;
+    for (const auto& m : h.agent->members_now(pool, *snap)) {
+      if (m.healthy && !m.lease) ++free;
+      if (m.view->device.address == kVf1 && !m.healthy) reason = m.reason;
+    }
+    return std::pair{free, reason};
+  };
+  auto [free_before, none] = counts();
+  CHECK(none.empty());
+  // The pure listing of the snapshot agrees while nothing holds the VF.
+  CHECK(free_before == pool_members(h.model.current()->book->pools.at(0), *h.model.current()).size());
+
+  REQUIRE(h.sim->hold_vfio(kVf1, kQemu, "qemu-system-x86").ok());
+  auto [free_held, why] = counts();
+  CHECK(free_held == free_before - 1);
+  CHECK_MESSAGE(why.find("in use outside sriovd: /dev/vfio/") != std::string::npos, why);
+  CHECK_MESSAGE(why.find("qemu-system-x86 (pid 4242)") != std::string::npos, why);
+
+  // Fail closed: when the kernel cannot say, the member is not offered as free either.
+  h.faults->fail_vfio_holders(EACCES);
+  auto [free_unknown, unknown] = counts();
+  CHECK(free_unknown == free_before - 1);
+  CHECK_MESSAGE(unknown.find("cannot tell whether it is held open through VFIO") != std::string::npos, unknown);
+  h.faults->fail_vfio_holders(0);
+
+  REQUIRE(h.sim->release_vfio(kVf1, kQemu).ok());
+  CHECK(counts().first == free_before);
+}
+
+TEST_CASE("a PF on vfio-pci held by a VM: its VF count is not changed under it") {
+  Host h;
+  const PciAddress pf = *h.dev(kVf0)->device.physfn;
+  REQUIRE(h.agent->set_num_vfs(pf, 0).ok());
+  REQUIRE(h.agent->set_driver(pf, DriverRequest{std::string("vfio-pci")}).ok());
+  // vfio-pci enables VFs of a PF it owns only with this module parameter (vfio_pci_sriov_configure).
+  fs::create_directories(h.sys / "module/vfio_pci/parameters");
+  std::ofstream(h.sys / "module/vfio_pci/parameters/enable_sriov") << "Y\n";
+  REQUIRE(h.sim->hold_vfio(pf, kQemu, "qemu-system-x86").ok());
+  auto before = h.state();
+  Clock c;
+  refused(h.agent->set_num_vfs(pf, 2), c.took(), ErrorCode::conflict, "qemu-system-x86 (pid 4242)");
+  auto after = h.state();
+  CHECK_MESSAGE(before == after, diff(before, after));
+  // Asking for what it has already is no change, and passes.
+  CHECK(h.agent->set_num_vfs(pf, 0).ok());
+
+  REQUIRE(h.sim->release_vfio(pf, kQemu).ok());
+  auto r = h.agent->set_num_vfs(pf, 2);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(h.dev(pf)->device.sriov->num_vfs == 2);
 }
 
 TEST_CASE("a running domain using the device: refusals name it; a failed question refuses (fail closed)") {

@@ -117,6 +117,31 @@ std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap)
   return out;
 }
 
+std::vector<PoolMember> Agent::members_now(const PoolSpec& pool, const Snapshot& snap) {
+  std::vector<PoolMember> members = pool_members(pool, snap);
+  std::vector<PciAddress> ask;
+  for (const auto& m : members)
+    if (m.healthy && !m.lease && m.view->device.driver == std::string("vfio-pci"))
+      ask.push_back(m.view->device.address);
+  if (ask.empty()) return members;
+  auto held = kernel_.vfio_holders_of(ask);
+  for (auto& m : members) {
+    const PciAddress& a = m.view->device.address;
+    if (std::find(ask.begin(), ask.end(), a) == ask.end()) continue;
+    if (!held) {
+      m.healthy = false;
+      m.reason = "cannot tell whether it is held open through VFIO: " + held.error().message;
+    } else if (auto it = held->find(a); it != held->end()) {
+      std::string nodes;
+      for (const auto& h : it->second)
+        if (nodes.find(h.path) == std::string::npos) nodes += (nodes.empty() ? "" : ", ") + h.path;
+      m.healthy = false;
+      m.reason = "in use outside sriovd: " + nodes + " held open by " + kernel::describe(it->second);
+    }
+  }
+  return members;
+}
+
 Result<void> Agent::load_book() {
   auto book = std::make_shared<LeaseBook>();
   auto pools = store_.all("pool");

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,6 +85,24 @@ class Kernel {
   // ask this first. Empty when nothing holds them (a function without an IOMMU group has none).
   // An error means the question could not be answered; callers guarding a change refuse then.
   virtual Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) = 0;
+
+  // vfio_holders for several functions at once, for a listing (GET /v1/pools): each address
+  // that something holds, with its holders. A function that is gone is left out; any other
+  // error fails the whole question. This default asks vfio_holders for each; LinuxKernel scans
+  // the process table once for all of them.
+  virtual Result<std::map<PciAddress, std::vector<FileHolder>>> vfio_holders_of(
+      const std::vector<PciAddress>& addresses) {
+    std::map<PciAddress, std::vector<FileHolder>> out;
+    for (const auto& a : addresses) {
+      auto held = vfio_holders(a);
+      if (!held) {
+        if (held.error().errnum == ENODEV) continue;
+        return std::move(held).error();
+      }
+      if (!held->empty()) out.emplace(a, std::move(*held));
+    }
+    return out;
+  }
 };
 
 // What set_vf refuses first, on any Kernel: qos or vlan_proto without vlan. IFLA_VF_VLAN (and

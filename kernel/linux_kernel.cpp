@@ -255,7 +255,7 @@ Result<LinkFacts> LinuxKernel::get_link(const std::string& ifname) {
   return facts;
 }
 
-Result<std::vector<FileHolder>> LinuxKernel::vfio_holders(const PciAddress& address) {
+Result<std::vector<std::string>> LinuxKernel::vfio_nodes(const PciAddress& address) {
   // The device's directory as the PCI bus lists it (pci/paths.h builds the same path for
   // readers; the seam sits below pci/, so it is spelled out here).
   const std::string dev = "bus/pci/devices/" + address.to_string();
@@ -283,10 +283,45 @@ Result<std::vector<FileHolder>> LinuxKernel::vfio_holders(const PciAddress& addr
       ::close(fd);
     }
   }
-  if (nodes.empty()) return std::vector<FileHolder>{};
-  auto held = find_holders(options_.proc_root, nodes);
-  if (!held) return std::move(held).error().context(what);
+  return nodes;
+}
+
+Result<std::vector<FileHolder>> LinuxKernel::vfio_holders(const PciAddress& address) {
+  auto nodes = vfio_nodes(address);
+  if (!nodes) return std::move(nodes).error();
+  if (nodes->empty()) return std::vector<FileHolder>{};
+  auto held = find_holders(options_.proc_root, *nodes);
+  if (!held)
+    return std::move(held).error().context("finding the processes holding the VFIO nodes of " + address.to_string());
   return held;
+}
+
+Result<std::map<PciAddress, std::vector<FileHolder>>> LinuxKernel::vfio_holders_of(
+    const std::vector<PciAddress>& addresses) {
+  // One scan of the process table for every node; each holder goes back to the function whose
+  // node it holds (functions of one IOMMU group share theirs).
+  std::multimap<std::string, PciAddress> owner;
+  std::vector<std::string> all;
+  for (const auto& a : addresses) {
+    auto nodes = vfio_nodes(a);
+    if (!nodes) {
+      if (nodes.error().errnum == ENODEV) continue;
+      return std::move(nodes).error();
+    }
+    for (auto& n : *nodes) {
+      if (owner.find(n) == owner.end()) all.push_back(n);
+      owner.emplace(std::move(n), a);
+    }
+  }
+  std::map<PciAddress, std::vector<FileHolder>> out;
+  if (all.empty()) return out;
+  auto held = find_holders(options_.proc_root, all);
+  if (!held) return std::move(held).error().context("finding the processes holding VFIO nodes");
+  for (const auto& h : *held) {
+    auto [from, to] = owner.equal_range(h.path);
+    for (auto it = from; it != to; ++it) out[it->second].push_back(h);
+  }
+  return out;
 }
 
 }  // namespace sriovd::kernel

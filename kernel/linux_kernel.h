@@ -79,6 +79,8 @@ class LinuxKernel final : public Kernel {
   // <dev_root>/vfio/devices/vfioN. Then kernel/open_files.h find_holders over proc_root: the
   // processes this one may inspect (all of them as root). ENODEV when the device is not there.
   Result<std::vector<FileHolder>> vfio_holders(const PciAddress& address) override;
+  Result<std::map<PciAddress, std::vector<FileHolder>>> vfio_holders_of(
+      const std::vector<PciAddress>& addresses) override;
 
   const std::filesystem::path& sysfs_root() const { return root_path_; }
 
@@ -88,6 +90,9 @@ class LinuxKernel final : public Kernel {
   // The one NETLINK_ROUTE socket every request goes through, opened on first use; the caller
   // holds sock_mu_. RtnlSocket reopens itself when an answer was left half-read.
   Result<net::RtnlSocket*> socket() const SRIOVD_REQUIRES(sock_mu_);
+  // The /dev nodes a VFIO user of the function at `address` holds: its group's and, with device
+  // cdevs, its own (none without an IOMMU group). ENODEV when the function is not there.
+  Result<std::vector<std::string>> vfio_nodes(const PciAddress& address);
 
   mutable Mutex sock_mu_;
   mutable std::optional<net::RtnlSocket> sock_ SRIOVD_GUARDED_BY(sock_mu_);

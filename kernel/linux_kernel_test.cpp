@@ -485,4 +485,46 @@ TEST_CASE("vfio_holders: this process holding a device's group node, then its cd
   auto unknown = (*blind)->vfio_holders(a);
   REQUIRE_FALSE(unknown);
   CHECK(unknown.error().errnum == ENOENT);
+  CHECK((*blind)->vfio_holders_of({a}).error().errnum == ENOENT);
+}
+
+TEST_CASE("vfio_holders_of: one scan for several functions; group mates share a holder; gone ones left out") {
+  test::TempDir tmp;
+  const std::filesystem::path sys = tmp / "sys", dev = tmp / "dev";
+  // 02:00.0 and 02:00.1 share group 7; 03:00.0 is alone in group 8.
+  for (auto [bdf, group] : {std::pair{"0000:02:00.0", "7"}, {"0000:02:00.1", "7"}, {"0000:03:00.0", "8"}}) {
+    std::filesystem::create_directories(sys / "kernel/iommu_groups" / group);
+    std::filesystem::create_directories(sys / "bus/pci/devices" / bdf);
+    std::filesystem::create_directory_symlink(std::string("../../../kernel/iommu_groups/") + group,
+                                              sys / "bus/pci/devices" / bdf / "iommu_group");
+  }
+  std::filesystem::create_directories(dev / "vfio");
+  std::ofstream(dev / "vfio/7").put('\n');
+  std::ofstream(dev / "vfio/8").put('\n');
+  LinuxKernelOptions o;
+  o.dev_root = dev;
+  auto k = LinuxKernel::open(sys, o);
+  REQUIRE(k);
+  const PciAddress a = *PciAddress::parse("0000:02:00.0"), b = *PciAddress::parse("0000:02:00.1"),
+                   c = *PciAddress::parse("0000:03:00.0"), gone = *PciAddress::parse("0000:09:00.0");
+
+  auto none = (*k)->vfio_holders_of({a, b, c, gone});
+  REQUIRE_MESSAGE(none, why(none));
+  CHECK(none->empty());
+
+  int group = ::open((dev / "vfio/7").c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(group >= 0);
+  auto held = (*k)->vfio_holders_of({a, b, c, gone});
+  ::close(group);
+  REQUIRE_MESSAGE(held, why(held));
+  CHECK(held->size() == 2);
+  for (const auto& x : {a, b}) {
+    REQUIRE(held->count(x) == 1);
+    REQUIRE(held->at(x).size() == 1);
+    CHECK(held->at(x)[0].pid == ::getpid());
+    CHECK(held->at(x)[0].path == (dev / "vfio/7").string());
+  }
+  CHECK(held->count(c) == 0);
+  // The same answer, one function at a time.
+  CHECK((*k)->vfio_holders(c)->empty());
 }

@@ -340,7 +340,7 @@ Response Api::get_metrics(const RouteCall& call) const {
         .Register(reg)
         .Add({})
         .Set(open_streams_->load(std::memory_order_acquire));
-    add_pool_metrics(reg, *snap);
+    add_pool_metrics(reg, *snap, [this, &snap](const agent::PoolSpec& p) { return members_now(p, *snap); });
   });
   return r;
 }

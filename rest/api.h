@@ -42,7 +42,9 @@ struct ApiOptions {
 
 // Pool and lease gauges of a snapshot, added to each /metrics scrape (rest/pools_api.cpp):
 // sriovd_pool_devices{pool,state}, sriovd_pf_leased_vfs{pf,netdev}, sriovd_leases{state}.
-void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap);
+// `members` gives a pool's members (Agent::members_now, or agent::pool_members without an agent).
+using PoolMembersFn = std::function<std::vector<agent::PoolMember>(const agent::PoolSpec&)>;
+void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap, const PoolMembersFn& members);
 
 class Api;
 
@@ -132,6 +134,8 @@ class Api {
   enum class DeviceChange { sriov, vf_config, driver };
   Response mutate_device(const RouteCall& call, DeviceChange what) const;
   Response write_pool(const RouteCall& call, const std::string& name, bool replace) const;
+  // A pool's members as shown now (Agent::members_now: held ones are not free).
+  std::vector<agent::PoolMember> members_now(const agent::PoolSpec& pool, const agent::Snapshot& snap) const;
   Response set_attachment(const RouteCall& call, bool attach) const;
   std::string encode_lease(const agent::Lease& l, const agent::Snapshot& s) const;
 

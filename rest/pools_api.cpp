@@ -19,9 +19,8 @@ using nlohmann::json;
 
 namespace {
 
-json encode_pool(const agent::PoolSpec& p, const agent::Snapshot& s) {
+json encode_pool(const agent::PoolSpec& p, const std::vector<agent::PoolMember>& members) {
   json j = agent::pool_to_json(p);
-  auto members = agent::pool_members(p, s);
   json devices = json::array();
   size_t leased = 0, free = 0, unhealthy = 0;
   for (const auto& m : members) {
@@ -83,7 +82,7 @@ Result<agent::Attachment> detachment(const agent::Lease& lease, const json& body
 
 }  // namespace
 
-void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
+void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap, const PoolMembersFn& members) {
   if (!snap.book) return;
   auto& pool_devices =
       prometheus::BuildGauge()
@@ -95,7 +94,7 @@ void add_pool_metrics(prometheus::Registry& reg, const agent::Snapshot& snap) {
   auto& leases = prometheus::BuildGauge().Name("sriovd_leases").Help("Leases by state.").Register(reg);
   for (const auto& p : snap.book->pools) {
     double free = 0, leased = 0, unhealthy = 0;
-    for (const auto& m : agent::pool_members(p, snap)) {
+    for (const auto& m : members(p)) {
       if (m.lease) ++leased;
       else if (m.healthy) ++free;
       else ++unhealthy;
@@ -150,13 +149,17 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   return out;
 }
 
+std::vector<agent::PoolMember> Api::members_now(const agent::PoolSpec& pool, const agent::Snapshot& snap) const {
+  return agent_ ? agent_->members_now(pool, snap) : agent::pool_members(pool, snap);
+}
+
 Response Api::list_pools(const RouteCall& call) const {
   const Request& req = call.req;
   for (const auto& [k, v] : req.query)
     return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter", req.path, k);
   const agent::LeaseBook& book = *call.snap->book;
   json list = json::array();
-  for (const auto& p : book.pools) list.push_back(encode_pool(p, *call.snap));
+  for (const auto& p : book.pools) list.push_back(encode_pool(p, members_now(p, *call.snap)));
   return json_response(json({{"pools", list}, {"count", book.pools.size()}}).dump());
 }
 
@@ -164,7 +167,7 @@ Response Api::get_pool(const RouteCall& call) const {
   const std::string& name = call.params[0];
   const agent::PoolSpec* p = call.snap->book->pool(name);
   if (!p) return problem(ErrorCode::not_found, "no pool named '" + name + "'", call.req.path);
-  return json_response(encode_pool(*p, *call.snap).dump());
+  return json_response(encode_pool(*p, members_now(*p, *call.snap)).dump());
 }
 
 Response Api::post_pool(const RouteCall& call) const { return write_pool(call, std::string(), false); }
@@ -188,7 +191,7 @@ Response Api::write_pool(const RouteCall& call, const std::string& name, bool re
   auto r = agent_->create_pool(*spec, replace);
   if (!r) return problem(r.error(), req.path);
   auto now = model_.current();
-  return json_response(encode_pool(*r, *now).dump(), replace ? 200 : 201);
+  return json_response(encode_pool(*r, members_now(*r, *now)).dump(), replace ? 200 : 201);
 }
 
 Response Api::delete_pool(const RouteCall& call) const {

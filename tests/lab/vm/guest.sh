@@ -10,7 +10,7 @@
 #     409 naming the domain, unbind 409;
 #     then destroy, release, the function reset seen by the kernel, the VF free in its pool;
 #   - a VF put in a domain's XML by hand (no lease): a lease of it, its unbind and a VF count
-#     change are refused naming the domain;
+#     change are refused naming the domain; its pool does not count it free meanwhile;
 #   - live attach to a running domain, and a live detach the guest never acknowledges (no OS):
 #     409 "being attached or detached" meanwhile, a clear error after the deadline, and
 #     `virsh destroy` then a detach to finish;
@@ -114,6 +114,10 @@ XML
 virsh_ attach-device vm2 /tmp/hand.xml --config >/dev/null || fail "hand attach to vm2"
 virsh_ start vm2 --paused >/dev/null || fail "vm2 did not start"
 expect "vm2's QEMU holds the hand-attached VF" yes "$(holds_group vm2 "$vf2")"
+# The pool does not offer it: GET /v1/pools shows it held, from the kernel's open files.
+expect "the pool counts the held VF out" 1 "$(cli --json pool show nvme | jq -r .free)"
+expect_match "the pool names what holds it" "in use outside sriovd: /dev/vfio/[0-9]+ held open by qemu" \
+  "$(cli --json pool show nvme | jq -r --arg a "$vf2" '.devices[] | select(.address == $a) | .reason')"
 timed_status POST /v1/allocations '{"address": "'$vf2'", "consumer": {"kind": "vm", "name": "x"}}'
 refused "a lease of the VF vm2 runs with" 409
 expect_match "the refusal names vm2" "vm2" "$(problem POST /v1/allocations '{"address": "'$vf2'", "consumer": {"kind": "vm", "name": "x"}}')"
@@ -128,6 +132,7 @@ expect "the VF still on vfio-pci" vfio-pci "$(driver_of "$vf2")"
 virsh_ destroy vm2 >/dev/null
 virsh_ detach-device vm2 /tmp/hand.xml --config >/dev/null || fail "hand detach from vm2"
 run_cli "unbind once vm2 is stopped" 0 bind "$vf2" host
+expect "the VF is free in its pool again" 2 "$(cli --json pool show nvme | jq -r .free)"
 
 # --- 3. live attach, and a live detach the guest never acknowledges --------------------------
 virsh_ start vm3 --paused >/dev/null || fail "vm3 did not start"
