@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/vf_config_json.h"
+#include "base/utf8.h"
 #include "pci/decode.h"
 #include "rest/body.h"
 #include "rest/encode.h"
@@ -193,6 +194,13 @@ const std::vector<Route>& Api::routes() {
 }
 
 Response Api::handle(const Request& req) const {
+  // The path and query arrive percent-decoded: their bytes may be anything, and every name the
+  // API knows is UTF-8. (A problem echoing them would not be JSON.)
+  if (!valid_utf8(req.path))
+    return problem(ErrorCode::bad_request, "path: not valid UTF-8 once percent-decoded", req.path, "path");
+  for (const auto& [k, v] : req.query)
+    if (!valid_utf8(k) || !valid_utf8(v))
+      return problem(ErrorCode::bad_request, "query: not valid UTF-8 once percent-decoded", req.path, "query");
   const auto parts = split_path(req.path);
   std::shared_ptr<const agent::Snapshot> snap;
   bool snap_read = false;

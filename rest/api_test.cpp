@@ -157,6 +157,30 @@ TEST_CASE("malformed address is 400 naming it; unknown is 404") {
   problem(f.get("/elsewhere"), 404);
 }
 
+TEST_CASE("a path or query that is not UTF-8 once decoded is a 400 problem in valid JSON") {
+  Fixture f;
+  // json::parse refuses text that is not UTF-8, so problem() also checks the body's encoding.
+  for (const char* path : {"/v1/devices/\xC0", "/v1/pools/\xC0\xAF", "/v1/devices/\xFF/driver", "/v1/nothing\x80",
+                           "/v1/devices/\xED\xA0\x80"}) {
+    INFO(path);
+    auto p = problem(f.get(path), 400);
+    CHECK(p["field"] == "path");
+    CHECK(p["detail"] == "path: not valid UTF-8 once percent-decoded");
+  }
+  auto q = problem(f.get("/v1/devices", {{"driver", "\xC3"}}), 400);
+  CHECK(q["field"] == "query");
+  // UTF-8 that is well formed reaches the routes as before.
+  problem(f.get("/v1/devices/caf\xC3\xA9"), 400);
+  CHECK(problem(f.get("/v1/devices/caf\xC3\xA9"), 400)["field"] == "address");
+}
+
+TEST_CASE("a problem whose text is not UTF-8 is still JSON, with U+FFFD for each bad byte") {
+  auto r = rest::problem(ErrorCode::not_found, "no pool named '\xC0'", "/v1/pools/\xC0");
+  auto j = json::parse(r.body);
+  CHECK(j["detail"] == "no pool named '\xEF\xBF\xBD'");
+  CHECK(j["instance"] == "/v1/pools/\xEF\xBF\xBD");
+}
+
 TEST_CASE("IOMMU groups: list and one, valid against the schema") {
   Fixture f;
   auto r = f.get("/v1/iommu-groups");

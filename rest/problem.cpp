@@ -60,7 +60,9 @@ Response response_of(int status, const nlohmann::json& body) {
   Response r;
   r.status = status;
   r.content_type = "application/problem+json";
-  r.body = body.dump();
+  // Text that is not UTF-8 (a detail or instance echoing a request's bytes) is sent with U+FFFD
+  // in place of each bad byte instead of making the encoder throw.
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 
 #include <openssl/err.h>
@@ -24,6 +25,7 @@
 #include "base/fd.h"
 #include "base/mutex.h"
 #include "rest/auth.h"
+#include "rest/problem.h"
 #include "rest/worker_pool.h"
 
 namespace sriovd::rest {
@@ -314,7 +316,13 @@ void translate(const Api& api, const Authorizer* auth, Request::Transport transp
     spdlog::warn("auth: refused {} {} from {}: {}", req.method, req.path, req.peer, decision.reason);
     res = std::move(*decision.refusal);
   } else {
-    res = api.handle(req);
+    try {
+      res = api.handle(req);
+    } catch (const std::exception& e) {
+      // A bug, not the client's doing: logged with its text, answered without it.
+      spdlog::error("{} {}: unexpected exception: {}", req.method, req.path, e.what());
+      res = problem(ErrorCode::internal, "internal error (the daemon's log has the details)", req.path);
+    }
   }
   if (is_mutation(req.method) || decision.refusal) spdlog::info("{}", audit_line(req, decision.who, res.status));
   write_response(std::move(res), in, out);
@@ -353,6 +361,22 @@ void route_to_api(httplib::Server& srv, const ServerOptions& o, const Api* api, 
   srv.set_keep_alive_timeout(o.keep_alive_timeout_s);
   srv.set_read_timeout(o.read_timeout_s, 0);
   srv.set_payload_max_length(o.max_body_bytes);
+  // An exception that escapes anyway (while writing the answer, say): httplib would put its text
+  // in an EXCEPTION_WHAT header. Answer a bare problem instead and keep the text in the log.
+  srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("{} {}: unexpected exception: {}", req.method, req.path, what);
+    Response p = problem(ErrorCode::internal, "internal error (the daemon's log has the details)", "");
+    res.status = p.status;
+    res.headers.clear();
+    res.set_content(p.body, p.content_type.c_str());
+  });
   // GET and HEAD are answered before httplib's regex routing; requests with bodies go through
   // catch-all handlers so httplib reads the body first.
   srv.set_pre_routing_handler([api, auth, transport](const httplib::Request& req, httplib::Response& res) {
