@@ -379,8 +379,13 @@ void route_to_api(httplib::Server& srv, const ServerOptions& o, const Api* api, 
   });
   // GET and HEAD are answered before httplib's regex routing; requests with bodies go through
   // catch-all handlers so httplib reads the body first.
+  // So is a request that announces no body: neither Content-Length nor Transfer-Encoding means an
+  // empty body (RFC 9112, 6.3), but cpp-httplib 0.11 would read a POST, PUT, PATCH or DELETE
+  // without them until the client closed, answering nothing until its read timeout.
   srv.set_pre_routing_handler([api, auth, transport](const httplib::Request& req, httplib::Response& res) {
-    if (req.method != "GET" && req.method != "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+    const bool bodiless = req.method == "GET" || req.method == "HEAD" ||
+                          (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding"));
+    if (!bodiless) return httplib::Server::HandlerResponse::Unhandled;
     translate(*api, auth, transport, req, res);
     return httplib::Server::HandlerResponse::Handled;
   });

@@ -41,6 +41,16 @@ RawConnection RawConnection::unix_socket(const std::string& path) {
   return c;
 }
 
+RawConnection& RawConnection::operator=(RawConnection&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    error_ = std::move(o.error_);
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
 RawConnection::~RawConnection() {
   if (fd_ >= 0) ::close(fd_);
 }

@@ -15,6 +15,8 @@ class RawConnection {
   static RawConnection unix_socket(const std::string& path);
   RawConnection(RawConnection&& o) noexcept : fd_(o.fd_), error_(std::move(o.error_)) { o.fd_ = -1; }
   RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(RawConnection&& o) noexcept;  // closes this one's connection first
+  RawConnection& operator=(const RawConnection&) = delete;
   ~RawConnection();
 
   bool connected() const { return fd_ >= 0; }
