@@ -224,9 +224,10 @@ lease_rc=0
 # The systemd unit's exposure (systemd-analyze security --offline).
 "$here/bench/unit_security.sh" "$build" >> "$out"
 
-# The sections of the before/after comparison (bench/compare_builds.sh) and of the fuzzing
-# campaign (scripts/fuzz.sh) come from their own runs: keep them.
-for section in compare fuzz; do
+# The sections of the before/after comparison (bench/compare_builds.sh), the long request fuzzing
+# run (bench/request_fuzz.sh) and the fuzzing campaign (scripts/fuzz.sh) come from their own
+# runs: keep them.
+for section in compare requests fuzz; do
   if grep -q "^<!-- $section:begin" "$here/bench/RESULTS.md" 2>/dev/null; then
     { echo; awk -v s="$section" '$0 ~ "^<!-- " s ":begin" { on = 1 } on { print } $0 ~ "^<!-- " s ":end -->" { on = 0 }' "$here/bench/RESULTS.md"; } >>"$out"
   fi

@@ -363,7 +363,7 @@ void route_to_api(httplib::Server& srv, const ServerOptions& o, const Api* api, 
   srv.set_payload_max_length(o.max_body_bytes);
   // An exception that escapes anyway (while writing the answer, say): httplib would put its text
   // in an EXCEPTION_WHAT header. Answer a bare problem instead and keep the text in the log.
-  srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+  srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, const std::exception_ptr& ep) {
     std::string what = "unknown exception";
     try {
       if (ep) std::rethrow_exception(ep);

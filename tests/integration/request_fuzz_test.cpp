@@ -18,6 +18,7 @@
 // clock, printed) set the campaign; bench/RESULTS.md records a long one.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -240,7 +241,14 @@ Answer split(const std::string& raw) {
   a.status = sriovd::test::status_of(raw);
   auto end = raw.find("\r\n\r\n");
   a.head = raw.substr(0, end);
-  if (end != std::string::npos) a.body = raw.substr(end + 4);
+  if (end == std::string::npos) return a;
+  a.body = raw.substr(end + 4);
+  // The first answer's body only: for a request line far over its limit cpp-httplib answers 400
+  // twice (both without a body), and the second is not this answer's body.
+  std::string head = a.head;
+  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (auto at = head.find("\r\ncontent-length:"); at != std::string::npos)
+    a.body.resize(std::min(a.body.size(), static_cast<size_t>(std::strtoull(head.c_str() + at + 17, nullptr, 10))));
   return a;
 }
 
@@ -301,7 +309,10 @@ TEST_CASE("random requests: no 5xx, every error a problem in valid JSON, no exce
     std::string body = g.body();
     // One connection per request, closed by the server after its answer: a HEAD's answer has a
     // Content-Length and no body, and the reader takes the close as the end.
-    std::string request = method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    std::string request = method;
+    request += " ";
+    request += path;
+    request += " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
     if (!body.empty() || g.one_in(3)) {
       if (!g.one_in(6)) request += "Content-Type: " + g.content_type() + "\r\n";
       request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
