@@ -155,18 +155,5 @@ done
   echo "<!-- compare:end -->"
 } >>"$out"
 
-results="$here/bench/RESULTS.md"
-if grep -q '^<!-- compare:begin' "$results"; then
-  awk -v f="$out" '
-    /^<!-- compare:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
-    /^<!-- compare:end -->/ { skip = 0; next }
-    !skip' "$results" >"$results.new"
-else
-  # Before the fuzzing section, which stays last.
-  awk -v f="$out" '
-    /^<!-- fuzz:begin/ && !done { while ((getline l < f) > 0) print l; print ""; done = 1 }
-    { print }
-    END { if (!done) { print ""; while ((getline l < f) > 0) print l } }' "$results" >"$results.new"
-fi
-mv "$results.new" "$results"
+"$here/bench/put_section.sh" compare "$out"
 cat "$out"

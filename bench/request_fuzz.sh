@@ -34,19 +34,7 @@ section=$(mktemp)
   fi
   echo "<!-- requests:end -->"
 } >"$section"
-results="$here/bench/RESULTS.md"
-if grep -q '^<!-- requests:begin' "$results"; then
-  awk -v f="$section" '
-    /^<!-- requests:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
-    /^<!-- requests:end -->/ { skip = 0; next }
-    !skip' "$results" >"$results.new"
-else
-  awk -v f="$section" '
-    /^<!-- fuzz:begin/ && !done { while ((getline l < f) > 0) print l; print ""; done = 1 }
-    { print }
-    END { if (!done) { print ""; while ((getline l < f) > 0) print l } }' "$results" >"$results.new"
-fi
-mv "$results.new" "$results"
+"$here/bench/put_section.sh" requests "$section"
 cat "$section"
 rm -f "$section"
 exit "$status"
