@@ -68,6 +68,7 @@ declare -A parses=(
   [fuzz_domain_xml]="libvirt domain XML"
   [fuzz_k8s_parsers]="sriovd-k8s's HTTP response reader and pool, lease and device JSON"
   [fuzz_mac_address]="MAC address text"
+  [fuzz_kstrtox]="what is written to sysfs attributes, as the simulator's kstrtox emulation parses it"
   [fuzz_request_bodies]="REST request bodies: schema validation, then the VfConfig, pool and allocation decoding"
 )
 
@@ -196,13 +197,24 @@ table() {
   echo
   echo "libFuzzer with ASan+UBSan (UBSan halting), one target at a time, each seeded from its corpus (\`-print_final_stats=1 -timeout=30 -rss_limit_mb=2048\`, then \`-runs=\` rounds until the minimum count). Corpus: seed files → units libFuzzer kept at the end; edges: the coverage counter at the end; exec/s over the target's whole time."
   echo
-  # An earlier run's line stays while a row it made does.
-  local line t
+  # An earlier run's line stays while a row it made does: the row of a target this run leaves
+  # alone is the one the newest earlier line naming that target made.
+  local line t i=0
+  local -a lines=()
+  local -A newest=()
   while IFS= read -r line; do
-    for t in ${line##*: }; do
-      if [[ " ${targets[*]} " != *" $t "* ]]; then printf '%s\n' "$line"; break; fi
-    done
+    lines+=("$line")
+    for t in ${line##*: }; do newest[$t]=$i; done
+    i=$(( i + 1 ))
   done < <(grep '^- `scripts/fuzz.sh' "$old" || true)
+  for i in "${!lines[@]}"; do
+    for t in ${lines[$i]##*: }; do
+      if [[ " ${targets[*]} " != *" $t "* ]] && [ "${newest[$t]}" = "$i" ]; then
+        printf '%s\n' "${lines[$i]}"
+        break
+      fi
+    done
+  done
   echo "- \`scripts/fuzz.sh ${args[*]}\` (niceness $(nice)) on $(date -u '+%F %H:%M') UTC, $("$cxx" --version | head -1), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: ${targets[*]}"
   echo
   echo "| target | what it parses | executions | exec/s | time | crashes | corpus | edges |"
@@ -227,15 +239,7 @@ table() {
 if [ "$write_results" = 1 ]; then
   section=$(mktemp)
   table >"$section"
-  if grep -q '^<!-- fuzz:begin' "$results"; then
-    awk -v f="$section" '
-      /^<!-- fuzz:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
-      /^<!-- fuzz:end -->/ { skip = 0; next }
-      !skip' "$results" >"$results.new"
-  else
-    { cat "$results"; echo; cat "$section"; } >"$results.new"
-  fi
-  mv "$results.new" "$results"
+  bench/put_section.sh fuzz "$section" "$results"
   rm -f "$section"
   echo "fuzz.sh: results written to $results" >&2
 else

@@ -3,7 +3,8 @@
 #   guest.sh boot1|boot2 SRIOVD SRIOVD_CLI
 # boot1: pools over NVMe VFs (vfio) and, with igb, over igb VFs (netdev and vfio, with VF
 #        attributes); leases taken and checked on sysfs, /dev/vfio and `ip -d link`; the
-#        interlocks (VF count of a PF with a leased VF, a group that is not viable); releases
+#        interlocks (VF count of a PF with a leased VF, a group that is not viable, an igb VF's
+#        netdev with an address and a route: refused naming them, then forced); releases
 #        checked for driver, VF attributes and the function reset. One NVMe lease and the igb
 #        vfio lease are kept.
 # boot2: a fresh kernel: the daemon restores the kept leases (VFs recreated, vfio-pci, VF
@@ -199,6 +200,23 @@ boot1)
     echo "    $(vf_line 0)"
     expect_match "lease C: VF0 attributes reset (ip)" "$CLEAN_VF" "$(vf_line 0)"
     expect "lease C: VF0 vf_config reset (--json device)" "00:00:00:00:00:00 0 0 true false" "$(jdev "$ivf0" "$VFQ")"
+
+    # The "netdev in use" interlock on a real VF netdev: with an address and a route on it, an
+    # unbind is refused naming them, and goes through with force.
+    vnet=$(ls "/sys/bus/pci/devices/$ivf0/net" 2>/dev/null | head -1)
+    expect_match "VF0 has a netdev on igbvf" "." "$vnet"
+    { ip addr add 192.0.2.10/24 dev "$vnet" && ip link set "$vnet" up &&
+        ip route add 198.51.100.0/24 via 192.0.2.1 dev "$vnet"; } || fail "address and route on $vnet"
+    expect "unbind of VF0 in use: HTTP status" 409 "$(http_status PUT "/v1/devices/$ivf0/driver" '{"driver": "vfio-pci"}')"
+    run_cli "unbind of VF0 in use refused" 1 bind "$ivf0" vfio-pci
+    echo "    refusal: $cli_out"
+    expect_match "the refusal names the netdev, its address and routes" \
+      "netdev $vnet of $ivf0 is up with addresses 192\.0\.2\.10/24 and [0-9]+ route" "$cli_out"
+    expect "VF0 still on igbvf after the refusal" igbvf "$(driver_of "$ivf0")"
+    run_cli "unbind of VF0 with force" 0 bind "$ivf0" vfio-pci --force
+    expect "VF0 on vfio-pci after force" vfio-pci "$(driver_of "$ivf0")"
+    run_cli "VF0 back to its host driver" 0 bind "$ivf0" host
+    expect "VF0 back on igbvf" igbvf "$(driver_of "$ivf0")"
     printf 'lease_d=%s\nivf1=%s\n' "$lease_d" "$ivf1" >> "$kept"
   fi
   printf 'lease_a=%s\nvf_a=%s\n' "$lease_a" "$vf_a" >> "$kept"
