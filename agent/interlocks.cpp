@@ -113,10 +113,8 @@ Result<void> Agent::check_not_in_use(const pci::Device& d, const std::string& ch
     }
   }
   if (!held->empty()) {
-    std::string nodes;
-    for (const auto& h : *held)
-      if (nodes.find(h.path) == std::string::npos) nodes += (nodes.empty() ? "" : ", ") + h.path;
-    why += (why.empty() ? a + " is in use: " : "; ") + nodes + " held open by " + kernel::describe(*held);
+    why += (why.empty() ? a + " is in use: " : "; ") + kernel::held_paths(*held) + " held open by " +
+           kernel::describe(*held);
   }
   if (why.empty()) return ok();
   return conflict("cannot " + change + ": " + why + " (stop the domain or process, or detach the device, first)");

@@ -132,11 +132,9 @@ std::vector<PoolMember> Agent::members_now(const PoolSpec& pool, const Snapshot&
       m.healthy = false;
       m.reason = "cannot tell whether it is held open through VFIO: " + held.error().message;
     } else if (auto it = held->find(a); it != held->end()) {
-      std::string nodes;
-      for (const auto& h : it->second)
-        if (nodes.find(h.path) == std::string::npos) nodes += (nodes.empty() ? "" : ", ") + h.path;
       m.healthy = false;
-      m.reason = "in use outside sriovd: " + nodes + " held open by " + kernel::describe(it->second);
+      m.reason =
+          "in use outside sriovd: " + kernel::held_paths(it->second) + " held open by " + kernel::describe(it->second);
     }
   }
   return members;

@@ -47,6 +47,14 @@ inline std::string describe(const std::vector<FileHolder>& holders) {
   return s;
 }
 
+// "/dev/vfio/12, /dev/vfio/devices/vfio3": the held files, each once, for a message.
+inline std::string held_paths(const std::vector<FileHolder>& holders) {
+  std::string s;
+  for (const auto& h : holders)
+    if (s.find(h.path) == std::string::npos) s += (s.empty() ? "" : ", ") + h.path;
+  return s;
+}
+
 class Kernel {
  public:
   virtual ~Kernel() = default;
