@@ -39,7 +39,8 @@ class LeaseLibvirt {
   Result<void> detach(const std::string& xml, const Attachment& at);
   // A conflict naming the running domains whose live definition uses `address`; ok when none
   // does or libvirt cannot be reached (then no domain can be using it through libvirt; the
-  // agent asks the kernel whether QEMU still holds it). Any other libvirt error is returned:
+  // agent asks the kernel whether QEMU still holds it). After a failed connect, libvirt is not
+  // tried again for a second (Libvirt::deferred). Any other libvirt error is returned:
   // the question could not be answered, and the caller refuses (fail closed).
   Result<void> check_not_in_use(const PciAddress& address);
 

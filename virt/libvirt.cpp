@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include "base/mutex.h"
@@ -190,6 +191,9 @@ struct Libvirt::Conn {
 struct Libvirt::State {
   Mutex mu;
   std::shared_ptr<Conn> conn SRIOVD_GUARDED_BY(mu);  // null or possibly dead
+  // The last connect's failure and when it came; empty after a successful connect.
+  std::optional<Error> failure SRIOVD_GUARDED_BY(mu);
+  std::chrono::steady_clock::time_point failed_at SRIOVD_GUARDED_BY(mu);
 };
 
 namespace {
@@ -210,30 +214,38 @@ Result<virConnectPtr> open_connection(const std::string& uri) {
 
 }  // namespace
 
-Libvirt::Libvirt(std::string uri) : uri_(std::move(uri)), state_(std::make_unique<State>()) {}
+Libvirt::Libvirt(std::string uri, std::chrono::milliseconds recheck)
+    : uri_(std::move(uri)), recheck_(recheck), state_(std::make_unique<State>()) {}
 
 Libvirt::~Libvirt() = default;
 
 Result<std::unique_ptr<Libvirt>> Libvirt::connect(const std::string& uri) {
-  std::unique_ptr<Libvirt> lv(new Libvirt(uri));
+  std::unique_ptr<Libvirt> lv(new Libvirt(uri, std::chrono::milliseconds(0)));
   auto c = lv->connection();
   if (!c) return std::move(c).error();
   return lv;
 }
 
-std::unique_ptr<Libvirt> Libvirt::deferred(const std::string& uri) {
-  return std::unique_ptr<Libvirt>(new Libvirt(uri));
+std::unique_ptr<Libvirt> Libvirt::deferred(const std::string& uri, std::chrono::milliseconds recheck) {
+  return std::unique_ptr<Libvirt>(new Libvirt(uri, recheck));
 }
 
-Result<std::shared_ptr<Libvirt::Conn>> Libvirt::connection() {
+Result<std::shared_ptr<Libvirt::Conn>> Libvirt::connection(bool may_reuse_failure) {
   if (auto loaded = load(); !loaded) return std::move(loaded).error();
   MutexLock lock(state_->mu);
   if (state_->conn && api->virConnectIsAlive(state_->conn->ptr) == 1) return state_->conn;
+  const auto now = std::chrono::steady_clock::now();
+  if (may_reuse_failure && state_->failure && now - state_->failed_at < recheck_) return *state_->failure;
   // Gone (daemon restarted, keepalive timeout): open afresh. Holders of the old one keep it
   // until they are done; their calls fail with libvirt_unreachable.
   api->virResetLastError();
   auto opened = open_connection(uri_);
-  if (!opened) return std::move(opened).error();
+  if (!opened) {
+    state_->failure = opened.error();
+    state_->failed_at = now;
+    return std::move(opened).error();
+  }
+  state_->failure.reset();
   auto conn = std::make_shared<Conn>();
   conn->ptr = *opened;
   state_->conn = conn;
@@ -411,7 +423,7 @@ Result<void> Libvirt::detach(const std::string& domain, const std::string& devic
 
 Result<std::vector<DomainUse>> Libvirt::domains_using(const PciAddress& address,
                                                       const std::vector<std::string>& netdevs) {
-  auto conn = connection();
+  auto conn = connection(/*may_reuse_failure=*/true);
   if (!conn) return std::move(conn).error();
   virDomainPtr* list = nullptr;
   int n = api->virConnectListAllDomains((*conn)->ptr, &list, 0);

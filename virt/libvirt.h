@@ -62,7 +62,15 @@ class Libvirt {
   static Result<std::unique_ptr<Libvirt>> connect(const std::string& uri = kDefaultLibvirtUri);
   // The same without connecting now: the first call connects, and every call after a failure
   // tries again. For a daemon that may start before libvirtd, or outlive it.
-  static std::unique_ptr<Libvirt> deferred(const std::string& uri = kDefaultLibvirtUri);
+  //
+  // Except domains_using: within `recheck` of a failed connect it answers libvirt_unreachable
+  // again without trying. It is the in-use interlock, asked before every bind, unbind and
+  // lease change, and on a host without libvirtd each connect attempt costs more than the rest
+  // of the change; a QEMU that runs meanwhile is seen by the kernel check (it holds the
+  // device's VFIO nodes). attach, detach and domain_xml always try, so an operator who has just
+  // started libvirtd is not told it is unreachable.
+  static std::unique_ptr<Libvirt> deferred(const std::string& uri = kDefaultLibvirtUri,
+                                           std::chrono::milliseconds recheck = std::chrono::seconds(1));
   ~Libvirt();
   Libvirt(const Libvirt&) = delete;
   Libvirt& operator=(const Libvirt&) = delete;
@@ -93,6 +101,8 @@ class Libvirt {
   // or a hostdev interface with source `address`, or a direct (macvtap) interface on one of
   // `netdevs` (the function's host netdevs). Ordered by domain name. For the interlock
   // "unbinding a device in use by a running domain": refuse when any entry has `running`.
+  // libvirt_unreachable without a connect attempt within the recheck interval of a failed one
+  // (see deferred).
   Result<std::vector<DomainUse>> domains_using(const PciAddress& address, const std::vector<std::string>& netdevs = {});
 
   // The domain's XML: live (for a running domain) or, with `inactive`, the persistent one.
@@ -100,10 +110,13 @@ class Libvirt {
 
  private:
   struct Conn;
-  explicit Libvirt(std::string uri);
-  Result<std::shared_ptr<Conn>> connection();
+  Libvirt(std::string uri, std::chrono::milliseconds recheck);
+  // The open connection, opening it if needed. With `may_reuse_failure`, a connect that failed
+  // less than recheck_ ago is answered with its error instead of a new attempt.
+  Result<std::shared_ptr<Conn>> connection(bool may_reuse_failure = false);
 
   const std::string uri_;
+  const std::chrono::milliseconds recheck_;
   struct State;
   std::unique_ptr<State> state_;  // the current connection, under its mutex
 };

@@ -115,6 +115,38 @@ TEST_CASE("a deferred connection connects at first use and retries after a failu
   CHECK(good->domain_xml("test").ok());
 }
 
+TEST_CASE("the in-use query does not retry a failed connect within the recheck interval; the other calls do") {
+  // The node file is missing at first, so the test driver cannot open the URI.
+  test::TempDir dir{"sriovd-virt"};
+  const std::string uri = "test://" + (dir / "node.xml").string();
+  const PciAddress vf{0, 0x17, 0, 1};
+  auto patient = Libvirt::deferred(uri, 1h);
+  auto eager = Libvirt::deferred(uri, 0ms);
+  for (auto* lv : {patient.get(), eager.get()}) {
+    auto r = lv->domains_using(vf);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().reason == "libvirt_unreachable");
+  }
+  std::ofstream(dir / "node.xml") << kNode;
+
+  // Within the hour: the earlier failure again, without a connect.
+  auto again = patient->domains_using(vf);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().reason == "libvirt_unreachable");
+  CHECK(again.error().message.find(uri) != std::string::npos);
+  // No interval: it connects and answers.
+  auto fresh = eager->domains_using(vf);
+  REQUIRE_MESSAGE(fresh.ok(), why(fresh));
+  CHECK(fresh->size() == 2);
+
+  // A call that acts (here a read of a definition) always tries, and once connected the query
+  // uses that connection.
+  CHECK(patient->domain_xml("running-vm").ok());
+  auto now = patient->domains_using(vf);
+  REQUIRE_MESSAGE(now.ok(), why(now));
+  CHECK(now->size() == 2);
+}
+
 TEST_CASE("an unknown domain is domain_not_found for every operation") {
   auto lv = open("test:///default");
   auto spec = device_xml({DeviceXmlSpec::Kind::HostdevPci, PciAddress{0, 0x17, 0, 1}, {}, {}, {}});
