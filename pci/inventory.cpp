@@ -4,12 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <optional>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 
 #include "base/parallel.h"
@@ -323,14 +323,15 @@ Result<Inventory> scan(const SysfsRoot& root) {
     names.push_back(e.name.c_str());
   }
   // The scan is syscall-bound (about a dozen per function) and the functions are independent:
-  // split them over the cores. Each worker writes only its own slice of `devices`. The netdevs
-  // come from class/net meanwhile, on a thread of their own.
+  // split them over the cores. Each worker writes only the devices of its own ranges. Reading
+  // the netdevs from class/net is one more piece of the work: the worker that comes first does
+  // it, and the others take its share of functions meanwhile.
   std::optional<std::unordered_map<std::string, std::vector<std::string>>> netdevs;
-  std::thread net([&] { netdevs = netdevs_by_function(root); });
+  std::atomic_flag net_taken = ATOMIC_FLAG_INIT;
   parallel_for(inv.devices.size(), [&](size_t begin, size_t end) {
+    if (!net_taken.test_and_set(std::memory_order_relaxed)) netdevs = netdevs_by_function(root);
     for (size_t i = begin; i < end; ++i) read_into(root, inv.devices[i], names[i], false);
   });
-  net.join();
   for (size_t i = 0; i < inv.devices.size(); ++i) {
     if (!netdevs) {
       // No class/net in this tree: each function's own net directory.
