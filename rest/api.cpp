@@ -3,10 +3,12 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "agent/vf_config_json.h"
 #include "base/utf8.h"
@@ -21,10 +23,31 @@ namespace sriovd::rest {
 
 using nlohmann::json;
 
+// One snapshot's devices or groups as JSON: the objects joined with commas, as the list answers
+// carry them, and each object a span of that text. No allocation per object, so a rendering
+// costs little more than its text.
 struct Api::Rendered {
+  struct Span {
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
   uint64_t generation = 0;
-  std::vector<std::string> devices;   // parallel to Snapshot::devices
-  std::map<int, std::string> groups;  // by group number
+  std::string text;
+  std::vector<Span> spans;   // devices: parallel to Snapshot::devices; groups: ascending numbers
+  std::vector<int> numbers;  // groups: the number of each span
+
+  void add(const std::string& json) {
+    if (!text.empty()) text += ',';
+    spans.push_back({static_cast<uint32_t>(text.size()), static_cast<uint32_t>(json.size())});
+    text += json;
+  }
+  std::string object(size_t i) const { return text.substr(spans[i].offset, spans[i].length); }
+  // The group's JSON, or nullopt when the snapshot has no such group.
+  std::optional<std::string> group(int number) const {
+    auto it = std::lower_bound(numbers.begin(), numbers.end(), number);
+    if (it == numbers.end() || *it != number) return std::nullopt;
+    return object(static_cast<size_t>(it - numbers.begin()));
+  }
 };
 
 namespace {
@@ -96,6 +119,7 @@ struct DeviceFilter {
   std::optional<int> numa_node;  // -1: none
   std::string class_prefix;      // 2, 4 or 6 hex digits, lower case
 
+  bool empty() const { return !vendor_id && !driver && !physfn && !numa_node && class_prefix.empty(); }
   bool matches(const pci::Device& d) const {
     if (vendor_id && d.vendor_id != vendor_id) return false;
     if (driver) {
@@ -147,18 +171,29 @@ Result<DeviceFilter> parse_filter(const Request& req) {
 Api::Api(const agent::HostModel& model, ApiOptions options, agent::Agent* agent)
     : model_(model), options_(std::move(options)), agent_(agent) {}
 
-std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const agent::Snapshot>& snap) const {
-  auto r = rendered_.load(std::memory_order_acquire);
+std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const agent::Snapshot>& snap,
+                                                   RenderedKind kind) const {
+  auto& latest = kind == RenderedKind::devices ? rendered_devices_ : rendered_groups_;
+  auto r = latest.load(std::memory_order_acquire);
   if (r && r->generation == snap->generation) return r;
   MutexLock lock(render_mu_);
-  r = rendered_.load(std::memory_order_acquire);
+  r = latest.load(std::memory_order_acquire);
   if (r && r->generation == snap->generation) return r;
   auto fresh = std::make_shared<Rendered>();
   fresh->generation = snap->generation;
-  fresh->devices.reserve(snap->devices.size());
-  for (const auto& d : snap->devices) fresh->devices.push_back(encode_device(d));
-  for (const auto& [n, g] : snap->groups) fresh->groups.emplace(n, encode_group(g));
-  rendered_.store(fresh, std::memory_order_release);
+  if (kind == RenderedKind::devices) {
+    fresh->spans.reserve(snap->devices.size());
+    for (const auto& d : snap->devices) fresh->add(encode_device(d));
+  } else {
+    fresh->spans.reserve(snap->groups.size());
+    fresh->numbers.reserve(snap->groups.size());
+    for (const auto& [n, g] : snap->groups) {
+      fresh->add(encode_group(g));
+      fresh->numbers.push_back(n);
+    }
+  }
+  fresh->text.shrink_to_fit();
+  latest.store(fresh, std::memory_order_release);
   return fresh;
 }
 
@@ -278,10 +313,10 @@ Response Api::mutate_device(const RouteCall& call, DeviceChange what) const {
   metrics_.observe(operation, r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
   if (!r) return problem(r.error(), req.path);
   auto snap = model_.current();
-  auto rendered_now = rendered(snap);
+  auto rendered_now = rendered(snap, RenderedKind::devices);
   auto it = snap->index.find(*a);
   if (it == snap->index.end()) return json_response("{}");
-  return json_response(rendered_now->devices[it->second]);
+  return json_response(rendered_now->object(it->second));
 }
 
 Response Api::event_stream(const RouteCall& call) const {
@@ -363,19 +398,24 @@ Response Api::get_host(const RouteCall& call) const {
 Response Api::list_devices(const RouteCall& call) const {
   const Request& req = call.req;
   const agent::Snapshot& s = *call.snap;
-  auto rendered_now = rendered(call.snap);
+  auto rendered_now = rendered(call.snap, RenderedKind::devices);
   const Rendered& r = *rendered_now;
   auto filter = parse_filter(req);
   if (!filter) return problem(filter.error(), req.path);
-  std::string body = "{\"devices\":[";
-  bool first = true;
+  std::string body;
   size_t count = 0;
-  for (size_t i = 0; i < s.devices.size(); ++i) {
-    if (!filter->matches(s.devices[i].device)) continue;
-    if (!first) body += ',';
-    first = false;
-    body += r.devices[i];
-    ++count;
+  if (filter->empty()) {
+    count = s.devices.size();
+    body.reserve(r.text.size() + 32);
+    body += "{\"devices\":[";
+    body += r.text;
+  } else {
+    body = "{\"devices\":[";
+    for (size_t i = 0; i < s.devices.size(); ++i) {
+      if (!filter->matches(s.devices[i].device)) continue;
+      if (count++ > 0) body += ',';
+      body.append(r.text, r.spans[i].offset, r.spans[i].length);
+    }
   }
   body += "],\"count\":" + std::to_string(count) + "}";
   return json_response(std::move(body));
@@ -392,23 +432,20 @@ Response Api::get_device(const RouteCall& call) const {
   auto it = s.index.find(*a);
   if (it == s.index.end())
     return problem(ErrorCode::not_found, "no PCI device " + a->to_string() + " on this host", req.path);
-  return json_response(rendered(call.snap)->devices[it->second]);
+  return json_response(rendered(call.snap, RenderedKind::devices)->object(it->second));
 }
 
 Response Api::list_groups(const RouteCall& call) const {
   const Request& req = call.req;
-  auto rendered_now = rendered(call.snap);
+  auto rendered_now = rendered(call.snap, RenderedKind::groups);
   const Rendered& r = *rendered_now;
   for (const auto& [k, v] : req.query)
     return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter", req.path, k);
-  std::string body = "{\"iommu_groups\":[";
-  bool first = true;
-  for (const auto& [n, text] : r.groups) {
-    if (!first) body += ',';
-    first = false;
-    body += text;
-  }
-  body += "],\"count\":" + std::to_string(r.groups.size()) + "}";
+  std::string body;
+  body.reserve(r.text.size() + 40);
+  body += "{\"iommu_groups\":[";
+  body += r.text;
+  body += "],\"count\":" + std::to_string(r.spans.size()) + "}";
   return json_response(std::move(body));
 }
 
@@ -418,11 +455,9 @@ Response Api::get_group(const RouteCall& call) const {
   auto n = pci::parse_int(number, 0, INT32_MAX);
   if (!n || number.find_first_not_of("0123456789") != std::string::npos)
     return problem(ErrorCode::bad_request, "'" + number + "' is not an IOMMU group number", req.path, "number");
-  auto rendered_now = rendered(call.snap);
-  auto it = rendered_now->groups.find(static_cast<int>(*n));
-  if (it == rendered_now->groups.end())
-    return problem(ErrorCode::not_found, "no IOMMU group " + number + " on this host", req.path);
-  return json_response(it->second);
+  auto group = rendered(call.snap, RenderedKind::groups)->group(static_cast<int>(*n));
+  if (!group) return problem(ErrorCode::not_found, "no IOMMU group " + number + " on this host", req.path);
+  return json_response(std::move(*group));
 }
 
 }  // namespace sriovd::rest

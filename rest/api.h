@@ -98,8 +98,12 @@ class Api {
   Metrics& metrics() const { return metrics_; }
 
  private:
+  // A snapshot's devices or its IOMMU groups as JSON, rendered once per snapshot generation on
+  // first use (rest/api.cpp). The two are kept apart so that serving devices never holds the
+  // groups' text, and the other way round.
   struct Rendered;
-  std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap) const
+  enum class RenderedKind { devices, groups };
+  std::shared_ptr<const Rendered> rendered(const std::shared_ptr<const agent::Snapshot>& snap, RenderedKind kind) const
       SRIOVD_EXCLUDES(render_mu_);
 
   // The handlers of the routing table: probes, metrics and documents (rest/api.cpp).
@@ -147,9 +151,10 @@ class Api {
   mutable Metrics metrics_;
   std::atomic<bool> ready_{false};
   // Serialises rendering, so a new generation is rendered once however many requests ask for it
-  // at the same moment; readers load rendered_ without it.
+  // at the same moment; readers load the renderings without it.
   mutable Mutex render_mu_;
-  mutable std::atomic<std::shared_ptr<const Rendered>> rendered_;  // latest rendering
+  mutable std::atomic<std::shared_ptr<const Rendered>> rendered_devices_;  // latest rendering of each
+  mutable std::atomic<std::shared_ptr<const Rendered>> rendered_groups_;
 };
 
 }  // namespace sriovd::rest
