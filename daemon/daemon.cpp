@@ -430,12 +430,6 @@ int cannot_start(const Error& e, int status) {
 // whole life, in the order they must be built and torn down; each step is a named function.
 int run_daemon(const DaemonOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
-  // Blocks of 128 KiB and more (a full device list is ~0.4 MiB at 1,000 functions, and a worker
-  // thread builds it and a copy for the socket) are mapped for the request and unmapped after
-  // it. glibc would otherwise raise its threshold to the largest block freed and keep such
-  // blocks in the serving thread's arena, one per worker thread over time: resident memory that
-  // grows with the number of workers that ever served a large answer.
-  ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   setup_logging(options.verbose);
   sigset_t stop_set = block_stop_signals();
   // A peer that went away must be an EPIPE error where we write, not the end of the daemon:
