@@ -23,30 +23,42 @@ namespace sriovd::rest {
 
 using nlohmann::json;
 
-// One snapshot's devices or groups as JSON: the objects joined with commas, as the list answers
-// carry them, and each object a span of that text. No allocation per object, so a rendering
-// costs little more than its text.
+// One snapshot's devices or groups as JSON: the list answer, {"<key>":[...],"count":N}, with
+// each object a span of it. No allocation per object, so a rendering costs little more than its
+// text, and the unfiltered list is answered with the text itself (Response::shared_text).
 struct Api::Rendered {
   struct Span {
     uint32_t offset = 0;
     uint32_t length = 0;
   };
   uint64_t generation = 0;
-  std::string text;
+  std::shared_ptr<std::string> text = std::make_shared<std::string>();
   std::vector<Span> spans;   // devices: parallel to Snapshot::devices; groups: ascending numbers
   std::vector<int> numbers;  // groups: the number of each span
 
+  void open(const char* key) { *text = std::string("{\"") + key + "\":["; }
   void add(const std::string& json) {
-    if (!text.empty()) text += ',';
-    spans.push_back({static_cast<uint32_t>(text.size()), static_cast<uint32_t>(json.size())});
-    text += json;
+    if (!spans.empty()) *text += ',';
+    spans.push_back({static_cast<uint32_t>(text->size()), static_cast<uint32_t>(json.size())});
+    *text += json;
   }
-  std::string object(size_t i) const { return text.substr(spans[i].offset, spans[i].length); }
+  void close() {
+    *text += "],\"count\":" + std::to_string(spans.size()) + "}";
+    text->shrink_to_fit();
+  }
+  std::string object(size_t i) const { return text->substr(spans[i].offset, spans[i].length); }
   // The group's JSON, or nullopt when the snapshot has no such group.
   std::optional<std::string> group(int number) const {
     auto it = std::lower_bound(numbers.begin(), numbers.end(), number);
     if (it == numbers.end() || *it != number) return std::nullopt;
     return object(static_cast<size_t>(it - numbers.begin()));
+  }
+  // The whole list as an answer that shares the text.
+  Response list() const {
+    Response r;
+    r.shared_text = text;
+    r.shared_view = *text;
+    return r;
   }
 };
 
@@ -182,9 +194,11 @@ std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const a
   auto fresh = std::make_shared<Rendered>();
   fresh->generation = snap->generation;
   if (kind == RenderedKind::devices) {
+    fresh->open("devices");
     fresh->spans.reserve(snap->devices.size());
     for (const auto& d : snap->devices) fresh->add(encode_device(d));
   } else {
+    fresh->open("iommu_groups");
     fresh->spans.reserve(snap->groups.size());
     fresh->numbers.reserve(snap->groups.size());
     for (const auto& [n, g] : snap->groups) {
@@ -192,7 +206,7 @@ std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const a
       fresh->numbers.push_back(n);
     }
   }
-  fresh->text.shrink_to_fit();
+  fresh->close();
   latest.store(fresh, std::memory_order_release);
   return fresh;
 }
@@ -402,20 +416,13 @@ Response Api::list_devices(const RouteCall& call) const {
   const Rendered& r = *rendered_now;
   auto filter = parse_filter(req);
   if (!filter) return problem(filter.error(), req.path);
-  std::string body;
+  if (filter->empty()) return r.list();
+  std::string body = "{\"devices\":[";
   size_t count = 0;
-  if (filter->empty()) {
-    count = s.devices.size();
-    body.reserve(r.text.size() + 32);
-    body += "{\"devices\":[";
-    body += r.text;
-  } else {
-    body = "{\"devices\":[";
-    for (size_t i = 0; i < s.devices.size(); ++i) {
-      if (!filter->matches(s.devices[i].device)) continue;
-      if (count++ > 0) body += ',';
-      body.append(r.text, r.spans[i].offset, r.spans[i].length);
-    }
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    if (!filter->matches(s.devices[i].device)) continue;
+    if (count++ > 0) body += ',';
+    body.append(*r.text, r.spans[i].offset, r.spans[i].length);
   }
   body += "],\"count\":" + std::to_string(count) + "}";
   return json_response(std::move(body));
@@ -441,12 +448,7 @@ Response Api::list_groups(const RouteCall& call) const {
   const Rendered& r = *rendered_now;
   for (const auto& [k, v] : req.query)
     return problem(ErrorCode::bad_request, "query parameter '" + k + "': unknown parameter", req.path, k);
-  std::string body;
-  body.reserve(r.text.size() + 40);
-  body += "{\"iommu_groups\":[";
-  body += r.text;
-  body += "],\"count\":" + std::to_string(r.spans.size()) + "}";
-  return json_response(std::move(body));
+  return r.list();
 }
 
 Response Api::get_group(const RouteCall& call) const {

@@ -57,7 +57,7 @@ struct Fixture {
 };
 
 json valid(const rest::Response& r, const char* component) {
-  auto j = json::parse(r.body);
+  auto j = json::parse(r.text());
   auto v = schemas::api_validator().validate(component, j);
   CHECK_MESSAGE(v.ok(), (v.ok() ? "" : v.error().message));
   return j;

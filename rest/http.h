@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,9 +41,17 @@ class BodyStream {
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
-  std::string body;  // ignored when `stream` is set
+  std::string body;  // ignored when `stream` or `shared_text` is set
   std::vector<std::pair<std::string, std::string>> headers;
   std::shared_ptr<BodyStream> stream;  // set: a streamed (chunked) body instead of `body`
+  // Set: the body is `shared_view`, a part of this text (a rendering other answers share),
+  // written to the socket from where it is: a list of a thousand devices is not copied for
+  // each request.
+  std::shared_ptr<const std::string> shared_text;
+  std::string_view shared_view;
+
+  // The body, wherever it is (not a stream's).
+  std::string_view text() const { return shared_text ? shared_view : std::string_view(body); }
 };
 
 }  // namespace sriovd::rest

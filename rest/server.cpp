@@ -296,7 +296,14 @@ void write_response(Response res, const httplib::Request& in, httplib::Response&
   }
   if (in.method == "HEAD") {
     out.set_header("Content-Type", res.content_type);
-    out.set_header("Content-Length", std::to_string(res.body.size()));
+    out.set_header("Content-Length", std::to_string(res.text().size()));
+  } else if (res.shared_text) {
+    // Written from the shared text, which the provider keeps alive until httplib is done.
+    out.set_content_provider(res.shared_view.size(), res.content_type.c_str(),
+                             [text = std::move(res.shared_text), view = res.shared_view](size_t offset, size_t length,
+                                                                                         httplib::DataSink& sink) {
+                               return sink.write(view.data() + offset, std::min<size_t>(length, 256 * 1024));
+                             });
   } else {
     out.set_content(res.body, res.content_type.c_str());
   }
