@@ -27,32 +27,49 @@ json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['
   echo "Written by \`bench/run.sh\` on $(date -u +%Y-%m-%d) on this project's machine ($(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start). The simulated host is the \`large\` profile: 16 PFs x 63 VFs + 16 root ports = 1,040 PCI functions, on tmpfs. Ratios are ours / peer, measured in the same run."
 } > "$out"
 
-# 1. Cold inventory vs lspci on the same tree (whole processes). Three hyperfine runs, because
-# on this shared 2-core machine one run's ratio moves by several hundredths.
-lspci_cmd="lspci -vmm -D -k -A linux-sysfs -O sysfs.path=$work/sys/bus/pci"
-ours_cmd="$sriovd inventory --sysfs-root $work/sys"
+# 1. Cold inventory vs lspci on the same tree (whole processes), on every scale layout: the
+# scan's parallel split must not depend on the tree's shape. Three hyperfine runs per layout,
+# because on this shared 2-core machine one run's ratio moves by several hundredths.
+layouts=(large switches one-bus scale)
+declare -A functions=() lspci_median=()
+for p in switches one-bus scale; do "$fakehost" --profile "$p" --out "$work/$p" >/dev/null; done
+tree() { if [ "$1" = large ]; then echo "$work/sys"; else echo "$work/$1"; fi; }
 rows=""
-ratios=()
-for i in 1 2 3; do
-  hyperfine -N -w 5 -r 40 --export-json "$work/inv$i.json" "$lspci_cmd" "$ours_cmd" >/dev/null 2>&1
-  lspci_ms=$(python3 -c "import json; print(json.load(open('$work/inv$i.json'))['results'][0]['median']*1000)")
-  ours_ms=$(python3 -c "import json; print(json.load(open('$work/inv$i.json'))['results'][1]['median']*1000)")
-  r=$(ratio "$ours_ms" "$lspci_ms")
-  ratios+=("$r")
-  rows+=$(printf '| %d | %.1f ms | %.1f ms | %sx |' "$i" "$lspci_ms" "$ours_ms" "$r")$'\n'
+worst=0
+for p in "${layouts[@]}"; do
+  root=$(tree "$p")
+  functions[$p]=$(ls "$root/bus/pci/devices" | wc -l)
+  runs=40
+  [ "${functions[$p]}" -gt 2000 ] && runs=15
+  ratios=() lspcis=() ourss=() cpus=()
+  for i in 1 2 3; do
+    hyperfine -N -w 3 -r "$runs" --export-json "$work/inv-$p-$i.json" \
+      "lspci -vmm -D -k -A linux-sysfs -O sysfs.path=$root/bus/pci" "$sriovd inventory --sysfs-root $root" >/dev/null 2>&1
+    lspci_ms=$(python3 -c "import json; print(json.load(open('$work/inv-$p-$i.json'))['results'][0]['median']*1000)")
+    ours_ms=$(python3 -c "import json; print(json.load(open('$work/inv-$p-$i.json'))['results'][1]['median']*1000)")
+    cpus+=("$(python3 -c "import json; r=json.load(open('$work/inv-$p-$i.json'))['results'][1]; print(f\"{(r['user']+r['system'])/r['mean']:.2f}\")")")
+    ratios+=("$(ratio "$ours_ms" "$lspci_ms")")
+    lspcis+=("$lspci_ms")
+    ourss+=("$ours_ms")
+  done
+  mid() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+  r=$(mid "${ratios[@]}")
+  lspci_median[$p]=$(mid "${lspcis[@]}")
+  rows+=$(printf '| %s | %s | %.1f ms | %.1f ms | %s CPUs | %s | **%sx** |' "$p" "${functions[$p]}" "${lspci_median[$p]}" \
+    "$(mid "${ourss[@]}")" "$(mid "${cpus[@]}")" "$(IFS=' '; echo "${ratios[*]}")" "$r")$'\n'
+  worst=$(python3 -c "print(max($worst, $r))")
 done
-inv_ratio=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 2p)
 {
   echo
-  echo "## Cold inventory vs lspci (target <= 0.25x)"
+  echo "## Cold inventory vs lspci on every layout (target <= 0.25x)"
   echo
-  echo "\`lspci -vmm -D -k -A linux-sysfs -O sysfs.path=<root>/bus/pci\` vs \`sriovd inventory --sysfs-root <root>\` (both print every function with names and drivers); \`hyperfine -N -w 5 -r 40\`, medians, three runs."
+  echo "\`lspci -vmm -D -k -A linux-sysfs -O sysfs.path=<root>/bus/pci\` vs \`sriovd inventory --sysfs-root <root>\` (both print every function with names and drivers); \`hyperfine -N -w 3 -r 40\` (15 on the 4,128-function host), three runs per layout; medians. Layouts (\`sriovd-fakehost --profile NAME\`): \`large\` 16 root ports each with one PF and 63 VFs; \`switches\` the same NICs behind two levels of PCIe switches, five bridges deep; \`one-bus\` 16 PFs as functions of two devices on one bus, their VFs on four other buses; \`scale\` 16 PFs x 256 VFs. CPUs: sriovd's CPU time over its wall time."
   echo
-  echo "| run | lspci | sriovd inventory | ratio |"
-  echo "|---|---|---|---|"
+  echo "| layout | functions | lspci | sriovd inventory | sriovd CPUs | ratios of the three runs | median ratio |"
+  echo "|---|---|---|---|---|---|---|"
   printf '%s' "$rows"
   echo
-  echo "Median ratio of the three runs: **${inv_ratio}x**."
+  echo "Worst layout: **${worst}x**."
 } >> "$out"
 
 # 2. GET /v1/devices/{address} with wrk vs nginx serving the same bytes from a file.
@@ -107,20 +124,29 @@ kill "${pids[@]}" 2>/dev/null || true
 wait 2>/dev/null || true
 pids=()
 
-# 3. Daemon footprint on the large host: start to READY=1, RSS once ready.
-foot=$("$build/bench/sriovd-bench-startup" "$sriovd" "$work/sys" 15)
-start_ms=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['start_to_ready_ms'])" "$foot")
-rss_kib=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['rss_kib'])" "$foot")
+# 3. Daemon footprint: start to READY=1 and RSS once ready; as a client sees it, exec to
+# /readyz 200 against lspci's time on the same tree (section 1), and RSS after a full device list.
+foot_rows=""
+for p in large scale; do
+  runs=15
+  [ "$p" = scale ] && runs=7
+  foot=$("$build/bench/sriovd-bench-startup" "$sriovd" "$(tree "$p")" "$runs")
+  f() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$foot" "$1"; }
+  mib() { python3 -c "print(f'{$1/1024:.1f}')"; }
+  foot_rows+=$(printf '| %s (%s functions) | %s ms | %s MiB | %s ms | %.1f ms | **%sx** | **%s MiB** (%s KiB of JSON) |' "$p" "${functions[$p]}" \
+    "$(f start_to_ready_ms)" "$(mib "$(f rss_kib)")" "$(f readyz_from_exec_ms)" "${lspci_median[$p]}" \
+    "$(ratio "$(f readyz_from_exec_ms)" "${lspci_median[$p]}")" "$(mib "$(f rss_after_devices_kib)")" \
+    "$(( $(f devices_bytes) / 1024 ))")$'\n'
+done
 {
   echo
-  echo "## Daemon footprint with the 1,040-function host (targets: RSS <= 16 MiB, start to ready <= 100 ms)"
+  echo "## Daemon footprint (targets: /readyz from exec <= 0.6x lspci; RSS after a full device list <= 16 MiB at 1,040 functions, <= 24 MiB at 4,128)"
   echo
-  echo "\`build/bench/sriovd-bench-startup build/daemon/sriovd <root> 15\`: exec to READY=1 over sd_notify, median of 15; RSS from /proc once ready."
+  echo "\`build/bench/sriovd-bench-startup build/daemon/sriovd <root> RUNS\` (15 runs, 7 on \`scale\`), medians: exec to READY=1 over sd_notify and RSS then; exec to the first 200 from \`GET /readyz\` on the daemon's socket, asked every millisecond without NOTIFY_SOCKET, against lspci's median on the same tree from the inventory runs above; then one \`GET /v1/devices\` and VmRSS (the largest of the runs)."
   echo
-  echo "| figure | value |"
-  echo "|---|---|"
-  echo "| start to ready (median) | $start_ms ms |"
-  printf '| RSS when ready | %.1f MiB |\n' "$(python3 -c "print($rss_kib/1024)")"
+  echo "| host | start to READY=1 | RSS when ready | exec to /readyz 200 | lspci | ratio | RSS after GET /v1/devices |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s' "$foot_rows"
 } >> "$out"
 
 # 4. sriovd-k8s: resident memory with a 128-VF pool, driven by the kubelet simulator.

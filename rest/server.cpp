@@ -298,11 +298,13 @@ void write_response(Response res, const httplib::Request& in, httplib::Response&
     out.set_header("Content-Type", res.content_type);
     out.set_header("Content-Length", std::to_string(res.text().size()));
   } else if (res.shared_text) {
-    // Written from the shared text, which the provider keeps alive until httplib is done.
+    // Written from the shared text, which the provider keeps alive until httplib is done, in
+    // slices of at most 256 KiB.
+    static constexpr size_t kSlice = size_t{256} * 1024;
     out.set_content_provider(res.shared_view.size(), res.content_type.c_str(),
                              [text = std::move(res.shared_text), view = res.shared_view](size_t offset, size_t length,
                                                                                          httplib::DataSink& sink) {
-                               return sink.write(view.data() + offset, std::min<size_t>(length, 256 * 1024));
+                               return sink.write(view.data() + offset, std::min(length, kSlice));
                              });
   } else {
     out.set_content(res.body, res.content_type.c_str());
