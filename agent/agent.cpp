@@ -53,13 +53,19 @@ Result<void> Agent::refresh_locked() {
 
 void Agent::publish_locked(std::shared_ptr<Snapshot> s) {
   s->drift = drift_;
-  s->book = book_;
   s->generation = generation_;
-  for (auto& v : s->devices) {
-    auto it = book_->by_address.find(v.device.address);
-    if (it == book_->by_address.end()) v.lease.reset();
-    else v.lease = it->second;
-  }
+  // Lease marks: the devices carry those of s->book (none after a full scan). Only a device
+  // whose mark differs is changed, so publishing costs as many device copies as leases changed,
+  // whatever the size of the host.
+  auto mark = [&s](const PciAddress& a, const std::optional<std::string>& id) {
+    auto it = s->index.find(a);
+    if (it != s->index.end() && s->devices[it->second].lease != id) s->devices.edit(it->second).lease = id;
+  };
+  if (s->book)
+    for (const auto& [a, id] : s->book->by_address)
+      if (!book_->by_address.count(a)) mark(a, std::nullopt);
+  for (const auto& [a, id] : book_->by_address) mark(a, id);
+  s->book = book_;
   auto before = model_.current();
   std::shared_ptr<const Snapshot> now = std::move(s);
   model_.publish(now);

@@ -57,8 +57,15 @@ std::vector<HostEvent> diff_snapshots(const Snapshot* before, const Snapshot& af
   // Both device lists are sorted by address: one merge pass.
   const auto& b = before->devices;
   const auto& a = after.devices;
+  // Chunks the two lists share hold the same devices at the same positions: with the same
+  // groups, nothing in them changed.
+  const bool same_groups = before->groups.same(after.groups);
   size_t i = 0, j = 0;
   while (i < b.size() || j < a.size()) {
+    if (same_groups && i == j && i % DeviceList::kChunk == 0 && b.same_chunk(a, i / DeviceList::kChunk)) {
+      i = j = std::min(b.size(), i + DeviceList::kChunk);
+      continue;
+    }
     if (j == a.size() || (i < b.size() && b[i].device.address < a[j].device.address)) {
       out.push_back({"device.removed", device_fields(b[i].device)});
       ++i;

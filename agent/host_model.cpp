@@ -11,6 +11,41 @@
 
 namespace sriovd::agent {
 
+DeviceList::DeviceList(std::vector<DeviceView> sorted) {
+  for (auto& v : sorted) push_back(std::move(v));
+}
+
+DeviceView& DeviceList::edit(size_t i) {
+  auto& chunk = chunks_[i / kChunk];
+  if (chunk.use_count() != 1) chunk = std::make_shared<std::vector<DeviceView>>(*chunk);
+  return (*chunk)[i % kChunk];
+}
+
+void DeviceList::push_back(DeviceView v) {
+  if (size_ % kChunk == 0) {
+    chunks_.push_back(std::make_shared<std::vector<DeviceView>>());
+    chunks_.back()->reserve(kChunk);
+  } else if (chunks_.back().use_count() != 1) {
+    chunks_.back() = std::make_shared<std::vector<DeviceView>>(*chunks_.back());
+  }
+  chunks_.back()->push_back(std::move(v));
+  ++size_;
+}
+
+std::vector<DeviceView> DeviceList::to_vector() const {
+  std::vector<DeviceView> out;
+  out.reserve(size_);
+  for (const auto& chunk : chunks_) out.insert(out.end(), chunk->begin(), chunk->end());
+  return out;
+}
+
+DeviceIndex::DeviceIndex(const DeviceList& devices) {
+  auto m = std::make_shared<Map>();
+  m->reserve(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) m->emplace(devices[i].device.address, i);
+  m_ = std::move(m);
+}
+
 Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names, uint64_t generation,
                                                  kernel::Kernel* kernel) {
   // Open the name databases, and read the IOMMU groups' types, on other threads while the
@@ -26,7 +61,6 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
   auto snap = std::make_shared<Snapshot>();
   snap->sysfs_root = root.path().string();
   snap->warnings = std::move(inv->warnings);
-  snap->devices.reserve(inv->devices.size());
   for (auto& d : inv->devices) {
     DeviceView v;
     if (names && d.vendor_id) {
@@ -34,9 +68,9 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
       if (d.device_id) v.device_name = names->device(*d.vendor_id, *d.device_id);
     }
     v.device = std::move(d);
-    snap->index.emplace(v.device.address, snap->devices.size());
     snap->devices.push_back(std::move(v));
   }
+  snap->index = DeviceIndex(snap->devices);
   std::vector<const pci::Device*> devices;
   devices.reserve(snap->devices.size());
   for (const auto& v : snap->devices) devices.push_back(&v.device);
@@ -55,7 +89,7 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
       if (!vfs) continue;  // a driver without VF ops: vf_config stays null
       for (const auto& info : *vfs) {
         auto it = vf_at.find({pf.address, static_cast<int>(info.index)});
-        if (it != vf_at.end()) snap->devices[it->second].vf_config = info.config;
+        if (it != vf_at.end()) snap->devices.edit(it->second).vf_config = info.config;
       }
     }
   }
@@ -86,7 +120,8 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
   snap->warnings = before.warnings;
   snap->readiness = before.readiness;
   snap->drift = before.drift;
-  snap->devices = before.devices;  // ~1,000 small values: tens of microseconds
+  snap->devices = before.devices;  // the chunks are shared until a device in one changes
+  snap->book = before.book;        // the leases its devices are marked with
 
   // A VF that comes or goes changes its PF's num_vfs, and the PF's own uevent cannot be relied
   // on: Linux sends none when VFs are disabled (sriov_disable(); only sriov_enable() sends a
@@ -105,7 +140,7 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     todo.pop_back();
     if (!done.insert(a).second) continue;
     auto it = before.index.find(a);
-    DeviceView* slot = it == before.index.end() ? nullptr : &snap->devices[it->second];
+    const DeviceView* slot = it == before.index.end() ? nullptr : &before.devices[it->second];
     if (slot && slot->device.iommu_group) groups.insert(*slot->device.iommu_group);
     // Without its VF index: the PF is read in this loop too, and the indexes derived below.
     auto d = pci::read_function(root, a);
@@ -150,21 +185,20 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
       // netdev keeps none).
       if (!v.device.physfn) v.vf_config.reset();
       else v.vf_config = slot->vf_config;
-      *slot = std::move(v);
+      snap->devices.edit(it->second) = std::move(v);
     } else {
       fresh.push_back(std::move(v));
     }
   }
-  if (!gone.empty())
-    std::erase_if(snap->devices, [&](const DeviceView& v) { return gone.count(v.device.address) != 0; });
-  if (!fresh.empty()) {
-    for (auto& v : fresh) snap->devices.push_back(std::move(v));
-    std::sort(snap->devices.begin(), snap->devices.end(),
-              [](const DeviceView& x, const DeviceView& y) { return x.device.address < y.device.address; });
-  }
   if (!gone.empty() || !fresh.empty()) {
-    snap->index.reserve(snap->devices.size());
-    for (size_t i = 0; i < snap->devices.size(); ++i) snap->index.emplace(snap->devices[i].device.address, i);
+    // Functions came or went: positions move, so the list and its index are made anew.
+    auto all = snap->devices.to_vector();
+    std::erase_if(all, [&](const DeviceView& v) { return gone.count(v.device.address) != 0; });
+    for (auto& v : fresh) all.push_back(std::move(v));
+    std::sort(all.begin(), all.end(),
+              [](const DeviceView& x, const DeviceView& y) { return x.device.address < y.device.address; });
+    snap->devices = DeviceList(std::move(all));
+    snap->index = DeviceIndex(snap->devices);
   } else {
     snap->index = before.index;
   }
@@ -173,7 +207,7 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
   for (const auto& a : read_vfs) {
     auto it = snap->index.find(a);
     if (it == snap->index.end()) continue;
-    pci::Device& vf = snap->devices[it->second].device;
+    pci::Device& vf = snap->devices.edit(it->second).device;
     const DeviceView* pf = snap->find(*vf.physfn);
     std::vector<pci::Device> pair;
     if (pf) pair.push_back(pf->device);
@@ -215,10 +249,11 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
       if (!vfs) continue;
       std::map<int, const VfConfig*> by_index;
       for (const auto& info : *vfs) by_index[static_cast<int>(info.index)] = &info.config;
-      for (auto& v : snap->devices) {
+      for (size_t i = 0; i < snap->devices.size(); ++i) {
+        const DeviceView& v = snap->devices[i];
         if (v.device.physfn != pfa || !v.device.vf_index) continue;
         auto it = by_index.find(*v.device.vf_index);
-        if (it != by_index.end()) v.vf_config = *it->second;
+        if (it != by_index.end() && v.vf_config != *it->second) snap->devices.edit(i).vf_config = *it->second;
       }
     }
   }

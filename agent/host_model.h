@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,15 +60,97 @@ class GroupMap {
     if (m_.use_count() != 1) m_ = std::make_shared<Map>(*m_);
     return *m_;
   }
+  // The same groups object as `other`'s (shared, so unchanged between the two).
+  bool same(const GroupMap& other) const { return m_ == other.m_; }
 
  private:
   std::shared_ptr<Map> m_;  // never null
 };
 
+// A snapshot's devices, sorted by address, in chunks of 64 shared with the snapshot it was
+// copied from until one of their devices changes: a lease, or a function read again, copies one
+// chunk, not every device of the host. Read like a const std::vector.
+class DeviceList {
+ public:
+  static constexpr size_t kChunk = 64;
+
+  DeviceList() = default;
+  explicit DeviceList(std::vector<DeviceView> sorted);
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const DeviceView& operator[](size_t i) const { return (*chunks_[i / kChunk])[i % kChunk]; }
+
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = DeviceView;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const DeviceView*;
+    using reference = const DeviceView&;
+    const_iterator() = default;
+    const_iterator(const DeviceList* list, size_t i) : list_(list), i_(i) {}
+    reference operator*() const { return (*list_)[i_]; }
+    pointer operator->() const { return &(*list_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator was = *this;
+      ++i_;
+      return was;
+    }
+    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+
+   private:
+    const DeviceList* list_ = nullptr;
+    size_t i_ = 0;
+  };
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size_}; }
+
+  // The device at `i` to change, its chunk copied first when another snapshot shares it. Only
+  // for a snapshot being built (not yet published): no one else can then be copying it.
+  DeviceView& edit(size_t i);
+  // Appends a device that sorts after every other (building a list in order).
+  void push_back(DeviceView v);
+  std::vector<DeviceView> to_vector() const;
+
+  // Chunk `c` is the same object in this list and in `other`: its devices are the same ones, at
+  // the same positions.
+  bool same_chunk(const DeviceList& other, size_t c) const {
+    return c < chunks_.size() && c < other.chunks_.size() && chunks_[c] == other.chunks_[c];
+  }
+
+ private:
+  std::vector<std::shared_ptr<std::vector<DeviceView>>> chunks_;  // all full but the last
+  size_t size_ = 0;
+};
+
+// Address → position in a DeviceList, shared between snapshots whose functions are the same
+// ones (most snapshots: a lease, an attribute, a driver). Read like the map it holds.
+class DeviceIndex {
+ public:
+  using Map = std::unordered_map<PciAddress, size_t>;
+  DeviceIndex() : m_(std::make_shared<const Map>()) {}
+  explicit DeviceIndex(const DeviceList& devices);
+
+  Map::const_iterator find(const PciAddress& a) const { return m_->find(a); }
+  Map::const_iterator begin() const { return m_->begin(); }
+  Map::const_iterator end() const { return m_->end(); }
+  size_t count(const PciAddress& a) const { return m_->count(a); }
+  size_t at(const PciAddress& a) const { return m_->at(a); }
+  size_t size() const { return m_->size(); }
+
+ private:
+  std::shared_ptr<const Map> m_;  // never null
+};
+
 struct Snapshot {
   std::string sysfs_root;
-  std::vector<DeviceView> devices;               // sorted by address
-  std::unordered_map<PciAddress, size_t> index;  // address → position in devices
+  DeviceList devices;  // sorted by address
+  DeviceIndex index;   // address → position in devices
   GroupMap groups;
   iommu::Readiness readiness;
   std::vector<std::string> warnings;      // tree-level

@@ -130,3 +130,37 @@ TEST_CASE("update_snapshot: a PF and its VFs are read together when VFs come or 
   CHECK_FALSE((*down)->find(vfs[1]));
   CHECK((*down)->devices.size() == (*before)->devices.size());
 }
+
+TEST_CASE("DeviceList: a copy shares its chunks until one is edited; the original never changes") {
+  std::vector<DeviceView> all(150);
+  for (size_t i = 0; i < all.size(); ++i)
+    all[i].device.address = PciAddress{0, 0x10, static_cast<uint8_t>(i / 8), static_cast<uint8_t>(i % 8)};
+  const DeviceList original(all);
+  REQUIRE(original.size() == 150);
+  size_t n = 0;
+  for (const auto& v : original) CHECK(v.device.address == all[n++].device.address);
+  CHECK(n == 150);
+
+  DeviceList copy = original;
+  for (size_t c = 0; c < 3; ++c) CHECK(copy.same_chunk(original, c));
+  copy.edit(70).lease = "l1";
+  CHECK(copy[70].lease == "l1");
+  CHECK_FALSE(original[70].lease);
+  CHECK(copy.same_chunk(original, 0));
+  CHECK_FALSE(copy.same_chunk(original, 1));
+  CHECK(copy.same_chunk(original, 2));
+
+  // Appending to a copy whose last chunk is shared leaves the original's last chunk alone.
+  DeviceView extra;
+  extra.device.address = PciAddress{0, 0x20, 0, 0};
+  copy.push_back(extra);
+  CHECK(copy.size() == 151);
+  CHECK(original.size() == 150);
+  CHECK(copy[150].device.address == extra.device.address);
+  CHECK(copy.to_vector().size() == 151);
+
+  const DeviceIndex index(copy);
+  CHECK(index.size() == 151);
+  CHECK(index.at(extra.device.address) == 150);
+  CHECK(index.find(PciAddress{0, 0x30, 0, 0}) == index.end());
+}

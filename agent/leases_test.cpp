@@ -140,6 +140,33 @@ TEST_CASE("leases: vfio binds, vf_config applies, a full pool is a conflict, rel
   CHECK(again->lease.address == l.address);
 }
 
+TEST_CASE("leases: a lease and its release copy the leased device's chunk of the snapshot, not the host") {
+  Host h("large");  // 1,040 functions: 17 chunks of the device list
+  REQUIRE(h.agent->create_pool(pool("p", {"ens1f0"}, PoolMode::netdev)).ok());
+  auto changed_chunks = [](const Snapshot& a, const Snapshot& b) {
+    REQUIRE(a.devices.size() == b.devices.size());
+    std::vector<size_t> out;
+    for (size_t c = 0; c * DeviceList::kChunk < a.devices.size(); ++c)
+      if (!a.devices.same_chunk(b.devices, c)) out.push_back(c);
+    return out;
+  };
+  auto before = h.model.current();
+  auto a = alloc(h, from("p"));
+  REQUIRE(a.ok());
+  auto leased = h.model.current();
+  const size_t at = leased->index.at(a->lease.address);
+  CHECK(changed_chunks(*before, *leased) == std::vector<size_t>{at / DeviceList::kChunk});
+  CHECK(leased->devices[at].lease == a->lease.id);
+  CHECK_FALSE(before->devices[at].lease);  // the snapshot readers may still hold is as it was
+
+  REQUIRE(h.agent->release(a->lease.id).ok());
+  auto released = h.model.current();
+  CHECK_FALSE(released->devices[at].lease);
+  CHECK(leased->devices[at].lease == a->lease.id);
+  // The release reads the VF again (and its PF's VF attributes): the chunks of those two at most.
+  CHECK(changed_chunks(*leased, *released).size() <= 2);
+}
+
 TEST_CASE("leases: a function reset the kernel refuses (ENOTTY) is in the release's answer and event") {
   Host h;
   EventLog events;
