@@ -20,12 +20,12 @@ disk=$(mktemp -d "$build/alloc-bench-state.XXXXXX")
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work" "$disk"; }
 trap cleanup EXIT
-run() {  # MODE STATE_DIR CLIENTS → JSON line
+run() {  # MODE STATE_DIR CLIENTS [PROFILE PF] → JSON line
   rm -rf "$work/sys" "${2:?}"/*
-  "$build/tests/fixtures/sriovd-fakehost" --profile dual-socket --out "$work/sys" >/dev/null
+  "$build/tests/fixtures/sriovd-fakehost" --profile "${4:-dual-socket}" --out "$work/sys" >/dev/null
   "$build/daemon/sriovd" serve --sim --sysfs-root "$work/sys" --state-dir "$2" --listen "unix:$work/s.sock" 2>"$work/log" &
   pid=$!
-  "$build/cli/sriovd-cli" --socket "$work/s.sock" --wait 10 pool create cx6 --pf ens3f0 --mode "$1" >/dev/null
+  "$build/cli/sriovd-cli" --socket "$work/s.sock" --wait 30 pool create cx6 --pf "${5:-ens3f0}" --mode "$1" >/dev/null
   "$build/bench/sriovd-bench-alloc" "$work/s.sock" cx6 1 "$3" >/dev/null  # warm-up
   local t0 t1
   t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")  # the daemon's CPU time, clock ticks
@@ -66,3 +66,28 @@ done
 floor=$(TMPDIR="$work" "$build/bench/sriovd-bench-sim-cycle" 2000)
 echo
 echo "The simulated kernel alone, making a vfio cycle's kernel calls straight on a SimKernel on tmpfs (\`TMPDIR=/dev/shm build/bench/sriovd-bench-sim-cycle 2000\`: no daemon, no SQLite, no REST): **$(field "$floor" cycles_per_s) cycles/s** ($(field "$floor" us_per_cycle) µs per cycle). Its calls are serialised (one lock over the tree, as across processes), so no vfio-mode figure above can exceed it."
+
+# Lease cost by host size: the same netdev cycle, one client, state on tmpfs, on the 30-function
+# demo host, the 1,040-function host and the 4,128-function host (pools of one PF's VFs: 8, 63
+# and 256). Two rounds, the hosts in turn; the median of each host's p50s.
+declare -A p50s=() rates=() cpus=()
+for round in 1 2; do
+  for host in "dual-socket ens3f0" "large ens1f0" "scale ens1f0"; do
+    set -- $host
+    r=$(run netdev "$work/state" 1 "$1" "$2")
+    p50s[$1]+="$(field "$r" p50_ms) "; rates[$1]+="$(field "$r" cycles_per_s) "; cpus[$1]+="$(field "$r" cpu_ms_per_cycle) "
+  done
+done
+mid() { python3 -c "import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:]), 2))" $1; }
+echo
+echo "### Lease cost by host size (target: the 4,128-function host <= 1.2x the demo host)"
+echo
+echo "The netdev cycle above, one client, state on tmpfs, on three hosts (\`sriovd-fakehost --profile\` dual-socket, large, scale; the pool is one PF's VFs). Two rounds with the hosts in turn; medians."
+echo
+echo "| host | functions | cycles/s | p50 cycle | daemon CPU per cycle | p50 / demo host's |"
+echo "|---|---|---|---|---|---|"
+base=$(mid "${p50s[dual-socket]}")
+for host in dual-socket:30 large:1,040 scale:4,128; do
+  h=${host%%:*}
+  echo "| $h | ${host#*:} | $(mid "${rates[$h]}") | $(mid "${p50s[$h]}") ms | $(mid "${cpus[$h]}") ms | **$(python3 -c "print(f'{$(mid "${p50s[$h]}")/$base:.2f}x')")** |"
+done
