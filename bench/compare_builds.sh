@@ -2,7 +2,7 @@
 # Two builds of sriovd side by side on the same machine in the same run: did a change make any
 # figure worse? Each figure is measured for BEFORE and AFTER alternately, in rounds, on the same
 # simulated trees (written by AFTER's sriovd-fakehost), so load on the machine falls on both.
-#   bench/compare_builds.sh BEFORE_BUILD AFTER_BUILD [LABEL]
+#   [SRIOVD_COMPARE_ROUNDS=N] bench/compare_builds.sh BEFORE_BUILD AFTER_BUILD [LABEL]
 # The builds are build directories (scripts/build.sh) of any two commits; the daemon is found in
 # daemon/ (since the composition root moved there) or agent/ (before). Prints a markdown section
 # and writes it into bench/RESULTS.md between the compare markers (bench/run.sh keeps it).
@@ -18,6 +18,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 before=$(cd "${1:?usage: compare_builds.sh BEFORE_BUILD AFTER_BUILD [LABEL]}" && pwd)
 after=$(cd "${2:?usage: compare_builds.sh BEFORE_BUILD AFTER_BUILD [LABEL]}" && pwd)
 label=${3:-}
+# Rounds of the REST and allocation figures (each round runs both builds): their run-to-run
+# spread on a 2-core machine is several percent, so more rounds give a steadier median.
+rounds=${SRIOVD_COMPARE_ROUNDS:-2}
 for tool in hyperfine wrk lspci curl python3; do
   command -v "$tool" >/dev/null || { echo "compare_builds: $tool missing (scripts/install-deps.sh --test)" >&2; exit 1; }
 done
@@ -53,7 +56,7 @@ out="$work/section.md"
   echo "<!-- compare:begin (written by bench/compare_builds.sh) -->"
   echo "## Before and after, in one run"
   echo
-  echo "\`bench/compare_builds.sh BEFORE AFTER\`${label:+ ($label)} on $(date -u '+%F %H:%M') UTC, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start."
+  echo "\`SRIOVD_COMPARE_ROUNDS=$rounds bench/compare_builds.sh BEFORE AFTER\`${label:+ ($label)} on $(date -u '+%F %H:%M') UTC, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start."
   echo "BEFORE: \`$(git -C "$before/.." log -1 --format='%h %s' 2>/dev/null | cut -c1-90 || echo "$before")\`; AFTER: \`$(git -C "$after/.." log -1 --format='%h %s' 2>/dev/null | cut -c1-90 || echo "$after")\`."
   echo "Each figure alternates BEFORE and AFTER in rounds; AFTER/BEFORE below 1 is faster (time) or above 1 is faster (rates)."
   echo
@@ -99,7 +102,7 @@ for profile in large dual-socket igb; do
     "$(fmt "$(python3 -c "print($(med "${ro[@]}")/1024)")" 1)" "$(fmt "$(python3 -c "print($(med "${rn[@]}")/1024)")" 1)" >>"$out"
 done
 
-# GET /v1/devices/{address} on the large host: each daemon in turn, two rounds.
+# GET /v1/devices/{address} on the large host: each daemon in turn, $rounds rounds.
 sys="$work/large/sys"
 get_rps() {  # DAEMON → requests/s
   local port; port=$(free_port)
@@ -116,8 +119,13 @@ get_rps() {  # DAEMON → requests/s
 }
 get_addr=$(find "$sys/bus/pci/devices" -mindepth 1 -maxdepth 1 -name '*' -exec test -e '{}/physfn' ';' -print | sort | sed -n 6p | xargs basename)
 go=() gn=()
-for round in 1 2; do
-  go+=("$(get_rps "$old")"); gn+=("$(get_rps "$new")")
+for round in $(seq "$rounds"); do
+  # Which build goes first swaps each round: a warm cache or a slower moment falls on both.
+  if [ $((round % 2)) = 1 ]; then
+    go+=("$(get_rps "$old")"); gn+=("$(get_rps "$new")")
+  else
+    gn+=("$(get_rps "$new")"); go+=("$(get_rps "$old")")
+  fi
 done
 get_old=$(med "${go[@]}"); get_new=$(med "${gn[@]}")
 
@@ -137,8 +145,12 @@ cycles() {  # DAEMON MODE → cycles/s
 declare -A co=() cn=()
 for mode in netdev vfio; do
   a=() b=()
-  for round in 1 2; do
-    a+=("$(cycles "$old" "$mode")"); b+=("$(cycles "$new" "$mode")")
+  for round in $(seq "$rounds"); do
+    if [ $((round % 2)) = 1 ]; then
+      a+=("$(cycles "$old" "$mode")"); b+=("$(cycles "$new" "$mode")")
+    else
+      b+=("$(cycles "$new" "$mode")"); a+=("$(cycles "$old" "$mode")")
+    fi
   done
   co[$mode]=$(med "${a[@]}"); cn[$mode]=$(med "${b[@]}")
 done
@@ -146,9 +158,9 @@ done
   echo
   echo "| figure | BEFORE | AFTER | AFTER/BEFORE |"
   echo "|---|---|---|---|"
-  echo "| GET /v1/devices/{address}, large host (\`wrk -t2 -c64 -d8s\`, median of 2) | $(fmt "$get_old" 0) req/s | $(fmt "$get_new" 0) req/s | $(ratio "$get_new" "$get_old")x |"
+  echo "| GET /v1/devices/{address}, large host (\`wrk -t2 -c64 -d8s\`, median of $rounds) | $(fmt "$get_old" 0) req/s | $(fmt "$get_new" 0) req/s | $(ratio "$get_new" "$get_old")x |"
   for mode in netdev vfio; do
-    echo "| allocate + release, $mode pool, 4 clients (\`sriovd-bench-alloc SOCKET cx6 8 4\`, median of 2) | $(fmt "${co[$mode]}" 0) cycles/s | $(fmt "${cn[$mode]}" 0) cycles/s | $(ratio "${cn[$mode]}" "${co[$mode]}")x |"
+    echo "| allocate + release, $mode pool, 4 clients (\`sriovd-bench-alloc SOCKET cx6 8 4\`, median of $rounds) | $(fmt "${co[$mode]}" 0) cycles/s | $(fmt "${cn[$mode]}" 0) cycles/s | $(ratio "${cn[$mode]}" "${co[$mode]}")x |"
   done
   echo
   echo "Inventory: \`hyperfine -N -w 5 -r 30\` of lspci and both builds' \`sriovd inventory --sysfs-root <root>\`, medians of 3 rounds (the builds' order swapped each round). Start to ready: \`sriovd-bench-startup SRIOVD <root> 7\`, median of 3 rounds."
