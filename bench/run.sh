@@ -109,7 +109,7 @@ ours_rps=$(wrk_rps "http://127.0.0.1:$port/v1/devices/$addr")
 rest_ratio=$(ratio "$ours_rps" "$nginx_rps")
 {
   echo
-  echo "## GET /v1/devices/{address} vs nginx serving the same bytes (target >= 0.5x)"
+  echo "## GET /v1/devices/{address} vs nginx serving the same bytes (target >= 0.8x)"
   echo
   echo "\`wrk -t2 -c64 -d8s\` on loopback; nginx with 1 worker, keep-alive, the identical JSON body from a file."
   echo
