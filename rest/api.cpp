@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string_view>
 
 #include "agent/vf_config_json.h"
 #include "base/utf8.h"
@@ -46,9 +47,9 @@ struct Api::Rendered {
     *text += "],\"count\":" + std::to_string(spans.size()) + "}";
     text->shrink_to_fit();
   }
-  std::string object(size_t i) const { return text->substr(spans[i].offset, spans[i].length); }
+  std::string_view object(size_t i) const { return std::string_view(*text).substr(spans[i].offset, spans[i].length); }
   // The group's JSON, or nullopt when the snapshot has no such group.
-  std::optional<std::string> group(int number) const {
+  std::optional<std::string_view> group(int number) const {
     auto it = std::lower_bound(numbers.begin(), numbers.end(), number);
     if (it == numbers.end() || *it != number) return std::nullopt;
     return object(static_cast<size_t>(it - numbers.begin()));
@@ -330,7 +331,7 @@ Response Api::mutate_device(const RouteCall& call, DeviceChange what) const {
   auto rendered_now = rendered(snap, RenderedKind::devices);
   auto it = snap->index.find(*a);
   if (it == snap->index.end()) return json_response("{}");
-  return json_response(rendered_now->object(it->second));
+  return json_response(std::string(rendered_now->object(it->second)));
 }
 
 Response Api::event_stream(const RouteCall& call) const {
@@ -422,7 +423,7 @@ Response Api::list_devices(const RouteCall& call) const {
   for (size_t i = 0; i < s.devices.size(); ++i) {
     if (!filter->matches(s.devices[i].device)) continue;
     if (count++ > 0) body += ',';
-    body.append(*r.text, r.spans[i].offset, r.spans[i].length);
+    body += r.object(i);
   }
   body += "],\"count\":" + std::to_string(count) + "}";
   return json_response(std::move(body));
@@ -439,7 +440,7 @@ Response Api::get_device(const RouteCall& call) const {
   auto it = s.index.find(*a);
   if (it == s.index.end())
     return problem(ErrorCode::not_found, "no PCI device " + a->to_string() + " on this host", req.path);
-  return json_response(rendered(call.snap, RenderedKind::devices)->object(it->second));
+  return json_response(std::string(rendered(call.snap, RenderedKind::devices)->object(it->second)));
 }
 
 Response Api::list_groups(const RouteCall& call) const {
@@ -459,7 +460,7 @@ Response Api::get_group(const RouteCall& call) const {
     return problem(ErrorCode::bad_request, "'" + number + "' is not an IOMMU group number", req.path, "number");
   auto group = rendered(call.snap, RenderedKind::groups)->group(static_cast<int>(*n));
   if (!group) return problem(ErrorCode::not_found, "no IOMMU group " + number + " on this host", req.path);
-  return json_response(std::move(*group));
+  return json_response(std::string(*group));
 }
 
 }  // namespace sriovd::rest
