@@ -137,9 +137,7 @@ class DeviceIndex {
   explicit DeviceIndex(const DeviceList& devices);
 
   Map::const_iterator find(const PciAddress& a) const { return m_->find(a); }
-  Map::const_iterator begin() const { return m_->begin(); }
   Map::const_iterator end() const { return m_->end(); }
-  size_t count(const PciAddress& a) const { return m_->count(a); }
   size_t at(const PciAddress& a) const { return m_->at(a); }
   size_t size() const { return m_->size(); }
 

@@ -1,6 +1,7 @@
 // parallel_for: runs fn(begin, end) over [0, n) on up to `max_workers` threads (the caller's
 // thread is one of them). For syscall-bound scans of independent items: each call must touch
-// only the items of its own range, which is never empty. Below `min_per_thread` items per worker it runs inline.
+// only the items of its own range, which is never empty. Below `min_per_thread` items per
+// worker it runs inline.
 //
 // The ranges are small chunks handed out from a shared counter, not one slice per thread: a
 // worker whose items were cheap (VFs) takes more of them while another reads costly ones
