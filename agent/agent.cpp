@@ -67,6 +67,7 @@ void Agent::publish_locked(std::shared_ptr<Snapshot> s) {
   for (const auto& [a, id] : book_->by_address) mark(a, id);
   s->book = book_;
   auto before = model_.current();
+  s->pool_index = index_pools(before.get(), *s);
   std::shared_ptr<const Snapshot> now = std::move(s);
   model_.publish(now);
   if (!events_) return;

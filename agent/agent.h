@@ -69,6 +69,11 @@ struct PoolMember {
 // matching several pools belongs to the oldest of them.
 std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap);
 
+// The PoolIndex of `s` (its book's pools over its devices): `before`'s, or `before`'s with the
+// devices that changed between the two moved, when their functions are at the same positions
+// and the pools are the same; made anew from every device otherwise.
+std::shared_ptr<const PoolIndex> index_pools(const Snapshot* before, const Snapshot& s);
+
 // True when `current` already has every field `wanted` sets.
 bool vf_config_overlay_equal(const VfConfig& current, const VfConfig& wanted);
 

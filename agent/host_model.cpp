@@ -222,9 +222,16 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
   // IOMMU groups: the untouched ones as they were, the touched ones from their members now.
   snap->groups = before.groups;
   if (!groups.empty()) {
+    // Their members now: the ones they had and the functions read here (no other function's
+    // group link can have changed), found by address rather than by reading every device.
+    std::set<PciAddress> maybe(done.begin(), done.end());
+    for (int g : groups)
+      if (auto it = before.groups.find(g); it != before.groups.end())
+        maybe.insert(it->second.members.begin(), it->second.members.end());
     std::vector<const pci::Device*> members;
-    for (const auto& v : snap->devices)
-      if (v.device.iommu_group && groups.count(*v.device.iommu_group)) members.push_back(&v.device);
+    for (const auto& a : maybe)
+      if (const DeviceView* v = snap->find(a); v && v->device.iommu_group && groups.count(*v->device.iommu_group))
+        members.push_back(&v->device);
     // Most changes leave every group as it was (a driver moved from one host driver to another,
     // an attribute changed): the groups are then still shared with `before`, not copied.
     auto rebuilt = iommu::build_groups(root, members);
@@ -247,13 +254,18 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
       if (!pf || !pf->device.sriov || pf->device.sriov->num_vfs == 0 || pf->device.netdevs.empty()) continue;
       auto vfs = kernel->get_vfs(pf->device.netdevs.front());
       if (!vfs) continue;
-      std::map<int, const VfConfig*> by_index;
-      for (const auto& info : *vfs) by_index[static_cast<int>(info.index)] = &info.config;
-      for (size_t i = 0; i < snap->devices.size(); ++i) {
-        const DeviceView& v = snap->devices[i];
-        if (v.device.physfn != pfa || !v.device.vf_index) continue;
-        auto it = by_index.find(*v.device.vf_index);
-        if (it != by_index.end() && v.vf_config != *it->second) snap->devices.edit(i).vf_config = *it->second;
+      // Each VF at the address its index gives (offset and stride), not found by reading every
+      // device; one that is not there is left alone.
+      const pci::SriovInfo sr = *pf->device.sriov;  // a copy: edit() below may copy pf's chunk
+      for (const auto& info : *vfs) {
+        if (!sr.offset || !sr.stride) break;
+        const uint32_t rid = pfa.routing_id() + *sr.offset + info.index * *sr.stride;
+        if (rid > 0xffff) continue;
+        auto it = snap->index.find(PciAddress::from_routing_id(pfa.domain, static_cast<uint16_t>(rid)));
+        if (it == snap->index.end()) continue;
+        const DeviceView& v = snap->devices[it->second];
+        if (v.device.physfn != pfa || v.device.vf_index != static_cast<int>(info.index)) continue;
+        if (v.vf_config != info.config) snap->devices.edit(it->second).vf_config = info.config;
       }
     }
   }

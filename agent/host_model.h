@@ -67,12 +67,12 @@ class GroupMap {
   std::shared_ptr<Map> m_;  // never null
 };
 
-// A snapshot's devices, sorted by address, in chunks of 64 shared with the snapshot it was
+// A snapshot's devices, sorted by address, in chunks of 16 shared with the snapshot it was
 // copied from until one of their devices changes: a lease, or a function read again, copies one
 // chunk, not every device of the host. Read like a const std::vector.
 class DeviceList {
  public:
-  static constexpr size_t kChunk = 64;
+  static constexpr size_t kChunk = 16;
 
   DeviceList() = default;
   explicit DeviceList(std::vector<DeviceView> sorted);
@@ -117,6 +117,7 @@ class DeviceList {
   void push_back(DeviceView v);
   std::vector<DeviceView> to_vector() const;
 
+  size_t chunks() const { return chunks_.size(); }
   // Chunk `c` is the same object in this list and in `other`: its devices are the same ones, at
   // the same positions.
   bool same_chunk(const DeviceList& other, size_t c) const {
@@ -140,9 +141,20 @@ class DeviceIndex {
   Map::const_iterator end() const { return m_->end(); }
   size_t at(const PciAddress& a) const { return m_->at(a); }
   size_t size() const { return m_->size(); }
+  // The same map as `other`'s: the two lists hold the same functions at the same positions.
+  bool same(const DeviceIndex& other) const { return m_ == other.m_; }
 
  private:
   std::shared_ptr<const Map> m_;  // never null
+};
+
+// Which devices each pool holds, by position in the snapshot's device list, so that a lease
+// does not match every function of the host against every pool's selectors. Made when a
+// snapshot is published (agent::index_pools), carried over from the one before while its
+// functions stay at their positions and the pools stay the same; valid for `pools` only.
+struct PoolIndex {
+  std::vector<PoolSpec> pools;                 // the pools it was made for, oldest first
+  std::vector<std::vector<uint32_t>> members;  // per pool: its members' positions, ascending
 };
 
 struct Snapshot {
@@ -151,9 +163,10 @@ struct Snapshot {
   DeviceIndex index;   // address → position in devices
   GroupMap groups;
   iommu::Readiness readiness;
-  std::vector<std::string> warnings;      // tree-level
-  std::vector<std::string> drift;         // desired state the host does not match
-  std::shared_ptr<const LeaseBook> book;  // pools and leases (never null once published)
+  std::vector<std::string> warnings;            // tree-level
+  std::vector<std::string> drift;               // desired state the host does not match
+  std::shared_ptr<const LeaseBook> book;        // pools and leases (never null once published)
+  std::shared_ptr<const PoolIndex> pool_index;  // for book->pools (null: match every device)
   std::chrono::system_clock::time_point taken_at;
   uint64_t generation = 0;
 

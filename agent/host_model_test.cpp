@@ -132,20 +132,24 @@ TEST_CASE("update_snapshot: a PF and its VFs are read together when VFs come or 
 }
 
 TEST_CASE("DeviceList: a copy shares its chunks until one is edited; the original never changes") {
-  std::vector<DeviceView> all(150);
+  constexpr size_t kChunk = DeviceList::kChunk;
+  const size_t count = 2 * kChunk + kChunk / 2 + 1;  // two full chunks and a part of a third
+  std::vector<DeviceView> all(count);
   for (size_t i = 0; i < all.size(); ++i)
     all[i].device.address = PciAddress{0, 0x10, static_cast<uint8_t>(i / 8), static_cast<uint8_t>(i % 8)};
   const DeviceList original(all);
-  REQUIRE(original.size() == 150);
+  REQUIRE(original.size() == count);
+  REQUIRE(original.chunks() == 3);
   size_t n = 0;
   for (const auto& v : original) CHECK(v.device.address == all[n++].device.address);
-  CHECK(n == 150);
+  CHECK(n == count);
 
   DeviceList copy = original;
   for (size_t c = 0; c < 3; ++c) CHECK(copy.same_chunk(original, c));
-  copy.edit(70).lease = "l1";
-  CHECK(copy[70].lease == "l1");
-  CHECK_FALSE(original[70].lease);
+  const size_t at = kChunk + 3;  // in the second chunk
+  copy.edit(at).lease = "l1";
+  CHECK(copy[at].lease == "l1");
+  CHECK_FALSE(original[at].lease);
   CHECK(copy.same_chunk(original, 0));
   CHECK_FALSE(copy.same_chunk(original, 1));
   CHECK(copy.same_chunk(original, 2));
@@ -154,13 +158,13 @@ TEST_CASE("DeviceList: a copy shares its chunks until one is edited; the origina
   DeviceView extra;
   extra.device.address = PciAddress{0, 0x20, 0, 0};
   copy.push_back(extra);
-  CHECK(copy.size() == 151);
-  CHECK(original.size() == 150);
-  CHECK(copy[150].device.address == extra.device.address);
-  CHECK(copy.to_vector().size() == 151);
+  CHECK(copy.size() == count + 1);
+  CHECK(original.size() == count);
+  CHECK(copy[count].device.address == extra.device.address);
+  CHECK(copy.to_vector().size() == count + 1);
 
   const DeviceIndex index(copy);
-  CHECK(index.size() == 151);
-  CHECK(index.at(extra.device.address) == 150);
+  CHECK(index.size() == count + 1);
+  CHECK(index.at(extra.device.address) == count);
   CHECK(index.find(PciAddress{0, 0x30, 0, 0}) == index.end());
 }

@@ -141,7 +141,7 @@ TEST_CASE("leases: vfio binds, vf_config applies, a full pool is a conflict, rel
 }
 
 TEST_CASE("leases: a lease and its release copy the leased device's chunk of the snapshot, not the host") {
-  Host h("large");  // 1,040 functions: 17 chunks of the device list
+  Host h("large");  // 1,040 functions: many chunks of the device list
   REQUIRE(h.agent->create_pool(pool("p", {"ens1f0"}, PoolMode::netdev)).ok());
   auto changed_chunks = [](const Snapshot& a, const Snapshot& b) {
     REQUIRE(a.devices.size() == b.devices.size());
@@ -165,6 +165,80 @@ TEST_CASE("leases: a lease and its release copy the leased device's chunk of the
   CHECK(leased->devices[at].lease == a->lease.id);
   // The release reads the VF again (and its PF's VF attributes): the chunks of those two at most.
   CHECK(changed_chunks(*leased, *released).size() <= 2);
+}
+
+TEST_CASE("pools: the pool index a snapshot carries over gives the members matching every device gives") {
+  Host h;
+  // Each pool's members from the snapshot's index, against the same snapshot matched in full.
+  auto check_index = [](const Snapshot& s) {
+    REQUIRE(s.pool_index);
+    Snapshot bare = s;
+    bare.pool_index = nullptr;
+    for (const auto& p : s.book->pools) {
+      CAPTURE(p.name);
+      auto indexed = pool_members(p, s);
+      auto matched = pool_members(p, bare);
+      REQUIRE(indexed.size() == matched.size());
+      for (size_t i = 0; i < indexed.size(); ++i) {
+        CHECK(indexed[i].view->device.address == matched[i].view->device.address);
+        CHECK(indexed[i].healthy == matched[i].healthy);
+        CHECK(indexed[i].reason == matched[i].reason);
+      }
+    }
+  };
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());
+  REQUIRE(h.agent->create_pool(pool("cx6", {"ens3f0"}, PoolMode::netdev)).ok());
+  check_index(*h.model.current());
+
+  // A netdev lease and its release move no device between pools: the index is carried over.
+  auto before = h.model.current();
+  auto n = alloc(h, from("cx6"));
+  REQUIRE(n.ok());
+  CHECK(h.model.current()->pool_index == before->pool_index);
+  REQUIRE(h.agent->release(n->lease.id).ok());
+  CHECK(h.model.current()->pool_index == before->pool_index);
+  check_index(*h.model.current());
+
+  // A vfio lease moves its VF to vfio-pci (selectors still see the driver it had), and back.
+  auto v = alloc(h, from("x710"));
+  REQUIRE(v.ok());
+  CHECK(h.dev(v->lease.address)->device.driver == std::string("vfio-pci"));
+  check_index(*h.model.current());
+  CHECK(pool_members(*h.model.current()->book->pool("x710"), *h.model.current()).size() == 4);
+  REQUIRE(h.agent->release(v->lease.id).ok());
+  check_index(*h.model.current());
+
+  // A function that goes and comes back (positions move: the index is made anew).
+  const PciAddress gone =
+      pool_members(*h.model.current()->book->pool("cx6"), *h.model.current()).back().view->device.address;
+  REQUIRE(h.sim->hot_remove(gone).ok());
+  REQUIRE(h.agent->update_devices(std::vector<PciAddress>{gone}).ok());
+  check_index(*h.model.current());
+  CHECK(pool_members(*h.model.current()->book->pool("cx6"), *h.model.current()).size() == 7);
+  REQUIRE(h.sim->hot_add(gone).ok());
+  REQUIRE(h.agent->update_devices(std::vector<PciAddress>{gone}).ok());
+  check_index(*h.model.current());
+  CHECK(pool_members(*h.model.current()->book->pool("cx6"), *h.model.current()).size() == 8);
+
+  // The PF's netdev renamed: its VFs leave the pool that named it, though none of them changed.
+  const DeviceView* pf = nullptr;
+  for (const auto& d : h.model.current()->devices)
+    if (d.device.netdevs == std::vector<std::string>{"ens2f0"}) pf = &d;
+  REQUIRE(pf);
+  const PciAddress pfa = pf->device.address;
+  const fs::path dir = fs::canonical(h.sys / "bus/pci/devices" / pfa.to_string());
+  fs::rename(dir / "net/ens2f0", dir / "net/ens2f0np0");
+  const fs::path link = fs::read_symlink(h.sys / "class/net/ens2f0");
+  fs::remove(h.sys / "class/net/ens2f0");
+  fs::create_symlink(link.parent_path() / "ens2f0np0", h.sys / "class/net/ens2f0np0");
+  REQUIRE(h.agent->update_devices(std::vector<PciAddress>{pfa}).ok());
+  check_index(*h.model.current());
+  CHECK(pool_members(*h.model.current()->book->pool("x710"), *h.model.current()).empty());
+
+  // A pool replaced: the index follows the new selectors.
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0np0"}), true).ok());
+  check_index(*h.model.current());
+  CHECK(pool_members(*h.model.current()->book->pool("x710"), *h.model.current()).size() == 4);
 }
 
 TEST_CASE("leases: a function reset the kernel refuses (ENOTTY) is in the release's answer and event") {

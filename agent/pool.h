@@ -37,6 +37,8 @@ struct Selectors {
   std::vector<PfRange> pf_names;
   std::vector<PciAddress> addresses;
   std::vector<int> numa_nodes;
+
+  bool operator==(const Selectors&) const = default;
 };
 
 enum class DeviceType { vf, pf, any };
@@ -50,6 +52,8 @@ struct PoolSpec {
   DeviceType device_type = DeviceType::vf;
   PoolMode mode = PoolMode::vfio;
   Policy policy = Policy::pack;
+
+  bool operator==(const PoolSpec&) const = default;
 };
 
 const char* to_string(DeviceType t);

@@ -71,9 +71,117 @@ const PoolSpec* home_pool(const DeviceView& v, const Snapshot& s) {
   return nullptr;
 }
 
+namespace {
+
+// The position in `pools` of the pool `v` belongs to (the oldest that selects it), or -1.
+int home_of(const DeviceView& v, const Snapshot& s, const std::vector<PoolSpec>& pools) {
+  if (!leasable(v.device)) return -1;
+  const Candidate c = candidate_of(v, s);
+  for (size_t p = 0; p < pools.size(); ++p)
+    if (matches(pools[p], c)) return static_cast<int>(p);
+  return -1;
+}
+
+// True when selectors see `a` on `sa` as they see `b` on `sb` (candidate_of reads nothing
+// else of a device but its PF's netdev, which index_pools watches on the PF).
+bool seen_alike(const DeviceView& a, const Snapshot& sa, const DeviceView& b, const Snapshot& sb) {
+  const pci::Device& x = a.device;
+  const pci::Device& y = b.device;
+  if (x.address != y.address || x.class_id != y.class_id || x.vendor_id != y.vendor_id || x.device_id != y.device_id ||
+      x.driver != y.driver || x.netdevs != y.netdevs || x.numa_node != y.numa_node || x.physfn != y.physfn ||
+      x.vf_index != y.vf_index)
+    return false;
+  if (x.driver != std::string("vfio-pci")) return true;
+  const Lease* la = sa.book ? sa.book->lease_of(x.address) : nullptr;
+  const Lease* lb = sb.book ? sb.book->lease_of(y.address) : nullptr;
+  return (la ? la->previous_driver : x.driver) == (lb ? lb->previous_driver : y.driver);
+}
+
+PoolMember member_of(const DeviceView& v, const PoolSpec& pool, const Snapshot& snap) {
+  PoolMember m;
+  m.view = &v;
+  m.pf = v.device.physfn.value_or(v.device.address);
+  m.lease = snap.book->lease_of(v.device.address);
+  const pci::Device& d = v.device;
+  if (m.lease && m.lease->state == LeaseState::releasing) {
+    m.healthy = false;
+    m.reason = "its last release did not finish" + (m.lease->error.empty() ? std::string() : ": " + m.lease->error);
+  } else if (pool.mode == PoolMode::vfio) {
+    if (!d.iommu_group) {
+      m.healthy = false;
+      m.reason = "no IOMMU group: the IOMMU is off or the device is not behind one";
+    } else if (!m.lease) {
+      // A lease takes the whole group: every other member must be able to go with it.
+      if (auto c = group_companions(v, snap, &pool); !c) {
+        m.healthy = false;
+        m.reason = c.error().message;
+      }
+    }
+  }
+  if (m.healthy && d.sriov && d.sriov->num_vfs > 0 && !m.lease) {
+    m.healthy = false;
+    m.reason = "it has " + std::to_string(d.sriov->num_vfs) + " VFs enabled; a PF with VFs cannot be leased whole";
+  }
+  return m;
+}
+
+}  // namespace
+
+std::shared_ptr<const PoolIndex> index_pools(const Snapshot* before, const Snapshot& s) {
+  if (!s.book) return nullptr;
+  const std::vector<PoolSpec>& pools = s.book->pools;
+  auto whole = [&] {
+    auto idx = std::make_shared<PoolIndex>();
+    idx->pools = pools;
+    idx->members.resize(pools.size());
+    for (size_t i = 0; i < s.devices.size(); ++i)
+      if (int p = home_of(s.devices[i], s, pools); p >= 0) idx->members[p].push_back(static_cast<uint32_t>(i));
+    return idx;
+  };
+  if (!before || !before->pool_index || !before->index.same(s.index) || before->pool_index->pools != pools)
+    return whole();
+  // The same functions at the same positions, the same pools: only the devices of chunks that
+  // changed can have moved, and only those seen differently by selectors.
+  std::vector<uint32_t> moved;
+  for (size_t c = 0; c < s.devices.chunks(); ++c) {
+    if (s.devices.same_chunk(before->devices, c)) continue;
+    const size_t end = std::min(s.devices.size(), (c + 1) * DeviceList::kChunk);
+    for (size_t i = c * DeviceList::kChunk; i < end; ++i) {
+      const DeviceView& was = before->devices[i];
+      const DeviceView& now = s.devices[i];
+      if (seen_alike(was, *before, now, s)) continue;
+      // A PF's netdev is what its VFs' pf_names selectors see.
+      if ((was.device.sriov || now.device.sriov) && was.device.netdevs != now.device.netdevs) return whole();
+      moved.push_back(static_cast<uint32_t>(i));
+    }
+  }
+  std::shared_ptr<PoolIndex> idx;
+  for (uint32_t i : moved) {
+    const int from = home_of(before->devices[i], *before, pools);
+    const int to = home_of(s.devices[i], s, pools);
+    if (from == to) continue;
+    if (!idx) idx = std::make_shared<PoolIndex>(*before->pool_index);
+    if (from >= 0) std::erase(idx->members[from], i);
+    if (to >= 0) {
+      auto& m = idx->members[to];
+      m.insert(std::lower_bound(m.begin(), m.end(), i), i);
+    }
+  }
+  if (!idx) return before->pool_index;
+  return idx;
+}
+
 std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap) {
   std::vector<PoolMember> out;
   if (!snap.book) return out;
+  if (const PoolIndex* idx = snap.pool_index.get(); idx && idx->pools == snap.book->pools) {
+    for (size_t p = 0; p < idx->pools.size(); ++p) {
+      if (!(idx->pools[p] == pool)) continue;
+      out.reserve(idx->members[p].size());
+      for (uint32_t i : idx->members[p]) out.push_back(member_of(snap.devices[i], pool, snap));
+      return out;
+    }
+  }
   for (const auto& v : snap.devices) {
     if (!leasable(v.device)) continue;
     Candidate c = candidate_of(v, snap);
@@ -88,31 +196,7 @@ std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap)
       }
     }
     if (older) continue;
-    PoolMember m;
-    m.view = &v;
-    m.pf = v.device.physfn.value_or(v.device.address);
-    m.lease = snap.book->lease_of(v.device.address);
-    const pci::Device& d = v.device;
-    if (m.lease && m.lease->state == LeaseState::releasing) {
-      m.healthy = false;
-      m.reason = "its last release did not finish" + (m.lease->error.empty() ? std::string() : ": " + m.lease->error);
-    } else if (pool.mode == PoolMode::vfio) {
-      if (!d.iommu_group) {
-        m.healthy = false;
-        m.reason = "no IOMMU group: the IOMMU is off or the device is not behind one";
-      } else if (!m.lease) {
-        // A lease takes the whole group: every other member must be able to go with it.
-        if (auto c = group_companions(v, snap, &pool); !c) {
-          m.healthy = false;
-          m.reason = c.error().message;
-        }
-      }
-    }
-    if (m.healthy && d.sriov && d.sriov->num_vfs > 0 && !m.lease) {
-      m.healthy = false;
-      m.reason = "it has " + std::to_string(d.sriov->num_vfs) + " VFs enabled; a PF with VFs cannot be leased whole";
-    }
-    out.push_back(m);
+    out.push_back(member_of(v, pool, snap));
   }
   return out;
 }

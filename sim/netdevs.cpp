@@ -167,8 +167,13 @@ Result<std::vector<VfInfo>> get_vfs(Call& cx, const std::string& ifname) {
   if (!n->pci || !pf_ops(cx.driver_of(*n->pci))) return out;
   const unsigned count = cx.is_pf(*n->pci) ? cx.num_vfs(*n->pci) : 0;
   const json all = count ? cx.load_vfs_json(*n->pci) : json::object();
+  out.reserve(count);
+  static const json kNone = json::object();  // a VF nothing was set on
+  std::string key;
   for (unsigned i = 0; i < count; ++i) {
-    json j = vf_record(all, i);
+    key = std::to_string(i);
+    auto it = all.find(key);
+    const json& j = it != all.end() && it->is_object() ? *it : kNone;
     out.push_back(VfInfo{i, to_config(vf_attrs_from_json(j)), vf_stats_from(j)});
   }
   return out;
