@@ -93,16 +93,18 @@ class Agent::Applier {
   }
 
   // Ends the operation as `state` (done, failed), with what `fn` writes, in one transaction
-  // (which opens the entry first when no step did).
+  // (which opens the entry first when no step did). With Durability::group the caller syncs it
+  // (StateStore::sync_through) before it answers, once it has let go of the agent's lock.
   Result<void> finish(OperationState state, const std::string& error,
-                      const std::function<Result<void>(StateStore::Tx&)>& fn = {}) {
+                      const std::function<Result<void>(StateStore::Tx&)>& fn = {},
+                      Durability durability = Durability::power_loss) {
     return with_entry(
         [&](StateStore::Tx& tx) -> Result<void> {
           if (fn)
             if (auto r = fn(tx); !r) return r;
           return tx.finish_operation(op(), state, error);  // with_entry has opened it
         },
-        Durability::power_loss);
+        durability);
   }
 
   // Undoes the taken steps, newest first. Undo actions restore old values, so they are safe to

@@ -136,7 +136,13 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
             ErrorCode::invalid,
             "Idempotency-Key '" + *req.idempotency_key + "' was used for a different request (lease " + id + ")",
             "Idempotency-Key");
-      return Allocation{l, false};
+      // Durable before it is answered, as the first answer was (or was to be: that one may
+      // have failed to sync).
+      Allocation again{l, false};  // a copy: book_ may change once the lock is let go
+      const uint64_t commit = store_.written();
+      lock.unlock();
+      if (auto w = store_.sync_through(commit); !w) return std::move(w).error();
+      return again;
     }
   }
   auto s = snap();
@@ -218,8 +224,9 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   }
   lease.state = LeaseState::active;
   if (r)
-    r = a.finish(OperationState::done, {},
-                 [&](StateStore::Tx& tx) { return tx.put("lease", lease.id, lease.record()); });
+    r = a.finish(
+        OperationState::done, {}, [&](StateStore::Tx& tx) { return tx.put("lease", lease.id, lease.record()); },
+        Durability::group);
   if (!r) {
     const bool attempted = a.op() != 0;  // a step was journalled: the kernel may have been changed
     a.rollback();
@@ -245,6 +252,13 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
                                        {"address", lease.address.to_string()},
                                        {"pool", lease.pool ? nlohmann::json(*lease.pool) : nlohmann::json(nullptr)},
                                        {"consumer", {{"kind", lease.consumer_kind}, {"name", lease.consumer_name}}}});
+  // The lease is on disk before its answer: synced without the agent's lock, one sync for every
+  // lease committed meanwhile (group commit). It is in the snapshot and on the event stream a
+  // little earlier: a power loss in between loses a lease its own client was never told of.
+  const uint64_t commit = store_.written();
+  lock.unlock();
+  if (auto w = store_.sync_through(commit); !w)
+    return std::move(w).error().context("lease " + lease.id + " of " + d.address.to_string() + " is not on disk");
   return Allocation{lease, true};
 }
 
@@ -275,6 +289,11 @@ Result<Lease> Agent::release(const std::string& id) {
     lease = *l;
   }
   if (auto r = release_locked(lease, false, std::move(detached)); !r) return std::move(r).error();
+  // Forgotten on disk before the answer (group commit, as for allocate).
+  const uint64_t commit = store_.written();
+  lock.unlock();
+  if (auto w = store_.sync_through(commit); !w)
+    return std::move(w).error().context("the release of lease " + id + " is not on disk");
   return lease;
 }
 
@@ -377,14 +396,19 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
     (void)a.finish(OperationState::failed, r.error().message);
     return fail(std::move(r).error());
   }
-  auto done = a.finish(OperationState::done, {}, [&](StateStore::Tx& tx) -> Result<void> {
-    if (auto w = tx.erase("lease", lease.id); !w) return w;
-    // The lease's attributes and driver are not the device's desired state any more.
-    if (v && v->device.physfn && v->device.vf_index)
-      if (auto w = tx.erase("vf_config", v->device.physfn->to_string() + "#" + std::to_string(*v->device.vf_index)); !w)
-        return w;
-    return ok();
-  });
+  // A release at start is synced here; one a client asked for by release(), after the lock.
+  auto done = a.finish(
+      OperationState::done, {},
+      [&](StateStore::Tx& tx) -> Result<void> {
+        if (auto w = tx.erase("lease", lease.id); !w) return w;
+        // The lease's attributes and driver are not the device's desired state any more.
+        if (v && v->device.physfn && v->device.vf_index)
+          if (auto w = tx.erase("vf_config", v->device.physfn->to_string() + "#" + std::to_string(*v->device.vf_index));
+              !w)
+            return w;
+        return ok();
+      },
+      at_start ? Durability::power_loss : Durability::group);
   if (!done) return fail(std::move(done).error());
   auto book = std::make_shared<LeaseBook>(*book_);
   book->leases.erase(lease.id);

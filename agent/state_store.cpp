@@ -1,7 +1,9 @@
 #include "agent/state_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -182,6 +184,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
 StateStore::~StateStore() {
   for (auto& [sql, st] : prepared_) sqlite3_finalize(st);
   if (db_) sqlite3_close_v2(db_);
+  if (const int fd = log_fd_.load(); fd >= 0) ::close(fd);
 }
 
 sqlite3_stmt* StateStore::prepared(const char* sql) {
@@ -201,15 +204,60 @@ Result<void> StateStore::sync_log_locked() {
   if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log) != SQLITE_OK)
     return sql_error("finding the write-ahead log");
   if (!log || !log->pMethods) return ok();
+  const uint64_t through = written();
   if (log->pMethods->xSync(log, SQLITE_SYNC_NORMAL) != SQLITE_OK)
     return Error::make(ErrorCode::io, "syncing the write-ahead log of " + path_.string());
+  syncs_.fetch_add(1, std::memory_order_relaxed);
+  {
+    MutexLock s(sync_mu_);
+    synced_ = std::max(synced_, through);
+  }
+  // The log's own descriptor, for sync_through. SQLite keeps the file while the database is
+  // open (locking_mode=EXCLUSIVE: it is reset and reused, never deleted), and its first sync,
+  // just done, has synced the directory that holds it.
+  if (log_fd_.load() < 0) {
+    const std::string wal = path_.string() + "-wal";
+    const int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Error::sys(errno, "opening " + wal);
+    log_fd_.store(fd);
+  }
   return ok();
 }
 
 Result<void> StateStore::durable_locked(Durability d) {
   // Inside a transaction the statement is not committed yet: the transaction's commit decides.
-  if (!sqlite3_get_autocommit(db_) || d == Durability::process_crash) return ok();
+  if (!sqlite3_get_autocommit(db_)) return ok();
+  written_.fetch_add(1, std::memory_order_release);
+  if (d != Durability::power_loss) return ok();
   return sync_log_locked();
+}
+
+Result<void> StateStore::sync_through(uint64_t n) {
+  MutexLock lock(sync_mu_);
+  while (synced_ < n) {
+    if (syncing_) {
+      sync_done_.wait(lock);
+      continue;
+    }
+    // The leader: one sync for every commit written by now.
+    syncing_ = true;
+    const uint64_t through = written();
+    lock.unlock();
+    Result<void> r = ok();
+    if (const int fd = log_fd_.load(); fd >= 0) {
+      if (::fdatasync(fd) != 0) r = Error::sys(errno, "syncing the write-ahead log of " + path_.string());
+      else syncs_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      MutexLock store(mu_);  // no descriptor yet: SQLite's own sync, which opens it
+      r = sync_log_locked();
+    }
+    lock.lock();
+    syncing_ = false;
+    sync_done_.notify_all();
+    if (!r) return r;
+    synced_ = std::max(synced_, through);
+  }
+  return ok();
 }
 
 Result<std::optional<std::string>> StateStore::get_locked(const std::string& kind, const std::string& key) {

@@ -16,6 +16,7 @@
 // directory waits up to the busy timeout for the lock.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -57,8 +58,11 @@ struct Operation {
 // What a commit must survive before it returns. power_loss: the write-ahead log is synced after
 // the commit (what synchronous=FULL does); process_crash: it is written without a sync, so the
 // commit survives the process being killed (the kernel has the write) but maybe not a power
-// loss. A later power_loss commit syncs everything before it too.
-enum class Durability { power_loss, process_crash };
+// loss. A later power_loss commit syncs everything before it too. group: written as
+// process_crash, and the caller makes it survive a power loss with sync_through(written()) before
+// it tells anyone the change is made, after it has let go of its own locks: the syncs of
+// concurrent commits are then one (group commit).
+enum class Durability { power_loss, process_crash, group };
 
 class StateStore {
  public:
@@ -108,6 +112,16 @@ class StateStore {
 
   const std::filesystem::path& path() const { return path_; }
 
+  // Group commit. Every commit is numbered as it is written; written() is the number of the
+  // latest. sync_through(n) returns once commits up to n survive a power loss: one thread syncs
+  // the log for all that wait (the leader, without the store's lock, so commits go on meanwhile)
+  // and the others wait for its sync, or lead the next one when theirs came after it started.
+  // An error (the sync failed) is returned to every waiter of that sync; a later call tries again.
+  uint64_t written() const { return written_.load(std::memory_order_acquire); }
+  Result<void> sync_through(uint64_t n) SRIOVD_EXCLUDES(mu_, sync_mu_);
+  // How many times the log has been synced (each power_loss commit, each leader's sync).
+  uint64_t syncs() const { return syncs_.load(std::memory_order_relaxed); }
+
  private:
   StateStore() = default;
   Result<void> exec(const char* sql) SRIOVD_REQUIRES(mu_);  // any SQL text, statements parsed each time
@@ -133,6 +147,13 @@ class StateStore {
   std::filesystem::path path_;
   Mutex mu_;
   sqlite3* db_ SRIOVD_GUARDED_BY(mu_) = nullptr;
+  std::atomic<uint64_t> written_{0};  // commits written so far (outside a transaction, each statement)
+  std::atomic<uint64_t> syncs_{0};
+  std::atomic<int> log_fd_{-1};       // the write-ahead log, for syncs without mu_; opened at the first sync
+  Mutex sync_mu_;                     // after mu_ when both are held
+  CondVar sync_done_;
+  uint64_t synced_ SRIOVD_GUARDED_BY(sync_mu_) = 0;  // commits up to this survive a power loss
+  bool syncing_ SRIOVD_GUARDED_BY(sync_mu_) = false;
   // By the address of the SQL literal: every statement is a literal of this file, so the lookup
   // needs no string built or compared.
   std::unordered_map<const char*, sqlite3_stmt*> prepared_ SRIOVD_GUARDED_BY(mu_);

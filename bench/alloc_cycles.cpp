@@ -1,6 +1,7 @@
 // sriovd-bench-alloc: durable allocate + release cycles over REST. Each of CLIENTS threads runs
 // POST /v1/allocations then DELETE /v1/allocations/{id} against POOL for SECONDS, over the unix
-// socket with keep-alive; prints one JSON line with cycles/s and cycle latency percentiles.
+// socket with keep-alive; prints one JSON line with cycles/s, cycle latency percentiles and
+// request latency percentiles (each POST and each DELETE on its own).
 //   sriovd-bench-alloc SOCKET POOL SECONDS CLIENTS
 #include <algorithm>
 #include <atomic>
@@ -29,7 +30,8 @@ int main(int argc, char** argv) try {
   const std::string body = nlohmann::json({{"pool", pool}, {"consumer", {{"kind", "vm"}, {"name", "bench"}}}}).dump();
   struct Cycles {
     Mutex mu;
-    std::vector<double> ms SRIOVD_GUARDED_BY(mu);  // every client's cycle times
+    std::vector<double> ms SRIOVD_GUARDED_BY(mu);          // every client's cycle times
+    std::vector<double> request_ms SRIOVD_GUARDED_BY(mu);  // and request times
   } cycles;
   std::atomic<int> failures{0}, conflicts{0};
   auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
@@ -39,10 +41,14 @@ int main(int argc, char** argv) try {
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&] {
       cli::Client c(cli::Endpoint::resolve("", socket));
-      std::vector<double> mine;
+      std::vector<double> mine, requests;
+      auto since = [](Clock::time_point t) {
+        return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+      };
       while (Clock::now() < end) {
         auto s = Clock::now();
         auto a = c.request("POST", "/v1/allocations", body);
+        const double post_ms = since(s);
         if (!a || (a->status != 201 && a->status != 409)) {
           ++failures;
           break;
@@ -52,35 +58,45 @@ int main(int argc, char** argv) try {
           continue;
         }
         auto id = nlohmann::json::parse(a->body)["id"].get<std::string>();
+        auto ds = Clock::now();
         auto d = c.request("DELETE", "/v1/allocations/" + id);
         if (!d || d->status != 200) {
           ++failures;
           break;
         }
-        mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+        requests.push_back(post_ms);
+        requests.push_back(since(ds));
+        mine.push_back(since(s));
       }
       MutexLock lock(cycles.mu);
       cycles.ms.insert(cycles.ms.end(), mine.begin(), mine.end());
+      cycles.request_ms.insert(cycles.request_ms.end(), requests.begin(), requests.end());
     });
   }
   for (auto& t : threads) t.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::vector<double> cycle_ms;
+  std::vector<double> cycle_ms, request_ms;
   {
     MutexLock lock(cycles.mu);
     cycle_ms = std::move(cycles.ms);
+    request_ms = std::move(cycles.request_ms);
   }
   std::sort(cycle_ms.begin(), cycle_ms.end());
-  auto pct = [&](double p) {
-    if (cycle_ms.empty()) return 0.0;
-    return cycle_ms[std::min(cycle_ms.size() - 1, static_cast<size_t>(p * static_cast<double>(cycle_ms.size())))];
+  std::sort(request_ms.begin(), request_ms.end());
+  auto pct_of = [](const std::vector<double>& v, double p) {
+    if (v.empty()) return 0.0;
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
   };
+  auto pct = [&](double p) { return pct_of(cycle_ms, p); };
   std::printf("%s\n", nlohmann::json({{"cycles", cycle_ms.size()},
                                       {"seconds", elapsed},
                                       {"cycles_per_s", static_cast<double>(cycle_ms.size()) / elapsed},
                                       {"p50_ms", pct(0.50)},
                                       {"p99_ms", pct(0.99)},
                                       {"max_ms", cycle_ms.empty() ? 0.0 : cycle_ms.back()},
+                                      {"request_p50_ms", pct_of(request_ms, 0.50)},
+                                      {"request_p99_ms", pct_of(request_ms, 0.99)},
+                                      {"request_max_ms", request_ms.empty() ? 0.0 : request_ms.back()},
                                       {"clients", clients},
                                       {"conflicts", conflicts.load()},
                                       {"failures", failures.load()}})
