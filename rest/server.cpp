@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <httplib.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -153,6 +156,167 @@ class Served : public Base {
  public:
   using Base::Base;
   void set_listening(socket_t fd) { this->svr_sock_ = fd; }
+};
+
+// A plain connection as httplib's request code reads and writes it, one per connection (kept
+// across its requests, so bytes of a pipelined request read ahead are not lost). Reads are
+// buffered: httplib reads a request line a byte at a time. A fixed-length answer's header block
+// is held until its body's first bytes come, and both go out in one writev: one send per answer,
+// not two. Timeouts are the socket's own (SO_RCVTIMEO, SO_SNDTIMEO): one system call per read or
+// write, no poll before each.
+class PlainStream final : public httplib::Stream {
+ public:
+  PlainStream(int sock, time_t read_s, time_t read_us, time_t write_s, time_t write_us) : sock_(sock) {
+    const timeval rt{read_s, static_cast<suseconds_t>(read_us)};
+    const timeval wt{write_s, static_cast<suseconds_t>(write_us)};
+    ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &rt, sizeof rt);
+    ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wt, sizeof wt);
+  }
+  bool buffered() const { return in_at_ < in_end_; }
+  bool is_readable() const override { return buffered() || poll_for(POLLIN, 0); }
+  bool is_writable() const override {
+    // As httplib's: writable, and the peer has not closed its end.
+    if (!poll_for(POLLOUT, 0)) return false;
+    char c;
+    const ssize_t n = ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n != 0;
+  }
+  ssize_t read(char* ptr, size_t size) override {
+    if (!buffered()) {
+      if (size >= sizeof in_) return recv_retrying(ptr, size);
+      const ssize_t n = recv_retrying(in_, sizeof in_);
+      if (n <= 0) return n;
+      in_at_ = 0;
+      in_end_ = static_cast<size_t>(n);
+    }
+    const size_t n = std::min(size, in_end_ - in_at_);
+    std::memcpy(ptr, in_ + in_at_, n);
+    in_at_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    if (held_.empty() && holds(std::string_view(ptr, size))) {
+      held_.assign(ptr, size);
+      return static_cast<ssize_t>(size);
+    }
+    if (!flush(ptr, size)) return -1;
+    return static_cast<ssize_t>(size);
+  }
+  // Sends a held header block (an answer without a body, or to HEAD).
+  bool flush() { return held_.empty() || flush(nullptr, 0); }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { name_of(::getpeername, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { name_of(::getsockname, ip, port); }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  // The header block of an answer with a body of known length: its body follows at once.
+  static bool holds(std::string_view s) {
+    if (s.size() < 4 || s.substr(s.size() - 4) != "\r\n\r\n" || s.rfind("HTTP/1.", 0) != 0) return false;
+    const size_t at = s.find("\r\nContent-Length: ");
+    return at != std::string_view::npos && s.substr(at + 18, 2) != "0\r";
+  }
+  bool poll_for(short events, int ms) const {
+    pollfd p{sock_, events, 0};
+    int r;
+    do r = ::poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    return r > 0 && (p.revents & (events | POLLHUP | POLLERR)) != 0;
+  }
+  ssize_t recv_retrying(char* ptr, size_t size) const {
+    ssize_t n;
+    do n = ::recv(sock_, ptr, size, 0);
+    while (n < 0 && errno == EINTR);
+    return n;  // -1 with EAGAIN: the read timeout passed
+  }
+  // The held block, then `ptr`: both whole, in as few sends as the socket takes.
+  bool flush(const char* ptr, size_t size) {
+    iovec v[2];
+    int n = 0;
+    if (!held_.empty()) v[n++] = {held_.data(), held_.size()};
+    if (size) v[n++] = {const_cast<char*>(ptr), size};
+    iovec* at = v;
+    while (n > 0) {
+      msghdr m{};
+      m.msg_iov = at;
+      m.msg_iovlen = static_cast<size_t>(n);
+      const ssize_t sent = ::sendmsg(sock_, &m, MSG_NOSIGNAL);
+      if (sent < 0) {
+        if (errno == EINTR) continue;
+        held_.clear();
+        return false;  // EAGAIN: the write timeout passed
+      }
+      size_t left = static_cast<size_t>(sent);
+      while (n > 0 && left >= at->iov_len) {
+        left -= at->iov_len;
+        ++at;
+        --n;
+      }
+      if (n > 0) {
+        at->iov_base = static_cast<char*>(at->iov_base) + left;
+        at->iov_len -= left;
+      }
+    }
+    held_.clear();
+    return true;
+  }
+  using NameFn = int (*)(int, sockaddr*, socklen_t*);
+  void name_of(NameFn fn, std::string& ip, int& port) const {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (fn(sock_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
+    if (a.ss_family != AF_INET && a.ss_family != AF_INET6) return;  // a unix socket has neither
+    char host[NI_MAXHOST];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&a), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0) return;
+    ip = host;
+    port = ntohs(a.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&a)->sin_port
+                                        : reinterpret_cast<sockaddr_in6*>(&a)->sin6_port);
+  }
+
+  const int sock_;
+  char in_[4096];
+  size_t in_at_ = 0, in_end_ = 0;
+  std::string held_;
+};
+
+// The plain server: httplib's keep-alive loop, on one PlainStream per connection, and waiting
+// for the next request in one poll (httplib's polls every 10 ms), woken at least every 200 ms to
+// see whether the server stops.
+template <>
+class Served<httplib::Server> : public httplib::Server {
+ public:
+  void set_listening(socket_t fd) { svr_sock_ = fd; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    const bool r = serve(sock);
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return r;
+  }
+  bool serve(socket_t sock) {
+    PlainStream strm(sock, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_, write_timeout_usec_);
+    bool ret = false;
+    for (size_t count = keep_alive_max_count_; count > 0 && svr_sock_ != INVALID_SOCKET; --count) {
+      if (!strm.buffered() && !next_request(sock)) break;
+      bool closed = false;
+      ret = process_request(strm, count == 1, closed, nullptr);
+      if (!strm.flush()) return false;
+      if (!ret || closed) break;
+    }
+    return ret;
+  }
+  // Waits up to the keep-alive timeout for the next request's first bytes.
+  bool next_request(socket_t sock) {
+    const auto until = Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_);
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+      if (left < 0 || svr_sock_ == INVALID_SOCKET) return false;
+      pollfd p{sock, POLLIN, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 200)));
+      if (r > 0) return true;  // bytes, or the peer gone: the read says which
+      if (r < 0 && errno != EINTR) return false;
+    }
+  }
 };
 
 // Accepts connections (on a TCP port it bound or a unix socket handed over: httplib 0.11 only

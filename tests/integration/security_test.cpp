@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
 #include <vector>
@@ -267,6 +268,57 @@ TEST_CASE("slowloris: requests trickling in byte by byte are cut off and free th
   CHECK(served < 9s);
   CHECK(d.stop(SIGTERM) == 0);
   CHECK(d.stderr_text().find("did not arrive whole within 3 s") != std::string::npos);
+}
+
+TEST_CASE("one connection: pipelined requests are answered in order; HEAD gets a fixed-length answer's headers") {
+  Env e;
+  test::Daemon d;
+  REQUIRE_MESSAGE(d.start(e.argv({"--listen", "tcp:127.0.0.1:0", "--listen", "unix:" + e.sock.string()})), d.error());
+  const int port = tcp_port(d.ready_message());
+  for (bool tcp : {true, false}) {
+    CAPTURE(tcp);
+    auto c = tcp ? test::RawConnection::tcp("127.0.0.1", port) : test::RawConnection::unix_socket(e.sock.string());
+    // Three requests in one send: the server reads the later ones ahead while it answers the first.
+    REQUIRE(
+        c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+               "HEAD /v1/host HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /v1/host HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const std::string all = c.read_until_closed(10s);
+    // Answers one after the other: status line, headers, and a body of Content-Length bytes
+    // (none after HEAD).
+    struct Answer {
+      int status = 0;
+      size_t length = 0;
+      std::string body;
+    };
+    std::vector<Answer> answers;
+    size_t at = 0;
+    for (bool head : {false, true, false}) {
+      const size_t end = all.find("\r\n\r\n", at);
+      REQUIRE(end != std::string::npos);
+      Answer a;
+      a.status = test::status_of(all.substr(at, end + 4 - at));
+      std::string lower = all.substr(at, end - at);
+      for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      const size_t cl = lower.find("content-length: ");
+      REQUIRE(cl != std::string::npos);
+      a.length = std::stoul(lower.substr(cl + 16));
+      at = end + 4;
+      if (!head) {
+        a.body = all.substr(at, a.length);
+        at += a.length;
+      }
+      answers.push_back(a);
+    }
+    CHECK(at == all.size());  // nothing else: the HEAD answer carried no body
+    CHECK(answers[0].status == 200);
+    CHECK(answers[1].status == 200);
+    CHECK(answers[2].status == 200);
+    CHECK(answers[1].length == answers[2].length);
+    CHECK(answers[2].body.size() == answers[2].length);
+    CHECK(nlohmann::json::parse(answers[2].body, nullptr, false).is_object());
+  }
+  CHECK(d.stop(SIGTERM) == 0);
 }
 
 TEST_CASE("limits: body size, header size, a stalled client, concurrent connections") {

@@ -89,6 +89,21 @@ std::string RawConnection::read_response(std::chrono::milliseconds deadline) {
   }
 }
 
+std::string RawConnection::read_until_closed(std::chrono::milliseconds deadline) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  std::string got;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return got;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return got;
+    char buf[8192];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+}
+
 bool RawConnection::wait_closed(std::chrono::milliseconds deadline) {
   auto end = std::chrono::steady_clock::now() + deadline;
   for (;;) {

@@ -26,6 +26,8 @@ class RawConnection {
   // Reads one response (headers and a Content-Length body) or until the peer closes; empty when
   // nothing came before the deadline.
   std::string read_response(std::chrono::milliseconds deadline);
+  // Everything that comes until the peer closes the connection or the deadline passes.
+  std::string read_until_closed(std::chrono::milliseconds deadline);
   // True once the peer has closed the connection (read returned 0 or an error) before `deadline`.
   bool wait_closed(std::chrono::milliseconds deadline);
 
