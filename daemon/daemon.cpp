@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -474,7 +475,11 @@ int run_daemon(const DaemonOptions& options) {
   const size_t with_warnings = log_start_warnings(*snap);
 
   LeaseLibvirt libvirt(config.libvirt_uri);
-  rest::Api api(model, wire_libvirt(agent, libvirt, model), &agent);
+  rest::ApiOptions api_options = wire_libvirt(agent, libvirt, model);
+  // An event stream holds a worker for as long as it is open: at most half of them, whatever
+  // max_connections is, so that streams never leave the other requests without one.
+  api_options.max_event_streams = std::clamp(config.limits.max_connections / 2, 1, api_options.max_event_streams);
+  rest::Api api(model, std::move(api_options), &agent);
   api.set_event_log(&events);
   rest::HttpServer server(api, server_options_for(config, authorizer));
   if (auto r = bind_listeners(server, config); !r) return cannot_start(r.error(), 1);

@@ -279,8 +279,10 @@ class PlainStream final : public httplib::Stream {
 };
 
 // The plain server: httplib's keep-alive loop, on one PlainStream per connection, and waiting
-// for the next request in one poll (httplib's polls every 10 ms), woken at least every 200 ms to
-// see whether the server stops.
+// for the next request in one poll (httplib's polls every 10 ms), woken every 100 ms to see
+// whether the server stops. While other connections wait for a worker, an answer closes its
+// connection ("Connection: close") and an idle one is let go: each client is served in turn
+// instead of the first ones keeping every worker for their next requests.
 template <>
 class Served<httplib::Server> : public httplib::Server {
  public:
@@ -299,7 +301,7 @@ class Served<httplib::Server> : public httplib::Server {
     for (size_t count = keep_alive_max_count_; count > 0 && svr_sock_ != INVALID_SOCKET; --count) {
       if (!strm.buffered() && !next_request(sock)) break;
       bool closed = false;
-      ret = process_request(strm, count == 1, closed, nullptr);
+      ret = process_request(strm, count == 1 || WorkerPool::others_waiting(), closed, nullptr);
       if (!strm.flush()) return false;
       if (!ret || closed) break;
     }
@@ -312,9 +314,10 @@ class Served<httplib::Server> : public httplib::Server {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
       if (left < 0 || svr_sock_ == INVALID_SOCKET) return false;
       pollfd p{sock, POLLIN, 0};
-      const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 200)));
+      const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
       if (r > 0) return true;  // bytes, or the peer gone: the read says which
       if (r < 0 && errno != EINTR) return false;
+      if (r == 0 && WorkerPool::others_waiting()) return false;
     }
   }
 };

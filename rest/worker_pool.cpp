@@ -12,7 +12,18 @@ WorkerPool::WorkerPool(size_t workers, std::chrono::milliseconds idle_exit, std:
 
 WorkerPool::~WorkerPool() { shutdown(); }
 
+namespace {
+thread_local const WorkerPool* t_pool = nullptr;  // the pool this thread works for
+}  // namespace
+
+bool WorkerPool::others_waiting() {
+  // Waiting for a worker only when every worker the pool may have is serving a connection.
+  return t_pool && t_pool->waiting_.load(std::memory_order_relaxed) > 0 &&
+         t_pool->busy_.load(std::memory_order_relaxed) >= t_pool->max_workers_;
+}
+
 void WorkerPool::enqueue(std::function<void()> fn) {
+  waiting_.fetch_add(1, std::memory_order_relaxed);
   MutexLock lock(mu_);
   space_.wait(lock, [&]() SRIOVD_REQUIRES(mu_) { return jobs_.size() < max_waiting_ || shutdown_; });
   jobs_.push_back(std::move(fn));
@@ -46,6 +57,7 @@ void WorkerPool::shutdown() {
 }
 
 void WorkerPool::work() {
+  t_pool = this;
   MutexLock lock(mu_);
   for (;;) {
     ++idle_;
@@ -59,10 +71,13 @@ void WorkerPool::work() {
     }
     std::function<void()> fn = std::move(jobs_.front());
     jobs_.pop_front();
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    busy_.fetch_add(1, std::memory_order_relaxed);
     lock.unlock();
     space_.notify_one();
     fn();
     fn = nullptr;  // the connection's state goes before the worker waits again
+    busy_.fetch_sub(1, std::memory_order_relaxed);
     lock.lock();
   }
 }

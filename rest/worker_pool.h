@@ -35,6 +35,11 @@ class WorkerPool : public httplib::TaskQueue {
   void enqueue(std::function<void()> fn) override SRIOVD_EXCLUDES(mu_);
   // Serves what was enqueued, then joins every worker. Idempotent.
   void shutdown() override SRIOVD_EXCLUDES(mu_);
+  // On a worker: true while other connections wait for a worker of its pool (queued, or an
+  // accept loop waiting to queue one). Its connection should then go after its answer instead of
+  // staying open for the next request: a keep-alive connection held by a busy client must not
+  // keep the others waiting. False on any other thread.
+  static bool others_waiting();
 
  private:
   void work() SRIOVD_EXCLUDES(mu_);
@@ -51,6 +56,8 @@ class WorkerPool : public httplib::TaskQueue {
   std::map<std::thread::id, std::thread> threads_ SRIOVD_GUARDED_BY(mu_);
   std::vector<std::thread::id> left_ SRIOVD_GUARDED_BY(mu_);  // left for idleness, not yet joined
   bool shutdown_ SRIOVD_GUARDED_BY(mu_) = false;
+  std::atomic<size_t> waiting_{0};  // connections queued or being queued, not yet taken by a worker
+  std::atomic<size_t> busy_{0};     // workers serving a connection
 };
 
 }  // namespace sriovd::rest
