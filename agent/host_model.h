@@ -118,6 +118,8 @@ class DeviceList {
   std::vector<DeviceView> to_vector() const;
 
   size_t chunks() const { return chunks_.size(); }
+  // Chunk `c`'s devices (positions c * kChunk on), shared: it stays as it is while held.
+  std::shared_ptr<const std::vector<DeviceView>> chunk(size_t c) const { return chunks_[c]; }
   // Chunk `c` is the same object in this list and in `other`: its devices are the same ones, at
   // the same positions.
   bool same_chunk(const DeviceList& other, size_t c) const {

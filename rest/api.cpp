@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <limits>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
@@ -27,27 +29,35 @@ using nlohmann::json;
 // One snapshot's devices or groups as JSON: the list answer, {"<key>":[...],"count":N}, with
 // each object a span of it. No allocation per object, so a rendering costs little more than its
 // text, and the unfiltered list is answered with the text itself (Response::shared_text).
+// The JSON of every device (or IOMMU group) of one snapshot, made once and shared by the
+// answers that need it. Devices are rendered a chunk of the snapshot's device list at a time, and
+// a chunk the snapshot shares with the one rendered before (its devices unchanged) keeps the
+// text it had: a lease or one device read again renders a chunk, not the host. The whole list's
+// text is put together from the parts when a list is first asked for.
 struct Api::Rendered {
   struct Span {
     uint32_t offset = 0;
     uint32_t length = 0;
   };
+  // A run of objects, one after the other in one text.
+  struct Part {
+    std::shared_ptr<const std::vector<agent::DeviceView>> chunk;  // devices: the chunk rendered
+    std::string text;
+    std::vector<Span> spans;
+    void add(const std::string& json) {
+      spans.push_back({static_cast<uint32_t>(text.size()), static_cast<uint32_t>(json.size())});
+      text += json;
+    }
+    std::string_view object(size_t i) const { return std::string_view(text).substr(spans[i].offset, spans[i].length); }
+  };
   uint64_t generation = 0;
-  std::shared_ptr<std::string> text = std::make_shared<std::string>();
-  std::vector<Span> spans;   // devices: parallel to Snapshot::devices; groups: ascending numbers
-  std::vector<int> numbers;  // groups: the number of each span
+  const char* key = "";
+  std::vector<std::shared_ptr<const Part>> parts;
+  size_t per_part = std::numeric_limits<size_t>::max();  // objects per part but the last
+  size_t count = 0;
+  std::vector<int> numbers;  // groups: the number of each object, ascending
 
-  void open(const char* key) { *text = std::string("{\"") + key + "\":["; }
-  void add(const std::string& json) {
-    if (!spans.empty()) *text += ',';
-    spans.push_back({static_cast<uint32_t>(text->size()), static_cast<uint32_t>(json.size())});
-    *text += json;
-  }
-  void close() {
-    *text += "],\"count\":" + std::to_string(spans.size()) + "}";
-    text->shrink_to_fit();
-  }
-  std::string_view object(size_t i) const { return std::string_view(*text).substr(spans[i].offset, spans[i].length); }
+  std::string_view object(size_t i) const { return parts[i / per_part]->object(i % per_part); }
   // The group's JSON, or nullopt when the snapshot has no such group.
   std::optional<std::string_view> group(int number) const {
     auto it = std::lower_bound(numbers.begin(), numbers.end(), number);
@@ -56,11 +66,31 @@ struct Api::Rendered {
   }
   // The whole list as an answer that shares the text.
   Response list() const {
+    std::call_once(whole_once_, [this] {
+      size_t size = 32;
+      for (const auto& p : parts) size += p->text.size() + p->spans.size();
+      auto text = std::make_shared<std::string>();
+      text->reserve(size);
+      *text = std::string("{\"") + key + "\":[";
+      bool first = true;
+      for (const auto& p : parts)
+        for (size_t i = 0; i < p->spans.size(); ++i) {
+          if (!first) *text += ',';
+          first = false;
+          *text += p->object(i);
+        }
+      *text += "],\"count\":" + std::to_string(count) + "}";
+      whole_ = std::move(text);
+    });
     Response r;
-    r.shared_text = text;
-    r.shared_view = *text;
+    r.shared_text = whole_;
+    r.shared_view = *whole_;
     return r;
   }
+
+ private:
+  mutable std::once_flag whole_once_;
+  mutable std::shared_ptr<const std::string> whole_;
 };
 
 namespace {
@@ -195,19 +225,35 @@ std::shared_ptr<const Api::Rendered> Api::rendered(const std::shared_ptr<const a
   auto fresh = std::make_shared<Rendered>();
   fresh->generation = snap->generation;
   if (kind == RenderedKind::devices) {
-    fresh->open("devices");
-    fresh->spans.reserve(snap->devices.size());
-    for (const auto& d : snap->devices) fresh->add(encode_device(d));
+    const agent::DeviceList& devices = snap->devices;
+    fresh->key = "devices";
+    fresh->count = devices.size();
+    fresh->per_part = agent::DeviceList::kChunk;
+    fresh->parts.reserve(devices.chunks());
+    for (size_t c = 0; c < devices.chunks(); ++c) {
+      auto chunk = devices.chunk(c);
+      if (r && c < r->parts.size() && r->parts[c]->chunk == chunk) {
+        fresh->parts.push_back(r->parts[c]);  // the same devices: the same text
+        continue;
+      }
+      auto part = std::make_shared<Rendered::Part>();
+      part->chunk = chunk;
+      part->spans.reserve(chunk->size());
+      for (const auto& d : *chunk) part->add(encode_device(d));
+      fresh->parts.push_back(std::move(part));
+    }
   } else {
-    fresh->open("iommu_groups");
-    fresh->spans.reserve(snap->groups.size());
+    fresh->key = "iommu_groups";
+    fresh->count = snap->groups.size();
     fresh->numbers.reserve(snap->groups.size());
+    auto part = std::make_shared<Rendered::Part>();
+    part->spans.reserve(snap->groups.size());
     for (const auto& [n, g] : snap->groups) {
-      fresh->add(encode_group(g));
+      part->add(encode_group(g));
       fresh->numbers.push_back(n);
     }
+    fresh->parts.push_back(std::move(part));
   }
-  fresh->close();
   latest.store(fresh, std::memory_order_release);
   return fresh;
 }
