@@ -251,9 +251,9 @@ lease_rc=0
 "$here/bench/unit_security.sh" "$build" >> "$out"
 
 # The sections of the before/after comparison (bench/compare_builds.sh), the long request fuzzing
-# run (bench/request_fuzz.sh) and the fuzzing campaign (scripts/fuzz.sh) come from their own
-# runs: keep them.
-for section in compare requests fuzz; do
+# run (bench/request_fuzz.sh), the soak (bench/soak.sh) and the fuzzing campaign (scripts/fuzz.sh)
+# come from their own runs: keep them.
+for section in compare requests soak fuzz; do
   if grep -q "^<!-- $section:begin" "$here/bench/RESULTS.md" 2>/dev/null; then
     { echo; awk -v s="$section" '$0 ~ "^<!-- " s ":begin" { on = 1 } on { print } $0 ~ "^<!-- " s ":end -->" { on = 0 }' "$here/bench/RESULTS.md"; } >>"$out"
   fi

@@ -2,7 +2,7 @@
 # Soak: mixed load on the simulated 1,040-function host for SECONDS (default 600), with 64 and
 # then 256 clients plus 8 event streams each time (targets: no errors besides intended 409s, no
 # request over 1 s, RSS growth after warm-up <= 1 MiB, open descriptors not growing). Prints a
-# markdown section for bench/RESULTS.md.
+# markdown section for bench/RESULTS.md (bench/put_section.sh soak FILE puts it in).
 #   bench/soak.sh BUILD_DIR [SECONDS] [CLIENTS...]
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -42,6 +42,7 @@ print(f"| {d['clients']} + {d['streams']} streams | {d['requests']:,} ({d['reque
 PY
 )$'\n'
 done
+echo "<!-- soak:begin (written by bench/soak.sh) -->"
 echo
 echo "## Soak: mixed load on the 1,040-function host (targets: no errors but intended 409s, no request over 1 s, RSS +<= 1 MiB after warm-up, descriptors flat)"
 echo
@@ -50,3 +51,4 @@ echo
 echo "| clients | requests | 2xx | 409 | other answers | p50 / p99 / max | over 1 s | events received | RSS after warm-up → max | descriptors after warm-up → max |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s' "$rows"
+echo "<!-- soak:end -->"
