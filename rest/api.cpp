@@ -33,7 +33,7 @@ using nlohmann::json;
 // answers that need it. Devices are rendered a chunk of the snapshot's device list at a time, and
 // a chunk the snapshot shares with the one rendered before (its devices unchanged) keeps the
 // text it had: a lease or one device read again renders a chunk, not the host. The whole list's
-// text is put together from the parts when a list is first asked for.
+// text is put together from the parts for each answer that lists every device.
 struct Api::Rendered {
   struct Span {
     uint32_t offset = 0;
@@ -64,33 +64,27 @@ struct Api::Rendered {
     if (it == numbers.end() || *it != number) return std::nullopt;
     return object(static_cast<size_t>(it - numbers.begin()));
   }
-  // The whole list as an answer that shares the text.
+  // The whole list as an answer, its text put together for it from the parts (not kept: the
+  // parts are what stays, so the daemon holds the list's text once).
   Response list() const {
-    std::call_once(whole_once_, [this] {
-      size_t size = 32;
-      for (const auto& p : parts) size += p->text.size() + p->spans.size();
-      auto text = std::make_shared<std::string>();
-      text->reserve(size);
-      *text = std::string("{\"") + key + "\":[";
-      bool first = true;
-      for (const auto& p : parts)
-        for (size_t i = 0; i < p->spans.size(); ++i) {
-          if (!first) *text += ',';
-          first = false;
-          *text += p->object(i);
-        }
-      *text += "],\"count\":" + std::to_string(count) + "}";
-      whole_ = std::move(text);
-    });
+    size_t size = 32;
+    for (const auto& p : parts) size += p->text.size() + p->spans.size();
+    auto text = std::make_shared<std::string>();
+    text->reserve(size);
+    *text = std::string("{\"") + key + "\":[";
+    bool first = true;
+    for (const auto& p : parts)
+      for (size_t i = 0; i < p->spans.size(); ++i) {
+        if (!first) *text += ',';
+        first = false;
+        *text += p->object(i);
+      }
+    *text += "],\"count\":" + std::to_string(count) + "}";
     Response r;
-    r.shared_text = whole_;
-    r.shared_view = *whole_;
+    r.shared_view = *text;
+    r.shared_text = std::move(text);
     return r;
   }
-
- private:
-  mutable std::once_flag whole_once_;
-  mutable std::shared_ptr<const std::string> whole_;
 };
 
 namespace {
