@@ -149,8 +149,8 @@ class StateStore {
   sqlite3* db_ SRIOVD_GUARDED_BY(mu_) = nullptr;
   std::atomic<uint64_t> written_{0};  // commits written so far (outside a transaction, each statement)
   std::atomic<uint64_t> syncs_{0};
-  std::atomic<int> log_fd_{-1};       // the write-ahead log, for syncs without mu_; opened at the first sync
-  Mutex sync_mu_;                     // after mu_ when both are held
+  std::atomic<int> log_fd_{-1};  // the write-ahead log, for syncs without mu_; opened at the first sync
+  Mutex sync_mu_;                // after mu_ when both are held
   CondVar sync_done_;
   uint64_t synced_ SRIOVD_GUARDED_BY(sync_mu_) = 0;  // commits up to this survive a power loss
   bool syncing_ SRIOVD_GUARDED_BY(sync_mu_) = false;

@@ -290,6 +290,7 @@ TEST_CASE("group commit: threads that commit and sync at once all get their chan
   auto s = std::move(StateStore::open(dir.path()).value());
   constexpr int kThreads = 8, kEach = 40;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   std::atomic<int> failures{0};
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&, t] {

@@ -97,7 +97,7 @@ int main(int argc, char** argv) try {
   const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(clients + streams + 1));
+  threads.reserve(static_cast<size_t>(clients) + static_cast<size_t>(streams));
   for (int i = 0; i < streams; ++i)
     threads.emplace_back([&] {
       cli::Client c(endpoint);
@@ -129,9 +129,20 @@ int main(int argc, char** argv) try {
         const bool fine = status >= 200 && status < 300;
         if (!fine && !(conflict_ok && status == 409)) {
           ++odd_count;
-          if (odd.size() < 5)
-            odd.push_back(method + " " + path + ": " +
-                          (r ? std::to_string(status) + " " + r->body.substr(0, 200) : r.error().message));
+          if (odd.size() < 5) {
+            std::string what = method;
+            what += ' ';
+            what += path;
+            what += ": ";
+            if (r) {
+              what += std::to_string(status);
+              what += ' ';
+              what += r->body.substr(0, 200);
+            } else {
+              what += r.error().message;
+            }
+            odd.push_back(std::move(what));
+          }
         }
         if (!r) return std::nullopt;
         return *r;

@@ -245,7 +245,7 @@ class PlainStream final : public httplib::Stream {
         held_.clear();
         return false;  // EAGAIN: the write timeout passed
       }
-      size_t left = static_cast<size_t>(sent);
+      auto left = static_cast<size_t>(sent);
       while (n > 0 && left >= at->iov_len) {
         left -= at->iov_len;
         ++at;
