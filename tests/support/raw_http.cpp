@@ -66,6 +66,18 @@ bool RawConnection::send(const std::string& bytes) {
   return true;
 }
 
+bool RawConnection::receive(std::string& got, std::chrono::steady_clock::time_point end) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+  char buf[8192];
+  ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+  if (n <= 0) return false;
+  got.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
 std::string RawConnection::read_response(std::chrono::milliseconds deadline) {
   auto end = std::chrono::steady_clock::now() + deadline;
   std::string got;
@@ -78,30 +90,16 @@ std::string RawConnection::read_response(std::chrono::milliseconds deadline) {
       if (auto p = head.find("content-length:"); p != std::string::npos) length = std::stoul(head.substr(p + 15));
       if (got.size() >= head_end + 4 + length) return got;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return got;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return got;
-    char buf[8192];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) return got;
-    got.append(buf, static_cast<size_t>(n));
+    if (!receive(got, end)) return got;
   }
 }
 
 std::string RawConnection::read_until_closed(std::chrono::milliseconds deadline) {
   auto end = std::chrono::steady_clock::now() + deadline;
   std::string got;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return got;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return got;
-    char buf[8192];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) return got;
-    got.append(buf, static_cast<size_t>(n));
+  while (receive(got, end)) {
   }
+  return got;
 }
 
 bool RawConnection::wait_closed(std::chrono::milliseconds deadline) {

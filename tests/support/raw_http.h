@@ -33,6 +33,8 @@ class RawConnection {
 
  private:
   RawConnection() = default;
+  // Appends what one read brings; false when nothing came before `end` or the peer closed.
+  bool receive(std::string& got, std::chrono::steady_clock::time_point end);
   int fd_ = -1;
   std::string error_;
 };
