@@ -169,12 +169,11 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
       // Its VF count changed: its VFs, the ones it has now and the ones it had, are read with it,
       // so that no snapshot shows a count its VFs do not match. (sriov_numvfs reads wait for the
       // write in progress: by then every VF it makes is in sysfs.)
-      if (sr->offset && sr->stride)
-        for (uint32_t i = 0; i < sr->num_vfs; ++i) {
-          const uint32_t rid = a.routing_id() + *sr->offset + i * *sr->stride;
-          if (rid > 0xffff) break;
-          todo.push_back(PciAddress::from_routing_id(a.domain, static_cast<uint16_t>(rid)));
-        }
+      for (uint32_t i = 0; i < sr->num_vfs; ++i) {
+        auto vf = pci::vf_address(a, *sr, i);
+        if (!vf) break;
+        todo.push_back(*vf);
+      }
       if (had)
         for (const auto& o : before.devices)
           if (o.device.physfn == a) todo.push_back(o.device.address);
@@ -258,10 +257,9 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
       // device; one that is not there is left alone.
       const pci::SriovInfo sr = *pf->device.sriov;  // a copy: edit() below may copy pf's chunk
       for (const auto& info : *vfs) {
-        if (!sr.offset || !sr.stride) break;
-        const uint32_t rid = pfa.routing_id() + *sr.offset + info.index * *sr.stride;
-        if (rid > 0xffff) continue;
-        auto it = snap->index.find(PciAddress::from_routing_id(pfa.domain, static_cast<uint16_t>(rid)));
+        auto vf = pci::vf_address(pfa, sr, info.index);
+        if (!vf) continue;
+        auto it = snap->index.find(*vf);
         if (it == snap->index.end()) continue;
         const DeviceView& v = snap->devices[it->second];
         if (v.device.physfn != pfa || v.device.vf_index != static_cast<int>(info.index)) continue;

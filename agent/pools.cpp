@@ -42,12 +42,12 @@ std::vector<Candidate> possible_candidates(const Snapshot& s) {
     if (!leasable(v.device)) continue;
     out.push_back(candidate_of(v, s));
     const pci::Device& pf = v.device;
-    if (!pf.sriov || !pf.sriov->offset || !pf.sriov->stride) continue;
+    if (!pf.sriov) continue;
     for (uint32_t i = pf.sriov->num_vfs; i < pf.sriov->total_vfs; ++i) {
+      auto vf = pci::vf_address(pf.address, *pf.sriov, i);
+      if (!vf) break;
       Candidate c;
-      uint32_t rid = pf.address.routing_id() + *pf.sriov->offset + i * *pf.sriov->stride;
-      if (rid > 0xffff) break;
-      c.address = PciAddress::from_routing_id(pf.address.domain, static_cast<uint16_t>(rid));
+      c.address = *vf;
       c.vendor_id = pf.vendor_id;
       c.device_id = pf.sriov->vf_device_id;
       c.driver_unknown = true;
@@ -63,14 +63,6 @@ std::vector<Candidate> possible_candidates(const Snapshot& s) {
 
 }  // namespace
 
-const PoolSpec* home_pool(const DeviceView& v, const Snapshot& s) {
-  if (!s.book || !leasable(v.device)) return nullptr;
-  const Candidate c = candidate_of(v, s);
-  for (const auto& p : s.book->pools)
-    if (matches(p, c)) return &p;
-  return nullptr;
-}
-
 namespace {
 
 // The position in `pools` of the pool `v` belongs to (the oldest that selects it), or -1.
@@ -81,6 +73,16 @@ int home_of(const DeviceView& v, const Snapshot& s, const std::vector<PoolSpec>&
     if (matches(pools[p], c)) return static_cast<int>(p);
   return -1;
 }
+
+}  // namespace
+
+const PoolSpec* home_pool(const DeviceView& v, const Snapshot& s) {
+  if (!s.book) return nullptr;
+  const int p = home_of(v, s, s.book->pools);
+  return p < 0 ? nullptr : &s.book->pools[static_cast<size_t>(p)];
+}
+
+namespace {
 
 // True when selectors see `a` on `sa` as they see `b` on `sb` (candidate_of reads nothing
 // else of a device but its PF's netdev, which index_pools watches on the PF).

@@ -21,6 +21,16 @@ struct SriovInfo {
   std::optional<uint32_t> stride;  // VF Stride
 };
 
+// The address of VF `index` of the PF at `pf` (PCIe SR-IOV: the PF's routing ID + First VF
+// Offset + index × VF Stride): nullopt when `sr` has no offset or stride, or the VF's routing ID
+// would be past the last one (then so would every later VF's).
+inline std::optional<PciAddress> vf_address(const PciAddress& pf, const SriovInfo& sr, uint32_t index) {
+  if (!sr.offset || !sr.stride) return std::nullopt;
+  const uint64_t rid = uint64_t{pf.routing_id()} + *sr.offset + uint64_t{index} * *sr.stride;
+  if (rid > 0xffff) return std::nullopt;
+  return PciAddress::from_routing_id(pf.domain, static_cast<uint16_t>(rid));
+}
+
 struct Device {
   PciAddress address;
   std::optional<uint16_t> vendor_id;
