@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "base/mutex.h"
+#include "bench/proc_status.h"
 #include "cli/client.h"
 
 using namespace sriovd;
@@ -32,13 +32,7 @@ using nlohmann::json;
 
 namespace {
 
-long rss_kib(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
+long rss_kib(int pid) { return bench::status_kib(pid, "VmRSS"); }
 
 long open_fds(int pid) {
   DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());

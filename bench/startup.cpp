@@ -17,24 +17,18 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "bench/proc_status.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/temp_dir.h"
 
 namespace {
 
-long status_kib(int pid, const char* key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stol(line.substr(line.find(':') + 1));
-  return -1;
-}
+using sriovd::bench::status_kib;
 
 std::string get(const std::string& socket, const std::string& path) {
   auto c = sriovd::test::RawConnection::unix_socket(socket);
