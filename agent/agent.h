@@ -219,9 +219,13 @@ class Agent {
   // resets its link whenever VFs are enabled, so a rate set right after (a reconcile after a
   // reboot, a PATCH after a VF count change) would otherwise fail for seconds.
   bool link_coming_back(const std::string& pf_ifname);
-  // Sets every attribute group of VF `index` that differs from a clean VF back to it. Groups the
-  // driver does not implement (EOPNOTSUPP) are skipped: there is nothing to reset.
-  Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current);
+  // Sets every attribute group of VF `index` that differs from `target` (every field set: what
+  // the VF had when leased, or a clean VF's) back to it. Groups the driver does not implement
+  // (EOPNOTSUPP) are skipped: there is nothing to reset. With `refused`, a value the driver
+  // refuses now (EINVAL, ERANGE: igb takes no rate while its PF has no link) is noted there by
+  // group field, with the kernel's answer, and the others are still set; any other error fails.
+  Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
+                               const VfConfig& target, std::map<std::string, std::string>* refused);
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
   Result<void> check_netdev_quiet(const pci::Device& dev);
   // Before `change` ("release lease X", "unbind 0000:... from vfio-pci") touches `d` on

@@ -161,10 +161,10 @@ Result<void> Agent::apply_vf_config(Applier& a, const std::string& pf_ifname, ui
   return ok();
 }
 
-Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current) {
-  const VfConfig clean = clean_vf_config();
+Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
+                                    const VfConfig& target, std::map<std::string, std::string>* refused) {
   for (VfGroup g : kGroups) {
-    VfConfig want = group_of(clean, current, g);
+    VfConfig want = group_of(target, current, g);
     VfConfig was = group_of(current, current, g);
     // A group the driver does not report cannot be compared: set it anyway, once.
     if (want == was && group_set(current, g)) continue;
@@ -172,6 +172,10 @@ Result<void> Agent::reset_vf_config(Applier& a, const std::string& pf_ifname, ui
       if (r.error().errnum == EOPNOTSUPP) continue;
       Error e = std::move(r).error();
       if (e.field.empty()) e.field = group_field(g);
+      if (refused && (e.errnum == EINVAL || e.errnum == ERANGE)) {
+        (*refused)[group_field(g)] = e.message;
+        continue;
+      }
       return e;
     }
   }

@@ -2,6 +2,8 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
+
 #include "agent/vf_config_json.h"
 
 namespace sriovd::agent {
@@ -18,6 +20,29 @@ constexpr EnumTable<LeaseState, 4> kLeaseStates{{{
 }  // namespace
 
 std::string_view to_string(LeaseState s) { return kLeaseStates.name(s); }
+
+bool ReleaseReport::clean() const {
+  return std::none_of(items.begin(), items.end(),
+                      [](const Item& i) { return i.status == "differs" || i.status == "unread"; });
+}
+
+void ReleaseReport::write(JsonWriter& w) const {
+  w.begin_object();
+  w.key("attributes").begin_object();
+  for (const auto& i : items) {
+    w.key(i.attribute).begin_object();
+    w.key("before").raw(i.before.dump());
+    if (!i.error.empty()) w.key("error").value(i.error);
+    w.key("now").raw(i.now.dump());
+    w.key("status").value(i.status);
+    w.key("wanted").raw(i.wanted.dump());
+    w.end_object();
+  }
+  w.end_object();
+  w.key("clean").value(clean());
+  w.key("reset_to").value(reset_to);
+  w.end_object();
+}
 
 void Lease::write_attached_to(JsonWriter& w) const {
   w.key("attached_to");
@@ -45,6 +70,7 @@ std::string Lease::record() const {
   write_consumer(w);
   w.key("created_at").value(created_at);
   if (!error.empty()) w.key("error").value(error);
+  if (found_vf_config) w.key("found_vf_config").raw(vf_config_to_json(*found_vf_config).dump());
   if (!group_members.empty()) {
     w.key("group_members").begin_array();
     for (const auto& m : group_members) {
@@ -89,6 +115,11 @@ Result<Lease> Lease::from_json(const nlohmann::json& j) {
     auto c = vf_config_from_json(j["vf_config"]);
     if (!c) return Error::make(ErrorCode::io, "lease " + l.id + ": " + c.error().message);
     l.vf_config = *c;
+  }
+  if (j.contains("found_vf_config") && j["found_vf_config"].is_object()) {
+    auto c = vf_config_from_json(j["found_vf_config"]);
+    if (!c) return Error::make(ErrorCode::io, "lease " + l.id + ": found_vf_config: " + c.error().message);
+    l.found_vf_config = *c;
   }
   l.created_at = j.value("created_at", "");
   if (j.contains("idempotency_key") && j["idempotency_key"].is_string())

@@ -33,6 +33,29 @@ enum class LeaseState {
 // "allocating", "active", "releasing", "released": the API's and the store's spelling.
 std::string_view to_string(LeaseState s);
 
+// What a release gave back, read again afterwards and compared with what it wanted: the VF's
+// attributes as found at allocation (or a clean VF's) and the driver it had before the lease.
+struct ReleaseReport {
+  std::string reset_to;  // "found": the device as it was leased; "defaults": a clean VF
+  // bugprone-exception-escape flags the implicit moves: nlohmann::json's are noexcept but call
+  // assert_invariant(), which clang-tidy cannot prove does not throw.
+  // NOLINTNEXTLINE(bugprone-exception-escape)
+  struct Item {
+    std::string attribute;  // "mac", "vlan", "qos", "vlan_proto", "max_tx_rate_mbps",
+                            // "min_tx_rate_mbps", "spoofchk", "trust", "link_state", "driver"
+    // "unchanged": it had the wanted value all along; "restored": it differed and was set back;
+    // "differs": it does not have the wanted value after the release (see error); "unread": it
+    // could not be read back.
+    std::string status;
+    nlohmann::json wanted, before, now;  // the API's JSON values (null: none / not reported)
+    std::string error;                   // why it differs: the kernel's refusal, when it refused
+  };
+  std::vector<Item> items;
+  // Every attribute has the wanted value after the release (none differs or is unread).
+  bool clean() const;
+  void write(JsonWriter& w) const;  // {"reset_to", "clean", "attributes": {name: {...}}}
+};
+
 struct Attachment {
   std::string domain;
   bool live = true;
@@ -74,6 +97,14 @@ struct Lease {
   // the device was gone.
   std::string reset;
   std::string reset_error;
+  // The VF's attributes when it was leased (IFLA_VF_* as its PF reported them), given back at
+  // release. Nullopt: a release resets the VF to a clean VF's attributes instead — its pool asks
+  // for `reset: defaults`, or the VF's PF has no netdev (nothing to read or set), or the device is
+  // not a VF.
+  std::optional<VfConfig> found_vf_config;
+  // Only in the answer to a release and its lease.released event (never stored): what the
+  // release wanted back, what it found and what it left, attribute by attribute.
+  std::optional<ReleaseReport> release_report;
 
   // What the store keeps: every field as one JSON object (keys sorted), read back by from_json.
   std::string record() const;

@@ -22,6 +22,85 @@
 
 namespace sriovd::agent {
 
+namespace {
+
+// `base` with every field `top` sets taken from `top`.
+VfConfig overlay(VfConfig base, const VfConfig& top) {
+  if (top.mac) base.mac = top.mac;
+  if (top.vlan) base.vlan = top.vlan;
+  if (top.qos) base.qos = top.qos;
+  if (top.vlan_proto) base.vlan_proto = top.vlan_proto;
+  if (top.max_tx_rate_mbps) base.max_tx_rate_mbps = top.max_tx_rate_mbps;
+  if (top.min_tx_rate_mbps) base.min_tx_rate_mbps = top.min_tx_rate_mbps;
+  if (top.spoofchk) base.spoofchk = top.spoofchk;
+  if (top.trust) base.trust = top.trust;
+  if (top.link_state) base.link_state = top.link_state;
+  return base;
+}
+
+// The attribute group a VF attribute is set with (the field Agent::reset_vf_config notes a
+// refusal under).
+std::string group_field_of(const std::string& attribute) {
+  if (attribute == "qos" || attribute == "vlan_proto") return "vlan";
+  if (attribute == "min_tx_rate_mbps") return "max_tx_rate_mbps";
+  return attribute;
+}
+
+ReleaseReport::Item item(std::string attribute, nlohmann::json wanted, nlohmann::json before,
+                         std::optional<nlohmann::json> now) {
+  ReleaseReport::Item i;
+  i.attribute = std::move(attribute);
+  if (!now) i.status = "unread";
+  else if (*now != wanted) i.status = "differs";
+  else i.status = before == wanted ? "unchanged" : "restored";
+  i.wanted = std::move(wanted);
+  i.before = std::move(before);
+  i.now = now ? std::move(*now) : nlohmann::json(nullptr);
+  return i;
+}
+
+// The VF's attributes a release wanted (`target`), had when it began and has now (nullopt: not
+// read back), attribute by attribute. One the driver reports neither before nor after is left
+// out: there is nothing to compare.
+std::vector<ReleaseReport::Item> compare_vf_configs(const VfConfig& target, const VfConfig& before,
+                                                    const std::optional<VfConfig>& now,
+                                                    const std::map<std::string, std::string>& refused) {
+  static const char* const kAttributes[] = {
+      "mac", "vlan", "qos", "vlan_proto", "max_tx_rate_mbps", "min_tx_rate_mbps", "spoofchk", "trust", "link_state"};
+  const nlohmann::json want = vf_config_to_json(target), was = vf_config_to_json(before);
+  const nlohmann::json is = now ? vf_config_to_json(*now) : nlohmann::json::object();
+  std::vector<ReleaseReport::Item> out;
+  for (const char* a : kAttributes) {
+    if (!want.contains(a) || (!was.contains(a) && now && !is.contains(a))) continue;
+    auto i = item(a, want[a], was.contains(a) ? was[a] : nlohmann::json(nullptr),
+                  is.contains(a) ? std::optional<nlohmann::json>(is[a]) : std::nullopt);
+    if (i.status == "differs")
+      if (auto it = refused.find(group_field_of(a)); it != refused.end()) i.error = it->second;
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+ReleaseReport::Item compare_driver(const std::optional<std::string>& wanted, const std::optional<std::string>& before,
+                                   const std::optional<std::string>& now, bool read) {
+  auto j = [](const std::optional<std::string>& d) { return d ? nlohmann::json(*d) : nlohmann::json(nullptr); };
+  return item("driver", j(wanted), j(before), read ? std::optional<nlohmann::json>(j(now)) : std::nullopt);
+}
+
+// "mac 52:54:00:00:00:01, wanted 00:00:00:00:00:00 (refused: ...)" for each attribute that is not
+// as wanted, for the log.
+std::string describe(const ReleaseReport& r) {
+  std::string out;
+  for (const auto& i : r.items) {
+    if (i.status != "differs" && i.status != "unread") continue;
+    out += (out.empty() ? "" : "; ") + i.attribute + " " + (i.status == "unread" ? "unread" : i.now.dump()) +
+           ", wanted " + i.wanted.dump() + (i.error.empty() ? "" : " (" + i.error + ")");
+  }
+  return out;
+}
+
+}  // namespace
+
 // The journal entry of `kind` and the lease as it is now, in one transaction: the Applier's
 // Begin, so they are committed with the operation's first step (see Applier).
 Agent::Applier::Begin Agent::lease_entry(OperationKind kind, const Lease& lease) {
@@ -173,11 +252,15 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   std::string pf_ifname;
   uint32_t vf_index = 0;
   VfConfig current;
-  if (wanted) {
-    const DeviceView* pf = s->find(*d.physfn);
-    if (!pf || pf->device.netdevs.empty() || !d.vf_index)
-      return conflict("the PF of " + d.address.to_string() + " has no netdev: vf_config cannot be applied",
-                      "vf_config");
+  const DeviceView* pf = d.physfn ? s->find(*d.physfn) : nullptr;
+  const bool pf_netdev = pf && !pf->device.netdevs.empty() && d.vf_index;
+  if (wanted && !pf_netdev)
+    return conflict("the PF of " + d.address.to_string() + " has no netdev: vf_config cannot be applied", "vf_config");
+  // The VF's attributes as they are now: what the lease changes from, and what its release gives
+  // back unless the pool asks for a clean VF. Read from the kernel, not the snapshot: a free VF
+  // may have been changed (ip link set ... vf) without any uevent.
+  const bool keep_found = pf_netdev && (!pool || pool->reset == ResetPolicy::restore);
+  if (wanted || keep_found) {
     pf_ifname = pf->device.netdevs.front();
     vf_index = static_cast<uint32_t>(*d.vf_index);
     auto vfs = kernel_.get_vfs(pf_ifname);
@@ -185,6 +268,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == vf_index; });
     if (it == vfs->end()) return conflict(pf_ifname + " does not report VF " + std::to_string(vf_index));
     current = it->config;
+    if (keep_found) lease.found_vf_config = current;
   }
   // The rest of its IOMMU group goes with it (checked free and in the same pool by
   // choose_device): VFIO hands a group to one user whole.
@@ -370,18 +454,33 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
   const Lease intent = lease;
   Applier a(kernel_, store_, lease_entry(OperationKind::release, intent));
   Result<void> r = ok();
+  // What the release gives back, for its report: the VF's attributes (those it had when leased,
+  // or a clean VF's) and, when its PF has a netdev, what they were before.
+  ReleaseReport report;
+  report.reset_to = lease.found_vf_config ? "found" : "defaults";
+  const VfConfig target =
+      lease.found_vf_config ? overlay(clean_vf_config(), *lease.found_vf_config) : clean_vf_config();
+  std::optional<VfConfig> before;
+  std::map<std::string, std::string> refused;
+  std::string pf_ifname;
+  std::optional<std::string> driver_before;
   if (v) {
     const pci::Device& d = v->device;
-    // 1. VF attributes back to a clean VF's.
+    driver_before = d.driver;
+    // 1. VF attributes back to what was found (or a clean VF's). A value the driver refuses now
+    //    is in the report; the release goes on.
     if (d.physfn && d.vf_index) {
       const DeviceView* pf = s->find(*d.physfn);
       if (pf && !pf->device.netdevs.empty()) {
-        const std::string ifname = pf->device.netdevs.front();
-        auto vfs = kernel_.get_vfs(ifname);
+        pf_ifname = pf->device.netdevs.front();
+        auto vfs = kernel_.get_vfs(pf_ifname);
         if (vfs) {
           auto it = std::find_if(vfs->begin(), vfs->end(),
                                  [&](const auto& x) { return x.index == static_cast<uint32_t>(*d.vf_index); });
-          if (it != vfs->end()) r = reset_vf_config(a, ifname, it->index, it->config);
+          if (it != vfs->end()) {
+            before = it->config;
+            r = reset_vf_config(a, pf_ifname, it->index, it->config, target, &refused);
+          }
         }
       }
     }
@@ -401,8 +500,9 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
       OperationState::done, {},
       [&](StateStore::Tx& tx) -> Result<void> {
         if (auto w = tx.erase("lease", lease.id); !w) return w;
-        // The lease's attributes and driver are not the device's desired state any more.
-        if (v && v->device.physfn && v->device.vf_index)
+        // Reset to a clean VF's, the attributes the desired state held for it are gone (given
+        // back as found, they are what they were).
+        if (v && v->device.physfn && v->device.vf_index && !lease.found_vf_config)
           if (auto w = tx.erase("vf_config", v->device.physfn->to_string() + "#" + std::to_string(*v->device.vf_index));
               !w)
             return w;
@@ -416,6 +516,24 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
   book_ = std::move(book);
   if (auto rr = refresh_devices_locked(lease.addresses()); !rr)
     spdlog::warn("rescanning {}: {}", addr, rr.error().message);
+  // Read back and compared: the VF's attributes (one more RTM_GETLINK) and its driver.
+  if (before) {
+    std::optional<VfConfig> now;
+    if (auto vfs = kernel_.get_vfs(pf_ifname); vfs) {
+      auto it = std::find_if(vfs->begin(), vfs->end(),
+                             [&](const auto& x) { return x.index == static_cast<uint32_t>(*v->device.vf_index); });
+      if (it != vfs->end()) now = it->config;
+    }
+    report.items = compare_vf_configs(target, *before, now, refused);
+  }
+  if (v) {
+    const DeviceView* after = snap()->find(lease.address);
+    report.items.push_back(compare_driver(lease.previous_driver, driver_before,
+                                          after ? after->device.driver : std::nullopt, after != nullptr));
+  }
+  if (!report.clean())
+    spdlog::warn("lease {} of {} released, but not as it was found: {}", lease.id, addr, describe(report));
+  lease.release_report = std::move(report);
   if (events_) {
     nlohmann::json ev = {{"lease", lease.id},
                          {"address", addr},
@@ -423,6 +541,10 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
                          {"at_start", at_start}};
     if (!lease.reset.empty()) ev["reset"] = lease.reset;
     if (!lease.reset_error.empty()) ev["reset_error"] = lease.reset_error;
+    std::string text;
+    JsonWriter w(text);
+    lease.release_report->write(w);
+    ev["release_report"] = nlohmann::json::parse(text);
     events_->publish("lease.released", ev);
   }
   return ok();

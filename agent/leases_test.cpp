@@ -491,6 +491,117 @@ TEST_CASE("leases: a fault at any step of a whole-group allocation leaves every 
   });
 }
 
+TEST_CASE("leases: a release gives the VF back as it was found, even after the consumer changed it") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 2).ok());
+  REQUIRE(h.agent->create_pool(pool("e810", {"ens1f0#0"})).ok());
+  auto members = pool_members(*h.model.current()->book->pool("e810"), *h.model.current());
+  REQUIRE(members.size() == 1);
+  const PciAddress addr = members[0].view->device.address;
+  // What the operator left on the VF before any lease: it is what comes back.
+  const VfConfig found = config({{"mac", "52:54:00:00:00:10"}, {"vlan", 5}, {"spoofchk", false}});
+  REQUIRE(h.agent->set_vf_config(addr, found).ok());
+  auto req = from("e810");
+  req.vf_config = config({{"mac", "52:54:00:aa:bb:01"}, {"vlan", 100}, {"qos", 2}, {"trust", true}});
+  auto a = alloc(h, req);
+  REQUIRE(a.ok());
+  REQUIRE(a->lease.found_vf_config);
+  CHECK(a->lease.found_vf_config->mac->to_string() == "52:54:00:00:00:10");
+  CHECK(a->lease.found_vf_config->vlan == 5);
+  CHECK(a->lease.found_vf_config->spoofchk == false);
+  // The consumer sets its own MAC, as a DPDK application does through the VF's mailbox.
+  VfConfig own;
+  own.mac = MacAddress::parse("02:00:00:00:00:99").value();
+  REQUIRE(h.sim->set_vf("ens1f0", 0, own).ok());
+
+  auto released = h.agent->release(a->lease.id);
+  REQUIRE(released.ok());
+  const DeviceView* v = h.dev(addr);
+  CHECK(v->device.driver == std::string("iavf"));
+  CHECK(v->vf_config->mac->to_string() == "52:54:00:00:00:10");
+  CHECK(v->vf_config->vlan == 5);
+  CHECK(v->vf_config->qos == 0);
+  CHECK(v->vf_config->spoofchk == false);
+  CHECK(v->vf_config->trust == false);
+  REQUIRE(released->release_report);
+  const ReleaseReport& r = *released->release_report;
+  CHECK(r.reset_to == "found");
+  CHECK(r.clean());
+  auto find = [&](const std::string& name) -> const ReleaseReport::Item* {
+    for (const auto& i : r.items)
+      if (i.attribute == name) return &i;
+    return nullptr;
+  };
+  REQUIRE(find("mac"));
+  CHECK(find("mac")->status == "restored");
+  CHECK(find("mac")->before == "02:00:00:00:00:99");
+  CHECK(find("mac")->wanted == "52:54:00:00:00:10");
+  CHECK(find("mac")->now == "52:54:00:00:00:10");
+  CHECK(find("vlan")->status == "restored");
+  CHECK(find("trust")->status == "restored");
+  CHECK(find("spoofchk")->status == "unchanged");
+  REQUIRE(find("driver"));
+  CHECK(find("driver")->status == "restored");
+  CHECK(find("driver")->before == "vfio-pci");
+  CHECK(find("driver")->now == "iavf");
+  // The operator's attributes are still the VF's desired state: after a reboot they come back.
+  REQUIRE(h.sim->simulate_reboot().ok());
+  h.start();
+  auto report = h.agent->reconcile();
+  CHECK(report.drift.empty());
+  CHECK(h.dev(addr)->vf_config->mac->to_string() == "52:54:00:00:00:10");
+}
+
+TEST_CASE("leases: a pool with reset defaults gives back a clean VF, whatever it was found with") {
+  Host h;
+  PoolSpec p = pool("x710", {"ens2f0#0"});
+  p.reset = ResetPolicy::defaults;
+  REQUIRE(h.agent->create_pool(p).ok());
+  const PciAddress addr =
+      pool_members(*h.model.current()->book->pool("x710"), *h.model.current())[0].view->device.address;
+  REQUIRE(h.agent->set_vf_config(addr, config({{"mac", "52:54:00:00:00:10"}, {"trust", true}})).ok());
+  auto a = alloc(h, from("x710"));
+  REQUIRE(a.ok());
+  CHECK_FALSE(a->lease.found_vf_config);
+  auto released = h.agent->release(a->lease.id);
+  REQUIRE(released.ok());
+  CHECK(*h.dev(addr)->vf_config == clean_vf_config());
+  REQUIRE(released->release_report);
+  CHECK(released->release_report->reset_to == "defaults");
+  CHECK(released->release_report->clean());
+}
+
+TEST_CASE("leases: a value the driver refuses to take back is in the release report; the release completes") {
+  Host h;
+  REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0#0"})).ok());
+  const PciAddress addr =
+      pool_members(*h.model.current()->book->pool("x710"), *h.model.current())[0].view->device.address;
+  REQUIRE(h.agent->set_vf_config(addr, config({{"mac", "52:54:00:00:00:10"}})).ok());
+  auto req = from("x710");
+  req.vf_config = config({{"mac", "52:54:00:aa:bb:01"}, {"trust", true}});
+  auto a = alloc(h, req);
+  REQUIRE(a.ok());
+  // The first change of the release is the MAC's: the driver refuses it.
+  h.faults->reset_calls();
+  h.faults->fail_at(1, EINVAL, "the PF refuses the MAC");
+  auto released = h.agent->release(a->lease.id);
+  REQUIRE(released.ok());
+  CHECK_FALSE(h.model.current()->book->lease(a->lease.id));
+  CHECK(h.dev(addr)->device.driver == std::string("iavf"));
+  CHECK(h.dev(addr)->vf_config->trust == false);  // the other attributes were given back
+  REQUIRE(released->release_report);
+  const ReleaseReport& r = *released->release_report;
+  CHECK_FALSE(r.clean());
+  const ReleaseReport::Item* mac = nullptr;
+  for (const auto& i : r.items)
+    if (i.attribute == "mac") mac = &i;
+  REQUIRE(mac);
+  CHECK(mac->status == "differs");
+  CHECK(mac->now == "52:54:00:aa:bb:01");
+  CHECK(mac->wanted == "52:54:00:00:00:10");
+  CHECK(mac->error.find("the PF refuses the MAC") != std::string::npos);
+}
+
 TEST_CASE("leases: a release that fails keeps the lease, unhealthy, and a retry finishes it") {
   Host h;
   REQUIRE(h.agent->create_pool(pool("x710", {"ens2f0"})).ok());

@@ -99,6 +99,7 @@ const char* to_string(DeviceType t) {
 }
 const char* to_string(PoolMode m) { return m == PoolMode::vfio ? "vfio" : "netdev"; }
 const char* to_string(Policy p) { return p == Policy::pack ? "pack" : "spread"; }
+const char* to_string(ResetPolicy r) { return r == ResetPolicy::restore ? "restore" : "defaults"; }
 std::optional<Policy> parse_policy(std::string_view s) {
   if (s == "pack") return Policy::pack;
   if (s == "spread") return Policy::spread;
@@ -200,6 +201,11 @@ Result<PoolSpec> pool_from_json(const json& j) {
   auto policy = policy_text ? parse_policy(*policy_text) : std::nullopt;
   if (!policy) return bad("policy", "expected pack or spread");
   p.policy = *policy;
+  auto reset = text("reset", "restore");
+  if (!reset) return bad("reset", "expected restore or defaults");
+  if (*reset == "restore") p.reset = ResetPolicy::restore;
+  else if (*reset == "defaults") p.reset = ResetPolicy::defaults;
+  else return bad("reset", "expected restore or defaults, got '" + *reset + "'");
   for (const auto& r : p.selectors.pf_names)
     if (r.first && p.device_type == DeviceType::pf)
       return bad("selectors.pf_names", "'" + to_string(r) + "' names VFs, but device_type is pf");
@@ -234,7 +240,8 @@ json pool_to_json(const PoolSpec& p) {
           {"physical_network", p.physical_network ? json(*p.physical_network) : json(nullptr)},
           {"device_type", to_string(p.device_type)},
           {"mode", to_string(p.mode)},
-          {"policy", to_string(p.policy)}};
+          {"policy", to_string(p.policy)},
+          {"reset", to_string(p.reset)}};
 }
 
 bool matches(const PoolSpec& pool, const Candidate& c) {

@@ -44,6 +44,10 @@ struct Selectors {
 enum class DeviceType { vf, pf, any };
 enum class PoolMode { vfio, netdev };
 enum class Policy { pack, spread };
+// What a release gives a VF back: the attributes it had when it was leased (sriov-cni's way
+// since it saves and restores: some NICs' embedded switch drops traffic after a reset to
+// defaults), or a clean VF's (zero MAC, no VLAN, no rate limits, spoofchk on, trust off).
+enum class ResetPolicy { restore, defaults };
 
 struct PoolSpec {
   std::string name;
@@ -52,6 +56,7 @@ struct PoolSpec {
   DeviceType device_type = DeviceType::vf;
   PoolMode mode = PoolMode::vfio;
   Policy policy = Policy::pack;
+  ResetPolicy reset = ResetPolicy::restore;
 
   bool operator==(const PoolSpec&) const = default;
 };
@@ -59,6 +64,7 @@ struct PoolSpec {
 const char* to_string(DeviceType t);
 const char* to_string(PoolMode m);
 const char* to_string(Policy p);
+const char* to_string(ResetPolicy r);
 std::optional<Policy> parse_policy(std::string_view s);
 
 // From the API's JSON (already checked against the Pool schema, but every value is checked again

@@ -13,10 +13,10 @@ using nlohmann::json;
 namespace {
 
 int show_pools(const Globals& g, const json& pools) {
-  Table t({"POOL", "TYPE", "MODE", "POLICY", "CAPACITY", "FREE", "LEASED", "UNHEALTHY", "NETWORK"});
+  Table t({"POOL", "TYPE", "MODE", "POLICY", "RESET", "CAPACITY", "FREE", "LEASED", "UNHEALTHY", "NETWORK"});
   for (const auto& p : pools)
-    t.add({str(p, "name"), str(p, "device_type"), str(p, "mode"), str(p, "policy"), str(p, "capacity"), str(p, "free"),
-           str(p, "leased"), str(p, "unhealthy"), str(p, "physical_network")});
+    t.add({str(p, "name"), str(p, "device_type"), str(p, "mode"), str(p, "policy"), str(p, "reset"), str(p, "capacity"),
+           str(p, "free"), str(p, "leased"), str(p, "unhealthy"), str(p, "physical_network")});
   (void)g;
   std::fputs(t.render().c_str(), stdout);
   return 0;
@@ -69,7 +69,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   });
 
   struct PoolArgs {
-    std::string verb = "show", name, type, mode, policy, network;
+    std::string verb = "show", name, type, mode, policy, reset, network;
     std::vector<std::string> vendors, devices, drivers, pfs, addresses;
     std::vector<int> numa;
   };
@@ -88,6 +88,9 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   pool->add_option("--type", pa->type, "vf, pf or any (default vf)")->check(CLI::IsMember({"vf", "pf", "any"}));
   pool->add_option("--mode", pa->mode, "vfio or netdev (default vfio)")->check(CLI::IsMember({"vfio", "netdev"}));
   pool->add_option("--policy", pa->policy, "pack or spread (default pack)")->check(CLI::IsMember({"pack", "spread"}));
+  pool->add_option("--reset", pa->reset,
+                   "what a release gives a VF back: restore (the attributes it was leased with, default) or defaults")
+      ->check(CLI::IsMember({"restore", "defaults"}));
   pool->add_option("--physical-network", pa->network, "the network these devices reach");
   pool->callback([&g, &action, pa] {
     action = [&g, pa] {
@@ -114,6 +117,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
       if (!pa->type.empty()) body["device_type"] = pa->type;
       if (!pa->mode.empty()) body["mode"] = pa->mode;
       if (!pa->policy.empty()) body["policy"] = pa->policy;
+      if (!pa->reset.empty()) body["reset"] = pa->reset;
       if (!pa->network.empty()) body["physical_network"] = pa->network;
       auto j = call(g, "POST", "/v1/pools", body.dump(), status);
       if (!j) return status;
@@ -205,6 +209,17 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
                   (*j)["device"].is_object() ? str((*j)["device"], "driver", "none").c_str() : "-");
       if (str((*j)["lease"], "reset") == "failed")
         std::printf("warning: the function was not reset: %s\n", str((*j)["lease"], "reset_error").c_str());
+      // What did not come back as it was found (or clean), attribute by attribute: the release
+      // itself is done, so these are warnings (the JSON answer has them all).
+      const json& report = (*j)["lease"].value("release_report", json::object());
+      if (report.is_object() && report.contains("attributes"))
+        for (const auto& [name, a] : report["attributes"].items()) {
+          const std::string st = str(a, "status");
+          if (st != "differs" && st != "unread") continue;
+          std::fprintf(stderr, "warning: %s %s: wanted %s, now %s%s\n", name.c_str(), st.c_str(),
+                       a["wanted"].dump().c_str(), a["now"].dump().c_str(),
+                       a.contains("error") ? (" (" + str(a, "error") + ")").c_str() : "");
+        }
       return 0;
     };
   });

@@ -33,6 +33,7 @@ _sriovd_cli() {
     --type) COMPREPLY=($(compgen -W "vf pf any" -- "$cur")); return ;;
     --mode) COMPREPLY=($(compgen -W "vfio netdev" -- "$cur")); return ;;
     --policy) COMPREPLY=($(compgen -W "pack spread" -- "$cur")); return ;;
+    --reset) COMPREPLY=($(compgen -W "restore defaults" -- "$cur")); return ;;
     --consumer) COMPREPLY=($(compgen -W "vm pod other" -- "$cur")); return ;;
     --pool) COMPREPLY=($(compgen -W "$(_sriovd_cli_pools "${conn[@]}")" -- "$cur")); return ;;
     --address) COMPREPLY=($(compgen -W "$(_sriovd_cli_addresses "${conn[@]}")" -- "$cur")); return ;;
@@ -53,7 +54,7 @@ _sriovd_cli() {
     vfs) opts="--autoprobe" ;;
     vf) opts="--mac --vlan --qos --proto --max-rate --min-rate --spoofchk --trust --link-state" ;;
     bind) opts="--group --force" ;;
-    pool) opts="--vendor --device-id --driver --pf --address --numa --type --mode --policy --physical-network" ;;
+    pool) opts="--vendor --device-id --driver --pf --address --numa --type --mode --policy --reset --physical-network" ;;
     alloc) opts="--address --consumer --name --numa --policy --key --mac --vlan --qos --spoofchk --trust" ;;
     leases) opts="--pool" ;;
     attach|detach) opts="--config --no-live" ;;

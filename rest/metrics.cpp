@@ -31,7 +31,18 @@ Metrics::Metrics() : ops_(std::make_shared<prometheus::Registry>()) {
                       .Name("sriovd_operation_duration_seconds")
                       .Help("How long operations that change the host took, by operation and result.")
                       .Register(*ops_);
+  releases_ = &prometheus::BuildCounter()
+                   .Name("sriovd_lease_releases_total")
+                   .Help(
+                       "Leases released through the API, by whether the device came back as wanted (clean) or "
+                       "some attribute differs (see the release's release_report).")
+                   .Register(*ops_);
+  // Both series from the start, so a rate over them works before the first unclean release.
+  releases_->Add({{"result", "clean"}});
+  releases_->Add({{"result", "differs"}});
 }
+
+void Metrics::count_release(bool clean) { releases_->Add({{"result", clean ? "clean" : "differs"}}).Increment(); }
 
 Metrics::~Metrics() = default;
 

@@ -41,6 +41,10 @@ class Metrics {
   // One finished operation: `result` is "ok" or the error's code ("conflict", "invalid"...).
   void observe(const std::string& operation, const std::string& result, std::chrono::duration<double> took);
 
+  // One lease released through the API: `clean` when every attribute came back as wanted (the
+  // lease's release_report), for sriovd_lease_releases_total{result="clean"|"differs"}.
+  void count_release(bool clean);
+
   // Adds a collector that fills a per-scrape registry (gauges of pools, leases...).
   using Collector = std::function<void(prometheus::Registry&)>;
   void add_collector(Collector c) SRIOVD_EXCLUDES(mu_);
@@ -55,6 +59,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> ops_;  // lives as long as the daemon
   prometheus::Family<prometheus::Counter>* ops_total_;
   prometheus::Family<prometheus::Histogram>* ops_seconds_;
+  prometheus::Family<prometheus::Counter>* releases_;
   mutable Mutex mu_;
   std::vector<Collector> collectors_ SRIOVD_GUARDED_BY(mu_);
 };

@@ -133,12 +133,17 @@ std::string Api::encode_lease(const agent::Lease& l, const agent::Snapshot& s) c
   l.write_consumer(w);
   w.key("created_at").value(l.created_at);
   if (!l.error.empty()) w.key("error").value(l.error);
+  if (l.found_vf_config) w.key("found_vf_config").raw(agent::vf_config_to_json(*l.found_vf_config).dump());
   w.key("group_members").begin_array();
   for (const auto& m : l.group_members) w.value(m.address.to_string());
   w.end_array();
   w.key("id").value(l.id);
   w.key("libvirt_xml").optional(xml);
   w.key("pool").optional(l.pool);
+  if (l.release_report) {
+    w.key("release_report");
+    l.release_report->write(w);
+  }
   if (!l.reset.empty()) w.key("reset").value(l.reset);
   if (!l.reset_error.empty()) w.key("reset_error").value(l.reset_error);
   w.key("state").value(to_string(l.state == agent::LeaseState::allocating ? agent::LeaseState::active : l.state));
@@ -299,6 +304,7 @@ Response Api::release(const RouteCall& call) const {
   auto r = agent_->release(call.params[0]);
   metrics_.observe("release", r ? "ok" : to_string(r.error().code), std::chrono::steady_clock::now() - t0);
   if (!r) return problem(r.error(), req.path);
+  if (r->release_report) metrics_.count_release(r->release_report->clean());
   auto now = model_.current();
   std::string device = "null";
   if (const agent::DeviceView* v = now->find(r->address)) device = encode_device(*v);

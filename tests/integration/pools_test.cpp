@@ -140,6 +140,20 @@ TEST_CASE("REST: pools and leases, checked against the schemas") {
   CHECK(released.body["device"]["lease"].is_null());
   CHECK(released.body["device"]["vf_config"]["mac"] == "00:00:00:00:00:00");
   CHECK(released.body["device"]["vf_config"]["vlan"] == 0);
+  // The VF was clean when leased: that is what came back, attribute by attribute.
+  const json& report = released.body["lease"]["release_report"];
+  CHECK(report["reset_to"] == "found");
+  CHECK(report["clean"] == true);
+  CHECK(report["attributes"]["mac"]["status"] == "restored");
+  CHECK(report["attributes"]["mac"]["before"] == "52:54:00:10:00:01");
+  CHECK(report["attributes"]["vlan"]["status"] == "restored");
+  CHECK(report["attributes"]["spoofchk"]["status"] == "unchanged");
+  CHECK(report["attributes"]["driver"]["now"] == "mlx5_core");
+  CHECK(released.body["lease"]["found_vf_config"]["mac"] == "00:00:00:00:00:00");
+  auto after = c.request("GET", "/metrics");
+  REQUIRE(after.ok());
+  CHECK(after->body.find("sriovd_lease_releases_total{result=\"clean\"} 1") != std::string::npos);
+  CHECK(after->body.find("sriovd_lease_releases_total{result=\"differs\"} 0") != std::string::npos);
   CHECK(call(c, "DELETE", "/v1/allocations/" + id).status == 404);
   CHECK(call(c, "DELETE", "/v1/pools/cx6").status == 204);
 }

@@ -26,6 +26,8 @@ IGB=0000:01:00.0
 PF_IF=eth1            # igb's netdev: no udev renames it in the lab
 MAC_NET=52:54:00:00:00:31
 MAC_VFIO=52:54:00:00:00:32
+MAC_FOUND=52:54:00:00:00:30   # set by hand on VF0 before its lease: the release gives it back
+MAC_OWN=02:00:00:00:00:99     # set by the consumer during the lease, as a DPDK application does
 CLEAN_VF='link/ether 00:00:00:00:00:00 brd ff:ff:ff:ff:ff:ff, spoof checking on, link-state auto, trust off$'
 VFQ='.vf_config | "\(.mac) \(.vlan) \(.qos) \(.spoofchk) \(.trust)"'
 
@@ -73,8 +75,10 @@ expect_active() {
 release_checked() {
   local before; before=$(resets)
   t_mark
-  run_cli "$1: release" 0 release "$2"
-  echo "    $(t_since_mark)s: $cli_out"
+  run_cli "$1: release" 0 --json release "$2"
+  release_json=$cli_out
+  echo "    $(t_since_mark)s: $(jq -c .lease.release_report <<< "$release_json")"
+  expect "$1: the release report says every attribute is back" true "$(jq .lease.release_report.clean <<< "$release_json")"
   expect "$1: back on its previous driver (sysfs)" "$4" "$(driver_of "$3")"
   local want=$4; [ "$want" = none ] && want=null
   expect "$1: back on its previous driver (--json device)" "$want" "$(jdev "$3" .driver)"
@@ -170,8 +174,12 @@ boot1)
     run_cli "netdev pool over VF0" 0 pool create igbnet --pf "$PF_IF#0" --mode netdev
     run_cli "vfio pool over VF1" 0 pool create igbvfio --pf "$PF_IF#1"
 
+    # What the operator left on VF0 by hand (no uevent tells the daemon): the lease notes it.
+    ip link set $PF_IF vf 0 mac $MAC_FOUND spoofchk off || fail "ip link set $PF_IF vf 0"
     alloc_json "igb netdev lease C" igbnet --name pod-c --consumer pod --mac $MAC_NET --vlan 10 --qos 3 \
       --spoofchk off --trust on
+    expect "lease C: what VF0 had is noted (found_vf_config)" "$MAC_FOUND false false" \
+      "$(jq -r '.found_vf_config | "\(.mac) \(.spoofchk) \(.trust)"' <<< "$lease_json")"
     lease_c=$(jq -r .id <<< "$lease_json")
     expect "lease C is VF0" "$ivf0" "$(jq -r .address <<< "$lease_json")"
     expect "lease C: VF0 keeps igbvf (netdev mode)" igbvf "$(driver_of "$ivf0")"
@@ -196,10 +204,21 @@ boot1)
     expect_match "lease D: VF1 read back by ip" "link/ether $MAC_VFIO .*vlan 20,.*spoof checking on.*trust off" "$(vf_line 1)"
     expect_active "lease D" "$lease_d" "$ivf1"
 
+    # The consumer changes the MAC itself during the lease; the release undoes that too.
+    ip link set $PF_IF vf 0 mac $MAC_OWN || fail "ip link set $PF_IF vf 0 mac $MAC_OWN"
     release_checked "lease C" "$lease_c" "$ivf0" igbvf
     echo "    $(vf_line 0)"
-    expect_match "lease C: VF0 attributes reset (ip)" "$CLEAN_VF" "$(vf_line 0)"
-    expect "lease C: VF0 vf_config reset (--json device)" "00:00:00:00:00:00 0 0 true false" "$(jdev "$ivf0" "$VFQ")"
+    expect_match "lease C: VF0 as it was found (ip)" \
+      "link/ether $MAC_FOUND brd ff:ff:ff:ff:ff:ff, spoof checking off, link-state auto, trust off$" "$(vf_line 0)"
+    expect "lease C: VF0 vf_config as found (--json device)" "$MAC_FOUND 0 0 false false" "$(jdev "$ivf0" "$VFQ")"
+    expect "lease C: the report's MAC" "restored $MAC_OWN $MAC_FOUND" \
+      "$(jq -r '.lease.release_report.attributes.mac | "\(.status) \(.before) \(.now)"' <<< "$release_json")"
+    expect "lease C: the report's VLAN" "restored 10 0" \
+      "$(jq -r '.lease.release_report.attributes.vlan | "\(.status) \(.before) \(.now)"' <<< "$release_json")"
+    expect "lease C: the report's spoofchk (the lease set what was there)" unchanged \
+      "$(jq -r .lease.release_report.attributes.spoofchk.status <<< "$release_json")"
+    expect "sriovd_lease_releases_total: no release came back unclean" 0 \
+      "$(curl -s --unix-socket "$sock" http://sriovd/metrics | awk '/^sriovd_lease_releases_total\{result="differs"\}/ {print $2}')"
 
     # The "netdev in use" interlock on a real VF netdev: with an address and a route on it, an
     # unbind is refused naming them, and goes through with force.
