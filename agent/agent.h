@@ -74,8 +74,15 @@ std::vector<PoolMember> pool_members(const PoolSpec& pool, const Snapshot& snap)
 // and the pools are the same; made anew from every device otherwise.
 std::shared_ptr<const PoolIndex> index_pools(const Snapshot* before, const Snapshot& s);
 
-// True when `current` already has every field `wanted` sets.
+// True when `current` already has every IFLA_VF attribute `wanted` sets (its mtu aside).
 bool vf_config_overlay_equal(const VfConfig& current, const VfConfig& wanted);
+
+// A function's first netdev and its MTU, read from sysfs now (nullopt: it has no netdev).
+struct NetdevMtu {
+  std::string ifname;
+  uint32_t mtu = 0;
+};
+std::optional<NetdevMtu> netdev_mtu(const pci::SysfsRoot& root, const PciAddress& address);
 
 struct ReconcileReport {
   std::vector<std::string> recovered;  // interrupted operations undone
@@ -112,6 +119,11 @@ class Agent {
   // reboot's reconcile sets it again before recreating the VFs.
   Result<void> set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<bool> drivers_autoprobe = std::nullopt)
       SRIOVD_EXCLUDES(mu_);
+  // PUT /v1/devices/{address}/mtu: the MTU of the device's netdev (IFLA_MTU), kept as desired
+  // state and set again at start. For PFs and other devices with a netdev; a VF's goes in its
+  // vf_config. Lowering a PF's MTU below one of its VFs' netdevs' is a conflict naming the VF:
+  // a VF may not send frames its PF's port would not take.
+  Result<void> set_mtu(PciAddress address, uint32_t mtu) SRIOVD_EXCLUDES(mu_);
   // PATCH /v1/devices/{vf}/vf-config: the set fields only, one netlink request per attribute
   // group; on a NACK the groups already applied are restored.
   Result<void> set_vf_config(PciAddress vf, const VfConfig& patch) SRIOVD_EXCLUDES(mu_);
@@ -203,6 +215,7 @@ class Agent {
   using Journal = std::function<Result<int64_t>()>;
   bool reconcile_num_vfs(ReconcileReport& report, const Journal& journal) SRIOVD_REQUIRES(mu_);
   bool reconcile_vf_configs(ReconcileReport& report, const Journal& journal) SRIOVD_REQUIRES(mu_);
+  bool reconcile_mtus(ReconcileReport& report, const Journal& journal) SRIOVD_REQUIRES(mu_);
   bool reconcile_drivers(ReconcileReport& report, const Journal& journal, bool changed) SRIOVD_REQUIRES(mu_);
   Result<void> recover_pending(ReconcileReport& report) SRIOVD_REQUIRES(mu_);
   // Before an undo writes 0 to a PF's sriov_numvfs (`numvfs_path`): check_not_in_use for each of
@@ -227,6 +240,12 @@ class Agent {
   Result<void> reset_vf_config(Applier& a, const std::string& pf_ifname, uint32_t index, const VfConfig& current,
                                const VfConfig& target, std::map<std::string, std::string>* refused);
   Result<void> bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver);
+  // Sets the MTU of the netdev of `vf` (read from sysfs now) to `wanted`, a journalled step with
+  // its undo; nothing when it has it already. A conflict when it has no netdev; the kernel's
+  // EINVAL (outside the device's min/max MTU) is `invalid`, field "mtu".
+  Result<void> apply_mtu(Applier& a, const PciAddress& vf, uint32_t wanted);
+  // A VF's MTU may not exceed its PF's: `invalid` naming both, field "mtu".
+  Result<void> check_vf_mtu(const Snapshot& s, const DeviceView& vf, uint32_t mtu) const;
   Result<void> check_netdev_quiet(const pci::Device& dev);
   // Before `change` ("release lease X", "unbind 0000:... from vfio-pci") touches `d` on
   // vfio-pci: a conflict naming what uses it — processes holding its VFIO group or device node

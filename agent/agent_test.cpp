@@ -451,6 +451,14 @@ TEST_CASE("events: mutations report what changed on the host") {
   CHECK(cfg->data["vf_index"] == 1);
 
   mark = log.last_id();
+  REQUIRE(h.agent->set_mtu(kE810, 9000).ok());
+  evs = events_after(log, mark);
+  const Event* mtu = find_event(evs, "device.changed", kE810);
+  REQUIRE(mtu);
+  CHECK(mtu->data["changes"]["mtu"]["from"] == 1500);
+  CHECK(mtu->data["changes"]["mtu"]["to"] == 9000);
+
+  mark = log.last_id();
   REQUIRE(h.agent->set_driver(vf, {std::string("vfio-pci"), false, false}).ok());
   evs = events_after(log, mark);
   const Event* drv = find_event(evs, "device.changed", vf);
@@ -477,4 +485,74 @@ TEST_CASE("events: mutations report what changed on the host") {
   REQUIRE(h.agent->set_num_vfs(kE810, 0).ok());
   evs = events_after(log, mark);
   CHECK(find_event(evs, "device.removed", vf0));
+}
+
+TEST_CASE("MTU: a PF's is desired state, reconciled after a reboot; out of the driver's range is refused") {
+  Host h;
+  auto pf_mtu = [&] { return h.dev(kE810)->mtu; };
+  CHECK(pf_mtu() == 1500u);
+  REQUIRE(h.agent->set_mtu(kE810, 9000).ok());
+  CHECK(pf_mtu() == 9000u);
+  auto too_big = h.agent->set_mtu(kE810, 9800);  // ice takes up to 9702
+  REQUIRE_FALSE(too_big.ok());
+  CHECK(too_big.error().code == ErrorCode::invalid);
+  CHECK(too_big.error().field == "mtu");
+  CHECK(too_big.error().message.find("greater than device maximum") != std::string::npos);
+  CHECK(pf_mtu() == 9000u);
+  CHECK(h.agent->set_mtu(kE810, 9000).ok());  // the same again changes nothing
+  REQUIRE(h.sim->simulate_reboot().ok());
+  h.start();
+  CHECK(pf_mtu() == 1500u);
+  auto report = h.agent->reconcile();
+  CHECK(report.drift.empty());
+  CHECK(pf_mtu() == 9000u);
+  h.faults->reset_calls();
+  h.agent->reconcile();
+  CHECK(h.faults->calls() == 0);
+}
+
+TEST_CASE("MTU: a VF's is in its vf_config, never above its PF's, and the PF's never below its VFs'") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 2).ok());
+  const PciAddress vf0 = h.vfs_of(kE810)[0]->device.address;
+  REQUIRE_FALSE(h.dev(vf0)->device.netdevs.empty());
+  VfConfig jumbo;
+  jumbo.mtu = 9000;
+  auto above = h.agent->set_vf_config(vf0, jumbo);
+  REQUIRE_FALSE(above.ok());
+  CHECK(above.error().code == ErrorCode::invalid);
+  CHECK(above.error().field == "mtu");
+  CHECK(above.error().message.find(vf0.to_string()) != std::string::npos);
+  CHECK(above.error().message.find(kE810.to_string()) != std::string::npos);
+  CHECK(h.dev(vf0)->mtu == 1500u);
+  REQUIRE(h.agent->set_mtu(kE810, 9000).ok());
+  REQUIRE(h.agent->set_vf_config(vf0, jumbo).ok());
+  CHECK(h.dev(vf0)->mtu == 9000u);
+  auto lower = h.agent->set_mtu(kE810, 1500);
+  REQUIRE_FALSE(lower.ok());
+  CHECK(lower.error().code == ErrorCode::conflict);
+  CHECK(lower.error().message.find(vf0.to_string()) != std::string::npos);
+  CHECK(h.dev(kE810)->mtu == 9000u);
+  // A VF's MTU goes through its vf_config, not the PF's endpoint.
+  CHECK(h.agent->set_mtu(vf0, 1500).error().code == ErrorCode::invalid);
+  // After a reboot: the PF's first, then the VF's.
+  REQUIRE(h.sim->simulate_reboot().ok());
+  h.start();
+  auto report = h.agent->reconcile();
+  CHECK(report.drift.empty());
+  CHECK(h.dev(kE810)->mtu == 9000u);
+  CHECK(h.dev(vf0)->mtu == 9000u);
+}
+
+TEST_CASE("MTU: a fault at any step of a VF attribute change with an MTU leaves the tree as it was") {
+  fail_every_step(
+      "dual-socket", [](Host& h) { REQUIRE(h.agent->set_mtu(kX710, 9000).ok()); },
+      [](Host& h) {
+        VfConfig c;
+        c.mac = *MacAddress::parse("52:54:00:00:00:01");
+        c.trust = true;
+        c.mtu = 9000;
+        return h.agent->set_vf_config(h.vfs_of(kX710)[0]->device.address, c);
+      },
+      {EINVAL, EIO});
 }

@@ -26,15 +26,20 @@ using nlohmann::json;
 struct Action {
   std::string path;  // write: relpath under the sysfs root
   std::string value;
-  std::string ifname;  // set_vf
+  std::string ifname;  // set_vf, set_mtu
   uint32_t vf = 0;
   std::optional<VfConfig> config;
+  std::optional<uint32_t> mtu;  // set_mtu
 
-  static Action write(std::string path, std::string value) { return {std::move(path), std::move(value), {}, 0, {}}; }
-  static Action set_vf(std::string ifname, uint32_t vf, VfConfig c) { return {{}, {}, std::move(ifname), vf, c}; }
+  static Action write(std::string path, std::string value) {
+    return {std::move(path), std::move(value), {}, 0, {}, {}};
+  }
+  static Action set_vf(std::string ifname, uint32_t vf, VfConfig c) { return {{}, {}, std::move(ifname), vf, c, {}}; }
+  static Action set_mtu(std::string ifname, uint32_t mtu) { return {{}, {}, std::move(ifname), 0, {}, mtu}; }
 
   json to_json() const {
     if (config) return {{"set_vf", ifname}, {"vf", vf}, {"config", vf_config_to_json(*config)}};
+    if (mtu) return {{"set_mtu", ifname}, {"mtu", *mtu}};
     return {{"write", path}, {"value", value}};
   }
   static std::optional<Action> from_json(const json& j) {
@@ -45,16 +50,20 @@ struct Action {
       if (!c) return std::nullopt;
       return set_vf(j["set_vf"].get<std::string>(), j["vf"].get<uint32_t>(), *c);
     }
+    if (j.contains("set_mtu") && j["set_mtu"].is_string() && j.contains("mtu") && j["mtu"].is_number_unsigned())
+      return set_mtu(j["set_mtu"].get<std::string>(), j["mtu"].get<uint32_t>());
     return std::nullopt;
   }
   std::string describe() const {
     if (config) return "set VF " + std::to_string(vf) + " of " + ifname + " " + vf_config_to_json(*config).dump();
+    if (mtu) return "set the MTU of " + ifname + " to " + std::to_string(*mtu);
     return "write '" + value + "' to " + path;
   }
 };
 
 inline Result<void> perform(kernel::Kernel& k, const Action& a) {
   if (a.config) return k.set_vf(a.ifname, a.vf, *a.config);
+  if (a.mtu) return k.set_mtu(a.ifname, *a.mtu);
   return k.write_attr(a.path, a.value);
 }
 

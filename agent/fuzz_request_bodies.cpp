@@ -4,7 +4,7 @@
 //   s  PUT sriov (SriovRequest)          v  PATCH vf-config (VfConfig)
 //   d  PUT driver (DriverRequest)        p  POST/PUT pools (PoolRequest)
 //   a  POST allocations (AllocationRequest, its vf_config included)
-//   t  POST attach/detach (AttachRequest)
+//   t  POST attach/detach (AttachRequest)  m  PUT mtu (MtuRequest)
 // (any other byte picks one by its value). Nothing may crash or throw: a body the schema accepts
 // must have every field the handlers read with the type they read it as, a refusal is an
 // `invalid` error, and what decodes must survive a round trip through its JSON form. The
@@ -77,6 +77,7 @@ void accepted(char kind, json& body) {
       if (body.contains("policy")) check(agent::parse_policy(body["policy"].get<std::string>()).has_value());
       if (body.contains("vf_config")) vf_config(body["vf_config"]);
       break;
+    case 'm': (void)body.at("mtu").get<uint32_t>(); break;
     case 't':
       if (body.contains("domain")) (void)body["domain"].get<std::string>();
       (void)body.value("live", true);
@@ -89,7 +90,7 @@ void accepted(char kind, json& body) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  static constexpr std::string_view kKinds = "svdpat";
+  static constexpr std::string_view kKinds = "svdpatm";
   char kind = static_cast<char>(data[0]);
   if (kKinds.find(kind) == std::string_view::npos) kind = kKinds[data[0] % kKinds.size()];
   const char* schema = kind == 's'   ? "SriovRequest"
@@ -97,6 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                        : kind == 'd' ? "DriverRequest"
                        : kind == 'p' ? "PoolRequest"
                        : kind == 'a' ? "AllocationRequest"
+                       : kind == 'm' ? "MtuRequest"
                                      : "AttachRequest";
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   json body = json::parse(text, nullptr, false);

@@ -32,7 +32,9 @@ std::optional<bool> viable(const Snapshot& s, const pci::Device& d) {
 }
 
 // {"field": {"from": old, "to": new}} for every field that differs.
-json changes(const Snapshot& sb, const pci::Device& b, const Snapshot& sa, const pci::Device& a) {
+json changes(const Snapshot& sb, const DeviceView& bv, const Snapshot& sa, const DeviceView& av) {
+  const pci::Device& b = bv.device;
+  const pci::Device& a = av.device;
   json c = json::object();
   auto add = [&](const char* field, json from, json to) {
     if (from != to) c[field] = {{"from", std::move(from)}, {"to", std::move(to)}};
@@ -46,6 +48,7 @@ json changes(const Snapshot& sb, const pci::Device& b, const Snapshot& sa, const
   add("drivers_autoprobe", b.sriov ? opt(b.sriov->drivers_autoprobe) : json(nullptr),
       a.sriov ? opt(a.sriov->drivers_autoprobe) : json(nullptr));
   add("physfn", opt_address(b.physfn), opt_address(a.physfn));
+  add("mtu", opt(bv.mtu), opt(av.mtu));
   return c;
 }
 
@@ -83,8 +86,8 @@ std::vector<HostEvent> diff_snapshots(const Snapshot* before, const Snapshot& af
           x.numa_node == y.numa_node && x.physfn == y.physfn && x.sriov.has_value() == y.sriov.has_value() &&
           (!x.sriov ||
            (x.sriov->num_vfs == y.sriov->num_vfs && x.sriov->drivers_autoprobe == y.sriov->drivers_autoprobe)) &&
-          viable(*before, x) == viable(after, y);
-      json c = same ? json::object() : changes(*before, x, after, y);
+          viable(*before, x) == viable(after, y) && was.mtu == now.mtu;
+      json c = same ? json::object() : changes(*before, was, after, now);
       if (!c.empty()) {
         json f = device_fields(now.device);
         f["changes"] = std::move(c);

@@ -46,6 +46,20 @@ DeviceIndex::DeviceIndex(const DeviceList& devices) {
   m_ = std::move(m);
 }
 
+namespace {
+
+// The MTU of the device's first netdev, from sysfs (nullopt: it has none, or it cannot be read).
+std::optional<uint32_t> read_mtu(const pci::SysfsRoot& root, const pci::Device& d) {
+  if (d.netdevs.empty()) return std::nullopt;
+  auto t = root.read("class/net/" + d.netdevs.front() + "/mtu", 32);
+  if (!t) return std::nullopt;
+  auto n = pci::parse_int(pci::trim(*t), 0, UINT32_MAX);
+  if (!n) return std::nullopt;
+  return static_cast<uint32_t>(*n);
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names, uint64_t generation,
                                                  kernel::Kernel* kernel) {
   // Open the name databases, and read the IOMMU groups' types, on other threads while the
@@ -67,6 +81,7 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
       v.vendor_name = names->vendor(*d.vendor_id);
       if (d.device_id) v.device_name = names->device(*d.vendor_id, *d.device_id);
     }
+    v.mtu = read_mtu(root, d);
     v.device = std::move(d);
     snap->devices.push_back(std::move(v));
   }
@@ -155,6 +170,7 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     DeviceView v;
     v.device = std::move(*d);
     name_view(v, names);
+    v.mtu = read_mtu(root, v.device);
     if (v.device.iommu_group) groups.insert(*v.device.iommu_group);
     if (v.device.physfn) {
       read_vfs.push_back(a);

@@ -33,7 +33,8 @@ struct DeviceView {
   pci::Device device;
   std::optional<std::string> vendor_name;
   std::optional<std::string> device_name;
-  std::optional<VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink
+  std::optional<VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink (IFLA_VF_*)
+  std::optional<uint32_t> mtu;        // its first netdev's (class/net/<netdev>/mtu)
   std::optional<std::string> lease;   // the id of the lease holding it
 };
 

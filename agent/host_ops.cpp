@@ -75,19 +75,6 @@ VfConfig group_of(const VfConfig& wanted, const VfConfig& current, VfGroup g) {
 }
 
 // Fields of `patch` laid over `base`.
-VfConfig overlay(VfConfig base, const VfConfig& patch) {
-  if (patch.mac) base.mac = patch.mac;
-  if (patch.vlan) base.vlan = patch.vlan;
-  if (patch.qos) base.qos = patch.qos;
-  if (patch.vlan_proto) base.vlan_proto = patch.vlan_proto;
-  if (patch.max_tx_rate_mbps) base.max_tx_rate_mbps = patch.max_tx_rate_mbps;
-  if (patch.min_tx_rate_mbps) base.min_tx_rate_mbps = patch.min_tx_rate_mbps;
-  if (patch.spoofchk) base.spoofchk = patch.spoofchk;
-  if (patch.trust) base.trust = patch.trust;
-  if (patch.link_state) base.link_state = patch.link_state;
-  return base;
-}
-
 }  // namespace
 
 Result<void> Agent::bind(Applier& a, const pci::Device& dev, const std::optional<std::string>& driver) {
@@ -332,6 +319,47 @@ Result<void> Agent::set_num_vfs(PciAddress pf, uint32_t num_vfs, std::optional<b
   return refresh_locked();
 }
 
+Result<void> Agent::set_mtu(PciAddress address, uint32_t mtu) {
+  if (mtu < 68 || mtu > 65535)
+    return Error::make(ErrorCode::invalid, "mtu: must be within 68..65535, got " + std::to_string(mtu), "mtu");
+  MutexLock lock(mu_);
+  auto s = snap();
+  const DeviceView* v = s->find(address);
+  if (!v) return Error::make(ErrorCode::not_found, "no PCI device " + address.to_string() + " on this host");
+  if (v->device.physfn)
+    return Error::make(ErrorCode::invalid,
+                       address.to_string() + " is a VF: its MTU is part of its vf_config (PATCH /v1/devices/" +
+                           address.to_string() + "/vf-config {\"mtu\": " + std::to_string(mtu) + "})",
+                       "mtu");
+  auto now = netdev_mtu(root_, address);
+  if (!now) return conflict(address.to_string() + " has no netdev: there is no MTU to set", "mtu");
+  // A VF may not be left with a larger MTU than its PF: every VF netdev of this PF is read now.
+  if (v->device.sriov && mtu < now->mtu) {
+    std::string above;
+    for (uint32_t i = 0; i < v->device.sriov->num_vfs; ++i) {
+      auto vf = pci::vf_address(address, *v->device.sriov, i);
+      if (!vf) break;
+      if (auto m = netdev_mtu(root_, *vf); m && m->mtu > mtu)
+        above +=
+            (above.empty() ? "" : ", ") + vf->to_string() + " (" + m->ifname + ", mtu " + std::to_string(m->mtu) + ")";
+    }
+    if (!above.empty())
+      return conflict("mtu " + std::to_string(mtu) + " for " + address.to_string() + " (" + now->ifname +
+                          ") is below the MTU of its VFs " + above + ": lower theirs first",
+                      "mtu");
+  }
+  const std::string request = json({{"mtu", mtu}}).dump();
+  auto op = store_.begin_operation(OperationKind::set_mtu, address.to_string(), request);
+  if (!op) return std::move(op).error();
+  Applier a(kernel_, store_, *op);
+  if (auto r = apply_mtu(a, address, mtu); !r)
+    return abandon(
+        a, std::move(r).error().context("setting the MTU of " + now->ifname + " (" + address.to_string() + ")"));
+  if (auto w = store_.put("mtu", address.to_string(), request); !w) return abandon(a, std::move(w).error());
+  (void)store_.finish_operation(*op, OperationState::done);
+  return refresh_devices_locked({address});
+}
+
 Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
   if (auto r = check_vf_request(patch); !r) return r;
   MutexLock lock(mu_);
@@ -346,6 +374,14 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
                                                 " has no netdev: VF attributes are set through the PF's netdev");
   const std::string ifname = pf->device.netdevs.front();
   const auto index = static_cast<uint32_t>(*v->device.vf_index);
+  if (patch.mtu) {
+    if (auto r = check_vf_mtu(*s, *v, *patch.mtu); !r) return r;
+    if (v->device.netdevs.empty())
+      return conflict(vf.to_string() + " has no netdev (" +
+                          (v->device.driver ? "on " + *v->device.driver : std::string("no driver")) +
+                          "): its MTU is set by whoever drives it",
+                      "mtu");
+  }
   auto vfs = kernel_.get_vfs(ifname);
   if (!vfs) return std::move(vfs).error().context("reading the VFs of " + ifname);
   auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == index; });
@@ -356,9 +392,11 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
   auto op = store_.begin_operation(OperationKind::set_vf_config, vf.to_string(), vf_config_to_json(patch).dump());
   if (!op) return std::move(op).error();
   Applier a(kernel_, store_, *op);
-  if (auto r = apply_vf_config(a, ifname, index, current, patch); !r)
-    return abandon(a, std::move(r).error().context("configuring VF " + std::to_string(index) + " of " + ifname + " (" +
-                                                   vf.to_string() + ")"));
+  Result<void> applied = apply_vf_config(a, ifname, index, current, patch);
+  if (applied && patch.mtu) applied = apply_mtu(a, vf, *patch.mtu);
+  if (!applied)
+    return abandon(a, std::move(applied).error().context("configuring VF " + std::to_string(index) + " of " + ifname +
+                                                         " (" + vf.to_string() + ")"));
   const std::string key = vf_key(pf->device.address, index);
   auto committed = store_.transaction([&](StateStore::Tx& tx) -> Result<void> {
     auto prev = tx.get("vf_config", key);
@@ -366,7 +404,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
     VfConfig desired;
     if (prev->has_value())
       if (auto p = vf_config_from_json(json::parse(**prev, nullptr, false))) desired = *p;
-    return tx.put("vf_config", key, vf_config_to_json(overlay(desired, patch)).dump());
+    return tx.put("vf_config", key, vf_config_to_json(vf_config_overlay(desired, patch)).dump());
   });
   if (!committed) return abandon(a, std::move(committed).error());
   (void)store_.finish_operation(*op, OperationState::done);
@@ -463,7 +501,55 @@ Result<void> Agent::set_driver(PciAddress address, const DriverRequest& request)
 }
 
 bool vf_config_overlay_equal(const VfConfig& current, const VfConfig& wanted) {
-  return overlay(current, wanted) == current;
+  // The IFLA_VF attributes only: the VF netdev's MTU is compared where it is read (sysfs).
+  VfConfig now = current, want = wanted;
+  now.mtu.reset();
+  want.mtu.reset();
+  return vf_config_overlay(now, want) == now;
+}
+
+std::optional<NetdevMtu> netdev_mtu(const pci::SysfsRoot& root, const PciAddress& address) {
+  // The first of its netdevs by name, as the inventory sorts them.
+  auto entries = root.list("bus/pci/devices/" + address.to_string() + "/net");
+  if (!entries || entries->empty()) return std::nullopt;
+  std::string first;
+  for (const auto& e : *entries)
+    if (first.empty() || e.name < first) first = e.name;
+  auto t = root.read("class/net/" + first + "/mtu", 32);
+  if (!t) return std::nullopt;
+  auto n = pci::parse_int(pci::trim(*t), 0, UINT32_MAX);
+  if (!n) return std::nullopt;
+  return NetdevMtu{first, static_cast<uint32_t>(*n)};
+}
+
+Result<void> Agent::apply_mtu(Applier& a, const PciAddress& vf, uint32_t wanted) {
+  auto now = netdev_mtu(root_, vf);
+  if (!now)
+    return conflict(vf.to_string() +
+                        " has no netdev (it is on vfio-pci or has no driver): its MTU is set by "
+                        "whoever drives it",
+                    "mtu");
+  if (now->mtu == wanted) return ok();
+  auto r = a.run(Action::set_mtu(now->ifname, wanted), {Action::set_mtu(now->ifname, now->mtu)});
+  if (!r) {
+    Error e = std::move(r).error();
+    if (e.field.empty()) e.field = "mtu";
+    if (e.errnum == EINVAL) e.code = ErrorCode::invalid;
+    return e;
+  }
+  return ok();
+}
+
+Result<void> Agent::check_vf_mtu(const Snapshot& s, const DeviceView& vf, uint32_t mtu) const {
+  const DeviceView* pf = vf.device.physfn ? s.find(*vf.device.physfn) : nullptr;
+  if (!pf || !pf->mtu) return ok();
+  if (mtu <= *pf->mtu) return ok();
+  return Error::make(ErrorCode::invalid,
+                     "mtu " + std::to_string(mtu) + " of VF " + vf.device.address.to_string() + " is above the MTU " +
+                         std::to_string(*pf->mtu) + " of its PF " + pf->device.address.to_string() + " (" +
+                         pf->device.netdevs.front() + "): raise the PF's first (PUT /v1/devices/" +
+                         pf->device.address.to_string() + "/mtu)",
+                     "mtu");
 }
 
 }  // namespace sriovd::agent

@@ -24,19 +24,9 @@ namespace sriovd::agent {
 
 namespace {
 
-// `base` with every field `top` sets taken from `top`.
-VfConfig overlay(VfConfig base, const VfConfig& top) {
-  if (top.mac) base.mac = top.mac;
-  if (top.vlan) base.vlan = top.vlan;
-  if (top.qos) base.qos = top.qos;
-  if (top.vlan_proto) base.vlan_proto = top.vlan_proto;
-  if (top.max_tx_rate_mbps) base.max_tx_rate_mbps = top.max_tx_rate_mbps;
-  if (top.min_tx_rate_mbps) base.min_tx_rate_mbps = top.min_tx_rate_mbps;
-  if (top.spoofchk) base.spoofchk = top.spoofchk;
-  if (top.trust) base.trust = top.trust;
-  if (top.link_state) base.link_state = top.link_state;
-  return base;
-}
+// The MTU every Ethernet driver gives a new netdev (ETH_DATA_LEN): what a `defaults` release
+// sets back on a VF netdev whose lease set one.
+constexpr uint32_t kDefaultMtu = 1500;
 
 // The attribute group a VF attribute is set with (the field Agent::reset_vf_config notes a
 // refusal under).
@@ -256,6 +246,19 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   const bool pf_netdev = pf && !pf->device.netdevs.empty() && d.vf_index;
   if (wanted && !pf_netdev)
     return conflict("the PF of " + d.address.to_string() + " has no netdev: vf_config cannot be applied", "vf_config");
+  if (wanted && wanted->mtu) {
+    // The VF's own netdev carries it, and a VF on vfio-pci has none: its guest sets its MTU.
+    if (mode == PoolMode::vfio)
+      return Error::make(ErrorCode::invalid,
+                         "vf_config.mtu: a vfio lease takes the VF's netdev away (vfio-pci); the guest's driver sets "
+                         "its MTU. mtu applies to netdev leases",
+                         "vf_config.mtu");
+    if (auto r = check_vf_mtu(*s, *chosen, *wanted->mtu); !r) {
+      Error e = std::move(r).error();
+      e.field = "vf_config.mtu";
+      return e;
+    }
+  }
   // The VF's attributes as they are now: what the lease changes from, and what its release gives
   // back unless the pool asks for a clean VF. Read from the kernel, not the snapshot: a free VF
   // may have been changed (ip link set ... vf) without any uevent.
@@ -268,7 +271,10 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
     auto it = std::find_if(vfs->begin(), vfs->end(), [&](const auto& x) { return x.index == vf_index; });
     if (it == vfs->end()) return conflict(pf_ifname + " does not report VF " + std::to_string(vf_index));
     current = it->config;
-    if (keep_found) lease.found_vf_config = current;
+    if (keep_found) {
+      lease.found_vf_config = current;
+      if (auto m = netdev_mtu(root_, d.address)) lease.found_vf_config->mtu = m->mtu;
+    }
   }
   // The rest of its IOMMU group goes with it (checked free and in the same pool by
   // choose_device): VFIO hands a group to one user whole.
@@ -294,6 +300,7 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   Result<void> r = ok();
   if (wanted) {
     r = apply_vf_config(a, pf_ifname, vf_index, current, *wanted);
+    if (r && wanted->mtu) r = apply_mtu(a, d.address, *wanted->mtu);
     if (!r) {
       Error e = std::move(r).error();
       e.field = "vf_config." + e.field;
@@ -459,11 +466,12 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
   ReleaseReport report;
   report.reset_to = lease.found_vf_config ? "found" : "defaults";
   const VfConfig target =
-      lease.found_vf_config ? overlay(clean_vf_config(), *lease.found_vf_config) : clean_vf_config();
+      lease.found_vf_config ? vf_config_overlay(clean_vf_config(), *lease.found_vf_config) : clean_vf_config();
   std::optional<VfConfig> before;
   std::map<std::string, std::string> refused;
   std::string pf_ifname;
   std::optional<std::string> driver_before;
+  std::optional<uint32_t> mtu_wanted, mtu_before;
   if (v) {
     const pci::Device& d = v->device;
     driver_before = d.driver;
@@ -486,6 +494,18 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
     }
     // 2. and 3. for the device, then for the rest of its IOMMU group that went with it.
     r = reset_and_restore(a, lease, d, lease.previous_driver, std::move(r));
+    // 4. The VF netdev's MTU, once its host driver has it again (a vfio lease's VF has a new
+    //    netdev now): as found, or the default when a `defaults` release follows a lease that
+    //    set one.
+    if (lease.found_vf_config && lease.found_vf_config->mtu) mtu_wanted = lease.found_vf_config->mtu;
+    else if (!lease.found_vf_config && lease.vf_config && lease.vf_config->mtu) mtu_wanted = kDefaultMtu;
+    if (r && mtu_wanted) {
+      mtu_before = v->mtu;
+      if (auto m = apply_mtu(a, d.address, *mtu_wanted); !m) {
+        if (m.error().code == ErrorCode::invalid) refused["mtu"] = m.error().message;
+        else if (m.error().code != ErrorCode::conflict) r = std::move(m).error();  // conflict: no netdev
+      }
+    }
   }
   for (const auto& m : lease.group_members)
     if (const DeviceView* mv = s->find(m.address); mv && r)
@@ -525,6 +545,14 @@ Result<void> Agent::release_locked(Lease& lease, bool at_start, std::optional<Re
       if (it != vfs->end()) now = it->config;
     }
     report.items = compare_vf_configs(target, *before, now, refused);
+  }
+  if (mtu_wanted) {
+    auto j = [](std::optional<uint32_t> m) { return m ? nlohmann::json(*m) : nlohmann::json(nullptr); };
+    auto now = netdev_mtu(root_, lease.address);
+    auto i = item("mtu", *mtu_wanted, j(mtu_before), now ? std::optional<nlohmann::json>(now->mtu) : std::nullopt);
+    if (i.status == "differs")
+      if (auto it = refused.find("mtu"); it != refused.end()) i.error = it->second;
+    report.items.push_back(std::move(i));
   }
   if (v) {
     const DeviceView* after = snap()->find(lease.address);

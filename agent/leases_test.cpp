@@ -787,3 +787,41 @@ TEST_CASE("a lease's stored record holds every field, keys sorted, and reads bac
   CHECK(back->record() == record);
   CHECK(back->group_members == l.group_members);
 }
+
+TEST_CASE("leases: a netdev lease's MTU is set before it is handed out and given back at release") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 2).ok());
+  REQUIRE(h.agent->set_mtu(kE810, 9000).ok());
+  REQUIRE(h.agent->create_pool(pool("net", {"ens1f0#0"}, PoolMode::netdev)).ok());
+  REQUIRE(h.agent->create_pool(pool("vfio", {"ens1f0#1"})).ok());
+  auto req = from("net");
+  req.vf_config = config({{"mtu", 9000}});
+  auto a = alloc(h, req);
+  REQUIRE(a.ok());
+  CHECK(h.dev(a->lease.address)->mtu == 9000u);
+  REQUIRE(a->lease.found_vf_config);
+  CHECK(a->lease.found_vf_config->mtu == 1500u);
+  auto released = h.agent->release(a->lease.id);
+  REQUIRE(released.ok());
+  CHECK(h.dev(a->lease.address)->mtu == 1500u);
+  const ReleaseReport::Item* mtu = nullptr;
+  for (const auto& i : released->release_report->items)
+    if (i.attribute == "mtu") mtu = &i;
+  REQUIRE(mtu);
+  CHECK(mtu->status == "restored");
+  CHECK(mtu->before == 9000);
+  CHECK(mtu->now == 1500);
+  CHECK(released->release_report->clean());
+  // Above the PF's, or on a vfio lease (the VF's netdev goes with vfio-pci): refused, nothing leased.
+  req.vf_config = config({{"mtu", 9600}});
+  auto above = alloc(h, req);
+  REQUIRE_FALSE(above.ok());
+  CHECK(above.error().field == "vf_config.mtu");
+  auto vreq = from("vfio");
+  vreq.vf_config = config({{"mtu", 9000}});
+  auto vfio = alloc(h, vreq);
+  REQUIRE_FALSE(vfio.ok());
+  CHECK(vfio.error().code == ErrorCode::invalid);
+  CHECK(vfio.error().field == "vf_config.mtu");
+  CHECK(h.model.current()->book->leases.empty());
+}

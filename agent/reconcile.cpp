@@ -138,6 +138,43 @@ bool Agent::reconcile_num_vfs(ReconcileReport& report, const Journal& journal) {
   return changed;
 }
 
+// Netdev MTUs of PFs (and other devices that are not VFs).
+bool Agent::reconcile_mtus(ReconcileReport& report, const Journal& journal) {
+  bool changed = false;
+  auto mtus = store_.all("mtu");
+  if (!mtus) return false;
+  for (const auto& [key, text] : *mtus) {
+    auto addr = PciAddress::parse(key);
+    auto j = json::parse(text, nullptr, false);
+    if (!addr || !j.is_object() || !j["mtu"].is_number_unsigned()) continue;
+    const auto want = j["mtu"].get<uint32_t>();
+    auto now = netdev_mtu(root_, *addr);
+    if (!now) {
+      report.drift.push_back(key + ": desired mtu " + std::to_string(want) + " but the device or its netdev is absent");
+      continue;
+    }
+    if (now->mtu == want) continue;
+    auto id = journal();
+    if (!id) {
+      report.drift.push_back(key + ": " + id.error().message);
+      continue;
+    }
+    Applier a(kernel_, store_, *id);
+    auto r = apply_mtu(a, *addr, want);
+    changed = true;
+    if (!r) {
+      a.rollback();
+      report.drift.push_back(key + ": mtu " + std::to_string(now->mtu) + ", desired " + std::to_string(want) + ": " +
+                             r.error().message);
+    } else {
+      report.applied.push_back(key + ": mtu of " + now->ifname + " " + std::to_string(now->mtu) + " -> " +
+                               std::to_string(want));
+    }
+    (void)refresh_devices_locked({*addr});
+  }
+  return changed;
+}
+
 // VF attributes, per PF.
 bool Agent::reconcile_vf_configs(ReconcileReport& report, const Journal& journal) {
   bool changed = false;
@@ -169,7 +206,13 @@ bool Agent::reconcile_vf_configs(ReconcileReport& report, const Journal& journal
         report.drift.push_back(std::move(drift));
         continue;
       }
-      if (vf_config_overlay_equal(it->config, *wanted)) continue;
+      // The VF netdev's MTU, while a host driver gives it one (on vfio-pci its guest sets it).
+      std::optional<PciAddress> vf;
+      if (v->device.sriov) vf = pci::vf_address(*pf, *v->device.sriov, index);
+      std::optional<NetdevMtu> mtu_now;
+      if (wanted->mtu && vf) mtu_now = netdev_mtu(root_, *vf);
+      const bool mtu_differs = mtu_now && mtu_now->mtu != *wanted->mtu;
+      if (vf_config_overlay_equal(it->config, *wanted) && !mtu_differs) continue;
       auto id = journal();
       if (!id) {
         report.drift.push_back(key + ": " + id.error().message);
@@ -177,6 +220,7 @@ bool Agent::reconcile_vf_configs(ReconcileReport& report, const Journal& journal
       }
       Applier a(kernel_, store_, *id);
       auto r = apply_vf_config(a, ifname, index, it->config, *wanted);
+      if (r && mtu_differs) r = apply_mtu(a, *vf, *wanted->mtu);
       changed = changed || a.taken() > 0 || !r;
       if (!r) {
         a.rollback();
@@ -253,6 +297,8 @@ ReconcileReport Agent::reconcile() {
     return *op;
   };
   bool changed = reconcile_num_vfs(report, journal);
+  // PF MTUs before the VFs': a VF's may not exceed its PF's.
+  changed = reconcile_mtus(report, journal) || changed;
   changed = reconcile_vf_configs(report, journal) || changed;
   changed = reconcile_drivers(report, journal, changed);
   if (changed) (void)refresh_locked();

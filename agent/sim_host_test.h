@@ -188,6 +188,10 @@ struct DyingKernel : kernel::Kernel {
     if (--left == 0) _exit(9);
     return in.set_vf(i, vf, c);
   }
+  Result<void> set_mtu(const std::string& i, uint32_t mtu) override {
+    if (--left == 0) _exit(9);
+    return in.set_mtu(i, mtu);
+  }
   Result<LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
   Result<bool> wait_carrier(const std::string& i, std::chrono::milliseconds t) override {
     return in.wait_carrier(i, t);

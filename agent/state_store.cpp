@@ -86,7 +86,7 @@ DROP INDEX IF EXISTS operations_state;
 // only query by state reads the pending operations once at start, from at most ~1,100 rows, and
 // the index cost two page writes in every operation's commits.
 
-constexpr EnumTable<OperationKind, 7> kOperationKinds{{{
+constexpr EnumTable<OperationKind, 8> kOperationKinds{{{
     {OperationKind::set_num_vfs, "set_num_vfs"},
     {OperationKind::set_vf_config, "set_vf_config"},
     {OperationKind::set_driver, "set_driver"},
@@ -94,6 +94,7 @@ constexpr EnumTable<OperationKind, 7> kOperationKinds{{{
     {OperationKind::allocate, "allocate"},
     {OperationKind::release, "release"},
     {OperationKind::restore_lease, "restore_lease"},
+    {OperationKind::set_mtu, "set_mtu"},
 }}};
 
 constexpr EnumTable<OperationState, 4> kOperationStates{{{

@@ -37,7 +37,16 @@ struct sqlite3_stmt;
 namespace sriovd::agent {
 
 // What an operation in the journal does.
-enum class OperationKind { set_num_vfs, set_vf_config, set_driver, reconcile, allocate, release, restore_lease };
+enum class OperationKind {
+  set_num_vfs,
+  set_vf_config,
+  set_driver,
+  reconcile,
+  allocate,
+  release,
+  restore_lease,
+  set_mtu
+};
 // Where it is: pending until it ends done, failed (its steps undone, or a release left to finish)
 // or rolled_back (undone at start after the daemon stopped mid-operation).
 enum class OperationState { pending, done, failed, rolled_back };

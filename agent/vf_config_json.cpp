@@ -37,6 +37,7 @@ json vf_config_to_json(const VfConfig& c) {
   if (c.spoofchk) j["spoofchk"] = *c.spoofchk;
   if (c.trust) j["trust"] = *c.trust;
   if (c.link_state) j["link_state"] = link_state_name(*c.link_state);
+  if (c.mtu) j["mtu"] = *c.mtu;
   return j;
 }
 
@@ -83,10 +84,15 @@ Result<VfConfig> vf_config_from_json(const json& j) {
       else if (v == "enable") c.link_state = LinkState::enable;
       else if (v == "disable") c.link_state = LinkState::disable;
       else return invalid(k, "expected auto, enable or disable");
+    } else if (k == "mtu") {
+      auto n = uint_in(65535);
+      if (!n) return std::move(n).error();
+      if (*n < 68) return invalid(k, "must be at least 68 (ETH_MIN_MTU), got " + std::to_string(*n));
+      c.mtu = static_cast<uint32_t>(*n);
     } else {
       return invalid(k,
                      "unknown field; known: mac, vlan, qos, vlan_proto, max_tx_rate_mbps, min_tx_rate_mbps, "
-                     "spoofchk, trust, link_state");
+                     "spoofchk, trust, link_state, mtu");
     }
   }
   if (c.min_tx_rate_mbps && c.max_tx_rate_mbps && *c.max_tx_rate_mbps != 0 && *c.min_tx_rate_mbps > *c.max_tx_rate_mbps)
@@ -106,6 +112,20 @@ Result<void> check_vf_request(const VfConfig& c) {
   if (c.vlan_proto == kEthP8021AD && c.vlan == 0)
     return invalid("vlan_proto", "802.1ad needs a vlan other than 0 (vlan 0 is a priority tag, which is 802.1Q)");
   return ok();
+}
+
+VfConfig vf_config_overlay(VfConfig base, const VfConfig& top) {
+  if (top.mac) base.mac = top.mac;
+  if (top.vlan) base.vlan = top.vlan;
+  if (top.qos) base.qos = top.qos;
+  if (top.vlan_proto) base.vlan_proto = top.vlan_proto;
+  if (top.max_tx_rate_mbps) base.max_tx_rate_mbps = top.max_tx_rate_mbps;
+  if (top.min_tx_rate_mbps) base.min_tx_rate_mbps = top.min_tx_rate_mbps;
+  if (top.spoofchk) base.spoofchk = top.spoofchk;
+  if (top.trust) base.trust = top.trust;
+  if (top.link_state) base.link_state = top.link_state;
+  if (top.mtu) base.mtu = top.mtu;
+  return base;
 }
 
 VfConfig clean_vf_config() {

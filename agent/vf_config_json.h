@@ -1,7 +1,8 @@
 // The API's JSON form of VF attributes (vf_config), to and from VfConfig:
 //   {"mac": "52:54:00:12:34:56", "vlan": 100, "qos": 3, "vlan_proto": "802.1Q",
 //    "max_tx_rate_mbps": 1000, "min_tx_rate_mbps": 0, "spoofchk": true, "trust": false,
-//    "link_state": "auto"}
+//    "link_state": "auto", "mtu": 9000}
+// mtu is the VF's own netdev's, set with IFLA_MTU on it rather than through its PF.
 // Decoding checks what the schema cannot (a unicast MAC, min <= max) and names the field.
 #pragma once
 
@@ -24,6 +25,9 @@ Result<VfConfig> vf_config_from_json(const nlohmann::json& j);
 // vlan 0 is a priority tag, which is 802.1Q (igb, ixgbe, i40e and mlx5 refuse 802.1ad at all,
 // ice would store a port VLAN that does nothing). `invalid` naming the field.
 Result<void> check_vf_request(const VfConfig& c);
+
+// `base` with every field `top` sets taken from `top`.
+VfConfig vf_config_overlay(VfConfig base, const VfConfig& top);
 
 // What a VF is reset to when it comes back: MAC zeroed, VLAN 0, rates 0, spoofchk on, trust
 // off, link auto.

@@ -27,6 +27,9 @@ struct VfConfig {
   std::optional<bool> spoofchk;
   std::optional<bool> trust;
   std::optional<LinkState> link_state;
+  // Not an IFLA_VF attribute: the MTU of the VF's own netdev (IFLA_MTU on it, while a host
+  // driver gives it one). Kernel::set_vf leaves it out; get_vfs never reports it.
+  std::optional<uint32_t> mtu;
 
   bool operator==(const VfConfig&) const = default;
 };

@@ -345,9 +345,18 @@ int main(int argc, char** argv) try {
     };
   });
 
+  auto* mtu = app.add_subcommand("mtu", "set the MTU of a PF's (or another non-VF device's) netdev");
+  std::string mtu_addr;
+  unsigned mtu_value = 0;
+  mtu->add_option("ADDRESS", mtu_addr, "device address")->required();
+  mtu->add_option("MTU", mtu_value, "MTU, e.g. 9000")->required()->check(CLI::Range(68, 65535));
+  mtu->callback([&] {
+    action = [&] { return send(g, "PUT", "/v1/devices/" + mtu_addr + "/mtu", json{{"mtu", mtu_value}}); };
+  });
+
   auto* vf = app.add_subcommand("vf", "set VF attributes (only those given change)");
   std::string vf_addr, mac, vlan_proto, spoofchk, trust, link_state;
-  std::optional<unsigned> vlan, qos, max_rate, min_rate;
+  std::optional<unsigned> vlan, qos, max_rate, min_rate, vf_mtu;
   vf->add_option("VF", vf_addr, "VF address")->required();
   vf->add_option("--mac", mac, "unicast MAC, e.g. 52:54:00:12:34:56");
   vf->add_option("--vlan", vlan, "VLAN id, 0 for none")->check(CLI::Range(0, 4095));
@@ -359,6 +368,7 @@ int main(int argc, char** argv) try {
   vf->add_option("--trust", trust, "on or off")->check(CLI::IsMember({"on", "off"}));
   vf->add_option("--link-state", link_state, "auto, enable or disable")
       ->check(CLI::IsMember({"auto", "enable", "disable"}));
+  vf->add_option("--mtu", vf_mtu, "the VF netdev's MTU (not above its PF's)")->check(CLI::Range(68, 65535));
   vf->callback([&] {
     action = [&] {
       json body = json::object();
@@ -371,6 +381,7 @@ int main(int argc, char** argv) try {
       if (!spoofchk.empty()) body["spoofchk"] = spoofchk == "on";
       if (!trust.empty()) body["trust"] = trust == "on";
       if (!link_state.empty()) body["link_state"] = link_state;
+      if (vf_mtu) body["mtu"] = *vf_mtu;
       if (body.empty()) {
         std::fprintf(stderr, "sriovd-cli: vf: give at least one attribute (--mac, --vlan, ...)\n");
         return kExitUsage;

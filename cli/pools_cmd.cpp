@@ -129,7 +129,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   struct AllocArgs {
     std::string pool, address, consumer = "other", name, key, policy, mac, spoofchk, trust;
     std::optional<int> numa;
-    std::optional<unsigned> vlan, qos;
+    std::optional<unsigned> vlan, qos, mtu;
   };
   auto aa = std::make_shared<AllocArgs>();
   auto* alloc = app.add_subcommand("alloc", "lease a device from a pool (or by address)");
@@ -146,6 +146,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   alloc->add_option("--spoofchk", aa->spoofchk, "VF MAC/VLAN spoof checking: on or off")
       ->check(CLI::IsMember({"on", "off"}));
   alloc->add_option("--trust", aa->trust, "VF trusted mode: on or off")->check(CLI::IsMember({"on", "off"}));
+  alloc->add_option("--mtu", aa->mtu, "VF netdev MTU (netdev pools)")->check(CLI::Range(68, 65535));
   alloc->callback([&g, &action, aa] {
     action = [&g, aa] {
       if (aa->pool.empty() && aa->address.empty()) {
@@ -163,6 +164,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
       if (aa->qos) vf["qos"] = *aa->qos;
       if (!aa->spoofchk.empty()) vf["spoofchk"] = aa->spoofchk == "on";
       if (!aa->trust.empty()) vf["trust"] = aa->trust == "on";
+      if (aa->mtu) vf["mtu"] = *aa->mtu;
       if (!vf.empty()) body["vf_config"] = vf;
       int status;
       auto j =

@@ -16,7 +16,7 @@ _sriovd_cli() {
   local cur prev words cword
   _init_completion || return
   local global="--socket --url --token --cacert --cert --key --json --wait --help"
-  local commands="host devices device groups group vfs vf bind events pools pool alloc leases lease release attach detach"
+  local commands="host devices device groups group vfs mtu vf bind events pools pool alloc leases lease release attach detach"
   local conn=() cmd="" i
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
@@ -52,10 +52,10 @@ _sriovd_cli() {
     devices) opts="--vendor-id --driver --physfn --numa-node --class-id --watch" ;;
     events) opts="--since --count" ;;
     vfs) opts="--autoprobe" ;;
-    vf) opts="--mac --vlan --qos --proto --max-rate --min-rate --spoofchk --trust --link-state" ;;
+    vf) opts="--mac --vlan --qos --proto --max-rate --min-rate --spoofchk --trust --link-state --mtu" ;;
     bind) opts="--group --force" ;;
     pool) opts="--vendor --device-id --driver --pf --address --numa --type --mode --policy --reset --physical-network" ;;
-    alloc) opts="--address --consumer --name --numa --policy --key --mac --vlan --qos --spoofchk --trust" ;;
+    alloc) opts="--address --consumer --name --numa --policy --key --mac --vlan --qos --spoofchk --trust --mtu" ;;
     leases) opts="--pool" ;;
     attach|detach) opts="--config --no-live" ;;
   esac

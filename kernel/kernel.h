@@ -74,6 +74,11 @@ class Kernel {
   // check_vf_vlan_fields), by every implementation alike.
   virtual Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) = 0;
 
+  // One RTM_SETLINK with IFLA_MTU on netdev `ifname` (`ip link set IFNAME mtu N`). EINVAL (with
+  // the kernel's extended-ack text) below the device's min_mtu or above its max_mtu; ENODEV
+  // when there is no such netdev.
+  virtual Result<void> set_mtu(const std::string& ifname, uint32_t mtu) = 0;
+
   // Link facts for a netdev, for interlocks (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE).
   virtual Result<LinkFacts> get_link(const std::string& ifname) = 0;
 

@@ -166,6 +166,20 @@ Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, cons
   return {};
 }
 
+Result<void> LinuxKernel::set_mtu(const std::string& ifname, uint32_t mtu) {
+  const std::string what = "setting the MTU of " + ifname + " to " + std::to_string(mtu);
+  const int ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+  if (ifindex == 0) return Error::sys(errno == 0 ? ENODEV : errno, what + ": no netdev " + ifname);
+  auto req = net::build_set_mtu(ifindex, mtu);
+  if (!req) return std::move(req).error().context(what);
+  MutexLock lock(sock_mu_);
+  auto sock = socket();
+  if (!sock) return std::move(sock).error().context(what);
+  auto r = (*sock)->transact(std::move(*req));
+  if (!r) return std::move(r).error().context(what);
+  return {};
+}
+
 Result<bool> LinuxKernel::wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) {
   const std::string what = "waiting for a link on " + ifname;
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -63,6 +63,9 @@ class LinuxKernel final : public Kernel {
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override
       SRIOVD_EXCLUDES(sock_mu_);
 
+  // One RTM_SETLINK (net::build_set_mtu) on the netdev's ifindex.
+  Result<void> set_mtu(const std::string& ifname, uint32_t mtu) override SRIOVD_EXCLUDES(sock_mu_);
+
   // RTM_GETLINK (ifindex, IFF_UP), RTM_GETADDR dump (addresses of the link, IPv6 link-local left
   // out), RTM_GETROUTE dump (routes in the main table with the link among their output
   // interfaces, multipath next hops included, cloned cache entries not).

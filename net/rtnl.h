@@ -47,6 +47,11 @@ Result<Bytes> build_getlink(std::string_view ifname, uint32_t ext_mask);
 // A config with no field set is refused (the kernel answers EINVAL to an empty IFLA_VF_INFO).
 Result<Bytes> build_set_vf(int ifindex, uint32_t vf, const VfConfig& config);
 
+// RTM_SETLINK on `ifindex` carrying IFLA_MTU = `mtu` (u32), NLM_F_REQUEST|NLM_F_ACK: what
+// `ip link set DEV mtu N` sends. The kernel checks it against the device's min_mtu and max_mtu
+// (dev_validate_mtu: EINVAL with "mtu less than device minimum" / "greater than device maximum").
+Result<Bytes> build_set_mtu(int ifindex, uint32_t mtu);
+
 // RTM_GETADDR / RTM_GETROUTE dumps (NLM_F_REQUEST|NLM_F_DUMP) of `family` (AF_UNSPEC: all).
 // The route dump asks for RT_TABLE_MAIN, but without strict checking the kernel dumps every
 // table: filter on RouteEntry::table.

@@ -88,6 +88,16 @@ Result<Bytes> build_getlink(std::string_view ifname, uint32_t ext_mask) {
   return b.finish();
 }
 
+Result<Bytes> build_set_mtu(int ifindex, uint32_t mtu) {
+  if (ifindex <= 0) return invalid("RTM_SETLINK: ifindex " + std::to_string(ifindex) + " is not > 0", "ifindex");
+  Builder b(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK);
+  auto* ifi = b.extra<ifinfomsg>();
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  b.put_u32(IFLA_MTU, mtu);
+  return b.finish();
+}
+
 Result<Bytes> build_set_vf(int ifindex, uint32_t vf, const VfConfig& c) {
   if (ifindex <= 0) return invalid("RTM_SETLINK: ifindex " + std::to_string(ifindex) + " is not > 0", "ifindex");
   if (c == VfConfig{}) return invalid("RTM_SETLINK: no VF attribute to set");

@@ -54,6 +54,22 @@ TEST_CASE("RTM_GETLINK by index and by name, with IFLA_EXT_MASK") {
   CHECK(build_getlink(std::string_view(""), 0).error().errnum == EINVAL);
 }
 
+TEST_CASE("RTM_SETLINK with IFLA_MTU, as libmnl decodes it") {
+  auto m = build_set_mtu(9, 9000);
+  REQUIRE(m);
+  auto nlh = reinterpret_cast<const nlmsghdr*>(m->data());
+  CHECK(nlh->nlmsg_len == m->size());
+  CHECK(nlh->nlmsg_type == RTM_SETLINK);
+  CHECK(nlh->nlmsg_flags == (NLM_F_REQUEST | NLM_F_ACK));
+  CHECK(static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh))->ifi_index == 9);
+  auto a = attrs(*m, sizeof(ifinfomsg));
+  REQUIRE(a.size() == 1);
+  CHECK(mnl_attr_get_type(a[0]) == IFLA_MTU);
+  CHECK(mnl_attr_validate(a[0], MNL_TYPE_U32) == 0);
+  CHECK(mnl_attr_get_u32(a[0]) == 9000);
+  CHECK_FALSE(build_set_mtu(0, 1500));
+}
+
 TEST_CASE("RTM_GETADDR and RTM_GETROUTE dumps") {
   Bytes addr = build_getaddr_dump();
   auto nlh = reinterpret_cast<const nlmsghdr*>(addr.data());

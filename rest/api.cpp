@@ -265,6 +265,7 @@ const std::vector<Route>& Api::routes() {
       {"GET", "/v1/devices/{address}", A::read, true, &Api::get_device},
       {"PUT", "/v1/devices/{address}/sriov", A::change, true, &Api::put_sriov},
       {"PATCH", "/v1/devices/{address}/vf-config", A::change, true, &Api::patch_vf_config},
+      {"PUT", "/v1/devices/{address}/mtu", A::change, true, &Api::put_mtu},
       {"PUT", "/v1/devices/{address}/driver", A::change, true, &Api::put_driver},
       {"GET", "/v1/iommu-groups", A::read, true, &Api::list_groups},
       {"GET", "/v1/iommu-groups/{number}", A::read, true, &Api::get_group},
@@ -330,6 +331,7 @@ Response Api::get_openapi(const RouteCall&) const { return json_response(options
 Response Api::put_sriov(const RouteCall& call) const { return mutate_device(call, DeviceChange::sriov); }
 Response Api::patch_vf_config(const RouteCall& call) const { return mutate_device(call, DeviceChange::vf_config); }
 Response Api::put_driver(const RouteCall& call) const { return mutate_device(call, DeviceChange::driver); }
+Response Api::put_mtu(const RouteCall& call) const { return mutate_device(call, DeviceChange::mtu); }
 
 Response Api::mutate_device(const RouteCall& call, DeviceChange what) const {
   const Request& req = call.req;
@@ -341,6 +343,7 @@ Response Api::mutate_device(const RouteCall& call, DeviceChange what) const {
   if (!agent_) return problem(ErrorCode::unavailable, "this sriovd serves a read-only API", req.path);
   const char* schema = what == DeviceChange::sriov       ? "SriovRequest"
                        : what == DeviceChange::vf_config ? "VfConfig"
+                       : what == DeviceChange::mtu       ? "MtuRequest"
                                                          : "DriverRequest";
   auto read = read_json_body(req, schema);
   if (!read) return std::move(*read.problem);
@@ -349,11 +352,14 @@ Response Api::mutate_device(const RouteCall& call, DeviceChange what) const {
   const auto t0 = std::chrono::steady_clock::now();
   const char* operation = what == DeviceChange::sriov       ? "set_num_vfs"
                           : what == DeviceChange::vf_config ? "set_vf_config"
+                          : what == DeviceChange::mtu       ? "set_mtu"
                                                             : "set_driver";
   if (what == DeviceChange::sriov) {
     std::optional<bool> autoprobe;
     if (body.contains("drivers_autoprobe")) autoprobe = body["drivers_autoprobe"].get<bool>();
     r = agent_->set_num_vfs(*a, body["num_vfs"].get<uint32_t>(), autoprobe);
+  } else if (what == DeviceChange::mtu) {
+    r = agent_->set_mtu(*a, body["mtu"].get<uint32_t>());
   } else if (what == DeviceChange::vf_config) {
     auto cfg = agent::vf_config_from_json(body);
     if (!cfg) return problem(cfg.error(), req.path);

@@ -119,6 +119,7 @@ class Api {
   Response put_sriov(const RouteCall& call) const;
   Response patch_vf_config(const RouteCall& call) const;
   Response put_driver(const RouteCall& call) const;
+  Response put_mtu(const RouteCall& call) const;
   Response list_groups(const RouteCall& call) const;
   Response get_group(const RouteCall& call) const;
   // Pools and leases (rest/pools_api.cpp).
@@ -135,7 +136,7 @@ class Api {
   Response detach(const RouteCall& call) const;
 
   // What the handlers share.
-  enum class DeviceChange { sriov, vf_config, driver };
+  enum class DeviceChange { sriov, vf_config, driver, mtu };
   Response mutate_device(const RouteCall& call, DeviceChange what) const;
   Response write_pool(const RouteCall& call, const std::string& name, bool replace) const;
   // A pool's members as shown now (Agent::members_now: held ones are not free).

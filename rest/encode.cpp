@@ -87,9 +87,16 @@ std::string encode_device(const agent::DeviceView& v) {
   } else {
     w.null();
   }
+  w.key("mtu").optional(v.mtu);
   w.key("vf_config");
-  if (v.vf_config) w.raw(agent::vf_config_to_json(*v.vf_config).dump());
-  else w.null();
+  if (v.vf_config) {
+    // The VF netdev's MTU beside its IFLA_VF attributes, as vf_config requests carry it.
+    VfConfig c = *v.vf_config;
+    if (d.physfn) c.mtu = v.mtu;
+    w.raw(agent::vf_config_to_json(c).dump());
+  } else {
+    w.null();
+  }
   w.key("lease").optional(v.lease);
   w.key("warnings").strings(d.warnings);
   w.end_object();

@@ -63,6 +63,11 @@ void FaultKernel::fail_get_link(int errnum) {
   get_link_errnum_ = errnum;
 }
 
+Result<void> FaultKernel::set_mtu(const std::string& ifname, uint32_t mtu) {
+  if (auto e = next_call("set_mtu " + ifname + " " + std::to_string(mtu))) return std::move(*e);
+  return inner_.set_mtu(ifname, mtu);
+}
+
 Result<LinkFacts> FaultKernel::get_link(const std::string& ifname) {
   int errnum = 0;
   {

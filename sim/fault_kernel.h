@@ -1,6 +1,6 @@
 // FaultKernel: wraps another Kernel and fails chosen changes, for rollback tests.
 //
-// Every mutating call (write_attr, set_vf) is counted, failed ones included. fail_at(n, errno)
+// Every mutating call (write_attr, set_vf, set_mtu) is counted, failed ones included. fail_at(n, errno)
 // makes the n-th mutating call from now fail with that errno without reaching the inner kernel
 // (for set_vf this stands for a netlink NACK, for write_attr the errno of write(2)), so the
 // tree is exactly as it was before that call; every other call passes through unchanged.
@@ -49,6 +49,7 @@ class FaultKernel : public Kernel {
   Result<void> write_attr(const std::string& relpath, std::string_view value) override;
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
+  Result<void> set_mtu(const std::string& ifname, uint32_t mtu) override;
   Result<LinkFacts> get_link(const std::string& ifname) override;
   Result<bool> wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) override {
     return inner_.wait_carrier(ifname, timeout);

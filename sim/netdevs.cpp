@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <map>
 
 #include "pci/decode.h"
 #include "sim/driver_core.h"
@@ -413,6 +414,32 @@ Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfCo
     if (auto r = save(); !r) return r;
   }
   return ok();
+}
+
+}  // namespace sriovd::kernel::sim
+
+namespace sriovd::kernel::sim {
+
+uint32_t max_mtu(const std::string& driver) {
+  static const std::map<std::string, uint32_t, std::less<>> kMax = {
+      {"mlx5_core", 9978}, {"ice", 9702}, {"i40e", 9702},  {"iavf", 9702},       {"ixgbe", 9710},
+      {"ixgbevf", 9710},   {"igb", 9216}, {"igbvf", 9216}, {"netdevsim", 65535},
+  };
+  auto it = kMax.find(driver);
+  return it == kMax.end() ? 9000 : it->second;
+}
+
+Result<void> set_mtu(Call& cx, const std::string& ifname, uint32_t mtu) {
+  auto n = netdev(cx, ifname);
+  if (!n) return std::move(n).error();
+  const std::optional<std::string> drv = n->pci ? cx.driver_of(*n->pci) : std::nullopt;
+  constexpr uint32_t kMinMtu = 68;  // ETH_MIN_MTU
+  const uint32_t most = max_mtu(drv.value_or(""));
+  // dev_validate_mtu(), net/core/dev.c
+  if (mtu < kMinMtu) return Error::sys(EINVAL, ifname + ": mtu less than device minimum");
+  if (mtu > most)
+    return Error::sys(EINVAL, ifname + ": mtu greater than device maximum (" + std::to_string(most) + ")");
+  return write_text(n->dir + "/mtu", std::to_string(mtu) + "\n");
 }
 
 }  // namespace sriovd::kernel::sim

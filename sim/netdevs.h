@@ -84,4 +84,14 @@ Result<void> set_vf_stats(Call& cx, const std::string& ifname, uint32_t vf, cons
 // sends nothing and succeeds, as LinuxKernel does.
 Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfConfig& c);
 
+// The largest MTU a netdev of `driver` takes (its net_device's max_mtu, as the driver sets it at
+// probe: the largest receive buffer less the Ethernet header, FCS and VLAN tags): mlx5_core 9978,
+// ice/i40e/iavf 9702, ixgbe/ixgbevf 9710, igb/igbvf 9216, netdevsim 65535 (ETH_MAX_MTU); 9000
+// for a driver not listed. The minimum is ETH_MIN_MTU (68) for all of them.
+uint32_t max_mtu(const std::string& driver);
+
+// dev_set_mtu() through rtnetlink (do_setlink's IFLA_MTU): dev_validate_mtu's EINVAL, with its
+// extack text, outside [68, max_mtu]; otherwise the netdev's mtu attribute takes the value.
+Result<void> set_mtu(Call& cx, const std::string& ifname, uint32_t mtu);
+
 }  // namespace sriovd::kernel::sim

@@ -195,6 +195,13 @@ Result<void> SimKernel::set_vf(const std::string& pf_ifname, uint32_t vf, const 
   return call.finish(sim::set_vf(call, pf_ifname, vf, config));
 }
 
+Result<void> SimKernel::set_mtu(const std::string& ifname, uint32_t mtu) {
+  TreeLock lock(mu_, lock_fd_.get());
+  if (auto r = check_ready(); !r) return r;
+  sim::Call call(root_, real_root_, *boot_);
+  return call.finish(sim::set_mtu(call, ifname, mtu));
+}
+
 Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {
   TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return std::move(r).error();

@@ -73,6 +73,9 @@ class SimKernel : public Kernel {
   Result<void> write_attr(const std::string& relpath, std::string_view value) override;
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
+  // dev_set_mtu(): within the netdev's driver's min and max MTU (sim/netdevs.h max_mtu), else
+  // EINVAL with the kernel's extack text; writes its mtu attribute.
+  Result<void> set_mtu(const std::string& ifname, uint32_t mtu) override;
   Result<LinkFacts> get_link(const std::string& ifname) override;
   // Carrier as the sim's links have it (sim/netdevs.h reinit_link): true at once with a carrier,
   // false at once when the netdev is down; a carrier due back within `timeout` is waited for

@@ -188,6 +188,19 @@ TEST_CASE("get_link: up from flags, addresses and routes from the sim") {
   CHECK(l->ifindex > 0);
 }
 
+TEST_CASE("set_mtu: within ETH_MIN_MTU and the driver's max_mtu, as dev_validate_mtu answers") {
+  Host h("dual-socket");
+  REQUIRE(h.k->set_mtu("ens3f0", 9978).ok());  // mlx5_core's largest
+  CHECK(slurp(h.root() / "class/net/ens3f0/mtu") == "9978\n");
+  auto big = h.k->set_mtu("ens3f0", 9979);
+  CHECK(err(big) == EINVAL);
+  CHECK(big.error().message.find("mtu greater than device maximum") != std::string::npos);
+  CHECK(err(h.k->set_mtu("ens1f0", 9703)) == EINVAL);  // ice: 9702
+  CHECK(err(h.k->set_mtu("ens3f0", 67)) == EINVAL);
+  CHECK(slurp(h.root() / "class/net/ens3f0/mtu") == "9978\n");
+  CHECK(err(h.k->set_mtu("nosuch0", 1500)) == ENODEV);
+}
+
 TEST_CASE("set_vf: qos or protocol without a vlan, as LinuxKernel and the PF drivers answer") {
   Host h("dual-socket");
   REQUIRE(err(h.k->write_attr(numvfs_path("0000:17:00.0"), "2")) == 0);

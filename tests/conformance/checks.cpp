@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/host_model.h"
 #include "agent/state_store.h"
+#include "pci/decode.h"
 #include "pci/inventory.h"
 #include "pci/sysfs.h"
 #include "sim/fault_kernel.h"
@@ -384,6 +385,28 @@ void check_vf_attributes(kernel::Kernel& k, const std::string& ifname) {
   CHECK(c.mac == mac4);
   CHECK(c.vlan.value_or(0) == 0);
   CHECK(c.qos.value_or(0) == 0);
+}
+
+void check_set_mtu(kernel::Kernel& k, const std::filesystem::path& sysfs, const std::string& ifname) {
+  const auto mtu_file = sysfs / "class/net" / ifname / "mtu";
+  auto read_mtu = [&]() -> std::string {
+    auto text = pci::SysfsRoot::open(sysfs).value().read("class/net/" + ifname + "/mtu");
+    REQUIRE_MESSAGE(text.ok(), "reading " << mtu_file.string());
+    return std::string(pci::trim(*text));
+  };
+  const std::string was = read_mtu();
+  REQUIRE(k.set_mtu(ifname, 9000).ok());
+  CHECK(read_mtu() == "9000");
+  auto low = k.set_mtu(ifname, 67);
+  REQUIRE_FALSE(low.ok());
+  CHECK(low.error().errnum == EINVAL);
+  auto high = k.set_mtu(ifname, 65536);
+  REQUIRE_FALSE(high.ok());
+  CHECK(high.error().errnum == EINVAL);
+  CHECK(read_mtu() == "9000");
+  CHECK(k.set_mtu("sriovdnone0", 1500).error().errnum == ENODEV);
+  REQUIRE(k.set_mtu(ifname, static_cast<uint32_t>(std::stoul(was))).ok());
+  CHECK(read_mtu() == was);
 }
 
 }  // namespace sriovd::conformance

@@ -29,5 +29,9 @@ void check_vfio_binding(Target& t);
 void check_agent(Target& t, const std::filesystem::path& state_dir);
 // 4. VF attributes through Kernel::set_vf/get_vfs on a PF netdev with at least 8 VFs enabled.
 void check_vf_attributes(kernel::Kernel& k, const std::string& pf_ifname);
+// 5. Kernel::set_mtu on a netdev whose driver takes 9000 (read back from <sysfs>/class/net/<if>/mtu):
+//    9000, below ETH_MIN_MTU and above ETH_MAX_MTU EINVAL with the MTU unchanged, no such netdev
+//    ENODEV, and back to what it was.
+void check_set_mtu(kernel::Kernel& k, const std::filesystem::path& sysfs, const std::string& ifname);
 
 }  // namespace sriovd::conformance

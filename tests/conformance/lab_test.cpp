@@ -59,6 +59,11 @@ TEST_CASE("linux: VF attributes (netdevsim)") {
   conformance::check_vf_attributes(*k, "eth0");
 }
 
+TEST_CASE("linux: MTU over rtnetlink (netdevsim)") {
+  auto k = open_kernel();
+  conformance::check_set_mtu(*k, "/sys", "eth0");
+}
+
 namespace {
 
 void write_sysfs(const std::string& path, const std::string& value) {

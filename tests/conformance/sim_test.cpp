@@ -70,3 +70,8 @@ TEST_CASE("sim: VF attributes (ice)") {
   conformance::check_vf_attributes(*h.k, "ens1f0");
   CHECK(h.k->write_attr(numvfs, "0").ok());
 }
+
+TEST_CASE("sim: MTU over rtnetlink (ice)") {
+  SimHost h;
+  conformance::check_set_mtu(*h.k, h.sys, "ens1f0");
+}

@@ -454,3 +454,35 @@ TEST_CASE("pools declared in the configuration file are created at start and rep
   REQUIRE(h.daemon.wait_notify("READY=1", std::chrono::seconds(10)));
   CHECK(call(c, "GET", "/v1/pools/declared").body["capacity"] == 8);
 }
+
+TEST_CASE("REST: MTU of a PF and in a VF's vf_config, checked against the schemas") {
+  Host h("dual-socket", true);
+  cli::Client c(cli::Endpoint::resolve("", h.sock.string()));
+  const std::string pf = "0000:86:00.0";  // ens3f0, mlx5_core, 8 VFs
+  auto set = call(c, "PUT", "/v1/devices/" + pf + "/mtu", R"({"mtu": 9000})");
+  REQUIRE(set.status == 200);
+  check_schema("Device", set.body);
+  CHECK(set.body["mtu"] == 9000);
+  auto low = call(c, "PUT", "/v1/devices/" + pf + "/mtu", R"({"mtu": 60})");
+  CHECK(low.status == 422);
+  check_schema("Problem", low.body);
+  CHECK(low.body["field"] == "mtu");
+  auto driver_max = call(c, "PUT", "/v1/devices/" + pf + "/mtu", R"({"mtu": 12000})");
+  CHECK(driver_max.status == 422);
+  CHECK(driver_max.body["detail"].get<std::string>().find("greater than device maximum") != std::string::npos);
+
+  const std::string vf = "0000:86:00.2";
+  auto above = call(c, "PATCH", "/v1/devices/" + vf + "/vf-config", R"({"mtu": 9500})");
+  CHECK(above.status == 422);
+  CHECK(above.body["field"] == "mtu");
+  CHECK(above.body["detail"].get<std::string>().find(pf) != std::string::npos);
+  auto ok = call(c, "PATCH", "/v1/devices/" + vf + "/vf-config", R"({"mtu": 9000})");
+  REQUIRE(ok.status == 200);
+  check_schema("Device", ok.body);
+  CHECK(ok.body["mtu"] == 9000);
+  CHECK(ok.body["vf_config"]["mtu"] == 9000);
+  auto lower = call(c, "PUT", "/v1/devices/" + pf + "/mtu", R"({"mtu": 1500})");
+  CHECK(lower.status == 409);
+  CHECK(lower.body["detail"].get<std::string>().find(vf) != std::string::npos);
+  CHECK(call(c, "GET", "/v1/devices/" + pf).body["mtu"] == 9000);
+}

@@ -174,10 +174,23 @@ boot1)
     run_cli "netdev pool over VF0" 0 pool create igbnet --pf "$PF_IF#0" --mode netdev
     run_cli "vfio pool over VF1" 0 pool create igbvfio --pf "$PF_IF#1"
 
+    # MTU: the PF's through sriovd (IFLA_MTU), kept for the reboot; a VF's never above it.
+    run_cli "igb PF MTU 9000" 0 mtu $IGB 9000
+    expect "igb PF MTU (sysfs)" 9000 "$(cat /sys/class/net/$PF_IF/mtu)"
+    expect "igb PF MTU (--json device)" 9000 "$(jdev $IGB .mtu)"
+    run_cli "VF1 MTU above the PF's refused" 1 vf "$ivf1" --mtu 9100
+    expect_match "the refusal names the VF and the PF" "mtu 9100 of VF $ivf1 is above the MTU 9000 of its PF $IGB" "$cli_out"
+    expect "igb PF MTU above igb's maximum: HTTP status" 422 "$(http_status PUT /v1/devices/$IGB/mtu '{"mtu": 9500}')"
+    vnet0=$(ls "/sys/bus/pci/devices/$ivf0/net" 2>/dev/null | head -1)
+    found_mtu=$(cat "/sys/class/net/$vnet0/mtu")
     # What the operator left on VF0 by hand (no uevent tells the daemon): the lease notes it.
     ip link set $PF_IF vf 0 mac $MAC_FOUND spoofchk off || fail "ip link set $PF_IF vf 0"
     alloc_json "igb netdev lease C" igbnet --name pod-c --consumer pod --mac $MAC_NET --vlan 10 --qos 3 \
-      --spoofchk off --trust on
+      --spoofchk off --trust on --mtu 9000
+    expect "lease C: VF0's netdev MTU (sysfs)" 9000 "$(cat "/sys/class/net/$vnet0/mtu")"
+    run_cli "igb PF MTU below the leased VF0's refused" 1 mtu $IGB 1500
+    expect_match "the refusal names VF0" "below the MTU of its VFs $ivf0" "$cli_out"
+    expect "igb PF MTU unchanged (sysfs)" 9000 "$(cat /sys/class/net/$PF_IF/mtu)"
     expect "lease C: what VF0 had is noted (found_vf_config)" "$MAC_FOUND false false" \
       "$(jq -r '.found_vf_config | "\(.mac) \(.spoofchk) \(.trust)"' <<< "$lease_json")"
     lease_c=$(jq -r .id <<< "$lease_json")
@@ -215,6 +228,9 @@ boot1)
       "$(jq -r '.lease.release_report.attributes.mac | "\(.status) \(.before) \(.now)"' <<< "$release_json")"
     expect "lease C: the report's VLAN" "restored 10 0" \
       "$(jq -r '.lease.release_report.attributes.vlan | "\(.status) \(.before) \(.now)"' <<< "$release_json")"
+    expect "lease C: VF0's netdev MTU given back (sysfs)" "$found_mtu" "$(cat "/sys/class/net/$vnet0/mtu")"
+    expect "lease C: the report's MTU" "restored 9000 $found_mtu" \
+      "$(jq -r '.lease.release_report.attributes.mtu | "\(.status) \(.before) \(.now)"' <<< "$release_json")"
     expect "lease C: the report's spoofchk (the lease set what was there)" unchanged \
       "$(jq -r .lease.release_report.attributes.spoofchk.status <<< "$release_json")"
     expect "sriovd_lease_releases_total: no release came back unclean" 0 \
@@ -259,6 +275,7 @@ boot2)
   expect_active "lease A restored" "$lease_a" "$vf_a"
   if [ "$igb_present" = 1 ]; then
     expect "lease D restored: igb VFs recreated (sysfs)" 2 "$(cat /sys/bus/pci/devices/$IGB/sriov_numvfs)"
+    expect "igb PF MTU set again at start (sysfs)" 9000 "$(cat /sys/class/net/$PF_IF/mtu)"
     expect "lease D restored: VF1 on vfio-pci (sysfs)" vfio-pci "$(driver_of "$ivf1")"
     echo "    $(vf_line 1)"
     expect_match "lease D restored: VF1 attributes (ip)" "link/ether $MAC_VFIO .*vlan 20," "$(vf_line 1)"
