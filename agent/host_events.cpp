@@ -49,6 +49,7 @@ json changes(const Snapshot& sb, const DeviceView& bv, const Snapshot& sa, const
       a.sriov ? opt(a.sriov->drivers_autoprobe) : json(nullptr));
   add("physfn", opt_address(b.physfn), opt_address(a.physfn));
   add("mtu", opt(bv.mtu), opt(av.mtu));
+  add("altnames", bv.altnames, av.altnames);
   return c;
 }
 
@@ -86,7 +87,7 @@ std::vector<HostEvent> diff_snapshots(const Snapshot* before, const Snapshot& af
           x.numa_node == y.numa_node && x.physfn == y.physfn && x.sriov.has_value() == y.sriov.has_value() &&
           (!x.sriov ||
            (x.sriov->num_vfs == y.sriov->num_vfs && x.sriov->drivers_autoprobe == y.sriov->drivers_autoprobe)) &&
-          viable(*before, x) == viable(after, y) && was.mtu == now.mtu;
+          viable(*before, x) == viable(after, y) && was.mtu == now.mtu && was.altnames == now.altnames;
       json c = same ? json::object() : changes(*before, was, after, now);
       if (!c.empty()) {
         json f = device_fields(now.device);

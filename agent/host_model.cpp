@@ -58,6 +58,18 @@ std::optional<uint32_t> read_mtu(const pci::SysfsRoot& root, const pci::Device& 
   return static_cast<uint32_t>(*n);
 }
 
+// What link_types and rdma selectors look at, for a device that is not a VF (see DeviceView).
+void read_link_kind(const pci::SysfsRoot& root, DeviceView& v) {
+  const pci::Device& d = v.device;
+  if (d.physfn || d.netdevs.empty()) return;
+  if (auto t = root.read("class/net/" + d.netdevs.front() + "/type", 32)) {
+    const std::string_view n = pci::trim(*t);
+    v.link_type = n == "1" ? std::string("ether") : n == "32" ? std::string("infiniband") : std::string(n);
+  }
+  auto ib = root.list("bus/pci/devices/" + d.address.to_string() + "/infiniband");
+  v.rdma = ib && !ib->empty();
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names, uint64_t generation,
@@ -83,6 +95,7 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
     }
     v.mtu = read_mtu(root, d);
     v.device = std::move(d);
+    read_link_kind(root, v);
     snap->devices.push_back(std::move(v));
   }
   snap->index = DeviceIndex(snap->devices);
@@ -96,6 +109,13 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
     for (size_t i = 0; i < snap->devices.size(); ++i) {
       const auto& d = snap->devices[i].device;
       if (d.physfn && d.vf_index) vf_at[{*d.physfn, *d.vf_index}] = i;
+    }
+    // The altnames of every PF's netdev (pf_names selectors match them), one RTM_GETLINK each.
+    for (size_t i = 0; i < snap->devices.size(); ++i) {
+      const auto& d = snap->devices[i].device;
+      if (!d.sriov || d.netdevs.empty()) continue;
+      if (auto alt = kernel->get_altnames(d.netdevs.front()); alt && !alt->empty())
+        snap->devices.edit(i).altnames = std::move(*alt);
     }
     for (const auto& v : snap->devices) {
       const auto& pf = v.device;
@@ -171,6 +191,9 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     v.device = std::move(*d);
     name_view(v, names);
     v.mtu = read_mtu(root, v.device);
+    read_link_kind(root, v);
+    if (kernel && v.device.sriov && !v.device.netdevs.empty())
+      if (auto alt = kernel->get_altnames(v.device.netdevs.front())) v.altnames = std::move(*alt);
     if (v.device.iommu_group) groups.insert(*v.device.iommu_group);
     if (v.device.physfn) {
       read_vfs.push_back(a);

@@ -35,7 +35,14 @@ struct DeviceView {
   std::optional<std::string> device_name;
   std::optional<VfConfig> vf_config;  // VFs whose PF has a netdev answering rtnetlink (IFLA_VF_*)
   std::optional<uint32_t> mtu;        // its first netdev's (class/net/<netdev>/mtu)
-  std::optional<std::string> lease;   // the id of the lease holding it
+  std::vector<std::string> altnames;  // PFs: their first netdev's altnames (RTM_GETLINK)
+  // Devices that are not VFs, with a netdev: its link type (class/net/<netdev>/type: 1 ether,
+  // 32 infiniband; other ARPHRD_* numbers as digits) and whether the function has RDMA devices
+  // (an infiniband/ directory with entries). A VF is selected by its PF's: its own netdev and
+  // RDMA devices go while it is on vfio-pci.
+  std::optional<std::string> link_type;
+  bool rdma = false;
+  std::optional<std::string> lease;  // the id of the lease holding it
 };
 
 // A snapshot's IOMMU groups by number, shared with the snapshot it was made from until one of

@@ -825,3 +825,92 @@ TEST_CASE("leases: a netdev lease's MTU is set before it is handed out and given
   CHECK(vfio.error().field == "vf_config.mtu");
   CHECK(h.model.current()->book->leases.empty());
 }
+
+TEST_CASE("pools: a pool by PF address keeps the same VFs after its PF's netdev is renamed") {
+  Host h;
+  PoolSpec p;
+  p.name = "x710";
+  p.selectors.pf_addresses.push_back(*parse_pf_address_range(kX710.to_string() + "#0-1"));
+  REQUIRE(h.agent->create_pool(p).ok());
+  auto members = [&] {
+    std::vector<PciAddress> out;
+    for (const auto& m : pool_members(*h.model.current()->book->pool("x710"), *h.model.current()))
+      out.push_back(m.view->device.address);
+    return out;
+  };
+  const auto before = members();
+  REQUIRE(before.size() == 2);
+  auto lease = alloc(h, from("x710"));
+  REQUIRE(lease.ok());
+  // ens2f0 becomes ens2f0np0, as a distribution's update renamed such netdevs.
+  const fs::path dir = fs::canonical(h.sys / "bus/pci/devices" / kX710.to_string());
+  fs::rename(dir / "net/ens2f0", dir / "net/ens2f0np0");
+  const fs::path link = fs::read_symlink(h.sys / "class/net/ens2f0");
+  fs::remove(h.sys / "class/net/ens2f0");
+  fs::create_symlink(link.parent_path() / "ens2f0np0", h.sys / "class/net/ens2f0np0");
+  REQUIRE(h.agent->update_devices(std::vector<PciAddress>{kX710}).ok());
+  REQUIRE(h.dev(kX710)->device.netdevs == std::vector<std::string>{"ens2f0np0"});
+  CHECK(members() == before);
+  CHECK(h.agent->release(lease->lease.id).ok());
+}
+
+TEST_CASE("pools: pf_names match a PF's altnames, so a pool by altname survives the netdev's rename") {
+  Host h;
+  REQUIRE(h.sim->add_altname("ens2f0", "enp59s0f0np0").ok());
+  REQUIRE(h.agent->refresh().ok());
+  CHECK(h.dev(kX710)->altnames == std::vector<std::string>{"enp59s0f0np0"});
+  REQUIRE(h.agent->create_pool(pool("x710", {"enp59s0f0np0#0-2"})).ok());
+  auto members = [&] {
+    std::vector<PciAddress> out;
+    for (const auto& m : pool_members(*h.model.current()->book->pool("x710"), *h.model.current()))
+      out.push_back(m.view->device.address);
+    return out;
+  };
+  const auto before = members();
+  CHECK(before.size() == 3);
+  // A pool naming the PF by its netdev overlaps it: the same VFs.
+  auto overlap = h.agent->create_pool(pool("other", {"ens2f0#2"}));
+  REQUIRE_FALSE(overlap.ok());
+  CHECK(overlap.error().code == ErrorCode::conflict);
+  const fs::path dir = fs::canonical(h.sys / "bus/pci/devices" / kX710.to_string());
+  fs::rename(dir / "net/ens2f0", dir / "net/ens2f0np0");
+  const fs::path link = fs::read_symlink(h.sys / "class/net/ens2f0");
+  fs::remove(h.sys / "class/net/ens2f0");
+  fs::create_symlink(link.parent_path() / "ens2f0np0", h.sys / "class/net/ens2f0np0");
+  REQUIRE(h.agent->update_devices(std::vector<PciAddress>{kX710}).ok());
+  CHECK(members() == before);
+}
+
+TEST_CASE("pools: link_types and rdma look at the PF, so a leased VF stays in its pool") {
+  Host h;
+  // ens3f0's PF becomes an InfiniBand port with RDMA devices (as mlx5_core shows one).
+  const fs::path pf = fs::canonical(h.sys / "bus/pci/devices" / kCx6.to_string());
+  { std::ofstream(pf / "net/ens3f0/type") << "32\n"; }
+  fs::create_directories(pf / "infiniband/mlx5_0");
+  REQUIRE(h.agent->refresh().ok());
+  CHECK(h.dev(kCx6)->link_type == std::string("infiniband"));
+  CHECK(h.dev(kCx6)->rdma);
+  PoolSpec ib;
+  ib.name = "ib";
+  ib.selectors.link_types = {"infiniband"};
+  ib.selectors.rdma = true;
+  ib.mode = PoolMode::vfio;
+  REQUIRE(h.agent->create_pool(ib).ok());
+  auto count = [&](const char* name) {
+    return pool_members(*h.model.current()->book->pool(name), *h.model.current()).size();
+  };
+  CHECK(count("ib") == 8);
+  // The Ethernet VFs of the other PFs: a pool without RDMA takes none of ens3f0's.
+  PoolSpec eth;
+  eth.name = "eth";
+  eth.selectors.link_types = {"ether"};
+  eth.selectors.rdma = false;
+  eth.selectors.pf_names = {*parse_pf_range("ens2f0")};
+  REQUIRE(h.agent->create_pool(eth).ok());
+  CHECK(count("eth") == 4);
+  auto a = alloc(h, from("ib"));
+  REQUIRE(a.ok());
+  CHECK(h.dev(a->lease.address)->device.driver == std::string("vfio-pci"));
+  CHECK(count("ib") == 8);
+  REQUIRE(h.agent->release(a->lease.id).ok());
+}

@@ -59,35 +59,62 @@ Result<std::vector<T>> list_of(const json& sel, const char* key, F&& one) {
 
 }  // namespace
 
-Result<PfRange> parse_pf_range(std::string_view text) {
-  PfRange r;
+namespace {
+
+// The "#3" or "#0-7" after a PF's name or address: both bounds, or neither without a '#'.
+Result<std::pair<std::optional<uint32_t>, std::optional<uint32_t>>> parse_vf_range(std::string_view text,
+                                                                                   const std::string& pf) {
   auto hash = text.find('#');
-  std::string_view name = text.substr(0, hash);
-  if (!valid_ifname(name))
-    return Error::make(
-        ErrorCode::invalid,
-        "'" + std::string(text) + "' does not start with a netdev name (1 to 15 characters, no '/', ':' or spaces)");
-  r.pf_name = std::string(name);
-  if (hash == std::string_view::npos) return r;
+  if (hash == std::string_view::npos) return std::pair<std::optional<uint32_t>, std::optional<uint32_t>>{};
   std::string_view range = text.substr(hash + 1);
   auto dash = range.find('-');
   auto first = parse_u32(range.substr(0, dash));
   auto last = dash == std::string_view::npos ? first : parse_u32(range.substr(dash + 1));
   if (!first || !last)
-    return Error::make(ErrorCode::invalid, "'" + std::string(text) + "': expected a VF range such as " + r.pf_name +
-                                               "#0-7 or " + r.pf_name + "#3");
+    return Error::make(ErrorCode::invalid,
+                       "'" + std::string(text) + "': expected a VF range such as " + pf + "#0-7 or " + pf + "#3");
   if (*first > *last)
     return Error::make(ErrorCode::invalid, "'" + std::string(text) + "': the range ends before it starts");
-  r.first = first;
-  r.last = last;
+  return std::pair<std::optional<uint32_t>, std::optional<uint32_t>>{first, last};
+}
+
+std::string range_suffix(const std::optional<uint32_t>& first, const std::optional<uint32_t>& last) {
+  if (!first) return {};
+  if (*first == *last) return "#" + std::to_string(*first);
+  return "#" + std::to_string(*first) + "-" + std::to_string(*last);
+}
+
+}  // namespace
+
+Result<PfAddressRange> parse_pf_address_range(std::string_view text) {
+  const std::string_view addr = text.substr(0, text.find('#'));
+  auto a = PciAddress::parse(addr);
+  if (!a)
+    return Error::make(ErrorCode::invalid,
+                       "'" + std::string(text) + "' does not start with a PCI address such as 0000:17:00.0");
+  auto range = parse_vf_range(text, std::string(addr));
+  if (!range) return std::move(range).error();
+  return PfAddressRange{*a, range->first, range->second};
+}
+
+std::string to_string(const PfAddressRange& r) { return r.pf.to_string() + range_suffix(r.first, r.last); }
+
+Result<PfRange> parse_pf_range(std::string_view text) {
+  PfRange r;
+  std::string_view name = text.substr(0, text.find('#'));
+  if (!valid_ifname(name))
+    return Error::make(
+        ErrorCode::invalid,
+        "'" + std::string(text) + "' does not start with a netdev name (1 to 15 characters, no '/', ':' or spaces)");
+  r.pf_name = std::string(name);
+  auto range = parse_vf_range(text, r.pf_name);
+  if (!range) return std::move(range).error();
+  r.first = range->first;
+  r.last = range->second;
   return r;
 }
 
-std::string to_string(const PfRange& r) {
-  if (!r.first) return r.pf_name;
-  if (*r.first == *r.last) return r.pf_name + "#" + std::to_string(*r.first);
-  return r.pf_name + "#" + std::to_string(*r.first) + "-" + std::to_string(*r.last);
-}
+std::string to_string(const PfRange& r) { return r.pf_name + range_suffix(r.first, r.last); }
 
 const char* to_string(DeviceType t) {
   switch (t) {
@@ -126,12 +153,14 @@ Result<PoolSpec> pool_from_json(const json& j) {
 
   json sel = j.value("selectors", json::object());
   if (!sel.is_object()) return bad("selectors", "expected an object");
-  static const char* const known[] = {"vendor_ids", "device_ids", "drivers", "pf_names", "addresses", "numa_nodes"};
+  static const char* const known[] = {"vendor_ids", "device_ids", "drivers",    "pf_names", "pf_addresses",
+                                      "addresses",  "numa_nodes", "link_types", "rdma"};
   for (const auto& item : sel.items()) {
     const std::string& k = item.key();
     if (std::find_if(std::begin(known), std::end(known), [&](const char* n) { return k == n; }) == std::end(known))
       return bad("selectors." + k,
-                 "unknown selector; known: vendor_ids, device_ids, drivers, pf_names, addresses, numa_nodes");
+                 "unknown selector; known: vendor_ids, device_ids, drivers, pf_names, pf_addresses, addresses, "
+                 "numa_nodes, link_types, rdma");
   }
   auto hexes = [](const json& v, const std::string& f) -> Result<uint16_t> {
     auto h = v.is_string() ? parse_hex16(v.get<std::string>()) : std::nullopt;
@@ -159,6 +188,15 @@ Result<PoolSpec> pool_from_json(const json& j) {
   });
   if (!pfs) return std::move(pfs).error();
   p.selectors.pf_names = std::move(*pfs);
+  auto pf_addrs =
+      list_of<PfAddressRange>(sel, "pf_addresses", [](const json& v, const std::string& f) -> Result<PfAddressRange> {
+        if (!v.is_string()) return bad(f, "expected a string such as 0000:17:00.0#0-7");
+        auto r = parse_pf_address_range(v.get<std::string>());
+        if (!r) return bad(f, r.error().message);
+        return r;
+      });
+  if (!pf_addrs) return std::move(pf_addrs).error();
+  p.selectors.pf_addresses = std::move(*pf_addrs);
   auto addrs = list_of<PciAddress>(sel, "addresses", [](const json& v, const std::string& f) -> Result<PciAddress> {
     auto a = v.is_string() ? PciAddress::parse(v.get<std::string>()) : std::nullopt;
     if (!a) return bad(f, "expected a PCI address such as 0000:17:00.0");
@@ -173,6 +211,16 @@ Result<PoolSpec> pool_from_json(const json& j) {
   });
   if (!numas) return std::move(numas).error();
   p.selectors.numa_nodes = std::move(*numas);
+  auto links = list_of<std::string>(sel, "link_types", [](const json& v, const std::string& f) -> Result<std::string> {
+    if (!v.is_string() || (v != "ether" && v != "infiniband")) return bad(f, "expected ether or infiniband");
+    return v.get<std::string>();
+  });
+  if (!links) return std::move(links).error();
+  p.selectors.link_types = std::move(*links);
+  if (sel.contains("rdma") && !sel["rdma"].is_null()) {
+    if (!sel["rdma"].is_boolean()) return bad("selectors.rdma", "expected true or false");
+    p.selectors.rdma = sel["rdma"].get<bool>();
+  }
 
   if (j.contains("physical_network") && !j["physical_network"].is_null()) {
     if (!j["physical_network"].is_string() || j["physical_network"].get<std::string>().empty())
@@ -209,6 +257,9 @@ Result<PoolSpec> pool_from_json(const json& j) {
   for (const auto& r : p.selectors.pf_names)
     if (r.first && p.device_type == DeviceType::pf)
       return bad("selectors.pf_names", "'" + to_string(r) + "' names VFs, but device_type is pf");
+  for (const auto& r : p.selectors.pf_addresses)
+    if (r.first && p.device_type == DeviceType::pf)
+      return bad("selectors.pf_addresses", "'" + to_string(r) + "' names VFs, but device_type is pf");
   if (p.mode == PoolMode::netdev && p.device_type != DeviceType::vf)
     return bad("mode", "netdev mode hands out VFs by their netdev (macvtap passthrough): device_type must be vf");
   return p;
@@ -229,12 +280,19 @@ json pool_to_json(const PoolSpec& p) {
     for (const auto& r : p.selectors.pf_names) a.push_back(to_string(r));
     sel["pf_names"] = a;
   }
+  if (!p.selectors.pf_addresses.empty()) {
+    json a = json::array();
+    for (const auto& r : p.selectors.pf_addresses) a.push_back(to_string(r));
+    sel["pf_addresses"] = a;
+  }
   if (!p.selectors.addresses.empty()) {
     json a = json::array();
     for (const auto& x : p.selectors.addresses) a.push_back(x.to_string());
     sel["addresses"] = a;
   }
   if (!p.selectors.numa_nodes.empty()) sel["numa_nodes"] = p.selectors.numa_nodes;
+  if (!p.selectors.link_types.empty()) sel["link_types"] = p.selectors.link_types;
+  if (p.selectors.rdma) sel["rdma"] = *p.selectors.rdma;
   return {{"name", p.name},
           {"selectors", sel},
           {"physical_network", p.physical_network ? json(*p.physical_network) : json(nullptr)},
@@ -254,15 +312,30 @@ bool matches(const PoolSpec& pool, const Candidate& c) {
   if (!s.drivers.empty() && !c.driver_unknown && (!c.host_driver || !in(s.drivers, *c.host_driver))) return false;
   if (!s.addresses.empty() && !in(s.addresses, c.address)) return false;
   if (!s.numa_nodes.empty() && (!c.numa_node || !in(s.numa_nodes, *c.numa_node))) return false;
+  if (!s.link_types.empty() && (!c.link_type || !in(s.link_types, *c.link_type))) return false;
+  if (s.rdma && c.rdma != *s.rdma) return false;
   if (!s.pf_names.empty()) {
     bool any = false;
     for (const auto& r : s.pf_names) {
+      const bool alt = in(c.pf_altnames, r.pf_name);
       if (c.is_vf) {
-        if (!c.pf_netdev || *c.pf_netdev != r.pf_name) continue;
+        if (!alt && (!c.pf_netdev || *c.pf_netdev != r.pf_name)) continue;
         if (r.first && (!c.vf_index || *c.vf_index < *r.first || *c.vf_index > *r.last)) continue;
         any = true;
-      } else if (!r.first && in(c.netdevs, r.pf_name)) {
+      } else if (!r.first && (alt || in(c.netdevs, r.pf_name))) {
         any = true;
+      }
+      if (any) break;
+    }
+    if (!any) return false;
+  }
+  if (!s.pf_addresses.empty()) {
+    bool any = false;
+    for (const auto& r : s.pf_addresses) {
+      if (c.is_vf) {
+        any = c.pf_address == r.pf && (!r.first || (c.vf_index && *c.vf_index >= *r.first && *c.vf_index <= *r.last));
+      } else {
+        any = !r.first && c.address == r.pf;
       }
       if (any) break;
     }

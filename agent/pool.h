@@ -30,13 +30,29 @@ struct PfRange {
 Result<PfRange> parse_pf_range(std::string_view text);
 std::string to_string(const PfRange& r);
 
+// "0000:17:00.0" (the PF itself, or every VF of it) or "0000:17:00.0#0-7" (those VFs of it): a PF
+// named by its PCI address, which no netdev rename changes.
+struct PfAddressRange {
+  PciAddress pf;
+  std::optional<uint32_t> first, last;  // both set or neither; first <= last
+
+  bool operator==(const PfAddressRange&) const = default;
+};
+Result<PfAddressRange> parse_pf_address_range(std::string_view text);
+std::string to_string(const PfAddressRange& r);
+
+// Within one field a list means any of its entries; across fields, all of them (a field left out
+// matches everything).
 struct Selectors {
   std::vector<uint16_t> vendor_ids;
   std::vector<uint16_t> device_ids;
   std::vector<std::string> drivers;  // the host driver (the one before sriovd bound vfio-pci)
-  std::vector<PfRange> pf_names;
+  std::vector<PfRange> pf_names;     // a PF's netdev name or one of its altnames
+  std::vector<PfAddressRange> pf_addresses;
   std::vector<PciAddress> addresses;
   std::vector<int> numa_nodes;
+  std::vector<std::string> link_types;  // "ether", "infiniband" (of the PF, for a VF)
+  std::optional<bool> rdma;             // has RDMA devices (the PF, for a VF)
 
   bool operator==(const Selectors&) const = default;
 };
@@ -82,6 +98,10 @@ struct Candidate {
   bool driver_unknown = false;             // a VF slot not created yet: any driver may come
   std::vector<std::string> netdevs;        // its own
   std::optional<std::string> pf_netdev;    // VFs: the PF's first netdev
+  std::optional<PciAddress> pf_address;    // VFs: their PF's address
+  std::vector<std::string> pf_altnames;    // the altnames of the PF's netdev (a PF's own, for a PF)
+  std::optional<std::string> link_type;    // the PF's (a device's own, when not a VF)
+  bool rdma = false;                       // the PF's (a device's own, when not a VF)
   std::optional<uint32_t> vf_index;
   std::optional<int> numa_node;
   bool is_vf = false;

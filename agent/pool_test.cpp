@@ -117,3 +117,53 @@ TEST_CASE("picking: pack, spread, NUMA, lowest address on ties") {
   CHECK_FALSE(pick(free, Policy::pack, 2, load));
   CHECK_FALSE(pick({}, Policy::pack, std::nullopt, load));
 }
+
+TEST_CASE("pf_addresses: a PF by its PCI address, with VF ranges; any entry of a field, every field") {
+  CHECK(*parse_pf_address_range("0000:3b:00.0") ==
+        PfAddressRange{*PciAddress::parse("0000:3b:00.0"), std::nullopt, std::nullopt});
+  CHECK(*parse_pf_address_range("0000:3b:00.0#2-5") == PfAddressRange{*PciAddress::parse("0000:3b:00.0"), 2u, 5u});
+  CHECK(to_string(*parse_pf_address_range("0000:3b:00.0#3-3")) == "0000:3b:00.0#3");
+  for (const char* bad : {"", "ens1f0", "0000:3b:00.0#", "0000:3b:00.0#5-1", "0000:3b:20.0", "0000:3b:00.0#a"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_pf_address_range(bad).ok());
+  }
+  auto p = pool_from_json(json::parse(
+      R"({"name": "a", "selectors": {"pf_addresses": ["0000:3b:00.0#0-1", "0000:5e:00.0"], "numa_nodes": [0]}})"));
+  REQUIRE(p.ok());
+  CHECK(pool_to_json(*p)["selectors"]["pf_addresses"] == json({"0000:3b:00.0#0-1", "0000:5e:00.0"}));
+  auto in_pool = [&](Candidate c, const char* pf) {
+    c.pf_address = *PciAddress::parse(pf);
+    return matches(*p, c);
+  };
+  CHECK(in_pool(vf("0000:3b:02.0", "ens2f0", 0), "0000:3b:00.0"));
+  CHECK(in_pool(vf("0000:3b:02.1", "ens2f0", 1), "0000:3b:00.0"));
+  CHECK_FALSE(in_pool(vf("0000:3b:02.2", "ens2f0", 2), "0000:3b:00.0"));     // past the range
+  CHECK(in_pool(vf("0000:5e:00.5", "x", 30), "0000:5e:00.0"));               // the other entry: any of them
+  CHECK_FALSE(in_pool(vf("0000:3b:02.0", "ens2f0", 0, 1), "0000:3b:00.0"));  // NUMA 1: every field must match
+  CHECK_FALSE(in_pool(vf("0000:17:01.0", "ens1f0", 0), "0000:17:00.0"));
+  auto bad = pool_from_json(
+      json::parse(R"({"name": "a", "device_type": "pf", "selectors": {"pf_addresses": ["0000:3b:00.0#0"]}})"));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().field == "selectors.pf_addresses");
+  auto typo = pool_from_json(json::parse(R"({"name": "a", "selectors": {"pf_addresses": ["ens1f0"]}})"));
+  REQUIRE_FALSE(typo.ok());
+  CHECK(typo.error().field == "selectors.pf_addresses[0]");
+}
+
+TEST_CASE("link_types and rdma: parsed, round-tripped, matched; bad values name the field") {
+  auto p = pool_from_json(json::parse(R"({"name": "a", "selectors": {"link_types": ["infiniband"], "rdma": true}})"));
+  REQUIRE(p.ok());
+  CHECK(pool_to_json(*p)["selectors"] == json({{"link_types", {"infiniband"}}, {"rdma", true}}));
+  Candidate c = vf("0000:86:00.2", "ens3f0", 0);
+  CHECK_FALSE(matches(*p, c));
+  c.link_type = "infiniband";
+  CHECK_FALSE(matches(*p, c));
+  c.rdma = true;
+  CHECK(matches(*p, c));
+  auto bad = pool_from_json(json::parse(R"({"name": "a", "selectors": {"link_types": ["wifi"]}})"));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().field == "selectors.link_types[0]");
+  bad = pool_from_json(json::parse(R"({"name": "a", "selectors": {"rdma": "yes"}})"));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().field == "selectors.rdma");
+}

@@ -29,9 +29,21 @@ Candidate candidate_of(const DeviceView& v, const Snapshot& s) {
   c.numa_node = d.numa_node;
   c.is_vf = d.is_vf();
   if (d.vf_index) c.vf_index = static_cast<uint32_t>(*d.vf_index);
+  c.pf_address = d.physfn;
+  if (!d.physfn) {
+    c.pf_altnames = v.altnames;
+    c.link_type = v.link_type;
+    c.rdma = v.rdma;
+  }
   if (d.physfn)
-    if (const DeviceView* pf = s.find(*d.physfn); pf && !pf->device.netdevs.empty())
-      c.pf_netdev = pf->device.netdevs.front();
+    if (const DeviceView* pf = s.find(*d.physfn)) {
+      c.link_type = pf->link_type;
+      c.rdma = pf->rdma;
+      if (!pf->device.netdevs.empty()) {
+        c.pf_netdev = pf->device.netdevs.front();
+        c.pf_altnames = pf->altnames;
+      }
+    }
   return c;
 }
 
@@ -54,6 +66,10 @@ std::vector<Candidate> possible_candidates(const Snapshot& s) {
       c.numa_node = pf.numa_node;
       c.is_vf = true;
       c.vf_index = i;
+      c.pf_address = pf.address;
+      c.pf_altnames = v.altnames;
+      c.link_type = v.link_type;
+      c.rdma = v.rdma;
       if (!pf.netdevs.empty()) c.pf_netdev = pf.netdevs.front();
       out.push_back(std::move(c));
     }
@@ -91,7 +107,7 @@ bool seen_alike(const DeviceView& a, const Snapshot& sa, const DeviceView& b, co
   const pci::Device& y = b.device;
   if (x.address != y.address || x.class_id != y.class_id || x.vendor_id != y.vendor_id || x.device_id != y.device_id ||
       x.driver != y.driver || x.netdevs != y.netdevs || x.numa_node != y.numa_node || x.physfn != y.physfn ||
-      x.vf_index != y.vf_index)
+      x.vf_index != y.vf_index || a.altnames != b.altnames || a.link_type != b.link_type || a.rdma != b.rdma)
     return false;
   if (x.driver != std::string("vfio-pci")) return true;
   const Lease* la = sa.book ? sa.book->lease_of(x.address) : nullptr;
@@ -152,8 +168,11 @@ std::shared_ptr<const PoolIndex> index_pools(const Snapshot* before, const Snaps
       const DeviceView& was = before->devices[i];
       const DeviceView& now = s.devices[i];
       if (seen_alike(was, *before, now, s)) continue;
-      // A PF's netdev is what its VFs' pf_names selectors see.
-      if ((was.device.sriov || now.device.sriov) && was.device.netdevs != now.device.netdevs) return whole();
+      // A PF's netdev, altnames, link type and RDMA are what its VFs' selectors see.
+      if ((was.device.sriov || now.device.sriov) &&
+          (was.device.netdevs != now.device.netdevs || was.altnames != now.altnames || was.link_type != now.link_type ||
+           was.rdma != now.rdma))
+        return whole();
       moved.push_back(static_cast<uint32_t>(i));
     }
   }

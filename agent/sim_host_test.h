@@ -193,6 +193,7 @@ struct DyingKernel : kernel::Kernel {
     return in.set_mtu(i, mtu);
   }
   Result<LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+  Result<std::vector<std::string>> get_altnames(const std::string& i) override { return in.get_altnames(i); }
   Result<bool> wait_carrier(const std::string& i, std::chrono::milliseconds t) override {
     return in.wait_carrier(i, t);
   }

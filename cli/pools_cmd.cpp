@@ -69,8 +69,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   });
 
   struct PoolArgs {
-    std::string verb = "show", name, type, mode, policy, reset, network;
-    std::vector<std::string> vendors, devices, drivers, pfs, addresses;
+    std::string verb = "show", name, type, mode, policy, reset, network, rdma;
+    std::vector<std::string> vendors, devices, drivers, pfs, pf_addresses, addresses, link_types;
     std::vector<int> numa;
   };
   auto pa = std::make_shared<PoolArgs>();
@@ -83,7 +83,14 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
   pool->add_option("--device-id", pa->devices, "device id(s), e.g. 1889")->delimiter(',');
   pool->add_option("--driver", pa->drivers, "host driver(s), e.g. iavf")->delimiter(',');
   pool->add_option("--pf", pa->pfs, "PF netdev(s) with optional VF range, e.g. ens1f0#0-7")->delimiter(',');
+  pool->add_option("--pf-address", pa->pf_addresses, "PF PCI address(es) with optional VF range, e.g. 0000:17:00.0#0-7")
+      ->delimiter(',');
   pool->add_option("--address", pa->addresses, "PCI address(es)")->delimiter(',');
+  pool->add_option("--link-type", pa->link_types, "ether or infiniband (the PF's netdev)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"ether", "infiniband"}));
+  pool->add_option("--rdma", pa->rdma, "yes: only devices with RDMA; no: only without")
+      ->check(CLI::IsMember({"yes", "no"}));
   pool->add_option("--numa", pa->numa, "NUMA node(s)")->delimiter(',');
   pool->add_option("--type", pa->type, "vf, pf or any (default vf)")->check(CLI::IsMember({"vf", "pf", "any"}));
   pool->add_option("--mode", pa->mode, "vfio or netdev (default vfio)")->check(CLI::IsMember({"vfio", "netdev"}));
@@ -111,6 +118,9 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
       if (!pa->devices.empty()) sel["device_ids"] = pa->devices;
       if (!pa->drivers.empty()) sel["drivers"] = pa->drivers;
       if (!pa->pfs.empty()) sel["pf_names"] = pa->pfs;
+      if (!pa->pf_addresses.empty()) sel["pf_addresses"] = pa->pf_addresses;
+      if (!pa->link_types.empty()) sel["link_types"] = pa->link_types;
+      if (!pa->rdma.empty()) sel["rdma"] = pa->rdma == "yes";
       if (!pa->addresses.empty()) sel["addresses"] = pa->addresses;
       if (!pa->numa.empty()) sel["numa_nodes"] = pa->numa;
       json body = {{"name", pa->name}, {"selectors", sel}};

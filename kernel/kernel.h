@@ -79,6 +79,11 @@ class Kernel {
   // when there is no such netdev.
   virtual Result<void> set_mtu(const std::string& ifname, uint32_t mtu) = 0;
 
+  // The alternative names of netdev `ifname` (RTM_GETLINK: IFLA_PROP_LIST's IFLA_ALT_IFNAMEs, as
+  // `ip link property add dev IFNAME altname NAME` gives them), in the kernel's order. Sysfs
+  // does not show them. ENODEV when there is no such netdev.
+  virtual Result<std::vector<std::string>> get_altnames(const std::string& ifname) = 0;
+
   // Link facts for a netdev, for interlocks (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE).
   virtual Result<LinkFacts> get_link(const std::string& ifname) = 0;
 

@@ -166,6 +166,16 @@ Result<void> LinuxKernel::set_vf(const std::string& pf_ifname, uint32_t vf, cons
   return {};
 }
 
+Result<std::vector<std::string>> LinuxKernel::get_altnames(const std::string& ifname) {
+  const std::string what = "reading the altnames of " + ifname;
+  MutexLock lock(sock_mu_);
+  auto sock = socket();
+  if (!sock) return std::move(sock).error().context(what);
+  auto link = getlink(**sock, ifname, 0);
+  if (!link) return std::move(link).error().context(what);
+  return std::move(link->altnames);
+}
+
 Result<void> LinuxKernel::set_mtu(const std::string& ifname, uint32_t mtu) {
   const std::string what = "setting the MTU of " + ifname + " to " + std::to_string(mtu);
   const int ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));

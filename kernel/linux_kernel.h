@@ -63,6 +63,9 @@ class LinuxKernel final : public Kernel {
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override
       SRIOVD_EXCLUDES(sock_mu_);
 
+  // One RTM_GETLINK of `ifname` without VF data.
+  Result<std::vector<std::string>> get_altnames(const std::string& ifname) override SRIOVD_EXCLUDES(sock_mu_);
+
   // One RTM_SETLINK (net::build_set_mtu) on the netdev's ifindex.
   Result<void> set_mtu(const std::string& ifname, uint32_t mtu) override SRIOVD_EXCLUDES(sock_mu_);
 

@@ -77,9 +77,10 @@ Bytes build_getroute_dump(uint8_t family = 0);
 struct LinkMessage {
   uint16_t type = 0;  // RTM_NEWLINK or RTM_DELLINK
   int ifindex = 0;
-  std::string ifname;              // IFLA_IFNAME ("" if absent)
-  uint32_t flags = 0;              // ifi_flags (IFF_UP, IFF_LOWER_UP...)
-  std::optional<uint32_t> num_vf;  // IFLA_NUM_VF (only with RTEXT_FILTER_VF, on devices with a parent)
+  std::string ifname;                 // IFLA_IFNAME ("" if absent)
+  uint32_t flags = 0;                 // ifi_flags (IFF_UP, IFF_LOWER_UP...)
+  std::optional<uint32_t> num_vf;     // IFLA_NUM_VF (only with RTEXT_FILTER_VF, on devices with a parent)
+  std::vector<std::string> altnames;  // IFLA_PROP_LIST's IFLA_ALT_IFNAMEs (ip link property add ... altname)
   std::vector<VfInfo> vfs;
 };
 Result<LinkMessage> decode_link(ByteView msg);

@@ -161,6 +161,15 @@ Result<LinkMessage> decode_link(ByteView bytes) {
         out.num_vf = n;
         break;
       }
+      case IFLA_PROP_LIST: {
+        TRY_ASSIGN(props, nested(a, what + ": IFLA_PROP_LIST"));
+        for (const nlattr* p : props) {
+          if (mnl_attr_get_type(p) != IFLA_ALT_IFNAME) continue;
+          TRY_ASSIGN(alt, get_strz(p, what + ": IFLA_ALT_IFNAME"));
+          out.altnames.push_back(std::move(alt));
+        }
+        break;
+      }
       case IFLA_VFINFO_LIST: {
         TRY_ASSIGN(list, nested(a, what + ": IFLA_VFINFO_LIST"));
         out.vfs.clear();

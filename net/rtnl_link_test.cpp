@@ -73,6 +73,19 @@ TEST_CASE("RTM_NEWLINK without VFs, legacy attributes, odd values") {
     CHECK_FALSE(l->num_vf);
     CHECK(l->vfs.empty());
   }
+  SUBCASE("altnames in IFLA_PROP_LIST, as libmnl nests them") {
+    Msg m(RTM_NEWLINK);
+    m.extra<ifinfomsg>()->ifi_index = 3;
+    m.strz(IFLA_IFNAME, "ens7f0");
+    nlattr* props = m.nest(IFLA_PROP_LIST);
+    m.strz(IFLA_ALT_IFNAME, "ens7f0np0");
+    m.strz(IFLA_ALT_IFNAME, "enp59s0f0np0");
+    m.end(props);
+    auto l = decode_link(m.bytes());
+    REQUIRE(l);
+    CHECK(l->ifname == "ens7f0");
+    CHECK(l->altnames == std::vector<std::string>{"ens7f0np0", "enp59s0f0np0"});
+  }
   SUBCASE("only the legacy IFLA_VF_TX_RATE and IFLA_VF_VLAN (old kernels)") {
     Msg m(RTM_NEWLINK);
     m.extra<ifinfomsg>()->ifi_index = 2;

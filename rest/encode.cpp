@@ -87,6 +87,9 @@ std::string encode_device(const agent::DeviceView& v) {
   } else {
     w.null();
   }
+  w.key("altnames").strings(v.altnames);
+  w.key("link_type").optional(v.link_type);
+  w.key("rdma").value(v.rdma);
   w.key("mtu").optional(v.mtu);
   w.key("vf_config");
   if (v.vf_config) {

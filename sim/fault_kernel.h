@@ -50,6 +50,9 @@ class FaultKernel : public Kernel {
   Result<std::vector<VfInfo>> get_vfs(const std::string& pf_ifname) override;
   Result<void> set_vf(const std::string& pf_ifname, uint32_t vf, const VfConfig& config) override;
   Result<void> set_mtu(const std::string& ifname, uint32_t mtu) override;
+  Result<std::vector<std::string>> get_altnames(const std::string& ifname) override {
+    return inner_.get_altnames(ifname);
+  }
   Result<LinkFacts> get_link(const std::string& ifname) override;
   Result<bool> wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) override {
     return inner_.wait_carrier(ifname, timeout);

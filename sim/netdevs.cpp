@@ -442,4 +442,45 @@ Result<void> set_mtu(Call& cx, const std::string& ifname, uint32_t mtu) {
   return write_text(n->dir + "/mtu", std::to_string(mtu) + "\n");
 }
 
+constexpr const char* kAltnamesFile = ".sriovd-sim-altnames";
+
+Result<std::vector<std::string>> get_altnames(Call& cx, const std::string& ifname) {
+  auto n = netdev(cx, ifname);
+  if (!n) return std::move(n).error();
+  std::vector<std::string> out;
+  auto text = read_text(n->dir + "/" + kAltnamesFile);
+  if (!text) return out;
+  std::string line;
+  for (char c : *text) {
+    if (c != '\n') {
+      line += c;
+    } else if (!line.empty()) {
+      out.push_back(std::move(line));
+      line.clear();
+    }
+  }
+  return out;
+}
+
+Result<void> add_altname(Call& cx, const std::string& ifname, const std::string& alt) {
+  // net/core/rtnetlink.c rtnl_alt_ifname / dev_valid_name: 1..ALTIFNAMSIZ-1 bytes, no '/', ':'
+  // or whitespace, not "." or "..".
+  if (alt.empty() || alt.size() > 127 || alt == "." || alt == ".." || alt.find_first_of("/: \t\n") != std::string::npos)
+    return Error::sys(EINVAL, "altname \"" + alt + "\": not a valid interface name");
+  auto n = netdev(cx, ifname);
+  if (!n) return std::move(n).error();
+  if (netdev(cx, alt)) return Error::sys(EEXIST, "altname \"" + alt + "\": a netdev has that name");
+  auto mine = get_altnames(cx, ifname);
+  if (!mine) return std::move(mine).error();
+  // Another netdev's altname: every netdev's altnames file is looked at.
+  for (const auto& e : fs::directory_iterator(cx.at("class/net"))) {
+    auto theirs = get_altnames(cx, e.path().filename().string());
+    if (theirs && std::find(theirs->begin(), theirs->end(), alt) != theirs->end())
+      return Error::sys(EEXIST, "altname \"" + alt + "\": taken by " + e.path().filename().string());
+  }
+  std::string text;
+  for (const auto& a : *mine) text += a + "\n";
+  return write_text(n->dir + "/" + kAltnamesFile, text + alt + "\n");
+}
+
 }  // namespace sriovd::kernel::sim

@@ -90,6 +90,10 @@ Result<void> set_vf(Call& cx, const std::string& ifname, uint32_t vf, const VfCo
 // for a driver not listed. The minimum is ETH_MIN_MTU (68) for all of them.
 uint32_t max_mtu(const std::string& driver);
 
+// A netdev's altnames, kept in a file of the sim's own in its directory (sysfs shows none).
+Result<std::vector<std::string>> get_altnames(Call& cx, const std::string& ifname);
+Result<void> add_altname(Call& cx, const std::string& ifname, const std::string& alt);
+
 // dev_set_mtu() through rtnetlink (do_setlink's IFLA_MTU): dev_validate_mtu's EINVAL, with its
 // extack text, outside [68, max_mtu]; otherwise the netdev's mtu attribute takes the value.
 Result<void> set_mtu(Call& cx, const std::string& ifname, uint32_t mtu);

@@ -202,6 +202,20 @@ Result<void> SimKernel::set_mtu(const std::string& ifname, uint32_t mtu) {
   return call.finish(sim::set_mtu(call, ifname, mtu));
 }
 
+Result<std::vector<std::string>> SimKernel::get_altnames(const std::string& ifname) {
+  TreeLock lock(mu_, lock_fd_.get());
+  if (auto r = check_ready(); !r) return std::move(r).error();
+  sim::Call call(root_, real_root_, *boot_);
+  return sim::get_altnames(call, ifname);
+}
+
+Result<void> SimKernel::add_altname(const std::string& ifname, const std::string& alt) {
+  TreeLock lock(mu_, lock_fd_.get());
+  if (auto r = check_ready(); !r) return r;
+  sim::Call call(root_, real_root_, *boot_);
+  return call.finish(sim::add_altname(call, ifname, alt));
+}
+
 Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {
   TreeLock lock(mu_, lock_fd_.get());
   if (auto r = check_ready(); !r) return std::move(r).error();

@@ -76,6 +76,10 @@ class SimKernel : public Kernel {
   // dev_set_mtu(): within the netdev's driver's min and max MTU (sim/netdevs.h max_mtu), else
   // EINVAL with the kernel's extack text; writes its mtu attribute.
   Result<void> set_mtu(const std::string& ifname, uint32_t mtu) override;
+  Result<std::vector<std::string>> get_altnames(const std::string& ifname) override;
+  // `ip link property add dev IFNAME altname ALT`: EEXIST when a netdev is named or altnamed ALT
+  // already, EINVAL for a name the kernel would refuse (empty, over 127 bytes, '/' or spaces).
+  Result<void> add_altname(const std::string& ifname, const std::string& alt);
   Result<LinkFacts> get_link(const std::string& ifname) override;
   // Carrier as the sim's links have it (sim/netdevs.h reinit_link): true at once with a carrier,
   // false at once when the netdev is down; a carrier due back within `timeout` is waited for

@@ -304,3 +304,16 @@ TEST_CASE("igb: a VF count change takes the PF's link away for the settle time, 
   CHECK_FALSE(*lost);
   CHECK(h.k->wait_carrier("nosuch0", std::chrono::seconds(1)).error().errnum == ENODEV);
 }
+
+TEST_CASE("altnames: added as ip link property add does, refused when taken, read back in order") {
+  Host h("dual-socket");
+  CHECK(h.k->get_altnames("ens2f0")->empty());
+  REQUIRE(h.k->add_altname("ens2f0", "enp59s0f0np0").ok());
+  REQUIRE(h.k->add_altname("ens2f0", "x710-port0").ok());
+  CHECK(*h.k->get_altnames("ens2f0") == std::vector<std::string>{"enp59s0f0np0", "x710-port0"});
+  CHECK(err(h.k->add_altname("ens3f0", "x710-port0")) == EEXIST);  // another netdev's altname
+  CHECK(err(h.k->add_altname("ens3f0", "ens2f0")) == EEXIST);      // another netdev's name
+  CHECK(err(h.k->add_altname("ens3f0", "a/b")) == EINVAL);
+  CHECK(err(h.k->add_altname("nosuch0", "y")) == ENODEV);
+  CHECK(h.k->get_altnames("nosuch0").error().errnum == ENODEV);
+}

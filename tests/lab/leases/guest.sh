@@ -165,12 +165,29 @@ boot1)
 
   # --- igb VFs: a netdev pool and a vfio pool, with VF attributes ----------------------------
   if [ "$igb_present" = 1 ]; then
+    # An altname on the PF (as a distribution's naming policy adds them): pf_names match it. It
+    # is read with the PF, which the VF count change below reads again.
+    ip link property add dev $PF_IF altname enp1s0f0np0 || fail "ip link property add dev $PF_IF altname"
     t_mark
     run_cli "2 igb VFs (igbvf takes them)" 0 vfs $IGB 2
     echo "    $(t_since_mark)s"
     ivf0=$(vf_addr $IGB 0); ivf1=$(vf_addr $IGB 1)
     expect "igb VF0 on igbvf" igbvf "$(driver_of "$ivf0")"
     expect "igb VF1 on igbvf" igbvf "$(driver_of "$ivf1")"
+    expect "igb PF altname (--json device)" enp1s0f0np0 "$(jdev $IGB '.altnames[0]')"
+    run_cli "pool by the PF's altname" 0 pool create igbalt --pf enp1s0f0np0
+    expect "the altname's pool holds both igb VFs" 2 "$(cli --json pool show igbalt | jq .capacity)"
+    run_cli "pool by altname deleted" 0 pool delete igbalt
+    run_cli "pool by the PF's address" 0 pool create igbaddr --pf-address "$IGB#1"
+    expect "the address pool holds VF1" "$ivf1" "$(cli --json pool show igbaddr | jq -r '.devices[0].address')"
+    run_cli "pool by address deleted" 0 pool delete igbaddr
+    expect "igb PF link type (--json device)" "ether false" "$(jdev $IGB '"\(.link_type) \(.rdma)"')"
+    run_cli "pool of Ethernet VFs without RDMA" 0 pool create igbeth --pf $PF_IF --link-type ether --rdma no
+    expect "it holds both igb VFs" 2 "$(cli --json pool show igbeth | jq .capacity)"
+    run_cli "pool of Ethernet VFs deleted" 0 pool delete igbeth
+    run_cli "pool of RDMA VFs" 0 pool create igbrdma --pf $PF_IF --rdma yes
+    expect "igb has no RDMA: the pool is empty" 0 "$(cli --json pool show igbrdma | jq .capacity)"
+    run_cli "pool of RDMA VFs deleted" 0 pool delete igbrdma
     run_cli "netdev pool over VF0" 0 pool create igbnet --pf "$PF_IF#0" --mode netdev
     run_cli "vfio pool over VF1" 0 pool create igbvfio --pf "$PF_IF#1"
 
