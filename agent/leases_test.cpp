@@ -44,6 +44,24 @@ AllocationRequest from(const char* pool_name, const char* consumer = "vm1") {
 
 Result<Allocation> alloc(Host& h, const AllocationRequest& r) { return h.agent->allocate(r); }
 
+// The addresses of pool `name`'s members now.
+std::vector<PciAddress> member_addresses(Host& h, const char* name) {
+  std::vector<PciAddress> out;
+  for (const auto& m : pool_members(*h.model.current()->book->pool(name), *h.model.current()))
+    out.push_back(m.view->device.address);
+  return out;
+}
+
+// Renames the netdev `from` of the function at `pf` to `to` in the tree, as the kernel shows a
+// rename (its directory under the function, and its class/net link); the agent is not told.
+void rename_netdev(Host& h, const PciAddress& pf, const std::string& from, const std::string& to) {
+  const fs::path dir = fs::canonical(h.sys / "bus/pci/devices" / pf.to_string());
+  fs::rename(dir / "net" / from, dir / "net" / to);
+  const fs::path link = fs::read_symlink(h.sys / "class/net" / from);
+  fs::remove(h.sys / "class/net" / from);
+  fs::create_symlink(link.parent_path() / to, h.sys / "class/net" / to);
+}
+
 }  // namespace
 
 TEST_CASE("pools: selectors, overlap refused at creation (present devices and VF slots), delete") {
@@ -226,11 +244,7 @@ TEST_CASE("pools: the pool index a snapshot carries over gives the members match
     if (d.device.netdevs == std::vector<std::string>{"ens2f0"}) pf = &d;
   REQUIRE(pf);
   const PciAddress pfa = pf->device.address;
-  const fs::path dir = fs::canonical(h.sys / "bus/pci/devices" / pfa.to_string());
-  fs::rename(dir / "net/ens2f0", dir / "net/ens2f0np0");
-  const fs::path link = fs::read_symlink(h.sys / "class/net/ens2f0");
-  fs::remove(h.sys / "class/net/ens2f0");
-  fs::create_symlink(link.parent_path() / "ens2f0np0", h.sys / "class/net/ens2f0np0");
+  rename_netdev(h, pfa, "ens2f0", "ens2f0np0");
   REQUIRE(h.agent->update_devices(std::vector<PciAddress>{pfa}).ok());
   check_index(*h.model.current());
   CHECK(pool_members(*h.model.current()->book->pool("x710"), *h.model.current()).empty());
@@ -832,22 +846,13 @@ TEST_CASE("pools: a pool by PF address keeps the same VFs after its PF's netdev 
   p.name = "x710";
   p.selectors.pf_addresses.push_back(*parse_pf_address_range(kX710.to_string() + "#0-1"));
   REQUIRE(h.agent->create_pool(p).ok());
-  auto members = [&] {
-    std::vector<PciAddress> out;
-    for (const auto& m : pool_members(*h.model.current()->book->pool("x710"), *h.model.current()))
-      out.push_back(m.view->device.address);
-    return out;
-  };
+  auto members = [&] { return member_addresses(h, "x710"); };
   const auto before = members();
   REQUIRE(before.size() == 2);
   auto lease = alloc(h, from("x710"));
   REQUIRE(lease.ok());
   // ens2f0 becomes ens2f0np0, as a distribution's update renamed such netdevs.
-  const fs::path dir = fs::canonical(h.sys / "bus/pci/devices" / kX710.to_string());
-  fs::rename(dir / "net/ens2f0", dir / "net/ens2f0np0");
-  const fs::path link = fs::read_symlink(h.sys / "class/net/ens2f0");
-  fs::remove(h.sys / "class/net/ens2f0");
-  fs::create_symlink(link.parent_path() / "ens2f0np0", h.sys / "class/net/ens2f0np0");
+  rename_netdev(h, kX710, "ens2f0", "ens2f0np0");
   REQUIRE(h.agent->update_devices(std::vector<PciAddress>{kX710}).ok());
   REQUIRE(h.dev(kX710)->device.netdevs == std::vector<std::string>{"ens2f0np0"});
   CHECK(members() == before);
@@ -860,23 +865,14 @@ TEST_CASE("pools: pf_names match a PF's altnames, so a pool by altname survives 
   REQUIRE(h.agent->refresh().ok());
   CHECK(h.dev(kX710)->altnames == std::vector<std::string>{"enp59s0f0np0"});
   REQUIRE(h.agent->create_pool(pool("x710", {"enp59s0f0np0#0-2"})).ok());
-  auto members = [&] {
-    std::vector<PciAddress> out;
-    for (const auto& m : pool_members(*h.model.current()->book->pool("x710"), *h.model.current()))
-      out.push_back(m.view->device.address);
-    return out;
-  };
+  auto members = [&] { return member_addresses(h, "x710"); };
   const auto before = members();
   CHECK(before.size() == 3);
   // A pool naming the PF by its netdev overlaps it: the same VFs.
   auto overlap = h.agent->create_pool(pool("other", {"ens2f0#2"}));
   REQUIRE_FALSE(overlap.ok());
   CHECK(overlap.error().code == ErrorCode::conflict);
-  const fs::path dir = fs::canonical(h.sys / "bus/pci/devices" / kX710.to_string());
-  fs::rename(dir / "net/ens2f0", dir / "net/ens2f0np0");
-  const fs::path link = fs::read_symlink(h.sys / "class/net/ens2f0");
-  fs::remove(h.sys / "class/net/ens2f0");
-  fs::create_symlink(link.parent_path() / "ens2f0np0", h.sys / "class/net/ens2f0np0");
+  rename_netdev(h, kX710, "ens2f0", "ens2f0np0");
   REQUIRE(h.agent->update_devices(std::vector<PciAddress>{kX710}).ok());
   CHECK(members() == before);
 }
