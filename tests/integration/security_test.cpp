@@ -5,9 +5,11 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -329,6 +331,10 @@ TEST_CASE("busy keep-alive clients do not keep the workers from a client that wa
   int port = start_on_loopback(e, d, R"({"limits": {"max_connections": 2, "keep_alive_timeout_s": 60}})");
   std::atomic<bool> stop{false};
   std::atomic<int> closes{0}, failures{0};
+  // How many busy clients have had an answer (so hold a worker with their connection).
+  std::mutex mu;
+  std::condition_variable cv;
+  int holding = 0;
   std::vector<std::thread> busy;
   busy.reserve(2);
   for (int i = 0; i < 2; ++i)
@@ -336,6 +342,7 @@ TEST_CASE("busy keep-alive clients do not keep the workers from a client that wa
       // Requests back to back on one connection, a new one whenever the server closes it.
       auto c = test::RawConnection::tcp("127.0.0.1", port);
       const auto until = std::chrono::steady_clock::now() + 30s;
+      bool counted = false;
       while (!stop && std::chrono::steady_clock::now() < until) {
         auto ask = [&] {
           return c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") ? c.read_response(10s) : std::string();
@@ -349,6 +356,12 @@ TEST_CASE("busy keep-alive clients do not keep the workers from a client that wa
           answer = ask();
         }
         if (test::status_of(answer) != 200) ++failures;
+        if (!counted && test::status_of(answer) == 200) {
+          counted = true;
+          std::lock_guard<std::mutex> lock(mu);
+          ++holding;
+          cv.notify_all();
+        }
         if (answer.find("Connection: close") != std::string::npos) {
           ++closes;
           c = test::RawConnection::tcp("127.0.0.1", port);
@@ -357,7 +370,10 @@ TEST_CASE("busy keep-alive clients do not keep the workers from a client that wa
     });
   // Once both workers are taken by the busy clients, a third client is still answered, well
   // before the busy ones stop (30 s) or their connections time out (60 s).
-  REQUIRE(test::RawConnection::tcp("127.0.0.1", port).connected());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return holding == 2; }));
+  }
   auto third = test::RawConnection::tcp("127.0.0.1", port);
   REQUIRE(third.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
   const auto t0 = std::chrono::steady_clock::now();
