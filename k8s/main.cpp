@@ -31,6 +31,9 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--pools", pools, "comma-separated pools to offer (default: every pool)");
   app.add_option("--cdi-dir", cfg.cdi_dir, "write CDI specs here and answer with CDI device names");
+  app.add_option("--device-info-dir", cfg.device_info_dir,
+                 "write the network plumbing WG's device-info files of allocated devices here (\"\": none)")
+      ->capture_default_str();
   app.add_option("--release-interval", release_interval, "seconds between PodResources checks")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 3600.0));

@@ -46,7 +46,10 @@ void wake(int fd) {
 }  // namespace
 
 Sidecar::Sidecar(Config cfg)
-    : cfg_(std::move(cfg)), api_(cfg_.sriovd_socket.string()), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    : cfg_(std::move(cfg)),
+      api_(cfg_.sriovd_socket.string()),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      device_info_(cfg_.device_info_dir.empty() ? std::nullopt : std::optional(DeviceInfoDir(cfg_.device_info_dir))) {}
 
 Sidecar::~Sidecar() {
   {
@@ -58,6 +61,15 @@ Sidecar::~Sidecar() {
   if (refresher_.joinable()) refresher_.join();
   if (releaser_.joinable()) releaser_.join();
   for (auto& [pool, p] : plugins_) p->shutdown();
+  // The spec has the device plugin delete its files when it stops (device-info SPEC.md §4.1.1);
+  // no Allocate runs any more.
+  if (device_info_ && !plugins_.empty()) {
+    std::set<std::string> resources;
+    for (const auto& [pool, p] : plugins_) resources.insert(p->resource());
+    if (auto r = device_info_->prune(resources, {}); !r)
+      spdlog::warn("removing device-info files: {}", r.error().message);
+    else if (*r) spdlog::info("removed {} device-info files from {}", *r, device_info_->path().string());
+  }
 }
 
 bool Sidecar::wanted(const std::string& pool) const {
@@ -212,6 +224,7 @@ Result<void> Sidecar::refresh() {
     pod_leases_.clear();
     for (const auto& l : *leases)
       if (l.consumer_kind == "pod" && pools_.count(l.pool)) pod_leases_.insert(l.id);
+    if (!device_info_synced_) sync_device_info(*leases);
     auto now = Clock::now();
     for (auto it = created_.begin(); it != created_.end();) {
       if (now - it->second > kCreatedMemory) {
@@ -248,6 +261,30 @@ std::vector<std::string> Sidecar::preferred(const std::string& pool, const std::
     if (auto it = pools_.find(pool); it != pools_.end()) p = it->second;
   }
   return preferred_allocation(p, available, must_include, size);
+}
+
+DeviceInfoEntry Sidecar::device_info_entry(const Pool& pool, const PciAddress& a) const {
+  DeviceInfoEntry e{a, std::nullopt, {}, {}};
+  if (const auto* d = pool.find(a)) e.pf = d->pf;
+  return e;
+}
+
+void Sidecar::sync_device_info(const std::vector<Lease>& leases) {
+  device_info_synced_ = true;
+  if (!device_info_) return;
+  std::set<std::string> resources;
+  for (const auto& [name, pool] : pools_) resources.insert(resource_of(name));
+  std::set<std::pair<std::string, PciAddress>> keep;
+  for (const auto& l : leases) {
+    auto pool = pools_.find(l.pool);
+    if (l.consumer_kind != "pod" || pool == pools_.end()) continue;
+    keep.emplace(resource_of(l.pool), l.address);
+    if (auto r = device_info_->write(resource_of(l.pool), device_info_entry(pool->second, l.address)); !r)
+      spdlog::warn("device-info file of {}: {}", l.address.to_string(), r.error().message);
+  }
+  if (auto r = device_info_->prune(resources, keep); !r)
+    spdlog::warn("removing stale device-info files: {}", r.error().message);
+  else if (*r) spdlog::info("removed {} stale device-info files from {}", *r, device_info_->path().string());
 }
 
 Result<Lease> Sidecar::take_lease(const std::string& pool, const PciAddress& address) {
@@ -299,8 +336,12 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
     if (it == pools_.end()) return {grpc::StatusCode::FAILED_PRECONDITION, "sriovd has no pool '" + pool_name + "'"};
     pool = it->second;
   }
-  std::vector<std::string> taken;  // leases of this call, released again if a later step fails
+  std::vector<std::string> taken;    // leases of this call, released again if a later step fails
+  std::vector<PciAddress> informed;  // device-info files of this call, removed again
   auto fail = [&](const std::string& id, const Error& e) {
+    if (device_info_)
+      for (const auto& a : informed)
+        if (auto r = device_info_->remove(resource, a); !r) spdlog::error("allocate rollback: {}", r.error().message);
     for (const auto& lease : std::views::reverse(taken)) {
       if (auto r = api.release(lease); !r)
         spdlog::error("allocate rollback: releasing lease {}: {}", lease, r.error().message);
@@ -350,6 +391,13 @@ grpc::Status Sidecar::allocate(const std::string& pool_name, const v1beta1::Allo
   if (!cfg_.cdi_dir.empty()) {
     if (auto r = write_cdi_spec(pool, every); !r)
       return fail(every.empty() ? "" : every.front().address.to_string(), r.error());
+  }
+  if (device_info_) {
+    for (const auto& d : every) {
+      if (auto r = device_info_->write(resource, device_info_entry(pool, d.address)); !r)
+        return fail(d.address.to_string(), r.error());
+      informed.push_back(d.address);
+    }
   }
   for (const auto& d : every) spdlog::info("allocated {} to a pod as {}", d.address.to_string(), resource);
   request_refresh();
@@ -418,6 +466,11 @@ Result<void> Sidecar::release_unheld() {
     }
     auto since = unheld_since_.emplace(l.id, now).first->second;
     if (now - since < cfg_.release_grace || now < quiet) continue;
+    // The file goes first: once sriovd says the lease is released, nothing points at the device.
+    if (device_info_) {
+      if (auto r = device_info_->remove(resource_of(l.pool), l.address); !r)
+        spdlog::warn("device-info file of {}: {}", l.address.to_string(), r.error().message);
+    }
     auto r = api.release(l.id);
     if (!r) {
       spdlog::warn("releasing lease {} of {}: {}", l.id, l.address.to_string(), r.error().message);

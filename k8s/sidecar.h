@@ -29,6 +29,7 @@
 #include "base/mutex.h"
 #include "base/result.h"
 #include "k8s/container.h"
+#include "k8s/device_info.h"
 #include "k8s/event_stream.h"
 #include "k8s/plugin.h"
 #include "k8s/pool.h"
@@ -43,6 +44,8 @@ struct Config {
   std::string resource_prefix = "sriovd.io";
   std::vector<std::string> pools;  // empty: every pool sriovd has, including ones created later
   std::filesystem::path cdi_dir;   // empty: no CDI, raw device specs
+  // Where the device-info files (k8s/device_info.h) of allocated devices go; empty: none.
+  std::filesystem::path device_info_dir = kDeviceInfoDir;
   // How often kubelet's PodResources is asked which devices pods hold.
   std::chrono::milliseconds release_interval{5000};
   // How long a pod lease must go unheld by any pod before it is released. kubelet calls
@@ -84,6 +87,11 @@ class Sidecar final : public AllocationHandler {
   Result<Lease> take_lease(const std::string& pool, const PciAddress& address);
   std::vector<v1beta1::Device> device_list(const Pool& pool) const SRIOVD_REQUIRES(mu_);
   Result<void> write_cdi_spec(const Pool& pool, const std::vector<AllocatedDevice>& fresh) const;
+  // At the first refresh, before any plugin serves: the device-info files of the pod leases of
+  // our pools are written (a restarted sidecar adopts them) and other files of our resources
+  // removed (left by a sidecar that did not stop cleanly).
+  void sync_device_info(const std::vector<Lease>& leases) SRIOVD_REQUIRES(mu_);
+  DeviceInfoEntry device_info_entry(const Pool& pool, const PciAddress& a) const;
 
   const Config cfg_;
   const SriovdApi api_;
@@ -101,12 +109,14 @@ class Sidecar final : public AllocationHandler {
   bool refresh_wanted_ SRIOVD_GUARDED_BY(mu_) = true;
   bool release_wanted_ SRIOVD_GUARDED_BY(mu_) = false;
   bool stopping_ SRIOVD_GUARDED_BY(mu_) = false;
+  bool device_info_synced_ SRIOVD_GUARDED_BY(mu_) = false;
 
   std::map<std::string, Clock::time_point> unheld_since_;  // release thread only
   std::unique_ptr<EventStream> events_;
   std::thread refresher_;
   std::thread releaser_;
-  mutable Mutex cdi_mu_;  // one CDI spec writer at a time per process
+  mutable Mutex cdi_mu_;                            // one CDI spec writer at a time per process
+  const std::optional<DeviceInfoDir> device_info_;  // nullopt: no device-info files
 };
 
 }  // namespace sriovd::k8s

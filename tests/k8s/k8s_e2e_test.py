@@ -4,7 +4,7 @@ sriovd-k8s sidecar, and a kubelet simulator (kubelet_sim.py) playing kubelet ove
 
 Covers registration, ListAndWatch with NUMA topology and live health (a group turning viable
 and not, a VF leased to a VM, a VF hot-unplugged), GetPreferredAllocation,
-Allocate (env, vfio device specs, CDI), refusal of a VM's device with rollback, a kubelet
+Allocate (env, vfio device specs, CDI, the device-info files Multus reads), refusal of a VM's device with rollback, a kubelet
 restart, a sidecar restart (leases adopted, not leaked), a sriovd restart (reconnect and
 resync), and a pod going away (leases released, VFs reset by sriovd).
 
@@ -59,8 +59,23 @@ class Sidecar:
     def start(self, *extra):
         argv = [self.binary, "--kubelet-dir", self.kubelet.plugin_dir, "--pod-resources-socket",
                 self.kubelet.pod_resources_socket, "--sriovd-socket", self.sriovd.sock,
+                "--device-info-dir", self.devinfo_dir(),
                 "--release-interval", "0.2", "--release-grace", "1", "--log-level", "debug", *extra]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+
+    def devinfo_dir(self):
+        return os.path.join(self.workdir, "devinfo", "dp")
+
+    def devinfo(self):
+        """The device-info files in the directory: {file name: content}."""
+        d = self.devinfo_dir()
+        if not os.path.isdir(d):
+            return {}
+        out = {}
+        for name in os.listdir(d):
+            with open(os.path.join(d, name)) as f:
+                out[name] = json.load(f)
+        return out
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -81,6 +96,15 @@ def registrations(kubelet, n, deadline):
         r = kubelet.next_registration(max(left, 0.01))
         regs[r.resource_name] = r
     return regs, time.monotonic() - start
+
+
+def devinfo_file(resource, address):
+    """device-info spec 1.1.0 section 4.1: <resourceName, "/" as "-">-<deviceID>-device.json"""
+    return "%s-%s-device.json" % (resource.replace("/", "-"), address)
+
+
+def vf_devinfo(address, pf):
+    return {"type": "pci", "version": "1.1.0", "pci": {"pci-address": address, "pf-pci-address": pf}}
 
 
 def pod_leases(sriovd, pool):
@@ -170,6 +194,10 @@ def main():
             check(sriovd.ok("GET", "/v1/devices/" + a)["driver"] == "vfio-pci", "%s not on vfio-pci" % a)
         kubelet.set_pod("p1", {"sriovd.io/fast": [vf0, vf1]})
 
+        step("device-info files (spec 1.1.0) for Multus and sriov-cni: one per allocated device")
+        want_info = {devinfo_file("sriovd.io/fast", a): vf_devinfo(a, FAST_PF) for a in (vf0, vf1)}
+        check(sidecar.devinfo() == want_info, "device-info files %r, want %r" % (sidecar.devinfo(), want_info))
+
         step("a device leased to a VM turns Unhealthy and Allocate refuses it, releasing what it took")
         vm = sriovd.ok("POST", "/v1/allocations", {"pool": "fast", "address": vf3,
                                                    "consumer": {"kind": "vm", "name": "web1"}})
@@ -183,6 +211,7 @@ def main():
             check(vf3 in e.details() and "vm 'web1'" in e.details(), "message %r" % e.details())
         check(set(pod_leases(sriovd, "fast")) == {vf0, vf1}, "rollback: vf2's lease was not released")
         check(sriovd.ok("GET", "/v1/devices/" + vf2)["lease"] is None, "rollback: %s still leased" % vf2)
+        check(sidecar.devinfo() == want_info, "rollback: device-info files %r" % list(sidecar.devinfo()))
 
         step("kubelet restart: plugin sockets deleted, kubelet.sock recreated; re-registered within 1 s")
         fast.close()
@@ -199,6 +228,14 @@ def main():
         check(sidecar.stop() == 0, "sidecar exit status on SIGTERM")
         check(not os.path.exists(os.path.join(kubelet.plugin_dir, regs["sriovd.io/fast"].endpoint)),
               "sidecar left its socket behind")
+        check(sidecar.devinfo() == {}, "a stopped sidecar left device-info files: %r" % list(sidecar.devinfo()))
+        # A file of a device no pod holds, left by a sidecar that did not stop cleanly, and one of
+        # another device plugin sharing the directory.
+        stale = devinfo_file("sriovd.io/fast", vf3)
+        other = devinfo_file("example.com/nics", "0000:5e:02.0")
+        for name in (stale, other):
+            with open(os.path.join(sidecar.devinfo_dir(), name), "w") as f:
+                json.dump(vf_devinfo(vf3, FAST_PF), f)
         cdi_dir = os.path.join(work, "cdi")
         sidecar.start("--cdi-dir", cdi_dir)
         regs, _ = registrations(kubelet, 2, 20)
@@ -207,6 +244,9 @@ def main():
         fast.wait_list(lambda l: l.get(vf0, ("",))[0] == "Healthy" and l.get(vf1, ("",))[0] == "Healthy"
                        and l.get(vf3, ("",))[0] == "Unhealthy", 10, "adopted leases Healthy, the VM's not")
         check(set(pod_leases(sriovd, "fast")) == {vf0, vf1}, "leases after the sidecar restart")
+        left = sidecar.devinfo()
+        check(set(left) == set(want_info) | {other} and all(left[n] == want_info[n] for n in want_info),
+              "device-info files after the restart (adopted leases' written, stale one gone): %r" % list(left))
 
         step("Allocate with CDI: a spec file (0.6.0, kind sriovd.io/fast) and CDI device names")
         c = fast.allocate([vf2]).container_responses[0]
@@ -220,6 +260,9 @@ def main():
         check(dev and dev[0]["containerEdits"]["deviceNodes"][0]["path"] == "/dev/vfio/%d" % g2, "spec %r" % dev)
         check([x for x in os.listdir(cdi_dir) if x.startswith(".")] == [], "temp files left in the CDI dir")
         kubelet.set_pod("p2", {"sriovd.io/fast": [vf2]})
+        want_info[devinfo_file("sriovd.io/fast", vf2)] = vf_devinfo(vf2, FAST_PF)
+        check({n: c for n, c in sidecar.devinfo().items() if n != other} == want_info,
+              "device-info files after the CDI allocation: %r" % list(sidecar.devinfo()))
 
         step("sriovd restart: the sidecar reconnects to the event stream and resyncs")
         events.close()
@@ -254,11 +297,15 @@ def main():
         for a in (vf0, vf1):
             check(sriovd.ok("GET", "/v1/devices/" + a)["lease"] is None, "%s still leased" % a)
             check(sriovd.sim_resets(a) > resets_before[a], "%s was not reset" % a)
+        # A lease's file goes before its release: once sriovd says released, it is gone.
+        check(set(sidecar.devinfo()) == {devinfo_file("sriovd.io/fast", vf2), other},
+              "device-info files after p1 left: %r" % list(sidecar.devinfo()))
 
         step("SIGTERM: the sidecar stops cleanly and removes its sockets")
         check(sidecar.stop() == 0, "sidecar exit status")
         socks = [x for x in os.listdir(kubelet.plugin_dir) if x != "kubelet.sock"]
         check(socks == [], "left in the kubelet dir: %r" % socks)
+        check(set(sidecar.devinfo()) == {other}, "device-info files after SIGTERM: %r" % list(sidecar.devinfo()))
         ok = True
     except Exception:
         traceback.print_exc()
