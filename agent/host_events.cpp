@@ -15,6 +15,11 @@ json opt(const std::optional<T>& v) {
 
 json opt_address(const std::optional<PciAddress>& a) { return a ? json(a->to_string()) : json(nullptr); }
 
+json link_json(const std::optional<LinkStatus>& l) {
+  if (!l) return nullptr;
+  return {{"carrier", opt(l->carrier)}, {"operstate", l->operstate}};
+}
+
 // The identity every device event carries, so a consumer can act without a GET.
 json device_fields(const pci::Device& d) {
   return {{"address", d.address.to_string()},
@@ -50,6 +55,8 @@ json changes(const Snapshot& sb, const DeviceView& bv, const Snapshot& sa, const
   add("physfn", opt_address(b.physfn), opt_address(a.physfn));
   add("mtu", opt(bv.mtu), opt(av.mtu));
   add("altnames", bv.altnames, av.altnames);
+  // A PF's link only: its VFs' pf_link follows it, and one event says it for all of them.
+  add("link", link_json(bv.link), link_json(av.link));
   return c;
 }
 
@@ -87,7 +94,8 @@ std::vector<HostEvent> diff_snapshots(const Snapshot* before, const Snapshot& af
           x.numa_node == y.numa_node && x.physfn == y.physfn && x.sriov.has_value() == y.sriov.has_value() &&
           (!x.sriov ||
            (x.sriov->num_vfs == y.sriov->num_vfs && x.sriov->drivers_autoprobe == y.sriov->drivers_autoprobe)) &&
-          viable(*before, x) == viable(after, y) && was.mtu == now.mtu && was.altnames == now.altnames;
+          viable(*before, x) == viable(after, y) && was.mtu == now.mtu && was.altnames == now.altnames &&
+          was.link == now.link;
       json c = same ? json::object() : changes(*before, was, after, now);
       if (!c.empty()) {
         json f = device_fields(now.device);

@@ -68,6 +68,20 @@ void read_link_kind(const pci::SysfsRoot& root, DeviceView& v) {
   }
   auto ib = root.list("bus/pci/devices/" + d.address.to_string() + "/infiniband");
   v.rdma = ib && !ib->empty();
+  const std::string net = "class/net/" + d.netdevs.front();
+  LinkStatus link;
+  if (auto c = root.read(net + "/carrier", 16)) link.carrier = pci::parse_bool01(pci::trim(*c));
+  if (auto o = root.read(net + "/operstate", 32)) link.operstate = std::string(pci::trim(*o));
+  v.link = std::move(link);
+}
+
+// Gives the VF at `i` its PF's link, when that differs from what it has.
+void give_pf_link(Snapshot& s, size_t i) {
+  const DeviceView& vf = s.devices[i];
+  if (!vf.device.physfn) return;
+  const DeviceView* pf = s.find(*vf.device.physfn);
+  std::optional<LinkStatus> link = pf ? pf->link : std::nullopt;
+  if (vf.pf_link != link) s.devices.edit(i).pf_link = std::move(link);
 }
 
 }  // namespace
@@ -103,6 +117,7 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
   devices.reserve(snap->devices.size());
   for (const auto& v : snap->devices) devices.push_back(&v.device);
   snap->groups = iommu::build_groups(root, devices, &group_types);
+  for (size_t i = 0; i < snap->devices.size(); ++i) give_pf_link(*snap, i);
   if (kernel) {
     // One RTM_GETLINK per PF with a netdev: the attributes of all its VFs at once.
     std::map<std::pair<PciAddress, int>, size_t> vf_at;
@@ -239,6 +254,22 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     snap->index = DeviceIndex(snap->devices);
   } else {
     snap->index = before.index;
+  }
+
+  // PF links: to the VFs read here, and from the PFs read here to all their VFs.
+  for (const auto& a : done) {
+    const DeviceView* v = snap->find(a);
+    if (!v) continue;
+    if (v->device.physfn) {
+      give_pf_link(*snap, snap->index.find(a)->second);
+    } else if (v->device.sriov) {
+      const pci::SriovInfo sr = *v->device.sriov;  // a copy: give_pf_link may copy v's chunk
+      for (uint32_t i = 0; i < sr.num_vfs; ++i) {
+        auto vf = pci::vf_address(a, sr, i);
+        if (!vf) break;
+        if (auto it = snap->index.find(*vf); it != snap->index.end()) give_pf_link(*snap, it->second);
+      }
+    }
   }
 
   // The VF indexes of the VFs read, from their PFs as read above or as they were.

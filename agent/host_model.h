@@ -29,6 +29,16 @@
 
 namespace sriovd::agent {
 
+// A netdev's link as sysfs shows it: `carrier` (nullopt when it cannot be read: the kernel
+// answers EINVAL while the netdev is administratively down) and `operstate` (RFC 2863: up,
+// down, lowerlayerdown, dormant, unknown...).
+struct LinkStatus {
+  std::optional<bool> carrier;
+  std::string operstate;
+  bool operator==(const LinkStatus&) const = default;
+  bool has_carrier() const { return carrier == true; }
+};
+
 struct DeviceView {
   pci::Device device;
   std::optional<std::string> vendor_name;
@@ -42,6 +52,10 @@ struct DeviceView {
   // RDMA devices go while it is on vfio-pci.
   std::optional<std::string> link_type;
   bool rdma = false;
+  // Devices that are not VFs, with a netdev: its link. VFs: their PF's (nullopt: the PF has no
+  // netdev), kept in step when the PF is read again (a netlink link event re-reads it).
+  std::optional<LinkStatus> link;
+  std::optional<LinkStatus> pf_link;
   std::optional<std::string> lease;  // the id of the lease holding it
 };
 

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <libudev.h>
+#include <linux/if.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -16,6 +18,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "net/rtnl.h"
+
 namespace sriovd::agent {
 
 namespace {
@@ -23,6 +27,43 @@ namespace {
 // The subsystems whose events can change what the model holds: PCI functions, and netdevs
 // (a PF's netdev appearing or being renamed changes its device object and VF attributes).
 bool relevant(const UEvent& e) { return e.subsystem == "pci" || e.subsystem == "net"; }
+
+// A unix datagram socket bound at `path` (a file under the sim tree's .sriovd-sim/), replacing
+// one a daemon that died left there.
+Result<UniqueFd> bind_sim_socket(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return Error::sys(errno, "hotplug: unix datagram socket");
+  // sun_path holds 107 bytes; a deeper root is reached through the directory's fd (the
+  // simulated kernel does the same to send).
+  UniqueFd dirfd;
+  std::string where = path.string();
+  if (where.size() >= sizeof(sockaddr_un::sun_path)) {
+    dirfd = UniqueFd(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dirfd) return Error::sys(errno, "hotplug: opening " + path.parent_path().string());
+    where = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/" + path.filename().string();
+  }
+  ::unlink(where.c_str());  // left by a daemon that died
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, where.c_str(), where.size() + 1);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    return Error::sys(errno, "hotplug: binding " + path.string());
+  int size = 8 << 20;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  return fd;
+}
+
+// The PCI function of a netdev: class/net/<netdev>/device links to it (virtual netdevs have
+// no such link, and netdevs of other buses link elsewhere).
+std::optional<PciAddress> function_of(const std::string& sysfs_root, const std::string& ifname) {
+  if (ifname.empty() || ifname.find('/') != std::string::npos || ifname == "." || ifname == "..") return std::nullopt;
+  std::error_code ec;
+  auto target = std::filesystem::read_symlink(std::filesystem::path(sysfs_root) / "class/net" / ifname / "device", ec);
+  if (ec) return std::nullopt;
+  return PciAddress::parse(target.filename().string());
+}
 
 }  // namespace
 
@@ -85,33 +126,33 @@ Result<std::unique_ptr<HotplugMonitor>> HotplugMonitor::start(Agent& agent, Hotp
       break;
     }
     case HotplugSource::sim: {
-      namespace fs = std::filesystem;
-      const fs::path path = fs::path(sysfs_root) / ".sriovd-sim" / "uevent.sock";
-      std::error_code ec;
-      fs::create_directories(path.parent_path(), ec);
-      UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-      if (!fd) return Error::sys(errno, "hotplug: unix datagram socket");
-      // sun_path holds 107 bytes; a deeper root is reached through the directory's fd (the
-      // simulated kernel does the same to send).
-      UniqueFd dirfd;
-      std::string where = path.string();
-      if (where.size() >= sizeof(sockaddr_un::sun_path)) {
-        dirfd = UniqueFd(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        if (!dirfd) return Error::sys(errno, "hotplug: opening " + path.parent_path().string());
-        where = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/uevent.sock";
-      }
-      ::unlink(where.c_str());  // left by a daemon that died
-      sockaddr_un sa{};
-      sa.sun_family = AF_UNIX;
-      std::memcpy(sa.sun_path, where.c_str(), where.size() + 1);
-      if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-        return Error::sys(errno, "hotplug: binding " + path.string());
-      int size = 8 << 20;
-      ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-      m->fd_ = std::move(fd);
+      const auto path = std::filesystem::path(sysfs_root) / ".sriovd-sim" / "uevent.sock";
+      auto fd = bind_sim_socket(path);
+      if (!fd) return std::move(fd).error();
+      m->fd_ = std::move(*fd);
       m->sim_path_ = path.string();
       break;
     }
+  }
+  m->sysfs_root_ = sysfs_root;
+  if (source == HotplugSource::sim) {
+    const auto path = std::filesystem::path(sysfs_root) / ".sriovd-sim" / "rtnl.sock";
+    auto fd = bind_sim_socket(path);
+    if (!fd) return std::move(fd).error();
+    m->link_fd_ = std::move(*fd);
+    m->sim_link_path_ = path.string();
+  } else {
+    UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+    if (!fd) return Error::sys(errno, "hotplug: NETLINK_ROUTE socket");
+    int size = 1 << 20;
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_LINK;
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+      return Error::sys(errno, "hotplug: binding a NETLINK_ROUTE socket to RTNLGRP_LINK");
+    m->link_fd_ = std::move(fd);
   }
   HotplugMonitor* raw = m.get();
   m->reader_ = std::thread([raw] { raw->read_loop(); });
@@ -136,10 +177,80 @@ void HotplugMonitor::stop() {
   }
   if (reader_.joinable()) reader_.join();
   if (applier_.joinable()) applier_.join();
-  if (!sim_path_.empty()) {
+  for (std::string* path : {&sim_path_, &sim_link_path_}) {
+    if (path->empty()) continue;
     std::error_code ec;
-    std::filesystem::remove(sim_path_, ec);
-    sim_path_.clear();
+    std::filesystem::remove(*path, ec);
+    path->clear();
+  }
+}
+
+void HotplugMonitor::queue(const PciAddress& a) {
+  {
+    MutexLock lock(mu_);
+    pending_[a] = std::nullopt;  // unnumbered: always read again
+  }
+  cv_.notify_one();
+}
+
+void HotplugMonitor::take_link(const net::LinkMessage& m) {
+  if (m.type == RTM_DELLINK) {
+    links_.erase(m.ifindex);  // the netdev's uevent says it is gone
+    return;
+  }
+  LinkSeen now{m.ifname, m.carrier, m.operstate, m.flags & (IFF_UP | IFF_RUNNING | IFF_LOWER_UP)};
+  auto [it, added] = links_.try_emplace(m.ifindex, now);
+  if (!added) {
+    if (it->second == now) return;  // a notification about something else (VF attributes, stats)
+    it->second = now;
+  }
+  auto a = function_of(sysfs_root_, m.ifname);
+  if (!a) return;
+  spdlog::debug("hotplug: link {} (ifindex {}): carrier {}, operstate {}", m.ifname, m.ifindex,
+                m.carrier ? (*m.carrier ? "on" : "off") : "?", m.operstate ? net::operstate_name(*m.operstate) : "?");
+  link_changes_.fetch_add(1, std::memory_order_relaxed);
+  queue(*a);
+}
+
+bool HotplugMonitor::read_links() {
+  // A link notification carries the link's stats too: a few KiB at most.
+  alignas(nlmsghdr) uint8_t buf[32768];
+  for (;;) {
+    sockaddr_storage from{};
+    socklen_t fromlen = sizeof from;
+    ssize_t n = ::recvfrom(link_fd_.get(), buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC,
+                           reinterpret_cast<sockaddr*>(&from), &fromlen);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return true;
+      if (errno == ENOBUFS) {
+        spdlog::warn("hotplug: link notifications were lost (socket overflow); rescanning the host");
+        MutexLock lock(mu_);
+        rescan_ = true;
+        cv_.notify_one();
+        continue;
+      }
+      spdlog::error("hotplug: reading link notifications: {}", std::strerror(errno));
+      return false;
+    }
+    if (source_ != HotplugSource::sim) {
+      auto* nl = reinterpret_cast<const sockaddr_nl*>(&from);
+      if (from.ss_family != AF_NETLINK || nl->nl_pid != 0) continue;  // only the kernel's
+    }
+    if (static_cast<size_t>(n) > sizeof buf) continue;  // truncated: not one we can read
+    auto msgs = net::split_messages(net::ByteView(buf, static_cast<size_t>(n)));
+    if (!msgs) {
+      spdlog::debug("hotplug: link notification ignored: {}", msgs.error().message);
+      continue;
+    }
+    for (const auto& msg : *msgs) {
+      auto link = net::decode_link(msg);
+      if (!link) {
+        spdlog::debug("hotplug: link notification ignored: {}", link.error().message);
+        continue;
+      }
+      take_link(*link);
+    }
   }
 }
 
@@ -220,19 +331,22 @@ void HotplugMonitor::read_loop() {
   // epoll rather than poll: the two descriptors are registered once, not on every wait (the
   // loop waits once per burst of uevents, a few times per change).
   UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-  epoll_event source{}, stop{};
+  epoll_event source{}, stop{}, links{};
   source.events = EPOLLIN;
   source.data.fd = fd;
   stop.events = EPOLLIN;
   stop.data.fd = stop_fd_.get();
+  links.events = EPOLLIN;
+  links.data.fd = link_fd_.get();
   if (!ep || ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &source) != 0 ||
-      ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, stop_fd_.get(), &stop) != 0) {
+      ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, stop_fd_.get(), &stop) != 0 ||
+      (link_fd_ && ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, link_fd_.get(), &links) != 0)) {
     spdlog::error("hotplug: epoll: {}; hotplug stops", std::strerror(errno));
     return;
   }
   for (;;) {
-    epoll_event ev[2];
-    int r = ::epoll_wait(ep.get(), ev, 2, -1);
+    epoll_event ev[3];
+    int r = ::epoll_wait(ep.get(), ev, 3, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
       spdlog::error("hotplug: epoll_wait: {}", std::strerror(errno));
@@ -241,8 +355,17 @@ void HotplugMonitor::read_loop() {
     uint32_t events = 0;
     for (int i = 0; i < r; ++i) {
       if (ev[i].data.fd == stop_fd_.get()) return;
+      if (ev[i].data.fd == link_fd_.get()) {
+        // EPOLLERR on netlink is ENOBUFS, which recv reports and clears.
+        if (!read_links()) {
+          spdlog::error("hotplug: the link notification source failed; hotplug stops");
+          return;
+        }
+        continue;
+      }
       events |= ev[i].events;
     }
+    if (!events) continue;
     if (events & EPOLLIN) {
       if (!(udev_ ? read_udev() : read_datagrams())) return;
     } else if (events & (EPOLLERR | EPOLLHUP)) {

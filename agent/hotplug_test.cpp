@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -192,4 +193,70 @@ TEST_CASE("the agent's own changes are not read twice: their uevents are already
   REQUIRE(changed);
   CHECK(h.model.current()->generation > generation);
   h.check_matches_rescan();
+}
+
+TEST_CASE("a PF's carrier follows netlink link notifications: VFs report it, health.pf_link pools mark them") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 3).ok());
+  PoolSpec watched;
+  watched.name = "uplink";
+  watched.selectors.pf_names.push_back({"ens1f0", std::nullopt, std::nullopt});
+  watched.health.pf_link = true;
+  REQUIRE(h.agent->create_pool(watched).ok());
+  PoolSpec plain;
+  plain.name = "whole";
+  plain.device_type = DeviceType::pf;
+  plain.selectors.addresses = {kEno1};
+  REQUIRE(h.agent->create_pool(plain).ok());
+  auto members = [&](const PoolSpec& p) { return pool_members(p, *h.model.current()); };
+  REQUIRE(members(watched).size() == 3);
+  for (const auto& m : members(watched)) {
+    CHECK_MESSAGE(m.healthy, m.reason);
+    REQUIRE(m.view->pf_link);
+    CHECK(m.view->pf_link->carrier == true);
+    CHECK(m.view->pf_link->operstate == "up");
+  }
+
+  // The cable is pulled: no uevent, one RTM_NEWLINK on RTNLGRP_LINK.
+  const uint64_t seen = h.monitor->events_seen();
+  uint64_t mark = h.log.last_id();
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(h.sim->set_carrier("ens1f0", false).ok());
+  auto down = h.wait_for(mark, "device.changed", kE810);
+  REQUIRE(down);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  MESSAGE("carrier loss reached the model in ", std::chrono::duration<double, std::milli>(took).count(), " ms");
+  CHECK(down->data["changes"]["link"]["from"]["carrier"] == true);
+  CHECK(down->data["changes"]["link"]["to"] == nlohmann::json({{"carrier", false}, {"operstate", "down"}}));
+  CHECK(h.monitor->events_seen() == seen);  // it came as a link notification, not a uevent
+  CHECK(h.monitor->link_changes() >= 1);
+  for (const auto& m : members(watched)) {
+    CHECK_FALSE(m.healthy);
+    CHECK(m.reason == "its PF ens1f0 (0000:17:00.0) has no carrier (operstate down)");
+    CHECK(m.view->pf_link->carrier == false);
+  }
+  // A pool that did not ask is not affected by its members' links.
+  REQUIRE(members(plain).front().healthy);
+  mark = h.log.last_id();
+  REQUIRE(h.sim->set_carrier("eno1", false).ok());
+  REQUIRE(h.wait_for(mark, "device.changed", kEno1));
+  CHECK(h.model.current()->find(kEno1)->link->carrier == false);
+  CHECK(members(plain).front().healthy);
+  h.check_matches_rescan();
+
+  // A notification that changes nothing of the link is not read again; the next real change is.
+  const uint64_t changes = h.monitor->link_changes();
+  REQUIRE(h.sim->set_carrier("ens1f0", false).ok());
+  mark = h.log.last_id();
+  REQUIRE(h.sim->set_carrier("ens1f0", true).ok());
+  REQUIRE(h.wait_for(mark, "device.changed", kE810));
+  CHECK(h.monitor->link_changes() == changes + 1);
+  for (const auto& m : members(watched)) CHECK_MESSAGE(m.healthy, m.reason);
+  h.check_matches_rescan();
+
+  // An administratively down netdev has no carrier the sim can change.
+  std::ofstream(h.sys / "class/net/eno1/flags") << "0x1002\n";  // IFF_UP cleared
+  auto refused = h.sim->set_carrier("eno1", true);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().errnum == ENETDOWN);
 }

@@ -254,6 +254,16 @@ Result<PoolSpec> pool_from_json(const json& j) {
   if (*reset == "restore") p.reset = ResetPolicy::restore;
   else if (*reset == "defaults") p.reset = ResetPolicy::defaults;
   else return bad("reset", "expected restore or defaults, got '" + *reset + "'");
+  if (j.contains("health") && !j["health"].is_null()) {
+    const json& h = j["health"];
+    if (!h.is_object()) return bad("health", "expected an object such as {\"pf_link\": true}");
+    for (const auto& [k, v] : h.items())
+      if (k != "pf_link") return bad("health." + k, "unknown; known: pf_link");
+    if (h.contains("pf_link")) {
+      if (!h["pf_link"].is_boolean()) return bad("health.pf_link", "expected true or false");
+      p.health.pf_link = h["pf_link"].get<bool>();
+    }
+  }
   for (const auto& r : p.selectors.pf_names)
     if (r.first && p.device_type == DeviceType::pf)
       return bad("selectors.pf_names", "'" + to_string(r) + "' names VFs, but device_type is pf");
@@ -299,7 +309,8 @@ json pool_to_json(const PoolSpec& p) {
           {"device_type", to_string(p.device_type)},
           {"mode", to_string(p.mode)},
           {"policy", to_string(p.policy)},
-          {"reset", to_string(p.reset)}};
+          {"reset", to_string(p.reset)},
+          {"health", {{"pf_link", p.health.pf_link}}}};
 }
 
 bool matches(const PoolSpec& pool, const Candidate& c) {

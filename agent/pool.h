@@ -65,6 +65,14 @@ enum class Policy { pack, spread };
 // defaults), or a clean VF's (zero MAC, no VLAN, no rate limits, spoofchk on, trust off).
 enum class ResetPolicy { restore, defaults };
 
+// What besides the device itself makes a member unhealthy. pf_link: a VF whose PF has no
+// carrier (a PF member: its own), as the SR-IOV device plugin's health does, so that kubelet
+// does not place pods on a VF whose uplink is down.
+struct PoolHealth {
+  bool pf_link = false;
+  bool operator==(const PoolHealth&) const = default;
+};
+
 struct PoolSpec {
   std::string name;
   Selectors selectors;
@@ -73,6 +81,7 @@ struct PoolSpec {
   PoolMode mode = PoolMode::vfio;
   Policy policy = Policy::pack;
   ResetPolicy reset = ResetPolicy::restore;
+  PoolHealth health;
 
   bool operator==(const PoolSpec&) const = default;
 };

@@ -48,7 +48,12 @@ TEST_CASE("pool definitions: defaults, round trip, and errors naming the field")
   auto back = pool_to_json(*p);
   CHECK(back["selectors"]["pf_names"][0] == "ens1f0#0-3");
   CHECK(back["physical_network"].is_null());
+  CHECK(back["health"] == json({{"pf_link", false}}));
   CHECK(pool_to_json(*pool_from_json(back)) == back);
+  auto watched = pool_from_json(json::parse(R"({"name": "up", "health": {"pf_link": true}})"));
+  REQUIRE(watched.ok());
+  CHECK(watched->health.pf_link);
+  CHECK(pool_to_json(*watched)["health"]["pf_link"] == true);
 
   struct Bad {
     const char* body;
@@ -64,6 +69,9 @@ TEST_CASE("pool definitions: defaults, round trip, and errors naming the field")
         Bad{R"({"name": "a", "device_type": {"dr": ["x"]}})", "device_type"},
         Bad{R"({"name": "a", "mode": 1})", "mode"}, Bad{R"({"name": "a", "policy": ["pack"]})", "policy"},
         Bad{R"({"name": "a", "mode": "netdev", "device_type": "pf"})", "mode"},
+        Bad{R"({"name": "a", "health": true})", "health"},
+        Bad{R"({"name": "a", "health": {"pf_link": "yes"}})", "health.pf_link"},
+        Bad{R"({"name": "a", "health": {"pf_carrier": true}})", "health.pf_carrier"},
         Bad{R"({"name": "a", "device_type": "pf", "selectors": {"pf_names": ["e#1-2"]}})", "selectors.pf_names"}}) {
     CAPTURE(body);
     auto r = pool_from_json(json::parse(body));

@@ -115,6 +115,23 @@ bool seen_alike(const DeviceView& a, const Snapshot& sa, const DeviceView& b, co
   return (la ? la->previous_driver : x.driver) == (lb ? lb->previous_driver : y.driver);
 }
 
+// Why the link health: {pf_link: true} looks at is down: a VF's PF's, a PF's own; nullopt when
+// it has a carrier. A PF without a netdev has no link to see: that counts as down too.
+std::optional<std::string> link_trouble(const DeviceView& v, const Snapshot& snap) {
+  const bool vf = v.device.physfn.has_value();
+  const DeviceView* pf = vf ? snap.find(*v.device.physfn) : &v;
+  const PciAddress pfa = v.device.physfn.value_or(v.device.address);
+  const std::optional<LinkStatus>& link = vf ? v.pf_link : v.link;
+  if (!link || !pf || pf->device.netdevs.empty())
+    return (vf ? "its PF " + pfa.to_string() + " has" : std::string("it has")) +
+           " no netdev, so its link cannot be seen (health.pf_link)";
+  if (link->has_carrier()) return std::nullopt;
+  std::string why =
+      (vf ? "its PF " : "its netdev ") + pf->device.netdevs.front() + " (" + pfa.to_string() + ") has no carrier";
+  if (!link->operstate.empty()) why += " (operstate " + link->operstate + ")";
+  return why;
+}
+
 PoolMember member_of(const DeviceView& v, const PoolSpec& pool, const Snapshot& snap) {
   PoolMember m;
   m.view = &v;
@@ -139,6 +156,12 @@ PoolMember member_of(const DeviceView& v, const PoolSpec& pool, const Snapshot& 
   if (m.healthy && d.sriov && d.sriov->num_vfs > 0 && !m.lease) {
     m.healthy = false;
     m.reason = "it has " + std::to_string(d.sriov->num_vfs) + " VFs enabled; a PF with VFs cannot be leased whole";
+  }
+  if (m.healthy && pool.health.pf_link) {
+    if (auto why = link_trouble(v, snap)) {
+      m.healthy = false;
+      m.reason = std::move(*why);
+    }
   }
   return m;
 }

@@ -72,6 +72,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
     std::string verb = "show", name, type, mode, policy, reset, network, rdma;
     std::vector<std::string> vendors, devices, drivers, pfs, pf_addresses, addresses, link_types;
     std::vector<int> numa;
+    bool pf_link_health = false;
   };
   auto pa = std::make_shared<PoolArgs>();
   auto* pool = app.add_subcommand("pool", "show, create or delete a pool");
@@ -99,6 +100,8 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
                    "what a release gives a VF back: restore (the attributes it was leased with, default) or defaults")
       ->check(CLI::IsMember({"restore", "defaults"}));
   pool->add_option("--physical-network", pa->network, "the network these devices reach");
+  pool->add_flag("--pf-link-health", pa->pf_link_health,
+                 "members whose PF has no carrier are unhealthy (health.pf_link)");
   pool->callback([&g, &action, pa] {
     action = [&g, pa] {
       int status;
@@ -129,6 +132,7 @@ void add_pool_commands(CLI::App& app, Globals& g, std::function<int()>& action) 
       if (!pa->policy.empty()) body["policy"] = pa->policy;
       if (!pa->reset.empty()) body["reset"] = pa->reset;
       if (!pa->network.empty()) body["physical_network"] = pa->network;
+      if (pa->pf_link_health) body["health"] = {{"pf_link", true}};
       auto j = call(g, "POST", "/v1/pools", body.dump(), status);
       if (!j) return status;
       if (g.json_out) return print_json(*j), 0;

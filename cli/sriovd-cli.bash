@@ -54,7 +54,7 @@ _sriovd_cli() {
     vfs) opts="--autoprobe" ;;
     vf) opts="--mac --vlan --qos --proto --max-rate --min-rate --spoofchk --trust --link-state --mtu" ;;
     bind) opts="--group --force" ;;
-    pool) opts="--vendor --device-id --driver --pf --address --numa --type --mode --policy --reset --physical-network --pf-address --link-type --rdma" ;;
+    pool) opts="--vendor --device-id --driver --pf --address --numa --type --mode --policy --reset --physical-network --pf-address --link-type --rdma --pf-link-health" ;;
     alloc) opts="--address --consumer --name --numa --policy --key --mac --vlan --qos --spoofchk --trust --mtu" ;;
     leases) opts="--pool" ;;
     attach|detach) opts="--config --no-live" ;;

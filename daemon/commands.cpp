@@ -45,6 +45,19 @@ int run_simulate_hotplug(const std::string& sysfs_root, const std::string& actio
   return 0;
 }
 
+int run_simulate_link(const std::string& sysfs_root, const std::string& ifname, const std::string& state) {
+  auto k = kernel::SimKernel::open(sysfs_root);
+  if (!k) {
+    std::fprintf(stderr, "sriovd: %s\n", k.error().message.c_str());
+    return 1;
+  }
+  if (auto r = (*k)->set_carrier(ifname, state == "up"); !r) {
+    std::fprintf(stderr, "sriovd: carrier %s on %s: %s\n", state.c_str(), ifname.c_str(), r.error().message.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 int run_inventory(const std::string& sysfs_root, const std::string& pci_ids, bool pretty) {
   auto root = pci::SysfsRoot::open(sysfs_root);
   if (!root) {

@@ -53,6 +53,10 @@ int run_simulate_reboot(const std::string& sysfs_root);
 // uevents a running `sriovd --sim` on that tree follows.
 int run_simulate_hotplug(const std::string& sysfs_root, const std::string& action, const std::string& address);
 
+// Pulls ("down") or plugs ("up") the cable of a netdev of a simulated host: its carrier, with
+// the netlink link notification a running `sriovd --sim` on that tree follows.
+int run_simulate_link(const std::string& sysfs_root, const std::string& ifname, const std::string& state);
+
 // Prints the inventory JSON of `sysfs_root` to stdout; returns the exit status.
 int run_inventory(const std::string& sysfs_root, const std::string& pci_ids, bool pretty);
 

@@ -66,7 +66,15 @@ int main(int argc, char** argv) try {
   hotplug->add_option("ADDRESS", hp_address, "the PCI function, e.g. 0000:17:00.0")->required();
   hotplug->add_option("--sysfs-root", sysfs_root, "the simulated host")->required();
 
+  auto* link = app.add_subcommand("simulate-link",
+                                  "pull (down) or plug (up) the cable of a netdev of a simulated host, and exit");
+  std::string link_ifname, link_state;
+  link->add_option("IFNAME", link_ifname, "the netdev, e.g. ens2f0")->required();
+  link->add_option("STATE", link_state, "down (no carrier) or up")->required()->check(CLI::IsMember({"up", "down"}));
+  link->add_option("--sysfs-root", sysfs_root, "the simulated host")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*link) return sriovd::agent::run_simulate_link(sysfs_root, link_ifname, link_state);
   if (*hotplug) return sriovd::agent::run_simulate_hotplug(sysfs_root, hp_action, hp_address);
   if (*reboot) return sriovd::agent::run_simulate_reboot(sysfs_root);
   if (*inventory) return sriovd::agent::run_inventory(sysfs_root, opt.pci_ids, pretty);

@@ -52,6 +52,16 @@ Result<Bytes> build_set_vf(int ifindex, uint32_t vf, const VfConfig& config);
 // (dev_validate_mtu: EINVAL with "mtu less than device minimum" / "greater than device maximum").
 Result<Bytes> build_set_mtu(int ifindex, uint32_t mtu);
 
+// RTM_NEWLINK as the kernel multicasts it to RTNLGRP_LINK when a link changes (rtmsg_ifinfo:
+// nlmsg_seq and nlmsg_pid 0, no flags): ifindex, ifi_flags, IFLA_IFNAME, IFLA_CARRIER and
+// IFLA_OPERSTATE. The simulated kernel sends it; decode_link reads it.
+Result<Bytes> build_link_notification(int ifindex, std::string_view ifname, uint32_t flags, bool carrier,
+                                      uint8_t operstate);
+
+// The name of an IF_OPER_* value as /sys/class/net/<netdev>/operstate prints it ("up", "down",
+// "lowerlayerdown"...); "unknown" for values outside the RFC's.
+const char* operstate_name(uint8_t operstate);
+
 // RTM_GETADDR / RTM_GETROUTE dumps (NLM_F_REQUEST|NLM_F_DUMP) of `family` (AF_UNSPEC: all).
 // The route dump asks for RT_TABLE_MAIN, but without strict checking the kernel dumps every
 // table: filter on RouteEntry::table.
@@ -80,6 +90,8 @@ struct LinkMessage {
   std::string ifname;                 // IFLA_IFNAME ("" if absent)
   uint32_t flags = 0;                 // ifi_flags (IFF_UP, IFF_LOWER_UP...)
   std::optional<uint32_t> num_vf;     // IFLA_NUM_VF (only with RTEXT_FILTER_VF, on devices with a parent)
+  std::optional<bool> carrier;        // IFLA_CARRIER (netif_carrier_ok)
+  std::optional<uint8_t> operstate;   // IFLA_OPERSTATE: IF_OPER_* (RFC 2863; 6 up, 2 down)
   std::vector<std::string> altnames;  // IFLA_PROP_LIST's IFLA_ALT_IFNAMEs (ip link property add ... altname)
   std::vector<VfInfo> vfs;
 };

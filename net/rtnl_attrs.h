@@ -88,6 +88,7 @@ Result<T> get_struct(const nlattr* a, const std::string& what) {
   return t;
 }
 
+Result<uint8_t> get_u8(const nlattr* a, const std::string& what);
 Result<uint32_t> get_u32(const nlattr* a, const std::string& what);
 Result<uint64_t> get_u64(const nlattr* a, const std::string& what);
 Result<std::string> get_strz(const nlattr* a, const std::string& what);

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 #include "net/rtnl.h"
 #include "net/rtnl_attrs.h"
@@ -86,6 +87,29 @@ Result<Bytes> build_getlink(std::string_view ifname, uint32_t ext_mask) {
   b.put_strz(IFLA_IFNAME, std::string(ifname));
   b.put_u32(IFLA_EXT_MASK, ext_mask);
   return b.finish();
+}
+
+Result<Bytes> build_link_notification(int ifindex, std::string_view ifname, uint32_t flags, bool carrier,
+                                      uint8_t operstate) {
+  if (ifindex <= 0) return invalid("RTM_NEWLINK: ifindex " + std::to_string(ifindex) + " is not > 0", "ifindex");
+  if (ifname.empty() || ifname.size() >= kIfNameSize || ifname.find('\0') != std::string_view::npos)
+    return invalid("RTM_NEWLINK: interface name '" + std::string(ifname) + "' is not 1 to 15 bytes", "ifname");
+  Builder b(RTM_NEWLINK, 0);
+  auto* ifi = b.extra<ifinfomsg>();
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  ifi->ifi_flags = flags;
+  b.put_strz(IFLA_IFNAME, std::string(ifname));
+  b.put_struct(IFLA_CARRIER, static_cast<uint8_t>(carrier ? 1 : 0));
+  b.put_struct(IFLA_OPERSTATE, operstate);
+  return b.finish();
+}
+
+const char* operstate_name(uint8_t operstate) {
+  // net/core/net-sysfs.c operstates[]
+  static constexpr const char* kNames[] = {"unknown", "notpresent", "down", "lowerlayerdown",
+                                           "testing", "dormant",    "up"};
+  return operstate < std::size(kNames) ? kNames[operstate] : "unknown";
 }
 
 Result<Bytes> build_set_mtu(int ifindex, uint32_t mtu) {

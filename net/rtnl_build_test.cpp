@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <libmnl/libmnl.h>
+#include <linux/if.h>
 #include <linux/if_ether.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -68,6 +69,50 @@ TEST_CASE("RTM_SETLINK with IFLA_MTU, as libmnl decodes it") {
   CHECK(mnl_attr_validate(a[0], MNL_TYPE_U32) == 0);
   CHECK(mnl_attr_get_u32(a[0]) == 9000);
   CHECK_FALSE(build_set_mtu(0, 1500));
+}
+
+TEST_CASE("RTM_NEWLINK link notification: libmnl reads it, decode_link reads carrier and operstate") {
+  auto msg = build_link_notification(4, "ens1f0", IFF_UP | IFF_BROADCAST, false, IF_OPER_DOWN);
+  REQUIRE(msg);
+  auto nlh = reinterpret_cast<const nlmsghdr*>(msg->data());
+  CHECK(nlh->nlmsg_type == RTM_NEWLINK);
+  CHECK(nlh->nlmsg_flags == 0);
+  auto a = attrs(*msg, sizeof(ifinfomsg));
+  REQUIRE(a.size() == 3);
+  CHECK(std::string(mnl_attr_get_str(a[0])) == "ens1f0");
+  CHECK(mnl_attr_get_type(a[1]) == IFLA_CARRIER);
+  CHECK(mnl_attr_get_u8(a[1]) == 0);
+  CHECK(mnl_attr_get_type(a[2]) == IFLA_OPERSTATE);
+  CHECK(mnl_attr_get_u8(a[2]) == IF_OPER_DOWN);
+
+  auto link = decode_link(*msg);
+  REQUIRE(link);
+  CHECK(link->ifindex == 4);
+  CHECK(link->ifname == "ens1f0");
+  CHECK(link->flags == (IFF_UP | IFF_BROADCAST));
+  CHECK(link->carrier == false);
+  CHECK(link->operstate == IF_OPER_DOWN);
+  auto up = decode_link(*build_link_notification(4, "ens1f0", IFF_UP | IFF_LOWER_UP, true, IF_OPER_UP));
+  REQUIRE(up);
+  CHECK(up->carrier == true);
+  CHECK(std::string(operstate_name(*up->operstate)) == "up");
+  CHECK(std::string(operstate_name(IF_OPER_LOWERLAYERDOWN)) == "lowerlayerdown");
+  CHECK(std::string(operstate_name(200)) == "unknown");
+
+  // A message without them leaves both unknown; a carrier that is not one byte is an error.
+  auto bare = decode_link(*build_getlink(4, 0));
+  CHECK_FALSE(bare);  // RTM_GETLINK is not a link message
+  CHECK_FALSE(build_link_notification(0, "x", 0, true, IF_OPER_UP));
+  CHECK_FALSE(build_link_notification(1, "a-name-of-16-chr", 0, true, IF_OPER_UP));
+  std::vector<uint8_t> bad(MNL_SOCKET_BUFFER_SIZE);
+  auto* h = mnl_nlmsg_put_header(bad.data());
+  h->nlmsg_type = RTM_NEWLINK;
+  static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(h, sizeof(ifinfomsg)))->ifi_index = 4;
+  mnl_attr_put(h, IFLA_CARRIER, 0, nullptr);  // no payload: not a u8
+  bad.resize(h->nlmsg_len);
+  auto e = decode_link(bad);
+  REQUIRE_FALSE(e);
+  CHECK(e.error().message.find("IFLA_CARRIER") != std::string::npos);
 }
 
 TEST_CASE("RTM_GETADDR and RTM_GETROUTE dumps") {

@@ -161,6 +161,16 @@ Result<LinkMessage> decode_link(ByteView bytes) {
         out.num_vf = n;
         break;
       }
+      case IFLA_CARRIER: {
+        TRY_ASSIGN(c, get_u8(a, what + ": IFLA_CARRIER"));
+        out.carrier = c != 0;
+        break;
+      }
+      case IFLA_OPERSTATE: {
+        TRY_ASSIGN(s, get_u8(a, what + ": IFLA_OPERSTATE"));
+        out.operstate = s;
+        break;
+      }
       case IFLA_PROP_LIST: {
         TRY_ASSIGN(props, nested(a, what + ": IFLA_PROP_LIST"));
         for (const nlattr* p : props) {

@@ -91,6 +91,19 @@ std::string encode_device(const agent::DeviceView& v) {
   w.key("link_type").optional(v.link_type);
   w.key("rdma").value(v.rdma);
   w.key("mtu").optional(v.mtu);
+  auto link = [&](const char* key, const std::optional<agent::LinkStatus>& l) {
+    w.key(key);
+    if (!l) {
+      w.null();
+      return;
+    }
+    w.begin_object();
+    w.key("carrier").optional(l->carrier);
+    w.key("operstate").value(l->operstate);
+    w.end_object();
+  };
+  link("link", v.link);
+  link("pf_link", v.pf_link);
   w.key("vf_config");
   if (v.vf_config) {
     // The VF netdev's MTU beside its IFLA_VF attributes, as vf_config requests carry it.

@@ -258,6 +258,26 @@ Result<LinkFacts> get_link(Call& cx, const std::string& ifname) {
   return f;
 }
 
+Result<CarrierChange> set_carrier(Call& cx, const std::string& ifname, bool carrier) {
+  constexpr uint32_t kIffRunning = 0x40, kIffLowerUp = 0x10000;  // include/uapi/linux/if.h
+  constexpr uint8_t kOperDown = 2, kOperUp = 6;                  // IF_OPER_DOWN, IF_OPER_UP
+  auto n = netdev(cx, ifname);
+  if (!n) return std::move(n).error();
+  if (!flags_up(n->dir)) return Error::sys(ENETDOWN, ifname + " is down: its carrier is not known until it is up");
+  CarrierChange c;
+  if (auto t = read_text(n->dir + "/ifindex"))
+    c.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
+  unsigned long long flags = 0;
+  if (auto t = read_text(n->dir + "/flags")) kstrtoull(trim(*t).c_str(), 0, &flags);
+  c.flags = static_cast<uint32_t>(flags) | (carrier ? kIffRunning | kIffLowerUp : 0);
+  c.operstate = carrier ? kOperUp : kOperDown;
+  if (auto r = write_text(n->dir + "/carrier", carrier ? "1\n" : "0\n"); !r) return std::move(r).error();
+  if (auto r = write_text(n->dir + "/operstate", carrier ? "up\n" : "down\n"); !r) return std::move(r).error();
+  if (::unlink((n->dir + "/" + kLinkBackFile).c_str()) != 0 && errno != ENOENT)
+    return Error::sys(errno, "removing " + n->dir + "/" + kLinkBackFile);
+  return c;
+}
+
 Result<void> set_link_addresses(Call& cx, const std::string& ifname, const std::vector<std::string>& addresses,
                                 size_t routes) {
   auto n = netdev(cx, ifname);

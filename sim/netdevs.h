@@ -98,4 +98,15 @@ Result<void> add_altname(Call& cx, const std::string& ifname, const std::string&
 // extack text, outside [68, max_mtu]; otherwise the netdev's mtu attribute takes the value.
 Result<void> set_mtu(Call& cx, const std::string& ifname, uint32_t mtu);
 
+// A cable pulled or plugged on a running netdev: netif_carrier_off()/on(), and the operstate
+// that follows (down, up); a carrier due back later (reinit_link) no longer is. A netdev that is
+// administratively down has no carrier to change: ENETDOWN. Returns what the kernel's
+// RTM_NEWLINK notification then says.
+struct CarrierChange {
+  int ifindex = 0;
+  uint32_t flags = 0;     // ifi_flags: the netdev's flags, with IFF_RUNNING and IFF_LOWER_UP when it has carrier
+  uint8_t operstate = 0;  // IF_OPER_UP or IF_OPER_DOWN
+};
+Result<CarrierChange> set_carrier(Call& cx, const std::string& ifname, bool carrier);
+
 }  // namespace sriovd::kernel::sim

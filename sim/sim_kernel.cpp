@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>
 
+#include "net/rtnl.h"
 #include "sim/call.h"
 #include "sim/driver_core.h"
 #include "sim/file_io.h"
@@ -214,6 +215,18 @@ Result<void> SimKernel::add_altname(const std::string& ifname, const std::string
   if (auto r = check_ready(); !r) return r;
   sim::Call call(root_, real_root_, *boot_);
   return call.finish(sim::add_altname(call, ifname, alt));
+}
+
+Result<void> SimKernel::set_carrier(const std::string& ifname, bool carrier) {
+  TreeLock lock(mu_, lock_fd_.get());
+  if (auto r = check_ready(); !r) return r;
+  sim::Call call(root_, real_root_, *boot_);
+  auto c = call.finish(sim::set_carrier(call, ifname, carrier));
+  if (!c) return std::move(c).error();
+  auto msg = net::build_link_notification(c->ifindex, ifname, c->flags, carrier, c->operstate);
+  if (!msg) return std::move(msg).error();
+  sim::send_datagram(root_, kRtnlSocket, *msg);
+  return ok();
 }
 
 Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {

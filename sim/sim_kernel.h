@@ -80,6 +80,10 @@ class SimKernel : public Kernel {
   // `ip link property add dev IFNAME altname ALT`: EEXIST when a netdev is named or altnamed ALT
   // already, EINVAL for a name the kernel would refuse (empty, over 127 bytes, '/' or spaces).
   Result<void> add_altname(const std::string& ifname, const std::string& alt);
+  // A cable pulled (false) or plugged (true) on a running netdev (sim/netdevs.h set_carrier),
+  // then the RTM_NEWLINK the kernel multicasts to RTNLGRP_LINK, sent as a datagram to
+  // kRtnlSocket when someone listens there.
+  Result<void> set_carrier(const std::string& ifname, bool carrier);
   Result<LinkFacts> get_link(const std::string& ifname) override;
   // Carrier as the sim's links have it (sim/netdevs.h reinit_link): true at once with a carrier,
   // false at once when the netdev is down; a carrier due back within `timeout` is waited for
@@ -151,6 +155,7 @@ class SimKernel : public Kernel {
 
   // Where uevents are sent, relative to the root.
   static constexpr const char* kUeventSocket = ".sriovd-sim/uevent.sock";
+  static constexpr const char* kRtnlSocket = ".sriovd-sim/rtnl.sock";
 
   // How many times `reset` was written "1" for the function since boot.
   size_t reset_count(const PciAddress& address) const;

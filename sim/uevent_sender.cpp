@@ -15,6 +15,23 @@
 
 namespace sriovd::kernel::sim {
 
+void send_datagram(const fs::path& root, const char* socket, const std::vector<uint8_t>& bytes) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return;
+  const fs::path path = root / socket;
+  UniqueFd dirfd;
+  std::string where = path.string();
+  if (where.size() >= sizeof(sockaddr_un::sun_path)) {
+    dirfd = UniqueFd(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dirfd) return;
+    where = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/" + path.filename().string();
+  }
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, where.c_str(), where.size() + 1);
+  (void)!::sendto(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+}
+
 UeventSender::~UeventSender() {
   if (fd_ >= 0) ::close(fd_);
 }

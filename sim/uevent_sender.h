@@ -6,6 +6,7 @@
 // Not thread-safe: its owner (SimKernel) sends under its lock.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -21,6 +22,10 @@ struct PendingUevent {
 };
 
 namespace sim {
+
+// Sends one datagram to the unix socket at `root`/`socket` (a path under .sriovd-sim/), as the
+// kernel multicasts: nobody listening is not an error, a full receiver loses it.
+void send_datagram(const std::filesystem::path& root, const char* socket, const std::vector<uint8_t>& bytes);
 
 class UeventSender {
  public:

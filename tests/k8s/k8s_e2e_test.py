@@ -3,7 +3,7 @@
 sriovd-k8s sidecar, and a kubelet simulator (kubelet_sim.py) playing kubelet over gRPC.
 
 Covers registration, ListAndWatch with NUMA topology and live health (a group turning viable
-and not, a VF leased to a VM, a VF hot-unplugged), GetPreferredAllocation,
+and not, the PF's carrier lost and back, a VF leased to a VM, a VF hot-unplugged), GetPreferredAllocation,
 Allocate (env, vfio device specs, CDI, the device-info files Multus reads), refusal of a VM's device with rollback, a kubelet
 restart, a sidecar restart (leases adopted, not leaked), a sriovd restart (reconnect and
 resync), and a pod going away (leases released, VFs reset by sriovd).
@@ -134,7 +134,7 @@ def main():
         check(len(vfs) == 4, "fixture: expected 4 VFs on %s, got %r" % (FAST_PF, vfs))
         numa = {a: sriovd.ok("GET", "/v1/devices/" + a)["numa_node"] for a in vfs}
         sriovd.ok("POST", "/v1/pools", {"name": "fast", "selectors": {"pf_names": [pf["netdevs"][0]]},
-                                        "mode": "vfio", "policy": "pack"})
+                                        "mode": "vfio", "policy": "pack", "health": {"pf_link": True}})
         sriovd.ok("POST", "/v1/pools", {"name": "gpu", "selectors": {"addresses": [GPU]}, "device_type": "pf",
                                        "mode": "vfio"})
         vf0, vf1, vf2, vf3 = vfs
@@ -170,6 +170,22 @@ def main():
         sriovd.ok("PUT", "/v1/devices/%s/driver" % GPU_AUDIO, {"driver": "host"})
         _, took = gpu.wait_list(lambda l: l.get(GPU, ("",))[0] == "Unhealthy", HEALTH_DEADLINE, "GPU unhealthy again")
         print("   health change reached kubelet in %.0f ms" % (took * 1000))
+
+        step("PF link health: the uplink's carrier lost, every VF of it Unhealthy; back, Healthy")
+        sim_link = [args.sriovd, "simulate-link", pf["netdevs"][0], "down", "--sysfs-root", sriovd.sys]
+        subprocess.run(sim_link, check=True)
+        _, took = fast.wait_list(lambda l: all(l[a][0] == "Unhealthy" for a in vfs), HEALTH_DEADLINE,
+                                 "VFs unhealthy without carrier")
+        print("   carrier loss reached kubelet in %.0f ms" % (took * 1000))
+        member = sriovd.ok("GET", "/v1/pools/fast")["devices"][0]
+        check("has no carrier" in member["reason"] and pf["netdevs"][0] in member["reason"], "reason %r" % member)
+        check(sriovd.ok("GET", "/v1/devices/" + vf0)["pf_link"] == {"carrier": False, "operstate": "down"},
+              "pf_link of %s" % vf0)
+        sim_link[3] = "up"
+        subprocess.run(sim_link, check=True)
+        _, took = fast.wait_list(lambda l: all(l[a][0] == "Healthy" for a in vfs), HEALTH_DEADLINE,
+                                 "VFs healthy with carrier")
+        print("   carrier back reached kubelet in %.0f ms" % (took * 1000))
 
         step("GetPreferredAllocation: must_include first, then the same PF and NUMA node")
         pref = fast.preferred(vfs, [vf3], 2)
