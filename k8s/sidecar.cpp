@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <ranges>
 
@@ -64,11 +65,15 @@ Sidecar::~Sidecar() {
   // The spec has the device plugin delete its files when it stops (device-info SPEC.md §4.1.1);
   // no Allocate runs any more.
   if (device_info_ && !plugins_.empty()) {
-    std::set<std::string> resources;
-    for (const auto& [pool, p] : plugins_) resources.insert(p->resource());
-    if (auto r = device_info_->prune(resources, {}); !r)
-      spdlog::warn("removing device-info files: {}", r.error().message);
-    else if (*r) spdlog::info("removed {} device-info files from {}", *r, device_info_->path().string());
+    try {
+      std::set<std::string> resources;
+      for (const auto& [pool, p] : plugins_) resources.insert(p->resource());
+      if (auto r = device_info_->prune(resources, {}); !r)
+        spdlog::warn("removing device-info files: {}", r.error().message);
+      else if (*r) spdlog::info("removed {} device-info files from {}", *r, device_info_->path().string());
+    } catch (const std::exception& e) {  // out of memory: the files stay, as after a crash
+      spdlog::warn("removing device-info files: {}", e.what());
+    }
   }
 }
 

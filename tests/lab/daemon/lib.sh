@@ -16,6 +16,14 @@ run_cli() {
 }
 # jdev ADDRESS JQ: a field of `sriovd-cli --json device ADDRESS`.
 jdev() { cli --json device "$1" | jq -r "$2"; }
+uptime_cs() { local t; read -r t _ < /proc/uptime; echo $(( 10#${t/./} )); }
+# until_true SECONDS 'COMMAND': evaluates COMMAND (one string, in single quotes, so that the
+# command substitutions in it run again each time) until it succeeds or SECONDS have passed: a
+# state the daemon reaches through an event it follows, read back over REST.
+until_true() {
+  local end=$(( $(uptime_cs) + $1 * 100 )); shift
+  until eval "$1"; do [ "$(uptime_cs)" -lt $end ] || return 1; done
+}
 vf_addr() { basename "$(readlink -f "/sys/bus/pci/devices/$1/virtfn$2")"; }
 t_mark() { read -r _t_mark _ < /proc/uptime; }
 t_since_mark() { local now; read -r now _ < /proc/uptime; awk_free_sub "$now" "$_t_mark"; }

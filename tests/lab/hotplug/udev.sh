@@ -24,12 +24,6 @@ udevd=/lib/systemd/systemd-udevd
 # PID 1's); the lab's command runs in one, with the guest's own /proc, /sys, /dev and /run.
 export SYSTEMD_IGNORE_CHROOT=1
 
-uptime_cs() { local t; read -r t _ < /proc/uptime; echo $(( 10#${t/./} )); }
-# until_true SECONDS CMD...: runs CMD until it succeeds or SECONDS have passed.
-until_true() {
-  local end=$(( $(uptime_cs) + $1 * 100 )); shift
-  until "$@"; do [ "$(uptime_cs)" -lt $end ] || return 1; done
-}
 
 # Events are taken in order from a cursor: the id of the last event looked at.
 cursor=0
@@ -51,7 +45,7 @@ next_event() {
 t_mark
 $udevd >"${LAB_OUT:-/tmp}/udevd.log" 2>&1 &
 udevd_pid=$!
-if until_true 10 udevadm control --ping 2>/dev/null; then pass "systemd-udevd answers in $(t_since_mark)s"
+if until_true 10 'udevadm control --ping 2>/dev/null'; then pass "systemd-udevd answers in $(t_since_mark)s"
 else fail "systemd-udevd not answering within 10 s"; sed 's/^/    /' "${LAB_OUT:-/tmp}/udevd.log"; lab_done; exit 1; fi
 
 # --- the daemon, with the source chosen automatically ---------------------------------------------
@@ -85,7 +79,7 @@ for i in 0 1 2; do
   cursor=$mark
   next_event "VF $i added" device.added "${vfs[$i]}" '.driver == null'
 done
-until_true 20 test "$(cli --json devices --physfn $NVME | jq ".devices | length")" = 3 \
+until_true 20 'test "$(cli --json devices --physfn $NVME | jq ".devices | length")" = 3' \
   && pass "sriovd-cli devices lists the 3 VFs" || fail "sriovd-cli devices: $(cli devices --physfn $NVME)"
 expect "VF 2 as REST shows it" "$NVME 2" "$(jdev "${vfs[2]}" '"\(.physfn) \(.vf_index)"')"
 out=$(cli devices)
@@ -100,7 +94,7 @@ kill -STOP $udevd_pid
 echo vfio-pci > /sys/bus/pci/devices/$vf/driver_override
 echo "$vf" > /sys/bus/pci/drivers_probe
 expect "VF on vfio-pci (sysfs)" vfio-pci "$(driver_of "$vf")"
-until_true 2 test "$(jdev "$vf" .driver)" != null
+until_true 2 'test "$(jdev "$vf" .driver)" != null'
 expect "udevd stopped: the bind not seen by the daemon for 2 s" null "$(jdev "$vf" .driver)"
 kill -CONT $udevd_pid
 next_event "bind by hand seen once udevd runs again" device.changed "$vf" '.changes.driver == {"from": null, "to": "vfio-pci"}'
@@ -133,7 +127,7 @@ run_cli "the removed PF is unknown" 1 device $NVME
 expect "the devices table no longer lists it" no "$(cli devices | grep -q "^$NVME " && echo yes || echo no)"
 echo 1 > /sys/bus/pci/rescan
 next_event "PF back after a rescan" device.added $NVME 'true'
-until_true 20 test "$(jdev $NVME .driver)" = nvme && pass "the PF is back on nvme (REST)" \
+until_true 20 'test "$(jdev $NVME .driver)" = nvme' && pass "the PF is back on nvme (REST)" \
   || fail "the PF's driver after the rescan: $(jdev $NVME .driver)"
 expect "the PF back as a PF: total_vfs and autoprobe (REST)" "$LAB_NVME_VFS true" \
   "$(jdev $NVME '"\(.sriov.total_vfs) \(.sriov.drivers_autoprobe)"')"

@@ -309,6 +309,39 @@ boot2)
     expect_match "lease D: VF1 attributes reset (ip)" "$CLEAN_VF" "$(vf_line 1)"
   fi
   expect "no leases left" 0 "$(cli --json leases | jq '.allocations | length')"
+  if [ "$igb_present" = 1 ]; then
+    # PF-link health on the real kernel: the PF taken down and up again sends no uevent, only
+    # rtnetlink link notifications, which the daemon follows.
+    run_cli "igb pools of boot 1 deleted" 0 pool delete igbnet
+    run_cli "igb vfio pool deleted" 0 pool delete igbvfio
+    run_cli "pool of igb VFs with PF-link health" 0 pool create igbup --pf $PF_IF --pf-link-health
+    ivf0=$(vf_addr $IGB 0)
+    until_true 20 'test "$(jdev "$ivf0" .pf_link.carrier)" = true'
+    expect "VF0 reports its PF's carrier (--json device)" "true up" "$(jdev "$ivf0" '"\(.pf_link.carrier) \(.pf_link.operstate)"')"
+    expect "both members healthy" 0 "$(cli --json pool show igbup | jq .unhealthy)"
+    t_mark
+    ip link set $PF_IF down || fail "ip link set $PF_IF down"
+    if until_true 10 'test "$(cli --json pool show igbup | jq .unhealthy)" = 2'; then
+      pass "the PF down reached the pool in $(t_since_mark)s"
+    else fail "members still healthy 10 s after $PF_IF went down"; fi
+    expect "the reason names the PF" "its PF $PF_IF ($IGB) has no carrier (operstate down)" \
+      "$(cli --json pool show igbup | jq -r '.devices[0].reason')"
+    expect "the PF's link (--json device): no carrier to read while down" "null down" \
+      "$(jdev $IGB '"\(.link.carrier) \(.link.operstate)"')"
+    # igb's link comes back once its watchdog sees autonegotiation done: that wait is the
+    # device's; the daemon's part is from the carrier to the pool.
+    t_mark
+    ip link set $PF_IF up || fail "ip link set $PF_IF up"
+    if until_true 60 'test "$(cat /sys/class/net/$PF_IF/carrier 2>/dev/null)" = 1'; then
+      pass "igb's carrier back (sysfs) in $(t_since_mark)s"
+    else fail "$PF_IF has no carrier 60 s after it came up"; fi
+    t_mark
+    if until_true 10 'test "$(cli --json pool show igbup | jq .unhealthy)" = 0'; then
+      pass "the carrier back reached the pool in $(t_since_mark)s"
+    else fail "members not healthy 10 s after $PF_IF got its carrier: $(cli --json pool show igbup | jq -c .devices)"; fi
+    expect "VF0's pf_link back up" "true up" "$(jdev "$ivf0" '"\(.pf_link.carrier) \(.pf_link.operstate)"')"
+    expect_match "no hotplug failure logged" "^$" "$(grep -i "hotplug.*fail\|were lost" "$log")"
+  fi
   stop_daemon
   ;;
 *) echo "guest.sh: unknown phase $phase" >&2; exit 2 ;;
