@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/mac_address.h"
@@ -14,6 +15,17 @@
 namespace sriovd {
 
 enum class LinkState : uint8_t { auto_ = 0, enable = 1, disable = 2 };  // IFLA_VF_LINK_STATE_*
+
+// A PF's embedded switch mode (devlink's DEVLINK_ESWITCH_MODE_*): legacy (MAC/VLAN steering,
+// VF attributes through the PF) or switchdev (a representor netdev per VF; rules offloaded
+// with tc, OVS or bridges).
+enum class EswitchMode : uint16_t { legacy = 0, switchdev = 1 };
+inline const char* to_string(EswitchMode m) { return m == EswitchMode::legacy ? "legacy" : "switchdev"; }
+inline std::optional<EswitchMode> parse_eswitch_mode(std::string_view s) {
+  if (s == "legacy") return EswitchMode::legacy;
+  if (s == "switchdev") return EswitchMode::switchdev;
+  return std::nullopt;
+}
 
 // VF attributes as rtnetlink carries them (IFLA_VF_*). In a request, unset fields are left
 // alone; in an answer, unset means the driver did not report it.

@@ -60,6 +60,12 @@ Result<uint8_t> get_u8(const nlattr* a, const std::string& what) {
   return mnl_attr_get_u8(a);
 }
 
+Result<uint16_t> get_u16(const nlattr* a, const std::string& what) {
+  if (mnl_attr_validate(a, MNL_TYPE_U16) < 0)
+    return bad(what + ": " + std::to_string(mnl_attr_get_payload_len(a)) + " bytes, not a u16");
+  return mnl_attr_get_u16(a);
+}
+
 Result<uint64_t> get_u64(const nlattr* a, const std::string& what) {
   if (mnl_attr_validate(a, MNL_TYPE_U64) < 0)
     return bad(what + ": " + std::to_string(mnl_attr_get_payload_len(a)) + " bytes, not a u64");

@@ -8,6 +8,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <optional>
@@ -89,6 +90,7 @@ Result<T> get_struct(const nlattr* a, const std::string& what) {
 }
 
 Result<uint8_t> get_u8(const nlattr* a, const std::string& what);
+Result<uint16_t> get_u16(const nlattr* a, const std::string& what);
 Result<uint32_t> get_u32(const nlattr* a, const std::string& what);
 Result<uint64_t> get_u64(const nlattr* a, const std::string& what);
 Result<std::string> get_strz(const nlattr* a, const std::string& what);
@@ -108,6 +110,55 @@ class VfIndex {
 
  private:
   std::optional<uint32_t> vf_;
+};
+
+// Lays out one request with libmnl: the header, the family header (extra<T>()), attributes.
+// Requests are small: the largest, an RTM_SETLINK with every VF attribute, is under 200 bytes.
+class Builder {
+ public:
+  static constexpr size_t kRequestBuffer = 512;
+
+  Builder(uint16_t type, uint16_t flags) : buf_(kRequestBuffer, 0) {
+    nlh_ = mnl_nlmsg_put_header(buf_.data());
+    nlh_->nlmsg_type = type;
+    nlh_->nlmsg_flags = flags;
+  }
+  template <class T>
+  T* extra() {
+    return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T)));
+  }
+  void put(uint16_t type, const void* data, size_t len) {
+    ok_ = ok_ && mnl_attr_put_check(nlh_, buf_.size(), type, len, data);
+  }
+  template <class T>
+  void put_struct(uint16_t type, const T& value) {
+    put(type, &value, sizeof value);
+  }
+  void put_u8(uint16_t type, uint8_t v) { ok_ = ok_ && mnl_attr_put_u8_check(nlh_, buf_.size(), type, v); }
+  void put_u16(uint16_t type, uint16_t v) { ok_ = ok_ && mnl_attr_put_u16_check(nlh_, buf_.size(), type, v); }
+  void put_u32(uint16_t type, uint32_t v) { ok_ = ok_ && mnl_attr_put_u32_check(nlh_, buf_.size(), type, v); }
+  void put_strz(uint16_t type, const std::string& s) {
+    ok_ = ok_ && mnl_attr_put_strz_check(nlh_, buf_.size(), type, s.c_str());
+  }
+  nlattr* nest_start(uint16_t type) {
+    nlattr* n = ok_ ? mnl_attr_nest_start_check(nlh_, buf_.size(), type) : nullptr;
+    ok_ = ok_ && n != nullptr;
+    return n;
+  }
+  void nest_end(nlattr* n) {
+    if (n) mnl_attr_nest_end(nlh_, n);
+  }
+  Bytes finish() {
+    // Overflow cannot happen for the messages built here; it would be a bug, not a runtime case.
+    if (!ok_) std::abort();
+    buf_.resize(nlh_->nlmsg_len);
+    return std::move(buf_);
+  }
+
+ private:
+  Bytes buf_;
+  nlmsghdr* nlh_;
+  bool ok_ = true;
 };
 
 // "RTM_NEWLINK", "NLMSG_ERROR"... for the messages read here, else "message type N".

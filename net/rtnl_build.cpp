@@ -16,55 +16,10 @@
 namespace sriovd::net {
 namespace {
 
+using detail::Builder;
 using detail::invalid;
 
 constexpr size_t kIfNameSize = 16;  // IFNAMSIZ, without <net/if.h> (it clashes with linux/ headers)
-
-// Requests are small: the largest, an RTM_SETLINK with every VF attribute, is under 200 bytes.
-constexpr size_t kRequestBuffer = 512;
-
-class Builder {
- public:
-  Builder(uint16_t type, uint16_t flags) : buf_(kRequestBuffer, 0) {
-    nlh_ = mnl_nlmsg_put_header(buf_.data());
-    nlh_->nlmsg_type = type;
-    nlh_->nlmsg_flags = flags;
-  }
-  template <class T>
-  T* extra() {
-    return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T)));
-  }
-  void put(uint16_t type, const void* data, size_t len) {
-    ok_ = ok_ && mnl_attr_put_check(nlh_, buf_.size(), type, len, data);
-  }
-  template <class T>
-  void put_struct(uint16_t type, const T& value) {
-    put(type, &value, sizeof value);
-  }
-  void put_u32(uint16_t type, uint32_t v) { ok_ = ok_ && mnl_attr_put_u32_check(nlh_, buf_.size(), type, v); }
-  void put_strz(uint16_t type, const std::string& s) {
-    ok_ = ok_ && mnl_attr_put_strz_check(nlh_, buf_.size(), type, s.c_str());
-  }
-  nlattr* nest_start(uint16_t type) {
-    nlattr* n = ok_ ? mnl_attr_nest_start_check(nlh_, buf_.size(), type) : nullptr;
-    ok_ = ok_ && n != nullptr;
-    return n;
-  }
-  void nest_end(nlattr* n) {
-    if (n) mnl_attr_nest_end(nlh_, n);
-  }
-  Bytes finish() {
-    // Overflow cannot happen for the messages built here; it would be a bug, not a runtime case.
-    if (!ok_) std::abort();
-    buf_.resize(nlh_->nlmsg_len);
-    return std::move(buf_);
-  }
-
- private:
-  Bytes buf_;
-  nlmsghdr* nlh_;
-  bool ok_ = true;
-};
 
 }  // namespace
 

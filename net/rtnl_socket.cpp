@@ -18,8 +18,16 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kInitialBuffer = size_t{32} * 1024;  // the kernel's dump datagrams are at most ~32 KiB
 constexpr int kDumpAttempts = 3;
 
-std::string request_name(uint16_t type) {
-  switch (type) {
+// A request for messages: its rtnetlink type's name, or a generic netlink family and command.
+std::string request_name(int protocol, const Bytes& request) {
+  nlmsghdr h;
+  std::memcpy(&h, request.data(), sizeof h);
+  if (protocol == NETLINK_GENERIC) {
+    std::string s = "generic netlink family " + std::to_string(h.nlmsg_type);
+    if (request.size() >= sizeof h + 1) s += " command " + std::to_string(request[sizeof h]);  // genlmsghdr.cmd
+    return s;
+  }
+  switch (h.nlmsg_type) {
     case RTM_GETLINK: return "RTM_GETLINK";
     case RTM_SETLINK: return "RTM_SETLINK";
     case RTM_NEWLINK: return "RTM_NEWLINK";
@@ -27,7 +35,7 @@ std::string request_name(uint16_t type) {
     case RTM_NEWADDR: return "RTM_NEWADDR";
     case RTM_GETROUTE: return "RTM_GETROUTE";
     case RTM_NEWROUTE: return "RTM_NEWROUTE";
-    default: return "netlink message type " + std::to_string(type);
+    default: return "netlink message type " + std::to_string(h.nlmsg_type);
   }
 }
 
@@ -43,9 +51,13 @@ RtnlSocket::RtnlSocket(RtnlSocket&&) noexcept = default;
 RtnlSocket& RtnlSocket::operator=(RtnlSocket&&) noexcept = default;
 RtnlSocket::~RtnlSocket() = default;
 
-Result<RtnlSocket> RtnlSocket::open(std::chrono::milliseconds timeout) {
+Result<RtnlSocket> RtnlSocket::open(std::chrono::milliseconds timeout, int protocol) {
+  if (protocol != NETLINK_ROUTE && protocol != NETLINK_GENERIC)
+    return Error::sys(EPROTONOSUPPORT,
+                      "netlink protocol " + std::to_string(protocol) + " is not one RtnlSocket speaks");
   RtnlSocket s;
   s.timeout_ = timeout;
+  s.protocol_ = protocol;
   auto r = s.reopen();
   if (!r) return std::move(r).error();
   // Any start will do: matching is on (port id, sequence), and the port id is ours alone.
@@ -57,8 +69,9 @@ Result<RtnlSocket> RtnlSocket::open(std::chrono::milliseconds timeout) {
 Result<void> RtnlSocket::reopen() {
   sock_.reset();
   portid_ = 0;
-  std::unique_ptr<mnl_socket, Closer> s(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC));
-  if (!s) return Error::sys(errno, "opening a NETLINK_ROUTE socket");
+  const char* name = protocol_ == NETLINK_GENERIC ? "NETLINK_GENERIC" : "NETLINK_ROUTE";
+  std::unique_ptr<mnl_socket, Closer> s(mnl_socket_open2(protocol_, SOCK_CLOEXEC));
+  if (!s) return Error::sys(errno, std::string("opening a ") + name + " socket");
   // Both options exist since Linux 4.12 / 4.3; without them errors still carry the errno, so an
   // older kernel's ENOPROTOOPT is not fatal.
   int one = 1;
@@ -66,7 +79,8 @@ Result<void> RtnlSocket::reopen() {
     if (mnl_socket_setsockopt(s.get(), opt, &one, sizeof one) < 0 && errno != ENOPROTOOPT)
       return Error::sys(errno, "setting netlink socket option " + std::to_string(opt));
   }
-  if (mnl_socket_bind(s.get(), 0, MNL_SOCKET_AUTOPID) < 0) return Error::sys(errno, "binding a NETLINK_ROUTE socket");
+  if (mnl_socket_bind(s.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return Error::sys(errno, std::string("binding a ") + name + " socket");
   for (unsigned g : groups_) {
     if (mnl_socket_setsockopt(s.get(), NETLINK_ADD_MEMBERSHIP, &g, sizeof g) < 0)
       return Error::sys(errno, "joining rtnetlink group " + std::to_string(g));
@@ -159,7 +173,7 @@ Result<std::vector<Bytes>> RtnlSocket::transact(Bytes request) {
     // this socket, which would answer the next dump with EBUSY: start over on a fresh socket.
     if (!sock_ || incomplete_) {
       auto r = reopen();
-      if (!r) return std::move(r).error().context(request_name(h.nlmsg_type));
+      if (!r) return std::move(r).error().context(request_name(protocol_, request));
       incomplete_ = false;
     }
     bool interrupted = false;
@@ -169,15 +183,15 @@ Result<std::vector<Bytes>> RtnlSocket::transact(Bytes request) {
     // The kernel marks a dump NLM_F_DUMP_INTR when the table changed while it was being read:
     // what we hold may miss or duplicate entries. Read it again.
     if (!dump || attempt >= kDumpAttempts)
-      return Error::sys(
-          EAGAIN, request_name(h.nlmsg_type) + ": dump interrupted by changes " + std::to_string(attempt) + " times");
+      return Error::sys(EAGAIN, request_name(protocol_, request) + ": dump interrupted by changes " +
+                                    std::to_string(attempt) + " times");
   }
 }
 
 Result<std::vector<Bytes>> RtnlSocket::transact_once(Bytes& request, bool& interrupted) {
   nlmsghdr h;
   std::memcpy(&h, request.data(), sizeof h);
-  const std::string name = request_name(h.nlmsg_type);
+  const std::string name = request_name(protocol_, request);
   h.nlmsg_seq = ++seq_;
   h.nlmsg_pid = portid_;
   std::memcpy(request.data(), &h, sizeof h);

@@ -28,8 +28,9 @@ class RtnlSocket {
  public:
   static constexpr std::chrono::milliseconds kDefaultTimeout{5000};
 
-  // Opens and binds the socket. Errors carry socket(2)/bind(2)'s errno.
-  static Result<RtnlSocket> open(std::chrono::milliseconds timeout = kDefaultTimeout);
+  // Opens and binds the socket: NETLINK_ROUTE, or NETLINK_GENERIC for devlink (net/devlink.h;
+  // the same requests, acks and errors). Errors carry socket(2)/bind(2)'s errno.
+  static Result<RtnlSocket> open(std::chrono::milliseconds timeout = kDefaultTimeout, int protocol = 0);
 
   // Sends `request` (a message from the rtnl.h builders; its nlmsg_seq and nlmsg_pid are set
   // here) and returns the answer's messages, each exactly nlmsg_len bytes:
@@ -80,6 +81,7 @@ class RtnlSocket {
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
   std::chrono::milliseconds timeout_ = kDefaultTimeout;
+  int protocol_ = 0;              // NETLINK_ROUTE (0) or NETLINK_GENERIC
   bool incomplete_ = false;       // the last answer was not read to its end
   std::vector<unsigned> groups_;  // multicast groups joined
   Bytes buf_;                     // receive buffer, grown to the largest datagram seen
