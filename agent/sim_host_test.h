@@ -193,6 +193,13 @@ struct DyingKernel : kernel::Kernel {
     return in.set_mtu(i, mtu);
   }
   Result<LinkFacts> get_link(const std::string& i) override { return in.get_link(i); }
+  Result<EswitchMode> get_eswitch_mode(const std::string& b, const std::string& d) override {
+    return in.get_eswitch_mode(b, d);
+  }
+  Result<void> set_eswitch_mode(const std::string& b, const std::string& d, EswitchMode m) override {
+    if (--left == 0) _exit(9);
+    return in.set_eswitch_mode(b, d, m);
+  }
   Result<std::vector<std::string>> get_altnames(const std::string& i) override { return in.get_altnames(i); }
   Result<bool> wait_carrier(const std::string& i, std::chrono::milliseconds t) override {
     return in.wait_carrier(i, t);

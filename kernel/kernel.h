@@ -84,6 +84,15 @@ class Kernel {
   // does not show them. ENODEV when there is no such netdev.
   virtual Result<std::vector<std::string>> get_altnames(const std::string& ifname) = 0;
 
+  // The embedded switch mode of devlink device bus/dev ("pci", "0000:17:00.0"; `devlink dev
+  // eswitch show`): DEVLINK_CMD_ESWITCH_GET over generic netlink. EOPNOTSUPP when the driver has
+  // no eswitch (igb, ixgbe); ENODEV when devlink knows no such device.
+  virtual Result<EswitchMode> get_eswitch_mode(const std::string& bus, const std::string& dev) = 0;
+  // DEVLINK_CMD_ESWITCH_SET. Going to switchdev the driver creates a representor netdev per VF
+  // (phys_port_name "pf0vf3", the PF's phys_switch_id); back to legacy it removes them. Drivers
+  // refuse while VFs are in use in ways they cannot carry over (EBUSY), with extack text.
+  virtual Result<void> set_eswitch_mode(const std::string& bus, const std::string& dev, EswitchMode mode) = 0;
+
   // Link facts for a netdev, for interlocks (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE).
   virtual Result<LinkFacts> get_link(const std::string& ifname) = 0;
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "kernel/open_files.h"
+#include "net/devlink.h"
 #include "net/rtnl.h"
 
 namespace sriovd::kernel {
@@ -186,6 +188,56 @@ Result<void> LinuxKernel::set_mtu(const std::string& ifname, uint32_t mtu) {
   auto sock = socket();
   if (!sock) return std::move(sock).error().context(what);
   auto r = (*sock)->transact(std::move(*req));
+  if (!r) return std::move(r).error().context(what);
+  return {};
+}
+
+Result<std::pair<net::RtnlSocket*, uint16_t>> LinuxKernel::devlink() const {
+  if (!genl_) {
+    auto s = net::RtnlSocket::open(options_.netlink_timeout, NETLINK_GENERIC);
+    if (!s) return std::move(s).error();
+    genl_.emplace(std::move(*s));
+  }
+  if (devlink_family_ == 0) {
+    auto req = net::build_get_family("devlink");
+    if (!req) return std::move(req).error();
+    auto r = genl_->transact(std::move(*req));
+    // ENOENT: no devlink in this kernel (CONFIG_NET_DEVLINK off).
+    if (!r) return std::move(r).error().context("looking up the devlink generic netlink family");
+    if (r->empty()) return Error::sys(EBADMSG, "the generic netlink controller answered nothing for devlink");
+    auto fam = net::decode_family(r->front());
+    if (!fam) return std::move(fam).error();
+    devlink_family_ = fam->id;
+  }
+  return std::pair{&*genl_, devlink_family_};
+}
+
+Result<EswitchMode> LinuxKernel::get_eswitch_mode(const std::string& bus, const std::string& dev) {
+  const std::string what = "devlink dev eswitch show " + bus + "/" + dev;
+  MutexLock lock(genl_mu_);
+  auto dl = devlink();
+  if (!dl) return std::move(dl).error().context(what);
+  auto req = net::build_eswitch_get(dl->second, bus, dev);
+  if (!req) return std::move(req).error().context(what);
+  auto r = dl->first->transact(std::move(*req));
+  if (!r) return std::move(r).error().context(what);
+  if (r->empty()) return Error::sys(EBADMSG, what + ": no answer");
+  auto info = net::decode_eswitch(r->front(), dl->second);
+  if (!info) return std::move(info).error().context(what);
+  if (!info->mode) return Error::sys(EBADMSG, what + ": the answer has no mode");
+  if (*info->mode > static_cast<uint16_t>(EswitchMode::switchdev))
+    return Error::sys(EOPNOTSUPP, what + ": mode " + std::to_string(*info->mode) + " is neither legacy nor switchdev");
+  return static_cast<EswitchMode>(*info->mode);
+}
+
+Result<void> LinuxKernel::set_eswitch_mode(const std::string& bus, const std::string& dev, EswitchMode mode) {
+  const std::string what = std::string("devlink dev eswitch set ") + bus + "/" + dev + " mode " + to_string(mode);
+  MutexLock lock(genl_mu_);
+  auto dl = devlink();
+  if (!dl) return std::move(dl).error().context(what);
+  auto req = net::build_eswitch_set(dl->second, bus, dev, mode);
+  if (!req) return std::move(req).error().context(what);
+  auto r = dl->first->transact(std::move(*req));
   if (!r) return std::move(r).error().context(what);
   return {};
 }

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "base/fd.h"
 #include "base/mutex.h"
@@ -88,6 +89,13 @@ class LinuxKernel final : public Kernel {
   Result<std::map<PciAddress, std::vector<FileHolder>>> vfio_holders_of(
       const std::vector<PciAddress>& addresses) override;
 
+  // DEVLINK_CMD_ESWITCH_GET/SET (net/devlink.h) on a NETLINK_GENERIC socket of their own; the
+  // devlink family's id is asked of the controller once.
+  Result<EswitchMode> get_eswitch_mode(const std::string& bus, const std::string& dev) override
+      SRIOVD_EXCLUDES(genl_mu_);
+  Result<void> set_eswitch_mode(const std::string& bus, const std::string& dev, EswitchMode mode) override
+      SRIOVD_EXCLUDES(genl_mu_);
+
   const std::filesystem::path& sysfs_root() const { return root_path_; }
 
  private:
@@ -100,6 +108,12 @@ class LinuxKernel final : public Kernel {
   // cdevs, its own (none without an IOMMU group). ENODEV when the function is not there.
   Result<std::vector<std::string>> vfio_nodes(const PciAddress& address);
 
+  // The generic netlink socket and the devlink family id, on first use; the caller holds genl_mu_.
+  Result<std::pair<net::RtnlSocket*, uint16_t>> devlink() const SRIOVD_REQUIRES(genl_mu_);
+
+  mutable Mutex genl_mu_;
+  mutable std::optional<net::RtnlSocket> genl_ SRIOVD_GUARDED_BY(genl_mu_);
+  mutable uint16_t devlink_family_ SRIOVD_GUARDED_BY(genl_mu_) = 0;
   mutable Mutex sock_mu_;
   mutable std::optional<net::RtnlSocket> sock_ SRIOVD_GUARDED_BY(sock_mu_);
   const std::filesystem::path root_path_;

@@ -68,6 +68,11 @@ Result<void> FaultKernel::set_mtu(const std::string& ifname, uint32_t mtu) {
   return inner_.set_mtu(ifname, mtu);
 }
 
+Result<void> FaultKernel::set_eswitch_mode(const std::string& bus, const std::string& dev, EswitchMode mode) {
+  if (auto e = next_call("set_eswitch_mode " + bus + "/" + dev + " " + to_string(mode))) return std::move(*e);
+  return inner_.set_eswitch_mode(bus, dev, mode);
+}
+
 Result<LinkFacts> FaultKernel::get_link(const std::string& ifname) {
   int errnum = 0;
   {

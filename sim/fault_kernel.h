@@ -1,13 +1,11 @@
 // FaultKernel: wraps another Kernel and fails chosen changes, for rollback tests.
 //
-// Every mutating call (write_attr, set_vf, set_mtu) is counted, failed ones included. fail_at(n, errno)
-// makes the n-th mutating call from now fail with that errno without reaching the inner kernel
-// (for set_vf this stands for a netlink NACK, for write_attr the errno of write(2)), so the
-// tree is exactly as it was before that call; every other call passes through unchanged.
-// Reads (get_vfs, get_link, vfio_holders) pass through and are not counted, except that
-// fail_get_link and fail_vfio_holders make every such call fail (for the interlocks'
-// fail-closed tests). Several faults may be pending.
-// Thread-safe; the wrapped kernel must outlive the wrapper.
+// Every mutating call (write_attr, set_vf, set_mtu, set_eswitch_mode) is counted, failed ones included. fail_at(n,
+// errno) makes the n-th mutating call from now fail with that errno without reaching the inner kernel (for set_vf this
+// stands for a netlink NACK, for write_attr the errno of write(2)), so the tree is exactly as it was before that call;
+// every other call passes through unchanged. Reads (get_vfs, get_link, vfio_holders) pass through and are not counted,
+// except that fail_get_link and fail_vfio_holders make every such call fail (for the interlocks' fail-closed tests).
+// Several faults may be pending. Thread-safe; the wrapped kernel must outlive the wrapper.
 //
 // A test runs an operation once to learn calls(), then for n = 1..calls() restores the tree,
 // arms fail_at(n, ...) and checks that the operation rolls back to the state it started from.
@@ -54,6 +52,10 @@ class FaultKernel : public Kernel {
     return inner_.get_altnames(ifname);
   }
   Result<LinkFacts> get_link(const std::string& ifname) override;
+  Result<EswitchMode> get_eswitch_mode(const std::string& bus, const std::string& dev) override {
+    return inner_.get_eswitch_mode(bus, dev);
+  }
+  Result<void> set_eswitch_mode(const std::string& bus, const std::string& dev, EswitchMode mode) override;
   Result<bool> wait_carrier(const std::string& ifname, std::chrono::milliseconds timeout) override {
     return inner_.wait_carrier(ifname, timeout);
   }

@@ -11,6 +11,7 @@
 #include "pci/decode.h"
 #include "sim/driver_core.h"
 #include "sim/drivers.h"
+#include "sim/eswitch.h"
 #include "sim/file_io.h"
 #include "sim/hotplug.h"
 #include "sim/kstrtox.h"
@@ -32,6 +33,9 @@ Result<void> reboot(Call& cx) {
     if (cx.num_vfs(*d) > 0 || !cx.virtfns(*d).empty())
       if (auto r = disable_sriov(cx, *d); !r) return r;
     if (auto r = cx.clear_vfs_attrs(*d); !r) return r;
+    // The driver probes anew: its eswitch starts in legacy mode.
+    if (::unlink(d->in(kEswitchFile).c_str()) != 0 && errno != ENOENT)
+      return Error::sys(errno, "removing " + d->in(kEswitchFile));
   }
   // 2. Every function back to what the boot record says: driver, netdevs, no override.
   names = list_names(cx.abs("bus/pci/devices"));

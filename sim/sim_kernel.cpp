@@ -15,6 +15,7 @@
 #include "net/rtnl.h"
 #include "sim/call.h"
 #include "sim/driver_core.h"
+#include "sim/eswitch.h"
 #include "sim/file_io.h"
 #include "sim/hotplug.h"
 #include "sim/kstrtox.h"
@@ -227,6 +228,24 @@ Result<void> SimKernel::set_carrier(const std::string& ifname, bool carrier) {
   if (!msg) return std::move(msg).error();
   sim::send_datagram(root_, kRtnlSocket, *msg);
   return ok();
+}
+
+Result<EswitchMode> SimKernel::get_eswitch_mode(const std::string& bus, const std::string& dev) {
+  TreeLock lock(mu_, lock_fd_.get());
+  if (auto r = check_ready(); !r) return std::move(r).error();
+  sim::Call call(root_, real_root_, *boot_);
+  return sim::get_eswitch(call, bus, dev);
+}
+
+Result<void> SimKernel::set_eswitch_mode(const std::string& bus, const std::string& dev, EswitchMode mode) {
+  TreeLock lock(mu_, lock_fd_.get());
+  if (auto r = check_ready(); !r) return r;
+  sim::Call call(root_, real_root_, *boot_);
+  std::vector<PendingUevent> uevents;
+  call.collect_uevents(&uevents);
+  auto r = call.finish(sim::set_eswitch(call, bus, dev, mode));
+  uevents_.send(uevents);  // the representors that came or went, failed call or not
+  return r;
 }
 
 Result<LinkFacts> SimKernel::get_link(const std::string& ifname) {

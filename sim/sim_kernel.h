@@ -85,6 +85,9 @@ class SimKernel : public Kernel {
   // kRtnlSocket when someone listens there.
   Result<void> set_carrier(const std::string& ifname, bool carrier);
   Result<LinkFacts> get_link(const std::string& ifname) override;
+  // devlink's eswitch (sim/eswitch.h): ice and mlx5_core PFs; representors in switchdev mode.
+  Result<EswitchMode> get_eswitch_mode(const std::string& bus, const std::string& dev) override;
+  Result<void> set_eswitch_mode(const std::string& bus, const std::string& dev, EswitchMode mode) override;
   // Carrier as the sim's links have it (sim/netdevs.h reinit_link): true at once with a carrier,
   // false at once when the netdev is down; a carrier due back within `timeout` is waited for
   // (the time an igb link takes to come back). A carrier down that nothing brings back, or that

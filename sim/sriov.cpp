@@ -11,6 +11,7 @@
 #include "pci/decode.h"
 #include "sim/driver_core.h"
 #include "sim/drivers.h"
+#include "sim/eswitch.h"
 #include "sim/file_io.h"
 #include "sim/hotplug.h"
 #include "sim/kstrtox.h"
@@ -42,6 +43,7 @@ Result<void> disable_sriov(Call& cx, const Dev& pf) {
   }
   // No "change" for the PF: only sriov_enable() sends one; the VFs' own events say they went.
   if (auto r = simtree::write_numvfs(cx.root(), pf.addr, 0); !r) return r;
+  if (auto r = sync_representors(cx, pf); !r) return r;  // switchdev: the VFs' representors go too
   cx.sriov_disabled = true;  // then ssleep(1) with VF Enable cleared: SimKernel::write_attr waits
   if (auto r = cx.clear_vfs_attrs(pf); !r) return r;
   // igb_disable_sriov() runs from igb_sriov_reinit(), which closes and reopens the PF netdev.
@@ -89,7 +91,8 @@ Result<void> enable_sriov(Call& cx, const Dev& pf, unsigned n) {
     if (auto r = attach(cx, *vd, i); !r) return std::move(r).error();
   }
   cx.pci_uevent("change", pf);  // sriov_enable(): kobject_uevent(KOBJ_CHANGE) once the VFs are added
-  if (pf_driver == "igb") return reinit_link(cx, pf);  // igb_sriov_reinit(): the link goes and comes back
+  if (auto r = sync_representors(cx, pf); !r) return r;  // switchdev: a representor per new VF
+  if (pf_driver == "igb") return reinit_link(cx, pf);    // igb_sriov_reinit(): the link goes and comes back
   return ok();
 }
 

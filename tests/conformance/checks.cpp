@@ -3,8 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/agent.h"
@@ -407,6 +411,70 @@ void check_set_mtu(kernel::Kernel& k, const std::filesystem::path& sysfs, const 
   CHECK(k.set_mtu("sriovdnone0", 1500).error().errnum == ENODEV);
   REQUIRE(k.set_mtu(ifname, static_cast<uint32_t>(std::stoul(was))).ok());
   CHECK(read_mtu() == was);
+}
+
+namespace {
+
+// The representors of the device `pf_ifname` belongs to, by VF index: netdevs of the same
+// device whose phys_port_name is "pf0vf<N>", with their phys_switch_id.
+std::map<unsigned, std::pair<std::string, std::string>> representors(const std::filesystem::path& sysfs,
+                                                                     const std::string& pf_ifname) {
+  namespace fs = std::filesystem;
+  auto read = [](const fs::path& p) -> std::string {
+    std::ifstream in(p);
+    std::string s;
+    std::getline(in, s);
+    return s;
+  };
+  std::error_code ec;
+  const fs::path device = fs::canonical(sysfs / "class/net" / pf_ifname / "device", ec);
+  REQUIRE_MESSAGE(!ec, "the device of " << pf_ifname);
+  std::map<unsigned, std::pair<std::string, std::string>> out;
+  for (const auto& e : fs::directory_iterator(sysfs / "class/net")) {
+    const std::string name = e.path().filename().string();
+    std::error_code ec2;
+    if (fs::canonical(e.path() / "device", ec2) != device || ec2) continue;
+    const std::string port = read(e.path() / "phys_port_name");  // EOPNOTSUPP reads as empty
+    if (port.rfind("pf0vf", 0) != 0) continue;
+    out[static_cast<unsigned>(std::stoul(port.substr(5)))] = {name, read(e.path() / "phys_switch_id")};
+  }
+  return out;
+}
+
+}  // namespace
+
+void check_eswitch(kernel::Kernel& k, const std::filesystem::path& sysfs, const std::string& bus,
+                   const std::string& dev, const std::string& pf_ifname, unsigned num_vfs) {
+  auto mode = k.get_eswitch_mode(bus, dev);
+  REQUIRE_MESSAGE(mode.ok(), (mode.ok() ? "" : mode.error().message));
+  CHECK(*mode == EswitchMode::legacy);
+  CHECK(representors(sysfs, pf_ifname).empty());
+
+  auto on = k.set_eswitch_mode(bus, dev, EswitchMode::switchdev);
+  REQUIRE_MESSAGE(on.ok(), (on.ok() ? "" : on.error().message));
+  CHECK(k.get_eswitch_mode(bus, dev).value() == EswitchMode::switchdev);
+  auto reps = representors(sysfs, pf_ifname);
+  REQUIRE(reps.size() == num_vfs);
+  std::ifstream id_file(sysfs / "class/net" / pf_ifname / "phys_switch_id");
+  std::string switch_id;
+  std::getline(id_file, switch_id);
+  CHECK_FALSE(switch_id.empty());
+  for (unsigned i = 0; i < num_vfs; ++i) {
+    CAPTURE(i);
+    REQUIRE(reps.count(i));
+    CHECK(reps[i].second == switch_id);
+    CHECK(reps[i].first != pf_ifname);
+  }
+  CHECK(k.set_eswitch_mode(bus, dev, EswitchMode::switchdev).ok());  // no change
+  CHECK(representors(sysfs, pf_ifname).size() == num_vfs);
+
+  REQUIRE(k.set_eswitch_mode(bus, dev, EswitchMode::legacy).ok());
+  CHECK(k.get_eswitch_mode(bus, dev).value() == EswitchMode::legacy);
+  CHECK(representors(sysfs, pf_ifname).empty());
+
+  auto none = k.get_eswitch_mode("pci", "0000:ff:1f.7");
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().errnum == ENODEV);
 }
 
 }  // namespace sriovd::conformance

@@ -33,5 +33,12 @@ void check_vf_attributes(kernel::Kernel& k, const std::string& pf_ifname);
 //    9000, below ETH_MIN_MTU and above ETH_MAX_MTU EINVAL with the MTU unchanged, no such netdev
 //    ENODEV, and back to what it was.
 void check_set_mtu(kernel::Kernel& k, const std::filesystem::path& sysfs, const std::string& ifname);
+// 6. Kernel::get/set_eswitch_mode on devlink device bus/dev, whose port netdev is `pf_ifname`
+//    and which has `num_vfs` (>= 2) VFs enabled: legacy at first with no representors;
+//    switchdev brings one representor per VF (a netdev of the same device, phys_port_name
+//    "pf0vf<N>", the PF's phys_switch_id); switchdev again is no change; legacy takes them
+//    away; a device devlink does not know is ENODEV.
+void check_eswitch(kernel::Kernel& k, const std::filesystem::path& sysfs, const std::string& bus,
+                   const std::string& dev, const std::string& pf_ifname, unsigned num_vfs);
 
 }  // namespace sriovd::conformance

@@ -128,3 +128,15 @@ TEST_CASE("linux: get_vfs with 256 netdevsim VFs") {
   write_sysfs(max_vfs, "64");
   write_sysfs(dev, "8");
 }
+
+TEST_CASE("linux: eswitch mode over devlink (netdevsim)") {
+  auto k = open_kernel();
+  const std::string numvfs = "/sys/bus/netdevsim/devices/netdevsim1/sriov_numvfs";
+  std::string was;
+  std::ifstream(numvfs) >> was;
+  write_sysfs(numvfs, "0");  // a count changes only from 0
+  write_sysfs(numvfs, "2");
+  conformance::check_eswitch(*k, "/sys", "netdevsim", "netdevsim1", "eth0", 2);
+  write_sysfs(numvfs, "0");
+  if (!was.empty() && was != "0") write_sysfs(numvfs, was);  // as the other tests left it
+}

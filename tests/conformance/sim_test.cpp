@@ -71,6 +71,26 @@ TEST_CASE("sim: VF attributes (ice)") {
   CHECK(h.k->write_attr(numvfs, "0").ok());
 }
 
+TEST_CASE("sim: eswitch mode over devlink (ice), representors") {
+  SimHost h;
+  const std::string numvfs = "bus/pci/devices/" + kE810.to_string() + "/sriov_numvfs";
+  REQUIRE(h.k->write_attr(numvfs, "3").ok());
+  conformance::check_eswitch(*h.k, h.sys, "pci", kE810.to_string(), "ens1f0", 3);
+  // VFs enabled and disabled in switchdev mode bring and take their representors.
+  REQUIRE(h.k->set_eswitch_mode("pci", kE810.to_string(), EswitchMode::switchdev).ok());
+  REQUIRE(h.k->write_attr(numvfs, "0").ok());
+  CHECK_FALSE(fs::exists(h.sys / "class/net/ens1f0_0"));
+  REQUIRE(h.k->write_attr(numvfs, "2").ok());
+  CHECK(fs::exists(h.sys / "class/net/ens1f0_1"));
+  REQUIRE(h.k->set_eswitch_mode("pci", kE810.to_string(), EswitchMode::legacy).ok());
+  CHECK_FALSE(fs::exists(h.sys / "class/net/ens1f0_1"));
+  CHECK(h.k->write_attr(numvfs, "0").ok());
+  // A driver without eswitch ops, and one without devlink.
+  auto igb = h.k->get_eswitch_mode("pci", "0000:02:00.0");
+  REQUIRE_FALSE(igb.ok());
+  CHECK(igb.error().errnum == ENODEV);
+}
+
 TEST_CASE("sim: MTU over rtnetlink (ice)") {
   SimHost h;
   conformance::check_set_mtu(*h.k, h.sys, "ens1f0");
