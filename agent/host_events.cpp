@@ -57,6 +57,8 @@ json changes(const Snapshot& sb, const DeviceView& bv, const Snapshot& sa, const
   add("altnames", bv.altnames, av.altnames);
   // A PF's link only: its VFs' pf_link follows it, and one event says it for all of them.
   add("link", link_json(bv.link), link_json(av.link));
+  add("eswitch_mode", bv.eswitch_mode ? json(to_string(*bv.eswitch_mode)) : json(nullptr),
+      av.eswitch_mode ? json(to_string(*av.eswitch_mode)) : json(nullptr));
   return c;
 }
 
@@ -95,7 +97,7 @@ std::vector<HostEvent> diff_snapshots(const Snapshot* before, const Snapshot& af
           (!x.sriov ||
            (x.sriov->num_vfs == y.sriov->num_vfs && x.sriov->drivers_autoprobe == y.sriov->drivers_autoprobe)) &&
           viable(*before, x) == viable(after, y) && was.mtu == now.mtu && was.altnames == now.altnames &&
-          was.link == now.link;
+          was.link == now.link && was.eswitch_mode == now.eswitch_mode;
       json c = same ? json::object() : changes(*before, was, after, now);
       if (!c.empty()) {
         json f = device_fields(now.device);

@@ -73,6 +73,25 @@ void read_link_kind(const pci::SysfsRoot& root, DeviceView& v) {
   if (auto c = root.read(net + "/carrier", 16)) link.carrier = pci::parse_bool01(pci::trim(*c));
   if (auto o = root.read(net + "/operstate", 32)) link.operstate = std::string(pci::trim(*o));
   v.link = std::move(link);
+  // Representors: the PF's other netdevs whose phys_port_name is "pf<N>vf<M>" (the PF's own
+  // netdev has none, or "p0": reading it fails with EOPNOTSUPP on most drivers).
+  if (!d.sriov) return;
+  for (size_t i = 1; i < d.netdevs.size(); ++i) {
+    const std::string dir = "class/net/" + d.netdevs[i];
+    auto port = root.read(dir + "/phys_port_name", 64);
+    if (!port) continue;
+    const std::string name(pci::trim(*port));
+    const auto vf_at = name.find("vf");
+    if (!name.starts_with("pf") || vf_at == std::string::npos) continue;
+    auto vf = pci::parse_int(std::string_view(name).substr(vf_at + 2), 0, UINT16_MAX);
+    if (!vf) continue;
+    Representor r;
+    r.vf = static_cast<uint32_t>(*vf);
+    r.netdev = d.netdevs[i];
+    r.phys_port_name = name;
+    if (auto id = root.read(dir + "/phys_switch_id", 128)) r.phys_switch_id = std::string(pci::trim(*id));
+    v.representors.push_back(std::move(r));
+  }
 }
 
 // Gives the VF at `i` its PF's link, when that differs from what it has.
@@ -81,7 +100,12 @@ void give_pf_link(Snapshot& s, size_t i) {
   if (!vf.device.physfn) return;
   const DeviceView* pf = s.find(*vf.device.physfn);
   std::optional<LinkStatus> link = pf ? pf->link : std::nullopt;
+  std::optional<Representor> rep;
+  if (pf && vf.device.vf_index)
+    for (const auto& r : pf->representors)
+      if (r.vf == static_cast<uint32_t>(*vf.device.vf_index)) rep = r;
   if (vf.pf_link != link) s.devices.edit(i).pf_link = std::move(link);
+  if (s.devices[i].representor != rep) s.devices.edit(i).representor = std::move(rep);
 }
 
 }  // namespace
@@ -131,6 +155,13 @@ Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci
       if (!d.sriov || d.netdevs.empty()) continue;
       if (auto alt = kernel->get_altnames(d.netdevs.front()); alt && !alt->empty())
         snap->devices.edit(i).altnames = std::move(*alt);
+    }
+    // The eswitch mode of every PF whose driver has one (devlink pci/<address>).
+    for (size_t i = 0; i < snap->devices.size(); ++i) {
+      const auto& d = snap->devices[i].device;
+      if (!d.sriov || !d.driver) continue;
+      if (auto mode = kernel->get_eswitch_mode("pci", d.address.to_string()))
+        snap->devices.edit(i).eswitch_mode = *mode;
     }
     for (const auto& v : snap->devices) {
       const auto& pf = v.device;
@@ -209,6 +240,8 @@ Result<std::shared_ptr<Snapshot>> update_snapshot(const Snapshot& before, const 
     read_link_kind(root, v);
     if (kernel && v.device.sriov && !v.device.netdevs.empty())
       if (auto alt = kernel->get_altnames(v.device.netdevs.front())) v.altnames = std::move(*alt);
+    if (kernel && v.device.sriov && v.device.driver)
+      if (auto mode = kernel->get_eswitch_mode("pci", a.to_string())) v.eswitch_mode = *mode;
     if (v.device.iommu_group) groups.insert(*v.device.iommu_group);
     if (v.device.physfn) {
       read_vfs.push_back(a);

@@ -39,6 +39,15 @@ struct LinkStatus {
   bool has_carrier() const { return carrier == true; }
 };
 
+// A switchdev VF's representor: a netdev of its PF whose phys_port_name is "pf<N>vf<vf>".
+struct Representor {
+  uint32_t vf = 0;
+  std::string netdev;
+  std::string phys_port_name;  // "pf0vf3"
+  std::string phys_switch_id;  // hex, the PF's ("" if unreadable)
+  bool operator==(const Representor&) const = default;
+};
+
 struct DeviceView {
   pci::Device device;
   std::optional<std::string> vendor_name;
@@ -56,6 +65,12 @@ struct DeviceView {
   // netdev), kept in step when the PF is read again (a netlink link event re-reads it).
   std::optional<LinkStatus> link;
   std::optional<LinkStatus> pf_link;
+  // PFs: the devlink eswitch mode (nullopt: the driver has no devlink eswitch, or it was not
+  // asked), and the VF representors among its netdevs (switchdev mode). VFs: their representor,
+  // kept in step with the PF's like pf_link.
+  std::optional<EswitchMode> eswitch_mode;
+  std::vector<Representor> representors;
+  std::optional<Representor> representor;
   std::optional<std::string> lease;  // the id of the lease holding it
 };
 

@@ -260,3 +260,39 @@ TEST_CASE("a PF's carrier follows netlink link notifications: VFs report it, hea
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().errnum == ENETDOWN);
 }
+
+TEST_CASE("switchdev: the PF's eswitch mode and each VF's representor, followed from the representors' uevents") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 2).ok());
+  const auto* pf = h.model.current()->find(kE810);
+  REQUIRE(pf->eswitch_mode == EswitchMode::legacy);
+  std::vector<PciAddress> vfs;
+  for (const auto& v : h.model.current()->devices)
+    if (v.device.physfn == kE810) vfs.push_back(v.device.address);
+  REQUIRE(vfs.size() == 2);
+  CHECK_FALSE(h.model.current()->find(vfs[1])->representor);
+
+  // Behind sriovd's back, as `devlink dev eswitch set pci/0000:17:00.0 mode switchdev` would.
+  uint64_t mark = h.log.last_id();
+  REQUIRE(h.sim->set_eswitch_mode("pci", kE810.to_string(), EswitchMode::switchdev).ok());
+  auto changed = h.wait_for(mark, "device.changed", kE810);
+  REQUIRE(changed);
+  // The representors' netdevs came with uevents; the PF's mode is read with the PF.
+  CHECK(changed->data["changes"]["eswitch_mode"]["to"] == "switchdev");
+  auto snap = h.model.current();
+  CHECK(snap->find(kE810)->eswitch_mode == EswitchMode::switchdev);
+  REQUIRE(snap->find(kE810)->representors.size() == 2);
+  const auto& rep = snap->find(vfs[1])->representor;
+  REQUIRE(rep);
+  CHECK(rep->netdev == "ens1f0_1");
+  CHECK(rep->phys_port_name == "pf0vf1");
+  CHECK(rep->phys_switch_id == "0000000000017000");
+  CHECK(snap->find(kE810)->device.netdevs.front() == "ens1f0");  // the PF's own netdev stays first
+  h.check_matches_rescan();
+
+  mark = h.log.last_id();
+  REQUIRE(h.sim->set_eswitch_mode("pci", kE810.to_string(), EswitchMode::legacy).ok());
+  REQUIRE(h.wait_for(mark, "device.changed", kE810));
+  CHECK_FALSE(h.model.current()->find(vfs[1])->representor);
+  CHECK(h.model.current()->find(kE810)->eswitch_mode == EswitchMode::legacy);
+}

@@ -104,6 +104,19 @@ std::string encode_device(const agent::DeviceView& v) {
   };
   link("link", v.link);
   link("pf_link", v.pf_link);
+  w.key("eswitch_mode");
+  if (v.eswitch_mode) w.value(to_string(*v.eswitch_mode));
+  else w.null();
+  w.key("representor");
+  if (v.representor) {
+    w.begin_object();
+    w.key("netdev").value(v.representor->netdev);
+    w.key("phys_port_name").value(v.representor->phys_port_name);
+    w.key("phys_switch_id").value(v.representor->phys_switch_id);
+    w.end_object();
+  } else {
+    w.null();
+  }
   w.key("vf_config");
   if (v.vf_config) {
     // The VF netdev's MTU beside its IFLA_VF attributes, as vf_config requests carry it.

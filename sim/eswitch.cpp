@@ -29,7 +29,7 @@ Result<Dev> eswitch_device(Call& cx, const std::string& bus, const std::string& 
   return Error::sys(ENODEV, std::string(what) + ": no devlink device " + handle);
 }
 
-// "0000:17:00.0" → "0000000000170000": an 8-byte switch id of the PF (ice uses its DSN).
+// "0000:17:00.0" → "0000000000017000": an 8-byte switch id of the PF (ice uses its DSN).
 std::string switch_id(const PciAddress& a) {
   std::string hex;
   for (char c : a.to_string())
@@ -52,13 +52,13 @@ std::map<unsigned, std::string> representors(Call& cx, const Dev& pf) {
 
 }  // namespace
 
-EswitchMode eswitch_of(Call& cx, const Dev& pf) {
+EswitchMode eswitch_of(const Dev& pf) {
   auto t = read_text(pf.in(kEswitchFile));
   return t && trim(*t) == "switchdev" ? EswitchMode::switchdev : EswitchMode::legacy;
 }
 
 Result<void> sync_representors(Call& cx, const Dev& pf) {
-  const bool on = eswitch_of(cx, pf) == EswitchMode::switchdev;
+  const bool on = eswitch_of(pf) == EswitchMode::switchdev;
   const auto vfs = cx.virtfns(pf);
   const auto reps = representors(cx, pf);
   for (const auto& [i, name] : reps) {
@@ -93,13 +93,13 @@ Result<void> sync_representors(Call& cx, const Dev& pf) {
 Result<EswitchMode> get_eswitch(Call& cx, const std::string& bus, const std::string& dev) {
   auto d = eswitch_device(cx, bus, dev, "DEVLINK_CMD_ESWITCH_GET");
   if (!d) return std::move(d).error();
-  return eswitch_of(cx, *d);
+  return eswitch_of(*d);
 }
 
 Result<void> set_eswitch(Call& cx, const std::string& bus, const std::string& dev, EswitchMode mode) {
   auto d = eswitch_device(cx, bus, dev, "DEVLINK_CMD_ESWITCH_SET");
   if (!d) return std::move(d).error();
-  if (eswitch_of(cx, *d) == mode) return ok();  // devlink_nl_cmd_eswitch_set: the driver sees no change
+  if (eswitch_of(*d) == mode) return ok();  // devlink_nl_cmd_eswitch_set: the driver sees no change
   if (mode == EswitchMode::switchdev) {
     if (auto r = write_text(d->in(kEswitchFile), "switchdev\n"); !r) return r;
   } else if (::unlink(d->in(kEswitchFile).c_str()) != 0 && errno != ENOENT) {

@@ -27,7 +27,7 @@ Result<EswitchMode> get_eswitch(Call& cx, const std::string& bus, const std::str
 Result<void> set_eswitch(Call& cx, const std::string& bus, const std::string& dev, EswitchMode mode);
 
 // The PF's eswitch mode as the tree keeps it (legacy when none is kept).
-EswitchMode eswitch_of(Call& cx, const Dev& pf);
+EswitchMode eswitch_of(const Dev& pf);
 // Representors for the VFs that have none (switchdev mode only), and for none of the VFs that
 // are gone.
 Result<void> sync_representors(Call& cx, const Dev& pf);
