@@ -246,6 +246,11 @@ class Agent {
   Result<void> apply_mtu(Applier& a, const PciAddress& vf, uint32_t wanted);
   // A VF's MTU may not exceed its PF's: `invalid` naming both, field "mtu".
   Result<void> check_vf_mtu(const Snapshot& s, const DeviceView& vf, uint32_t mtu) const;
+  // A legacy VF VLAN (vlan, qos, vlan_proto) on a VF whose PF is in switchdev mode: a 409 naming
+  // the PF and the VF's representor (mlx5 refuses it there; the representor carries VLANs, with
+  // tc or OVS). `field` prefixes the field named ("vf_config.").
+  Result<void> check_vf_vlan_mode(const Snapshot& s, const DeviceView& vf, const VfConfig& c,
+                                  const std::string& field) const;
   Result<void> check_netdev_quiet(const pci::Device& dev);
   // Before `change` ("release lease X", "unbind 0000:... from vfio-pci") touches `d` on
   // vfio-pci: a conflict naming what uses it — processes holding its VFIO group or device node

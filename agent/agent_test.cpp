@@ -105,6 +105,57 @@ TEST_CASE("interlock: num_vfs cannot change while a VF is bound to vfio-pci") {
   CHECK(tree(h.sys) == before);
 }
 
+TEST_CASE("switchdev: a legacy VF VLAN is a 409 naming the PF and the representor; other attributes go through") {
+  Host h;
+  REQUIRE(h.agent->set_num_vfs(kE810, 2).ok());
+  REQUIRE(h.sim->set_eswitch_mode("pci", kE810.to_string(), EswitchMode::switchdev).ok());
+  REQUIRE(h.agent->refresh().ok());
+  const auto vf = h.vfs_of(kE810)[1]->device.address;
+  REQUIRE(h.dev(kE810)->eswitch_mode == EswitchMode::switchdev);
+  const auto before = h.state();
+  for (auto field : {"vlan", "qos"}) {
+    CAPTURE(field);
+    VfConfig c;
+    c.vlan = 100;
+    if (std::string(field) == "qos") c.vlan.reset(), c.qos = 3, c.vlan = 0;
+    auto r = h.agent->set_vf_config(vf, c);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::conflict);
+    CHECK(r.error().field == "vlan");
+    CHECK(r.error().message ==
+          "the PF 0000:17:00.0 (ens1f0) is in switchdev mode: a legacy VF VLAN or QoS on " + vf.to_string() +
+              " is not available there; tag on its representor ens1f0_1 (tc, OVS or a bridge) instead");
+  }
+  CHECK(h.state() == before);
+  VfConfig mac;
+  mac.mac = *MacAddress::parse("52:54:00:aa:bb:07");
+  CHECK(h.agent->set_vf_config(vf, mac).ok());
+
+  // A lease asking for a VLAN is refused the same way, naming its field, and nothing is leased.
+  PoolSpec p;
+  p.name = "sw";
+  p.selectors.pf_names.push_back({"ens1f0", std::nullopt, std::nullopt});
+  REQUIRE(h.agent->create_pool(p).ok());
+  AllocationRequest req;
+  req.pool = "sw";
+  req.consumer_kind = "vm";
+  req.consumer_name = "web1";
+  req.vf_config = VfConfig{};
+  req.vf_config->vlan = 20;
+  auto lease = h.agent->allocate(req);
+  REQUIRE_FALSE(lease.ok());
+  CHECK(lease.error().code == ErrorCode::conflict);
+  CHECK(lease.error().field == "vf_config.vlan");
+  CHECK(h.model.current()->book->leases.empty());
+
+  // Back in legacy mode the same VLAN goes through.
+  REQUIRE(h.sim->set_eswitch_mode("pci", kE810.to_string(), EswitchMode::legacy).ok());
+  REQUIRE(h.agent->refresh().ok());
+  VfConfig vlan;
+  vlan.vlan = 100;
+  CHECK(h.agent->set_vf_config(vf, vlan).ok());
+}
+
 TEST_CASE("VF attributes: set, read back, refused values restore what was applied") {
   Host h;
   auto vf = h.vfs_of(kX710)[2]->device.address;

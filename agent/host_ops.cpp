@@ -374,6 +374,7 @@ Result<void> Agent::set_vf_config(PciAddress vf, const VfConfig& patch) {
                                                 " has no netdev: VF attributes are set through the PF's netdev");
   const std::string ifname = pf->device.netdevs.front();
   const auto index = static_cast<uint32_t>(*v->device.vf_index);
+  if (auto r = check_vf_vlan_mode(*s, *v, patch, ""); !r) return r;
   if (patch.mtu) {
     if (auto r = check_vf_mtu(*s, *v, *patch.mtu); !r) return r;
     if (v->device.netdevs.empty())
@@ -538,6 +539,20 @@ Result<void> Agent::apply_mtu(Applier& a, const PciAddress& vf, uint32_t wanted)
     return e;
   }
   return ok();
+}
+
+Result<void> Agent::check_vf_vlan_mode(const Snapshot& s, const DeviceView& vf, const VfConfig& c,
+                                       const std::string& field) const {
+  if (!c.vlan && !c.qos && !c.vlan_proto) return ok();
+  const DeviceView* pf = vf.device.physfn ? s.find(*vf.device.physfn) : nullptr;
+  if (!pf || pf->eswitch_mode != EswitchMode::switchdev) return ok();
+  std::string msg = "the PF " + pf->device.address.to_string() +
+                    (pf->device.netdevs.empty() ? std::string() : " (" + pf->device.netdevs.front() + ")") +
+                    " is in switchdev mode: a legacy VF VLAN or QoS on " + vf.device.address.to_string() +
+                    " is not available there";
+  if (vf.representor) msg += "; tag on its representor " + vf.representor->netdev + " (tc, OVS or a bridge) instead";
+  Error e = Error::make(ErrorCode::conflict, msg, field + (c.vlan ? "vlan" : c.qos ? "qos" : "vlan_proto"));
+  return e;
 }
 
 Result<void> Agent::check_vf_mtu(const Snapshot& s, const DeviceView& vf, uint32_t mtu) const {

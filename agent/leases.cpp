@@ -246,6 +246,8 @@ Result<Allocation> Agent::allocate(const AllocationRequest& req) {
   const bool pf_netdev = pf && !pf->device.netdevs.empty() && d.vf_index;
   if (wanted && !pf_netdev)
     return conflict("the PF of " + d.address.to_string() + " has no netdev: vf_config cannot be applied", "vf_config");
+  if (wanted)
+    if (auto r = check_vf_vlan_mode(*s, *chosen, *wanted, "vf_config."); !r) return std::move(r).error();
   if (wanted && wanted->mtu) {
     // The VF's own netdev carries it, and a VF on vfio-pci has none: its guest sets its MTU.
     if (mode == PoolMode::vfio)
