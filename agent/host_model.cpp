@@ -46,16 +46,20 @@ DeviceIndex::DeviceIndex(const DeviceList& devices) {
   m_ = std::move(m);
 }
 
+std::optional<uint32_t> read_netdev_mtu(const pci::SysfsRoot& root, const std::string& ifname) {
+  auto t = root.read("class/net/" + ifname + "/mtu", 32);
+  if (!t) return std::nullopt;
+  auto n = pci::parse_int(pci::trim(*t), 0, UINT32_MAX);
+  if (!n) return std::nullopt;
+  return static_cast<uint32_t>(*n);
+}
+
 namespace {
 
 // The MTU of the device's first netdev, from sysfs (nullopt: it has none, or it cannot be read).
 std::optional<uint32_t> read_mtu(const pci::SysfsRoot& root, const pci::Device& d) {
   if (d.netdevs.empty()) return std::nullopt;
-  auto t = root.read("class/net/" + d.netdevs.front() + "/mtu", 32);
-  if (!t) return std::nullopt;
-  auto n = pci::parse_int(pci::trim(*t), 0, UINT32_MAX);
-  if (!n) return std::nullopt;
-  return static_cast<uint32_t>(*n);
+  return read_netdev_mtu(root, d.netdevs.front());
 }
 
 // What link_types and rdma selectors look at, for a device that is not a VF (see DeviceView).

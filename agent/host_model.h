@@ -215,6 +215,9 @@ struct Snapshot {
   }
 };
 
+// The MTU of netdev `ifname` (class/net/<ifname>/mtu); nullopt when it cannot be read.
+std::optional<uint32_t> read_netdev_mtu(const pci::SysfsRoot& root, const std::string& ifname);
+
 // Reads the whole host. Names come from `names` (may be null: names stay null). With a kernel,
 // VF attributes are read over rtnetlink from every PF that has a netdev and enabled VFs.
 Result<std::shared_ptr<Snapshot>> build_snapshot(const pci::SysfsRoot& root, pci::NameDb* names, uint64_t generation,

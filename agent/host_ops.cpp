@@ -516,11 +516,9 @@ std::optional<NetdevMtu> netdev_mtu(const pci::SysfsRoot& root, const PciAddress
   std::string first;
   for (const auto& e : *entries)
     if (first.empty() || e.name < first) first = e.name;
-  auto t = root.read("class/net/" + first + "/mtu", 32);
-  if (!t) return std::nullopt;
-  auto n = pci::parse_int(pci::trim(*t), 0, UINT32_MAX);
-  if (!n) return std::nullopt;
-  return NetdevMtu{first, static_cast<uint32_t>(*n)};
+  auto mtu = read_netdev_mtu(root, first);
+  if (!mtu) return std::nullopt;
+  return NetdevMtu{first, *mtu};
 }
 
 Result<void> Agent::apply_mtu(Applier& a, const PciAddress& vf, uint32_t wanted) {
@@ -551,8 +549,7 @@ Result<void> Agent::check_vf_vlan_mode(const Snapshot& s, const DeviceView& vf, 
                     " is in switchdev mode: a legacy VF VLAN or QoS on " + vf.device.address.to_string() +
                     " is not available there";
   if (vf.representor) msg += "; tag on its representor " + vf.representor->netdev + " (tc, OVS or a bridge) instead";
-  Error e = Error::make(ErrorCode::conflict, msg, field + (c.vlan ? "vlan" : c.qos ? "qos" : "vlan_proto"));
-  return e;
+  return Error::make(ErrorCode::conflict, msg, field + (c.vlan ? "vlan" : c.qos ? "qos" : "vlan_proto"));
 }
 
 Result<void> Agent::check_vf_mtu(const Snapshot& s, const DeviceView& vf, uint32_t mtu) const {
