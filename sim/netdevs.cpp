@@ -206,11 +206,18 @@ Result<std::optional<SystemClock::time_point>> settle_link(const std::string& di
   return std::optional<SystemClock::time_point>{};
 }
 
-bool flags_up(const std::string& dir) {
+// The netdev's flags and ifindex as its attributes show them (0 when unreadable).
+unsigned long long netdev_flags(const std::string& dir) {
   unsigned long long flags = 0;
-  auto t = read_text(dir + "/flags");
-  return t && kstrtoull(trim(*t).c_str(), 0, &flags) == 0 && (flags & kIffUp) != 0;
+  if (auto t = read_text(dir + "/flags"); !t || kstrtoull(trim(*t).c_str(), 0, &flags) != 0) return 0;
+  return flags;
 }
+int netdev_ifindex(const std::string& dir) {
+  auto t = read_text(dir + "/ifindex");
+  return t ? static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0)) : 0;
+}
+
+bool flags_up(const std::string& dir) { return (netdev_flags(dir) & kIffUp) != 0; }
 
 }  // namespace
 
@@ -248,12 +255,8 @@ Result<LinkFacts> get_link(Call& cx, const std::string& ifname) {
   if (auto r = settle_link(n->dir); !r) return std::move(r).error();
   LinkFacts f;
   f.ifname = ifname;
-  if (auto t = read_text(n->dir + "/ifindex"))
-    f.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
-  if (auto t = read_text(n->dir + "/flags")) {
-    unsigned long long flags = 0;
-    if (kstrtoull(trim(*t).c_str(), 0, &flags) == 0) f.up = (flags & kIffUp) != 0;
-  }
+  f.ifindex = netdev_ifindex(n->dir);
+  f.up = flags_up(n->dir);
   read_link_file(n->dir, f);
   return f;
 }
@@ -265,11 +268,8 @@ Result<CarrierChange> set_carrier(Call& cx, const std::string& ifname, bool carr
   if (!n) return std::move(n).error();
   if (!flags_up(n->dir)) return Error::sys(ENETDOWN, ifname + " is down: its carrier is not known until it is up");
   CarrierChange c;
-  if (auto t = read_text(n->dir + "/ifindex"))
-    c.ifindex = static_cast<int>(pci::parse_int(*t, 0, INT32_MAX).value_or(0));
-  unsigned long long flags = 0;
-  if (auto t = read_text(n->dir + "/flags")) kstrtoull(trim(*t).c_str(), 0, &flags);
-  c.flags = static_cast<uint32_t>(flags) | (carrier ? kIffRunning | kIffLowerUp : 0);
+  c.ifindex = netdev_ifindex(n->dir);
+  c.flags = static_cast<uint32_t>(netdev_flags(n->dir)) | (carrier ? kIffRunning | kIffLowerUp : 0);
   c.operstate = carrier ? kOperUp : kOperDown;
   if (auto r = write_text(n->dir + "/carrier", carrier ? "1\n" : "0\n"); !r) return std::move(r).error();
   if (auto r = write_text(n->dir + "/operstate", carrier ? "up\n" : "down\n"); !r) return std::move(r).error();

@@ -8,28 +8,43 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "pci/decode.h"
 #include "sim/sim_kernel.h"
-#include "sim/sim_state.h"
 
 namespace sriovd::kernel::sim {
 
-void send_datagram(const fs::path& root, const char* socket, const std::vector<uint8_t>& bytes) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The address of the socket at `root`/`socket`. sun_path holds 107 bytes; a deeper root is
+// reached through its directory's fd, which `dirfd` keeps open while the address is used.
+// nullopt when that directory cannot be opened (nobody listens there).
+std::optional<sockaddr_un> socket_address(const fs::path& root, const char* socket, UniqueFd& dirfd) {
   const fs::path path = root / socket;
-  UniqueFd dirfd;
   std::string where = path.string();
   if (where.size() >= sizeof(sockaddr_un::sun_path)) {
     dirfd = UniqueFd(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dirfd) return;
+    if (!dirfd) return std::nullopt;
     where = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/" + path.filename().string();
   }
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, where.c_str(), where.size() + 1);
-  (void)!::sendto(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  return sa;
+}
+
+}  // namespace
+
+void send_datagram(const fs::path& root, const char* socket, const std::vector<uint8_t>& bytes) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return;
+  UniqueFd dirfd;
+  auto sa = socket_address(root, socket, dirfd);
+  if (!sa) return;
+  (void)!::sendto(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&*sa), sizeof *sa);
 }
 
 UeventSender::~UeventSender() {
@@ -46,18 +61,10 @@ void UeventSender::send(const std::vector<PendingUevent>& list) {
     timeval tv{1, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   }
-  // sun_path holds 107 bytes; a deeper root is reached through the directory's fd.
-  const fs::path dir = root_ / kStateDir;
   UniqueFd dirfd;
-  std::string path = (root_ / SimKernel::kUeventSocket).string();
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    dirfd = UniqueFd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dirfd) return;
-    path = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/uevent.sock";
-  }
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  auto addr = socket_address(root_, SimKernel::kUeventSocket, dirfd);
+  if (!addr) return;
+  sockaddr_un& sa = *addr;
   // /sys/kernel/uevent_seqnum: the number of the last uevent sent, shared by every process
   // acting on this tree. It is bumped before the events go out, as the kernel numbers an event
   // when it sends it: whoever reads N and then the tree has seen every change of events <= N.
